@@ -1,0 +1,28 @@
+#!/usr/bin/env -S npx tsx
+// The `pov` binary: parses, loads keys, calls the library, shuts down. One folder per noun.
+import { Command, CommanderError } from 'commander'
+import { register as registerModel } from './model/index.js'
+import { register as registerGenerate } from './generate/index.js'
+import { register as registerNode } from './node/index.js'
+import { register as registerClient } from './client/index.js'
+import { register as registerAudit } from './audit/index.js'
+import { reportError } from './errors.js'
+
+const program = new Command('pov')
+  .description('pov — decentralized inference for mixture-of-experts models')
+  .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.POV_LOG_LEVEL ?? 'info')
+  .option('--log-format <format>', 'json|pretty', process.env.POV_LOG_FORMAT ?? 'pretty')
+  .showHelpAfterError()
+
+registerModel(program)
+registerGenerate(program)
+registerNode(program)
+registerClient(program)
+registerAudit(program)
+
+try {
+  await program.parseAsync(process.argv)
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode)
+  process.exit(reportError(err, program.opts().logLevel === 'debug' || program.opts().logLevel === 'trace'))
+}
