@@ -7,12 +7,14 @@ import { register as registerNode } from './node/index.js'
 import { register as registerClient } from './client/index.js'
 import { register as registerAudit } from './audit/index.js'
 import { reportError } from './errors.js'
+import { applyConfigFile } from './options.js'
 
 const program = new Command('pov')
   .description('pov — decentralized inference for mixture-of-experts models')
   .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.POV_LOG_LEVEL ?? 'info')
   .option('--log-format <format>', 'json|pretty', process.env.POV_LOG_FORMAT ?? 'pretty')
   .showHelpAfterError()
+applyConfigFile(program)
 
 registerModel(program)
 registerGenerate(program)

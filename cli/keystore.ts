@@ -1,0 +1,94 @@
+// The operator/client keystore: one directory holding an Ethereum key (geth V3 JSON, scrypt, as
+// ethers writes it) and a libp2p identity key (protobuf-marshalled, AES-256-GCM under a scrypt key
+// derived from the same passphrase). Keys never leave this directory unencrypted.
+import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb } from 'node:crypto'
+import { mkdir, readFile, writeFile, access } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { Wallet, type HDNodeWallet } from 'ethers'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import { UserError } from './errors.js'
+
+const scrypt = promisify(scryptCb) as (pw: string, salt: Buffer, len: number, opts: object) => Promise<Buffer>
+
+export const ETH_KEY_FILE = 'ethereum.json'
+export const P2P_KEY_FILE = 'libp2p.json'
+// scrypt cost for the libp2p key file: the same N as ethers' keystore default (2^17).
+const SCRYPT = { N: 1 << 17, r: 8, p: 1, maxmem: 256 * 1024 * 1024 }
+
+export interface Keystore {
+  wallet: Wallet
+  p2pKey: PrivateKey
+  peerId: string
+}
+
+async function exists (path: string): Promise<boolean> {
+  try { await access(path); return true } catch { return false }
+}
+
+async function deriveKey (password: string, salt: Buffer): Promise<Buffer> {
+  return await scrypt(password, salt, 32, SCRYPT)
+}
+
+/** Creates a new keystore in `dir`; refuses to overwrite an existing one. */
+export async function createKeystore (dir: string, password: string): Promise<{ address: string, peerId: string }> {
+  if (await exists(join(dir, ETH_KEY_FILE)) || await exists(join(dir, P2P_KEY_FILE))) {
+    throw new UserError(`a keystore already exists in ${dir} — refusing to overwrite it`)
+  }
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  const wallet: HDNodeWallet = Wallet.createRandom()
+  const p2pKey = await generateKeyPair('Ed25519')
+  const salt = randomBytes(32)
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', await deriveKey(password, salt), iv)
+  const ciphertext = Buffer.concat([cipher.update(privateKeyToProtobuf(p2pKey)), cipher.final()])
+  const peerId = peerIdFromPrivateKey(p2pKey).toString()
+  const p2pJson = {
+    version: 1,
+    peerId,
+    kdf: { name: 'scrypt', N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, salt: salt.toString('hex') },
+    cipher: { name: 'aes-256-gcm', iv: iv.toString('hex'), tag: cipher.getAuthTag().toString('hex') },
+    ciphertext: ciphertext.toString('hex')
+  }
+  await writeFile(join(dir, ETH_KEY_FILE), await wallet.encrypt(password), { mode: 0o600 })
+  await writeFile(join(dir, P2P_KEY_FILE), JSON.stringify(p2pJson, null, 2) + '\n', { mode: 0o600 })
+  return { address: wallet.address, peerId }
+}
+
+/** The Ethereum key only (clients need no libp2p key). */
+export async function loadWallet (dir: string, password: string): Promise<Wallet> {
+  const path = join(dir, ETH_KEY_FILE)
+  if (!await exists(path)) throw new UserError(`no keystore at ${dir} — create one with \`pov node init --keystore ${dir}\` or \`pov key new\``)
+  try {
+    const w = await Wallet.fromEncryptedJson(await readFile(path, 'utf8'), password)
+    return new Wallet(w.privateKey)
+  } catch (err) {
+    throw new UserError(`cannot decrypt ${path}: ${(err as Error).message.includes('password') ? 'wrong passphrase' : (err as Error).message}`)
+  }
+}
+
+export async function loadKeystore (dir: string, password: string): Promise<Keystore> {
+  const wallet = await loadWallet(dir, password)
+  const path = join(dir, P2P_KEY_FILE)
+  if (!await exists(path)) throw new UserError(`no libp2p key at ${path} — this keystore was made for a client; run \`pov node init\``)
+  const j = JSON.parse(await readFile(path, 'utf8'))
+  try {
+    const key = await scrypt(password, Buffer.from(j.kdf.salt, 'hex'), 32, { N: j.kdf.N, r: j.kdf.r, p: j.kdf.p, maxmem: SCRYPT.maxmem })
+    const d = createDecipheriv('aes-256-gcm', key, Buffer.from(j.cipher.iv, 'hex'))
+    d.setAuthTag(Buffer.from(j.cipher.tag, 'hex'))
+    const raw = Buffer.concat([d.update(Buffer.from(j.ciphertext, 'hex')), d.final()])
+    const p2pKey = privateKeyFromProtobuf(raw)
+    return { wallet, p2pKey, peerId: peerIdFromPrivateKey(p2pKey).toString() }
+  } catch {
+    throw new UserError(`cannot decrypt ${path}: wrong passphrase or corrupted file`)
+  }
+}
+
+/** A passphrase from a file (never from the command line); trailing newline dropped. */
+export async function readPassword (file: string | undefined, envValue: string | undefined): Promise<string> {
+  if (file != null) return (await readFile(file, 'utf8')).replace(/\r?\n$/, '')
+  if (envValue != null) return envValue
+  throw new UserError('no passphrase: pass --password-file FILE (or set POV_PASSWORD for automation)')
+}
