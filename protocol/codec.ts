@@ -1,0 +1,88 @@
+// Encoding of expert messages. The tensor is written as the LAST field (number 15) and sent
+// as its own buffer, so a request or response is framed without copying the tensor
+// (protobuf allows fields in any order; docs/protocol.md#messages).
+import { Uint8ArrayList } from 'uint8arraylist'
+import { DType, ExpertRequest, ExpertResponse } from './expert.js'
+import { encodeVarint } from './framing.js'
+import { f16ToF32, f32ToF16 } from './fp16.js'
+import { InvalidFrameError } from './errors.js'
+
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+  throw new Error('pov wire tensors are little-endian; big-endian hosts are not supported')
+}
+
+const TENSOR_TAG = new Uint8Array([(15 << 3) | 2])
+const EMPTY = new Uint8Array(0)
+
+export type WireDType = 'fp32' | 'fp16'
+
+export function toProtoDType (d: WireDType): DType { return d === 'fp16' ? DType.FP16 : DType.FP32 }
+export function bytesPerElement (d: DType): number { return d === DType.FP16 ? 2 : d === DType.FP32 ? 4 : 0 }
+
+/** Float32 values -> wire bytes. fp32 is a view of `x` (no copy); fp16 rounds to nearest even. */
+export function encodeTensor (x: Float32Array, dtype: DType): Uint8Array {
+  if (dtype === DType.FP32) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength)
+  if (dtype === DType.FP16) {
+    const h = f32ToF16(x)
+    return new Uint8Array(h.buffer, h.byteOffset, h.byteLength)
+  }
+  throw new InvalidFrameError(`unsupported dtype ${String(dtype)}`)
+}
+
+/** Wire bytes -> a fresh or aligned Float32Array (views when aligned, copies otherwise). */
+export function decodeTensor (bytes: Uint8Array, dtype: DType): Float32Array {
+  if (dtype === DType.FP32) {
+    if (bytes.byteLength % 4 !== 0) throw new InvalidFrameError('fp32 tensor length is not a multiple of 4')
+    if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+    return new Float32Array(bytes.slice().buffer) // unaligned: one copy
+  }
+  if (dtype === DType.FP16) {
+    if (bytes.byteLength % 2 !== 0) throw new InvalidFrameError('fp16 tensor length is not a multiple of 2')
+    const h = bytes.byteOffset % 2 === 0
+      ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2)
+      : new Uint16Array(bytes.slice().buffer)
+    return f16ToF32(h)
+  }
+  throw new InvalidFrameError(`unsupported dtype ${String(dtype)}`)
+}
+
+/** A frame payload: header fields, then field 15 = tensor. */
+function withTensor (header: Uint8Array, tensor: Uint8Array): Uint8ArrayList {
+  if (tensor.byteLength === 0) return new Uint8ArrayList(encodeVarint(header.byteLength), header)
+  const len = encodeVarint(tensor.byteLength)
+  const total = header.byteLength + 1 + len.byteLength + tensor.byteLength
+  return new Uint8ArrayList(encodeVarint(total), header, TENSOR_TAG, len, tensor)
+}
+
+/** A length-prefixed ExpertRequest frame; `tensor` is referenced, not copied. */
+export function encodeRequestFrame (req: Omit<ExpertRequest, 'tensor'>, tensor: Uint8Array): Uint8ArrayList {
+  return withTensor(ExpertRequest.encode({ ...req, tensor: EMPTY }), tensor)
+}
+
+/** A length-prefixed ExpertResponse frame; `tensor` is referenced, not copied. */
+export function encodeResponseFrame (res: Omit<ExpertResponse, 'tensor'>, tensor: Uint8Array = EMPTY): Uint8ArrayList {
+  return withTensor(ExpertResponse.encode({ ...res, tensor: EMPTY }), tensor)
+}
+
+export function decodeRequest (frame: Uint8Array): ExpertRequest {
+  try { return ExpertRequest.decode(frame) } catch (err) {
+    throw new InvalidFrameError(`undecodable ExpertRequest: ${(err as Error).message}`)
+  }
+}
+
+export function decodeResponse (frame: Uint8Array): ExpertResponse {
+  try { return ExpertResponse.decode(frame) } catch (err) {
+    throw new InvalidFrameError(`undecodable ExpertResponse: ${(err as Error).message}`)
+  }
+}
+
+/** `0x…` 64-hex model id <-> 32 bytes. */
+export function hexToBytes (hex: string): Uint8Array {
+  const h = hex.startsWith('0x') ? hex.slice(2) : hex
+  if (h.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(h)) throw new Error(`not a hex string: ${hex}`)
+  return Uint8Array.from(Buffer.from(h, 'hex'))
+}
+
+export function bytesToHex (b: Uint8Array): string {
+  return '0x' + Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+}

@@ -1,0 +1,111 @@
+// Frames over a libp2p 3 stream (EventTarget + send()/'message'), the measured-fastest API
+// (TOOLCHAIN.md: ~350 µs per 16 KiB round trip vs ~710 µs through lpStream).
+import type { Stream, AbortOptions } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { FrameDecoder } from './framing.js'
+
+export interface FrameChannelInit {
+  maxFrameBytes: number
+  onFrame: (frame: Uint8Array) => void
+  /** The stream closed (with the cause when it was reset or a frame was invalid). Called once. */
+  onClose?: (err?: Error) => void
+  /** The remote closed its writable end; frames already received have been delivered. */
+  onRemoteEnd?: () => void
+}
+
+/**
+ * A duplex of frames over one stream. Writes are ordered and never interleave (one `send()`
+ * per frame); when the stream signals backpressure, later frames wait for 'drain'. An
+ * undecodable or oversize incoming frame aborts the stream.
+ */
+export class FrameChannel {
+  private readonly decoder: FrameDecoder
+  private readonly queue: Uint8ArrayList[] = []
+  private blocked = false
+  private closed = false
+
+  constructor (readonly stream: Stream, private readonly init: FrameChannelInit) {
+    this.decoder = new FrameDecoder(init.maxFrameBytes)
+    stream.addEventListener('message', (evt) => {
+      let frames: Uint8Array[]
+      try {
+        frames = this.decoder.push(evt.data)
+      } catch (err) {
+        this.abort(err as Error)
+        return
+      }
+      for (const f of frames) init.onFrame(f)
+    })
+    stream.addEventListener('remoteCloseWrite', () => { init.onRemoteEnd?.() })
+    stream.addEventListener('close', (evt) => { this.finish(evt.error) })
+  }
+
+  get isOpen (): boolean { return !this.closed && this.stream.status === 'open' && this.stream.writeStatus === 'writable' }
+
+  /** Queues one frame for sending; throws if the stream can no longer be written. */
+  write (frame: Uint8ArrayList): void {
+    if (this.closed) throw new Error('stream is closed')
+    if (this.blocked) { this.queue.push(frame); return }
+    if (!this.stream.send(frame)) {
+      this.blocked = true
+      void this.drain()
+    }
+  }
+
+  async close (options?: AbortOptions): Promise<void> {
+    try { await this.stream.close(options) } catch (err) { this.stream.abort(err as Error) }
+  }
+
+  abort (err: Error): void {
+    this.stream.abort(err)
+    this.finish(err)
+  }
+
+  private async drain (): Promise<void> {
+    try {
+      while (this.blocked) {
+        await this.stream.onDrain()
+        this.blocked = false
+        while (this.queue.length > 0 && !this.blocked) {
+          const f = this.queue.shift() as Uint8ArrayList
+          if (!this.stream.send(f)) this.blocked = true
+        }
+      }
+    } catch (err) {
+      this.abort(err as Error)
+    }
+  }
+
+  private finish (err?: Error): void {
+    if (this.closed) return
+    this.closed = true
+    this.queue.length = 0
+    this.init.onClose?.(err)
+  }
+}
+
+/** Reads exactly one frame from a stream (used by the one-shot info protocol). */
+export async function readOneFrame (stream: Stream, maxFrameBytes: number, options: AbortOptions = {}): Promise<Uint8Array> {
+  return await new Promise<Uint8Array>((resolve, reject) => {
+    let done = false
+    const settle = (fn: () => void): void => {
+      if (done) return
+      done = true
+      options.signal?.removeEventListener('abort', onAbort)
+      fn()
+    }
+    const onAbort = (): void => {
+      const err = options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted')
+      stream.abort(err)
+      settle(() => { reject(err) })
+    }
+    options.signal?.addEventListener('abort', onAbort)
+    const channel = new FrameChannel(stream, {
+      maxFrameBytes,
+      onFrame: (f) => { settle(() => { resolve(f) }) },
+      onClose: (err) => { settle(() => { reject(err ?? new Error('stream closed before a frame arrived')) }) },
+      onRemoteEnd: () => { queueMicrotask(() => { settle(() => { reject(new Error('stream ended before a frame arrived')) }) }) }
+    })
+    void channel
+  })
+}

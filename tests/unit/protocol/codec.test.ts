@@ -1,0 +1,47 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { DType, ExpertRequest, Status } from '../../../protocol/expert.js'
+import { FrameDecoder } from '../../../protocol/framing.js'
+import { decodeRequest, decodeResponse, decodeTensor, encodeRequestFrame, encodeResponseFrame, encodeTensor } from '../../../protocol/codec.js'
+import { signResponse, signedMessage, verifyResponse } from '../../../protocol/signature.js'
+
+const modelId = new Uint8Array(32).fill(7)
+
+test('request frame with the tensor appended decodes like a normal protobuf message', () => {
+  const x = Float32Array.from([1, -2, 3.5, 4, 5, 6])
+  const frame = encodeRequestFrame({ requestId: 42n, modelId, layer: 3, expert: 5, dtype: DType.FP32, rows: 2, hidden: 3 }, encodeTensor(x, DType.FP32))
+  const [payload] = new FrameDecoder(1 << 20).push(frame)
+  const req = decodeRequest(payload)
+  assert.equal(req.requestId, 42n)
+  assert.equal(req.layer, 3)
+  assert.equal(req.expert, 5)
+  assert.deepEqual(decodeTensor(req.tensor, req.dtype), x)
+  // identical to protons' own encoding of the whole message
+  assert.deepEqual(ExpertRequest.decode(ExpertRequest.encode(req)), req)
+})
+
+test('fp16 tensors and unaligned buffers decode', () => {
+  const x = Float32Array.from([0.5, -1, 2, 1024])
+  const bytes = encodeTensor(x, DType.FP16)
+  assert.equal(bytes.byteLength, 8)
+  const unaligned = new Uint8Array(9).subarray(1); unaligned.set(bytes)
+  assert.deepEqual(decodeTensor(unaligned, DType.FP16), x)
+  const b32 = new Uint8Array(17).subarray(1); b32.set(encodeTensor(x, DType.FP32))
+  assert.deepEqual(decodeTensor(b32, DType.FP32), x)
+})
+
+test('response frame and signature verify; tampering fails', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const input = new Uint8Array([1, 2, 3, 4])
+  const output = new Uint8Array([5, 6, 7, 8])
+  const fields = { requestId: 9n, modelId, layer: 1, expert: 2, input, output }
+  assert.equal(signedMessage(fields).byteLength, 138)
+  const signature = await signResponse(key, fields)
+  const frame = encodeResponseFrame({ requestId: 9n, status: Status.OK, message: '', dtype: DType.FP32, rows: 1, hidden: 1, signature }, output)
+  const res = decodeResponse(new FrameDecoder(1 << 20).push(frame)[0])
+  assert.deepEqual(res.tensor, output)
+  assert.ok(await verifyResponse(key.publicKey, { ...fields, output: res.tensor }, res.signature))
+  assert.equal(await verifyResponse(key.publicKey, { ...fields, output: new Uint8Array([5, 6, 7, 9]) }, res.signature), false)
+  assert.equal(await verifyResponse(key.publicKey, { ...fields, layer: 2 }, res.signature), false)
+})
