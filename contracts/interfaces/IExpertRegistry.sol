@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// @title IExpertRegistry — staked operators serving expert shards of approved models.
+/// @dev Price is POV wei per unit of work; one unit of work = one token-row (one hidden-state
+/// vector) through one (layer, expert) pair. See docs/contracts.md.
+interface IExpertRegistry {
+    /// @dev What an operator submits to register.
+    struct Registration {
+        bytes32 modelId; // an approved model id (sha256 of the bundle manifest)
+        uint32[] shards; // shard ids served, strictly increasing, each < the model's shardCount
+        uint256 price; // POV wei per unit of work
+        bytes peerId; // libp2p PeerId bytes (identity multihash of an Ed25519 or secp256k1 key)
+        string[] multiaddrs; // announce addresses, without the /p2p/<peerId> suffix
+        bytes peerSignature; // the PeerId key's signature over `bindingMessage(operator, peerId)`
+    }
+
+    /// @dev A node as routers see it.
+    struct NodeView {
+        address operator;
+        bytes32 modelId;
+        uint32[] shards;
+        uint256 price;
+        uint256 stake;
+        bytes peerId;
+        string[] multiaddrs;
+        bytes peerSignature;
+        uint64 unbondingEnds; // 0 while bonded
+    }
+
+    event NodeRegistered(
+        address indexed operator,
+        bytes32 indexed modelId,
+        uint32[] shards,
+        uint256 price,
+        uint256 stake,
+        bytes peerId,
+        string[] multiaddrs,
+        bytes peerSignature
+    );
+    event PriceUpdated(address indexed operator, uint256 oldPrice, uint256 newPrice);
+    event MultiaddrsUpdated(address indexed operator, string[] multiaddrs);
+    event ShardsUpdated(address indexed operator, uint32[] shards);
+    event StakeAdded(address indexed operator, uint256 amount, uint256 stake);
+    event UnbondingStarted(address indexed operator, uint256 stake, uint64 withdrawableAt);
+    event StakeWithdrawn(address indexed operator, uint256 amount);
+    event Slashed(address indexed operator, uint256 amount, uint256 remainingStake, address treasury, string reason);
+    event MinStakeSet(uint256 oldValue, uint256 newValue);
+    event UnbondingPeriodSet(uint64 oldValue, uint64 newValue);
+    event TreasurySet(address oldValue, address newValue);
+
+    error RegistryModelNotApproved(bytes32 modelId);
+    error RegistryInsufficientStake(address operator, uint256 stake, uint256 minimum);
+    error RegistryAlreadyRegistered(address operator);
+    error RegistryNotRegistered(address operator);
+    error RegistryIsUnbonding(address operator, uint64 withdrawableAt);
+    error RegistryNotUnbonding(address operator);
+    error RegistryUnbondingNotOver(address operator, uint64 withdrawableAt, uint256 timestamp);
+    error RegistryNoShards();
+    error RegistryTooManyShards(uint256 count, uint256 max);
+    error RegistryShardsNotIncreasing(uint32 previous, uint32 shard);
+    error RegistryInvalidShard(bytes32 modelId, uint32 shard, uint16 shardCount);
+    error RegistryNoMultiaddrs();
+    error RegistryTooManyMultiaddrs(uint256 count, uint256 max);
+    error RegistryInvalidMultiaddr(uint256 index, uint256 length);
+    error RegistryInvalidPeerId(bytes peerId);
+    error RegistryPeerIdTaken(bytes peerId, address owner);
+    error RegistryInvalidPeerSignature(uint256 length);
+    error RegistryZeroAmount();
+    error RegistrySlashExceedsStake(address operator, uint256 amount, uint256 stake);
+    error RegistryInvalidTreasury(address treasury);
+
+    /// @notice Stakes `stake` POV (pulled with transferFrom) and registers the caller as a node.
+    /// Requirements: not registered; approved model; shards valid and strictly increasing;
+    /// 1..16 multiaddrs; a well-formed PeerId not used by another operator; a non-empty
+    /// PeerId signature (verified off-chain, see docs/contracts.md); `stake` ≥ minimum stake.
+    /// Emits {NodeRegistered}.
+    function register(Registration calldata reg, uint256 stake) external;
+
+    /// @notice Same as {register}, approving the stake with an ERC-2612 permit first.
+    /// Emits {NodeRegistered}.
+    function registerWithPermit(
+        Registration calldata reg,
+        uint256 stake,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external;
+
+    /// @notice Sets the caller's price (POV wei per unit of work).
+    /// Requirements: registered and not unbonding. Emits {PriceUpdated}.
+    function updatePrice(uint256 price) external;
+
+    /// @notice Replaces the caller's announce addresses.
+    /// Requirements: registered and not unbonding; 1..16 addresses. Emits {MultiaddrsUpdated}.
+    function updateMultiaddrs(string[] calldata multiaddrs) external;
+
+    /// @notice Replaces the set of shards the caller serves.
+    /// Requirements: registered and not unbonding; valid, strictly increasing shards. Emits {ShardsUpdated}.
+    function updateShards(uint32[] calldata shards) external;
+
+    /// @notice Adds `amount` POV (pulled with transferFrom) to the caller's stake.
+    /// Requirements: registered and not unbonding; `amount` > 0. Emits {StakeAdded}.
+    function addStake(uint256 amount) external;
+
+    /// @notice Leaves the network: the node stops being active now and its stake can be
+    /// withdrawn after the unbonding period (it can still be slashed until then).
+    /// Requirements: registered and not unbonding. Emits {UnbondingStarted}.
+    function unbond() external;
+
+    /// @notice Withdraws the whole remaining stake once the unbonding period is over and deletes
+    /// the registration (the PeerId becomes free).
+    /// Requirements: unbonding, period over. Emits {StakeWithdrawn}.
+    function withdraw() external;
+
+    /// @notice Moves `amount` of `operator`'s stake to the treasury.
+    /// Requirements: caller is the owner (the timelock); registered; `amount` ≤ stake.
+    /// Emits {Slashed}.
+    function slash(address operator, uint256 amount, string calldata reason) external;
+
+    /// @notice Sets the minimum stake of an active node. Requirements: owner. Emits {MinStakeSet}.
+    function setMinStake(uint256 minStake) external;
+
+    /// @notice Sets the unbonding period in seconds. Requirements: owner. Emits {UnbondingPeriodSet}.
+    function setUnbondingPeriod(uint64 period) external;
+
+    /// @notice Sets where slashed stake goes. Requirements: owner; non-zero. Emits {TreasurySet}.
+    function setTreasury(address treasury) external;
+
+    /// @notice The message the PeerId's key signs to bind it to `operator` on this chain and
+    /// registry: keccak256(abi.encode(keccak256("pov.peer-binding.v1"), chainid, registry,
+    /// operator, keccak256(peerId))). The 32 bytes are signed as-is by the libp2p key.
+    function bindingMessage(address operator, bytes calldata peerId) external view returns (bytes32);
+
+    /// @notice Whether `operator` is registered, not unbonding, staked ≥ minimum, on an approved model.
+    function isActive(address operator) external view returns (bool);
+
+    /// @notice The node of `operator` (all fields zero when not registered).
+    function nodeOf(address operator) external view returns (NodeView memory);
+
+    /// @notice The operator that registered `peerId` (zero when none).
+    function operatorOfPeer(bytes calldata peerId) external view returns (address);
+
+    /// @notice Active nodes serving `shard` of `modelId`.
+    function activeNodes(bytes32 modelId, uint32 shard) external view returns (NodeView[] memory);
+
+    /// @notice A deterministic stake-weighted sample without replacement of up to `k` active
+    /// nodes serving (`modelId`, `shard`) at a price ≤ `maxPrice`, driven by `seed`.
+    function selectNodes(bytes32 modelId, uint32 shard, bytes32 seed, uint256 maxPrice, uint256 k)
+        external
+        view
+        returns (NodeView[] memory);
+
+    function token() external view returns (address);
+    function models() external view returns (address);
+    function minStake() external view returns (uint256);
+    function unbondingPeriod() external view returns (uint64);
+    function treasury() external view returns (address);
+    /// @notice Sum of all stakes held (equals the registry's POV balance).
+    function totalStaked() external view returns (uint256);
+}
