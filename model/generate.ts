@@ -1,0 +1,278 @@
+// THE generation loop, shared by the single-process path (`pov generate --local`) and the
+// distributed router. The dense part runs in a DenseRuntime; experts are reached only through an
+// ExpertExecutor (local ORT, or remote over libp2p), one call per (layer, expert) per forward pass,
+// all experts of a layer in parallel.
+import type { DenseRuntime, KvCache } from './dense/runtime.js'
+import { seededRandom, sampleToken, topMargin } from './sampling.js'
+
+export interface ExpertExecutor {
+  /** x: rows × hidden, row-major fp32. Returns rows × hidden. Throws ExpertUnavailableError when
+   *  no replica can serve (layer, expert); any other error aborts the generation. */
+  runExpert (layer: number, expert: number, x: Float32Array, rows: number, opts?: { signal?: AbortSignal }): Promise<Float32Array>
+}
+
+/** Thrown by an executor when nobody can serve (layer, expert). Matched by `name` as well as by
+ *  class, so an executor from another copy of this module is recognised too. */
+export class ExpertUnavailableError extends Error {
+  override name = 'ExpertUnavailableError'
+  constructor (readonly layer: number, readonly expert: number, message?: string, options?: { cause?: unknown }) {
+    super(message ?? `expert ${expert} of layer ${layer} is unavailable`, options)
+  }
+}
+
+/** Thrown when a token has no available expert left in a layer. */
+export class NoExpertAvailableError extends Error {
+  override name = 'NoExpertAvailableError'
+  constructor (readonly layer: number) {
+    super(`no expert of layer ${layer} is available — every expert call failed with ExpertUnavailableError`)
+  }
+}
+
+export function isExpertUnavailable (err: unknown): err is ExpertUnavailableError {
+  return err instanceof ExpertUnavailableError || (err instanceof Error && err.name === 'ExpertUnavailableError')
+}
+
+export interface GeneratedToken {
+  id: number
+  /** 0-based index among the generated tokens. */
+  index: number
+  /** Logits of the last position (vocab), when `returnLogits` is set. */
+  logits?: Float32Array
+  /** Top-1 minus top-2 logit. */
+  margin: number
+  /** True when this token's computation (this pass, or the KV cache it attends to) used a
+   *  substitute expert because an executor reported ExpertUnavailableError. */
+  degraded: boolean
+  phase: 'prefill' | 'decode'
+}
+
+/** Reported once per layer per forward pass (for metrics, logs and tests). */
+export interface MoeEvent {
+  layer: number
+  phase: 'prefill' | 'decode'
+  /** Tokens in this pass. */
+  tokens: number
+  /** Expert calls made, in completion order of their batches: one per (expert, attempt). */
+  calls: Array<{ expert: number, rows: number, ok: boolean }>
+  /** Experts that reported ExpertUnavailableError in this layer. */
+  unavailable: number[]
+  /** Tokens routed to at least one substitute expert. */
+  degradedTokens: number
+  ms: number
+}
+
+export interface GenerateOptions {
+  dense: DenseRuntime
+  experts: ExpertExecutor
+  promptIds: number[]
+  maxTokens: number
+  /** 0 / undefined: greedy. */
+  temperature?: number
+  /** Nucleus mass for sampling. */
+  topP?: number
+  /** PRNG seed for sampling. @default 0 */
+  seed?: number
+  /** Stop after emitting this token; null: never. @default dense.config.eosTokenId */
+  eosTokenId?: number | null
+  returnLogits?: boolean
+  signal?: AbortSignal
+  onMoe?: (event: MoeEvent) => void
+}
+
+export interface GenerationTimings {
+  promptTokens: number
+  generatedTokens: number
+  /** Prefill forward pass + first token (time to first token, excluding session load). */
+  prefillMs: number
+  /** All decode passes together. */
+  decodeMs: number
+  /** Time spent waiting for experts (wall time of the parallel calls per layer), all passes. */
+  expertMs: number
+  expertCalls: number
+  /** promptTokens / prefill seconds. */
+  prefillTokensPerSecond: number
+  /** Decode passes / decode seconds (the first token comes from prefill). */
+  decodeTokensPerSecond: number
+}
+
+export interface GenerationSummary {
+  tokens: number[]
+  degraded: boolean
+  stopReason: 'eos' | 'max_tokens' | 'empty'
+  timings: GenerationTimings
+}
+
+interface PassState {
+  degraded: boolean
+  expertMs: number
+  expertCalls: number
+}
+
+/** softmax → rank → first k available → renormalise → one call per expert → weighted sum. */
+async function moeLayer (o: GenerateOptions, layer: number, phase: MoeEvent['phase'], moeIn: Float32Array, routerLogits: Float32Array, T: number, st: PassState): Promise<Float32Array> {
+  const c = o.dense.config
+  const H = c.hiddenSize
+  const E = c.numExperts
+  const K = c.topK
+  const t0 = performance.now()
+  const probs: Float64Array[] = []
+  const ranking: number[][] = []
+  for (let t = 0; t < T; t++) {
+    const row = routerLogits.subarray(t * E, (t + 1) * E)
+    let max = -Infinity
+    for (let e = 0; e < E; e++) if (row[e] > max) max = row[e]
+    const p = new Float64Array(E)
+    let sum = 0
+    for (let e = 0; e < E; e++) { p[e] = Math.exp(row[e] - max); sum += p[e] }
+    for (let e = 0; e < E; e++) p[e] /= sum
+    probs.push(p)
+    ranking.push(Array.from({ length: E }, (_, e) => e).sort((a, b) => (p[b] - p[a]) || (a - b)))
+  }
+  const unavailable = new Set<number>()
+  const results = new Map<number, Map<number, Float32Array>>() // expert → token → y row
+  const calls: MoeEvent['calls'] = []
+  const chosen = (t: number): number[] => {
+    const ok = ranking[t].filter(e => !unavailable.has(e))
+    if (ok.length === 0) throw new NoExpertAvailableError(layer)
+    return ok.slice(0, K)
+  }
+
+  for (;;) {
+    const need = new Map<number, number[]>()
+    for (let t = 0; t < T; t++) {
+      for (const e of chosen(t)) {
+        if (results.get(e)?.has(t) === true) continue
+        let rows = need.get(e)
+        if (rows == null) need.set(e, rows = [])
+        rows.push(t)
+      }
+    }
+    if (need.size === 0) break
+    const ac = new AbortController()
+    const signal = o.signal != null ? AbortSignal.any([o.signal, ac.signal]) : ac.signal
+    await Promise.all([...need].map(async ([e, rows]) => {
+      const x = new Float32Array(rows.length * H)
+      rows.forEach((t, i) => { x.set(moeIn.subarray(t * H, (t + 1) * H), i * H) })
+      let y: Float32Array
+      try {
+        y = await o.experts.runExpert(layer, e, x, rows.length, { signal })
+      } catch (err) {
+        calls.push({ expert: e, rows: rows.length, ok: false })
+        if (isExpertUnavailable(err)) { unavailable.add(e); return }
+        ac.abort(err)
+        throw err
+      }
+      calls.push({ expert: e, rows: rows.length, ok: true })
+      if (y.length !== rows.length * H) {
+        const err = new Error(`expert ${e} of layer ${layer} returned ${y.length} values, expected ${rows.length} × ${H}`)
+        ac.abort(err)
+        throw err
+      }
+      let m = results.get(e)
+      if (m == null) results.set(e, m = new Map())
+      rows.forEach((t, i) => { m.set(t, y.subarray(i * H, (i + 1) * H)) })
+    }))
+  }
+
+  const out = new Float32Array(T * H)
+  let degradedTokens = 0
+  for (let t = 0; t < T; t++) {
+    const used = chosen(t)
+    if (used.some((e, i) => e !== ranking[t][i])) degradedTokens++
+    let norm = 0
+    for (const e of used) norm += probs[t][e]
+    const acc = new Float64Array(H)
+    for (const e of used) {
+      const w = probs[t][e] / norm
+      const y = results.get(e)!.get(t)!
+      for (let i = 0; i < H; i++) acc[i] += w * y[i]
+    }
+    out.set(acc, t * H)
+  }
+  const ms = performance.now() - t0
+  st.expertMs += ms
+  st.expertCalls += calls.length
+  if (degradedTokens > 0) st.degraded = true
+  o.onMoe?.({ layer, phase, tokens: T, calls, unavailable: [...unavailable], degradedTokens, ms })
+  return out
+}
+
+/** One forward pass over `ids` at `positions`; returns the last row's logits. */
+async function forward (o: GenerateOptions, cache: KvCache, ids: number[], positions: number[], phase: MoeEvent['phase'], st: PassState): Promise<Float32Array> {
+  const { dense } = o
+  const H = dense.config.hiddenSize
+  const T = ids.length
+  let h = await dense.embed(ids)
+  for (let layer = 0; layer < dense.config.numLayers; layer++) {
+    o.signal?.throwIfAborted()
+    const a = await dense.attention(layer, h, positions, cache)
+    const moe = await moeLayer(o, layer, phase, a.moeIn, a.routerLogits, T, st)
+    h = new Float32Array(T * H)
+    for (let i = 0; i < h.length; i++) h[i] = a.hidden[i] + moe[i]
+  }
+  return await dense.finalLogits(h.slice((T - 1) * H), 1)
+}
+
+/** Streams generated tokens; the generator's return value is the summary (see generateAll). */
+export async function * generate (o: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationSummary> {
+  const c = o.dense.config
+  if (o.promptIds.length === 0) throw new RangeError('generate: the prompt is empty (give at least one token, e.g. BOS)')
+  if (!Number.isSafeInteger(o.maxTokens) || o.maxTokens < 0) throw new RangeError(`generate: maxTokens must be a non-negative integer, got ${o.maxTokens}`)
+  const eos = o.eosTokenId === undefined ? c.eosTokenId : o.eosTokenId
+  const random = seededRandom(o.seed ?? 0)
+  const st: PassState = { degraded: false, expertMs: 0, expertCalls: 0 }
+  const tokens: number[] = []
+  let prefillMs = 0
+  let decodeMs = 0
+  let stopReason: GenerationSummary['stopReason'] = o.maxTokens === 0 ? 'empty' : 'max_tokens'
+  const cache = o.dense.newCache()
+  let seq = [...o.promptIds]
+  let pos = 0
+
+  for (let index = 0; index < o.maxTokens; index++) {
+    o.signal?.throwIfAborted()
+    const phase = index === 0 ? 'prefill' : 'decode'
+    const t0 = performance.now()
+    const positions = seq.map((_, i) => pos + i)
+    const logits = await forward(o, cache, seq, positions, phase, st)
+    const id = sampleToken(logits, o, random)
+    const ms = performance.now() - t0
+    if (phase === 'prefill') prefillMs = ms
+    else decodeMs += ms
+    pos += seq.length
+    seq = [id]
+    tokens.push(id)
+    const tok: GeneratedToken = { id, index, margin: topMargin(logits), degraded: st.degraded, phase }
+    if (o.returnLogits === true) tok.logits = logits
+    yield tok
+    if (eos != null && id === eos) { stopReason = 'eos'; break }
+  }
+  const decodeSteps = Math.max(0, tokens.length - 1)
+  return {
+    tokens,
+    degraded: st.degraded,
+    stopReason,
+    timings: {
+      promptTokens: o.promptIds.length,
+      generatedTokens: tokens.length,
+      prefillMs,
+      decodeMs,
+      expertMs: st.expertMs,
+      expertCalls: st.expertCalls,
+      prefillTokensPerSecond: prefillMs > 0 ? o.promptIds.length / (prefillMs / 1000) : 0,
+      decodeTokensPerSecond: decodeMs > 0 ? decodeSteps / (decodeMs / 1000) : 0
+    }
+  }
+}
+
+/** Runs `generate` to the end; returns the summary plus every step. */
+export async function generateAll (o: GenerateOptions, onToken?: (t: GeneratedToken) => void): Promise<GenerationSummary & { steps: GeneratedToken[] }> {
+  const steps: GeneratedToken[] = []
+  const it = generate(o)
+  for (;;) {
+    const r = await it.next()
+    if (r.done === true) return { ...r.value, steps }
+    steps.push(r.value)
+    onToken?.(r.value)
+  }
+}
