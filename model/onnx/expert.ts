@@ -1,0 +1,93 @@
+// The expert FFN as an ONNX graph: y = w2(silu(w1 x) * w3 x); x [rows, hidden] fp32 → y fp32.
+// Weights are PyTorch Linear layouts: w1, w3 [inter, hidden]; w2 [hidden, inter].
+//  - quant 'none': the weights stay in their checkpoint dtype as external data (zero copy);
+//    bf16/f16 get a Cast to fp32, which ORT constant-folds at session creation (so compute is
+//    fp32 and memory is fp32 — ORT has no bf16 GEMM on CPU). Gemm(transB=1) uses W as stored.
+//  - 'int8': DynamicQuantizeMatMul (activations quantised per call, weights per column).
+//  - 'int4': MatMulNBits, 4-bit blocks of 32, accuracy_level 4 (int8 activations).
+import { DT, GraphBuilder, MS_DOMAIN, type DataType, type ExternalRef } from './builder.js'
+import { quantizeInt4Blocks, quantizeInt8PerColumn } from './quant.js'
+
+export type Quant = 'none' | 'int8' | 'int4'
+
+export interface ExpertDims { hidden: number, inter: number }
+
+/** A weight for the 'none' graph: external bytes in `dtype`, or inline fp32 values. */
+export type WeightSource = { dtype: DataType, ref: ExternalRef } | { dtype: typeof DT.FLOAT, data: Float32Array }
+
+export const EXPERT_INPUT = 'x'
+export const EXPERT_OUTPUT = 'y'
+/** MatMulNBits block size; 32 is what llama.cpp's q4 and ORT's quantiser default to. */
+export const INT4_BLOCK = 32
+/** accuracy_level 4 = int8 compute for the activations: ~5x faster on CPU than fp32 (TOOLCHAIN.md). */
+export const INT4_ACCURACY_LEVEL = 4
+
+function weightFp32 (g: GraphBuilder, name: string, dims: number[], w: WeightSource): string {
+  if ('data' in w) return g.initializer(name, DT.FLOAT, dims, w.data)
+  const raw = g.externalInitializer(w.dtype === DT.FLOAT ? name : `${name}_${DT[w.dtype].toLowerCase()}`, w.dtype, dims, w.ref)
+  return w.dtype === DT.FLOAT ? raw : g.cast(raw, DT.FLOAT, `${name}_f32`)
+}
+
+/** fp32/f16/bf16 expert graph (quant 'none'). */
+export function buildExpertModel (d: ExpertDims, w: { w1: WeightSource, w2: WeightSource, w3: WeightSource }, meta: Record<string, string> = {}): Uint8Array {
+  const g = new GraphBuilder('expert')
+  const x = g.input(EXPERT_INPUT, DT.FLOAT, ['rows', d.hidden])
+  const w1 = weightFp32(g, 'w1', [d.inter, d.hidden], w.w1)
+  const w3 = weightFp32(g, 'w3', [d.inter, d.hidden], w.w3)
+  const w2 = weightFp32(g, 'w2', [d.hidden, d.inter], w.w2)
+  const a = g.gemm(x, w1, { transB: true, name: 'w1' })
+  const b = g.gemm(x, w3, { transB: true, name: 'w3' })
+  const h = g.mul(g.silu(a), b, 'gated')
+  const y = g.gemm(h, w2, { transB: true, name: 'w2' })
+  g.output(y, DT.FLOAT, ['rows', d.hidden], EXPERT_OUTPUT)
+  return g.toModel({ metadata: meta })
+}
+
+function linearInt8 (g: GraphBuilder, name: string, x: string, w: Float32Array, n: number, k: number): string {
+  const { q, scale } = quantizeInt8PerColumn(w, n, k)
+  const qb = g.initializer(`${name}_q`, DT.INT8, [k, n], q)
+  const sc = g.initializer(`${name}_scale`, DT.FLOAT, [n], scale)
+  return g.op('DynamicQuantizeMatMul', [x, qb, sc], {}, { name, domain: MS_DOMAIN })
+}
+
+function linearInt4 (g: GraphBuilder, name: string, x: string, w: Float32Array, n: number, k: number): string {
+  const { b, scales, zeroPoints, kBlocks } = quantizeInt4Blocks(w, n, k, INT4_BLOCK)
+  const qb = g.initializer(`${name}_q4`, DT.UINT8, [n, kBlocks, INT4_BLOCK / 2], b)
+  const sc = g.initializer(`${name}_scales`, DT.FLOAT, [n * kBlocks], scales)
+  const zp = g.initializer(`${name}_zp`, DT.UINT8, [zeroPoints.length], zeroPoints)
+  return g.op('MatMulNBits', [x, qb, sc, zp], { K: k, N: n, bits: 4, block_size: INT4_BLOCK, accuracy_level: INT4_ACCURACY_LEVEL }, { name, domain: MS_DOMAIN })
+}
+
+/** Quantised expert graph; weights are fp32 values (read from the checkpoint) and end up inline. */
+export function buildQuantExpertModel (d: ExpertDims, w: { w1: Float32Array, w2: Float32Array, w3: Float32Array }, quant: 'int8' | 'int4', meta: Record<string, string> = {}): Uint8Array {
+  const g = new GraphBuilder('expert')
+  g.useDomain(MS_DOMAIN, 1)
+  const x = g.input(EXPERT_INPUT, DT.FLOAT, ['rows', d.hidden])
+  const lin = quant === 'int8' ? linearInt8 : linearInt4
+  const a = lin(g, 'w1', x, w.w1, d.inter, d.hidden)
+  const b = lin(g, 'w3', x, w.w3, d.inter, d.hidden)
+  const h = g.mul(g.silu(a), b, 'gated')
+  const y = lin(g, 'w2', h, w.w2, d.hidden, d.inter)
+  g.output(y, DT.FLOAT, ['rows', d.hidden], EXPERT_OUTPUT)
+  return g.toModel({ metadata: meta })
+}
+
+/** Float64 reference: y = w2(silu(w1 x) * w3 x), for tests. */
+export function expertReference (d: ExpertDims, w: { w1: Float32Array, w2: Float32Array, w3: Float32Array }, x: Float32Array, rows: number): Float64Array {
+  const { hidden: D, inter: F } = d
+  const y = new Float64Array(rows * D)
+  const h = new Float64Array(F)
+  for (let r = 0; r < rows; r++) {
+    for (let f = 0; f < F; f++) {
+      let a = 0; let b = 0
+      for (let i = 0; i < D; i++) { const xv = x[r * D + i]; a += w.w1[f * D + i] * xv; b += w.w3[f * D + i] * xv }
+      h[f] = (a / (1 + Math.exp(-a))) * b
+    }
+    for (let o = 0; o < D; o++) {
+      let s = 0
+      for (let f = 0; f < F; f++) s += w.w2[o * F + f] * h[f]
+      y[r * D + o] = s
+    }
+  }
+  return y
+}
