@@ -1,0 +1,31 @@
+// All node metrics, on one registry (CONVENTIONS.md names). Passed as `NodeMetrics | null`.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export interface NodeMetrics {
+  registry: Registry
+  requests: Counter<'layer' | 'expert' | 'status'>
+  requestDuration: Histogram<'status'>
+  batchSize: Histogram
+  peersConnected: Gauge
+  expertLoaded: Gauge<'shard'>
+}
+
+export function createNodeMetrics (opts: { defaults?: boolean } = {}): NodeMetrics {
+  const registry = new Registry()
+  if (opts.defaults === true) collectDefaultMetrics({ register: registry })
+  return {
+    registry,
+    requests: new Counter({ name: 'pov_requests_total', help: 'Expert calls by layer, expert and status', labelNames: ['layer', 'expert', 'status'], registers: [registry] }),
+    requestDuration: new Histogram({
+      name: 'pov_request_duration_seconds',
+      help: 'Time from a request frame decoded to its response queued',
+      labelNames: ['status'],
+      // decode calls are sub-millisecond on a warm node; prefill batches take up to seconds
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry]
+    }),
+    batchSize: new Histogram({ name: 'pov_batch_size', help: 'Rows per runtime run after micro-batching', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096], registers: [registry] }),
+    peersConnected: new Gauge({ name: 'pov_peers_connected', help: 'Open libp2p connections', registers: [registry] }),
+    expertLoaded: new Gauge({ name: 'pov_expert_loaded', help: '1 for each shard loaded', labelNames: ['shard'], registers: [registry] })
+  }
+}
