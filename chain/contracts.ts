@@ -1,0 +1,111 @@
+/**
+ * Typed ethers clients of the deployed contracts. Works in a plain `npx tsx` process (no hardhat):
+ * ABIs come from the committed `chain/abi/*.json`, types from the generated `chain/abi/types.ts`.
+ */
+import { Contract, Interface } from 'ethers'
+import type { ContractRunner, InterfaceAbi, Provider } from 'ethers'
+import PovTokenAbi from './abi/PovToken.json' with { type: 'json' }
+import ModelApprovalsAbi from './abi/ModelApprovals.json' with { type: 'json' }
+import ExpertRegistryAbi from './abi/ExpertRegistry.json' with { type: 'json' }
+import PovEscrowAbi from './abi/PovEscrow.json' with { type: 'json' }
+import PovGovernorAbi from './abi/PovGovernor.json' with { type: 'json' }
+import PovTimelockAbi from './abi/PovTimelock.json' with { type: 'json' }
+import type {
+  ExpertRegistryContract,
+  ModelApprovalsContract,
+  PovEscrowContract,
+  PovGovernorContract,
+  PovTimelockContract,
+  PovTokenContract,
+} from './abi/types.js'
+import { readDeployment } from './deployment.js'
+import type { ContractAddresses, Deployment } from './deployment.js'
+
+export type {
+  ExpertRegistryContract,
+  ModelApprovalsContract,
+  PovEscrowContract,
+  PovGovernorContract,
+  PovTimelockContract,
+  PovTokenContract,
+}
+
+export const ABIS = {
+  PovToken: PovTokenAbi as InterfaceAbi,
+  ModelApprovals: ModelApprovalsAbi as InterfaceAbi,
+  ExpertRegistry: ExpertRegistryAbi as InterfaceAbi,
+  PovEscrow: PovEscrowAbi as InterfaceAbi,
+  PovGovernor: PovGovernorAbi as InterfaceAbi,
+  PovTimelock: PovTimelockAbi as InterfaceAbi,
+} as const
+
+export interface PovContracts {
+  token: PovTokenContract
+  models: ModelApprovalsContract
+  registry: ExpertRegistryContract
+  escrow: PovEscrowContract
+  governor: PovGovernorContract
+  timelock: PovTimelockContract
+}
+
+export function tokenAt(address: string, runner?: ContractRunner | null): PovTokenContract {
+  return new Contract(address, ABIS.PovToken, runner) as unknown as PovTokenContract
+}
+export function modelsAt(address: string, runner?: ContractRunner | null): ModelApprovalsContract {
+  return new Contract(address, ABIS.ModelApprovals, runner) as unknown as ModelApprovalsContract
+}
+export function registryAt(address: string, runner?: ContractRunner | null): ExpertRegistryContract {
+  return new Contract(address, ABIS.ExpertRegistry, runner) as unknown as ExpertRegistryContract
+}
+export function escrowAt(address: string, runner?: ContractRunner | null): PovEscrowContract {
+  return new Contract(address, ABIS.PovEscrow, runner) as unknown as PovEscrowContract
+}
+export function governorAt(address: string, runner?: ContractRunner | null): PovGovernorContract {
+  return new Contract(address, ABIS.PovGovernor, runner) as unknown as PovGovernorContract
+}
+export function timelockAt(address: string, runner?: ContractRunner | null): PovTimelockContract {
+  return new Contract(address, ABIS.PovTimelock, runner) as unknown as PovTimelockContract
+}
+
+/** Clients for every contract at `addresses`, connected to `runner` (a Provider or a Signer). */
+export function connectContracts(addresses: ContractAddresses, runner?: ContractRunner | null): PovContracts {
+  return {
+    token: tokenAt(addresses.token, runner),
+    models: modelsAt(addresses.models, runner),
+    registry: registryAt(addresses.registry, runner),
+    escrow: escrowAt(addresses.escrow, runner),
+    governor: governorAt(addresses.governor, runner),
+    timelock: timelockAt(addresses.timelock, runner),
+  }
+}
+
+/**
+ * Reads the chain id from `runner`'s provider, loads `deployments/<chainId>.json` (or `file`)
+ * and connects the clients.
+ */
+export async function loadContracts(
+  runner: ContractRunner,
+  opts: { file?: string; dir?: string } = {},
+): Promise<{ deployment: Deployment; contracts: PovContracts }> {
+  const provider: Provider | null = runner.provider ?? null
+  if (!provider) throw new Error('loadContracts: the runner has no provider')
+  const { chainId } = await provider.getNetwork()
+  const deployment = readDeployment(chainId, opts)
+  return { deployment, contracts: connectContracts(deployment.contracts, runner) }
+}
+
+/** One Interface with every function, event and custom error of the POV contracts (deduplicated). */
+export function combinedInterface(): Interface {
+  const seen = new Set<string>()
+  const fragments: unknown[] = []
+  for (const abi of Object.values(ABIS)) {
+    for (const f of abi as Array<{ type: string; name?: string; inputs?: Array<{ type: string }> }>) {
+      if (f.type === 'constructor' || f.type === 'fallback' || f.type === 'receive') continue
+      const key = `${f.type}:${f.name}(${(f.inputs ?? []).map((i) => i.type).join(',')})`
+      if (seen.has(key)) continue
+      seen.add(key)
+      fragments.push(f)
+    }
+  }
+  return new Interface(fragments as InterfaceAbi)
+}
