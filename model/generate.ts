@@ -178,7 +178,7 @@ async function moeLayer (o: GenerateOptions, layer: number, phase: MoeEvent['pha
   let degradedTokens = 0
   for (let t = 0; t < T; t++) {
     const used = chosen(t)
-    if (used.some((e, i) => e !== ranking[t][i])) degradedTokens++
+    if (used.length < K || used.some((e, i) => e !== ranking[t][i])) degradedTokens++
     let norm = 0
     for (const e of used) norm += probs[t][e]
     const acc = new Float64Array(H)
