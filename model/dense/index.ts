@@ -3,4 +3,4 @@ export { buildDenseArtifacts, DENSE_DIR, denseEmbedPath, denseHeadPath, denseLay
 export type { DenseArtifactEntry, DenseBuildContext } from './build.js'
 export { loadDenseRuntime, KvCache, attentionBias } from './runtime.js'
 export type { AttentionResult, DenseBundle, DenseRuntime, DenseRuntimeOptions } from './runtime.js'
-export type { Device } from './session.js'
+export type { Device, MiniLogger } from './session.js'

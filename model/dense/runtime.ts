@@ -5,17 +5,21 @@ import { join } from 'node:path'
 import ort from 'onnxruntime-node'
 import type { MixtralConfig } from '../config.js'
 import { denseEmbedPath, denseHeadPath, denseLayerPath } from './build.js'
-import { createDenseSession, type Device } from './session.js'
+import { createDenseSession, type Device, type MiniLogger } from './session.js'
 
 export interface DenseRuntimeOptions {
   /** @default 'cpu' */
   device?: Device
+  /** Receives the warning when the device falls back to CPU. */
+  logger?: MiniLogger
 }
 
-/** What loadDenseRuntime needs from a loaded bundle. */
+/** What loadDenseRuntime needs from a loaded bundle (model/bundle's Bundle satisfies it). */
 export interface DenseBundle {
   dir: string
   config: MixtralConfig
+  /** When present (a lazily verified Bundle), called with the dense paths before loading them. */
+  verify?: (paths: string[]) => Promise<void>
 }
 
 export interface AttentionResult {
@@ -85,7 +89,8 @@ export async function loadDenseRuntime (bundle: DenseBundle, opts: DenseRuntimeO
   const c = bundle.config
   const H = c.hiddenSize
   const want = opts.device ?? 'cpu'
-  const open = async (path: string): Promise<{ session: ort.InferenceSession, device: Device }> => await createDenseSession(join(bundle.dir, path), want)
+  const open = async (path: string): Promise<{ session: ort.InferenceSession, device: Device }> => await createDenseSession(join(bundle.dir, path), want, opts.logger)
+  await bundle.verify?.([denseEmbedPath, ...Array.from({ length: c.numLayers }, (_, i) => denseLayerPath(i)), denseHeadPath])
   const embedS = await open(denseEmbedPath)
   const layerS: ort.InferenceSession[] = []
   try {

@@ -1,18 +1,14 @@
-// Session creation for the dense graphs. Delegates to compute-core's model/runtime/ort.ts
-// createSession (device choice + CPU fallback) — see createDenseSession.
-import ort from 'onnxruntime-node'
+// Session creation for the dense graphs: compute-core's createSession (device choice, CPU fallback
+// with a warning), with the dense graphs' options.
+import type ort from 'onnxruntime-node'
+import { createSession, type Device, type MiniLogger } from '../runtime/ort.js'
 
-export type Device = 'cpu' | 'cuda' | 'webgpu'
+export type { Device, MiniLogger }
 
-/** Opens a session on `device`, falling back to CPU (with a warning on stderr) if it cannot load. */
-export async function createDenseSession (path: string, device: Device): Promise<{ session: ort.InferenceSession, device: Device }> {
-  const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' }
-  if (device !== 'cpu') {
-    try {
-      return { session: await ort.InferenceSession.create(path, { ...base, executionProviders: [device] }), device }
-    } catch (err) {
-      process.emitWarning(`dense: ${device} execution provider unavailable (${(err as Error).message.split('\n')[0]}); falling back to CPU`)
-    }
-  }
-  return { session: await ort.InferenceSession.create(path, { ...base, executionProviders: ['cpu'] }), device: 'cpu' }
+export async function createDenseSession (path: string, device: Device, logger?: MiniLogger): Promise<{ session: ort.InferenceSession, device: Device }> {
+  // 0 = ORT's default thread count, given explicitly: onnxruntime-node rejects an undefined value.
+  const opts: Parameters<typeof createSession>[1] = { device, intraOpNumThreads: 0 }
+  if (logger != null) opts.logger = logger
+  const { session, device: used } = await createSession(path, opts)
+  return { session, device: used }
 }
