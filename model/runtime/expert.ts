@@ -1,0 +1,96 @@
+// ExpertRuntime: the local ORT executor for the experts of some shards of a bundle. Implements
+// model/generate.ts's ExpertExecutor (runExpert) and is what a node's expert service calls.
+import type { Bundle } from '../bundle/load.js'
+import { expertArtifactPath } from '../bundle/manifest.js'
+import { createSession, ort, type Device, type MiniLogger } from './ort.js'
+
+export class ExpertNotHostedError extends Error {
+  override name = 'ExpertNotHostedError'
+}
+
+export class ExpertInputError extends Error {
+  override name = 'ExpertInputError'
+}
+
+export interface ExpertRuntimeOptions {
+  device?: Device
+  logger?: MiniLogger
+  intraOpNumThreads?: number
+  /** Verify the sha256 of the artifacts (and the weights they use) before loading. Default true. */
+  verify?: boolean
+}
+
+export interface ExpertRuntime {
+  /** x: rows × hidden, row-major fp32. Returns rows × hidden. */
+  runExpert: (layer: number, expert: number, x: Float32Array, rows: number, opts?: { signal?: AbortSignal }) => Promise<Float32Array>
+  has: (layer: number, expert: number) => boolean
+  experts: () => Array<[number, number]>
+  readonly device: Device
+  readonly hidden: number
+  readonly modelId: string
+  close: () => Promise<void>
+}
+
+const key = (l: number, e: number): string => `${l}:${e}`
+
+export async function loadExpertRuntime (bundle: Bundle, shardIds: number[], opts: ExpertRuntimeOptions = {}): Promise<ExpertRuntime> {
+  const { manifest, config } = bundle
+  const pairs: Array<[number, number]> = []
+  const seen = new Set<string>()
+  for (const id of shardIds) {
+    const shard = manifest.shards.find((s) => s.id === id)
+    if (shard == null) throw new ExpertNotHostedError(`bundle ${bundle.modelId} has no shard ${id} (shards: 0..${manifest.shards.length - 1})`)
+    for (const [l, e] of shard.experts) {
+      if (!seen.has(key(l, e))) { seen.add(key(l, e)); pairs.push([l, e]) }
+    }
+  }
+  pairs.sort((a, b) => a[0] - b[0] || a[1] - b[1])
+  const paths = pairs.map(([l, e]) => manifest.artifacts.find((a) => a.kind === 'expert' && a.layer === l && a.expert === e)?.path ?? expertArtifactPath(l, e))
+  if (opts.verify !== false) await bundle.verify(paths)
+  const sessions = new Map<string, ort.InferenceSession>()
+  let device: Device = opts.device ?? 'cpu'
+  try {
+    for (let i = 0; i < pairs.length; i++) {
+      const [l, e] = pairs[i]
+      // After one fallback, don't retry the GPU provider (and warn) for every expert.
+      const s = await createSession(bundle.resolve(paths[i]), { device, logger: opts.logger, intraOpNumThreads: opts.intraOpNumThreads })
+      device = s.device
+      sessions.set(key(l, e), s.session)
+    }
+  } catch (err) {
+    await Promise.all([...sessions.values()].map(async (s) => { await s.release() }))
+    throw err
+  }
+  const D = config.hiddenSize
+  const input = manifest.expertIo.input
+  const output = manifest.expertIo.output
+  let closed = false
+
+  return {
+    device,
+    hidden: D,
+    modelId: bundle.modelId,
+    has: (l, e) => sessions.has(key(l, e)),
+    experts: () => pairs.map(([l, e]) => [l, e]),
+    async runExpert (layer, expert, x, rows, o) {
+      if (closed) throw new Error('expert runtime is closed')
+      const s = sessions.get(key(layer, expert))
+      if (s == null) throw new ExpertNotHostedError(`expert ${expert} of layer ${layer} is not hosted here (hosted: shards ${shardIds.join(', ')})`)
+      if (!Number.isSafeInteger(rows) || rows < 1) throw new ExpertInputError(`rows must be a positive integer, got ${rows}`)
+      if (x.length !== rows * D) throw new ExpertInputError(`input has ${x.length} values, expected rows × hidden = ${rows} × ${D} = ${rows * D}`)
+      o?.signal?.throwIfAborted()
+      const out = await s.run({ [input]: new ort.Tensor('float32', x, [rows, D]) })
+      o?.signal?.throwIfAborted()
+      const y = out[output]
+      const data = y.data as Float32Array
+      y.dispose?.()
+      return data
+    },
+    async close () {
+      if (closed) return
+      closed = true
+      await Promise.all([...sessions.values()].map(async (s) => { await s.release() }))
+      sessions.clear()
+    }
+  }
+}
