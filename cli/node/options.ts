@@ -1,0 +1,50 @@
+// `pov node start` options -> OperatorNodeOptions. Defaults live in node/ (defaultOptions).
+import { Option, type Command } from 'commander'
+import type { OperatorNodeOptions } from '../../node/index.js'
+import { parseIntList } from '../options.js'
+import { UserError } from '../errors.js'
+
+export interface NodeStartArgs {
+  model: string
+  shards: string
+  listen?: string[]
+  announce?: string[]
+  device?: string
+  key?: string
+  batchWindowMs?: string
+  json?: boolean
+  metrics?: boolean
+  metricsPort: string
+  metricsAddress: string
+}
+
+const list = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map(s => s.trim()).filter(s => s !== '')]
+
+export function addNodeStartOptions (cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--model <dir>', 'model bundle directory (from `pov model convert`)').env('POV_MODEL').makeOptionMandatory())
+    .addOption(new Option('--shards <ids>', 'expert shards to serve, e.g. 0,1 (shard j = expert j of every layer)').env('POV_SHARDS').makeOptionMandatory())
+    .addOption(new Option('--listen <multiaddr...>', 'listen addresses (repeat or comma-separate)').argParser(list))
+    .addOption(new Option('--announce <multiaddr...>', 'public addresses to announce (behind NAT)').argParser(list))
+    .addOption(new Option('--device <device>', 'cpu|cuda|webgpu (falls back to cpu with a warning)').choices(['cpu', 'cuda', 'webgpu']).env('POV_DEVICE'))
+    .addOption(new Option('--key <file>', 'libp2p identity key file (created when missing; ephemeral without)').env('POV_NODE_KEY'))
+    .addOption(new Option('--batch-window-ms <ms>', 'micro-batching window for concurrent calls to one expert'))
+    .addOption(new Option('--metrics', 'serve Prometheus /metrics, /health and /ready'))
+    .addOption(new Option('--metrics-port <port>', 'metrics port').default('9464'))
+    .addOption(new Option('--metrics-address <addr>', 'metrics bind address').default('127.0.0.1'))
+    .option('--json', 'machine-readable output (one JSON event per line on stdout)')
+}
+
+export function parseArgs (a: NodeStartArgs): OperatorNodeOptions {
+  const opts: OperatorNodeOptions = { model: a.model, shards: parseIntList(a.shards, '--shards') }
+  if (a.listen != null) opts.listen = a.listen
+  if (a.announce != null) opts.announce = a.announce
+  if (a.device != null) opts.device = a.device as OperatorNodeOptions['device']
+  if (a.key != null) opts.keyFile = a.key
+  if (a.batchWindowMs != null) {
+    const ms = Number(a.batchWindowMs)
+    if (!Number.isFinite(ms) || ms < 0) throw new UserError(`invalid --batch-window-ms "${a.batchWindowMs}": expected a non-negative number`)
+    opts.batchWindowMs = ms
+  }
+  return opts
+}

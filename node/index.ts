@@ -1,0 +1,7 @@
+// node/: the operator daemon.
+export { OperatorNode, defaultOptions, type OperatorNodeOptions } from './operator-node.js'
+export { ExpertService, expertService, type ExpertServiceInit, type ExpertServiceComponents } from './expert-service.js'
+export { MicroBatcher, type BatcherOptions } from './batcher.js'
+export { createNodeMetrics, type NodeMetrics } from './metrics.js'
+export { loadOrCreateKey } from './identity.js'
+export type { ExpertBackend, HostedModel } from './runtime.js'

@@ -1,0 +1,103 @@
+// The operator daemon's composition root: bundle -> expert runtime -> identity -> libp2p (the
+// only createLibp2p call of the node) with the expert service. close() tears down in reverse.
+import { createLibp2p } from 'libp2p'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Logger } from 'pino'
+import { loadBundle } from '../model/bundle/index.js'
+import { loadExpertRuntime, type ExpertRuntime } from '../model/runtime/index.js'
+import type { ExpertRequest } from '../protocol/expert.js'
+import { transportOptions } from '../protocol/transport.js'
+import { expertService, type ExpertService } from './expert-service.js'
+import { loadOrCreateKey } from './identity.js'
+import type { NodeMetrics } from './metrics.js'
+import type { HostedModel } from './runtime.js'
+
+export interface OperatorNodeOptions {
+  /** Model bundle directory. */
+  model: string
+  shards: number[]
+  /** @default ['/ip4/127.0.0.1/tcp/0'] */
+  listen?: string[]
+  /** Public addresses to announce (behind NAT). @default the listen addresses */
+  announce?: string[]
+  /** @default 'cpu' */
+  device?: 'cpu' | 'cuda' | 'webgpu'
+  /** Identity key file; created when missing. @default an ephemeral key */
+  keyFile?: string
+  /** @default 0 (see MicroBatcher) */
+  batchWindowMs?: number
+  verifyPayment?: (request: ExpertRequest, peer: PeerId) => Promise<void>
+}
+
+export const defaultOptions = { listen: ['/ip4/127.0.0.1/tcp/0'], device: 'cpu' as const, batchWindowMs: 0 }
+
+type Host = Libp2p<{ expert: ExpertService }>
+
+export class OperatorNode {
+  private constructor (readonly libp2p: Host, readonly runtime: ExpertRuntime, readonly hosted: HostedModel, private readonly logger: Logger) {}
+
+  static async init ({ opts, logger, metrics = null }: { opts: OperatorNodeOptions, logger: Logger, metrics?: NodeMetrics | null }): Promise<OperatorNode> {
+    const log = logger.child({ module: 'node' })
+    const bundle = await loadBundle(opts.model, { verify: 'lazy' })
+    const runtime = await loadExpertRuntime(bundle, opts.shards, { device: opts.device ?? defaultOptions.device, logger: log })
+    try {
+      const c = bundle.config
+      const hosted: HostedModel = {
+        modelId: bundle.modelId,
+        manifestHash: bundle.modelId,
+        hidden: c.hiddenSize,
+        numLayers: c.numLayers,
+        numExperts: c.numExperts,
+        shards: opts.shards,
+        experts: runtime.experts(),
+        runtime
+      }
+      for (const s of opts.shards) metrics?.expertLoaded.set({ shard: String(s) }, 1)
+      let privateKey: PrivateKey
+      if (opts.keyFile != null) {
+        const { key, created } = await loadOrCreateKey(opts.keyFile)
+        if (created) log.info({ file: opts.keyFile }, 'created a new node key')
+        privateKey = key
+      } else {
+        privateKey = await generateKeyPair('Ed25519')
+      }
+      const libp2p: Host = await createLibp2p({
+        privateKey,
+        addresses: { listen: opts.listen ?? defaultOptions.listen, announce: opts.announce ?? [] },
+        ...transportOptions(),
+        services: {
+          identify: identify(),
+          ping: ping(),
+          expert: expertService({
+            models: [hosted],
+            batchWindowMs: opts.batchWindowMs ?? defaultOptions.batchWindowMs,
+            verifyPayment: opts.verifyPayment,
+            metrics,
+            logger: log.child({ module: 'expert-service' })
+          })
+        }
+      }) as unknown as Host
+      if (metrics != null) {
+        const update = (): void => { metrics.peersConnected.set(libp2p.getConnections().length) }
+        libp2p.addEventListener('connection:open', update)
+        libp2p.addEventListener('connection:close', update)
+      }
+      return new OperatorNode(libp2p, runtime, hosted, log)
+    } catch (err) {
+      await runtime.close()
+      throw err
+    }
+  }
+
+  get peerId (): string { return this.libp2p.peerId.toString() }
+  get addrs (): string[] { return this.libp2p.getMultiaddrs().map(a => a.toString()) }
+
+  async close (): Promise<void> {
+    this.logger.info('shutting down')
+    await this.libp2p.stop() // unregisters the handlers, closes connections
+    await this.runtime.close()
+  }
+}
