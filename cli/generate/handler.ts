@@ -1,0 +1,88 @@
+// `pov generate`: load the bundle, the dense runtime and an expert executor, stream tokens.
+import { loadBundle } from '../../model/bundle/load.js'
+import { loadDenseRuntime } from '../../model/dense/index.js'
+import { generate, type GenerationSummary } from '../../model/generate.js'
+import { loadTokenizer, type PovTokenizer } from '../../model/tokenizer.js'
+import { UserError } from '../errors.js'
+import { openExecutor } from './executor.js'
+import type { GenerateArgs } from './options.js'
+
+export interface GenerateIo {
+  stdout: { write: (s: string) => unknown }
+  stderr: { write: (s: string) => unknown }
+  /** Progress lines on stderr (TTY, not --json). */
+  progress: boolean
+}
+
+/** Incremental detokenisation: decode everything so far and print the new suffix, holding back a
+ *  trailing U+FFFD (a multi-byte character split across tokens). */
+class TextStream {
+  private printed = ''
+  constructor (private readonly tok: PovTokenizer, private readonly out: GenerateIo['stdout']) {}
+  push (ids: number[], final = false): void {
+    let text = this.tok.decode(ids)
+    if (!final) text = text.replace(/\uFFFD+$/, '')
+    if (!text.startsWith(this.printed)) return // a later token rewrote the tail: wait for the end
+    this.out.write(text.slice(this.printed.length))
+    this.printed = text
+  }
+}
+
+export async function runGenerate (args: GenerateArgs, io: GenerateIo, signal?: AbortSignal): Promise<GenerationSummary & { text: string }> {
+  const say = (s: string): void => { if (io.progress) io.stderr.write(`${s}\n`) }
+  const bundle = await loadBundle(args.model, { verify: 'lazy' })
+  const tokenizer = await loadTokenizer(bundle.dir)
+  const promptIds = 'ids' in args.prompt ? args.prompt.ids : tokenizer.encode(args.prompt.text)
+  const V = bundle.config.vocabSize
+  const bad = promptIds.find(id => id >= V)
+  if (bad !== undefined) throw new UserError(`prompt token id ${bad} is outside the vocabulary of ${bundle.modelId} (vocab_size ${V})`)
+  if (promptIds.length === 0) throw new UserError('the prompt is empty')
+
+  say(`pov generate: model ${bundle.modelId}, ${promptIds.length} prompt tokens, loading…`)
+  const dense = await loadDenseRuntime(bundle, { device: args.device })
+  try {
+    const ex = await openExecutor(args.executor, bundle, { device: args.device })
+    try {
+      say(`dense on ${dense.device}, experts ${ex.describe}`)
+      const stream = args.json ? null : new TextStream(tokenizer, io.stdout)
+      const tokens: number[] = []
+      let logits: Float32Array | undefined
+      const it = generate({
+        dense,
+        experts: ex.executor,
+        promptIds,
+        maxTokens: args.maxTokens,
+        temperature: args.temperature,
+        topP: args.topP,
+        seed: args.seed,
+        eosTokenId: args.ignoreEos ? null : bundle.config.eosTokenId,
+        returnLogits: args.logits,
+        signal
+      })
+      let r = await it.next()
+      while (r.done !== true) {
+        tokens.push(r.value.id)
+        if (r.value.logits != null) logits = r.value.logits
+        stream?.push(tokens)
+        r = await it.next()
+      }
+      stream?.push(tokens, true)
+      const summary = r.value
+      const text = tokenizer.decode(summary.tokens)
+      if (args.json) {
+        const out: Record<string, unknown> = { modelId: bundle.modelId, promptIds, tokens: summary.tokens, text, degraded: summary.degraded, stopReason: summary.stopReason, timings: summary.timings }
+        if (args.logits) out.logits = logits != null ? Array.from(logits) : null
+        io.stdout.write(JSON.stringify(out) + '\n')
+      } else {
+        io.stdout.write('\n')
+        const t = summary.timings
+        io.stderr.write(`${t.generatedTokens} tokens (${summary.stopReason}); prefill ${t.prefillMs.toFixed(1)} ms (${t.prefillTokensPerSecond.toFixed(1)} tok/s), decode ${t.decodeTokensPerSecond.toFixed(1)} tok/s${summary.degraded ? '; DEGRADED: some experts were unavailable and substituted' : ''}\n`)
+      }
+      return { ...summary, text }
+    } finally {
+      await ex.close()
+    }
+  } finally {
+    await dense.close()
+  }
+}

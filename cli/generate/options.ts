@@ -1,0 +1,88 @@
+// `pov generate` options: parsing and validation only; defaults of the library stay in the library.
+import { Option, type Command } from 'commander'
+import { DEVICES, type Device } from '../../model/runtime/ort.js'
+import { UserError } from '../errors.js'
+
+export interface GenerateCliOptions {
+  model: string
+  local?: boolean
+  prompt?: string
+  promptIds?: string
+  maxTokens: string
+  temperature?: string
+  topP?: string
+  seed?: string
+  device: string
+  ignoreEos?: boolean
+  json?: boolean
+  logits?: boolean
+}
+
+export interface GenerateArgs {
+  model: string
+  /** Where experts run; exactly one executor kind (see executor.ts). */
+  executor: { kind: 'local' }
+  prompt: { text: string } | { ids: number[] }
+  maxTokens: number
+  temperature?: number
+  topP?: number
+  seed?: number
+  ignoreEos: boolean
+  device: Device
+  json: boolean
+  logits: boolean
+}
+
+export function addGenerateOptions (cmd: Command): Command {
+  return cmd
+    .requiredOption('--model <bundle>', 'model bundle directory (from `pov model convert`)')
+    .option('--local', 'run every expert in this process (loads all shards of the bundle)')
+    .option('--prompt <text>', 'prompt text (tokenized with the bundle\'s tokenizer.json, BOS added)')
+    .option('--prompt-ids <ids>', 'prompt as comma-separated token ids, e.g. 1,2,3')
+    .option('--max-tokens <n>', 'tokens to generate at most', '32')
+    .option('--temperature <t>', 'sampling temperature; 0 = greedy (default)')
+    .option('--top-p <p>', 'nucleus sampling mass in (0, 1]')
+    .option('--seed <s>', 'PRNG seed for sampling')
+    .option('--ignore-eos', 'do not stop at the end-of-sequence token')
+    .addOption(new Option('--device <device>', 'where the dense part (and local experts) run').choices([...DEVICES]).default('cpu').env('POV_DEVICE'))
+    .option('--json', 'print one JSON object at the end instead of streaming text')
+    .option('--logits', 'with --json: include the last position\'s logits')
+}
+
+function num (v: string | undefined, flag: string, check: (n: number) => boolean, what: string): number | undefined {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  if (v.trim() === '' || !Number.isFinite(n) || !check(n)) throw new UserError(`invalid ${flag} "${v}": expected ${what}`)
+  return n
+}
+
+export function parseGenerateArgs (o: GenerateCliOptions): GenerateArgs {
+  if (o.local !== true) throw new UserError('say where the experts run: --local (all experts in this process)')
+  if ((o.prompt == null) === (o.promptIds == null)) throw new UserError('give exactly one of --prompt TEXT or --prompt-ids 1,2,3')
+  let prompt: GenerateArgs['prompt']
+  if (o.promptIds != null) {
+    const ids = o.promptIds.split(',').map(s => s.trim()).filter(s => s !== '').map(Number)
+    if (ids.length === 0 || ids.some(n => !Number.isSafeInteger(n) || n < 0)) throw new UserError(`invalid --prompt-ids "${o.promptIds}": expected comma-separated token ids, e.g. 1,2,3`)
+    prompt = { ids }
+  } else {
+    prompt = { text: o.prompt! }
+  }
+  const args: GenerateArgs = {
+    model: o.model,
+    executor: { kind: 'local' },
+    prompt,
+    maxTokens: num(o.maxTokens, '--max-tokens', n => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer')!,
+    ignoreEos: o.ignoreEos === true,
+    device: o.device as Device,
+    json: o.json === true,
+    logits: o.logits === true
+  }
+  const t = num(o.temperature, '--temperature', n => n >= 0, 'a number >= 0')
+  if (t !== undefined) args.temperature = t
+  const p = num(o.topP, '--top-p', n => n > 0 && n <= 1, 'a number in (0, 1]')
+  if (p !== undefined) args.topP = p
+  const s = num(o.seed, '--seed', n => Number.isSafeInteger(n), 'an integer')
+  if (s !== undefined) args.seed = s
+  if (args.logits && !args.json) throw new UserError('--logits needs --json')
+  return args
+}
