@@ -34,16 +34,23 @@ export function decodeTensor (bytes: Uint8Array, dtype: DType): Float32Array {
   if (dtype === DType.FP32) {
     if (bytes.byteLength % 4 !== 0) throw new InvalidFrameError('fp32 tensor length is not a multiple of 4')
     if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
-    return new Float32Array(bytes.slice().buffer) // unaligned: one copy
+    return new Float32Array(copyBytes(bytes).buffer) // unaligned: one copy
   }
   if (dtype === DType.FP16) {
     if (bytes.byteLength % 2 !== 0) throw new InvalidFrameError('fp16 tensor length is not a multiple of 2')
     const h = bytes.byteOffset % 2 === 0
       ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2)
-      : new Uint16Array(bytes.slice().buffer)
+      : new Uint16Array(copyBytes(bytes).buffer)
     return f16ToF32(h)
   }
   throw new InvalidFrameError(`unsupported dtype ${String(dtype)}`)
+}
+
+/** A fresh copy (not `slice()`: on a Node Buffer that is a view into the shared pool). */
+function copyBytes (b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const c = new Uint8Array(b.byteLength)
+  c.set(b)
+  return c
 }
 
 /** A frame payload: header fields, then field 15 = tensor. */
@@ -77,7 +84,7 @@ export function decodeResponse (frame: Uint8Array): ExpertResponse {
 }
 
 /** `0x…` 64-hex model id <-> 32 bytes. */
-export function hexToBytes (hex: string): Uint8Array {
+export function hexToBytes (hex: string): Uint8Array<ArrayBuffer> {
   const h = hex.startsWith('0x') ? hex.slice(2) : hex
   if (h.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(h)) throw new Error(`not a hex string: ${hex}`)
   return Uint8Array.from(Buffer.from(h, 'hex'))

@@ -1,0 +1,80 @@
+// The router's wire client: one libp2p host, long-lived connections, one reusable pipelined
+// expert stream per peer (reopened when it closes), and the one-shot info protocol.
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { EXPERT_PROTOCOL, INFO_PROTOCOL, MAX_INFO_FRAME_BYTES } from '../protocol/constants.js'
+import { InfoRequest, InfoResponse } from '../protocol/expert.js'
+import { encodeFrame } from '../protocol/framing.js'
+import { readOneFrame } from '../protocol/stream.js'
+import { ExpertChannel } from './channel.js'
+
+export interface WireClientOptions {
+  /** Dial + protocol negotiation budget. @default 5000 */
+  dialTimeoutMs?: number
+}
+
+export class WireClient {
+  private readonly channels = new Map<string, Promise<ExpertChannel>>()
+  private readonly addrs = new Map<string, Multiaddr[]>()
+  private readonly dialTimeoutMs: number
+
+  constructor (readonly libp2p: Libp2p, opts: WireClientOptions = {}) {
+    this.dialTimeoutMs = opts.dialTimeoutMs ?? 5000
+  }
+
+  /** Remembers where a peer listens (addresses with /p2p/<id>). */
+  addPeer (peerId: string, addrs: string[]): void { this.addrs.set(peerId, addrs.map(a => multiaddr(a))) }
+
+  /** Asks a peer what it serves. `target`: a multiaddr with /p2p/<id>. */
+  async info (target: string, opts: { signal?: AbortSignal } = {}): Promise<{ peerId: string, info: InfoResponse }> {
+    const ma = multiaddr(target)
+    const id = ma.getComponents().find(c => c.name === 'p2p')?.value
+    if (id == null) throw new Error(`peer address ${target} has no /p2p/<PeerId> part`)
+    const signal = opts.signal ?? AbortSignal.timeout(this.dialTimeoutMs * 2)
+    const stream = await this.libp2p.dialProtocol(ma, INFO_PROTOCOL, { signal })
+    stream.send(encodeFrame(InfoRequest.encode({})))
+    const frame = await readOneFrame(stream, MAX_INFO_FRAME_BYTES, { signal })
+    await stream.close().catch(() => {})
+    // noise authenticated the remote as `id` (a dial to the wrong key fails)
+    this.addPeer(id, [target])
+    return { peerId: id, info: InfoResponse.decode(frame) }
+  }
+
+  /** The open expert channel to `peer`, opening a stream (and a connection) when needed. */
+  async channel (peer: string): Promise<ExpertChannel> {
+    const existing = this.channels.get(peer)
+    if (existing != null) {
+      const ch = await existing.catch(() => null)
+      if (ch?.isOpen === true) return ch
+      if (this.channels.get(peer) === existing) this.channels.delete(peer)
+    }
+    const opening = this.open(peer)
+    this.channels.set(peer, opening)
+    opening.catch(() => { if (this.channels.get(peer) === opening) this.channels.delete(peer) })
+    return await opening
+  }
+
+  private async open (peer: string): Promise<ExpertChannel> {
+    const target: PeerId | Multiaddr[] = this.addrs.get(peer) ?? peerIdFromString(peer)
+    const stream = await this.libp2p.dialProtocol(target, EXPERT_PROTOCOL, {
+      signal: AbortSignal.timeout(this.dialTimeoutMs),
+      // the protocol id travels with the first request (saves a round trip; TOOLCHAIN.md)
+      negotiateFully: false
+    })
+    return new ExpertChannel(stream)
+  }
+
+  /** Drops a peer's channel (after a failure) so the next call opens a fresh one. */
+  drop (peer: string): void {
+    const ch = this.channels.get(peer)
+    this.channels.delete(peer)
+    void ch?.then(c => { c.abort(new Error('dropped after failure')) }, () => {})
+  }
+
+  async close (): Promise<void> {
+    const all = [...this.channels.values()]
+    this.channels.clear()
+    await Promise.all(all.map(async p => { await (await p.catch(() => null))?.close().catch(() => {}) }))
+  }
+}

@@ -1,0 +1,92 @@
+// The router's composition root for remote experts: one client-only libp2p host (no listen
+// addresses), static peers asked over /pov/info/1.0.0 what they serve, a route manager and
+// the RemoteExpertExecutor the generation loop uses.
+import { createLibp2p } from 'libp2p'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { Logger } from 'pino'
+import { transportOptions } from '../protocol/transport.js'
+import { bytesToHex, type WireDType } from '../protocol/codec.js'
+import { WireClient } from './client.js'
+import { RouteManager, expertKey, type PeerRoute, type RouteManagerOptions } from './routes.js'
+import { RemoteExpertExecutor, type RemoteExecutorOptions } from './remote-executor.js'
+
+export interface RouterOptions {
+  /** Node addresses, each with /p2p/<PeerId>. */
+  peers: string[]
+  modelId: string
+  hidden: number
+  /** @default 'fp32' */
+  wireDType?: WireDType
+  callTimeoutMs?: number
+  verifySignatures?: boolean
+  attachPayment?: RemoteExecutorOptions['attachPayment']
+  routes?: RouteManagerOptions
+  privateKey?: PrivateKey
+}
+
+export class Router {
+  private constructor (readonly libp2p: Libp2p, readonly client: WireClient, readonly routes: RouteManager, readonly executor: RemoteExpertExecutor) {}
+
+  static async init ({ opts, logger }: { opts: RouterOptions, logger?: Logger }): Promise<Router> {
+    const log = logger?.child({ module: 'router' })
+    const libp2p = await createLibp2p({
+      privateKey: opts.privateKey ?? await generateKeyPair('Ed25519'),
+      addresses: { listen: [] },
+      ...transportOptions()
+    })
+    try {
+      const client = new WireClient(libp2p)
+      const peers = await discoverStatic(client, opts.peers, opts.modelId, log)
+      const routes = new RouteManager(peers, opts.routes)
+      const executor = new RemoteExpertExecutor(client, routes, {
+        modelId: opts.modelId,
+        hidden: opts.hidden,
+        wireDType: opts.wireDType,
+        callTimeoutMs: opts.callTimeoutMs,
+        verifySignatures: opts.verifySignatures,
+        attachPayment: opts.attachPayment,
+        onAttempt: (a) => { if (!a.ok) log?.warn(a, 'expert call failed; retrying on another replica') }
+      })
+      return new Router(libp2p, client, routes, executor)
+    } catch (err) {
+      await libp2p.stop()
+      throw err
+    }
+  }
+
+  /** Experts of a model with no replica at all (the generation loop would degrade on them). */
+  missing (numLayers: number, numExperts: number): Array<[number, number]> {
+    const out: Array<[number, number]> = []
+    for (let l = 0; l < numLayers; l++) for (let e = 0; e < numExperts; e++) if (this.routes.table.byExpert.get(expertKey(l, e)) == null) out.push([l, e])
+    return out
+  }
+
+  async close (): Promise<void> {
+    await this.client.close()
+    await this.libp2p.stop()
+  }
+}
+
+/** Asks every static peer what it serves (in parallel); unreachable ones are skipped with a warning. */
+export async function discoverStatic (client: WireClient, addrs: string[], modelId: string, log?: Logger): Promise<PeerRoute[]> {
+  const want = modelId.toLowerCase()
+  const results = await Promise.allSettled(addrs.map(async a => await client.info(a)))
+  const peers: PeerRoute[] = []
+  results.forEach((r, i) => {
+    if (r.status === 'rejected') {
+      log?.warn({ addr: addrs[i], err: (r.reason as Error).message }, 'peer unreachable; skipped')
+      return
+    }
+    const m = r.value.info.models.find(m => bytesToHex(m.modelId).toLowerCase() === want)
+    if (m == null) {
+      log?.warn({ addr: addrs[i] }, `peer does not serve model ${modelId}; skipped`)
+      return
+    }
+    const experts = new Set<number>()
+    for (let j = 0; j + 1 < m.experts.length; j += 2) experts.add(expertKey(m.experts[j], m.experts[j + 1]))
+    peers.push({ peerId: r.value.peerId, addrs: [addrs[i]], shards: m.shards, experts })
+  })
+  if (peers.length === 0) throw new Error(`none of the ${addrs.length} --peers serves model ${modelId} — check the addresses and that the nodes run this bundle`)
+  return peers
+}

@@ -1,0 +1,110 @@
+// The route manager: who serves which (layer, expert), who is benched, and selection as pure
+// functions over that state (Petals' route manager, with exponential backoff instead of bans).
+
+export interface PeerRoute {
+  peerId: string
+  /** Dialable addresses including /p2p/<peerId>. */
+  addrs: string[]
+  shards: number[]
+  /** (layer, expert) pairs served, as keys `layer * 65536 + expert`. */
+  experts: Set<number>
+}
+
+export interface RouteTable {
+  peers: Map<string, PeerRoute>
+  /** key -> peer ids serving it, in the order they were added. */
+  byExpert: Map<number, string[]>
+}
+
+export interface Bench { until: number, failures: number }
+
+export const expertKey = (layer: number, expert: number): number => layer * 65536 + expert
+
+export function buildTable (peers: PeerRoute[]): RouteTable {
+  const table: RouteTable = { peers: new Map(), byExpert: new Map() }
+  for (const p of peers) {
+    table.peers.set(p.peerId, p)
+    for (const k of p.experts) {
+      const list = table.byExpert.get(k) ?? []
+      list.push(p.peerId)
+      table.byExpert.set(k, list)
+    }
+  }
+  return table
+}
+
+/**
+ * Picks a replica for (layer, expert): not benched at `now`, not in `exclude` (already tried for
+ * this call), least loaded; ties broken by rotating with the expert key so the experts of a
+ * shard spread over its replicas. Returns null when no replica is left.
+ */
+export function selectReplica (
+  table: RouteTable, layer: number, expert: number, benched: ReadonlyMap<string, Bench>, now: number,
+  exclude: ReadonlySet<string> = new Set(), load: ReadonlyMap<string, number> = new Map()
+): string | null {
+  const all = table.byExpert.get(expertKey(layer, expert))
+  if (all == null || all.length === 0) return null
+  const start = (layer * 31 + expert) % all.length
+  let best: string | null = null
+  let bestLoad = Infinity
+  for (let i = 0; i < all.length; i++) {
+    const p = all[(start + i) % all.length]
+    if (exclude.has(p)) continue
+    const b = benched.get(p)
+    if (b != null && b.until > now) continue
+    const l = load.get(p) ?? 0
+    if (l < bestLoad) { best = p; bestLoad = l }
+  }
+  return best
+}
+
+/** Next bench state after a failure: base · 2^(failures−1), capped. */
+export function benchAfterFailure (prev: Bench | undefined, now: number, baseMs: number, maxMs: number): Bench {
+  const failures = (prev?.failures ?? 0) + 1
+  return { failures, until: now + Math.min(maxMs, baseMs * 2 ** (failures - 1)) }
+}
+
+export interface RouteManagerOptions {
+  /** First bench: long enough to skip a peer for the rest of a decode step burst. @default 1000 */
+  benchBaseMs?: number
+  /** Longest bench: a peer that keeps failing is retried about once a minute. @default 60000 */
+  benchMaxMs?: number
+  now?: () => number
+}
+
+export class RouteManager {
+  table: RouteTable
+  readonly benched = new Map<string, Bench>()
+  readonly load = new Map<string, number>()
+  private readonly baseMs: number
+  private readonly maxMs: number
+  private readonly now: () => number
+
+  constructor (peers: PeerRoute[] = [], opts: RouteManagerOptions = {}) {
+    this.table = buildTable(peers)
+    this.baseMs = opts.benchBaseMs ?? 1000
+    this.maxMs = opts.benchMaxMs ?? 60_000
+    this.now = opts.now ?? Date.now
+  }
+
+  setPeers (peers: PeerRoute[]): void { this.table = buildTable(peers) }
+
+  select (layer: number, expert: number, exclude?: ReadonlySet<string>): string | null {
+    return selectReplica(this.table, layer, expert, this.benched, this.now(), exclude, this.load)
+  }
+
+  /** Replicas listed for (layer, expert), benched or not. */
+  replicas (layer: number, expert: number): string[] { return this.table.byExpert.get(expertKey(layer, expert)) ?? [] }
+
+  onFailure (peer: string): Bench {
+    const b = benchAfterFailure(this.benched.get(peer), this.now(), this.baseMs, this.maxMs)
+    this.benched.set(peer, b)
+    return b
+  }
+
+  /** A success after the bench expired clears the failure count. */
+  onSuccess (peer: string): void {
+    const b = this.benched.get(peer)
+    if (b != null && b.until <= this.now()) this.benched.delete(peer)
+  }
+}
