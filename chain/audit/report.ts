@@ -1,0 +1,217 @@
+// The auditor's view of the chain: governance proposals with their votes and decoded calls, model
+// approvals, the registry's history, settlements, and the check that every registered node serves
+// an approved model. Everything is read from events and views; ordering is (block, tx hash, log
+// index) so every auditor reproduces the same report.
+import { getAddress, type Log, type LogDescription, type Provider } from 'ethers'
+import { combinedInterface, connectContracts } from '../contracts.js'
+import type { Deployment } from '../deployment.js'
+
+export const PROPOSAL_STATES = ['Pending', 'Active', 'Canceled', 'Defeated', 'Succeeded', 'Queued', 'Expired', 'Executed'] as const
+const SUPPORT = ['against', 'for', 'abstain'] as const
+
+export interface EventRef { block: number, tx: string, logIndex: number }
+export interface DecodedCall { target: string, targetName: string, value: string, function: string, args: Record<string, unknown> }
+export interface VoteRow extends EventRef { voter: string, weight: string, support: typeof SUPPORT[number], reason: string }
+export interface ProposalReport {
+  id: string
+  state: string
+  proposer: string
+  description: string
+  votes: { for: string, against: string, abstain: string }
+  quorum: string
+  snapshot: string
+  deadline: string
+  eta: string | null
+  calls: DecodedCall[]
+  voters: VoteRow[]
+  timeline: Array<EventRef & { event: string }>
+}
+export interface ModelReport { modelId: string, name: string, layers: number, experts: number, shardCount: number, uri: string, approved: boolean, history: Array<EventRef & { event: string }> }
+export interface RegistryEvent extends EventRef { event: string, operator: string, args: Record<string, unknown> }
+export interface SettlementRow extends EventRef { payer: string, payee: string, amount: string, fee: string, shortfall: string, cumulativeAmount: string }
+export interface Totals { amount: string, fee: string, net: string, vouchers: number }
+export interface NodeCheck { operator: string, peerId: string, modelId: string, active: boolean, approved: boolean, ok: boolean, detail: string, dial?: { ok: boolean, detail: string } }
+
+export interface AuditReport {
+  chainId: number
+  fromBlock: number
+  toBlock: number
+  contracts: Deployment['contracts']
+  proposals: ProposalReport[]
+  models: ModelReport[]
+  registry: RegistryEvent[]
+  settlements: { vouchers: SettlementRow[], perNode: Record<string, Totals>, perPayer: Record<string, Totals>, total: Totals }
+  checks: NodeCheck[]
+}
+
+/** Dials a node and returns the model ids / manifest hashes it reports (the router's info protocol). */
+export type NodeDialer = (node: { operator: string, peerId: string, multiaddrs: string[] }) => Promise<Array<{ modelId: string, manifestHash: string }>>
+
+const REGISTRY_EVENTS = new Set(['NodeRegistered', 'PriceUpdated', 'MultiaddrsUpdated', 'ShardsUpdated', 'StakeAdded', 'UnbondingStarted', 'StakeWithdrawn', 'Slashed'])
+
+function ref (log: Log): EventRef { return { block: log.blockNumber, tx: log.transactionHash, logIndex: log.index } }
+function order (a: EventRef, b: EventRef): number {
+  return a.block - b.block || (a.tx < b.tx ? -1 : a.tx > b.tx ? 1 : 0) || a.logIndex - b.logIndex
+}
+
+/** Plain JSON for an ethers Result (named fields, bigint as decimal strings). */
+function plain (v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString()
+  if (Array.isArray(v)) {
+    const r = v as unknown[] & { toObject?: () => Record<string, unknown> }
+    if (typeof r.toObject === 'function') {
+      try {
+        const o = r.toObject()
+        if (Object.keys(o).length > 0 && !Object.keys(o).every(k => /^_?\d+$/.test(k))) return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, plain(x)]))
+      } catch {}
+    }
+    return r.map(plain)
+  }
+  return v
+}
+
+function args (d: LogDescription | { fragment: { inputs: ReadonlyArray<{ name: string }> }, args: unknown[] }): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  d.fragment.inputs.forEach((p, i) => { out[p.name === '' ? String(i) : p.name] = plain((d.args as unknown[])[i]) })
+  return out
+}
+
+export async function buildAuditReport (provider: Provider, deployment: Deployment, opts: { fromBlock?: number, dial?: NodeDialer } = {}): Promise<AuditReport> {
+  const c = connectContracts(deployment.contracts, provider)
+  const iface = combinedInterface()
+  const names = new Map(Object.entries(deployment.contracts).map(([k, a]) => [getAddress(a), k]))
+  const fromBlock = opts.fromBlock ?? deployment.startBlock ?? 0
+  const toBlock = await provider.getBlockNumber()
+  const logs = await provider.getLogs({ address: Object.values(deployment.contracts), fromBlock, toBlock })
+  const parsed: Array<{ log: Log, d: LogDescription, from: string }> = []
+  for (const log of logs) {
+    let d: LogDescription | null = null
+    try { d = iface.parseLog(log) } catch {}
+    if (d != null) parsed.push({ log, d, from: names.get(getAddress(log.address)) ?? log.address })
+  }
+  parsed.sort((a, b) => order(ref(a.log), ref(b.log)))
+
+  // Governance.
+  const proposals = new Map<string, ProposalReport>()
+  for (const { log, d, from } of parsed) {
+    if (from !== 'governor') continue
+    const id = String(d.args.proposalId)
+    if (d.name === 'ProposalCreated') {
+      const targets = d.args.targets as string[]
+      const values = d.args[3] as bigint[]
+      const calldatas = d.args.calldatas as string[]
+      proposals.set(id, {
+        id, state: '', proposer: d.args.proposer, description: d.args.description,
+        votes: { for: '0', against: '0', abstain: '0' }, quorum: '0', snapshot: String(d.args.voteStart), deadline: String(d.args.voteEnd), eta: null,
+        calls: targets.map((t, i) => decodeCall(iface, names, t, values[i], calldatas[i])),
+        voters: [], timeline: []
+      })
+    }
+    const p = proposals.get(id)
+    if (p == null) continue
+    p.timeline.push({ ...ref(log), event: d.name })
+    if (d.name === 'VoteCast' || d.name === 'VoteCastWithParams') {
+      p.voters.push({ ...ref(log), voter: d.args.voter, weight: String(d.args.weight), support: SUPPORT[Number(d.args.support)] ?? 'abstain', reason: d.args.reason })
+    }
+    if (d.name === 'ProposalQueued') p.eta = String(d.args.etaSeconds ?? d.args[1])
+  }
+  for (const p of proposals.values()) {
+    p.state = PROPOSAL_STATES[Number(await c.governor.state(p.id))] ?? 'Unknown'
+    const [against, forVotes, abstain] = await c.governor.proposalVotes(p.id) as unknown as [bigint, bigint, bigint]
+    p.votes = { for: forVotes.toString(), against: against.toString(), abstain: abstain.toString() }
+    try { p.quorum = String(await c.governor.quorum(p.snapshot)) } catch { p.quorum = 'n/a' }
+  }
+
+  // Models.
+  const models = new Map<string, ModelReport>()
+  for (const { log, d, from } of parsed) {
+    if (from !== 'models') continue
+    const id = String(d.args.modelId)
+    if (d.name === 'ModelApproved') {
+      const prev = models.get(id)
+      models.set(id, { modelId: id, name: d.args.name, layers: Number(d.args.layers), experts: Number(d.args.experts), shardCount: Number(d.args.shardCount), uri: d.args.uri, approved: true, history: [...(prev?.history ?? [])] })
+    }
+    const m = models.get(id)
+    m?.history.push({ ...ref(log), event: d.name })
+  }
+  for (const m of models.values()) m.approved = await c.models.isApproved(m.modelId)
+
+  // Registry history.
+  const registry: RegistryEvent[] = []
+  const operators = new Set<string>()
+  for (const { log, d, from } of parsed) {
+    if (from !== 'registry' || !REGISTRY_EVENTS.has(d.name)) continue
+    const a = args(d)
+    registry.push({ ...ref(log), event: d.name, operator: String(a.operator), args: a })
+    if (d.name === 'NodeRegistered') operators.add(String(a.operator))
+  }
+
+  // Settlements.
+  const vouchers: SettlementRow[] = []
+  const perNode: Record<string, Totals> = {}
+  const perPayer: Record<string, Totals> = {}
+  const total = zero()
+  for (const { log, d, from } of parsed) {
+    if (from !== 'escrow' || d.name !== 'VoucherRedeemed') continue
+    const row: SettlementRow = { ...ref(log), payer: d.args.payer, payee: d.args.payee, amount: String(d.args.amount), fee: String(d.args.fee), shortfall: String(d.args.shortfall), cumulativeAmount: String(d.args.cumulativeAmount) }
+    vouchers.push(row)
+    for (const t of [perNode[row.payee] ??= zero(), perPayer[row.payer] ??= zero(), total]) add(t, row)
+  }
+
+  // Checks: every registered node serves an approved model (and, when dialled, the approved manifest).
+  const checks: NodeCheck[] = []
+  for (const op of operators) {
+    const n = await c.registry.nodeOf(op) as unknown as { modelId: string, peerId: string, multiaddrs: string[], stake: bigint, unbondingEnds: bigint }
+    const active = await c.registry.isActive(op)
+    const approved = await c.models.isApproved(n.modelId)
+    const check: NodeCheck = { operator: op, peerId: n.peerId, modelId: n.modelId, active, approved, ok: approved, detail: approved ? 'serves an approved model' : `model ${n.modelId} is not approved` }
+    if (opts.dial != null && active) {
+      try {
+        const served = await opts.dial({ operator: op, peerId: n.peerId, multiaddrs: [...n.multiaddrs] })
+        const match = served.find(s => s.modelId.toLowerCase() === n.modelId.toLowerCase())
+        const manifestOk = match != null && match.manifestHash.toLowerCase() === n.modelId.toLowerCase()
+        check.dial = { ok: manifestOk, detail: manifestOk ? 'node reports the approved manifest hash' : match == null ? `node does not report model ${n.modelId}` : `node reports manifest hash ${match.manifestHash}, chain approved ${n.modelId}` }
+      } catch (err) {
+        check.dial = { ok: false, detail: `unreachable: ${(err as Error).message}` }
+      }
+      check.ok = check.ok && check.dial.ok
+    }
+    checks.push(check)
+  }
+
+  return {
+    chainId: deployment.chainId, fromBlock, toBlock, contracts: deployment.contracts,
+    proposals: [...proposals.values()], models: [...models.values()], registry,
+    settlements: { vouchers, perNode, perPayer, total }, checks
+  }
+}
+
+function decodeCall (iface: ReturnType<typeof combinedInterface>, names: Map<string, string>, target: string, value: bigint, data: string): DecodedCall {
+  const targetName = names.get(getAddress(target)) ?? 'unknown'
+  try {
+    const tx = iface.parseTransaction({ data, value })
+    if (tx != null) return { target, targetName, value: String(value), function: tx.signature, args: args(tx as unknown as LogDescription) }
+  } catch {}
+  return { target, targetName, value: String(value), function: `raw ${data.slice(0, 10)}`, args: { data } }
+}
+
+function zero (): Totals { return { amount: '0', fee: '0', net: '0', vouchers: 0 } }
+function add (t: Totals, r: SettlementRow): void {
+  t.amount = String(BigInt(t.amount) + BigInt(r.amount))
+  t.fee = String(BigInt(t.fee) + BigInt(r.fee))
+  t.net = String(BigInt(t.amount) - BigInt(t.fee))
+  t.vouchers++
+}
+
+/** `voter,weight,support,reason,block,tx`, ordered by (block, tx, log index). */
+export function votesCsv (report: AuditReport): string {
+  const rows = report.proposals.flatMap(p => p.voters).sort(order)
+  return ['voter,weight,support,reason,block,tx', ...rows.map(v => [v.voter, v.weight, v.support, csv(v.reason), v.block, v.tx].join(','))].join('\n') + '\n'
+}
+
+/** `payer,payee,amount,fee,block,tx`, ordered by (block, tx, log index). */
+export function settlementsCsv (report: AuditReport): string {
+  return ['payer,payee,amount,fee,block,tx', ...report.settlements.vouchers.map(s => [s.payer, s.payee, s.amount, s.fee, s.block, s.tx].join(','))].join('\n') + '\n'
+}
+
+function csv (s: string): string { return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s }
