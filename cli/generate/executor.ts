@@ -21,8 +21,18 @@ export async function openExecutor (spec: GenerateArgs['executor'], bundle: Bund
       const rt = await loadExpertRuntime(bundle, shardIds, { device: opts.device, logger: opts.logger, intraOpNumThreads: 0 })
       return { executor: rt, describe: `local (${shardIds.length} shards on ${rt.device})`, close: async () => { await rt.close() } }
     }
-    // HOOK(--peers): the wire engineer adds `{ kind: 'peers', peers: string[] , … }` to
-    // GenerateArgs['executor'] (parsed in options.ts) and a case here that builds the router's
-    // remote executor (it must throw ExpertUnavailableError when no replica can serve an expert).
+    case 'peers': {
+      // Experts on remote nodes (router/): asks each peer what it serves, then one long-lived
+      // stream per peer; failover to replicas, ExpertUnavailableError when none is left.
+      const { Router } = await import('../../router/index.js')
+      const router = await Router.init({ opts: { peers: spec.peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize, wireDType: spec.wireDType } })
+      const missing = router.missing(bundle.config.numLayers, bundle.config.numExperts)
+      if (missing.length > 0) opts.logger?.warn(`no peer serves ${missing.length} (layer, expert) pairs; tokens routed there will be degraded`)
+      return {
+        executor: router.executor,
+        describe: `remote (${router.routes.table.peers.size} peers, ${spec.wireDType} on the wire)`,
+        close: async () => { await router.close() }
+      }
+    }
   }
 }

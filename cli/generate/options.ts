@@ -6,6 +6,8 @@ import { UserError } from '../errors.js'
 export interface GenerateCliOptions {
   model: string
   local?: boolean
+  peers?: string[]
+  wireDtype?: string
   prompt?: string
   promptIds?: string
   maxTokens: string
@@ -21,7 +23,7 @@ export interface GenerateCliOptions {
 export interface GenerateArgs {
   model: string
   /** Where experts run; exactly one executor kind (see executor.ts). */
-  executor: { kind: 'local' }
+  executor: { kind: 'local' } | { kind: 'peers', peers: string[], wireDType: 'fp32' | 'fp16' }
   prompt: { text: string } | { ids: number[] }
   maxTokens: number
   temperature?: number
@@ -37,6 +39,8 @@ export function addGenerateOptions (cmd: Command): Command {
   return cmd
     .requiredOption('--model <bundle>', 'model bundle directory (from `pov model convert`)')
     .option('--local', 'run every expert in this process (loads all shards of the bundle)')
+    .option('--peers <multiaddrs...>', 'experts on these nodes (multiaddrs with /p2p/<PeerId>, repeat or comma-separate); the dense part runs here', (v: string, prev: string[] = []) => [...prev, ...v.split(',').map(s => s.trim()).filter(s => s !== '')])
+    .addOption(new Option('--wire-dtype <dtype>', 'with --peers: tensor encoding on the wire').choices(['fp32', 'fp16']).default('fp32'))
     .option('--prompt <text>', 'prompt text (tokenized with the bundle\'s tokenizer.json, BOS added)')
     .option('--prompt-ids <ids>', 'prompt as comma-separated token ids, e.g. 1,2,3')
     .option('--max-tokens <n>', 'tokens to generate at most', '32')
@@ -57,7 +61,8 @@ function num (v: string | undefined, flag: string, check: (n: number) => boolean
 }
 
 export function parseGenerateArgs (o: GenerateCliOptions): GenerateArgs {
-  if (o.local !== true) throw new UserError('say where the experts run: --local (all experts in this process)')
+  const remote = o.peers != null && o.peers.length > 0
+  if ((o.local === true) === remote) throw new UserError('say where the experts run: --local (all experts in this process) or --peers MULTIADDR,… (remote nodes)')
   if ((o.prompt == null) === (o.promptIds == null)) throw new UserError('give exactly one of --prompt TEXT or --prompt-ids 1,2,3')
   let prompt: GenerateArgs['prompt']
   if (o.promptIds != null) {
@@ -69,7 +74,7 @@ export function parseGenerateArgs (o: GenerateCliOptions): GenerateArgs {
   }
   const args: GenerateArgs = {
     model: o.model,
-    executor: { kind: 'local' },
+    executor: remote ? { kind: 'peers', peers: o.peers!, wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32' } : { kind: 'local' },
     prompt,
     maxTokens: num(o.maxTokens, '--max-tokens', n => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer')!,
     ignoreEos: o.ignoreEos === true,
