@@ -8,7 +8,7 @@
  * As a function: `deployAll(signer, opts)` against any ethers signer (tests, the demo).
  * Needs the compiled artifacts (`npx hardhat build`).
  */
-import { ContractFactory, JsonRpcProvider, Wallet, getAddress, parseEther, id } from 'ethers'
+import { ContractFactory, NonceManager, Wallet, getAddress, parseEther, id } from 'ethers'
 import type { Signer } from 'ethers'
 import { pathToFileURL } from 'node:url'
 import { loadArtifact } from '../chain/artifacts.js'
@@ -17,6 +17,7 @@ import { connectContracts } from '../chain/contracts.js'
 import type { PovContracts } from '../chain/contracts.js'
 import { writeDeployment } from '../chain/deployment.js'
 import { decodeChainError } from '../chain/errors.js'
+import { createProvider } from '../chain/provider.js'
 import type { ContractAddresses, Deployment, DeploymentParams } from '../chain/deployment.js'
 
 export interface ModelApprovalInput {
@@ -79,8 +80,11 @@ async function send(label: string, p: Promise<{ wait(): Promise<unknown> }>, log
 }
 
 /** Deploys token, approvals, registry, escrow, timelock and governor; wires and hands over. */
-export async function deployAll(signer: Signer, opts: DeployOptions = {}): Promise<DeployResult> {
+export async function deployAll(baseSigner: Signer, opts: DeployOptions = {}): Promise<DeployResult> {
   const log = opts.log ?? (() => {})
+  // Count nonces locally: providers cache identical eth_getTransactionCount calls for a short
+  // while, so back-to-back transactions could otherwise reuse a nonce.
+  const signer = new NonceManager(baseSigner)
   const provider = signer.provider
   if (!provider) throw new Error('deployAll: the signer has no provider')
   const deployer = getAddress(await signer.getAddress())
@@ -136,7 +140,7 @@ export async function deployAll(signer: Signer, opts: DeployOptions = {}): Promi
     contracts: addresses,
     params: p,
   }
-  return { deployment, contracts: c }
+  return { deployment, contracts: connectContracts(addresses, baseSigner) }
 }
 
 // ─────────────────────────────── script ───────────────────────────────
@@ -164,7 +168,7 @@ function parseArgs(argv: string[]): { rpc: string; treasury?: string; out?: stri
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
-  const provider = new JsonRpcProvider(args.rpc, undefined, { staticNetwork: true })
+  const provider = createProvider(args.rpc)
   let signer: Signer
   const key = process.env.POV_DEPLOYER_KEY
   if (key) signer = new Wallet(key, provider)
