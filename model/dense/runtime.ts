@@ -47,7 +47,7 @@ export class KvCache {
     this.layers = Array.from({ length: config.numLayers }, () => ({ k: empty(), v: empty(), positions: [] }))
   }
 
-  /** Number of tokens cached in layer 0 (= the next position when the cache is consistent). */
+  /** Number of keys held in layer 0 (with a sliding window, older keys are dropped). */
   get length (): number {
     return this.layers[0].positions.length
   }
@@ -79,6 +79,28 @@ export function attentionBias (keyPositions: number[], queryPositions: number[],
     }
   })
   return bias
+}
+
+/** Drops keys no later query can see (position <= last - window), so a long sequence keeps
+ *  O(window) keys. Done only once the cache exceeds the window by a quarter, so the copy is
+ *  amortised over many decode steps. */
+function trimToWindow (lc: LayerCache, window: number, lastPosition: number): void {
+  const S = lc.positions.length
+  if (S <= window + Math.ceil(window / 4)) return
+  let drop = 0
+  while (drop < S && lc.positions[drop] <= lastPosition - window) drop++
+  if (drop === 0) return
+  const [nkv, , D] = lc.k.dims
+  const keep = S - drop
+  const slice = (t: ort.Tensor): ort.Tensor => {
+    const src = t.data as Float32Array
+    const dst = new Float32Array(nkv * keep * D)
+    for (let h = 0; h < nkv; h++) dst.set(src.subarray((h * S + drop) * D, (h + 1) * S * D), h * keep * D)
+    return new ort.Tensor('float32', dst, [nkv, keep, D])
+  }
+  lc.k = slice(lc.k)
+  lc.v = slice(lc.v)
+  lc.positions = lc.positions.slice(drop)
 }
 
 function floatData (t: ort.Tensor): Float32Array {
@@ -130,6 +152,7 @@ export async function loadDenseRuntime (bundle: DenseBundle, opts: DenseRuntimeO
       lc.k = out.present_k
       lc.v = out.present_v
       lc.positions = keyPositions
+      if (c.slidingWindow != null) trimToWindow(lc, c.slidingWindow, positions.reduce((a, b) => Math.max(a, b), -1))
       return { hidden: floatData(out.hidden_out), moeIn: floatData(out.moe_in), routerLogits: floatData(out.router_logits) }
     },
 
