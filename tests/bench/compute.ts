@@ -1,0 +1,160 @@
+// Compute benchmark: one Mixtral-shaped expert (d_model 1024, d_ff 3584 — the TOOLCHAIN.md
+// reference point) through the real pipeline (tiny HF checkpoint -> convertCheckpoint ->
+// loadExpertRuntime), fp32 / int8 / int4, batch 1 / 8 / 64, as GFLOP/s and as a ratio of this
+// machine's fp32 peak measured with one large ORT MatMul. Also: session creation time and the
+// peak RSS of a child process holding two fp32 experts. Last line: one JSON object.
+//
+//   npm run bench:compute [-- --seconds 1.5 --threads N]
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir, availableParallelism, loadavg } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { writeTinyCheckpoint } from '../../model/tiny.js'
+import { convertCheckpoint, loadBundle } from '../../model/bundle/index.js'
+import { loadExpertRuntime } from '../../model/runtime/expert.js'
+import { createSession, ort } from '../../model/runtime/ort.js'
+import { DT, GraphBuilder } from '../../model/onnx/builder.js'
+
+const D = 1024
+const F = 3584
+const BATCHES = [1, 8, 64]
+const QUANTS = ['none', 'int8', 'int4'] as const
+const PEAK_N = 2048
+
+function arg (name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1] : undefined
+}
+const SECONDS = Number(arg('seconds') ?? 1.5)
+const THREADS = arg('threads') != null ? Number(arg('threads')) : undefined
+
+/**
+ * Runs `fn` repeatedly for ~`seconds` after a warm-up; returns the best time per call in ms.
+ * Best-of, not median: these 2-core machines are shared, and the minimum is the figure least
+ * disturbed by other processes (the peak is measured the same way, so ratios stay comparable).
+ */
+async function timeIt (fn: () => Promise<unknown>, seconds = SECONDS): Promise<number> {
+  for (let i = 0; i < 3; i++) await fn()
+  const times: number[] = []
+  const end = performance.now() + seconds * 1000
+  while (performance.now() < end || times.length < 5) {
+    const t0 = performance.now()
+    await fn()
+    times.push(performance.now() - t0)
+  }
+  return Math.min(...times)
+}
+
+async function measurePeak (): Promise<{ gflops: number, ms: number }> {
+  const g = new GraphBuilder('peak')
+  const a = g.input('a', DT.FLOAT, [PEAK_N, PEAK_N])
+  const b = g.input('b', DT.FLOAT, [PEAK_N, PEAK_N])
+  g.output(g.matmul(a, b), DT.FLOAT, [PEAK_N, PEAK_N], 'c')
+  const { session } = await createSession(g.toModel(), { intraOpNumThreads: THREADS })
+  const av = new ort.Tensor('float32', Float32Array.from({ length: PEAK_N * PEAK_N }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5), [PEAK_N, PEAK_N])
+  const bv = new ort.Tensor('float32', Float32Array.from({ length: PEAK_N * PEAK_N }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5), [PEAK_N, PEAK_N])
+  const ms = await timeIt(async () => await session.run({ a: av, b: bv }))
+  await session.release()
+  return { gflops: (2 * PEAK_N ** 3) / (ms * 1e6), ms }
+}
+
+/** Child mode: load two experts of a bundle, run each once, report peak RSS. */
+async function child (bundleDir: string): Promise<void> {
+  const bundle = await loadBundle(bundleDir, { verify: 'none' })
+  const rt = await loadExpertRuntime(bundle, [0, 1], { verify: false })
+  for (const [l, e] of rt.experts()) await rt.runExpert(l, e, new Float32Array(D * 8).fill(0.01), 8)
+  process.stdout.write(JSON.stringify({ experts: rt.experts().length, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n')
+  await rt.close()
+}
+
+async function childRss (bundleDir: string): Promise<{ experts: number, maxRssMiB: number }> {
+  const self = fileURLToPath(import.meta.url)
+  return await new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', self, '--child', bundleDir], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    p.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    p.on('error', reject)
+    p.on('exit', (code) => {
+      if (code !== 0) { reject(new Error(`child exited with ${code}`)); return }
+      try { resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '')) } catch (err) { reject(err) }
+    })
+  })
+}
+
+async function main (): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'pov-bench-'))
+  try {
+    const hf = join(dir, 'hf')
+    // One layer, two experts at the reference size; small attention/vocab so the checkpoint is quick.
+    await writeTinyCheckpoint(hf, { hidden: D, intermediate: F, layers: 1, experts: 2, topK: 2, heads: 8, kvHeads: 8, vocab: 512, dtype: 'f32' })
+    let peak = await measurePeak()
+    process.stderr.write(`fp32 peak (MatMul ${PEAK_N}³): ${peak.gflops.toFixed(1)} GFLOP/s\n`)
+    const flopsPerRow = 2 * 3 * D * F
+    const results: Record<string, { sessionMs: number, batches: Record<string, { ms: number, gflops: number, ofPeak: number }> }> = {}
+    for (const quant of QUANTS) {
+      const bdir = join(dir, `b-${quant}`)
+      await convertCheckpoint(hf, bdir, { quant })
+      const bundle = await loadBundle(bdir, { verify: 'none' })
+      const t0 = performance.now()
+      const rt = await loadExpertRuntime(bundle, [0], { verify: false, intraOpNumThreads: THREADS })
+      const sessionMs = performance.now() - t0
+      const batches: Record<string, { ms: number, gflops: number, ofPeak: number }> = {}
+      for (const rows of BATCHES) {
+        const x = Float32Array.from({ length: rows * D }, (_, i) => Math.sin(i) * 0.5)
+        const ms = await timeIt(async () => await rt.runExpert(0, 0, x, rows))
+        const gflops = (flopsPerRow * rows) / (ms * 1e6)
+        batches[rows] = { ms, gflops, ofPeak: gflops / peak.gflops }
+        process.stderr.write(`  ${quant} batch ${rows}: ${ms.toFixed(2)} ms\n`)
+      }
+      await rt.close()
+      results[quant === 'none' ? 'fp32' : quant] = { sessionMs, batches }
+    }
+    const rss = await childRss(join(dir, 'b-none'))
+    // Peak again at the end; keep the better one (load from other processes only lowers it).
+    const peak2 = await measurePeak()
+    if (peak2.gflops > peak.gflops) peak = peak2
+    for (const r of Object.values(results)) for (const b of Object.values(r.batches)) b.ofPeak = b.gflops / peak.gflops
+
+    const label = (q: string): string => q.padEnd(5)
+    const load = loadavg()[0]
+    const lines = [
+      '',
+      ...(load > availableParallelism() ? [`WARNING: load average ${load.toFixed(1)} on ${availableParallelism()} cores — other processes share the CPU; figures are best-of runs and still noisy`] : []),
+      `expert d_model ${D}, d_ff ${F} (SwiGLU, ${(flopsPerRow / 1e6).toFixed(1)} MFLOP per row) — ${availableParallelism()} cores, ORT ${ort.env.versions.common}`,
+      `fp32 peak: ${peak.gflops.toFixed(1)} GFLOP/s (MatMul ${PEAK_N}x${PEAK_N}x${PEAK_N}, ${peak.ms.toFixed(1)} ms)`,
+      '',
+      'quant | batch |     ms | GFLOP/s | of fp32 peak',
+      '------+-------+--------+---------+-------------'
+    ]
+    for (const [q, r] of Object.entries(results)) {
+      for (const rows of BATCHES) {
+        const b = r.batches[rows]
+        lines.push(`${label(q)} | ${String(rows).padStart(5)} | ${b.ms.toFixed(2).padStart(6)} | ${b.gflops.toFixed(1).padStart(7)} | ${(b.ofPeak * 100).toFixed(0).padStart(10)} %`)
+      }
+    }
+    lines.push('', 'session creation (one expert): ' + Object.entries(results).map(([q, r]) => `${q} ${r.sessionMs.toFixed(0)} ms`).join(', '))
+    lines.push(`peak RSS of a child process holding ${rss.experts} fp32 experts: ${rss.maxRssMiB.toFixed(0)} MiB (weights: ${(2 * 3 * D * F * 4 / 2 ** 20).toFixed(0)} MiB)`)
+    const target = results.fp32.batches[64].ofPeak >= 0.7
+    lines.push(`target fp32 batch 64 >= 70% of peak: ${target ? 'met' : 'NOT met'} (${(results.fp32.batches[64].ofPeak * 100).toFixed(0)} %)`)
+    process.stdout.write(lines.join('\n') + '\n')
+    const summary = {
+      dModel: D, dFf: F, cores: availableParallelism(), ort: ort.env.versions.common, loadAverage: load, timing: 'best-of',
+      peakFp32Gflops: peak.gflops,
+      experts: Object.fromEntries(Object.entries(results).map(([q, r]) => [q, {
+        sessionCreateMs: r.sessionMs,
+        batches: Object.fromEntries(BATCHES.map((rows) => [rows, r.batches[rows]]))
+      }])),
+      childTwoExpertsMaxRssMiB: rss.maxRssMiB,
+      fp32Batch64OfPeak: results.fp32.batches[64].ofPeak,
+      targetMet: target
+    }
+    process.stdout.write(JSON.stringify(summary) + '\n')
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+const childIdx = process.argv.indexOf('--child')
+if (childIdx >= 0) await child(process.argv[childIdx + 1])
+else await main()
