@@ -22,8 +22,23 @@ export class VoucherStore {
 
   /** Opens (creating) the journal in `dir` and replays it: the highest voucher per payer wins. */
   static async open (dir: string): Promise<VoucherStore> {
-    const store = new VoucherStore(join(dir, JOURNAL_FILE))
     await mkdir(dir, { recursive: true })
+    const store = await VoucherStore.replay(dir)
+    await store.compact()
+    store.fh = await open(store.path, 'a')
+    return store
+  }
+
+  /**
+   * Reads the journal without taking it over (no compaction, no writes): safe while the node that
+   * owns it is running, e.g. for `pov node claim` and `pov node status`.
+   */
+  static async readOnly (dir: string): Promise<SignedVoucher[]> {
+    return (await VoucherStore.replay(dir)).all()
+  }
+
+  private static async replay (dir: string): Promise<VoucherStore> {
+    const store = new VoucherStore(join(dir, JOURNAL_FILE))
     let text = ''
     try { text = await readFile(store.path, 'utf8') } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err }
     for (const raw of text.split('\n')) {
@@ -32,8 +47,6 @@ export class VoucherStore {
       try { l = JSON.parse(raw) } catch { continue } // a torn last line from a crash mid-write
       store.remember({ payer: l.payer, payee: l.payee, cumulativeAmount: BigInt(l.cumulativeAmount), signature: l.signature })
     }
-    await store.compact()
-    store.fh = await open(store.path, 'a')
     return store
   }
 

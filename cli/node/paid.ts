@@ -1,0 +1,129 @@
+// The operator's chain-facing commands: `pov node init|register|status|claim`.
+// (`pov node start` lives in start.ts; with a keystore it serves paid calls only.)
+import { join } from 'node:path'
+import { hexlify, getAddress, type TransactionReceipt } from 'ethers'
+import { Option, type Command } from 'commander'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createKeystore, loadKeystore, readPassword } from '../keystore.js'
+import { addCommonOptions, addDataDirOption, addJsonOption, addKeyOptions, keystoreDir, parseIntList, DEFAULT_DATA_DIR } from '../options.js'
+import { formatPov, parsePov, sendTx, signPermit, withSigner, type ChainContext } from '../chain.js'
+import { print, withChain } from '../client/index.js'
+import { UserError } from '../errors.js'
+import { signPeerBinding } from '../../chain/peer-binding.js'
+import { combinedInterface } from '../../chain/contracts.js'
+import { VoucherStore } from '../../node/payments/voucher-store.js'
+import { claimAll, outstanding } from '../../node/payments/claim.js'
+
+type Opts = { rpc: string, deployment?: string, keystore?: string, passwordFile?: string, dataDir: string, json?: boolean }
+
+/** Where a node keeps its voucher journal. */
+export function voucherDir (dataDir: string = DEFAULT_DATA_DIR): string { return join(dataDir, 'vouchers') }
+
+export function registerPaidNodeCommands (node: Command): void {
+  addJsonOption(addDataDirOption(addKeyOptions(node.command('init').description('create the operator keystore: an Ethereum key and a libp2p identity'))))
+    .action(async (opts: Opts) => {
+      const dir = keystoreDir(opts)
+      const { address, peerId } = await createKeystore(dir, await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
+      print(opts, { keystore: dir, address, peerId }, `created operator keystore ${dir}\n  operator address ${address}\n  libp2p peer id   ${peerId}\nnext: fund the address with POV, then \`pov node register\``)
+    })
+
+  addCommonOptions(node.command('register').description('stake POV and register the shards this node serves'))
+    .requiredOption('--model <id>', 'approved model id (0x… 32 bytes)')
+    .requiredOption('--shards <list>', 'shard ids served, e.g. 0,1')
+    .requiredOption('--stake <pov>', 'POV to stake (≥ the registry minimum)')
+    .requiredOption('--price <pov>', 'POV per unit of work (one token row through one expert of one layer)')
+    .addOption(new Option('--announce <multiaddr...>', 'public addresses routers dial, e.g. /dns4/node.example/tcp/4101').makeOptionMandatory())
+    .action(async (opts: Opts & { model: string, shards: string, stake: string, price: string, announce: string[] }) => {
+      await withChain(opts, async (ctx) => {
+        const ks = await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
+        const wallet = ks.wallet.connect(ctx.provider)
+        const shards = [...new Set(parseIntList(opts.shards, '--shards'))].sort((a, b) => a - b)
+        const stake = parsePov(opts.stake, '--stake')
+        const price = parsePov(opts.price, '--price')
+        const announce = opts.announce.map(a => {
+          try { return multiaddr(a).decapsulateCode(421).toString() } catch { throw new UserError(`invalid --announce address "${a}"`) }
+        })
+        if (!/^0x[0-9a-fA-F]{64}$/.test(opts.model)) throw new UserError(`invalid --model "${opts.model}": expected 0x followed by 64 hex digits`)
+        if (!await ctx.contracts.models.isApproved(opts.model)) throw new UserError(`model ${opts.model} is not approved by governance — see \`pov audit\` for the approved models`)
+        const [min, have] = await Promise.all([ctx.contracts.registry.minStake(), ctx.contracts.token.balanceOf(wallet.address)])
+        if (stake < min) throw new UserError(`--stake ${formatPov(stake)} is below the registry minimum of ${formatPov(min)}`)
+        if (have < stake) throw new UserError(`cannot stake ${formatPov(stake)}: ${wallet.address} holds only ${formatPov(have)}`)
+        const binding = await signPeerBinding(ks.p2pKey, { chainId: ctx.chainId, registry: ctx.deployment.contracts.registry, operator: wallet.address })
+        const p = await signPermit(ctx, wallet, ctx.deployment.contracts.registry, stake)
+        const reg = { modelId: opts.model, shards, price, peerId: hexlify(binding.peerId), multiaddrs: announce, peerSignature: hexlify(binding.signature) }
+        const r = await sendTx('register', () => withSigner(ctx.contracts.registry, wallet).registerWithPermit(reg, stake, p.deadline, p.v, p.r, p.s))
+        print(opts, { operator: wallet.address, peerId: ks.peerId, modelId: opts.model, shards, stake, price, multiaddrs: announce, tx: r.hash, gasUsed: r.gasUsed },
+          `registered ${wallet.address} (peer ${ks.peerId}) for shards ${shards.join(',')} of ${opts.model}\n  stake ${formatPov(stake)}, price ${formatPov(price)} per unit, tx ${r.hash} (${r.gasUsed} gas)`)
+      })
+    })
+
+  addCommonOptions(node.command('status').description('stake, registration, unredeemed vouchers and earnings'))
+    .action(async (opts: Opts) => {
+      await withChain(opts, async (ctx) => {
+        const ks = await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
+        const operator = ks.wallet.address
+        const n = await ctx.contracts.registry.nodeOf(operator) as unknown as { modelId: string, shards: bigint[], price: bigint, stake: bigint, multiaddrs: string[], unbondingEnds: bigint }
+        const active = await ctx.contracts.registry.isActive(operator)
+        const lines = await outstanding(ctx.contracts.escrow, operator, await VoucherStore.readOnly(voucherDir(opts.dataDir)))
+        const unredeemed = lines.reduce((a, l) => a + l.owed, 0n)
+        const earned = await earnings(ctx, operator)
+        const balance = await ctx.contracts.token.balanceOf(operator)
+        const out = { operator, peerId: ks.peerId, active, modelId: n.modelId, shards: n.shards.map(Number), price: n.price, stake: n.stake, multiaddrs: n.multiaddrs, unbondingEnds: n.unbondingEnds, unredeemed, unredeemedVouchers: lines.filter(l => l.owed > 0n).length, earned: earned.net, fees: earned.fee, redemptions: earned.count, balance }
+        print(opts, out, [
+          `operator     ${operator} (peer ${ks.peerId})`,
+          `registered   ${n.stake > 0n ? `yes — ${active ? 'active' : 'inactive'}${n.unbondingEnds > 0n ? `, unbonding until ${new Date(Number(n.unbondingEnds) * 1000).toISOString()}` : ''}` : 'no'}`,
+          `model        ${n.modelId}  shards ${n.shards.join(',')}  price ${formatPov(n.price)}/unit`,
+          `stake        ${formatPov(n.stake)}`,
+          `unredeemed   ${formatPov(unredeemed)} in ${out.unredeemedVouchers} voucher(s) — \`pov node claim\` redeems them`,
+          `earned       ${formatPov(earned.net)} net of ${formatPov(earned.fee)} protocol fee, over ${earned.count} redemption(s)`,
+          `balance      ${formatPov(balance)}`
+        ].join('\n'))
+      })
+    })
+
+  addCommonOptions(node.command('claim').description('redeem every outstanding voucher in one transaction'))
+    .action(async (opts: Opts) => {
+      await withChain(opts, async (ctx) => {
+        const ks = await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
+        const wallet = ks.wallet.connect(ctx.provider)
+        const before = await ctx.contracts.token.balanceOf(wallet.address)
+        const vouchers = await VoucherStore.readOnly(voucherDir(opts.dataDir))
+        let res
+        try {
+          res = await claimAll(withSigner(ctx.contracts.escrow, wallet), wallet.address, vouchers, redeemedEvents)
+        } catch (err) {
+          await sendTx('claim', async () => { throw err })
+          return
+        }
+        const after = await ctx.contracts.token.balanceOf(wallet.address)
+        const gasUsed = res.receipt?.gasUsed ?? 0n
+        print(opts, { operator: wallet.address, redeemed: res.redeemed, skipped: res.skipped, amount: res.amount, fee: res.fee, received: after - before, tx: res.receipt?.hash ?? null, gasUsed },
+          res.redeemed.length === 0
+            ? `nothing to claim (${res.skipped.length} voucher(s) already redeemed or unfunded)`
+            : `claimed ${res.redeemed.length} voucher(s) in one transaction: ${formatPov(res.amount)} from escrow, ${formatPov(res.fee)} protocol fee, received ${formatPov(after - before)} (tx ${res.receipt?.hash}, ${gasUsed} gas)`)
+      })
+    })
+}
+
+export function redeemedEvents (r: TransactionReceipt): Array<{ amount: bigint, fee: bigint }> {
+  const iface = combinedInterface()
+  const out = []
+  for (const log of r.logs) {
+    try {
+      const d = iface.parseLog(log)
+      if (d?.name === 'VoucherRedeemed') out.push({ amount: d.args.amount as bigint, fee: d.args.fee as bigint })
+    } catch {}
+  }
+  return out
+}
+
+async function earnings (ctx: ChainContext, operator: string): Promise<{ net: bigint, fee: bigint, count: number }> {
+  const escrow = ctx.contracts.escrow
+  const logs = await escrow.queryFilter(escrow.filters.VoucherRedeemed(null, getAddress(operator)), ctx.deployment.startBlock ?? 0)
+  let net = 0n; let fee = 0n
+  for (const l of logs) {
+    const a = (l as unknown as { args: { amount: bigint, fee: bigint } }).args
+    net += a.amount - a.fee; fee += a.fee
+  }
+  return { net, fee, count: logs.length }
+}

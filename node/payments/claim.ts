@@ -1,0 +1,59 @@
+// Redeems every outstanding voucher of an operator in one transaction (PovEscrow.redeemBatch).
+// Vouchers already fully paid are skipped (a second claim pays nothing and sends nothing), and so
+// are payers with an empty deposit, whose voucher would revert the whole batch.
+import { getAddress, type ContractTransactionResponse, type TransactionReceipt } from 'ethers'
+import type { SignedVoucher } from './voucher-store.js'
+
+export interface ClaimEscrow {
+  paid(payer: string, payee: string): Promise<bigint>
+  depositOf(payer: string): Promise<readonly [bigint, bigint] | unknown>
+  redeemBatch(vouchers: Array<{ payer: string, payee: string, cumulativeAmount: bigint }>, signatures: string[]): Promise<ContractTransactionResponse>
+}
+
+export interface ClaimLine { payer: string, cumulativeAmount: bigint, owed: bigint, expected: bigint }
+export interface ClaimResult {
+  redeemed: ClaimLine[]
+  skipped: Array<{ payer: string, reason: string }>
+  /** Gross amount taken from escrow, and the protocol fee out of it (from the VoucherRedeemed events). */
+  amount: bigint
+  fee: bigint
+  receipt: TransactionReceipt | null
+}
+
+/** What is owed to `operator` by each held voucher beyond what the escrow already paid. */
+export async function outstanding (escrow: Pick<ClaimEscrow, 'paid' | 'depositOf'>, operator: string, vouchers: SignedVoucher[]): Promise<Array<ClaimLine & { voucher: SignedVoucher, deposit: bigint }>> {
+  const me = getAddress(operator)
+  const out = []
+  for (const v of vouchers) {
+    if (getAddress(v.payee) !== me) continue
+    const [paid, dep] = await Promise.all([escrow.paid(v.payer, me), escrow.depositOf(v.payer)])
+    const deposit = BigInt((dep as readonly bigint[])[0])
+    const owed = v.cumulativeAmount > paid ? v.cumulativeAmount - paid : 0n
+    out.push({ payer: v.payer, cumulativeAmount: v.cumulativeAmount, owed, expected: owed < deposit ? owed : deposit, voucher: v, deposit })
+  }
+  return out
+}
+
+export async function claimAll (escrow: ClaimEscrow, operator: string, vouchers: SignedVoucher[], parseRedeemed: (r: TransactionReceipt) => Array<{ amount: bigint, fee: bigint }>): Promise<ClaimResult> {
+  const lines = await outstanding(escrow, operator, vouchers)
+  const skipped: ClaimResult['skipped'] = []
+  const batch = lines.filter(l => {
+    if (l.owed === 0n) { skipped.push({ payer: l.payer, reason: 'already redeemed' }); return false }
+    if (l.deposit === 0n) { skipped.push({ payer: l.payer, reason: 'payer has no deposit left' }); return false }
+    return true
+  })
+  if (batch.length === 0) return { redeemed: [], skipped, amount: 0n, fee: 0n, receipt: null }
+  const tx = await escrow.redeemBatch(
+    batch.map(l => ({ payer: l.voucher.payer, payee: l.voucher.payee, cumulativeAmount: l.voucher.cumulativeAmount })),
+    batch.map(l => l.voucher.signature))
+  const receipt = await tx.wait()
+  if (receipt == null || receipt.status !== 1) throw new Error('redeemBatch transaction failed')
+  const events = parseRedeemed(receipt)
+  return {
+    redeemed: batch.map(({ payer, cumulativeAmount, owed, expected }) => ({ payer, cumulativeAmount, owed, expected })),
+    skipped,
+    amount: events.reduce((a, e) => a + e.amount, 0n),
+    fee: events.reduce((a, e) => a + e.fee, 0n),
+    receipt
+  }
+}
