@@ -12,7 +12,7 @@ export const DEFAULT_RPC = 'http://127.0.0.1:8545'
 export const DEFAULT_DATA_DIR = join(homedir(), '.pov')
 
 export interface ChainCliOptions { rpc: string, deployment?: string }
-export interface KeyCliOptions { keystore: string, passwordFile?: string }
+export interface KeyCliOptions { keystore?: string, passwordFile?: string }
 export interface CommonCliOptions extends ChainCliOptions, KeyCliOptions { dataDir: string, json?: boolean }
 
 export function addChainOptions (cmd: Command): Command {

@@ -11,6 +11,8 @@ export interface OpenedExecutor {
   /** Human-readable, for the start-up line. */
   describe: string
   close: () => Promise<void>
+  /** A summary printed after generation (pov infer: the cost per node). */
+  report?: () => { text: string, json: unknown }
 }
 
 export async function openExecutor (spec: GenerateArgs['executor'], bundle: Bundle, opts: { device: Device, logger?: MiniLogger }): Promise<OpenedExecutor> {

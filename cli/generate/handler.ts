@@ -4,7 +4,8 @@ import { loadDenseRuntime } from '../../model/dense/index.js'
 import { generate, type GenerationSummary } from '../../model/generate.js'
 import { loadTokenizer, type PovTokenizer } from '../../model/tokenizer.js'
 import { UserError } from '../errors.js'
-import { openExecutor } from './executor.js'
+import { openExecutor, type OpenedExecutor } from './executor.js'
+import type { Bundle } from '../../model/bundle/load.js'
 import type { GenerateArgs } from './options.js'
 
 export interface GenerateIo {
@@ -28,7 +29,11 @@ class TextStream {
   }
 }
 
-export async function runGenerate (args: GenerateArgs, io: GenerateIo, signal?: AbortSignal): Promise<GenerationSummary & { text: string }> {
+/**
+ * `open` replaces the executor chosen by `args.executor` (pov infer passes the paying router);
+ * its `report` is printed after the tokens (and included as `payment` in --json).
+ */
+export async function runGenerate (args: GenerateArgs, io: GenerateIo, signal?: AbortSignal, open?: (bundle: Bundle) => Promise<OpenedExecutor>): Promise<GenerationSummary & { text: string }> {
   const say = (s: string): void => { if (io.progress) io.stderr.write(`${s}\n`) }
   const bundle = await loadBundle(args.model, { verify: 'lazy' })
   const tokenizer = await loadTokenizer(bundle.dir)
@@ -41,7 +46,7 @@ export async function runGenerate (args: GenerateArgs, io: GenerateIo, signal?: 
   say(`pov generate: model ${bundle.modelId}, ${promptIds.length} prompt tokens, loading…`)
   const dense = await loadDenseRuntime(bundle, { device: args.device })
   try {
-    const ex = await openExecutor(args.executor, bundle, { device: args.device })
+    const ex = open != null ? await open(bundle) : await openExecutor(args.executor, bundle, { device: args.device })
     try {
       say(`dense on ${dense.device}, experts ${ex.describe}`)
       const stream = args.json ? null : new TextStream(tokenizer, io.stdout)
@@ -72,11 +77,13 @@ export async function runGenerate (args: GenerateArgs, io: GenerateIo, signal?: 
       if (args.json) {
         const out: Record<string, unknown> = { modelId: bundle.modelId, promptIds, tokens: summary.tokens, text, degraded: summary.degraded, stopReason: summary.stopReason, timings: summary.timings }
         if (args.logits) out.logits = logits != null ? Array.from(logits) : null
-        io.stdout.write(JSON.stringify(out) + '\n')
+        if (ex.report != null) out.payment = ex.report().json
+        io.stdout.write(JSON.stringify(out, (_k, v) => typeof v === 'bigint' ? v.toString() : v) + '\n')
       } else {
         io.stdout.write('\n')
         const t = summary.timings
         io.stderr.write(`${t.generatedTokens} tokens (${summary.stopReason}); prefill ${t.prefillMs.toFixed(1)} ms (${t.prefillTokensPerSecond.toFixed(1)} tok/s), decode ${t.decodeTokensPerSecond.toFixed(1)} tok/s${summary.degraded ? '; DEGRADED: some experts were unavailable and substituted' : ''}\n`)
+        if (ex.report != null) io.stdout.write(ex.report().text + '\n')
       }
       return { ...summary, text }
     } finally {

@@ -1,0 +1,31 @@
+// The voucher as it travels in ExpertRequest.payment (protocol/expert.proto) ↔ the EIP-712
+// voucher of protocol/voucher.ts. Addresses are 20 bytes, amounts uint256 big-endian.
+import { getAddress, getBytes, hexlify, toBeArray } from 'ethers'
+import type { Voucher as WireVoucher } from './expert.js'
+import { PaymentError, Status } from './errors.js'
+
+export interface SignedVoucher { payer: string, payee: string, cumulativeAmount: bigint, signature: string }
+
+export function voucherToWire (v: SignedVoucher): WireVoucher {
+  return {
+    payer: getBytes(getAddress(v.payer)) as Uint8Array<ArrayBuffer>,
+    payee: getBytes(getAddress(v.payee)) as Uint8Array<ArrayBuffer>,
+    cumulativeAmount: toBeArray(v.cumulativeAmount) as Uint8Array<ArrayBuffer>,
+    signature: getBytes(v.signature) as Uint8Array<ArrayBuffer>,
+    extra: new Uint8Array(0)
+  }
+}
+
+/** Decodes and bounds-checks a wire voucher; malformed fields are a PAYMENT_INVALID error. */
+export function voucherFromWire (w: WireVoucher | undefined): SignedVoucher | undefined {
+  if (w == null) return undefined
+  if (w.payer.length !== 20 || w.payee.length !== 20) throw new PaymentError('malformed voucher: payer and payee must be 20-byte addresses', Status.PAYMENT_INVALID)
+  if (w.cumulativeAmount.length === 0 || w.cumulativeAmount.length > 32) throw new PaymentError('malformed voucher: cumulative amount must be 1–32 bytes', Status.PAYMENT_INVALID)
+  if (w.signature.length !== 65) throw new PaymentError(`malformed voucher: signature must be 65 bytes, got ${w.signature.length}`, Status.PAYMENT_INVALID)
+  return {
+    payer: getAddress(hexlify(w.payer)),
+    payee: getAddress(hexlify(w.payee)),
+    cumulativeAmount: BigInt(hexlify(w.cumulativeAmount)),
+    signature: hexlify(w.signature)
+  }
+}

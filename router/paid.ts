@@ -1,0 +1,128 @@
+// The paying router: nodes come from the on-chain registry (stake- and price-aware selection per
+// shard), each node's PeerId binding is verified before it is dialled, and every expert call
+// carries a cumulative voucher priced at that node's on-chain price × rows.
+import { MaxUint256, getAddress, hexlify, randomBytes, type Signer } from 'ethers'
+import type { Logger } from 'pino'
+import type { PovContracts } from '../chain/contracts.js'
+import { verifyPeerBinding, publicKeyFromPeerIdBytes } from '../chain/peer-binding.js'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { readVoucherDomain } from '../protocol/voucher.js'
+import { voucherToWire } from '../protocol/payment.js'
+import type { WireDType } from '../protocol/codec.js'
+import { Router } from './router.js'
+import { Payer } from './payer.js'
+
+export interface PaidNode { operator: string, peerId: string, price: bigint, stake: bigint, shards: number[], addrs: string[] }
+
+export interface PaidRouterOptions {
+  contracts: PovContracts
+  chainId: number
+  registryAddress: string
+  signer: Signer
+  modelId: string
+  hidden: number
+  shardCount: number
+  /** Nodes per shard (replicas for failover). @default 2 — a retry needs a second replica */
+  replicas?: number
+  /** Highest price per unit accepted. @default no cap */
+  maxPrice?: bigint
+  /** Seed of the on-chain weighted selection. @default random per run, so load spreads */
+  seed?: string
+  wireDType?: WireDType
+  callTimeoutMs?: number
+  /** Where the payer's cumulative amounts persist across runs. */
+  ledgerPath?: string
+  logger?: Logger
+}
+
+export class PaymentSetupError extends Error { override name = 'PaymentSetupError' }
+
+export interface PaidRouter {
+  router: Router
+  payer: Payer
+  nodes: Map<string, PaidNode>
+  /** Per node: what this run paid it. */
+  costs(): Array<PaidNode & { amount: bigint, calls: number, units: number }>
+  close(): Promise<void>
+}
+
+/** Finds, verifies and selects nodes for every shard; throws PaymentSetupError saying what to do. */
+export async function selectPaidNodes (o: PaidRouterOptions): Promise<Map<string, PaidNode>> {
+  const { registry, models } = o.contracts
+  if (!await models.isApproved(o.modelId)) throw new PaymentSetupError(`model ${o.modelId} is not approved on-chain — see \`pov audit\` for approved models`)
+  const seed = o.seed ?? hexlify(randomBytes(32))
+  const maxPrice = o.maxPrice ?? MaxUint256
+  const k = o.replicas ?? 2
+  const nodes = new Map<string, PaidNode>()
+  const rejected = new Set<string>()
+  for (let shard = 0; shard < o.shardCount; shard++) {
+    const picked = await registry.selectNodes(o.modelId, shard, seed, maxPrice, k) as unknown as Array<{ operator: string, price: bigint, stake: bigint, peerId: string, multiaddrs: string[], peerSignature: string }>
+    let usable = 0
+    for (const n of picked) {
+      const operator = getAddress(n.operator)
+      if (rejected.has(operator)) continue
+      let node = [...nodes.values()].find(x => x.operator === operator)
+      if (node == null) {
+        const ok = await verifyPeerBinding({ chainId: o.chainId, registry: o.registryAddress, operator }, n.peerId, n.peerSignature)
+        if (!ok) {
+          o.logger?.warn({ operator }, 'registered PeerId binding does not verify; node skipped')
+          rejected.add(operator)
+          continue
+        }
+        const peerId = peerIdFromPublicKey(publicKeyFromPeerIdBytes(n.peerId)).toString()
+        node = { operator, peerId, price: BigInt(n.price), stake: BigInt(n.stake), shards: [], addrs: n.multiaddrs.map(a => `${a}/p2p/${peerId}`) }
+        nodes.set(peerId, node)
+      }
+      node.shards.push(shard)
+      usable++
+    }
+    if (usable === 0) {
+      const active = (await registry.activeNodes(o.modelId, shard) as unknown[]).length
+      throw new PaymentSetupError(active === 0
+        ? `no active node serves shard ${shard} of model ${o.modelId} — wait for operators to register it`
+        : `no node serves shard ${shard} of model ${o.modelId} under max price ${o.maxPrice} wei/unit (${active} active above it) — raise --max-price or wait`)
+    }
+    if (usable < k) o.logger?.warn({ shard, replicas: usable }, 'fewer replicas than asked for; a failure of that node cannot be retried')
+  }
+  return nodes
+}
+
+export async function openPaidRouter (o: PaidRouterOptions): Promise<PaidRouter> {
+  const payerAddress = getAddress(await o.signer.getAddress())
+  const [balance, unlockAt] = await o.contracts.escrow.depositOf(payerAddress) as unknown as [bigint, bigint]
+  if (balance === 0n) throw new PaymentSetupError(`no deposit in escrow for ${payerAddress} — run \`pov deposit AMOUNT\` first`)
+  if (unlockAt !== 0n) throw new PaymentSetupError(`the escrow deposit of ${payerAddress} is unlocking, and nodes refuse new work from it — withdraw it and deposit again`)
+  const nodes = await selectPaidNodes(o)
+  const domain = await readVoucherDomain(o.contracts.escrow)
+  const payer = await Payer.create({
+    signer: o.signer,
+    domain,
+    paidOnChain: async (p, payee) => BigInt(await o.contracts.escrow.paid(p, payee)),
+    ledgerPath: o.ledgerPath
+  })
+  const router = await Router.init({
+    opts: {
+      peers: [...nodes.values()].map(n => n.addrs[0]),
+      modelId: o.modelId,
+      hidden: o.hidden,
+      wireDType: o.wireDType,
+      callTimeoutMs: o.callTimeoutMs,
+      attachPayment: async ({ peer, rows }) => {
+        const n = nodes.get(peer)
+        if (n == null) throw new Error(`peer ${peer} is not a selected registered node`)
+        return voucherToWire(await payer.voucherFor(n.operator, n.price * BigInt(rows), rows))
+      }
+    },
+    logger: o.logger
+  })
+  return {
+    router,
+    payer,
+    nodes,
+    costs: () => {
+      const spent = payer.spent()
+      return [...nodes.values()].map(n => ({ ...n, ...(spent.get(n.operator) ?? { amount: 0n, calls: 0, units: 0 }) }))
+    },
+    close: async () => { await router.close(); await payer.flush() }
+  }
+}
