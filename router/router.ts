@@ -19,8 +19,9 @@ export interface RouterOptions {
   /** @default 'fp32' */
   wireDType?: WireDType
   callTimeoutMs?: number
-  verifySignatures?: boolean
+  verifySignatures?: RemoteExecutorOptions['verifySignatures']
   attachPayment?: RemoteExecutorOptions['attachPayment']
+  onBadSignature?: RemoteExecutorOptions['onBadSignature']
   routes?: RouteManagerOptions
   privateKey?: PrivateKey
 }
@@ -46,6 +47,7 @@ export class Router {
         callTimeoutMs: opts.callTimeoutMs,
         verifySignatures: opts.verifySignatures,
         attachPayment: opts.attachPayment,
+        onBadSignature: (e) => { log?.warn({ peer: e.peer, layer: e.layer, expert: e.expert }, 'response signature did not verify; peer benched'); opts.onBadSignature?.(e) },
         onAttempt: (a) => { if (!a.ok) log?.warn(a, 'expert call failed; retrying on another replica') }
       })
       return new Router(libp2p, client, routes, executor)

@@ -38,10 +38,21 @@ test('response frame and signature verify; tampering fails', async () => {
   const fields = { requestId: 9n, modelId, layer: 1, expert: 2, input, output }
   assert.equal(signedMessage(fields).byteLength, 138)
   const signature = await signResponse(key, fields)
-  const frame = encodeResponseFrame({ requestId: 9n, status: Status.OK, message: '', dtype: DType.FP32, rows: 1, hidden: 1, signature }, output)
+  const frame = encodeResponseFrame({ requestId: 9n, status: Status.OK, message: '', dtype: DType.FP32, rows: 1, hidden: 1, signature: new Uint8Array(signature) }, output)
   const res = decodeResponse(new FrameDecoder(1 << 20).push(frame)[0])
   assert.deepEqual(res.tensor, output)
   assert.ok(await verifyResponse(key.publicKey, { ...fields, output: res.tensor }, res.signature))
   assert.equal(await verifyResponse(key.publicKey, { ...fields, output: new Uint8Array([5, 6, 7, 9]) }, res.signature), false)
   assert.equal(await verifyResponse(key.publicKey, { ...fields, layer: 2 }, res.signature), false)
+})
+
+test('cached node:crypto Ed25519 signatures are the same bytes as @libp2p/crypto and cross-verify', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const fields = { requestId: 1n, modelId, layer: 0, expert: 3, input: new Uint8Array(100).fill(1), output: new Uint8Array(100).fill(2) }
+  const fast = await signResponse(key, fields)
+  const slow = await key.sign(signedMessage(fields))
+  assert.deepEqual(new Uint8Array(fast), new Uint8Array(slow))
+  assert.ok(await key.publicKey.verify(signedMessage(fields), fast))
+  assert.ok(await verifyResponse(key.publicKey, fields, slow))
+  assert.equal(await verifyResponse(key.publicKey, fields, new Uint8Array(64)), false)
 })

@@ -54,10 +54,10 @@ test('calls reuse one stream per peer, verify signatures, and fail over when a n
   }
 })
 
-test('a node whose responses do not verify is skipped for a replica that signs', async () => {
+test('sync verification: a node whose responses do not verify is skipped for a replica that signs', async () => {
   const bad = await startNode({ sign: false })
   const good = await startNode()
-  const router = await Router.init({ opts: { peers: [addr(bad), addr(good)], modelId: MODEL_ID, hidden: HIDDEN } })
+  const router = await Router.init({ opts: { peers: [addr(bad), addr(good)], modelId: MODEL_ID, hidden: HIDDEN, verifySignatures: 'sync' } })
   try {
     const x = rowsOf(1)
     for (const [l, e] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
@@ -82,4 +82,17 @@ test('fp16 on the wire through the executor', async () => {
 test('unknown model on every peer: init fails with a clear message', async () => {
   const n = await startNode()
   await assert.rejects(Router.init({ opts: { peers: [addr(n)], modelId: '0x' + '11'.repeat(32), hidden: HIDDEN } }), /serves model/)
+})
+
+test('async verification (default): a bad signature benches the peer and is reported', async () => {
+  const bad = await startNode({ sign: false })
+  const reported: string[] = []
+  const router = await Router.init({ opts: { peers: [addr(bad)], modelId: MODEL_ID, hidden: HIDDEN, onBadSignature: (e) => { reported.push(e.peer) } } })
+  try {
+    const x = rowsOf(1)
+    assert.deepEqual(await router.executor.runExpert(0, 0, x, 1), x) // used at once
+    await new Promise(resolve => setTimeout(resolve, 50))
+    assert.deepEqual(reported, [bad.peerId.toString()])
+    assert.ok(router.routes.benched.has(bad.peerId.toString()))
+  } finally { await router.close() }
 })

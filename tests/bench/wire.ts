@@ -1,0 +1,183 @@
+// npm run bench:wire — the wire's cost, in one run:
+//  1. one expert call's round trip at 16 KiB and 1 MiB (identity runtime on the node, so only
+//     the wire is measured: libp2p TCP/noise/yamux, framing, signature) beside a raw-TCP
+//     length-prefixed echo of the same payloads (node:net), both servers in one child process;
+//  2. tokens/s of distributed (2 node processes × 4 shards) vs single-process generation,
+//     prefill and decode separately, on d_model 1024, d_ff 3584, 4 layers, 8 experts.
+// Targets: 16 KiB RTT ≤ 2× raw TCP; distributed prefill ≥ 0.8×, decode ≥ 0.5× single process.
+// The last line of output is one JSON object with every figure.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer, connect, type Socket } from 'node:net'
+import { createInterface } from 'node:readline'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { createLibp2p } from 'libp2p'
+import { transportOptions } from '../../protocol/transport.js'
+import { FrameDecoder, encodeFrame } from '../../protocol/framing.js'
+import { expertService } from '../../node/expert-service.js'
+import type { HostedModel } from '../../node/runtime.js'
+import { Router } from '../../router/index.js'
+
+const ROOT = resolve(import.meta.dirname, '../..')
+const HIDDEN = 1024
+const MODEL_ID = '0x' + '42'.repeat(32)
+const PAYLOADS = [{ name: '16KiB', rows: 4, iters: 2000 }, { name: '1MiB', rows: 256, iters: 200 }]
+
+// ---------------------------------------------------------------- server (child process) mode
+async function serve (): Promise<void> {
+  const model: HostedModel = {
+    modelId: MODEL_ID, manifestHash: MODEL_ID, hidden: HIDDEN, numLayers: 1, numExperts: 1, shards: [0], experts: [[0, 0]],
+    runtime: { has: () => true, runExpert: async (_l, _e, x) => x }
+  }
+  const node = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...transportOptions(), services: { expert: expertService({ models: [model] }) } })
+  const echo = createServer((sock) => {
+    sock.setNoDelay(true)
+    const dec = new FrameDecoder(64 * 1024 * 1024)
+    sock.on('data', (chunk) => { for (const f of dec.push(chunk)) { for (const part of encodeFrame(f)) sock.write(part) } })
+    sock.on('error', () => {})
+  }).listen(0, '127.0.0.1')
+  await new Promise(resolve => echo.once('listening', resolve))
+  const port = (echo.address() as { port: number }).port
+  process.stdout.write(JSON.stringify({ event: 'ready', addr: node.getMultiaddrs()[0].toString(), port }) + '\n')
+  process.once('SIGTERM', () => { void Promise.resolve(node.stop()).then(() => process.exit(0)) })
+}
+
+// ---------------------------------------------------------------- helpers
+const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))] }
+
+function child (args: string[]): Promise<{ proc: ChildProcess, ready: any }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+  return new Promise((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).on('line', (l) => {
+      try { const ev = JSON.parse(l); if (ev.event === 'ready') resolve({ proc, ready: ev }) } catch {}
+    })
+    proc.once('exit', (c) => { reject(new Error(`${args.join(' ')} exited ${c}`)) })
+  })
+}
+
+async function stop (p: ChildProcess): Promise<void> {
+  if (p.exitCode != null) return
+  const done = new Promise(resolve => p.once('exit', resolve))
+  p.kill('SIGTERM')
+  await done
+}
+
+async function rawTcpRtts (port: number, bytes: number, iters: number): Promise<number[]> {
+  const sock: Socket = connect(port, '127.0.0.1')
+  sock.setNoDelay(true)
+  await new Promise(resolve => sock.once('connect', resolve))
+  const dec = new FrameDecoder(64 * 1024 * 1024)
+  let waiting: (() => void) | null = null
+  sock.on('data', (c) => { if (dec.push(c).length > 0) waiting?.() })
+  const payload = new Uint8Array(bytes).fill(1)
+  const out: number[] = []
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now()
+    const got = new Promise<void>(resolve => { waiting = resolve })
+    for (const part of encodeFrame(payload)) sock.write(part)
+    await got
+    out.push(performance.now() - t0)
+  }
+  sock.destroy()
+  return out
+}
+
+// ---------------------------------------------------------------- part 1: round trips
+async function roundTrips (): Promise<Record<string, { p2pMedianUs: number, p2pP99Us: number, tcpMedianUs: number, tcpP99Us: number, ratioMedian: number, ratioP99: number }>> {
+  const { proc, ready } = await child(['tests/bench/wire.ts', '--serve'])
+  const router = await Router.init({ opts: { peers: [ready.addr], modelId: MODEL_ID, hidden: HIDDEN } })
+  const res: Record<string, any> = {}
+  try {
+    for (const p of PAYLOADS) {
+      const x = Float32Array.from({ length: p.rows * HIDDEN }, (_, i) => (i % 97) / 97)
+      const warm = Math.ceil(p.iters / 10)
+      for (let i = 0; i < warm; i++) await router.executor.runExpert(0, 0, x, p.rows)
+      const p2p: number[] = []
+      for (let i = 0; i < p.iters; i++) {
+        const t0 = performance.now()
+        await router.executor.runExpert(0, 0, x, p.rows)
+        p2p.push(performance.now() - t0)
+      }
+      await rawTcpRtts(ready.port, x.byteLength, warm)
+      const tcp = await rawTcpRtts(ready.port, x.byteLength, p.iters)
+      res[p.name] = {
+        p2pMedianUs: pct(p2p, 0.5) * 1000, p2pP99Us: pct(p2p, 0.99) * 1000,
+        tcpMedianUs: pct(tcp, 0.5) * 1000, tcpP99Us: pct(tcp, 0.99) * 1000,
+        ratioMedian: pct(p2p, 0.5) / pct(tcp, 0.5), ratioP99: pct(p2p, 0.99) / pct(tcp, 0.99)
+      }
+    }
+  } finally {
+    await router.close()
+    await stop(proc)
+  }
+  return res
+}
+
+// ---------------------------------------------------------------- part 2: generation
+async function generation (): Promise<Record<string, number>> {
+  const dir = await mkdtemp(join(tmpdir(), 'pov-bench-'))
+  const { writeTinyCheckpoint } = await import('../../model/tiny.js')
+  const { convertCheckpoint, loadBundle } = await import('../../model/bundle/index.js')
+  const { buildDenseArtifacts, loadDenseRuntime } = await import('../../model/dense/index.js')
+  const { loadExpertRuntime } = await import('../../model/runtime/index.js')
+  const { generateAll } = await import('../../model/generate.js')
+  const nodes: ChildProcess[] = []
+  try {
+    process.stderr.write('writing and converting the d_model 1024 / d_ff 3584 / 4-layer model…\n')
+    await writeTinyCheckpoint(join(dir, 'hf'), { hidden: 1024, intermediate: 3584, layers: 4, seed: 1 })
+    await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'), { extraBuilders: [buildDenseArtifacts] })
+    const bundle = await loadBundle(join(dir, 'bundle'), { verify: 'none' })
+    const dense = await loadDenseRuntime(bundle, { device: 'cpu' })
+    const prompt = Array.from({ length: 128 }, (_, i) => 3 + ((i * 37) % 500))
+    const run = async (experts: any): Promise<{ prefill: number, decode: number, tokens: number[] }> => {
+      await generateAll({ dense, experts, promptIds: prompt.slice(0, 16), maxTokens: 4, eosTokenId: null }) // warm-up
+      let best = { prefill: 0, decode: 0, tokens: [] as number[] }
+      for (let rep = 0; rep < 2; rep++) {
+        const s = await generateAll({ dense, experts, promptIds: prompt, maxTokens: 32, eosTokenId: null })
+        best = { prefill: Math.max(best.prefill, s.timings.prefillTokensPerSecond), decode: Math.max(best.decode, s.timings.decodeTokensPerSecond), tokens: s.tokens }
+      }
+      return best
+    }
+    process.stderr.write('single process…\n')
+    const rt = await loadExpertRuntime(bundle, bundle.manifest.shards.map(s => s.id), { device: 'cpu', verify: false })
+    const local = await run(rt)
+    await rt.close()
+    process.stderr.write('distributed (2 nodes × 4 shards)…\n')
+    const started = await Promise.all([[0, 1, 2, 3], [4, 5, 6, 7]].map(async s => await child(['cli/bin.ts', 'node', 'start', '--model', join(dir, 'bundle'), '--shards', s.join(','), '--json', '--log-level', 'warn'])))
+    nodes.push(...started.map(s => s.proc))
+    const router = await Router.init({ opts: { peers: started.map(s => s.ready.addrs[0]), modelId: bundle.modelId, hidden: bundle.config.hiddenSize } })
+    const remote = await run(router.executor)
+    await router.close()
+    await dense.close()
+    return {
+      localPrefillTokS: local.prefill, localDecodeTokS: local.decode,
+      remotePrefillTokS: remote.prefill, remoteDecodeTokS: remote.decode,
+      prefillRatio: remote.prefill / local.prefill, decodeRatio: remote.decode / local.decode,
+      sameTokens: Number(JSON.stringify(local.tokens) === JSON.stringify(remote.tokens))
+    }
+  } finally {
+    await Promise.all(nodes.map(stop))
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------- main
+if (process.argv.includes('--serve')) {
+  await serve()
+} else {
+  const rtt = await roundTrips()
+  const f = (n: number, d = 0): string => n.toFixed(d).padStart(9)
+  console.log('\nexpert call round trip (identity runtime, fp32, signed), µs')
+  console.log('payload      libp2p p50  libp2p p99   rawTCP p50  rawTCP p99   ratio p50  ratio p99')
+  for (const [k, v] of Object.entries(rtt)) console.log(`${k.padEnd(10)} ${f(v.p2pMedianUs)}   ${f(v.p2pP99Us)}   ${f(v.tcpMedianUs)}   ${f(v.tcpP99Us)}   ${f(v.ratioMedian, 2)}  ${f(v.ratioP99, 2)}`)
+  const gen = process.argv.includes('--no-generation') ? null : await generation()
+  if (gen != null) {
+    console.log('\ngeneration, tokens/s (128-token prompt, 32 new tokens, best of 2)')
+    console.log('              single    distributed   ratio   target')
+    console.log(`prefill   ${f(gen.localPrefillTokS, 1)}   ${f(gen.remotePrefillTokS, 1)}   ${f(gen.prefillRatio, 2)}   ≥ 0.8`)
+    console.log(`decode    ${f(gen.localDecodeTokS, 1)}   ${f(gen.remoteDecodeTokS, 1)}   ${f(gen.decodeRatio, 2)}   ≥ 0.5`)
+    console.log(`same tokens: ${gen.sameTokens === 1}`)
+  }
+  console.log(JSON.stringify({ roundTrip: rtt, generation: gen, targets: { rtt16KiBRatio: 2, prefillRatio: 0.8, decodeRatio: 0.5 } }))
+}
