@@ -1,0 +1,62 @@
+// `pov node start --keystore DIR`: the node finds its own registration on-chain, checks that the
+// bundle, PeerId and shards match it, and serves paid calls only (every request's voucher is
+// verified and journaled before the expert runs).
+import { getAddress, hexlify } from 'ethers'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import type { Logger } from 'pino'
+import { loadKeystore, readPassword } from '../keystore.js'
+import { keystoreDir } from '../options.js'
+import { connectChain, formatPov } from '../chain.js'
+import { UserError } from '../errors.js'
+import { voucherDir } from './paid.js'
+import { loadBundle } from '../../model/bundle/load.js'
+import { publicKeyFromPeerIdBytes } from '../../chain/peer-binding.js'
+import { readVoucherDomain } from '../../protocol/voucher.js'
+import { voucherFromWire } from '../../protocol/payment.js'
+import type { ExpertRequest } from '../../protocol/expert.js'
+import { VoucherStore } from '../../node/payments/voucher-store.js'
+import { PaymentVerifier, escrowView } from '../../node/payments/verifier.js'
+
+export interface PaidStartArgs { keystore?: string, passwordFile?: string, rpc: string, deployment?: string, dataDir: string, model: string, shards?: number[] }
+
+export interface PaidSetup {
+  privateKey: PrivateKey
+  shards: number[]
+  verifyPayment: (req: ExpertRequest) => Promise<void>
+  summary: Record<string, unknown>
+  close: () => Promise<void>
+}
+
+export async function preparePaidNode (a: PaidStartArgs, logger: Logger): Promise<PaidSetup> {
+  const ks = await loadKeystore(keystoreDir(a), await readPassword(a.passwordFile, process.env.POV_PASSWORD))
+  const ctx = await connectChain(a)
+  try {
+    const operator = ks.wallet.address
+    const reg = await ctx.contracts.registry.nodeOf(operator) as unknown as { modelId: string, shards: bigint[], price: bigint, stake: bigint, peerId: string }
+    if (reg.stake === 0n) throw new UserError(`operator ${operator} is not registered — run \`pov node register\` first`)
+    if (!await ctx.contracts.registry.isActive(operator)) throw new UserError(`the registration of ${operator} is not active (unbonding, or stake below the minimum) — see \`pov node status\``)
+    const bundle = await loadBundle(a.model, { verify: 'lazy' })
+    if (bundle.modelId.toLowerCase() !== reg.modelId.toLowerCase()) throw new UserError(`bundle ${a.model} is model ${bundle.modelId} but ${operator} is registered for ${reg.modelId}`)
+    const registeredPeer = peerIdFromPublicKey(publicKeyFromPeerIdBytes(reg.peerId)).toString()
+    if (registeredPeer !== ks.peerId) throw new UserError(`the keystore's libp2p identity ${ks.peerId} is not the registered one (${registeredPeer}) — register again with this keystore`)
+    const registered = reg.shards.map(Number)
+    const shards = a.shards ?? registered
+    const extra = shards.filter(s => !registered.includes(s))
+    if (extra.length > 0) throw new UserError(`shards ${extra.join(',')} are not in the registration (${registered.join(',')}) — update it with the registry first`)
+    const domain = await readVoucherDomain(ctx.contracts.escrow)
+    const store = await VoucherStore.open(voucherDir(a.dataDir))
+    const verifier = new PaymentVerifier({ payee: operator, pricePerUnit: reg.price, domain }, store, escrowView(ctx.contracts.escrow))
+    logger.info({ operator: getAddress(operator), price: formatPov(reg.price), shards, vouchers: store.path }, 'serving paid calls only')
+    return {
+      privateKey: ks.p2pKey,
+      shards,
+      verifyPayment: async (req) => { await verifier.verify(voucherFromWire(req.payment), req.rows) },
+      summary: { operator, peerId: ks.peerId, price: reg.price.toString(), registeredPeerId: hexlify(reg.peerId) },
+      close: async () => { await store.close(); ctx.provider.destroy() }
+    }
+  } catch (err) {
+    ctx.provider.destroy()
+    throw err
+  }
+}
