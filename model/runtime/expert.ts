@@ -16,6 +16,8 @@ export interface ExpertRuntimeOptions {
   device?: Device
   logger?: MiniLogger
   intraOpNumThreads?: number
+  /** See SessionOptions.allowSpinning. */
+  allowSpinning?: boolean
   /** Verify the sha256 of the artifacts (and the weights they use) before loading. Default true. */
   verify?: boolean
 }
@@ -53,7 +55,7 @@ export async function loadExpertRuntime (bundle: Bundle, shardIds: number[], opt
     for (let i = 0; i < pairs.length; i++) {
       const [l, e] = pairs[i]
       // After one fallback, don't retry the GPU provider (and warn) for every expert.
-      const s = await createSession(bundle.resolve(paths[i]), { device, logger: opts.logger, intraOpNumThreads: opts.intraOpNumThreads })
+      const s = await createSession(bundle.resolve(paths[i]), { device, logger: opts.logger, intraOpNumThreads: opts.intraOpNumThreads, allowSpinning: opts.allowSpinning })
       device = s.device
       sessions.set(key(l, e), s.session)
     }

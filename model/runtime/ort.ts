@@ -19,6 +19,12 @@ export interface SessionOptions {
   logger?: MiniLogger
   /** Threads for one operator; ORT's default (physical cores) when unset. */
   intraOpNumThreads?: number
+  /**
+   * Whether ORT's intra-op worker threads spin while idle (ORT default: true). Spinning cuts
+   * latency for back-to-back runs; a node with many experts (one session, one pool each) on
+   * many cores may prefer false so idle pools do not burn CPU.
+   */
+  allowSpinning?: boolean
   /** ORT log severity: 0 verbose … 4 fatal. Default 3 (errors only): ORT's warnings are noisy. */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4
   /** Overrides passed through to ORT. */
@@ -43,6 +49,7 @@ function baseOptions (opts: SessionOptions): ort.InferenceSession.SessionOptions
     logSeverityLevel: opts.logSeverityLevel ?? 3,
     ...opts.ortOptions
   }
+  if (opts.allowSpinning != null) o.extra = { session: { intra_op: { allow_spinning: opts.allowSpinning ? '1' : '0' } } }
   // ORT rejects an explicit undefined here.
   if (opts.intraOpNumThreads != null) o.intraOpNumThreads = opts.intraOpNumThreads
   return o
