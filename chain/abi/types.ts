@@ -79,6 +79,7 @@ export type ExpertRegistryContract = BaseContract & {
 
 export type PovEscrowContract = BaseContract & {
   MAX_FEE_BPS: BaseContractMethod<[], bigint, bigint>
+  accruedFees: BaseContractMethod<[], bigint, bigint>
   cancelUnlock: BaseContractMethod<[], void, ContractTransactionResponse>
   deposit: BaseContractMethod<[amount: BigNumberish], void, ContractTransactionResponse>
   depositOf: BaseContractMethod<[payer: AddressLike], [balance: bigint, unlockAt: bigint], [balance: bigint, unlockAt: bigint]>
@@ -93,6 +94,7 @@ export type PovEscrowContract = BaseContract & {
   setFeeBps: BaseContractMethod<[feeBps_: BigNumberish], void, ContractTransactionResponse>
   setTreasury: BaseContractMethod<[treasury_: AddressLike], void, ContractTransactionResponse>
   setUnlockPeriod: BaseContractMethod<[period: BigNumberish], void, ContractTransactionResponse>
+  sweepFees: BaseContractMethod<[], void, ContractTransactionResponse>
   token: BaseContractMethod<[], string, string>
   totalDeposits: BaseContractMethod<[], bigint, bigint>
   transferOwnership: BaseContractMethod<[newOwner: AddressLike], void, ContractTransactionResponse>

@@ -16,7 +16,7 @@ interface IPovEscrow {
     event UnlockStarted(address indexed payer, uint64 unlockAt);
     event UnlockCancelled(address indexed payer);
     event Withdrawn(address indexed payer, uint256 amount);
-    /// @dev `amount` left the payer's deposit: `amount - fee` to the payee, `fee` to the
+    /// @dev `amount` left the payer's deposit: `amount - fee` to the payee, `fee` accrued for the
     /// treasury. `shortfall` > 0 when the deposit could not cover the voucher (still owed).
     event VoucherRedeemed(
         address indexed payer,
@@ -26,6 +26,8 @@ interface IPovEscrow {
         uint256 fee,
         uint256 shortfall
     );
+    /// @dev Accrued protocol fees were sent to the treasury.
+    event FeesSwept(address indexed treasury, uint256 amount);
     event FeeBpsSet(uint16 oldValue, uint16 newValue);
     event UnlockPeriodSet(uint64 oldValue, uint64 newValue);
     event TreasurySet(address oldValue, address newValue);
@@ -72,13 +74,18 @@ interface IPovEscrow {
     /// Requirements: as {redeem} for each; equal, non-zero lengths. Emits {VoucherRedeemed} per voucher.
     function redeemBatch(Voucher[] calldata vouchers, bytes[] calldata signatures) external;
 
+    /// @notice Sends the accrued protocol fees to the treasury. Anyone may call it.
+    /// Emits {FeesSwept} when there was something to send.
+    function sweepFees() external;
+
     /// @notice Sets the protocol fee in basis points. Requirements: owner; ≤ MAX_FEE_BPS. Emits {FeeBpsSet}.
     function setFeeBps(uint16 feeBps) external;
 
     /// @notice Sets the unlock period in seconds. Requirements: owner. Emits {UnlockPeriodSet}.
     function setUnlockPeriod(uint64 period) external;
 
-    /// @notice Sets the fee recipient. Requirements: owner; non-zero. Emits {TreasurySet}.
+    /// @notice Sets the fee recipient, first sweeping the fees accrued for the outgoing one.
+    /// Requirements: owner; non-zero. Emits {FeesSwept} (when fees accrued), {TreasurySet}.
     function setTreasury(address treasury) external;
 
     /// @notice The EIP-712 digest of `voucher` (what the payer signs).
@@ -94,6 +101,8 @@ interface IPovEscrow {
     function feeBps() external view returns (uint16);
     function unlockPeriod() external view returns (uint64);
     function treasury() external view returns (address);
-    /// @notice Sum of all deposits (equals the escrow's POV balance).
+    /// @notice Sum of all deposits. The escrow's POV balance = totalDeposits + accruedFees.
     function totalDeposits() external view returns (uint256);
+    /// @notice Protocol fees taken and not yet swept to the treasury.
+    function accruedFees() external view returns (uint256);
 }

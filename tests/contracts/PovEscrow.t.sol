@@ -17,6 +17,8 @@ contract EscrowHandler is TestBase {
     uint256 public ghostDeposited;
     uint256 public ghostWithdrawn;
     uint256 public ghostRedeemed; // gross (fee included)
+    uint256 public ghostPaidToPayees; // net of fee
+    uint256 public ghostSwept;
     /// @dev Highest cumulative amount ever signed per (payer, payee).
     mapping(address => mapping(address => uint256)) public highestVoucher;
 
@@ -55,10 +57,18 @@ contract EscrowHandler is TestBase {
         IPovEscrow.Voucher memory v = IPovEscrow.Voucher(p, payee, cumulative);
         (uint8 sv, bytes32 r, bytes32 s) = vm.sign(payerKeys[who % 3], escrow.voucherDigest(v));
         uint256 before = escrow.totalDeposits();
+        uint256 payeeBefore = token.balanceOf(payee);
         vm.prank(payee);
         try escrow.redeem(v, abi.encodePacked(r, s, sv)) {
             ghostRedeemed += before - escrow.totalDeposits();
+            ghostPaidToPayees += token.balanceOf(payee) - payeeBefore;
         } catch {}
+    }
+
+    function sweep() external {
+        uint256 fees = escrow.accruedFees();
+        escrow.sweepFees();
+        ghostSwept += fees;
     }
 
     function unlockWithdraw(uint256 who, uint256 wait) external {
@@ -91,11 +101,17 @@ contract PovEscrowFuzzTest is TestBase {
 
     // ── invariants (random call sequences on the handler) ──
 
-    /// The escrow's token balance always equals deposits minus payouts.
+    /// The escrow's token balance always equals deposits minus payouts (withdrawals, payments to
+    /// payees, fees swept to the treasury); what it holds is the deposits plus unswept fees.
     function invariant_balanceIsDepositsMinusPayouts() public view {
-        uint256 expected = handler.ghostDeposited() - handler.ghostWithdrawn() - handler.ghostRedeemed();
-        assertEq(token.balanceOf(address(escrow)), expected, "escrow balance");
-        assertEq(escrow.totalDeposits(), expected, "totalDeposits");
+        uint256 balance = token.balanceOf(address(escrow));
+        assertEq(
+            balance,
+            handler.ghostDeposited() - handler.ghostWithdrawn() - handler.ghostPaidToPayees() - handler.ghostSwept(),
+            "escrow balance = deposits - payouts"
+        );
+        assertEq(escrow.totalDeposits(), handler.ghostDeposited() - handler.ghostWithdrawn() - handler.ghostRedeemed(), "totalDeposits");
+        assertEq(balance, escrow.totalDeposits() + escrow.accruedFees(), "balance = deposits + accrued fees");
     }
 
     /// No payee is ever paid more than its highest voucher.
@@ -138,11 +154,11 @@ contract PovEscrowFuzzTest is TestBase {
         IPovEscrow.Voucher memory v = IPovEscrow.Voucher(payer, PAYEE, fzCumulative);
         (uint8 sv, bytes32 r, bytes32 s) = vm.sign(PAYER_KEY, escrow.voucherDigest(v));
         uint256 payeeBefore = token.balanceOf(PAYEE);
-        uint256 treasuryBefore = token.balanceOf(TREASURY);
+        uint256 feesBefore = escrow.accruedFees();
         vm.prank(PAYEE);
         try escrow.redeem(v, abi.encodePacked(r, s, sv)) {
             fzReceived += token.balanceOf(PAYEE) - payeeBefore;
-            fzFees += token.balanceOf(TREASURY) - treasuryBefore;
+            fzFees += escrow.accruedFees() - feesBefore;
         } catch {}
         uint256 paid = escrow.paid(payer, PAYEE);
         // over-deposit rule: a payee is paid min(highest voucher, deposit), never more
@@ -151,7 +167,8 @@ contract PovEscrowFuzzTest is TestBase {
         // per-redemption rounding down: the fee never exceeds feeBps of the total
         assertLe(fzFees, paid * feeBps / 10_000, "fee bound");
         assertLe(paid * feeBps / 10_000, fzFees + step + 1, "fee rounding");
-        assertEq(token.balanceOf(address(escrow)), fzDeposited - paid, "escrow balance");
+        assertEq(token.balanceOf(address(escrow)), fzDeposited - fzReceived, "escrow balance");
+        assertEq(escrow.totalDeposits(), fzDeposited - paid, "deposits left");
     }
 
     function testFuzz_forgedSignatureNeverPays(uint256 attackerKey, uint96 amount) public {

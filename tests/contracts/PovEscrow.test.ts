@@ -41,20 +41,19 @@ describe('PovEscrow', () => {
   })
 
   describe('redeem', () => {
-    it('pays cumulative minus already paid, fee to the treasury', async () => {
+    it('pays cumulative minus already paid; the fee accrues for the treasury', async () => {
       const env = await load()
       const { escrow, token } = env.contracts
       await depositFor(env, env.alice, POV(100))
-      const treasury = env.deployment.params.treasury
       const first = await voucher(env, env.alice, env.op1.address, POV(10))
-      const t0 = await token.balanceOf(treasury)
       await expect(by(escrow, env.op1).redeem(first.v, first.sig))
         .to.emit(escrow, 'VoucherRedeemed').withArgs(env.alice.address, env.op1.address, POV(10), POV(10), fee(POV(10)), 0)
       const second = await voucher(env, env.alice, env.op1.address, POV(25))
       await expect(by(escrow, env.op1).redeem(second.v, second.sig)).to.changeTokenBalances(
-        ethers, token, [env.op1, escrow], [POV(15) - fee(POV(15)), -POV(15)],
+        ethers, token, [env.op1, escrow], [POV(15) - fee(POV(15)), -(POV(15) - fee(POV(15)))],
       )
-      expect(await token.balanceOf(treasury) - t0).to.equal(fee(POV(25)))
+      expect(await escrow.accruedFees()).to.equal(fee(POV(25)))
+      expect(await token.balanceOf(escrow)).to.equal(POV(75) + fee(POV(25)))
       expect(await escrow.paid(env.alice.address, env.op1.address)).to.equal(POV(25))
       expect((await escrow.depositOf(env.alice.address))[0]).to.equal(POV(75))
       expect(await escrow.totalDeposits()).to.equal(POV(75))
@@ -129,7 +128,8 @@ describe('PovEscrow', () => {
       const tx = by(escrow, env.op1).redeemBatch([a.v, b.v], [a.sig, b.sig])
       await expect(tx).to.emit(escrow, 'VoucherRedeemed').withArgs(env.alice.address, env.op1.address, POV(10), POV(10), fee(POV(10)), 0)
       await expect(tx).to.emit(escrow, 'VoucherRedeemed').withArgs(env.bob.address, env.op1.address, POV(30), POV(30), fee(POV(30)), 0)
-      expect(await token.balanceOf(escrow)).to.equal(POV(160))
+      expect(await escrow.totalDeposits()).to.equal(POV(160))
+      expect(await token.balanceOf(escrow)).to.equal(POV(160) + fee(POV(40)))
     })
     it('reverts on empty, mismatched, or any invalid voucher (atomic)', async () => {
       const env = await load()
@@ -199,6 +199,32 @@ describe('PovEscrow', () => {
       await expect(by(escrow, env.alice).unlock()).to.be.revertedWithCustomError(escrow, 'EscrowAlreadyUnlocking').withArgs(env.alice.address, unlockAt)
       await expect(by(escrow, env.alice).cancelUnlock()).to.emit(escrow, 'UnlockCancelled').withArgs(env.alice.address)
       expect((await escrow.depositOf(env.alice.address))[1]).to.equal(0)
+    })
+  })
+
+  describe('sweepFees', () => {
+    it('anyone sends the accrued fees to the treasury; nothing to send is a no-op', async () => {
+      const env = await load()
+      const { escrow, token } = env.contracts
+      const treasury = env.deployment.params.treasury
+      await expect(by(escrow, env.attacker).sweepFees()).not.to.emit(escrow, 'FeesSwept')
+      await depositFor(env, env.alice, POV(100))
+      const { v, sig } = await voucher(env, env.alice, env.op1.address, POV(50))
+      await by(escrow, env.op1).redeem(v, sig)
+      const tx = by(escrow, env.attacker).sweepFees()
+      await expect(tx).to.emit(escrow, 'FeesSwept').withArgs(treasury, fee(POV(50)))
+      await expect(tx).to.changeTokenBalances(ethers, token, [treasury, escrow], [fee(POV(50)), -fee(POV(50))])
+      expect(await escrow.accruedFees()).to.equal(0)
+      expect(await token.balanceOf(escrow)).to.equal(POV(50))
+    })
+    it('setTreasury first sweeps to the outgoing treasury', async () => {
+      const env = await load()
+      const { escrow } = env.contracts
+      await depositFor(env, env.alice, POV(100))
+      const { v, sig } = await voucher(env, env.alice, env.op1.address, POV(50))
+      await by(escrow, env.op1).redeem(v, sig)
+      await expect(by(escrow, env.timelock).setTreasury(env.bob.address))
+        .to.emit(escrow, 'FeesSwept').withArgs(env.deployment.params.treasury, fee(POV(50)))
     })
   })
 
