@@ -5,7 +5,7 @@ import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb } fro
 import { mkdir, readFile, writeFile, access } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { Wallet, type HDNodeWallet } from 'ethers'
+import { Wallet, encryptKeystoreJson, type HDNodeWallet } from 'ethers'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
@@ -28,12 +28,13 @@ async function exists (path: string): Promise<boolean> {
   try { await access(path); return true } catch { return false }
 }
 
-async function deriveKey (password: string, salt: Buffer): Promise<Buffer> {
-  return await scrypt(password, salt, 32, SCRYPT)
-}
-
-/** Creates a new keystore in `dir`; refuses to overwrite an existing one. */
-export async function createKeystore (dir: string, password: string): Promise<{ address: string, peerId: string }> {
+/**
+ * Creates a new keystore in `dir`; refuses to overwrite an existing one. `scryptN` lowers the KDF
+ * cost for throw-away keys (the demo, tests); the default is ethers' (and geth's) 2^17.
+ */
+export async function createKeystore (dir: string, password: string, opts: { scryptN?: number } = {}): Promise<{ address: string, peerId: string }> {
+  const N = opts.scryptN ?? SCRYPT.N
+  if (!Number.isInteger(Math.log2(N)) || N < 2) throw new UserError(`invalid scrypt cost ${N}: must be a power of two`)
   if (await exists(join(dir, ETH_KEY_FILE)) || await exists(join(dir, P2P_KEY_FILE))) {
     throw new UserError(`a keystore already exists in ${dir} — refusing to overwrite it`)
   }
@@ -42,17 +43,17 @@ export async function createKeystore (dir: string, password: string): Promise<{ 
   const p2pKey = await generateKeyPair('Ed25519')
   const salt = randomBytes(32)
   const iv = randomBytes(12)
-  const cipher = createCipheriv('aes-256-gcm', await deriveKey(password, salt), iv)
+  const cipher = createCipheriv('aes-256-gcm', await scrypt(password, salt, 32, { ...SCRYPT, N }), iv)
   const ciphertext = Buffer.concat([cipher.update(privateKeyToProtobuf(p2pKey)), cipher.final()])
   const peerId = peerIdFromPrivateKey(p2pKey).toString()
   const p2pJson = {
     version: 1,
     peerId,
-    kdf: { name: 'scrypt', N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, salt: salt.toString('hex') },
+    kdf: { name: 'scrypt', N, r: SCRYPT.r, p: SCRYPT.p, salt: salt.toString('hex') },
     cipher: { name: 'aes-256-gcm', iv: iv.toString('hex'), tag: cipher.getAuthTag().toString('hex') },
     ciphertext: ciphertext.toString('hex')
   }
-  await writeFile(join(dir, ETH_KEY_FILE), await wallet.encrypt(password), { mode: 0o600 })
+  await writeFile(join(dir, ETH_KEY_FILE), await encryptKeystoreJson({ address: wallet.address, privateKey: wallet.privateKey }, password, { scrypt: { N } }), { mode: 0o600 })
   await writeFile(join(dir, P2P_KEY_FILE), JSON.stringify(p2pJson, null, 2) + '\n', { mode: 0o600 })
   return { address: wallet.address, peerId }
 }

@@ -17,6 +17,8 @@ import { devChainClock, governanceRound, type RoundResult } from '../chain/gover
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const HARDHAT_CLI = join(REPO, 'node_modules', 'hardhat', 'dist', 'src', 'cli.js')
 const POV_CLI = join(REPO, 'cli', 'bin.ts')
+/** Throw-away keys of a local network: a cheap KDF keeps start-up fast (real keys use 2^17). */
+export const DEMO_SCRYPT_N = 1 << 12
 
 export interface CliResult { code: number | null, stdout: string, stderr: string }
 
@@ -120,7 +122,7 @@ export class LocalNet {
   async addOperator (name: string, o: { modelId: string, shards: number[], stake: string, price: string, fundPov: bigint }): Promise<OperatorHandle> {
     const dir = join(this.dir, name)
     const keystore = join(dir, 'keystore')
-    const init = await this.povJson<{ address: string, peerId: string }>(['node', 'init', '--keystore', keystore, '--password-file', this.passwordFile])
+    const init = await this.povJson<{ address: string, peerId: string }>(['node', 'init', '--keystore', keystore, '--password-file', this.passwordFile, '--scrypt-n', String(DEMO_SCRYPT_N)])
     await this.fund(init.address, o.fundPov)
     const port = await freePort()
     await this.povJson(['node', 'register', ...this.chainFlags(keystore, dir), '--model', o.modelId, '--shards', o.shards.join(','), '--stake', o.stake, '--price', o.price, '--announce', `/ip4/127.0.0.1/tcp/${port}`])

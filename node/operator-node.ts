@@ -27,6 +27,8 @@ export interface OperatorNodeOptions {
   device?: 'cpu' | 'cuda' | 'webgpu'
   /** Identity key file; created when missing. @default an ephemeral key */
   keyFile?: string
+  /** Identity key already loaded (an operator keystore); wins over keyFile. */
+  privateKey?: PrivateKey
   /** @default 0 (see MicroBatcher) */
   batchWindowMs?: number
   verifyPayment?: (request: ExpertRequest, peer: PeerId) => Promise<void>
@@ -57,7 +59,9 @@ export class OperatorNode {
       }
       for (const s of opts.shards) metrics?.expertLoaded.set({ shard: String(s) }, 1)
       let privateKey: PrivateKey
-      if (opts.keyFile != null) {
+      if (opts.privateKey != null) {
+        privateKey = opts.privateKey
+      } else if (opts.keyFile != null) {
         const { key, created } = await loadOrCreateKey(opts.keyFile)
         if (created) log.info({ file: opts.keyFile }, 'created a new node key')
         privateKey = key

@@ -11,9 +11,10 @@ type Opts = Parameters<typeof loadSigner>[0] & { rpc: string, deployment?: strin
 export function register (program: Command): void {
   addJsonOption(addDataDirOption(addKeyOptions(program.command('key').command('new')
     .description('create an encrypted keystore (Ethereum + libp2p keys)'))))
-    .action(async (opts: Opts) => {
+    .option('--scrypt-n <n>', 'scrypt cost (power of two); lower only for throw-away keys', undefined)
+    .action(async (opts: Opts & { scryptN?: string }) => {
       const dir = keystoreDir(opts)
-      const { address, peerId } = await createKeystore(dir, await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
+      const { address, peerId } = await createKeystore(dir, await readPassword(opts.passwordFile, process.env.POV_PASSWORD), { scryptN: opts.scryptN != null ? Number(opts.scryptN) : undefined })
       print(opts, { keystore: dir, address, peerId }, `created keystore ${dir}\n  address ${address}\n  peer id ${peerId}`)
     })
 

@@ -4,19 +4,32 @@ import { OperatorNode, createNodeMetrics, type NodeMetrics } from '../../node/in
 import { createLogger } from '../logger.js'
 import { redacted } from '../options.js'
 import { addNodeStartOptions, parseArgs, type NodeStartArgs } from './options.js'
+import { addChainOptions, addDataDirOption, addKeyOptions } from '../options.js'
+import { registerPaidNodeCommands } from './paid.js'
+import { preparePaidNode, type PaidSetup } from './paid-start.js'
 
 /** Registers the `pov node` commands. */
 export function register (program: Command): void {
   const node = program.command('node').description('run an operator node that serves expert shards')
-  addNodeStartOptions(node.command('start').description('load expert shards and serve /pov/expert/1.0.0 until SIGINT/SIGTERM'))
-    .action(async (args: NodeStartArgs, cmd: Command) => { await start(args, cmd) })
+  addDataDirOption(addKeyOptions(addChainOptions(addNodeStartOptions(node.command('start')
+    .description('load expert shards and serve /pov/expert/1.0.0 until SIGINT/SIGTERM; with --keystore: the registered shards, paid calls only')))))
+    .action(async (args: NodeStartArgs & PaidArgs, cmd: Command) => { await start(args, cmd) })
+  registerPaidNodeCommands(node)
 }
 
-async function start (args: NodeStartArgs, cmd: Command): Promise<void> {
+type PaidArgs = { keystore?: string, passwordFile?: string, rpc: string, deployment?: string, dataDir: string }
+
+async function start (args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void> {
   const g = cmd.optsWithGlobals()
   const logger = createLogger({ level: g.logLevel, format: args.json === true ? 'json' : g.logFormat })
-  const opts = parseArgs(args)
-  logger.info({ config: redacted({ ...opts }) }, 'starting node')
+  // With a keystore the node is an on-chain operator: registered shards, identity and price.
+  let paid: PaidSetup | null = null
+  if (args.keystore != null) {
+    paid = await preparePaidNode({ ...args, shards: args.shards != null ? parseArgs(args).shards : undefined }, logger)
+  }
+  const opts = parseArgs({ ...args, shards: args.shards ?? paid?.shards.join(',') ?? '' })
+  if (paid != null) Object.assign(opts, { privateKey: paid.privateKey, verifyPayment: paid.verifyPayment })
+  logger.info({ config: redacted({ ...opts, privateKey: undefined, verifyPayment: undefined, keystore: args.keystore, paid: paid?.summary }) }, 'starting node')
   const metrics: NodeMetrics | null = args.metrics === true ? createNodeMetrics({ defaults: true }) : null
   const node = await OperatorNode.init({ opts, logger, metrics })
   const server = metrics == null ? null : createServer((req, res) => {
@@ -38,7 +51,7 @@ async function start (args: NodeStartArgs, cmd: Command): Promise<void> {
       stopping = true
       logger.info({ signal }, 'stopping')
       server?.close()
-      void node.close().finally(resolve)
+      void node.close().then(async () => { await paid?.close() }).finally(resolve)
     }
     process.once('SIGINT', () => { stop('SIGINT') })
     process.once('SIGTERM', () => { stop('SIGTERM') })

@@ -6,7 +6,7 @@ import { UserError } from '../errors.js'
 
 export interface NodeStartArgs {
   model: string
-  shards: string
+  shards?: string
   listen?: string[]
   announce?: string[]
   device?: string
@@ -23,7 +23,7 @@ const list = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(
 export function addNodeStartOptions (cmd: Command): Command {
   return cmd
     .addOption(new Option('--model <dir>', 'model bundle directory (from `pov model convert`)').env('POV_MODEL').makeOptionMandatory())
-    .addOption(new Option('--shards <ids>', 'expert shards to serve, e.g. 0,1 (shard j = expert j of every layer)').env('POV_SHARDS').makeOptionMandatory())
+    .addOption(new Option('--shards <ids>', 'expert shards to serve, e.g. 0,1 (shard j = expert j of every layer); with --keystore: default the registered ones').env('POV_SHARDS'))
     .addOption(new Option('--listen <multiaddr...>', 'listen addresses (repeat or comma-separate)').argParser(list))
     .addOption(new Option('--announce <multiaddr...>', 'public addresses to announce (behind NAT)').argParser(list))
     .addOption(new Option('--device <device>', 'cpu|cuda|webgpu (falls back to cpu with a warning)').choices(['cpu', 'cuda', 'webgpu']).env('POV_DEVICE'))
@@ -36,6 +36,7 @@ export function addNodeStartOptions (cmd: Command): Command {
 }
 
 export function parseArgs (a: NodeStartArgs): OperatorNodeOptions {
+  if (a.shards == null || a.shards === '') throw new UserError('say which shards to serve: --shards 0,1 (or --keystore DIR to serve the registered ones)')
   const opts: OperatorNodeOptions = { model: a.model, shards: parseIntList(a.shards, '--shards') }
   if (a.listen != null) opts.listen = a.listen
   if (a.announce != null) opts.announce = a.announce

@@ -21,9 +21,10 @@ export function voucherDir (dataDir: string = DEFAULT_DATA_DIR): string { return
 
 export function registerPaidNodeCommands (node: Command): void {
   addJsonOption(addDataDirOption(addKeyOptions(node.command('init').description('create the operator keystore: an Ethereum key and a libp2p identity'))))
-    .action(async (opts: Opts) => {
+    .option('--scrypt-n <n>', 'scrypt cost (power of two); lower only for throw-away keys')
+    .action(async (opts: Opts & { scryptN?: string }) => {
       const dir = keystoreDir(opts)
-      const { address, peerId } = await createKeystore(dir, await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
+      const { address, peerId } = await createKeystore(dir, await readPassword(opts.passwordFile, process.env.POV_PASSWORD), { scryptN: opts.scryptN != null ? Number(opts.scryptN) : undefined })
       print(opts, { keystore: dir, address, peerId }, `created operator keystore ${dir}\n  operator address ${address}\n  libp2p peer id   ${peerId}\nnext: fund the address with POV, then \`pov node register\``)
     })
 
