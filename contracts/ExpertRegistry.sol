@@ -238,6 +238,13 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
         // Weighted sampling without replacement: draw r in [0, total), walk the cumulative
         // weights, then remove the chosen node's weight. O(n·k), fine for a view.
         for (uint256 j; j < k; ++j) {
+            if (total == 0) {
+                // only zero-stake nodes left (possible when governance sets minStake to 0): stop
+                assembly ("memory-safe") {
+                    mstore(nodes, j)
+                }
+                break;
+            }
             uint256 r = uint256(keccak256(abi.encode(seed, j))) % total;
             uint256 i;
             while (r >= weights[i]) {

@@ -255,6 +255,16 @@ describe('ExpertRegistry', () => {
       // op2 holds 90 % of the eligible stake
       expect(heavyFirst).to.be.within(78, 99)
     })
+    it('selectNodes skips zero-stake nodes when the minimum stake is 0', async () => {
+      const env = await load()
+      const { registry } = env.contracts
+      await registerNode(env, env.op1, POV(1000))
+      await registerNode(env, env.op2, POV(1000))
+      await by(registry, env.timelock).setMinStake(0)
+      await by(registry, env.timelock).slash(env.op1.address, POV(1000), 'all')
+      const picked = await registry.selectNodes(MODEL_ID, 0, ethers.id('x'), 100n, 2)
+      expect(picked.map((n) => n.operator)).to.deep.equal([env.op2.address])
+    })
     it('nodeOf an unknown operator is empty', async () => {
       const env = await load()
       expect((await env.contracts.registry.nodeOf(env.alice.address)).operator).to.equal(ethers.ZeroAddress)

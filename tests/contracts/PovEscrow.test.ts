@@ -24,6 +24,15 @@ describe('PovEscrow', () => {
       await expect(by(escrow, env.alice).deposit(0)).to.be.revertedWithCustomError(escrow, 'EscrowZeroAmount')
       await expect(by(escrow, env.alice).deposit(1)).to.be.revertedWithCustomError(token, 'ERC20InsufficientAllowance')
     })
+    it('reverts when the total would not fit 128 bits', async () => {
+      const env = await load()
+      const { escrow, token } = env.contracts
+      const huge = 2n ** 128n
+      await by(token, env.timelock).setMintingEnabled(true)
+      await by(token, env.timelock).mint(env.bob.address, huge)
+      await by(token, env.bob).approve(escrow, huge)
+      await expect(by(escrow, env.bob).deposit(huge)).to.be.revertedWithCustomError(escrow, 'EscrowAmountTooLarge').withArgs(huge)
+    })
     it('depositWithPermit needs no prior approve', async () => {
       const env = await load()
       const { escrow } = env.contracts
