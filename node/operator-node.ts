@@ -29,6 +29,13 @@ export interface OperatorNodeOptions {
   keyFile?: string
   /** Identity key already loaded (an operator keystore); wins over keyFile. */
   privateKey?: PrivateKey
+  /** ORT intra-op threads per expert session. @default ORT's (physical cores) */
+  threads?: number
+  /**
+   * Let ORT's idle worker threads spin. @default ORT's (true): lowest latency on a machine the
+   * node owns; turn off when the node shares cores (it then stops burning CPU between calls).
+   */
+  spin?: boolean
   /** @default 0 (see MicroBatcher) */
   batchWindowMs?: number
   verifyPayment?: (request: ExpertRequest, peer: PeerId) => Promise<void>
@@ -44,7 +51,7 @@ export class OperatorNode {
   static async init ({ opts, logger, metrics = null }: { opts: OperatorNodeOptions, logger: Logger, metrics?: NodeMetrics | null }): Promise<OperatorNode> {
     const log = logger.child({ module: 'node' })
     const bundle = await loadBundle(opts.model, { verify: 'lazy' })
-    const runtime = await loadExpertRuntime(bundle, opts.shards, { device: opts.device ?? defaultOptions.device, logger: log })
+    const runtime = await loadExpertRuntime(bundle, opts.shards, { device: opts.device ?? defaultOptions.device, logger: log, intraOpNumThreads: opts.threads, allowSpinning: opts.spin })
     try {
       const c = bundle.config
       const hosted: HostedModel = {

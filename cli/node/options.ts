@@ -12,6 +12,8 @@ export interface NodeStartArgs {
   device?: string
   key?: string
   batchWindowMs?: string
+  threads?: string
+  spin?: boolean
   json?: boolean
   metrics?: boolean
   metricsPort: string
@@ -29,6 +31,8 @@ export function addNodeStartOptions (cmd: Command): Command {
     .addOption(new Option('--device <device>', 'cpu|cuda|webgpu (falls back to cpu with a warning)').choices(['cpu', 'cuda', 'webgpu']).env('POV_DEVICE'))
     .addOption(new Option('--key <file>', 'libp2p identity key file (created when missing; ephemeral without)').env('POV_NODE_KEY'))
     .addOption(new Option('--batch-window-ms <ms>', 'micro-batching window for concurrent calls to one expert'))
+    .addOption(new Option('--threads <n>', 'ORT threads per expert session (default: physical cores)').env('POV_THREADS'))
+    .addOption(new Option('--no-spin', 'stop ORT worker threads from spinning between calls (for nodes that share cores)'))
     .addOption(new Option('--metrics', 'serve Prometheus /metrics, /health and /ready'))
     .addOption(new Option('--metrics-port <port>', 'metrics port').default('9464'))
     .addOption(new Option('--metrics-address <addr>', 'metrics bind address').default('127.0.0.1'))
@@ -42,6 +46,12 @@ export function parseArgs (a: NodeStartArgs): OperatorNodeOptions {
   if (a.announce != null) opts.announce = a.announce
   if (a.device != null) opts.device = a.device as OperatorNodeOptions['device']
   if (a.key != null) opts.keyFile = a.key
+  if (a.threads != null) {
+    const n = Number(a.threads)
+    if (!Number.isSafeInteger(n) || n < 1) throw new UserError(`invalid --threads "${a.threads}": expected a positive integer`)
+    opts.threads = n
+  }
+  if (a.spin === false) opts.spin = false
   if (a.batchWindowMs != null) {
     const ms = Number(a.batchWindowMs)
     if (!Number.isFinite(ms) || ms < 0) throw new UserError(`invalid --batch-window-ms "${a.batchWindowMs}": expected a non-negative number`)

@@ -22,6 +22,9 @@ import { Router } from '../../router/index.js'
 const ROOT = resolve(import.meta.dirname, '../..')
 const HIDDEN = 1024
 const MODEL_ID = '0x' + '42'.repeat(32)
+// the bench's nodes share these cores with the router: one ORT thread each, no idle spinning
+// (each node would own its machine in production and keep ORT's defaults)
+const NODE_FLAGS = ['--threads', '1', '--no-spin']
 const PAYLOADS = [{ name: '16KiB', rows: 4, iters: 2000 }, { name: '1MiB', rows: 256, iters: 200 }]
 
 // ---------------------------------------------------------------- server (child process) mode
@@ -144,7 +147,7 @@ async function generation (): Promise<Record<string, number>> {
     const local = await run(rt)
     await rt.close()
     process.stderr.write('distributed (2 nodes × 4 shards)…\n')
-    const started = await Promise.all([[0, 1, 2, 3], [4, 5, 6, 7]].map(async s => await child(['cli/bin.ts', 'node', 'start', '--model', join(dir, 'bundle'), '--shards', s.join(','), '--json', '--log-level', 'warn'])))
+    const started = await Promise.all([[0, 1, 2, 3], [4, 5, 6, 7]].map(async s => await child(['cli/bin.ts', 'node', 'start', '--model', join(dir, 'bundle'), '--shards', s.join(','), '--json', '--log-level', 'warn', ...NODE_FLAGS])))
     nodes.push(...started.map(s => s.proc))
     const router = await Router.init({ opts: { peers: started.map(s => s.ready.addrs[0]), modelId: bundle.modelId, hidden: bundle.config.hiddenSize } })
     const remote = await run(router.executor)
@@ -166,7 +169,7 @@ async function generation (): Promise<Record<string, number>> {
 if (process.argv.includes('--serve')) {
   await serve()
 } else {
-  const rtt = await roundTrips()
+  const rtt = process.argv.includes('--no-rtt') ? {} : await roundTrips()
   const f = (n: number, d = 0): string => n.toFixed(d).padStart(9)
   console.log('\nexpert call round trip (identity runtime, fp32, signed), µs')
   console.log('payload      libp2p p50  libp2p p99   rawTCP p50  rawTCP p99   ratio p50  ratio p99')
