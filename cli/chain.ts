@@ -2,6 +2,7 @@
 // contract clients, and (for transactions) the keystore's wallet. Errors say what to do.
 import { JsonRpcProvider, Signature, formatUnits, parseUnits, type Wallet, type ContractTransactionResponse, type TransactionReceipt } from 'ethers'
 import { connectContracts, type PovContracts } from '../chain/contracts.js'
+import { createProvider } from '../chain/provider.js'
 import { readDeployment, type Deployment } from '../chain/deployment.js'
 import { decodeChainError } from '../chain/errors.js'
 import { loadWallet, readPassword } from './keystore.js'
@@ -16,7 +17,8 @@ export interface ChainContext {
 }
 
 export async function connectChain (opts: ChainCliOptions): Promise<ChainContext> {
-  const provider = new JsonRpcProvider(opts.rpc, undefined, { staticNetwork: true, polling: true, pollingInterval: 250 })
+  const provider = createProvider(opts.rpc)
+  provider.pollingInterval = 250
   let chainId: number
   try {
     chainId = Number(await withTimeout(provider.send('eth_chainId', []), 5000))

@@ -11,6 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { JsonRpcProvider, Wallet, parseEther, type Signer } from 'ethers'
 import { deployAll } from './deploy.js'
 import { writeDeployment, type Deployment } from '../chain/deployment.js'
+import { createProvider } from '../chain/provider.js'
 import type { PovContracts } from '../chain/contracts.js'
 import { devChainClock, governanceRound, type RoundResult } from '../chain/governance.js'
 
@@ -54,7 +55,8 @@ export class LocalNet {
     const port = opts.port ?? await freePort()
     this.rpc = `http://127.0.0.1:${port}`
     const chain = this.spawn(process.execPath, [HARDHAT_CLI, 'node', '--hostname', '127.0.0.1', '--port', String(port)], 'chain')
-    this.provider = new JsonRpcProvider(this.rpc, undefined, { staticNetwork: true, polling: true, pollingInterval: 100 })
+    this.provider = createProvider(this.rpc)
+    this.provider.pollingInterval = 100
     const t0 = Date.now()
     for (;;) { // readiness: the RPC answers
       if (chain.exitCode != null) throw new Error(`hardhat node exited with ${chain.exitCode}`)

@@ -1,0 +1,187 @@
+// User journeys with money: operators register and serve, a client deposits and pays per expert
+// call, nodes claim, an auditor reads it all back. A real `hardhat node`, real `pov` processes on
+// 127.0.0.1 (deploy/localnet.ts), vouchers checked by the nodes over the wire.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Wallet, parseEther, formatUnits } from 'ethers'
+import { createLibp2p } from 'libp2p'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { LocalNet, DEMO_SCRYPT_N, type OperatorHandle } from '../../deploy/localnet.js'
+import { writeTinyCheckpoint } from '../../model/tiny.js'
+import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
+import { buildDenseArtifacts } from '../../model/dense/index.js'
+import { transportOptions } from '../../protocol/transport.js'
+import { DType, Status } from '../../protocol/expert.js'
+import { encodeTensor, hexToBytes } from '../../protocol/codec.js'
+import { voucherToWire } from '../../protocol/payment.js'
+import { readVoucherDomain, signVoucher, type VoucherDomain } from '../../protocol/voucher.js'
+import { WireClient } from '../../router/client.js'
+import { combinedInterface } from '../../chain/contracts.js'
+
+const PRICE = '0.001' // POV per unit
+const PRICE_WEI = parseEther(PRICE)
+
+let dir: string
+let net: LocalNet
+let bundle: Bundle
+let ops: OperatorHandle[] = []
+let proposalId: bigint
+let domain: VoucherDomain
+let feeBps: bigint
+const clientKs = (): string => join(dir, 'client', 'keystore')
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pov-e2e-paid-'))
+  net = new LocalNet(dir)
+  await net.start()
+  await writeTinyCheckpoint(join(dir, 'hf'), { seed: 7 })
+  await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'), { quant: 'none', extraBuilders: [buildDenseArtifacts] })
+  bundle = await loadBundle(join(dir, 'bundle'))
+  const round = await net.approveModel({ modelId: bundle.modelId, name: 'tiny', layers: bundle.config.numLayers, experts: 8, shardCount: 8, uri: 'file://' + bundle.dir })
+  proposalId = round.proposalId
+  // Two operators, each serving every shard: each is the other's replica.
+  ops = await Promise.all([0, 1].map(async i => await net.addOperator(`op${i}`, { modelId: bundle.modelId, shards: [0, 1, 2, 3, 4, 5, 6, 7], stake: '1000', price: PRICE, fundPov: parseEther('1500') })))
+  await Promise.all(ops.map(async op => { await net.startNode(op, bundle.dir) }))
+  domain = await readVoucherDomain(net.contracts.escrow)
+  feeBps = BigInt(await net.contracts.escrow.feeBps())
+  const client = await net.povJson<{ address: string }>(['key', 'new', '--keystore', clientKs(), '--password-file', net.passwordFile, '--scrypt-n', String(DEMO_SCRYPT_N)])
+  await net.fund(client.address, parseEther('100'))
+})
+
+after(async () => {
+  await net?.close()
+  if (dir != null) await rm(dir, { recursive: true, force: true })
+})
+
+/** One raw expert call to `op` carrying `voucher` (or none), as a router would send it. */
+async function rawCall (op: OperatorHandle, voucher: Parameters<typeof voucherToWire>[0] | undefined, rows = 1): Promise<{ status: Status, message: string }> {
+  const libp2p = await createLibp2p({ privateKey: await generateKeyPair('Ed25519'), addresses: { listen: [] }, ...transportOptions() })
+  const client = new WireClient(libp2p)
+  try {
+    await client.info(`/ip4/127.0.0.1/tcp/${op.port}/p2p/${op.peerId}`)
+    const ch = await client.channel(op.peerId)
+    const x = new Float32Array(rows * bundle.config.hiddenSize).fill(0.01)
+    const res = await ch.call({ requestId: 7n, modelId: hexToBytes(bundle.modelId), layer: 0, expert: 0, dtype: DType.FP32, rows, hidden: bundle.config.hiddenSize, payment: voucher == null ? undefined : voucherToWire(voucher) },
+      encodeTensor(x, DType.FP32), { timeoutMs: 20_000 })
+    return { status: res.status, message: res.message }
+  } finally {
+    await client.close()
+    await libp2p.stop()
+  }
+}
+
+async function signed (signer: Wallet, payee: string, cumulativeAmount: bigint): Promise<{ payer: string, payee: string, cumulativeAmount: bigint, signature: string }> {
+  const v = { payer: signer.address, payee, cumulativeAmount }
+  return { ...v, signature: await signVoucher(signer, domain, v) }
+}
+
+const fee = (amount: bigint): bigint => amount * feeBps / 10_000n
+
+test('a client with no deposit is refused before any expert runs', async () => {
+  const r = await net.pov(['infer', '--model', bundle.modelId, '--bundle', bundle.dir, '--max-tokens', '2', ...net.chainFlags(clientKs(), join(dir, 'client')), 'hello'])
+  assert.notEqual(r.code, 0)
+  assert.match(r.stderr, /no deposit in escrow .* run `pov deposit AMOUNT` first/)
+  // And at the node: a correctly signed voucher from a payer with nothing deposited.
+  const broke = Wallet.createRandom()
+  const res = await rawCall(ops[0], await signed(new Wallet(broke.privateKey), ops[0].address, PRICE_WEI))
+  assert.equal(res.status, Status.PAYMENT_REQUIRED)
+  assert.match(res.message, /insufficient escrow/)
+  const none = await rawCall(ops[0], undefined)
+  assert.equal(none.status, Status.PAYMENT_REQUIRED)
+  assert.match(none.message, /paid calls only/)
+})
+
+let mallory: Wallet
+test('forged, foreign-payee and replayed vouchers are refused by the node', async () => {
+  mallory = new Wallet(Wallet.createRandom().privateKey, net.provider)
+  await net.fund(mallory.address, parseEther('10'))
+  const token = net.contracts.token.connect(mallory) as typeof net.contracts.token
+  await (await token.approve(net.deployment.contracts.escrow, parseEther('5'))).wait()
+  await (await (net.contracts.escrow.connect(mallory) as typeof net.contracts.escrow).deposit(parseEther('5'))).wait()
+
+  const forged = { ...(await signed(new Wallet(Wallet.createRandom().privateKey), ops[0].address, PRICE_WEI)), payer: mallory.address }
+  const r1 = await rawCall(ops[0], forged)
+  assert.equal(r1.status, Status.PAYMENT_INVALID); assert.match(r1.message, /forged/)
+
+  const r2 = await rawCall(ops[0], await signed(mallory, ops[1].address, PRICE_WEI))
+  assert.equal(r2.status, Status.PAYMENT_INVALID); assert.match(r2.message, /payee/)
+
+  const good = await signed(mallory, ops[0].address, PRICE_WEI)
+  assert.equal((await rawCall(ops[0], good)).status, Status.OK, 'a valid voucher is served')
+  const replay = await rawCall(ops[0], good)
+  assert.equal(replay.status, Status.PAYMENT_INVALID); assert.match(replay.message, /stale or replayed/)
+  const under = await rawCall(ops[0], await signed(mallory, ops[0].address, PRICE_WEI + 1n), 3)
+  assert.equal(under.status, Status.PAYMENT_INVALID); assert.match(under.message, /underpaid/)
+})
+
+let inferCost: Map<string, bigint>
+let inferTokens: number[]
+test('a paid generation equals the single-process run and pays every node it used', async () => {
+  await net.povJson(['deposit', '20', ...net.chainFlags(clientKs(), join(dir, 'client'))])
+  const paid = await net.povJson<{ tokens: number[], degraded: boolean, payment: { total: string, nodes: Array<{ operator: string, amount: string, units: number }> } }>(
+    ['infer', '--model', bundle.modelId, '--bundle', bundle.dir, '--max-tokens', '8', '--ignore-eos', '--prompt-ids', '1,2,3', ...net.chainFlags(clientKs(), join(dir, 'client'))])
+  const local = await net.povJson<{ tokens: number[] }>(['generate', '--model', bundle.dir, '--local', '--prompt-ids', '1,2,3', '--max-tokens', '8', '--ignore-eos'])
+  assert.deepEqual(paid.tokens, local.tokens)
+  assert.equal(paid.degraded, false)
+  inferTokens = paid.tokens
+  inferCost = new Map(paid.payment.nodes.map(n => [n.operator, BigInt(n.amount)]))
+  for (const n of paid.payment.nodes) assert.equal(BigInt(n.amount), BigInt(n.units) * PRICE_WEI, `${n.operator} is paid units × price`)
+  assert.ok(BigInt(paid.payment.total) > 0n)
+  assert.equal(inferTokens.length, 8)
+})
+
+test('a node restarted between serving and claiming claims everything; balances rise by vouchers minus fee; a double claim pays once', async () => {
+  await net.stopNode(ops[0], 'SIGKILL') // a crash, not a graceful stop: the journal must hold
+  await net.startNode(ops[0], bundle.dir)
+  const client = (await net.povJson<{ address: string }>(['balance', ...net.chainFlags(clientKs(), join(dir, 'client'))])).address as string
+  for (const op of ops) {
+    const before = await net.contracts.token.balanceOf(op.address)
+    const claim = await net.povJson<{ amount: string, fee: string, received: string, redeemed: Array<{ payer: string }>, tx: string }>(['node', 'claim', ...net.chainFlags(op.keystore, op.dir)])
+    const after = await net.contracts.token.balanceOf(op.address)
+    // What the vouchers promised this node: the client's calls (+ mallory's one paid call to op0).
+    const fromClient = inferCost.get(op.address) ?? 0n
+    const fromMallory = op === ops[0] ? PRICE_WEI : 0n
+    const expectedFee = fee(fromClient) + fee(fromMallory)
+    assert.equal(BigInt(claim.amount), fromClient + fromMallory, `${op.name} redeems exactly its vouchers`)
+    assert.equal(after - before, fromClient + fromMallory - expectedFee, `${op.name}: balance rises by vouchers minus the ${feeBps} bps fee`)
+    if (fromClient > 0n) assert.ok(claim.redeemed.some(r => r.payer === client))
+    // The receipt's events agree.
+    const receipt = await net.provider.getTransactionReceipt(claim.tx)
+    const iface = combinedInterface()
+    const events = receipt!.logs.map(l => { try { return iface.parseLog(l) } catch { return null } }).filter(e => e?.name === 'VoucherRedeemed')
+    assert.equal(events.reduce((a, e) => a + (e!.args.amount as bigint), 0n), BigInt(claim.amount))
+
+    const again = await net.povJson<{ redeemed: unknown[], received: string, tx: string | null }>(['node', 'claim', ...net.chainFlags(op.keystore, op.dir)])
+    assert.equal(again.redeemed.length, 0)
+    assert.equal(again.tx, null)
+    assert.equal(await net.contracts.token.balanceOf(op.address), after, 'a double claim pays once')
+  }
+  const status = await net.povJson<{ unredeemed: string, earned: string }>(['node', 'status', ...net.chainFlags(ops[0].keystore, ops[0].dir)])
+  assert.equal(status.unredeemed, '0')
+  assert.ok(BigInt(status.earned) > 0n, `earned ${formatUnits(status.earned, 18)}`)
+})
+
+test('pov audit --json lists the governance round, the registrations and the settlements', async () => {
+  const report = await net.povJson<{
+    proposals: Array<{ id: string, state: string, voters: unknown[], calls: Array<{ function: string }> }>
+    models: Array<{ modelId: string, approved: boolean }>
+    registry: Array<{ event: string, operator: string }>
+    settlements: { vouchers: Array<{ payee: string, payer: string, amount: string }>, perNode: Record<string, { amount: string }> }
+    checks: Array<{ ok: boolean, dial?: { ok: boolean } }>
+  }>(['audit', '--dial', '--rpc', net.rpc, '--deployment', net.deploymentFile])
+  const p = report.proposals.find(x => x.id === proposalId.toString())
+  assert.ok(p != null, 'the proposal is listed')
+  assert.equal(p.state, 'Executed')
+  assert.equal(p.voters.length, 1)
+  assert.match(p.calls[0].function, /^approveModel\(/)
+  assert.ok(report.models.some(m => m.modelId === bundle.modelId && m.approved))
+  for (const op of ops) assert.ok(report.registry.some(e => e.event === 'NodeRegistered' && e.operator === op.address), `${op.name} registration`)
+  for (const [operator, amount] of inferCost) {
+    if (amount === 0n) continue
+    assert.ok(report.settlements.vouchers.some(v => v.payee === operator && BigInt(v.amount) > 0n), `settlement to ${operator}`)
+  }
+  assert.ok(report.checks.length === 2 && report.checks.every(c => c.ok && c.dial?.ok === true), 'every node serves the approved manifest')
+})
