@@ -100,21 +100,32 @@ export async function openPaidRouter (o: PaidRouterOptions): Promise<PaidRouter>
     paidOnChain: async (p, payee) => BigInt(await o.contracts.escrow.paid(p, payee)),
     ledgerPath: o.ledgerPath
   })
-  const router = await Router.init({
-    opts: {
-      peers: [...nodes.values()].map(n => n.addrs[0]),
-      modelId: o.modelId,
-      hidden: o.hidden,
-      wireDType: o.wireDType,
-      callTimeoutMs: o.callTimeoutMs,
-      attachPayment: async ({ peer, rows }) => {
-        const n = nodes.get(peer)
-        if (n == null) throw new Error(`peer ${peer} is not a selected registered node`)
-        return voucherToWire(await payer.voucherFor(n.operator, n.price * BigInt(rows), rows))
-      }
-    },
-    logger: o.logger
-  })
+  const unreachable = (why: string): PaymentSetupError => new PaymentSetupError(
+    `none of the ${nodes.size} selected nodes answered (${[...nodes.values()].map(n => `${n.operator} at ${n.addrs[0]}`).join('; ')}): ${why} — they may be down or unreachable; retry later or raise --replicas`)
+  let router: Router
+  try {
+    router = await Router.init({
+      opts: {
+        peers: [...nodes.values()].map(n => n.addrs[0]),
+        modelId: o.modelId,
+        hidden: o.hidden,
+        wireDType: o.wireDType,
+        callTimeoutMs: o.callTimeoutMs,
+        attachPayment: async ({ peer, rows }) => {
+          const n = nodes.get(peer)
+          if (n == null) throw new Error(`peer ${peer} is not a selected registered node`)
+          return voucherToWire(await payer.voucherFor(n.operator, n.price * BigInt(rows), rows))
+        }
+      },
+      logger: o.logger
+    })
+  } catch (err) {
+    throw unreachable((err as Error).message)
+  }
+  if (router.routes.table.peers.size === 0) {
+    await router.close()
+    throw unreachable('no node reachable')
+  }
   return {
     router,
     payer,

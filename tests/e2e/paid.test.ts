@@ -185,3 +185,28 @@ test('pov audit --json lists the governance round, the registrations and the set
   }
   assert.ok(report.checks.length === 2 && report.checks.every(c => c.ok && c.dial?.ok === true), 'every node serves the approved manifest')
 })
+
+test('clear errors: no deployment, too little stake, a reverted transaction, unreachable peers', async () => {
+  const flags = net.chainFlags(clientKs(), join(dir, 'client'))
+  const noDep = await net.pov(['balance', ...flags.filter((_, i, a) => a[i - 1] !== '--deployment' && _ !== '--deployment'), '--deployment', join(dir, 'missing.json')])
+  assert.notEqual(noDep.code, 0)
+  assert.match(noDep.stderr, /no deployment for chain 31337 at .*missing\.json/)
+
+  const stake = await net.pov(['node', 'register', ...net.chainFlags(ops[0].keystore, ops[0].dir), '--model', bundle.modelId, '--shards', '0', '--stake', '1', '--price', PRICE, '--announce', '/ip4/127.0.0.1/tcp/1'])
+  assert.notEqual(stake.code, 0)
+  assert.match(stake.stderr, /--stake 1 POV is below the registry minimum of 1000 POV/)
+
+  const reverted = await net.pov(['withdraw', ...flags])
+  assert.notEqual(reverted.code, 0)
+  assert.match(reverted.stderr, /withdraw failed: EscrowNotUnlocking\(payer=0x[0-9a-fA-F]{40}\)/)
+  assert.doesNotMatch(reverted.stderr, /\n\s+at /, 'no stack trace')
+
+  const chainDown = await net.pov(['balance', '--rpc', 'http://127.0.0.1:1', '--deployment', net.deploymentFile, '--keystore', clientKs(), '--password-file', net.passwordFile])
+  assert.notEqual(chainDown.code, 0)
+  assert.match(chainDown.stderr, /cannot reach the chain at http:\/\/127\.0\.0\.1:1/)
+
+  await Promise.all(ops.map(async op => { await net.stopNode(op) }))
+  const down = await net.pov(['infer', '--model', bundle.modelId, '--bundle', bundle.dir, '--max-tokens', '2', ...flags, 'hello'])
+  assert.notEqual(down.code, 0)
+  assert.match(down.stderr, /none of the 2 selected nodes answered .* retry later/s)
+})
