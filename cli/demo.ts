@@ -115,6 +115,6 @@ try {
   await main()
   await shutdown(0)
 } catch (err) {
-  process.stderr.write(`demo failed: ${(err as Error).message}\n`)
+  if (!exiting) process.stderr.write(`demo failed: ${(err as Error).message}\n`)
   await shutdown(1)
 }

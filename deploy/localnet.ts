@@ -55,15 +55,18 @@ export class LocalNet {
     const port = opts.port ?? await freePort()
     this.rpc = `http://127.0.0.1:${port}`
     const chain = this.spawn(process.execPath, [HARDHAT_CLI, 'node', '--hostname', '127.0.0.1', '--port', String(port)], 'chain')
-    this.provider = createProvider(this.rpc)
-    this.provider.pollingInterval = 100
     const t0 = Date.now()
-    for (;;) { // readiness: the RPC answers
+    for (;;) { // readiness: the RPC answers (plain fetch, so ethers never sees a dead endpoint)
       if (chain.exitCode != null) throw new Error(`hardhat node exited with ${chain.exitCode}`)
-      try { await this.provider.send('eth_chainId', []); break } catch {}
+      try {
+        const r = await fetch(this.rpc, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' })
+        if (r.ok) break
+      } catch {}
       if (Date.now() - t0 > 60_000) throw new Error('hardhat node did not answer within 60 s')
       await new Promise(r => setTimeout(r, 200))
     }
+    this.provider = createProvider(this.rpc)
+    this.provider.pollingInterval = 100
     const deployer = await this.provider.getSigner(0)
     const { deployment, contracts } = await deployAll(deployer, { ...opts.deploy })
     this.deployment = deployment
