@@ -9,7 +9,7 @@ type Opts = Parameters<typeof loadSigner>[0] & { rpc: string, deployment?: strin
 
 /** Registers the client's commands: `pov key new`, `pov deposit|unlock|withdraw|balance`, `pov infer`. */
 export function register (program: Command): void {
-  addJsonOption(addDataDirOption(addKeyOptions(program.command('key').command('new')
+  addJsonOption(addDataDirOption(addKeyOptions(program.command('key').description('encrypted keystores').command('new')
     .description('create an encrypted keystore (Ethereum + libp2p keys)'))))
     .option('--scrypt-n <n>', 'scrypt cost (power of two); lower only for throw-away keys', undefined)
     .action(async (opts: Opts & { scryptN?: string }) => {
