@@ -135,9 +135,10 @@ export class LocalNet {
   }
 
   /** `pov node start` with the operator's keystore; resolves when the node prints its ready event. */
-  async startNode (op: OperatorHandle, bundleDir: string): Promise<void> {
+  async startNode (op: OperatorHandle, bundleDir: string, opts: { metricsPort?: number } = {}): Promise<void> {
+    const metrics = opts.metricsPort != null ? ['--metrics', '--metrics-port', String(opts.metricsPort)] : []
     const child = this.spawn(process.execPath, ['--import', 'tsx', POV_CLI, 'node', 'start', '--model', bundleDir, '--listen', `/ip4/127.0.0.1/tcp/${op.port}`,
-      ...this.chainFlags(op.keystore, op.dir), '--json', '--log-format', 'json', '--log-level', 'warn'], `node ${op.name}`, true)
+      ...this.chainFlags(op.keystore, op.dir), ...metrics, '--json', '--log-format', 'json', '--log-level', 'warn'], `node ${op.name}`, true)
     op.proc = child
     let stderr = ''
     child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })

@@ -8,6 +8,10 @@ export interface NodeMetrics {
   batchSize: Histogram
   peersConnected: Gauge
   expertLoaded: Gauge<'shard'>
+  /** POV (not wei: Prometheus values are floats) promised by accepted vouchers since start. */
+  earned: Counter
+  /** Payers whose latest voucher is held in the journal (redeemable by `pov node claim`). */
+  vouchersUnredeemed: Gauge
 }
 
 export function createNodeMetrics (opts: { defaults?: boolean } = {}): NodeMetrics {
@@ -26,6 +30,8 @@ export function createNodeMetrics (opts: { defaults?: boolean } = {}): NodeMetri
     }),
     batchSize: new Histogram({ name: 'pov_batch_size', help: 'Rows per runtime run after micro-batching', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096], registers: [registry] }),
     peersConnected: new Gauge({ name: 'pov_peers_connected', help: 'Open libp2p connections', registers: [registry] }),
-    expertLoaded: new Gauge({ name: 'pov_expert_loaded', help: '1 for each shard loaded', labelNames: ['shard'], registers: [registry] })
+    expertLoaded: new Gauge({ name: 'pov_expert_loaded', help: '1 for each shard loaded', labelNames: ['shard'], registers: [registry] }),
+    earned: new Counter({ name: 'pov_earned_total', help: 'POV promised by accepted vouchers since start', registers: [registry] }),
+    vouchersUnredeemed: new Gauge({ name: 'pov_vouchers_unredeemed', help: 'Payers with a voucher held in the journal', registers: [registry] })
   }
 }

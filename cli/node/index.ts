@@ -23,14 +23,14 @@ async function start (args: NodeStartArgs & PaidArgs, cmd: Command): Promise<voi
   const g = cmd.optsWithGlobals()
   const logger = createLogger({ level: g.logLevel, format: args.json === true ? 'json' : g.logFormat })
   // With a keystore the node is an on-chain operator: registered shards, identity and price.
+  const metrics: NodeMetrics | null = args.metrics === true ? createNodeMetrics({ defaults: true }) : null
   let paid: PaidSetup | null = null
   if (args.keystore != null) {
-    paid = await preparePaidNode({ ...args, shards: args.shards != null ? parseArgs(args).shards : undefined }, logger)
+    paid = await preparePaidNode({ ...args, shards: args.shards != null ? parseArgs(args).shards : undefined }, logger, metrics)
   }
   const opts = parseArgs({ ...args, shards: args.shards ?? paid?.shards.join(',') ?? '' })
   if (paid != null) Object.assign(opts, { privateKey: paid.privateKey, verifyPayment: paid.verifyPayment })
   logger.info({ config: redacted({ ...opts, privateKey: undefined, verifyPayment: undefined, keystore: args.keystore, paid: paid?.summary }) }, 'starting node')
-  const metrics: NodeMetrics | null = args.metrics === true ? createNodeMetrics({ defaults: true }) : null
   const node = await OperatorNode.init({ opts, logger, metrics })
   const server = metrics == null ? null : createServer((req, res) => {
     if (req.url === '/metrics') {

@@ -1,7 +1,7 @@
 // `pov node start --keystore DIR`: the node finds its own registration on-chain, checks that the
 // bundle, PeerId and shards match it, and serves paid calls only (every request's voucher is
 // verified and journaled before the expert runs).
-import { getAddress, hexlify } from 'ethers'
+import { formatUnits, getAddress, hexlify } from 'ethers'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
@@ -17,6 +17,7 @@ import { voucherFromWire } from '../../protocol/payment.js'
 import type { ExpertRequest } from '../../protocol/expert.js'
 import { VoucherStore } from '../../node/payments/voucher-store.js'
 import { PaymentVerifier, escrowView } from '../../node/payments/verifier.js'
+import type { NodeMetrics } from '../../node/metrics.js'
 
 export interface PaidStartArgs { keystore?: string, passwordFile?: string, rpc: string, deployment?: string, dataDir: string, model: string, shards?: number[] }
 
@@ -28,7 +29,7 @@ export interface PaidSetup {
   close: () => Promise<void>
 }
 
-export async function preparePaidNode (a: PaidStartArgs, logger: Logger): Promise<PaidSetup> {
+export async function preparePaidNode (a: PaidStartArgs, logger: Logger, metrics: NodeMetrics | null = null): Promise<PaidSetup> {
   const ks = await loadKeystore(keystoreDir(a), await readPassword(a.passwordFile, process.env.POV_PASSWORD))
   const ctx = await connectChain(a)
   try {
@@ -51,7 +52,11 @@ export async function preparePaidNode (a: PaidStartArgs, logger: Logger): Promis
     return {
       privateKey: ks.p2pKey,
       shards,
-      verifyPayment: async (req) => { await verifier.verify(voucherFromWire(req.payment), req.rows) },
+      verifyPayment: async (req) => {
+        const added = await verifier.verify(voucherFromWire(req.payment), req.rows)
+        metrics?.earned.inc(Number(formatUnits(added, 18)))
+        metrics?.vouchersUnredeemed.set(store.all().length)
+      },
       summary: { operator, peerId: ks.peerId, price: reg.price.toString(), registeredPeerId: hexlify(reg.peerId) },
       close: async () => { await store.close(); ctx.provider.destroy() }
     }

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { Wallet, parseEther, formatUnits } from 'ethers'
 import { createLibp2p } from 'libp2p'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { LocalNet, DEMO_SCRYPT_N, type OperatorHandle } from '../../deploy/localnet.js'
+import { LocalNet, DEMO_SCRYPT_N, freePort, type OperatorHandle } from '../../deploy/localnet.js'
 import { writeTinyCheckpoint } from '../../model/tiny.js'
 import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
 import { buildDenseArtifacts } from '../../model/dense/index.js'
@@ -31,6 +31,7 @@ let ops: OperatorHandle[] = []
 let proposalId: bigint
 let domain: VoucherDomain
 let feeBps: bigint
+let metricsPort: number
 const clientKs = (): string => join(dir, 'client', 'keystore')
 
 before(async () => {
@@ -44,7 +45,8 @@ before(async () => {
   proposalId = round.proposalId
   // Two operators, each serving every shard: each is the other's replica.
   ops = await Promise.all([0, 1].map(async i => await net.addOperator(`op${i}`, { modelId: bundle.modelId, shards: [0, 1, 2, 3, 4, 5, 6, 7], stake: '1000', price: PRICE, fundPov: parseEther('1500') })))
-  await Promise.all(ops.map(async op => { await net.startNode(op, bundle.dir) }))
+  metricsPort = await freePort()
+  await Promise.all(ops.map(async (op, i) => { await net.startNode(op, bundle.dir, i === 0 ? { metricsPort } : {}) }))
   domain = await readVoucherDomain(net.contracts.escrow)
   feeBps = BigInt(await net.contracts.escrow.feeBps())
   const client = await net.povJson<{ address: string }>(['key', 'new', '--keystore', clientKs(), '--password-file', net.passwordFile, '--scrypt-n', String(DEMO_SCRYPT_N)])
@@ -131,6 +133,14 @@ test('a paid generation equals the single-process run and pays every node it use
   for (const n of paid.payment.nodes) assert.equal(BigInt(n.amount), BigInt(n.units) * PRICE_WEI, `${n.operator} is paid units × price`)
   assert.ok(BigInt(paid.payment.total) > 0n)
   assert.equal(inferTokens.length, 8)
+  // The operator's dashboard sees the money too.
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+  const earned = Number(/^pov_earned_total (\S+)$/m.exec(metrics)?.[1])
+  const expected = Number(formatUnits((inferCost.get(ops[0].address) ?? 0n) + PRICE_WEI /* mallory's call */, 18))
+  assert.ok(Math.abs(earned - expected) < 1e-9, `pov_earned_total ${earned} = ${expected}`)
+  assert.match(metrics, /^pov_vouchers_unredeemed [1-9]/m)
+  assert.match(metrics, /^pov_requests_total\{.*status="OK".*\} [1-9]/m)
+  assert.match(metrics, /^pov_requests_total\{.*status="PAYMENT_INVALID".*\} [1-9]/m, 'refused calls are counted')
 })
 
 test('a node restarted between serving and claiming claims everything; balances rise by vouchers minus fee; a double claim pays once', async () => {
