@@ -83,7 +83,7 @@ async function main (): Promise<void> {
   }
 
   say('gas spent')
-  const regGas = await registrationGas(ops)
+  const regGas = await registrationGas()
   say(`  governance round ${round.gasUsed}, registrations ${regGas}, deposit ${dep.gasUsed}, claims ${claimGas}`)
 
   say('audit (pov audit --dial)')
@@ -94,11 +94,10 @@ async function main (): Promise<void> {
   say(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s — earned: ${earned.map(([n, e]) => `${n} ${pov(e)}`).join(', ')}`)
 }
 
-async function registrationGas (ops: OperatorHandle[]): Promise<bigint> {
+async function registrationGas (): Promise<bigint> {
   const logs = await net.contracts.registry.queryFilter(net.contracts.registry.filters.NodeRegistered(), net.deployment.startBlock)
   let gas = 0n
   for (const l of logs) gas += (await net.provider.getTransactionReceipt(l.transactionHash))?.gasUsed ?? 0n
-  void ops
   return gas
 }
 

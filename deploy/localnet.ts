@@ -54,7 +54,7 @@ export class LocalNet {
     await writeFile(this.passwordFile, `pov-demo-${Math.random().toString(36).slice(2)}\n`, { mode: 0o600 })
     const port = opts.port ?? await freePort()
     this.rpc = `http://127.0.0.1:${port}`
-    const chain = this.spawn(process.execPath, [HARDHAT_CLI, 'node', '--hostname', '127.0.0.1', '--port', String(port)], 'chain')
+    const chain = this.spawn(process.execPath, [HARDHAT_CLI, 'node', '--hostname', '127.0.0.1', '--port', String(port)])
     const t0 = Date.now()
     for (;;) { // readiness: the RPC answers (plain fetch, so ethers never sees a dead endpoint)
       if (chain.exitCode != null) throw new Error(`hardhat node exited with ${chain.exitCode}`)
@@ -106,7 +106,7 @@ export class LocalNet {
 
   /** Runs `pov ARGS` to completion. */
   async pov (args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
-    const child = this.spawn(process.execPath, ['--import', 'tsx', POV_CLI, ...args], `pov ${args[0]} ${args[1] ?? ''}`, true)
+    const child = this.spawn(process.execPath, ['--import', 'tsx', POV_CLI, ...args], true)
     let stdout = ''; let stderr = ''
     child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
     child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
@@ -138,7 +138,7 @@ export class LocalNet {
   async startNode (op: OperatorHandle, bundleDir: string, opts: { metricsPort?: number } = {}): Promise<void> {
     const metrics = opts.metricsPort != null ? ['--metrics', '--metrics-port', String(opts.metricsPort)] : []
     const child = this.spawn(process.execPath, ['--import', 'tsx', POV_CLI, 'node', 'start', '--model', bundleDir, '--listen', `/ip4/127.0.0.1/tcp/${op.port}`,
-      ...this.chainFlags(op.keystore, op.dir), ...metrics, '--json', '--log-format', 'json', '--log-level', 'warn'], `node ${op.name}`, true)
+      ...this.chainFlags(op.keystore, op.dir), ...metrics, '--json', '--log-format', 'json', '--log-level', 'warn'], true)
     op.proc = child
     let stderr = ''
     child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
@@ -158,12 +158,11 @@ export class LocalNet {
     await new Promise<void>(resolve => { p.once('exit', () => { resolve() }); p.kill(signal) })
   }
 
-  private spawn (cmd: string, args: string[], label: string, piped = false): ChildProcess {
+  private spawn (cmd: string, args: string[], piped = false): ChildProcess {
     const child = spawn(cmd, args, { cwd: REPO, stdio: piped ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'ignore', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } })
     this.procs.add(child)
     child.once('exit', () => { this.procs.delete(child) })
     if (!piped) child.stderr?.on('data', () => {})
-    void label
     return child
   }
 

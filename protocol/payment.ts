@@ -3,8 +3,7 @@
 import { getAddress, getBytes, hexlify, toBeArray } from 'ethers'
 import type { Voucher as WireVoucher } from './expert.js'
 import { PaymentError, Status } from './errors.js'
-
-export interface SignedVoucher { payer: string, payee: string, cumulativeAmount: bigint, signature: string }
+import type { SignedVoucher } from './voucher.js'
 
 export function voucherToWire (v: SignedVoucher): WireVoucher {
   return {

@@ -26,6 +26,11 @@ export interface Voucher {
   cumulativeAmount: bigint
 }
 
+/** A voucher with the payer's 65-byte EIP-712 signature (hex). */
+export interface SignedVoucher extends Voucher {
+  signature: string
+}
+
 export interface VoucherDomain {
   name: string
   version: string

@@ -54,6 +54,7 @@ export async function selectPaidNodes (o: PaidRouterOptions): Promise<Map<string
   const maxPrice = o.maxPrice ?? MaxUint256
   const k = o.replicas ?? 2
   const nodes = new Map<string, PaidNode>()
+  const byOperator = new Map<string, PaidNode>()
   const rejected = new Set<string>()
   for (let shard = 0; shard < o.shardCount; shard++) {
     const picked = await registry.selectNodes(o.modelId, shard, seed, maxPrice, k) as unknown as Array<{ operator: string, price: bigint, stake: bigint, peerId: string, multiaddrs: string[], peerSignature: string }>
@@ -61,7 +62,7 @@ export async function selectPaidNodes (o: PaidRouterOptions): Promise<Map<string
     for (const n of picked) {
       const operator = getAddress(n.operator)
       if (rejected.has(operator)) continue
-      let node = [...nodes.values()].find(x => x.operator === operator)
+      let node = byOperator.get(operator)
       if (node == null) {
         const ok = await verifyPeerBinding({ chainId: o.chainId, registry: o.registryAddress, operator }, n.peerId, n.peerSignature)
         if (!ok) {
@@ -72,6 +73,7 @@ export async function selectPaidNodes (o: PaidRouterOptions): Promise<Map<string
         const peerId = peerIdFromPublicKey(publicKeyFromPeerIdBytes(n.peerId)).toString()
         node = { operator, peerId, price: BigInt(n.price), stake: BigInt(n.stake), shards: [], addrs: n.multiaddrs.map(a => `${a}/p2p/${peerId}`) }
         nodes.set(peerId, node)
+        byOperator.set(operator, node)
       }
       node.shards.push(shard)
       usable++

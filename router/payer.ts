@@ -5,9 +5,7 @@
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { getAddress, type Signer } from 'ethers'
-import { signVoucher, type VoucherDomain } from '../protocol/voucher.js'
-
-export interface SignedVoucher { payer: string, payee: string, cumulativeAmount: bigint, signature: string }
+import { signVoucher, type SignedVoucher, type VoucherDomain } from '../protocol/voucher.js'
 
 export interface PayerOptions {
   signer: Signer

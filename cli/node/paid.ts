@@ -11,6 +11,7 @@ import { print, withChain } from '../client/index.js'
 import { UserError } from '../errors.js'
 import { signPeerBinding } from '../../chain/peer-binding.js'
 import { combinedInterface } from '../../chain/contracts.js'
+import { decodeChainError } from '../../chain/errors.js'
 import { VoucherStore } from '../../node/payments/voucher-store.js'
 import { claimAll, outstanding } from '../../node/payments/claim.js'
 
@@ -93,8 +94,7 @@ export function registerPaidNodeCommands (node: Command): void {
         try {
           res = await claimAll(withSigner(ctx.contracts.escrow, wallet), wallet.address, vouchers, redeemedEvents)
         } catch (err) {
-          await sendTx('claim', async () => { throw err })
-          return
+          throw new UserError(`claim failed: ${decodeChainError(err)}`)
         }
         const after = await ctx.contracts.token.balanceOf(wallet.address)
         const gasUsed = res.receipt?.gasUsed ?? 0n

@@ -4,9 +4,9 @@
 import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { getAddress } from 'ethers'
-import type { Voucher } from '../../protocol/voucher.js'
+import type { SignedVoucher } from '../../protocol/voucher.js'
 
-export interface SignedVoucher extends Voucher { signature: string }
+export type { SignedVoucher }
 
 export const JOURNAL_FILE = 'vouchers.jsonl'
 
