@@ -9,14 +9,16 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {IPovEscrow} from "./interfaces/IPovEscrow.sol";
 
-/// @title PovEscrow — client deposits, cumulative EIP-712 vouchers, unlock-then-withdraw.
+/// @title PovEscrow — client deposits, cumulative EIP-712 vouchers, pull payments, unlock-then-withdraw.
 /// @notice Settlement in the style of Livepeer's TicketBroker: a client (payer) deposits POV,
 /// pays nodes off-chain with vouchers signed over a cumulative amount per (payer, payee), and
 /// can only take its deposit back through `unlock()` + an unlock period during which payees
-/// can still redeem. A protocol fee in basis points of every payout goes to the treasury: it
-/// accrues in the escrow and `sweepFees()` (anyone may call it) sends it, so a redemption pays
-/// one token transfer, not two (a transfer to a vote-delegating treasury writes a checkpoint,
-/// ~25k gas more per redemption).
+/// can still redeem. Redemptions move no tokens: they credit the payee's earnings, which it
+/// takes out with `withdrawEarnings()` (as TicketBroker credits fees and the orchestrator calls
+/// `withdrawFees`) — a token transfer costs ~15k gas, paid once per withdrawal instead of once
+/// per redemption. A protocol fee in basis points of every redemption accrues for the treasury
+/// and `sweepFees()` (anyone may call it) sends it (a transfer to a vote-delegating treasury
+/// writes a checkpoint, ~25k gas, so it is not paid per redemption either).
 /// @dev A voucher worth more than the remaining deposit pays what is left; the difference
 /// stays owed (`paid` advances only by what was actually paid), so the payee can redeem the same
 /// voucher again after the payer tops up. See docs/contracts.md ("over-deposit").
@@ -41,10 +43,27 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
         uint128 fees;
     }
 
+    /// @dev What a payee was paid from a payer's vouchers (gross), as a struct so that a
+    /// redemption computes the slot once for its read and its write.
+    struct Paid {
+        uint256 amount;
+    }
+
+    /// @dev One slot per payee, cumulative counters: pending = earned − withdrawn. `open` is set
+    /// by the first credit (or by `openEarningsAccount`) and never cleared, so after it the slot
+    /// is never zero again and later credits pay a non-zero → non-zero SSTORE (2.9k), not a
+    /// zero → non-zero one (20k). 120 bits per counter leave room for the flag and hold 1.3e18 POV.
+    struct Earnings {
+        uint120 earned;
+        uint120 withdrawn;
+        bool open;
+    }
+
     IERC20 private immutable _token;
     mapping(address payer => Account) private _accounts;
-    mapping(address payer => mapping(address payee => uint256)) private _paid;
+    mapping(address payer => mapping(address payee => Paid)) private _paid;
     Totals private _totals;
+    mapping(address payee => Earnings) private _earnings;
     address private _treasury;
     uint64 private _unlockPeriod;
     uint16 private _feeBps;
@@ -105,24 +124,46 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
     // ───────────────────────────── payee ─────────────────────────────
 
     /// @inheritdoc IPovEscrow
-    function redeem(Voucher calldata voucher, bytes calldata signature) external {
-        (uint256 amount, uint256 fee) = _redeem(voucher, signature);
-        _payout(amount, fee);
+    function redeem(SignedVoucher calldata voucher) external {
+        (uint256 amount, uint256 fee) = _redeem(voucher, _feeBps);
+        _credit(amount, fee);
     }
 
     /// @inheritdoc IPovEscrow
-    function redeemBatch(Voucher[] calldata vouchers, bytes[] calldata signatures) external {
+    function redeemBatch(SignedVoucher[] calldata vouchers) external {
         uint256 n = vouchers.length;
         if (n == 0) revert EscrowEmptyBatch();
-        if (n != signatures.length) revert EscrowLengthMismatch(n, signatures.length);
+        uint256 feeBps_ = _feeBps; // one storage read per batch
         uint256 total;
         uint256 totalFee;
-        for (uint256 i; i < n; ++i) {
-            (uint256 amount, uint256 fee) = _redeem(vouchers[i], signatures[i]);
-            total += amount;
-            totalFee += fee;
+        for (uint256 i; i < n; ) {
+            (uint256 amount, uint256 fee) = _redeem(vouchers[i], feeBps_);
+            // amounts come out of deposits whose total fits 128 bits
+            unchecked {
+                total += amount;
+                totalFee += fee;
+                ++i;
+            }
         }
-        _payout(total, totalFee);
+        _credit(total, totalFee);
+    }
+
+    /// @inheritdoc IPovEscrow
+    function withdrawEarnings() external {
+        Earnings memory e = _earnings[msg.sender];
+        uint256 pending = e.earned - e.withdrawn;
+        if (pending == 0) revert EscrowNothingToWithdraw(msg.sender);
+        _earnings[msg.sender] = Earnings(e.earned, e.earned, true);
+        emit EarningsWithdrawn(msg.sender, pending);
+        _token.safeTransfer(msg.sender, pending);
+    }
+
+    /// @inheritdoc IPovEscrow
+    function openEarningsAccount() external {
+        Earnings storage e = _earnings[msg.sender];
+        if (e.open) return;
+        e.open = true;
+        emit EarningsAccountOpened(msg.sender);
     }
 
     // ─────────────────────────── governance ──────────────────────────
@@ -165,7 +206,19 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
 
     /// @inheritdoc IPovEscrow
     function paid(address payer, address payee) external view returns (uint256) {
-        return _paid[payer][payee];
+        return _paid[payer][payee].amount;
+    }
+
+    /// @inheritdoc IPovEscrow
+    function earningsOf(address payee) external view returns (uint256 earned, uint256 withdrawn, bool open) {
+        Earnings memory e = _earnings[payee];
+        return (e.earned, e.withdrawn, e.open);
+    }
+
+    /// @inheritdoc IPovEscrow
+    function pendingEarnings(address payee) external view returns (uint256) {
+        Earnings memory e = _earnings[payee];
+        return e.earned - e.withdrawn;
     }
 
     /// @inheritdoc IPovEscrow
@@ -212,37 +265,71 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
         _token.safeTransferFrom(payer, address(this), amount);
     }
 
-    /// @dev Checks one voucher, debits the payer and credits `paid`; returns (gross, fee).
-    function _redeem(Voucher calldata v, bytes calldata signature) private returns (uint256 amount, uint256 fee) {
-        if (v.payee != msg.sender) revert EscrowNotPayee(v.payee, msg.sender);
-        bytes32 digest = voucherDigest(v);
-        (address recovered,,) = ECDSA.tryRecoverCalldata(digest, signature);
-        if (recovered != v.payer || recovered == address(0)) revert EscrowInvalidSignature(v.payer, recovered);
+    /// @dev Checks one voucher addressed to msg.sender, debits the payer and advances `paid`;
+    /// returns (gross, fee).
+    function _redeem(SignedVoucher calldata v, uint256 feeBps_) private returns (uint256 amount, uint256 fee) {
+        address payer = v.payer;
+        uint256 cumulative = v.cumulativeAmount;
+        _checkSigner(payer, cumulative, v.r, v.vs);
 
-        uint256 alreadyPaid = _paid[v.payer][msg.sender];
-        if (v.cumulativeAmount <= alreadyPaid) {
-            revert EscrowStaleVoucher(v.payer, msg.sender, v.cumulativeAmount, alreadyPaid);
-        }
-        uint256 owed = v.cumulativeAmount - alreadyPaid;
-        Account storage acct = _accounts[v.payer];
+        Paid storage paidSlot = _paid[payer][msg.sender];
+        uint256 alreadyPaid = paidSlot.amount;
+        if (cumulative <= alreadyPaid) revert EscrowStaleVoucher(payer, msg.sender, cumulative, alreadyPaid);
+        Account storage acct = _accounts[payer];
         uint256 balance = acct.balance;
-        if (balance == 0) revert EscrowInsufficientDeposit(v.payer, owed, 0);
-        amount = owed <= balance ? owed : balance; // over-deposit: pay what is left, the rest stays owed
+        uint256 shortfall;
         unchecked {
+            uint256 owed = cumulative - alreadyPaid;
+            if (balance == 0) revert EscrowInsufficientDeposit(payer, owed, 0);
+            // over-deposit: pay what is left, the rest stays owed
+            if (owed <= balance) {
+                amount = owed;
+            } else {
+                amount = balance;
+                shortfall = owed - balance;
+            }
             acct.balance = uint128(balance - amount);
-            _paid[v.payer][msg.sender] = alreadyPaid + amount;
-            fee = amount * _feeBps / BPS;
+            paidSlot.amount = alreadyPaid + amount;
+            fee = amount * feeBps_ / BPS;
         }
-        emit VoucherRedeemed(v.payer, msg.sender, v.cumulativeAmount, amount, fee, owed - amount);
+        emit VoucherRedeemed(payer, msg.sender, cumulative, amount, fee, shortfall);
     }
 
-    function _payout(uint256 amount, uint256 fee) private {
+    /// @dev Reverts unless (r, vs) is `payer`'s signature of Voucher(payer, msg.sender, cumulative).
+    function _checkSigner(address payer, uint256 cumulative, bytes32 r, bytes32 vs) private view {
+        // = _hashTypedDataV4(keccak256(abi.encode(VOUCHER_TYPEHASH, payer, msg.sender, cumulative))),
+        // hashed in scratch memory (no allocation per voucher); voucherDigest() is the reference.
+        bytes32 domainSeparator = _domainSeparatorV4();
+        bytes32 typeHash = VOUCHER_TYPEHASH;
+        bytes32 digest;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            mstore(add(ptr, 0x20), payer)
+            mstore(add(ptr, 0x40), caller())
+            mstore(add(ptr, 0x60), cumulative)
+            let structHash := keccak256(ptr, 0x80)
+            mstore(ptr, hex"1901")
+            mstore(add(ptr, 0x02), domainSeparator)
+            mstore(add(ptr, 0x22), structHash)
+            digest := keccak256(ptr, 0x42)
+        }
+        (address recovered,,) = ECDSA.tryRecover(digest, r, vs);
+        if (recovered != payer || recovered == address(0)) revert EscrowInvalidSignature(payer, recovered);
+    }
+
+    /// @dev Moves `amount` out of the deposits total: `fee` to the accrued fees, the rest to the
+    /// caller's earnings.
+    function _credit(uint256 amount, uint256 fee) private {
         Totals memory t = _totals;
         // amount ≤ the payers' balances ≤ t.deposits; fee ≤ amount; fees + deposits ≤ supply
         unchecked {
             _totals = Totals(uint128(t.deposits - amount), uint128(t.fees + fee));
         }
-        _token.safeTransfer(msg.sender, amount - fee);
+        Earnings memory e = _earnings[msg.sender];
+        uint256 earned = uint256(e.earned) + (amount - fee);
+        if (earned > type(uint120).max) revert EscrowAmountTooLarge(amount - fee);
+        _earnings[msg.sender] = Earnings(uint120(earned), e.withdrawn, true);
     }
 
     function _sweepFees() private {

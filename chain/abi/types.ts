@@ -84,12 +84,15 @@ export type PovEscrowContract = BaseContract & {
   deposit: BaseContractMethod<[amount: BigNumberish], void, ContractTransactionResponse>
   depositOf: BaseContractMethod<[payer: AddressLike], [balance: bigint, unlockAt: bigint], [balance: bigint, unlockAt: bigint]>
   depositWithPermit: BaseContractMethod<[amount: BigNumberish, deadline: BigNumberish, v: BigNumberish, r: BytesLike, s: BytesLike], void, ContractTransactionResponse>
+  earningsOf: BaseContractMethod<[payee: AddressLike], [earned: bigint, withdrawn: bigint, open: boolean], [earned: bigint, withdrawn: bigint, open: boolean]>
   eip712Domain: BaseContractMethod<[], [fields: string, name: string, version: string, chainId: bigint, verifyingContract: string, salt: string, extensions: Array<bigint>], [fields: string, name: string, version: string, chainId: bigint, verifyingContract: string, salt: string, extensions: Array<bigint>]>
   feeBps: BaseContractMethod<[], bigint, bigint>
+  openEarningsAccount: BaseContractMethod<[], void, ContractTransactionResponse>
   owner: BaseContractMethod<[], string, string>
   paid: BaseContractMethod<[payer: AddressLike, payee: AddressLike], bigint, bigint>
-  redeem: BaseContractMethod<[voucher: { payer: AddressLike; payee: AddressLike; cumulativeAmount: BigNumberish }, signature: BytesLike], void, ContractTransactionResponse>
-  redeemBatch: BaseContractMethod<[vouchers: Array<{ payer: AddressLike; payee: AddressLike; cumulativeAmount: BigNumberish }>, signatures: Array<BytesLike>], void, ContractTransactionResponse>
+  pendingEarnings: BaseContractMethod<[payee: AddressLike], bigint, bigint>
+  redeem: BaseContractMethod<[voucher: { payer: AddressLike; cumulativeAmount: BigNumberish; r: BytesLike; vs: BytesLike }], void, ContractTransactionResponse>
+  redeemBatch: BaseContractMethod<[vouchers: Array<{ payer: AddressLike; cumulativeAmount: BigNumberish; r: BytesLike; vs: BytesLike }>], void, ContractTransactionResponse>
   renounceOwnership: BaseContractMethod<[], void, ContractTransactionResponse>
   setFeeBps: BaseContractMethod<[feeBps_: BigNumberish], void, ContractTransactionResponse>
   setTreasury: BaseContractMethod<[treasury_: AddressLike], void, ContractTransactionResponse>
@@ -103,6 +106,7 @@ export type PovEscrowContract = BaseContract & {
   unlockPeriod: BaseContractMethod<[], bigint, bigint>
   voucherDigest: BaseContractMethod<[voucher: { payer: AddressLike; payee: AddressLike; cumulativeAmount: BigNumberish }], string, string>
   withdraw: BaseContractMethod<[], void, ContractTransactionResponse>
+  withdrawEarnings: BaseContractMethod<[], void, ContractTransactionResponse>
 }
 
 export type PovGovernorContract = BaseContract & {

@@ -1,23 +1,38 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-/// @title IPovEscrow — client deposits and cumulative EIP-712 vouchers.
+/// @title IPovEscrow — client deposits, cumulative EIP-712 vouchers, pull payments to payees.
 /// @dev EIP-712 domain: name "POV Escrow", version "1", chainId, verifyingContract = escrow.
 /// Type: Voucher(address payer,address payee,uint256 cumulativeAmount). Cumulative per
-/// (payer, payee): redeeming pays `cumulativeAmount - paid(payer, payee)`.
+/// (payer, payee): redeeming credits `cumulativeAmount - paid(payer, payee)`. Redemptions move no
+/// tokens: they credit the payee's earnings (net of the protocol fee), which the payee takes out
+/// with {withdrawEarnings} (pull payments, as Livepeer's TicketBroker credits fees and the
+/// orchestrator withdraws them).
 interface IPovEscrow {
+    /// @dev What the payer signs (EIP-712 struct `Voucher`); used by {voucherDigest}.
     struct Voucher {
         address payer;
         address payee;
         uint256 cumulativeAmount;
     }
 
+    /// @dev A voucher as its payee submits it: the payee is the caller (`msg.sender` goes into the
+    /// EIP-712 digest), the payer's signature is in ERC-2098 compact form (`r`, `vs` = s with the
+    /// y-parity in its top bit; ethers: `Signature.from(sig).r` / `.yParityAndS`).
+    struct SignedVoucher {
+        address payer;
+        uint128 cumulativeAmount;
+        bytes32 r;
+        bytes32 vs;
+    }
+
     event Deposited(address indexed payer, uint256 amount, uint256 balance);
     event UnlockStarted(address indexed payer, uint64 unlockAt);
     event UnlockCancelled(address indexed payer);
     event Withdrawn(address indexed payer, uint256 amount);
-    /// @dev `amount` left the payer's deposit: `amount - fee` to the payee, `fee` accrued for the
-    /// treasury. `shortfall` > 0 when the deposit could not cover the voucher (still owed).
+    /// @dev `amount` left the payer's deposit: `amount - fee` credited to the payee's earnings
+    /// (see {earningsOf}), `fee` accrued for the treasury. `shortfall` > 0 when the deposit could
+    /// not cover the voucher (still owed).
     event VoucherRedeemed(
         address indexed payer,
         address indexed payee,
@@ -26,6 +41,10 @@ interface IPovEscrow {
         uint256 fee,
         uint256 shortfall
     );
+    /// @dev `payee` took `amount` of its credited earnings out of the escrow.
+    event EarningsWithdrawn(address indexed payee, uint256 amount);
+    /// @dev `payee` created its earnings record ahead of its first redemption (see {openEarningsAccount}).
+    event EarningsAccountOpened(address indexed payee);
     /// @dev Accrued protocol fees were sent to the treasury.
     event FeesSwept(address indexed treasury, uint256 amount);
     event FeeBpsSet(uint16 oldValue, uint16 newValue);
@@ -34,7 +53,6 @@ interface IPovEscrow {
 
     error EscrowZeroAmount();
     error EscrowInvalidSignature(address payer, address recovered);
-    error EscrowNotPayee(address payee, address caller);
     error EscrowStaleVoucher(address payer, address payee, uint256 cumulativeAmount, uint256 alreadyPaid);
     error EscrowInsufficientDeposit(address payer, uint256 owed, uint256 deposit);
     error EscrowNotUnlocking(address payer);
@@ -42,9 +60,9 @@ interface IPovEscrow {
     error EscrowUnlockPending(address payer, uint64 unlockAt, uint256 timestamp);
     error EscrowFeeTooHigh(uint16 feeBps, uint16 maxFeeBps);
     error EscrowInvalidTreasury(address treasury);
-    error EscrowLengthMismatch(uint256 vouchers, uint256 signatures);
     error EscrowEmptyBatch();
     error EscrowAmountTooLarge(uint256 amount);
+    error EscrowNothingToWithdraw(address payee);
 
     /// @notice Deposits `amount` POV (pulled with transferFrom) for the caller.
     /// Requirements: `amount` > 0. Emits {Deposited}.
@@ -64,15 +82,29 @@ interface IPovEscrow {
     /// Requirements: unlocking and the unlock period is over. Emits {Withdrawn}.
     function withdraw() external;
 
-    /// @notice Redeems one voucher: pays the caller `cumulativeAmount - paid` (less the fee),
-    /// capped by the payer's deposit (the rest stays owed, see docs/contracts.md).
-    /// Requirements: caller is the voucher's payee; signature by the payer; cumulative above
+    /// @notice Redeems one voucher addressed to the caller: debits the payer by
+    /// `cumulativeAmount - paid` (capped by the payer's deposit; the rest stays owed, see
+    /// docs/contracts.md) and credits the caller's earnings with that amount less the protocol
+    /// fee. No tokens move: take them out with {withdrawEarnings}.
+    /// Requirements: the payer's signature over Voucher(payer, msg.sender, cumulativeAmount) (a
+    /// voucher signed for another payee fails as {EscrowInvalidSignature}); cumulative above
     /// what was already paid; a non-zero deposit. Emits {VoucherRedeemed}.
-    function redeem(Voucher calldata voucher, bytes calldata signature) external;
+    function redeem(SignedVoucher calldata voucher) external;
 
-    /// @notice Redeems many vouchers atomically (any invalid voucher reverts the batch).
-    /// Requirements: as {redeem} for each; equal, non-zero lengths. Emits {VoucherRedeemed} per voucher.
-    function redeemBatch(Voucher[] calldata vouchers, bytes[] calldata signatures) external;
+    /// @notice Redeems many vouchers addressed to the caller atomically (any invalid voucher
+    /// reverts the batch). Requirements: as {redeem} for each; non-empty.
+    /// Emits {VoucherRedeemed} per voucher.
+    function redeemBatch(SignedVoucher[] calldata vouchers) external;
+
+    /// @notice Sends the caller everything credited to it and not yet withdrawn.
+    /// Requirements: something is owed ({EscrowNothingToWithdraw}). Emits {EarningsWithdrawn}.
+    function withdrawEarnings() external;
+
+    /// @notice Creates the caller's earnings record now (one storage slot, zero balance), so that
+    /// its first redemption does not pay for it. Optional, one-time and idempotent: a no-op
+    /// once the record exists (opened before, or credited by a redemption).
+    /// Emits {EarningsAccountOpened} when it opens the record.
+    function openEarningsAccount() external;
 
     /// @notice Sends the accrued protocol fees to the treasury. Anyone may call it.
     /// Emits {FeesSwept} when there was something to send.
@@ -97,11 +129,19 @@ interface IPovEscrow {
     /// @notice What `payee` has already been paid (gross, fee included) from `payer`'s vouchers.
     function paid(address payer, address payee) external view returns (uint256);
 
+    /// @notice `payee`'s earnings: total credited by redemptions (net of fee), total withdrawn,
+    /// and whether its earnings record exists (opened or ever credited).
+    function earningsOf(address payee) external view returns (uint256 earned, uint256 withdrawn, bool open);
+
+    /// @notice What {withdrawEarnings} would send `payee` now: earned − withdrawn.
+    function pendingEarnings(address payee) external view returns (uint256);
+
     function token() external view returns (address);
     function feeBps() external view returns (uint16);
     function unlockPeriod() external view returns (uint64);
     function treasury() external view returns (address);
-    /// @notice Sum of all deposits. The escrow's POV balance = totalDeposits + accruedFees.
+    /// @notice Sum of all deposits. The escrow's POV balance = totalDeposits + accruedFees + the
+    /// payees' pending earnings.
     function totalDeposits() external view returns (uint256);
     /// @notice Protocol fees taken and not yet swept to the treasury.
     function accruedFees() external view returns (uint256);

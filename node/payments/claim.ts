@@ -1,13 +1,19 @@
-// Redeems every outstanding voucher of an operator in one transaction (PovEscrow.redeemBatch).
+// A claim: redeems every outstanding voucher of an operator in one transaction
+// (PovEscrow.redeemBatch), which credits the operator's earnings in the escrow, then takes the
+// earnings out (PovEscrow.withdrawEarnings — pull payments: redemptions move no tokens).
 // Vouchers already fully paid are skipped (a second claim pays nothing and sends nothing), and so
-// are payers with an empty deposit, whose voucher would revert the whole batch.
+// are payers with an empty deposit, whose voucher would revert the whole batch. The withdrawal is
+// skipped when nothing is pending, and also picks up earnings a previous claim left behind.
 import { getAddress, type ContractTransactionResponse, type TransactionReceipt } from 'ethers'
 import type { SignedVoucher } from './voucher-store.js'
+import { MAX_CUMULATIVE_AMOUNT, toRedeemable, type RedeemableVoucher } from '../../chain/vouchers.js'
 
 export interface ClaimEscrow {
   paid(payer: string, payee: string): Promise<bigint>
   depositOf(payer: string): Promise<readonly [bigint, bigint] | unknown>
-  redeemBatch(vouchers: Array<{ payer: string, payee: string, cumulativeAmount: bigint }>, signatures: string[]): Promise<ContractTransactionResponse>
+  redeemBatch(vouchers: RedeemableVoucher[]): Promise<ContractTransactionResponse>
+  pendingEarnings(payee: string): Promise<bigint>
+  withdrawEarnings(): Promise<ContractTransactionResponse>
 }
 
 export interface ClaimLine { payer: string, cumulativeAmount: bigint, owed: bigint, expected: bigint }
@@ -17,7 +23,12 @@ export interface ClaimResult {
   /** Gross amount taken from escrow, and the protocol fee out of it (from the VoucherRedeemed events). */
   amount: bigint
   fee: bigint
+  /** The redeemBatch receipt (null when there was nothing to redeem). */
   receipt: TransactionReceipt | null
+  /** POV sent to the operator by withdrawEarnings (its pending earnings after the redemption). */
+  withdrawn: bigint
+  /** The withdrawEarnings receipt (null when nothing was pending). */
+  withdrawReceipt: TransactionReceipt | null
 }
 
 /** What is owed to `operator` by each held voucher beyond what the escrow already paid. */
@@ -40,20 +51,30 @@ export async function claimAll (escrow: ClaimEscrow, operator: string, vouchers:
   const batch = lines.filter(l => {
     if (l.owed === 0n) { skipped.push({ payer: l.payer, reason: 'already redeemed' }); return false }
     if (l.deposit === 0n) { skipped.push({ payer: l.payer, reason: 'payer has no deposit left' }); return false }
+    if (l.cumulativeAmount > MAX_CUMULATIVE_AMOUNT) { skipped.push({ payer: l.payer, reason: 'cumulative amount does not fit 128 bits' }); return false }
     return true
   })
-  if (batch.length === 0) return { redeemed: [], skipped, amount: 0n, fee: 0n, receipt: null }
-  const tx = await escrow.redeemBatch(
-    batch.map(l => ({ payer: l.voucher.payer, payee: l.voucher.payee, cumulativeAmount: l.voucher.cumulativeAmount })),
-    batch.map(l => l.voucher.signature))
-  const receipt = await tx.wait()
-  if (receipt == null || receipt.status !== 1) throw new Error('redeemBatch transaction failed')
-  const events = parseRedeemed(receipt)
+  let receipt: TransactionReceipt | null = null
+  let events: Array<{ amount: bigint, fee: bigint }> = []
+  if (batch.length > 0) {
+    const tx = await escrow.redeemBatch(batch.map(l => toRedeemable(l.voucher)))
+    receipt = await tx.wait()
+    if (receipt == null || receipt.status !== 1) throw new Error('redeemBatch transaction failed')
+    events = parseRedeemed(receipt)
+  }
+  const pending = BigInt(await escrow.pendingEarnings(getAddress(operator)))
+  let withdrawReceipt: TransactionReceipt | null = null
+  if (pending > 0n) {
+    withdrawReceipt = await (await escrow.withdrawEarnings()).wait()
+    if (withdrawReceipt == null || withdrawReceipt.status !== 1) throw new Error('withdrawEarnings transaction failed')
+  }
   return {
     redeemed: batch.map(({ payer, cumulativeAmount, owed, expected }) => ({ payer, cumulativeAmount, owed, expected })),
     skipped,
     amount: events.reduce((a, e) => a + e.amount, 0n),
     fee: events.reduce((a, e) => a + e.fee, 0n),
-    receipt
+    receipt,
+    withdrawn: pending,
+    withdrawReceipt
   }
 }

@@ -1,13 +1,17 @@
 /**
  * Gas benchmark of the chain plane (not a test): `npm run gas`.
  *
- * Prints a table of the gas of deposit, register, redeeming one voucher and redeeming 10 and 100
- * vouchers in one transaction (per voucher), against the targets of issue 2, then — as the last
- * line — one JSON object with every figure.
+ * Prints a table of the gas of deposit, register, opening an earnings account, redeeming one
+ * voucher, redeeming 10 and 100 vouchers in one transaction (per voucher) and withdrawing
+ * earnings, against the targets of issue 2, then — as the last line — one JSON object with every
+ * figure.
  *
  * "first" = the first redemption of a (payer, payee) pair (its `paid` slot goes from zero to
  * non-zero, 20k gas more); "repeat" = a later, higher voucher of the same pair (the steady state of
- * a node redeeming periodically). Batches use a distinct payer per voucher, one payee.
+ * a node redeeming periodically). Batches use a distinct payer per voucher, one payee. The payee
+ * has opened its earnings account (`openEarningsAccount`, which `pov node register` sends once);
+ * the "unopened" rows show a payee whose very first redemption creates that slot instead.
+ * Redemptions move no tokens (pull payments): `withdrawEarnings` pays the payee in one transfer.
  */
 import { network } from 'hardhat'
 import { Wallet } from 'ethers'
@@ -18,12 +22,13 @@ import { signPeerBinding } from '../../chain/peer-binding.js'
 import { signVoucher, voucherDomain } from '../../protocol/voucher.js'
 import type { Voucher } from '../../protocol/voucher.js'
 import type { PovContracts } from '../../chain/contracts.js'
+import { toRedeemable } from '../../chain/vouchers.js'
 
 const TARGET_SINGLE = 80_000n
 const TARGET_BATCH_PER_VOUCHER = 40_000n
 
 const { ethers, networkHelpers } = await network.create()
-const [deployer, operator, payee] = await ethers.getSigners()
+const [deployer, operator, payee, fresh1, fresh10] = await ethers.getSigners()
 const modelId = ethers.id('gas-bench manifest')
 const { deployment, contracts } = await deployAll(deployer, {
   models: [{ modelId, name: 'bench', layers: 32, experts: 8, shardCount: 8, uri: '' }],
@@ -55,15 +60,14 @@ async function makePayers(n: number): Promise<Wallet[]> {
   return payers
 }
 
-async function vouchers(payers: Wallet[], amount: bigint) {
-  const vs: Voucher[] = []
-  const sigs: string[] = []
+/** Vouchers signed by `payers` for `payee`, in the escrow's claim form. */
+async function vouchers(payers: Wallet[], amount: bigint, to: string = payee.address) {
+  const vs = []
   for (const p of payers) {
-    const v = { payer: p.address, payee: payee.address, cumulativeAmount: amount }
-    vs.push(v)
-    sigs.push(await signVoucher(p, domain, v))
+    const v: Voucher = { payer: p.address, payee: to, cumulativeAmount: amount }
+    vs.push(toRedeemable({ ...v, signature: await signVoucher(p, domain, v) }))
   }
-  return { vs, sigs }
+  return vs
 }
 
 // deposit: first deposit of a fresh payer (after approve), and a top-up
@@ -87,69 +91,92 @@ const register = await gasOf(as(c.registry, operator).register({
   modelId, shards: [0], price: 10n, peerId: binding.peerId, multiaddrs: ['/ip4/127.0.0.1/tcp/4001'], peerSignature: binding.signature,
 }, POV(1000)))
 
-// make the payee and treasury balances non-zero first, so that figures do not include that one-off 20k
-const [warm] = await makePayers(1)
-{
-  const { vs, sigs } = await vouchers([warm], 1n)
-  await as(c.escrow, payee).redeem(vs[0], sigs[0])
-}
+// the payee opens its earnings account once (as `pov node register` does)
+const openAccount = await gasOf(as(c.escrow, payee).openEarningsAccount())
 
-const payers = await makePayers(111)
+const payers = await makePayers(111 + 1 + 10)
 const single = payers.slice(0, 1)
 const b10 = payers.slice(1, 11)
 const b100 = payers.slice(11, 111)
+const unopened1 = payers.slice(111, 112)
+const unopened10 = payers.slice(112, 122)
 
-async function redeemOne(ps: Wallet[], amount: bigint) {
-  const { vs, sigs } = await vouchers(ps, amount)
-  return gasOf(as(c.escrow, payee).redeem(vs[0], sigs[0]))
+async function redeemOne(ps: Wallet[], amount: bigint, by: Signer = payee) {
+  const vs = await vouchers(ps, amount, await by.getAddress())
+  return gasOf(as(c.escrow, by).redeem(vs[0]))
 }
-async function redeemMany(ps: Wallet[], amount: bigint) {
-  const { vs, sigs } = await vouchers(ps, amount)
-  return (await gasOf(as(c.escrow, payee).redeemBatch(vs, sigs))) / BigInt(ps.length)
+async function redeemMany(ps: Wallet[], amount: bigint, by: Signer = payee) {
+  const vs = await vouchers(ps, amount, await by.getAddress())
+  return (await gasOf(as(c.escrow, by).redeemBatch(vs))) / BigInt(ps.length)
 }
 
 const r1First = await redeemOne(single, POV(1))
 const r1Repeat = await redeemOne(single, POV(2))
 const r10First = await redeemMany(b10, POV(1))
+const r10FirstTotal = r10First * 10n
 const r10Repeat = await redeemMany(b10, POV(2))
 const r100First = await redeemMany(b100, POV(1))
 const r100Repeat = await redeemMany(b100, POV(2))
+// payees that never opened their account: the first credit writes their earnings slot from zero
+const r1Unopened = await redeemOne(unopened1, POV(1), fresh1)
+const r10Unopened = await redeemMany(unopened10, POV(1), fresh10)
+// withdrawing: the payee's first POV ever (its token balance goes 0 → non-zero), then a later one
+const withdrawFirst = await gasOf(as(c.escrow, payee).withdrawEarnings())
+await redeemOne(single, POV(3))
+const withdrawRepeat = await gasOf(as(c.escrow, payee).withdrawEarnings())
 
 const fmt = (g: bigint) => g.toLocaleString('en-US').padStart(9)
 const rows: Array<[string, bigint, bigint | null]> = [
   ['deposit (first, after approve)', depositFirst, null],
   ['deposit (top-up)', depositTopUp, null],
   ['register (1 shard, 1 multiaddr)', register, null],
+  ['openEarningsAccount (once per operator)', openAccount, null],
   ['redeem 1 voucher (first of pair)', r1First, TARGET_SINGLE],
   ['redeem 1 voucher (repeat)', r1Repeat, TARGET_SINGLE],
   ['redeemBatch 10, per voucher (first)', r10First, TARGET_BATCH_PER_VOUCHER],
   ['redeemBatch 10, per voucher (repeat)', r10Repeat, TARGET_BATCH_PER_VOUCHER],
   ['redeemBatch 100, per voucher (first)', r100First, TARGET_BATCH_PER_VOUCHER],
   ['redeemBatch 100, per voucher (repeat)', r100Repeat, TARGET_BATCH_PER_VOUCHER],
+  ['redeem 1 (first, account unopened)', r1Unopened, TARGET_SINGLE],
+  ['redeemBatch 10/voucher (first, unopened)', r10Unopened, TARGET_BATCH_PER_VOUCHER],
+  ['withdrawEarnings (payee held no POV)', withdrawFirst, null],
+  ['withdrawEarnings (payee holds POV)', withdrawRepeat, null],
+  ['claim 10 first: batch + withdraw, /voucher', (r10FirstTotal + withdrawRepeat) / 10n, null],
 ]
 console.log('POV chain plane — gas (hardhat EDR, solc optimizer 10k runs, fee 1 %)\n')
-console.log(`${'operation'.padEnd(40)} ${'gas'.padStart(9)}  ${'target'.padStart(9)}  ok`)
-console.log('-'.repeat(66))
+console.log(`${'operation'.padEnd(42)} ${'gas'.padStart(9)}  ${'target'.padStart(9)}  ok`)
+console.log('-'.repeat(68))
 for (const [name, gas, target] of rows) {
   const ok = target === null ? '' : gas <= target ? 'yes' : 'NO'
-  console.log(`${name.padEnd(40)} ${fmt(gas)}  ${target === null ? ''.padStart(9) : `≤${fmt(target).trim().padStart(8)}`}  ${ok}`)
+  console.log(`${name.padEnd(42)} ${fmt(gas)}  ${target === null ? ''.padStart(9) : `≤${fmt(target).trim().padStart(8)}`}  ${ok}`)
 }
 const steady = r1Repeat <= TARGET_SINGLE && r10Repeat <= TARGET_BATCH_PER_VOUCHER && r100Repeat <= TARGET_BATCH_PER_VOUCHER
 const first = r1First <= TARGET_SINGLE && r10First <= TARGET_BATCH_PER_VOUCHER && r100First <= TARGET_BATCH_PER_VOUCHER
+const unopened = r1Unopened <= TARGET_SINGLE && r10Unopened <= TARGET_BATCH_PER_VOUCHER
 console.log(`\ntargets met, repeat redemptions (steady state): ${steady ? 'yes' : 'NO'}`)
 console.log(`targets met, first redemption of a (payer, payee) pair: ${first ? 'yes' : 'NO'}` +
   ' (its paid-so-far slot goes 0 → non-zero: +17,100 gas per voucher, EIP-2200/2929)')
+console.log(`targets met, a payee's first redemption without openEarningsAccount: ${unopened ? 'yes' : 'NO'}` +
+  ' (its earnings slot goes 0 → non-zero: +17,100 gas once; `pov node register` opens the account, one-time cost above)')
+console.log('redemptions move no tokens: a claim adds one withdrawEarnings transaction (one transfer) for the whole batch')
 console.log(JSON.stringify({
   depositFirst: Number(depositFirst),
   depositTopUp: Number(depositTopUp),
   register: Number(register),
+  openEarningsAccount: Number(openAccount),
   redeemOneFirst: Number(r1First),
   redeemOneRepeat: Number(r1Repeat),
   redeemBatch10PerVoucherFirst: Number(r10First),
   redeemBatch10PerVoucherRepeat: Number(r10Repeat),
   redeemBatch100PerVoucherFirst: Number(r100First),
   redeemBatch100PerVoucherRepeat: Number(r100Repeat),
+  redeemOneFirstUnopened: Number(r1Unopened),
+  redeemBatch10PerVoucherFirstUnopened: Number(r10Unopened),
+  withdrawEarningsFirst: Number(withdrawFirst),
+  withdrawEarningsRepeat: Number(withdrawRepeat),
+  claim10FirstPerVoucher: Number((r10FirstTotal + withdrawRepeat) / 10n),
   targets: { redeemOne: Number(TARGET_SINGLE), redeemBatchPerVoucher: Number(TARGET_BATCH_PER_VOUCHER) },
   targetsMetRepeat: steady,
   targetsMetFirst: first,
+  targetsMetFirstUnopened: unopened,
 }))

@@ -1,13 +1,23 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {TestBase} from "./utils/Vm.sol";
+import {TestBase, Vm} from "./utils/Vm.sol";
 import {PovToken} from "../../contracts/PovToken.sol";
 import {PovEscrow} from "../../contracts/PovEscrow.sol";
 import {IPovEscrow} from "../../contracts/interfaces/IPovEscrow.sol";
 
-/// @dev Drives the escrow with random deposits, vouchers, redemptions, unlocks and withdrawals,
-/// and keeps ghost totals for the invariants.
+/// @dev The payer's signature of `v` in the escrow's compact form (ERC-2098: y-parity in the top bit of s).
+function signCompact(Vm vm_, uint256 key, PovEscrow escrow, IPovEscrow.Voucher memory v)
+    view
+    returns (IPovEscrow.SignedVoucher memory)
+{
+    (uint8 sv, bytes32 r, bytes32 s) = vm_.sign(key, escrow.voucherDigest(v));
+    bytes32 vs = bytes32(uint256(s) | (uint256(sv - 27) << 255));
+    return IPovEscrow.SignedVoucher(v.payer, uint128(v.cumulativeAmount), r, vs);
+}
+
+/// @dev Drives the escrow with random deposits, vouchers, redemptions, earnings withdrawals,
+/// unlocks and withdrawals, and keeps ghost totals for the invariants.
 contract EscrowHandler is TestBase {
     PovToken public immutable token;
     PovEscrow public immutable escrow;
@@ -17,8 +27,17 @@ contract EscrowHandler is TestBase {
     uint256 public ghostDeposited;
     uint256 public ghostWithdrawn;
     uint256 public ghostRedeemed; // gross (fee included)
-    uint256 public ghostPaidToPayees; // net of fee
+    uint256 public ghostPaidToPayees; // withdrawn by payees (net of fee)
     uint256 public ghostSwept;
+    /// @dev Protocol fees taken out of each payee's redemptions.
+    mapping(address => uint256) public ghostFeesOf;
+    /// @dev Checks made inside handler calls (a reverting handler call is only skipped by the
+    /// invariant runner, so they count here and an invariant asserts the count is zero).
+    uint256 public violations;
+
+    function _check(bool ok) private {
+        if (!ok) ++violations;
+    }
     /// @dev Highest cumulative amount ever signed per (payer, payee).
     mapping(address => mapping(address => uint256)) public highestVoucher;
 
@@ -54,15 +73,54 @@ contract EscrowHandler is TestBase {
         uint256 cumulative = highestVoucher[p][payee];
         if (!replay) cumulative += bound(increment, 1, 1e24);
         highestVoucher[p][payee] = cumulative;
-        IPovEscrow.Voucher memory v = IPovEscrow.Voucher(p, payee, cumulative);
-        (uint8 sv, bytes32 r, bytes32 s) = vm.sign(payerKeys[who % 3], escrow.voucherDigest(v));
+        IPovEscrow.SignedVoucher memory sv =
+            signCompact(vm, payerKeys[who % 3], escrow, IPovEscrow.Voucher(p, payee, cumulative));
         uint256 before = escrow.totalDeposits();
+        uint256 feesBefore = escrow.accruedFees();
         uint256 payeeBefore = token.balanceOf(payee);
         vm.prank(payee);
-        try escrow.redeem(v, abi.encodePacked(r, s, sv)) {
+        try escrow.redeem(sv) {
             ghostRedeemed += before - escrow.totalDeposits();
-            ghostPaidToPayees += token.balanceOf(payee) - payeeBefore;
+            ghostFeesOf[payee] += escrow.accruedFees() - feesBefore;
+            _check(token.balanceOf(payee) == payeeBefore); // a redemption moves no tokens
         } catch {}
+    }
+
+    /// @dev A payee submits another payee's voucher: it must never pay.
+    function redeemForeign(uint256 who, uint256 to, uint256 increment) external {
+        address p = payer(who);
+        address payee = payees[to % 3];
+        address thief = payees[(to + 1) % 3];
+        uint256 cumulative = highestVoucher[p][payee] + bound(increment, 1, 1e24);
+        IPovEscrow.SignedVoucher memory sv =
+            signCompact(vm, payerKeys[who % 3], escrow, IPovEscrow.Voucher(p, payee, cumulative));
+        vm.prank(thief);
+        try escrow.redeem(sv) {
+            _check(false); // a foreign voucher paid
+        } catch {}
+    }
+
+    function withdrawEarnings(uint256 to) external {
+        address payee = payees[to % 3];
+        uint256 pending = escrow.pendingEarnings(payee);
+        uint256 payeeBefore = token.balanceOf(payee);
+        vm.prank(payee);
+        try escrow.withdrawEarnings() {
+            _check(token.balanceOf(payee) - payeeBefore == pending); // pays exactly what is pending
+            _check(escrow.pendingEarnings(payee) == 0);
+            ghostPaidToPayees += pending;
+        } catch {
+            _check(pending == 0); // reverts only when nothing is owed
+        }
+    }
+
+    function openAccount(uint256 to) external {
+        vm.prank(payees[to % 3]);
+        escrow.openEarningsAccount();
+    }
+
+    function pendingTotal() external view returns (uint256 total) {
+        for (uint256 j; j < 3; ++j) total += escrow.pendingEarnings(payees[j]);
     }
 
     function sweep() external {
@@ -101,8 +159,9 @@ contract PovEscrowFuzzTest is TestBase {
 
     // ── invariants (random call sequences on the handler) ──
 
-    /// The escrow's token balance always equals deposits minus payouts (withdrawals, payments to
-    /// payees, fees swept to the treasury); what it holds is the deposits plus unswept fees.
+    /// The escrow's token balance always equals deposits minus payouts (withdrawals, earnings
+    /// withdrawn by payees, fees swept to the treasury); what it holds is the deposits plus unswept
+    /// fees plus the payees' pending earnings.
     function invariant_balanceIsDepositsMinusPayouts() public view {
         uint256 balance = token.balanceOf(address(escrow));
         assertEq(
@@ -111,17 +170,36 @@ contract PovEscrowFuzzTest is TestBase {
             "escrow balance = deposits - payouts"
         );
         assertEq(escrow.totalDeposits(), handler.ghostDeposited() - handler.ghostWithdrawn() - handler.ghostRedeemed(), "totalDeposits");
-        assertEq(balance, escrow.totalDeposits() + escrow.accruedFees(), "balance = deposits + accrued fees");
+        assertEq(
+            balance,
+            escrow.totalDeposits() + escrow.accruedFees() + handler.pendingTotal(),
+            "balance = deposits + accrued fees + pending earnings"
+        );
     }
 
-    /// No payee is ever paid more than its highest voucher.
+    /// The checks made inside handler calls all held.
+    function invariant_handlerChecks() public view {
+        assertEq(handler.violations(), 0, "handler checks");
+    }
+
+    /// No payee is ever paid more than its highest voucher, and what it is credited is exactly
+    /// what its payers were debited less the fee.
     function invariant_noPayeeOverpaid() public view {
-        for (uint256 i; i < 3; ++i) {
-            for (uint256 j; j < 3; ++j) {
+        for (uint256 j; j < 3; ++j) {
+            address payee = handler.payees(j);
+            uint256 paidTotal;
+            uint256 highestTotal;
+            for (uint256 i; i < 3; ++i) {
                 address p = handler.payer(i);
-                address payee = handler.payees(j);
-                assertLe(escrow.paid(p, payee), handler.highestVoucher(p, payee), "paid > highest voucher");
+                uint256 paid = escrow.paid(p, payee);
+                assertLe(paid, handler.highestVoucher(p, payee), "paid > highest voucher");
+                paidTotal += paid;
+                highestTotal += handler.highestVoucher(p, payee);
             }
+            (uint256 earned, uint256 withdrawn,) = escrow.earningsOf(payee);
+            assertEq(earned, paidTotal - handler.ghostFeesOf(payee), "earned = paid - fees");
+            assertLe(earned, highestTotal, "credited > highest vouchers");
+            assertLe(withdrawn, earned, "withdrawn > earned");
         }
     }
 
@@ -151,19 +229,30 @@ contract PovEscrowFuzzTest is TestBase {
 
     function _redeemStep(address payer, uint256 increment, uint16 feeBps, uint256 step) private {
         fzCumulative += increment;
-        IPovEscrow.Voucher memory v = IPovEscrow.Voucher(payer, PAYEE, fzCumulative);
-        (uint8 sv, bytes32 r, bytes32 s) = vm.sign(PAYER_KEY, escrow.voucherDigest(v));
-        uint256 payeeBefore = token.balanceOf(PAYEE);
+        IPovEscrow.SignedVoucher memory sv =
+            signCompact(vm, PAYER_KEY, escrow, IPovEscrow.Voucher(payer, PAYEE, fzCumulative));
         uint256 feesBefore = escrow.accruedFees();
         vm.prank(PAYEE);
-        try escrow.redeem(v, abi.encodePacked(r, s, sv)) {
-            fzReceived += token.balanceOf(PAYEE) - payeeBefore;
+        try escrow.redeem(sv) {
             fzFees += escrow.accruedFees() - feesBefore;
         } catch {}
+        if (step % 2 == 1) {
+            // withdraw every other step: pending and withdrawn move, earned does not
+            uint256 pending = escrow.pendingEarnings(PAYEE);
+            vm.prank(PAYEE);
+            try escrow.withdrawEarnings() {
+                fzReceived += pending;
+            } catch {
+                assertEq(pending, 0, "withdrawEarnings reverted with something pending");
+            }
+        }
         uint256 paid = escrow.paid(payer, PAYEE);
+        (uint256 earned, uint256 withdrawn,) = escrow.earningsOf(PAYEE);
         // over-deposit rule: a payee is paid min(highest voucher, deposit), never more
         assertEq(paid, fzCumulative < fzDeposited ? fzCumulative : fzDeposited, "paid = min(cumulative, deposit)");
-        assertEq(fzReceived + fzFees, paid, "payee + fee = paid");
+        assertEq(earned + fzFees, paid, "credited + fee = paid");
+        assertEq(withdrawn, fzReceived, "withdrawn = received");
+        assertEq(token.balanceOf(PAYEE), fzReceived, "payee balance = withdrawn");
         // per-redemption rounding down: the fee never exceeds feeBps of the total
         assertLe(fzFees, paid * feeBps / 10_000, "fee bound");
         assertLe(paid * feeBps / 10_000, fzFees + step + 1, "fee rounding");
@@ -177,13 +266,30 @@ contract PovEscrowFuzzTest is TestBase {
         address payer = handler.payer(0);
         vm.prank(payer);
         escrow.deposit(amount);
-        IPovEscrow.Voucher memory v = IPovEscrow.Voucher(payer, address(0xBEEF), amount);
-        (uint8 sv, bytes32 r, bytes32 s) = vm.sign(attackerKey, escrow.voucherDigest(v));
+        IPovEscrow.SignedVoucher memory sv =
+            signCompact(vm, attackerKey, escrow, IPovEscrow.Voucher(payer, address(0xBEEF), amount));
         vm.assume(vm.addr(attackerKey) != payer);
         vm.prank(address(0xBEEF));
         vm.expectRevert(
             abi.encodeWithSelector(IPovEscrow.EscrowInvalidSignature.selector, payer, vm.addr(attackerKey))
         );
-        escrow.redeem(v, abi.encodePacked(r, s, sv));
+        escrow.redeem(sv);
+    }
+
+    /// A voucher signed for one payee, submitted by another, recovers to some other address.
+    function testFuzz_foreignVoucherNeverPays(address thief, uint96 amount) public {
+        vm.assume(amount > 0 && thief != address(0xBEEF));
+        address payer = handler.payer(0);
+        vm.prank(payer);
+        escrow.deposit(amount);
+        IPovEscrow.SignedVoucher memory sv =
+            signCompact(vm, 0xA11CE, escrow, IPovEscrow.Voucher(payer, address(0xBEEF), amount));
+        vm.prank(thief);
+        try escrow.redeem(sv) {
+            revert AssertionFailed("a foreign voucher paid", amount, 0);
+        } catch (bytes memory reason) {
+            assertEq(uint32(bytes4(reason)), uint32(IPovEscrow.EscrowInvalidSignature.selector), "reverts EscrowInvalidSignature");
+        }
+        assertEq(escrow.paid(payer, thief), 0, "thief not paid");
     }
 }

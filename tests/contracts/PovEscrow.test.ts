@@ -2,6 +2,7 @@ import { describe, it } from 'node:test'
 import { expect } from 'chai'
 import { by, depositFor, ethers, FEE_BPS, load, networkHelpers, permit, POV, UNLOCK_PERIOD, voucher } from './fixture.js'
 import { readVoucherDomain, signVoucher, voucherDigest } from '../../protocol/voucher.js'
+import { toRedeemable } from '../../chain/vouchers.js'
 
 const { time } = networkHelpers
 const fee = (x: bigint) => (x * FEE_BPS) / 10_000n
@@ -50,22 +51,36 @@ describe('PovEscrow', () => {
   })
 
   describe('redeem', () => {
-    it('pays cumulative minus already paid; the fee accrues for the treasury', async () => {
+    it('credits cumulative minus already paid to the payee, moves no tokens; the fee accrues for the treasury', async () => {
       const env = await load()
       const { escrow, token } = env.contracts
       await depositFor(env, env.alice, POV(100))
       const first = await voucher(env, env.alice, env.op1.address, POV(10))
-      await expect(by(escrow, env.op1).redeem(first.v, first.sig))
+      await expect(by(escrow, env.op1).redeem(first.rv))
         .to.emit(escrow, 'VoucherRedeemed').withArgs(env.alice.address, env.op1.address, POV(10), POV(10), fee(POV(10)), 0)
       const second = await voucher(env, env.alice, env.op1.address, POV(25))
-      await expect(by(escrow, env.op1).redeem(second.v, second.sig)).to.changeTokenBalances(
-        ethers, token, [env.op1, escrow], [POV(15) - fee(POV(15)), -(POV(15) - fee(POV(15)))],
-      )
+      await expect(by(escrow, env.op1).redeem(second.rv)).to.changeTokenBalances(ethers, token, [env.op1, escrow], [0, 0])
       expect(await escrow.accruedFees()).to.equal(fee(POV(25)))
-      expect(await token.balanceOf(escrow)).to.equal(POV(75) + fee(POV(25)))
       expect(await escrow.paid(env.alice.address, env.op1.address)).to.equal(POV(25))
       expect((await escrow.depositOf(env.alice.address))[0]).to.equal(POV(75))
       expect(await escrow.totalDeposits()).to.equal(POV(75))
+      const net = POV(25) - fee(POV(10)) - fee(POV(15))
+      expect(await escrow.earningsOf(env.op1.address)).to.deep.equal([net, 0n, true])
+      expect(await escrow.pendingEarnings(env.op1.address)).to.equal(net)
+      // the escrow holds deposits + accrued fees + pending earnings
+      expect(await token.balanceOf(escrow)).to.equal(POV(75) + fee(POV(10)) + fee(POV(15)) + net)
+    })
+    it('accepts the payer\'s 65-byte signature converted to the compact form (ERC-2098), either y-parity', async () => {
+      const env = await load()
+      const { escrow } = env.contracts
+      await depositFor(env, env.alice, POV(100))
+      const parities = new Set<number>()
+      for (let i = 1; i <= 8 && parities.size < 2; i++) {
+        const { sig, rv } = await voucher(env, env.alice, env.op1.address, POV(i))
+        parities.add(ethers.Signature.from(sig).yParity)
+        await expect(by(escrow, env.op1).redeem(rv)).to.emit(escrow, 'VoucherRedeemed')
+      }
+      expect(parities.size).to.equal(2)
     })
     it('rejects a forged signature (signed by someone else)', async () => {
       const env = await load()
@@ -73,30 +88,40 @@ describe('PovEscrow', () => {
       await depositFor(env, env.alice, POV(100))
       // the attacker signs a voucher that claims alice as payer
       const v = { payer: env.alice.address, payee: env.op1.address, cumulativeAmount: POV(10) }
-      const sig = await signVoucher(env.attacker, env.domain, v)
-      await expect(by(escrow, env.op1).redeem(v, sig))
+      const rv = toRedeemable({ ...v, signature: await signVoucher(env.attacker, env.domain, v) })
+      await expect(by(escrow, env.op1).redeem(rv))
         .to.be.revertedWithCustomError(escrow, 'EscrowInvalidSignature').withArgs(env.alice.address, env.attacker.address)
     })
-    it('rejects a tampered amount and a malformed signature', async () => {
+    it('rejects a tampered amount or payer, and malformed or high-s signatures', async () => {
       const env = await load()
       const { escrow } = env.contracts
       await depositFor(env, env.alice, POV(100))
-      const { v, sig } = await voucher(env, env.alice, env.op1.address, POV(1))
-      await expect(by(escrow, env.op1).redeem({ ...v, cumulativeAmount: POV(90) }, sig))
+      const { rv } = await voucher(env, env.alice, env.op1.address, POV(1))
+      await expect(by(escrow, env.op1).redeem({ ...rv, cumulativeAmount: POV(90) }))
         .to.be.revertedWithCustomError(escrow, 'EscrowInvalidSignature')
-      await expect(by(escrow, env.op1).redeem(v, '0x1234'))
+      await expect(by(escrow, env.op1).redeem({ ...rv, payer: env.bob.address }))
+        .to.be.revertedWithCustomError(escrow, 'EscrowInvalidSignature')
+      await expect(by(escrow, env.op1).redeem({ ...rv, r: ethers.ZeroHash, vs: ethers.ZeroHash }))
+        .to.be.revertedWithCustomError(escrow, 'EscrowInvalidSignature').withArgs(env.alice.address, ethers.ZeroAddress)
+      // s in the upper half of the curve order (malleable form, EIP-2) is refused; the compact form
+      // cannot even carry most of them (s ≥ 2^255 would overlap the y-parity bit)
+      const halfN = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n
+      await expect(by(escrow, env.op1).redeem({ ...rv, vs: ethers.toBeHex(halfN + 1n, 32) }))
         .to.be.revertedWithCustomError(escrow, 'EscrowInvalidSignature').withArgs(env.alice.address, ethers.ZeroAddress)
     })
-    it('rejects a voucher for another payee', async () => {
+    it('a payee cannot redeem a voucher signed for someone else (the caller is the payee in the digest)', async () => {
       const env = await load()
       const { escrow } = env.contracts
       await depositFor(env, env.alice, POV(100))
-      const { v, sig } = await voucher(env, env.alice, env.op1.address, POV(10))
-      await expect(by(escrow, env.attacker).redeem(v, sig))
-        .to.be.revertedWithCustomError(escrow, 'EscrowNotPayee').withArgs(env.op1.address, env.attacker.address)
-      // rewriting the payee breaks the signature
-      await expect(by(escrow, env.attacker).redeem({ ...v, payee: env.attacker.address }, sig))
-        .to.be.revertedWithCustomError(escrow, 'EscrowInvalidSignature')
+      const { v, sig, rv } = await voucher(env, env.alice, env.op1.address, POV(10))
+      // the digest the escrow checks names the caller (attacker) as payee: the signature recovers to a stranger
+      const recovered = ethers.recoverAddress(voucherDigest(env.domain, { ...v, payee: env.attacker.address }), sig)
+      await expect(by(escrow, env.attacker).redeem(rv))
+        .to.be.revertedWithCustomError(escrow, 'EscrowInvalidSignature').withArgs(env.alice.address, recovered)
+      expect(await escrow.paid(env.alice.address, env.attacker.address)).to.equal(0)
+      expect(await escrow.pendingEarnings(env.attacker.address)).to.equal(0)
+      // the rightful payee still can
+      await expect(by(escrow, env.op1).redeem(rv)).to.emit(escrow, 'VoucherRedeemed')
     })
     it('rejects a replayed or lower cumulative voucher', async () => {
       const env = await load()
@@ -104,52 +129,136 @@ describe('PovEscrow', () => {
       await depositFor(env, env.alice, POV(100))
       const low = await voucher(env, env.alice, env.op1.address, POV(5))
       const high = await voucher(env, env.alice, env.op1.address, POV(10))
-      await by(escrow, env.op1).redeem(high.v, high.sig)
-      await expect(by(escrow, env.op1).redeem(high.v, high.sig))
+      await by(escrow, env.op1).redeem(high.rv)
+      await expect(by(escrow, env.op1).redeem(high.rv))
         .to.be.revertedWithCustomError(escrow, 'EscrowStaleVoucher').withArgs(env.alice.address, env.op1.address, POV(10), POV(10))
-      await expect(by(escrow, env.op1).redeem(low.v, low.sig))
+      await expect(by(escrow, env.op1).redeem(low.rv))
         .to.be.revertedWithCustomError(escrow, 'EscrowStaleVoucher').withArgs(env.alice.address, env.op1.address, POV(5), POV(10))
     })
     it('over-deposit: pays what is left, keeps the rest owed, pays it after a top-up', async () => {
       const env = await load()
       const { escrow } = env.contracts
       await depositFor(env, env.alice, POV(10))
-      const { v, sig } = await voucher(env, env.alice, env.op1.address, POV(25))
-      await expect(by(escrow, env.op1).redeem(v, sig))
+      const { rv } = await voucher(env, env.alice, env.op1.address, POV(25))
+      await expect(by(escrow, env.op1).redeem(rv))
         .to.emit(escrow, 'VoucherRedeemed').withArgs(env.alice.address, env.op1.address, POV(25), POV(10), fee(POV(10)), POV(15))
       expect(await escrow.paid(env.alice.address, env.op1.address)).to.equal(POV(10))
-      await expect(by(escrow, env.op1).redeem(v, sig))
+      await expect(by(escrow, env.op1).redeem(rv))
         .to.be.revertedWithCustomError(escrow, 'EscrowInsufficientDeposit').withArgs(env.alice.address, POV(15), 0)
       await depositFor(env, env.alice, POV(50))
-      await expect(by(escrow, env.op1).redeem(v, sig))
+      await expect(by(escrow, env.op1).redeem(rv))
         .to.emit(escrow, 'VoucherRedeemed').withArgs(env.alice.address, env.op1.address, POV(25), POV(15), fee(POV(15)), 0)
+      expect(await escrow.pendingEarnings(env.op1.address)).to.equal(POV(25) - fee(POV(10)) - fee(POV(15)))
+    })
+    it('reverts when a payee\'s cumulative earnings would not fit 120 bits', async () => {
+      const env = await load()
+      const { escrow, token } = env.contracts
+      const huge = 2n ** 121n
+      await by(token, env.timelock).setMintingEnabled(true)
+      await by(token, env.timelock).mint(env.bob.address, huge)
+      await depositFor(env, env.bob, huge)
+      const { rv } = await voucher(env, env.bob, env.op1.address, huge)
+      await expect(by(escrow, env.op1).redeem(rv))
+        .to.be.revertedWithCustomError(escrow, 'EscrowAmountTooLarge').withArgs(huge - fee(huge))
     })
   })
 
   describe('redeemBatch', () => {
-    it('redeems vouchers of several payers in one transaction', async () => {
+    it('redeems vouchers of several payers in one transaction, one credit', async () => {
       const env = await load()
       const { escrow, token } = env.contracts
       await depositFor(env, env.alice, POV(100))
       await depositFor(env, env.bob, POV(100))
       const a = await voucher(env, env.alice, env.op1.address, POV(10))
       const b = await voucher(env, env.bob, env.op1.address, POV(30))
-      const tx = by(escrow, env.op1).redeemBatch([a.v, b.v], [a.sig, b.sig])
+      const tx = by(escrow, env.op1).redeemBatch([a.rv, b.rv])
       await expect(tx).to.emit(escrow, 'VoucherRedeemed').withArgs(env.alice.address, env.op1.address, POV(10), POV(10), fee(POV(10)), 0)
       await expect(tx).to.emit(escrow, 'VoucherRedeemed').withArgs(env.bob.address, env.op1.address, POV(30), POV(30), fee(POV(30)), 0)
+      await expect(tx).to.changeTokenBalances(ethers, token, [env.op1, escrow], [0, 0])
       expect(await escrow.totalDeposits()).to.equal(POV(160))
-      expect(await token.balanceOf(escrow)).to.equal(POV(160) + fee(POV(40)))
+      expect(await escrow.accruedFees()).to.equal(fee(POV(10)) + fee(POV(30)))
+      expect(await escrow.pendingEarnings(env.op1.address)).to.equal(POV(40) - fee(POV(10)) - fee(POV(30)))
+      expect(await token.balanceOf(escrow)).to.equal(POV(200))
     })
-    it('reverts on empty, mismatched, or any invalid voucher (atomic)', async () => {
+    it('reverts on an empty batch or any invalid voucher (atomic)', async () => {
       const env = await load()
       const { escrow } = env.contracts
       await depositFor(env, env.alice, POV(100))
+      await depositFor(env, env.bob, POV(100))
       const a = await voucher(env, env.alice, env.op1.address, POV(10))
-      const bad = await voucher(env, env.alice, env.op2.address, POV(10))
-      await expect(by(escrow, env.op1).redeemBatch([], [])).to.be.revertedWithCustomError(escrow, 'EscrowEmptyBatch')
-      await expect(by(escrow, env.op1).redeemBatch([a.v], [])).to.be.revertedWithCustomError(escrow, 'EscrowLengthMismatch').withArgs(1, 0)
-      await expect(by(escrow, env.op1).redeemBatch([a.v, bad.v], [a.sig, bad.sig])).to.be.revertedWithCustomError(escrow, 'EscrowNotPayee')
+      const foreign = await voucher(env, env.bob, env.op2.address, POV(10))
+      await expect(by(escrow, env.op1).redeemBatch([])).to.be.revertedWithCustomError(escrow, 'EscrowEmptyBatch')
+      await expect(by(escrow, env.op1).redeemBatch([a.rv, foreign.rv])).to.be.revertedWithCustomError(escrow, 'EscrowInvalidSignature')
+      await expect(by(escrow, env.op1).redeemBatch([a.rv, a.rv])).to.be.revertedWithCustomError(escrow, 'EscrowStaleVoucher')
       expect(await escrow.paid(env.alice.address, env.op1.address)).to.equal(0)
+      expect(await escrow.earningsOf(env.op1.address)).to.deep.equal([0n, 0n, false])
+    })
+  })
+
+  describe('earnings (pull payments)', () => {
+    it('withdrawEarnings sends what is pending, emits EarningsWithdrawn; a second withdrawal has nothing to send', async () => {
+      const env = await load()
+      const { escrow, token } = env.contracts
+      await depositFor(env, env.alice, POV(100))
+      await by(escrow, env.op1).redeem((await voucher(env, env.alice, env.op1.address, POV(40))).rv)
+      const net = POV(40) - fee(POV(40))
+      const tx = by(escrow, env.op1).withdrawEarnings()
+      await expect(tx).to.emit(escrow, 'EarningsWithdrawn').withArgs(env.op1.address, net)
+      await expect(tx).to.changeTokenBalances(ethers, token, [env.op1, escrow], [net, -net])
+      expect(await escrow.earningsOf(env.op1.address)).to.deep.equal([net, net, true])
+      expect(await escrow.pendingEarnings(env.op1.address)).to.equal(0)
+      await expect(by(escrow, env.op1).withdrawEarnings())
+        .to.be.revertedWithCustomError(escrow, 'EscrowNothingToWithdraw').withArgs(env.op1.address)
+      expect(await token.balanceOf(escrow)).to.equal(POV(60) + fee(POV(40)))
+    })
+    it('withdrawEarnings reverts when nothing was ever credited, and pays only what was credited since the last one', async () => {
+      const env = await load()
+      const { escrow, token } = env.contracts
+      await expect(by(escrow, env.op2).withdrawEarnings())
+        .to.be.revertedWithCustomError(escrow, 'EscrowNothingToWithdraw').withArgs(env.op2.address)
+      await depositFor(env, env.alice, POV(100))
+      await by(escrow, env.op2).redeem((await voucher(env, env.alice, env.op2.address, POV(10))).rv)
+      await by(escrow, env.op2).withdrawEarnings()
+      await by(escrow, env.op2).redeem((await voucher(env, env.alice, env.op2.address, POV(30))).rv)
+      await expect(by(escrow, env.op2).withdrawEarnings()).to.changeTokenBalance(ethers, token, env.op2, POV(20) - fee(POV(20)))
+      expect(await escrow.earningsOf(env.op2.address)).to.deep.equal([POV(30) - fee(POV(10)) - fee(POV(20)), POV(30) - fee(POV(10)) - fee(POV(20)), true])
+    })
+    it('earnings are the payee\'s: the payer\'s withdrawal does not touch them, and nobody else can take them', async () => {
+      const env = await load()
+      const { escrow, token } = env.contracts
+      await depositFor(env, env.alice, POV(100))
+      await by(escrow, env.op1).redeem((await voucher(env, env.alice, env.op1.address, POV(10))).rv)
+      await by(escrow, env.alice).unlock()
+      await time.increase(UNLOCK_PERIOD)
+      await expect(by(escrow, env.alice).withdraw()).to.changeTokenBalance(ethers, token, env.alice, POV(90))
+      await expect(by(escrow, env.attacker).withdrawEarnings())
+        .to.be.revertedWithCustomError(escrow, 'EscrowNothingToWithdraw').withArgs(env.attacker.address)
+      await expect(by(escrow, env.op1).withdrawEarnings()).to.changeTokenBalance(ethers, token, env.op1, POV(10) - fee(POV(10)))
+      expect(await token.balanceOf(escrow)).to.equal(fee(POV(10)))
+    })
+    it('openEarningsAccount opens once (EarningsAccountOpened), then is a no-op; a credit opens it too', async () => {
+      const env = await load()
+      const { escrow } = env.contracts
+      expect(await escrow.earningsOf(env.op1.address)).to.deep.equal([0n, 0n, false])
+      await expect(by(escrow, env.op1).openEarningsAccount()).to.emit(escrow, 'EarningsAccountOpened').withArgs(env.op1.address)
+      expect(await escrow.earningsOf(env.op1.address)).to.deep.equal([0n, 0n, true])
+      await expect(by(escrow, env.op1).openEarningsAccount()).not.to.emit(escrow, 'EarningsAccountOpened')
+      await expect(by(escrow, env.op1).withdrawEarnings()).to.be.revertedWithCustomError(escrow, 'EscrowNothingToWithdraw')
+      // op2 never opened: its first credit does
+      await depositFor(env, env.alice, POV(10))
+      await by(escrow, env.op2).redeem((await voucher(env, env.alice, env.op2.address, POV(1))).rv)
+      expect((await escrow.earningsOf(env.op2.address))[2]).to.equal(true)
+      await expect(by(escrow, env.op2).openEarningsAccount()).not.to.emit(escrow, 'EarningsAccountOpened')
+    })
+    it('an opened account makes the first redemption cheaper by the slot write it saves', async () => {
+      const env = await load()
+      const { escrow } = env.contracts
+      await depositFor(env, env.alice, POV(100))
+      await depositFor(env, env.bob, POV(100))
+      await by(escrow, env.op1).openEarningsAccount()
+      const opened = await (await by(escrow, env.op1).redeem((await voucher(env, env.alice, env.op1.address, POV(1))).rv)).wait()
+      const unopened = await (await by(escrow, env.op2).redeem((await voucher(env, env.bob, env.op2.address, POV(1))).rv)).wait()
+      expect(unopened!.gasUsed - opened!.gasUsed).to.be.within(17_000n, 17_200n)
     })
   })
 
@@ -161,8 +270,8 @@ describe('PovEscrow', () => {
       const tx = by(escrow, env.alice).unlock()
       const unlockAt = BigInt(await time.latest()) + 1n + BigInt(UNLOCK_PERIOD)
       await expect(tx).to.emit(escrow, 'UnlockStarted').withArgs(env.alice.address, unlockAt)
-      const { v, sig } = await voucher(env, env.alice, env.op1.address, POV(10))
-      await expect(by(escrow, env.op1).redeem(v, sig)).to.emit(escrow, 'VoucherRedeemed')
+      const { rv } = await voucher(env, env.alice, env.op1.address, POV(10))
+      await expect(by(escrow, env.op1).redeem(rv)).to.emit(escrow, 'VoucherRedeemed')
       await time.increaseTo(unlockAt)
       await expect(by(escrow, env.alice).withdraw()).to.changeTokenBalance(ethers, token, env.alice, POV(90))
       expect(await escrow.depositOf(env.alice.address)).to.deep.equal([0n, 0n])
@@ -190,11 +299,11 @@ describe('PovEscrow', () => {
       const env = await load()
       const { escrow } = env.contracts
       await depositFor(env, env.alice, POV(100))
-      const { v, sig } = await voucher(env, env.alice, env.op1.address, POV(10))
+      const { rv } = await voucher(env, env.alice, env.op1.address, POV(10))
       await by(escrow, env.alice).unlock()
       await time.increase(UNLOCK_PERIOD)
       await by(escrow, env.alice).withdraw()
-      await expect(by(escrow, env.op1).redeem(v, sig))
+      await expect(by(escrow, env.op1).redeem(rv))
         .to.be.revertedWithCustomError(escrow, 'EscrowInsufficientDeposit').withArgs(env.alice.address, POV(10), 0)
     })
     it('unlock reverts without deposit or when already unlocking; cancelUnlock', async () => {
@@ -218,20 +327,20 @@ describe('PovEscrow', () => {
       const treasury = env.deployment.params.treasury
       await expect(by(escrow, env.attacker).sweepFees()).not.to.emit(escrow, 'FeesSwept')
       await depositFor(env, env.alice, POV(100))
-      const { v, sig } = await voucher(env, env.alice, env.op1.address, POV(50))
-      await by(escrow, env.op1).redeem(v, sig)
+      const { rv } = await voucher(env, env.alice, env.op1.address, POV(50))
+      await by(escrow, env.op1).redeem(rv)
       const tx = by(escrow, env.attacker).sweepFees()
       await expect(tx).to.emit(escrow, 'FeesSwept').withArgs(treasury, fee(POV(50)))
       await expect(tx).to.changeTokenBalances(ethers, token, [treasury, escrow], [fee(POV(50)), -fee(POV(50))])
       expect(await escrow.accruedFees()).to.equal(0)
-      expect(await token.balanceOf(escrow)).to.equal(POV(50))
+      expect(await token.balanceOf(escrow)).to.equal(POV(50) + POV(50) - fee(POV(50))) // deposits + op1's pending earnings
     })
     it('setTreasury first sweeps to the outgoing treasury', async () => {
       const env = await load()
       const { escrow } = env.contracts
       await depositFor(env, env.alice, POV(100))
-      const { v, sig } = await voucher(env, env.alice, env.op1.address, POV(50))
-      await by(escrow, env.op1).redeem(v, sig)
+      const { rv } = await voucher(env, env.alice, env.op1.address, POV(50))
+      await by(escrow, env.op1).redeem(rv)
       await expect(by(escrow, env.timelock).setTreasury(env.bob.address))
         .to.emit(escrow, 'FeesSwept').withArgs(env.deployment.params.treasury, fee(POV(50)))
     })
@@ -275,6 +384,17 @@ describe('PovEscrow', () => {
       expect(await escrow.voucherDigest(v)).to.equal(voucherDigest(domain, v))
       expect(await escrow.token()).to.equal(env.deployment.contracts.token)
       expect(await escrow.MAX_FEE_BPS()).to.equal(2000)
+      expect(await escrow.earningsOf(env.op3.address)).to.deep.equal([0n, 0n, false])
+      expect(await escrow.pendingEarnings(env.op3.address)).to.equal(0)
+    })
+    it('chain/vouchers toRedeemable: compact form of the 65-byte signature; refuses amounts over 128 bits', async () => {
+      const env = await load()
+      const { v, sig, rv } = await voucher(env, env.alice, env.op1.address, 5n)
+      const s = ethers.Signature.from(sig)
+      expect(rv).to.deep.equal({ payer: v.payer, cumulativeAmount: 5n, r: s.r, vs: s.yParityAndS })
+      expect(ethers.Signature.from({ r: rv.r, yParityAndS: rv.vs }).serialized).to.equal(sig)
+      expect(() => toRedeemable({ ...v, cumulativeAmount: 2n ** 128n, signature: sig })).to.throw(RangeError)
+      expect(() => toRedeemable({ ...v, signature: '0x1234' })).to.throw()
     })
   })
 })

@@ -50,9 +50,9 @@ describe('chain/errors', () => {
     const env = await load()
     const { escrow } = env.contracts
     await depositFor(env, env.alice, POV(1))
-    const { v, sig } = await voucher(env, env.alice, env.op1.address, POV(1))
-    await by(escrow, env.op1).redeem(v, sig)
-    const err = await by(escrow, env.op1).redeem(v, sig).then(() => null, (e: unknown) => e)
+    const { rv } = await voucher(env, env.alice, env.op1.address, POV(1))
+    await by(escrow, env.op1).redeem(rv)
+    const err = await by(escrow, env.op1).redeem(rv).then(() => null, (e: unknown) => e)
     assert.equal(
       decodeChainError(err),
       `EscrowStaleVoucher(payer=${env.alice.address}, payee=${env.op1.address}, cumulativeAmount=${POV(1)}, alreadyPaid=${POV(1)})`,

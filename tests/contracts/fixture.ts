@@ -10,6 +10,7 @@ import { deployAll } from '../../deploy/deploy.js'
 import { signPeerBinding } from '../../chain/peer-binding.js'
 import { signVoucher, voucherDomain } from '../../protocol/voucher.js'
 import type { Voucher, VoucherDomain } from '../../protocol/voucher.js'
+import { toRedeemable } from '../../chain/vouchers.js'
 
 export const conn = await network.create()
 export const { ethers, networkHelpers } = conn
@@ -101,9 +102,11 @@ export async function depositFor(env: Env, payer: Signer, amount: bigint) {
   await by(env.contracts.escrow, payer).deposit(amount)
 }
 
+/** A voucher signed by `payer`: `v` + 65-byte `sig` (the wire form) and `rv`, the escrow's claim form. */
 export async function voucher(env: Env, payer: Signer, payee: string, cumulativeAmount: bigint) {
   const v: Voucher = { payer: await payer.getAddress(), payee, cumulativeAmount }
-  return { v, sig: await signVoucher(payer, env.domain, v) }
+  const sig = await signVoucher(payer, env.domain, v)
+  return { v, sig, rv: toRedeemable({ ...v, signature: sig }) }
 }
 
 /** ERC-2612 permit signature for `owner` → `spender`. */
