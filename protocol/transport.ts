@@ -3,14 +3,18 @@
 // 5 inbound connections/s, which drops the 6th loopback dial).
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 import { tcp } from '@libp2p/tcp'
 import type { Libp2pOptions } from 'libp2p'
+import type { ConnectionEncrypter } from '@libp2p/interface'
+import type { Socket } from 'node:net'
 import { MAX_FRAME_BYTES } from './constants.js'
 
 export function transportOptions (): Pick<Libp2pOptions, 'transports' | 'connectionEncrypters' | 'streamMuxers' | 'connectionManager'> {
+  lazyWindowUpdates()
   return {
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [coalescedWrites(noise())],
     streamMuxers: [yamux({
       // a 64 KiB yamux frame per noise message is the cipher's unit anyway; bigger windows keep
       // a 1 MiB prefill tensor from stalling on window updates
@@ -29,3 +33,58 @@ export function transportOptions (): Pick<Libp2pOptions, 'transports' | 'connect
     }
   }
 }
+
+/**
+ * @libp2p/tcp writes every chunk of an outgoing message with its own socket.write(); a noise
+ * message over a yamux frame is 6-11 chunks (length, header, our frame's parts, tag), so one
+ * expert call cost ~11 syscalls per direction, each waking the peer (TOOLCHAIN.md). Corking the
+ * socket for the duration of one send turns them into one writev(). Applied to the raw TCP
+ * connection before the encrypter sees it; a connection without a Node socket is left alone.
+ */
+export function coalescedWrites<C> (factory: (components: C) => ConnectionEncrypter): (components: C) => ConnectionEncrypter {
+  return (components) => {
+    const inner = factory(components)
+    const outer: ConnectionEncrypter = Object.create(inner)
+    outer.secureInbound = async (conn, opts) => await inner.secureInbound(cork(conn), opts)
+    outer.secureOutbound = async (conn, opts) => await inner.secureOutbound(cork(conn), opts)
+    return outer
+  }
+}
+
+function cork<T extends object> (conn: T): T {
+  const c = conn as unknown as { socket?: Socket, sendData?: (data: unknown) => unknown }
+  const socket = c.socket
+  const send = c.sendData
+  if (socket == null || typeof socket.cork !== 'function' || typeof send !== 'function') return conn
+  c.sendData = (data: unknown) => {
+    socket.cork()
+    try { return send.call(conn, data) } finally { socket.uncork() }
+  }
+  return conn
+}
+
+
+const ESTABLISHED = 3 // yamux StreamState.Established
+let windowPatched = false
+
+/**
+ * js-yamux 8 answers every data frame with a window update, so each expert call costs a second
+ * noise message (encrypt, syscall, wake-up, decrypt) each way. go-yamux and rust-yamux send one
+ * only once half the receive window is used; this makes js-yamux do the same for established
+ * streams (flags such as the SYN ACK still go out at once, and window auto-tuning is unchanged).
+ * Patches YamuxStream (exported as '@chainsafe/libp2p-yamux/stream') once per process, and
+ * falls back to the original behaviour if the fields it reads are not there.
+ */
+export function lazyWindowUpdates (): void {
+  if (windowPatched) return
+  windowPatched = true
+  const proto = YamuxStream.prototype as unknown as { sendWindowUpdate: (this: WindowState) => void }
+  const original = proto.sendWindowUpdate
+  proto.sendWindowUpdate = function (this: WindowState) {
+    if (this.state === ESTABLISHED && typeof this.recvWindow === 'number' && typeof this.recvWindowCapacity === 'number' &&
+        this.recvWindowCapacity > this.recvWindow / 2) return
+    original.call(this)
+  }
+}
+
+interface WindowState { state: number, recvWindow?: number, recvWindowCapacity?: number }

@@ -1,18 +1,24 @@
 // npm run bench:wire — the wire's cost, in one run:
 //  1. one expert call's round trip at 16 KiB and 1 MiB (identity runtime on the node, so only
 //     the wire is measured: libp2p TCP/noise/yamux, framing, signature) beside a raw-TCP
-//     length-prefixed echo of the same payloads (node:net), both servers in one child process;
+//     length-prefixed echo of the same payloads (node:net), both servers in one child process.
+//     To show where the difference goes, the same run also times a bare echo over the same
+//     libp2p connection (no expert protocol, no signature) and the crypto a signed call cannot
+//     skip (ChaCha20-Poly1305 of the payload 4 times, SHA-256 of input and output and one
+//     Ed25519 signature on the node);
 //  2. tokens/s of distributed (2 node processes × 4 shards) vs single-process generation,
 //     prefill and decode separately, on d_model 1024, d_ff 3584, 4 layers, 8 experts.
 // Targets: 16 KiB RTT ≤ 2× raw TCP; distributed prefill ≥ 0.8×, decode ≥ 0.5× single process.
 // The last line of output is one JSON object with every figure.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, connect, type Socket } from 'node:net'
+import { createCipheriv, createDecipheriv, createHash, generateKeyPairSync, randomBytes, sign as edSign } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createLibp2p } from 'libp2p'
+import { multiaddr } from '@multiformats/multiaddr'
 import { transportOptions } from '../../protocol/transport.js'
 import { FrameDecoder, encodeFrame } from '../../protocol/framing.js'
 import { expertService } from '../../node/expert-service.js'
@@ -25,6 +31,7 @@ const MODEL_ID = '0x' + '42'.repeat(32)
 // the bench's nodes share these cores with the router: one ORT thread each, no idle spinning
 // (each node would own its machine in production and keep ORT's defaults)
 const NODE_FLAGS = ['--threads', '1', '--no-spin']
+const ECHO_PROTOCOL = '/pov-bench/echo/1.0.0'
 const PAYLOADS = [{ name: '16KiB', rows: 4, iters: 2000 }, { name: '1MiB', rows: 256, iters: 200 }]
 
 // ---------------------------------------------------------------- server (child process) mode
@@ -34,6 +41,8 @@ async function serve (): Promise<void> {
     runtime: { has: () => true, runExpert: async (_l, _e, x) => x }
   }
   const node = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...transportOptions(), services: { expert: expertService({ models: [model] }) } })
+  // bare libp2p echo on the same host: the transport's own cost, without the expert protocol
+  await node.handle(ECHO_PROTOCOL, (stream) => { stream.addEventListener('message', (evt) => { stream.send(evt.data) }) })
   const echo = createServer((sock) => {
     sock.setNoDelay(true)
     const dec = new FrameDecoder(64 * 1024 * 1024)
@@ -86,8 +95,51 @@ async function rawTcpRtts (port: number, bytes: number, iters: number): Promise<
   return out
 }
 
+/** Bare echo round trips over one libp2p stream (same transport stack, no expert protocol). */
+async function libp2pEchoRtts (router: Router, addr: string, bytes: number, iters: number): Promise<number[]> {
+  const stream = await router.libp2p.dialProtocol(multiaddr(addr), ECHO_PROTOCOL)
+  let got = 0
+  let waiting: (() => void) | null = null
+  stream.addEventListener('message', (evt) => { got += evt.data.byteLength; if (got >= bytes) { got -= bytes; waiting?.() } })
+  const payload = new Uint8Array(bytes).fill(1)
+  const out: number[] = []
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now()
+    await new Promise<void>(resolve => { waiting = resolve; stream.send(payload) })
+    out.push(performance.now() - t0)
+  }
+  await stream.close()
+  return out
+}
+
+/** Median µs of the crypto on a signed call's path: 4 × ChaCha20-Poly1305 (seal + open, each way), SHA-256 of input and output, one Ed25519 signature. */
+function cryptoFloorUs (bytes: number): { aeadUs: number, hashUs: number, signUs: number, totalUs: number } {
+  const key = randomBytes(32)
+  const nonce = Buffer.alloc(12)
+  const data = randomBytes(bytes)
+  const { privateKey } = generateKeyPairSync('ed25519')
+  const med = (f: () => void): number => {
+    for (let i = 0; i < 200; i++) f()
+    const xs: number[] = []
+    for (let i = 0; i < 2000; i++) { const t = performance.now(); f(); xs.push(performance.now() - t) }
+    return pct(xs, 0.5) * 1000
+  }
+  const seal = (): Buffer => { const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 }); const out = Buffer.concat([c.update(data), c.final(), c.getAuthTag()]); return out }
+  const sealed = seal()
+  const open = (): void => { const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 }); d.setAuthTag(sealed.subarray(bytes)); d.update(sealed.subarray(0, bytes)); d.final() }
+  const aeadUs = 2 * (med(() => { seal() }) + med(open))
+  const hashUs = 2 * med(() => { createHash('sha256').update(data).digest() })
+  const msg = randomBytes(138)
+  const signUs = med(() => { edSign(null, msg, privateKey) })
+  return { aeadUs, hashUs, signUs, totalUs: aeadUs + hashUs + signUs }
+}
+
 // ---------------------------------------------------------------- part 1: round trips
-async function roundTrips (): Promise<Record<string, { p2pMedianUs: number, p2pP99Us: number, tcpMedianUs: number, tcpP99Us: number, ratioMedian: number, ratioP99: number }>> {
+interface RoundTrip {
+  p2pMedianUs: number, p2pP99Us: number, tcpMedianUs: number, tcpP99Us: number, ratioMedian: number, ratioP99: number
+  echoMedianUs: number, echoRatioMedian: number, cryptoUs: number, floorRatio: number
+}
+async function roundTrips (): Promise<Record<string, RoundTrip>> {
   const { proc, ready } = await child(['tests/bench/wire.ts', '--serve'])
   const router = await Router.init({ opts: { peers: [ready.addr], modelId: MODEL_ID, hidden: HIDDEN } })
   const res: Record<string, any> = {}
@@ -104,7 +156,11 @@ async function roundTrips (): Promise<Record<string, { p2pMedianUs: number, p2pP
       }
       await rawTcpRtts(ready.port, x.byteLength, warm)
       const tcp = await rawTcpRtts(ready.port, x.byteLength, p.iters)
+      const echo = (await libp2pEchoRtts(router, ready.addr, x.byteLength, p.iters + warm)).slice(warm)
+      const crypto = cryptoFloorUs(x.byteLength)
       res[p.name] = {
+        echoMedianUs: pct(echo, 0.5) * 1000, echoRatioMedian: pct(echo, 0.5) / pct(tcp, 0.5),
+        cryptoUs: crypto.totalUs, floorRatio: (pct(tcp, 0.5) * 1000 + crypto.totalUs) / (pct(tcp, 0.5) * 1000),
         p2pMedianUs: pct(p2p, 0.5) * 1000, p2pP99Us: pct(p2p, 0.99) * 1000,
         tcpMedianUs: pct(tcp, 0.5) * 1000, tcpP99Us: pct(tcp, 0.99) * 1000,
         ratioMedian: pct(p2p, 0.5) / pct(tcp, 0.5), ratioP99: pct(p2p, 0.99) / pct(tcp, 0.99)
@@ -174,6 +230,8 @@ if (process.argv.includes('--serve')) {
   console.log('\nexpert call round trip (identity runtime, fp32, signed), µs')
   console.log('payload      libp2p p50  libp2p p99   rawTCP p50  rawTCP p99   ratio p50  ratio p99')
   for (const [k, v] of Object.entries(rtt)) console.log(`${k.padEnd(10)} ${f(v.p2pMedianUs)}   ${f(v.p2pP99Us)}   ${f(v.tcpMedianUs)}   ${f(v.tcpP99Us)}   ${f(v.ratioMedian, 2)}  ${f(v.ratioP99, 2)}`)
+  console.log('\nwhere it goes (medians, µs): raw TCP | bare libp2p echo (ratio) | crypto a signed call cannot skip | raw TCP + that crypto (ratio)')
+  for (const [k, v] of Object.entries(rtt)) console.log(`${k.padEnd(10)} ${f(v.tcpMedianUs)}   ${f(v.echoMedianUs)} (${v.echoRatioMedian.toFixed(2)}×)   ${f(v.cryptoUs)}   ${f(v.tcpMedianUs + v.cryptoUs)} (${v.floorRatio.toFixed(2)}×)`)
   const gen = process.argv.includes('--no-generation') ? null : await generation()
   if (gen != null) {
     console.log('\ngeneration, tokens/s (128-token prompt, 32 new tokens, best of 2)')
