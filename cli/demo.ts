@@ -72,14 +72,14 @@ async function main (): Promise<void> {
   say(`text   ${JSON.stringify(inf.text)}`)
   for (const n of inf.payment.nodes) say(`  paid ${n.operator}: ${n.calls} calls, ${n.units} units, ${pov(n.amount)}`)
 
-  say('nodes claim their vouchers (one redeemBatch transaction each)')
+  say('nodes claim their vouchers (one redeemBatch + one withdrawEarnings transaction each)')
   let claimGas = 0n
   const earned: Array<[string, bigint]> = []
   for (const op of ops) {
-    const c = await net.povJson<{ received: string, fee: string, amount: string, gasUsed: string, redeemed: unknown[] }>(['node', 'claim', ...net.chainFlags(op.keystore, op.dir)])
+    const c = await net.povJson<{ received: string, fee: string, amount: string, withdrawn: string, gasUsed: string, redeemed: unknown[] }>(['node', 'claim', ...net.chainFlags(op.keystore, op.dir)])
     claimGas += BigInt(c.gasUsed)
     earned.push([op.name, BigInt(c.received)])
-    say(`  ${op.name}: ${c.redeemed.length} voucher(s), ${pov(c.amount)} from escrow, fee ${pov(c.fee)}, received ${pov(c.received)}`)
+    say(`  ${op.name}: ${c.redeemed.length} voucher(s), ${pov(c.amount)} from escrow, fee ${pov(c.fee)}, withdrew ${pov(c.withdrawn)}, received ${pov(c.received)}`)
   }
 
   say('gas spent')
@@ -94,8 +94,12 @@ async function main (): Promise<void> {
   say(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s — earned: ${earned.map(([n, e]) => `${n} ${pov(e)}`).join(', ')}`)
 }
 
+/** Gas of `pov node register`: the registration and the one-time escrow earnings account opening. */
 async function registrationGas (): Promise<bigint> {
-  const logs = await net.contracts.registry.queryFilter(net.contracts.registry.filters.NodeRegistered(), net.deployment.startBlock)
+  const logs = [
+    ...await net.contracts.registry.queryFilter(net.contracts.registry.filters.NodeRegistered(), net.deployment.startBlock),
+    ...await net.contracts.escrow.queryFilter(net.contracts.escrow.filters.EarningsAccountOpened(), net.deployment.startBlock)
+  ]
   let gas = 0n
   for (const l of logs) gas += (await net.provider.getTransactionReceipt(l.transactionHash))?.gasUsed ?? 0n
   return gas

@@ -30,6 +30,8 @@ export interface ModelReport { modelId: string, name: string, layers: number, ex
 export interface RegistryEvent extends EventRef { event: string, operator: string, args: Record<string, unknown> }
 export interface SettlementRow extends EventRef { payer: string, payee: string, amount: string, fee: string, shortfall: string, cumulativeAmount: string }
 export interface Totals { amount: string, fee: string, net: string, vouchers: number }
+/** A payee taking its credited earnings out of the escrow (`EarningsWithdrawn`). */
+export interface WithdrawalRow extends EventRef { payee: string, amount: string }
 export interface NodeCheck { operator: string, peerId: string, modelId: string, active: boolean, approved: boolean, ok: boolean, detail: string, dial?: { ok: boolean, detail: string } }
 
 export interface AuditReport {
@@ -40,7 +42,8 @@ export interface AuditReport {
   proposals: ProposalReport[]
   models: ModelReport[]
   registry: RegistryEvent[]
-  settlements: { vouchers: SettlementRow[], perNode: Record<string, Totals>, perPayer: Record<string, Totals>, total: Totals }
+  /** Redeemed vouchers credit the payee's earnings in the escrow (net of fee); `withdrawals` take them out. */
+  settlements: { vouchers: SettlementRow[], perNode: Record<string, Totals>, perPayer: Record<string, Totals>, total: Totals, withdrawals: WithdrawalRow[], withdrawnPerNode: Record<string, string> }
   checks: NodeCheck[]
 }
 
@@ -157,6 +160,13 @@ export async function buildAuditReport (provider: Provider, deployment: Deployme
     vouchers.push(row)
     for (const t of [perNode[row.payee] ??= zero(), perPayer[row.payer] ??= zero(), total]) add(t, row)
   }
+  const withdrawals: WithdrawalRow[] = []
+  const withdrawnPerNode: Record<string, string> = {}
+  for (const { log, d, from } of parsed) {
+    if (from !== 'escrow' || d.name !== 'EarningsWithdrawn') continue
+    withdrawals.push({ ...ref(log), payee: d.args.payee, amount: String(d.args.amount) })
+    withdrawnPerNode[d.args.payee] = String(BigInt(withdrawnPerNode[d.args.payee] ?? '0') + BigInt(d.args.amount))
+  }
 
   // Checks: every registered node serves an approved model (and, when dialled, the approved manifest).
   const checks: NodeCheck[] = []
@@ -182,7 +192,7 @@ export async function buildAuditReport (provider: Provider, deployment: Deployme
   return {
     chainId: deployment.chainId, fromBlock, toBlock, contracts: deployment.contracts,
     proposals: [...proposals.values()], models: [...models.values()], registry,
-    settlements: { vouchers, perNode, perPayer, total }, checks
+    settlements: { vouchers, perNode, perPayer, total, withdrawals, withdrawnPerNode }, checks
   }
 }
 
@@ -209,7 +219,8 @@ export function votesCsv (report: AuditReport): string {
   return ['voter,weight,support,reason,block,tx', ...rows.map(v => [v.voter, v.weight, v.support, csv(v.reason), v.block, v.tx].join(','))].join('\n') + '\n'
 }
 
-/** `payer,payee,amount,fee,block,tx`, ordered by (block, tx, log index). */
+/** `payer,payee,amount,fee,block,tx` (one row per redeemed voucher: `amount` left the payer's
+ * deposit, `amount − fee` was credited to the payee), ordered by (block, tx, log index). */
 export function settlementsCsv (report: AuditReport): string {
   return ['payer,payee,amount,fee,block,tx', ...report.settlements.vouchers.map(s => [s.payer, s.payee, s.amount, s.fee, s.block, s.tx].join(','))].join('\n') + '\n'
 }

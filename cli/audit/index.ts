@@ -59,8 +59,8 @@ export function renderReport (r: AuditReport): string {
     out.push(`  block ${String(e.block).padStart(5)}  ${e.event.padEnd(17)} ${e.operator} ${detail}`)
   }
   const s = r.settlements
-  out.push('', `Settlements (${s.vouchers.length} vouchers, ${pov(s.total.amount)} paid, ${pov(s.total.fee)} protocol fee)`)
-  for (const [node, t] of Object.entries(s.perNode)) out.push(`  node  ${node}  ${pov(t.amount)} gross, ${pov(t.net)} net, ${t.vouchers} voucher(s)`)
+  out.push('', `Settlements (${s.vouchers.length} vouchers, ${pov(s.total.amount)} redeemed, ${pov(s.total.fee)} protocol fee; ${s.withdrawals.length} earnings withdrawal(s))`)
+  for (const [node, t] of Object.entries(s.perNode)) out.push(`  node  ${node}  ${pov(t.amount)} gross, ${pov(t.net)} net, ${t.vouchers} voucher(s), ${pov(s.withdrawnPerNode[node] ?? '0')} withdrawn`)
   for (const [payer, t] of Object.entries(s.perPayer)) out.push(`  payer ${payer}  ${pov(t.amount)} paid, ${t.vouchers} voucher(s)`)
   out.push('', `Checks (${r.checks.filter(c => c.ok).length}/${r.checks.length} ok)`)
   for (const c of r.checks) out.push(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.operator} ${c.active ? 'active' : 'inactive'}: ${c.detail}${c.dial != null ? `; ${c.dial.detail}` : ''}`)

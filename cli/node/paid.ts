@@ -54,12 +54,17 @@ export function registerPaidNodeCommands (node: Command): void {
         const p = await signPermit(ctx, wallet, ctx.deployment.contracts.registry, stake)
         const reg = { modelId: opts.model, shards, price, peerId: hexlify(binding.peerId), multiaddrs: announce, peerSignature: hexlify(binding.signature) }
         const r = await sendTx('register', () => withSigner(ctx.contracts.registry, wallet).registerWithPermit(reg, stake, p.deadline, p.v, p.r, p.s))
-        print(opts, { operator: wallet.address, peerId: ks.peerId, modelId: opts.model, shards, stake, price, multiaddrs: announce, tx: r.hash, gasUsed: r.gasUsed },
-          `registered ${wallet.address} (peer ${ks.peerId}) for shards ${shards.join(',')} of ${opts.model}\n  stake ${formatPov(stake)}, price ${formatPov(price)} per unit, tx ${r.hash} (${r.gasUsed} gas)`)
+        // One-time: create the escrow earnings record now, so the node's first redemption does
+        // not pay the 20k gas of writing it (idempotent; skipped when it already exists).
+        const [,, open] = await ctx.contracts.escrow.earningsOf(wallet.address)
+        const o = open ? null : await sendTx('openEarningsAccount', () => withSigner(ctx.contracts.escrow, wallet).openEarningsAccount())
+        print(opts, { operator: wallet.address, peerId: ks.peerId, modelId: opts.model, shards, stake, price, multiaddrs: announce, tx: r.hash, gasUsed: r.gasUsed, earningsAccountTx: o?.hash ?? null, earningsAccountGasUsed: o?.gasUsed ?? 0n },
+          `registered ${wallet.address} (peer ${ks.peerId}) for shards ${shards.join(',')} of ${opts.model}\n  stake ${formatPov(stake)}, price ${formatPov(price)} per unit, tx ${r.hash} (${r.gasUsed} gas)` +
+          (o != null ? `\n  escrow earnings account opened, tx ${o.hash} (${o.gasUsed} gas, once)` : ''))
       })
     })
 
-  addCommonOptions(node.command('status').description('stake, registration, unredeemed vouchers and earnings'))
+  addCommonOptions(node.command('status').description('stake, registration, unredeemed vouchers, earnings pending in escrow'))
     .action(async (opts: Opts) => {
       await withChain(opts, async (ctx) => {
         const ks = await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
@@ -69,8 +74,10 @@ export function registerPaidNodeCommands (node: Command): void {
         const lines = await outstanding(ctx.contracts.escrow, operator, await VoucherStore.readOnly(voucherDir(opts.dataDir)))
         const unredeemed = lines.reduce((a, l) => a + l.owed, 0n)
         const earned = await earnings(ctx, operator)
+        const [credited, withdrawn] = await ctx.contracts.escrow.earningsOf(operator)
+        const pending = credited - withdrawn
         const balance = await ctx.contracts.token.balanceOf(operator)
-        const out = { operator, peerId: ks.peerId, active, modelId: n.modelId, shards: n.shards.map(Number), price: n.price, stake: n.stake, multiaddrs: n.multiaddrs, unbondingEnds: n.unbondingEnds, unredeemed, unredeemedVouchers: lines.filter(l => l.owed > 0n).length, earned: earned.net, fees: earned.fee, redemptions: earned.count, balance }
+        const out = { operator, peerId: ks.peerId, active, modelId: n.modelId, shards: n.shards.map(Number), price: n.price, stake: n.stake, multiaddrs: n.multiaddrs, unbondingEnds: n.unbondingEnds, unredeemed, unredeemedVouchers: lines.filter(l => l.owed > 0n).length, earned: earned.net, fees: earned.fee, redemptions: earned.count, pending, withdrawn, balance }
         print(opts, out, [
           `operator     ${operator} (peer ${ks.peerId})`,
           `registered   ${n.stake > 0n ? `yes — ${active ? 'active' : 'inactive'}${n.unbondingEnds > 0n ? `, unbonding until ${new Date(Number(n.unbondingEnds) * 1000).toISOString()}` : ''}` : 'no'}`,
@@ -78,12 +85,13 @@ export function registerPaidNodeCommands (node: Command): void {
           `stake        ${formatPov(n.stake)}`,
           `unredeemed   ${formatPov(unredeemed)} in ${out.unredeemedVouchers} voucher(s) — \`pov node claim\` redeems them`,
           `earned       ${formatPov(earned.net)} net of ${formatPov(earned.fee)} protocol fee, over ${earned.count} redemption(s)`,
+          `pending      ${formatPov(pending)} redeemed, not yet withdrawn from escrow${pending > 0n ? ' — `pov node claim` withdraws it' : ''} (withdrawn so far ${formatPov(withdrawn)})`,
           `balance      ${formatPov(balance)}`
         ].join('\n'))
       })
     })
 
-  addCommonOptions(node.command('claim').description('redeem every outstanding voucher in one transaction'))
+  addCommonOptions(node.command('claim').description('redeem every outstanding voucher in one transaction, then withdraw the earnings'))
     .action(async (opts: Opts) => {
       await withChain(opts, async (ctx) => {
         const ks = await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
@@ -97,11 +105,14 @@ export function registerPaidNodeCommands (node: Command): void {
           throw new UserError(`claim failed: ${decodeChainError(err)}`)
         }
         const after = await ctx.contracts.token.balanceOf(wallet.address)
-        const gasUsed = res.receipt?.gasUsed ?? 0n
-        print(opts, { operator: wallet.address, redeemed: res.redeemed, skipped: res.skipped, amount: res.amount, fee: res.fee, received: after - before, tx: res.receipt?.hash ?? null, gasUsed },
+        const redeemGasUsed = res.receipt?.gasUsed ?? 0n
+        const withdrawGasUsed = res.withdrawReceipt?.gasUsed ?? 0n
+        const gasUsed = redeemGasUsed + withdrawGasUsed
+        const withdrawText = res.withdrawReceipt != null ? `withdrew ${formatPov(res.withdrawn)} (tx ${res.withdrawReceipt.hash}, ${withdrawGasUsed} gas)` : 'nothing to withdraw'
+        print(opts, { operator: wallet.address, redeemed: res.redeemed, skipped: res.skipped, amount: res.amount, fee: res.fee, withdrawn: res.withdrawn, received: after - before, tx: res.receipt?.hash ?? null, withdrawTx: res.withdrawReceipt?.hash ?? null, gasUsed, redeemGasUsed, withdrawGasUsed },
           res.redeemed.length === 0
-            ? `nothing to claim (${res.skipped.length} voucher(s) already redeemed or unfunded)`
-            : `claimed ${res.redeemed.length} voucher(s) in one transaction: ${formatPov(res.amount)} from escrow, ${formatPov(res.fee)} protocol fee, received ${formatPov(after - before)} (tx ${res.receipt?.hash}, ${gasUsed} gas)`)
+            ? `nothing to redeem (${res.skipped.length} voucher(s) already redeemed or unfunded); ${withdrawText}`
+            : `redeemed ${res.redeemed.length} voucher(s) in one transaction: ${formatPov(res.amount)} from escrow, ${formatPov(res.fee)} protocol fee (tx ${res.receipt?.hash}, ${redeemGasUsed} gas); ${withdrawText}; received ${formatPov(after - before)}`)
       })
     })
 }

@@ -143,13 +143,15 @@ test('a paid generation equals the single-process run and pays every node it use
   assert.match(metrics, /^pov_requests_total\{.*status="PAYMENT_INVALID".*\} [1-9]/m, 'refused calls are counted')
 })
 
-test('a node restarted between serving and claiming claims everything; balances rise by vouchers minus fee; a double claim pays once', async () => {
+test('a node restarted between serving and claiming claims everything (redeem + withdraw); balances rise by vouchers minus fee; a double claim pays once', async () => {
   await net.stopNode(ops[0], 'SIGKILL') // a crash, not a graceful stop: the journal must hold
   await net.startNode(ops[0], bundle.dir)
   const client = (await net.povJson<{ address: string }>(['balance', ...net.chainFlags(clientKs(), join(dir, 'client'))])).address as string
   for (const op of ops) {
     const before = await net.contracts.token.balanceOf(op.address)
-    const claim = await net.povJson<{ amount: string, fee: string, received: string, redeemed: Array<{ payer: string }>, tx: string }>(['node', 'claim', ...net.chainFlags(op.keystore, op.dir)])
+    // `pov node register` opened the operator's escrow earnings account (one-time, so its first redemption is cheaper)
+    assert.equal((await net.contracts.escrow.earningsOf(op.address))[2], true, `${op.name} earnings account opened at registration`)
+    const claim = await net.povJson<{ amount: string, fee: string, withdrawn: string, received: string, redeemed: Array<{ payer: string }>, tx: string, withdrawTx: string | null }>(['node', 'claim', ...net.chainFlags(op.keystore, op.dir)])
     const after = await net.contracts.token.balanceOf(op.address)
     // What the vouchers promised this node: the client's calls (+ mallory's one paid call to op0).
     const fromClient = inferCost.get(op.address) ?? 0n
@@ -157,6 +159,9 @@ test('a node restarted between serving and claiming claims everything; balances 
     const expectedFee = fee(fromClient) + fee(fromMallory)
     assert.equal(BigInt(claim.amount), fromClient + fromMallory, `${op.name} redeems exactly its vouchers`)
     assert.equal(after - before, fromClient + fromMallory - expectedFee, `${op.name}: balance rises by vouchers minus the ${feeBps} bps fee`)
+    assert.equal(BigInt(claim.withdrawn), after - before, `${op.name}: the claim withdrew its earnings`)
+    assert.equal(await net.contracts.escrow.pendingEarnings(op.address), 0n, `${op.name}: nothing left pending in escrow`)
+    if (fromClient + fromMallory > 0n) assert.notEqual(claim.withdrawTx, null)
     if (fromClient > 0n) assert.ok(claim.redeemed.some(r => r.payer === client))
     // The receipt's events agree.
     const receipt = await net.provider.getTransactionReceipt(claim.tx)
@@ -164,13 +169,16 @@ test('a node restarted between serving and claiming claims everything; balances 
     const events = receipt!.logs.map(l => { try { return iface.parseLog(l) } catch { return null } }).filter(e => e?.name === 'VoucherRedeemed')
     assert.equal(events.reduce((a, e) => a + (e!.args.amount as bigint), 0n), BigInt(claim.amount))
 
-    const again = await net.povJson<{ redeemed: unknown[], received: string, tx: string | null }>(['node', 'claim', ...net.chainFlags(op.keystore, op.dir)])
+    const again = await net.povJson<{ redeemed: unknown[], received: string, tx: string | null, withdrawTx: string | null }>(['node', 'claim', ...net.chainFlags(op.keystore, op.dir)])
     assert.equal(again.redeemed.length, 0)
     assert.equal(again.tx, null)
+    assert.equal(again.withdrawTx, null, 'nothing pending: no withdrawal transaction')
     assert.equal(await net.contracts.token.balanceOf(op.address), after, 'a double claim pays once')
   }
-  const status = await net.povJson<{ unredeemed: string, earned: string }>(['node', 'status', ...net.chainFlags(ops[0].keystore, ops[0].dir)])
+  const status = await net.povJson<{ unredeemed: string, earned: string, pending: string, withdrawn: string }>(['node', 'status', ...net.chainFlags(ops[0].keystore, ops[0].dir)])
   assert.equal(status.unredeemed, '0')
+  assert.equal(status.pending, '0')
+  assert.equal(status.withdrawn, status.earned, 'everything earned was withdrawn')
   assert.ok(BigInt(status.earned) > 0n, `earned ${formatUnits(status.earned, 18)}`)
 })
 
@@ -179,7 +187,7 @@ test('pov audit --json lists the governance round, the registrations and the set
     proposals: Array<{ id: string, state: string, voters: unknown[], calls: Array<{ function: string }> }>
     models: Array<{ modelId: string, approved: boolean }>
     registry: Array<{ event: string, operator: string }>
-    settlements: { vouchers: Array<{ payee: string, payer: string, amount: string }>, perNode: Record<string, { amount: string }> }
+    settlements: { vouchers: Array<{ payee: string, payer: string, amount: string }>, perNode: Record<string, { amount: string, net: string }>, withdrawals: Array<{ payee: string, amount: string }>, withdrawnPerNode: Record<string, string> }
     checks: Array<{ ok: boolean, dial?: { ok: boolean } }>
   }>(['audit', '--dial', '--rpc', net.rpc, '--deployment', net.deploymentFile])
   const p = report.proposals.find(x => x.id === proposalId.toString())
@@ -192,6 +200,8 @@ test('pov audit --json lists the governance round, the registrations and the set
   for (const [operator, amount] of inferCost) {
     if (amount === 0n) continue
     assert.ok(report.settlements.vouchers.some(v => v.payee === operator && BigInt(v.amount) > 0n), `settlement to ${operator}`)
+    assert.ok(report.settlements.withdrawals.some(w => w.payee === operator), `withdrawal by ${operator}`)
+    assert.equal(report.settlements.withdrawnPerNode[operator], report.settlements.perNode[operator].net, `${operator} withdrew everything credited`)
   }
   assert.ok(report.checks.length === 2 && report.checks.every(c => c.ok && c.dial?.ok === true), 'every node serves the approved manifest')
 })
