@@ -92,7 +92,8 @@ export function registerPaidNodeCommands (node: Command): void {
     })
 
   addCommonOptions(node.command('claim').description('redeem every outstanding voucher in one transaction, then withdraw the earnings'))
-    .action(async (opts: Opts) => {
+    .option('--no-withdraw', 'only redeem: the earnings stay in the escrow until a later claim (saves one token transfer per claim)')
+    .action(async (opts: Opts & { withdraw: boolean }) => {
       await withChain(opts, async (ctx) => {
         const ks = await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
         const wallet = ks.wallet.connect(ctx.provider)
@@ -100,7 +101,7 @@ export function registerPaidNodeCommands (node: Command): void {
         const vouchers = await VoucherStore.readOnly(voucherDir(opts.dataDir))
         let res
         try {
-          res = await claimAll(withSigner(ctx.contracts.escrow, wallet), wallet.address, vouchers, redeemedEvents)
+          res = await claimAll(withSigner(ctx.contracts.escrow, wallet), wallet.address, vouchers, redeemedEvents, { withdraw: opts.withdraw })
         } catch (err) {
           throw new UserError(`claim failed: ${decodeChainError(err)}`)
         }
@@ -108,7 +109,9 @@ export function registerPaidNodeCommands (node: Command): void {
         const redeemGasUsed = res.receipt?.gasUsed ?? 0n
         const withdrawGasUsed = res.withdrawReceipt?.gasUsed ?? 0n
         const gasUsed = redeemGasUsed + withdrawGasUsed
-        const withdrawText = res.withdrawReceipt != null ? `withdrew ${formatPov(res.withdrawn)} (tx ${res.withdrawReceipt.hash}, ${withdrawGasUsed} gas)` : 'nothing to withdraw'
+        const withdrawText = res.withdrawReceipt != null
+          ? `withdrew ${formatPov(res.withdrawn)} (tx ${res.withdrawReceipt.hash}, ${withdrawGasUsed} gas)`
+          : opts.withdraw ? 'nothing to withdraw' : 'earnings left in the escrow (--no-withdraw)'
         print(opts, { operator: wallet.address, redeemed: res.redeemed, skipped: res.skipped, amount: res.amount, fee: res.fee, withdrawn: res.withdrawn, received: after - before, tx: res.receipt?.hash ?? null, withdrawTx: res.withdrawReceipt?.hash ?? null, gasUsed, redeemGasUsed, withdrawGasUsed },
           res.redeemed.length === 0
             ? `nothing to redeem (${res.skipped.length} voucher(s) already redeemed or unfunded); ${withdrawText}`

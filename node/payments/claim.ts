@@ -4,6 +4,8 @@
 // Vouchers already fully paid are skipped (a second claim pays nothing and sends nothing), and so
 // are payers with an empty deposit, whose voucher would revert the whole batch. The withdrawal is
 // skipped when nothing is pending, and also picks up earnings a previous claim left behind.
+// `withdraw: false` only redeems: an operator that redeems often (to settle before payers'
+// unlock periods end) and withdraws rarely pays the token transfer once per withdrawal.
 import { getAddress, type ContractTransactionResponse, type TransactionReceipt } from 'ethers'
 import type { SignedVoucher } from './voucher-store.js'
 import { MAX_CUMULATIVE_AMOUNT, toRedeemable, type RedeemableVoucher } from '../../chain/vouchers.js'
@@ -25,7 +27,7 @@ export interface ClaimResult {
   fee: bigint
   /** The redeemBatch receipt (null when there was nothing to redeem). */
   receipt: TransactionReceipt | null
-  /** POV sent to the operator by withdrawEarnings (its pending earnings after the redemption). */
+  /** POV sent to the operator by withdrawEarnings (its pending earnings after the redemption; 0 with `withdraw: false`). */
   withdrawn: bigint
   /** The withdrawEarnings receipt (null when nothing was pending). */
   withdrawReceipt: TransactionReceipt | null
@@ -45,7 +47,7 @@ export async function outstanding (escrow: Pick<ClaimEscrow, 'paid' | 'depositOf
   return out
 }
 
-export async function claimAll (escrow: ClaimEscrow, operator: string, vouchers: SignedVoucher[], parseRedeemed: (r: TransactionReceipt) => Array<{ amount: bigint, fee: bigint }>): Promise<ClaimResult> {
+export async function claimAll (escrow: ClaimEscrow, operator: string, vouchers: SignedVoucher[], parseRedeemed: (r: TransactionReceipt) => Array<{ amount: bigint, fee: bigint }>, opts: { withdraw?: boolean } = {}): Promise<ClaimResult> {
   const lines = await outstanding(escrow, operator, vouchers)
   const skipped: ClaimResult['skipped'] = []
   const batch = lines.filter(l => {
@@ -62,7 +64,7 @@ export async function claimAll (escrow: ClaimEscrow, operator: string, vouchers:
     if (receipt == null || receipt.status !== 1) throw new Error('redeemBatch transaction failed')
     events = parseRedeemed(receipt)
   }
-  const pending = BigInt(await escrow.pendingEarnings(getAddress(operator)))
+  const pending = opts.withdraw === false ? 0n : BigInt(await escrow.pendingEarnings(getAddress(operator)))
   let withdrawReceipt: TransactionReceipt | null = null
   if (pending > 0n) {
     withdrawReceipt = await (await escrow.withdrawEarnings()).wait()
