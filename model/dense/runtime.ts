@@ -12,6 +12,11 @@ export interface DenseRuntimeOptions {
   device?: Device
   /** Receives the warning when the device falls back to CPU. */
   logger?: MiniLogger
+  /**
+   * Whether ORT's worker threads spin between runs (ORT default: true). A router spends most of
+   * a step waiting for expert nodes; where nodes share its cores, spinning takes CPU from them.
+   */
+  allowSpinning?: boolean
 }
 
 /** What loadDenseRuntime needs from a loaded bundle (model/bundle's Bundle satisfies it). */
@@ -111,7 +116,7 @@ export async function loadDenseRuntime (bundle: DenseBundle, opts: DenseRuntimeO
   const c = bundle.config
   const H = c.hiddenSize
   const want = opts.device ?? 'cpu'
-  const open = async (path: string): Promise<{ session: ort.InferenceSession, device: Device }> => await createDenseSession(join(bundle.dir, path), want, opts.logger)
+  const open = async (path: string): Promise<{ session: ort.InferenceSession, device: Device }> => await createDenseSession(join(bundle.dir, path), want, opts.logger, opts.allowSpinning)
   await bundle.verify?.([denseEmbedPath, ...Array.from({ length: c.numLayers }, (_, i) => denseLayerPath(i)), denseHeadPath])
   const embedS = await open(denseEmbedPath)
   const layerS: ort.InferenceSession[] = []
