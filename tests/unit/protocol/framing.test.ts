@@ -56,3 +56,22 @@ test('accepts Uint8ArrayList chunks', () => {
   const frames = d.push(encodeFrame(new Uint8Array([1, 2]), new Uint8Array([3])))
   assert.deepEqual(frames[0], new Uint8Array([1, 2, 3]))
 })
+
+test('an assembled frame ends on a 4-byte boundary, so an fp32 tensor at its end is viewed, not copied', async () => {
+  const { encodeRequestFrame, decodeRequest, decodeTensor } = await import('../../../protocol/codec.js')
+  const { DType } = await import('../../../protocol/expert.js')
+  for (const rows of [1, 3, 64]) {
+    const x = Float32Array.from({ length: rows * 8 }, (_, i) => i * 0.5 - 3)
+    const wire = encodeRequestFrame({ requestId: 7n, modelId: new Uint8Array(32).fill(1), layer: 2, expert: 5, dtype: DType.FP32, rows, hidden: 8 }, new Uint8Array(x.buffer)).subarray()
+    const dec = new FrameDecoder(1 << 20)
+    const frames: Uint8Array[] = []
+    // 7-byte chunks: the frame spans many chunks and is assembled
+    for (let i = 0; i < wire.byteLength; i += 7) frames.push(...dec.push(wire.subarray(i, i + 7)))
+    assert.equal(frames.length, 1)
+    assert.equal((frames[0].byteOffset + frames[0].byteLength) % 4, 0)
+    const req = decodeRequest(frames[0])
+    const y = decodeTensor(req.tensor, req.dtype)
+    assert.equal(y.buffer, frames[0].buffer, 'the tensor is a view into the assembled frame')
+    assert.deepEqual(y, x)
+  }
+})
