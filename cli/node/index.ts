@@ -6,6 +6,7 @@ import { redacted } from '../options.js'
 import { addNodeStartOptions, parseArgs, type NodeStartArgs } from './options.js'
 import { addChainOptions, addDataDirOption, addKeyOptions } from '../options.js'
 import { registerPaidNodeCommands } from './paid.js'
+import { registerLifecycleCommands } from './lifecycle.js'
 import { preparePaidNode, type PaidSetup } from './paid-start.js'
 
 /** Registers the `pov node` commands. */
@@ -15,6 +16,7 @@ export function register (program: Command): void {
     .description('load expert shards and serve /pov/expert/1.0.0 until SIGINT/SIGTERM; with --keystore: the registered shards, paid calls only')))))
     .action(async (args: NodeStartArgs & PaidArgs, cmd: Command) => { await start(args, cmd) })
   registerPaidNodeCommands(node)
+  registerLifecycleCommands(node)
 }
 
 type PaidArgs = { keystore?: string, passwordFile?: string, rpc: string, deployment?: string, dataDir: string }

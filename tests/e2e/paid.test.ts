@@ -230,3 +230,48 @@ test('clear errors: no deployment, too little stake, a reverted transaction, unr
   assert.notEqual(down.code, 0)
   assert.match(down.stderr, /none of the 2 selected nodes answered .* retry later/s)
 })
+
+test('an operator updates its price and shards, adds stake, unbonds, and gets its stake back only after the unbonding period', async () => {
+  const op = await net.addOperator('op-lifecycle', { modelId: bundle.modelId, shards: [0], stake: '1000', price: PRICE, fundPov: parseEther('1600') })
+  const flags = net.chainFlags(op.keystore, op.dir)
+  const registry = net.contracts.registry
+
+  const nothing = await net.pov(['node', 'update', ...flags])
+  assert.notEqual(nothing.code, 0)
+  assert.match(nothing.stderr, /nothing to update: give --price, --shards and\/or --announce/)
+
+  const upd = await net.povJson<{ price: string, shards: number[] }>(['node', 'update', ...flags, '--price', '0.002', '--shards', '1,0'])
+  assert.equal(BigInt(upd.price), parseEther('0.002'))
+  assert.deepEqual(upd.shards, [0, 1])
+  assert.deepEqual((await registry.nodeOf(op.address)).shards.map(Number), [0, 1])
+  assert.ok((await registry.activeNodes(bundle.modelId, 1)).some(n => n.operator === op.address), 'now selectable for shard 1')
+
+  const added = await net.povJson<{ stake: string }>(['node', 'add-stake', '250', ...flags])
+  assert.equal(BigInt(added.stake), parseEther('1250'))
+
+  const early = await net.pov(['node', 'withdraw-stake', ...flags])
+  assert.notEqual(early.code, 0)
+  assert.match(early.stderr, /not unbonding — run `pov node unbond` first/)
+
+  const unbond = await net.povJson<{ unbondingEnds: string }>(['node', 'unbond', ...flags])
+  assert.equal(await registry.isActive(op.address), false)
+  assert.ok(!(await registry.activeNodes(bundle.modelId, 0)).some(n => n.operator === op.address), 'no longer selectable')
+  const again = await net.pov(['node', 'unbond', ...flags])
+  assert.notEqual(again.code, 0)
+  assert.match(again.stderr, /already unbonding \(ends /)
+  const tooSoon = await net.pov(['node', 'withdraw-stake', ...flags])
+  assert.notEqual(tooSoon.code, 0)
+  assert.match(tooSoon.stderr, /the unbonding period ends .* the stake cannot be withdrawn before/)
+
+  // past the unbonding period (3600 s on the local deployment)
+  const now = (await net.provider.getBlock('latest'))!.timestamp
+  await net.provider.send('evm_increaseTime', [Number(BigInt(unbond.unbondingEnds) - BigInt(now)) + 1])
+  await net.provider.send('evm_mine', [])
+  const before = await net.contracts.token.balanceOf(op.address)
+  const w = await net.povJson<{ received: string }>(['node', 'withdraw-stake', ...flags])
+  assert.equal(BigInt(w.received), parseEther('1250'))
+  assert.equal(await net.contracts.token.balanceOf(op.address), before + parseEther('1250'))
+  const gone = await net.pov(['node', 'unbond', ...flags])
+  assert.notEqual(gone.code, 0)
+  assert.match(gone.stderr, /is not registered — run `pov node register` first/)
+})
