@@ -1,7 +1,7 @@
 // The operator's chain-facing commands: `pov node init|register|status|claim`.
 // (`pov node start` lives in start.ts; with a keystore it serves paid calls only.)
 import { join } from 'node:path'
-import { hexlify, getAddress, type TransactionReceipt } from 'ethers'
+import { hexlify, getAddress, ZeroAddress, type TransactionReceipt } from 'ethers'
 import { Option, type Command } from 'commander'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createKeystore, loadKeystore, readPassword } from '../keystore.js'
@@ -69,7 +69,8 @@ export function registerPaidNodeCommands (node: Command): void {
       await withChain(opts, async (ctx) => {
         const ks = await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
         const operator = ks.wallet.address
-        const n = await ctx.contracts.registry.nodeOf(operator) as unknown as { modelId: string, shards: bigint[], price: bigint, stake: bigint, multiaddrs: string[], unbondingEnds: bigint }
+        const n = await ctx.contracts.registry.nodeOf(operator) as unknown as { operator: string, modelId: string, shards: bigint[], price: bigint, stake: bigint, multiaddrs: string[], unbondingEnds: bigint }
+        const registered = n.operator !== ZeroAddress // nodeOf is all zero for an unknown operator; a stake slashed to 0 is still registered
         const active = await ctx.contracts.registry.isActive(operator)
         const lines = await outstanding(ctx.contracts.escrow, operator, await VoucherStore.readOnly(voucherDir(opts.dataDir)))
         const unredeemed = lines.reduce((a, l) => a + l.owed, 0n)
@@ -77,10 +78,10 @@ export function registerPaidNodeCommands (node: Command): void {
         const [credited, withdrawn] = await ctx.contracts.escrow.earningsOf(operator)
         const pending = credited - withdrawn
         const balance = await ctx.contracts.token.balanceOf(operator)
-        const out = { operator, peerId: ks.peerId, active, modelId: n.modelId, shards: n.shards.map(Number), price: n.price, stake: n.stake, multiaddrs: n.multiaddrs, unbondingEnds: n.unbondingEnds, unredeemed, unredeemedVouchers: lines.filter(l => l.owed > 0n).length, earned: earned.net, fees: earned.fee, redemptions: earned.count, pending, withdrawn, balance }
+        const out = { operator, peerId: ks.peerId, registered, active, modelId: n.modelId, shards: n.shards.map(Number), price: n.price, stake: n.stake, multiaddrs: n.multiaddrs, unbondingEnds: n.unbondingEnds, unredeemed, unredeemedVouchers: lines.filter(l => l.owed > 0n).length, earned: earned.net, fees: earned.fee, redemptions: earned.count, pending, withdrawn, balance }
         print(opts, out, [
           `operator     ${operator} (peer ${ks.peerId})`,
-          `registered   ${n.stake > 0n ? `yes — ${active ? 'active' : 'inactive'}${n.unbondingEnds > 0n ? `, unbonding until ${new Date(Number(n.unbondingEnds) * 1000).toISOString()}` : ''}` : 'no'}`,
+          `registered   ${registered ? `yes — ${active ? 'active' : 'inactive'}${n.unbondingEnds > 0n ? `, unbonding until ${new Date(Number(n.unbondingEnds) * 1000).toISOString()}` : ''}` : 'no'}`,
           `model        ${n.modelId}  shards ${n.shards.join(',')}  price ${formatPov(n.price)}/unit`,
           `stake        ${formatPov(n.stake)}`,
           `unredeemed   ${formatPov(unredeemed)} in ${out.unredeemedVouchers} voucher(s) — \`pov node claim\` redeems them`,
