@@ -48,34 +48,20 @@ export interface PovContracts {
   timelock: PovTimelockContract
 }
 
-export function tokenAt(address: string, runner?: ContractRunner | null): PovTokenContract {
-  return new Contract(address, ABIS.PovToken, runner) as unknown as PovTokenContract
-}
-export function modelsAt(address: string, runner?: ContractRunner | null): ModelApprovalsContract {
-  return new Contract(address, ABIS.ModelApprovals, runner) as unknown as ModelApprovalsContract
-}
-export function registryAt(address: string, runner?: ContractRunner | null): ExpertRegistryContract {
-  return new Contract(address, ABIS.ExpertRegistry, runner) as unknown as ExpertRegistryContract
-}
-export function escrowAt(address: string, runner?: ContractRunner | null): PovEscrowContract {
-  return new Contract(address, ABIS.PovEscrow, runner) as unknown as PovEscrowContract
-}
-export function governorAt(address: string, runner?: ContractRunner | null): PovGovernorContract {
-  return new Contract(address, ABIS.PovGovernor, runner) as unknown as PovGovernorContract
-}
-export function timelockAt(address: string, runner?: ContractRunner | null): PovTimelockContract {
-  return new Contract(address, ABIS.PovTimelock, runner) as unknown as PovTimelockContract
+/** A typed client of contract `name` at `address` (the ABI gives the calls, the type their shapes). */
+function at<T>(name: keyof typeof ABIS, address: string, runner?: ContractRunner | null): T {
+  return new Contract(address, ABIS[name], runner) as unknown as T
 }
 
 /** Clients for every contract at `addresses`, connected to `runner` (a Provider or a Signer). */
 export function connectContracts(addresses: ContractAddresses, runner?: ContractRunner | null): PovContracts {
   return {
-    token: tokenAt(addresses.token, runner),
-    models: modelsAt(addresses.models, runner),
-    registry: registryAt(addresses.registry, runner),
-    escrow: escrowAt(addresses.escrow, runner),
-    governor: governorAt(addresses.governor, runner),
-    timelock: timelockAt(addresses.timelock, runner),
+    token: at<PovTokenContract>('PovToken', addresses.token, runner),
+    models: at<ModelApprovalsContract>('ModelApprovals', addresses.models, runner),
+    registry: at<ExpertRegistryContract>('ExpertRegistry', addresses.registry, runner),
+    escrow: at<PovEscrowContract>('PovEscrow', addresses.escrow, runner),
+    governor: at<PovGovernorContract>('PovGovernor', addresses.governor, runner),
+    timelock: at<PovTimelockContract>('PovTimelock', addresses.timelock, runner),
   }
 }
 
@@ -94,8 +80,11 @@ export async function loadContracts(
   return { deployment, contracts: connectContracts(deployment.contracts, runner) }
 }
 
-/** One Interface with every function, event and custom error of the POV contracts (deduplicated). */
+let combined: Interface | null = null
+
+/** One Interface with every function, event and custom error of the POV contracts (deduplicated; built once). */
 export function combinedInterface(): Interface {
+  if (combined != null) return combined
   const seen = new Set<string>()
   const fragments: unknown[] = []
   for (const abi of Object.values(ABIS)) {
@@ -107,5 +96,6 @@ export function combinedInterface(): Interface {
       fragments.push(f)
     }
   }
-  return new Interface(fragments as InterfaceAbi)
+  combined = new Interface(fragments as InterfaceAbi)
+  return combined
 }

@@ -5,7 +5,7 @@ import { connectContracts, type PovContracts } from '../chain/contracts.js'
 import { createProvider } from '../chain/provider.js'
 import { readDeployment, type Deployment } from '../chain/deployment.js'
 import { decodeChainError } from '../chain/errors.js'
-import { loadWallet, readPassword } from './keystore.js'
+import { loadKeystore, loadWallet, readPassword, type Keystore } from './keystore.js'
 import { keystoreDir, type ChainCliOptions, type KeyCliOptions } from './options.js'
 import { UserError } from './errors.js'
 
@@ -34,6 +34,11 @@ export async function connectChain (opts: ChainCliOptions): Promise<ChainContext
     throw new UserError((err as Error).message)
   }
   return { provider, chainId, deployment, contracts: connectContracts(deployment.contracts, provider) }
+}
+
+/** The whole keystore (Ethereum wallet and libp2p key) named by --keystore / --data-dir. */
+export async function openKeystore (opts: KeyCliOptions & { dataDir?: string }): Promise<Keystore> {
+  return await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
 }
 
 export async function loadSigner (opts: KeyCliOptions & { dataDir?: string }, ctx: ChainContext): Promise<Wallet> {
@@ -80,6 +85,11 @@ export function parsePov (value: string, what: string): bigint {
 export function formatPov (wei: bigint): string {
   const s = formatUnits(wei, 18)
   return `${s.endsWith('.0') ? s.slice(0, -2) : s} POV`
+}
+
+/** A chain timestamp (seconds) as an ISO date. */
+export function formatChainTime (seconds: bigint | number | string): string {
+  return new Date(Number(seconds) * 1000).toISOString()
 }
 
 async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T> {

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { formatUnits } from 'ethers'
 import { addChainOptions, addJsonOption } from '../options.js'
-import { toJson } from '../chain.js'
+import { formatChainTime, toJson } from '../chain.js'
 import { withChain } from '../client/index.js'
 import { UserError } from '../errors.js'
 import { buildAuditReport, settlementsCsv, votesCsv, type AuditReport, type NodeDialer } from '../../chain/audit/report.js'
@@ -43,7 +43,7 @@ export function renderReport (r: AuditReport): string {
   out.push(`Governance proposals (${r.proposals.length})`)
   for (const p of r.proposals) {
     out.push(`  ${short(p.id)}  ${p.state.padEnd(9)} by ${p.proposer}  "${p.description}"`)
-    out.push(`    votes for ${pov(p.votes.for)}, against ${pov(p.votes.against)}, abstain ${pov(p.votes.abstain)} (quorum ${p.quorum === 'n/a' ? 'n/a' : pov(p.quorum)}); snapshot ${p.snapshot}, deadline ${p.deadline}${p.eta != null ? `, eta ${new Date(Number(p.eta) * 1000).toISOString()}` : ''}`)
+    out.push(`    votes for ${pov(p.votes.for)}, against ${pov(p.votes.against)}, abstain ${pov(p.votes.abstain)} (quorum ${p.quorum === 'n/a' ? 'n/a' : pov(p.quorum)}); snapshot ${p.snapshot}, deadline ${p.deadline}${p.eta != null ? `, eta ${formatChainTime(p.eta)}` : ''}`)
     for (const c of p.calls) out.push(`    call ${c.targetName}.${c.function} ${JSON.stringify(c.args)}`)
     for (const v of p.voters) out.push(`    vote ${v.voter} ${v.support} ${pov(v.weight)}${v.reason !== '' ? ` "${v.reason}"` : ''} (block ${v.block})`)
     out.push(`    timeline ${p.timeline.map(t => `${t.event}@${t.block}`).join(' → ')}`)

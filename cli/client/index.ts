@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { createKeystore, readPassword } from '../keystore.js'
 import { addChainOptions, addCommonOptions, addDataDirOption, addJsonOption, addKeyOptions, keystoreDir } from '../options.js'
-import { connectChain, formatPov, loadSigner, parsePov, sendTx, signPermit, toJson, withSigner, type ChainContext } from '../chain.js'
+import { connectChain, formatChainTime, formatPov, loadSigner, parsePov, sendTx, signPermit, toJson, withSigner, type ChainContext } from '../chain.js'
 import { UserError } from '../errors.js'
 import { registerInfer } from './infer.js'
 
@@ -39,7 +39,7 @@ export function register (program: Command): void {
         const wallet = await loadSigner(opts, ctx)
         const r = await sendTx('unlock', () => withSigner(ctx.contracts.escrow, wallet).unlock())
         const [, unlockAt] = await ctx.contracts.escrow.depositOf(wallet.address)
-        print(opts, { unlockAt, tx: r.hash }, `unlock started: withdraw after ${new Date(Number(unlockAt) * 1000).toISOString()} (tx ${r.hash})`)
+        print(opts, { unlockAt, tx: r.hash }, `unlock started: withdraw after ${formatChainTime(unlockAt)} (tx ${r.hash})`)
       })
     })
 
@@ -60,7 +60,7 @@ export function register (program: Command): void {
         const address = opts.address ?? (await loadSigner(opts, ctx)).address
         const [pov, [escrow, unlockAt], votes] = await Promise.all([
           ctx.contracts.token.balanceOf(address), ctx.contracts.escrow.depositOf(address), ctx.contracts.token.getVotes(address)])
-        const unlocking = unlockAt === 0n ? 'no' : `yes, withdrawable at ${new Date(Number(unlockAt) * 1000).toISOString()}`
+        const unlocking = unlockAt === 0n ? 'no' : `yes, withdrawable at ${formatChainTime(unlockAt)}`
         print(opts, { address, balance: pov, escrow, unlockAt, votes },
           `address   ${address}\nbalance   ${formatPov(pov)}\nescrow    ${formatPov(escrow)}\nunlocking ${unlocking}\nvotes     ${formatPov(votes)}`)
       })

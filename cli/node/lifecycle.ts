@@ -2,20 +2,14 @@
 // announced addresses, add stake, start unbonding, and take the stake back once the unbonding
 // period is over. Thin handlers over ExpertRegistry; reverts come back decoded (sendTx).
 import type { Command } from 'commander'
-import { multiaddr } from '@multiformats/multiaddr'
-import { ZeroAddress as ZERO_ADDRESS, type Wallet } from 'ethers'
-import { loadKeystore, readPassword } from '../keystore.js'
-import { addCommonOptions, keystoreDir, parseIntList } from '../options.js'
-import { formatPov, parsePov, sendTx, withSigner, type ChainContext } from '../chain.js'
+import { ZeroAddress as ZERO_ADDRESS } from 'ethers'
+import { addCommonOptions } from '../options.js'
+import { formatChainTime as when, formatPov, loadSigner, parsePov, sendTx, withSigner, type ChainContext } from '../chain.js'
+import { parseAnnounce, parseShards } from './options.js'
 import { print, withChain } from '../client/index.js'
 import { UserError } from '../errors.js'
 
 type Opts = { rpc: string, deployment?: string, keystore?: string, passwordFile?: string, dataDir: string, json?: boolean }
-
-async function operator (opts: Opts, ctx: ChainContext): Promise<Wallet> {
-  const ks = await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
-  return ks.wallet.connect(ctx.provider) as Wallet
-}
 
 /** The operator's registration, or a clear error when there is none. */
 async function registration (ctx: ChainContext, address: string): Promise<{ stake: bigint, unbondingEnds: bigint }> {
@@ -26,8 +20,6 @@ async function registration (ctx: ChainContext, address: string): Promise<{ stak
   return { stake: n.stake, unbondingEnds: BigInt(n.unbondingEnds) }
 }
 
-const when = (ts: bigint): string => new Date(Number(ts) * 1000).toISOString()
-
 export function registerLifecycleCommands (node: Command): void {
   addCommonOptions(node.command('update').description('change the registered price, shards or announced addresses'))
     .option('--price <pov>', 'new POV price per unit of work')
@@ -36,12 +28,10 @@ export function registerLifecycleCommands (node: Command): void {
     .action(async (opts: Opts & { price?: string, shards?: string, announce?: string[] }) => {
       if (opts.price == null && opts.shards == null && opts.announce == null) throw new UserError('nothing to update: give --price, --shards and/or --announce')
       const price = opts.price != null ? parsePov(opts.price, '--price') : null
-      const shards = opts.shards != null ? [...new Set(parseIntList(opts.shards, '--shards'))].sort((a, b) => a - b) : null
-      const announce = opts.announce?.map(a => {
-        try { return multiaddr(a).decapsulateCode(421).toString() } catch { throw new UserError(`invalid --announce address "${a}"`) }
-      }) ?? null
+      const shards = opts.shards != null ? parseShards(opts.shards) : null
+      const announce = opts.announce != null ? parseAnnounce(opts.announce) : null
       await withChain(opts, async (ctx) => {
-        const wallet = await operator(opts, ctx)
+        const wallet = await loadSigner(opts, ctx)
         const reg = await registration(ctx, wallet.address)
         if (reg.unbondingEnds !== 0n) throw new UserError(`${wallet.address} is unbonding (ends ${when(reg.unbondingEnds)}): its registration can no longer change`)
         const registry = withSigner(ctx.contracts.registry, wallet)
@@ -62,7 +52,7 @@ export function registerLifecycleCommands (node: Command): void {
       const value = parsePov(amount, 'amount')
       if (value === 0n) throw new UserError('amount must be above 0')
       await withChain(opts, async (ctx) => {
-        const wallet = await operator(opts, ctx)
+        const wallet = await loadSigner(opts, ctx)
         const reg = await registration(ctx, wallet.address)
         if (reg.unbondingEnds !== 0n) throw new UserError(`${wallet.address} is unbonding (ends ${when(reg.unbondingEnds)}): stake can no longer be added`)
         const have = await ctx.contracts.token.balanceOf(wallet.address)
@@ -77,7 +67,7 @@ export function registerLifecycleCommands (node: Command): void {
   addCommonOptions(node.command('unbond').description('stop serving and start the unbonding period (the stake stays slashable until it ends)'))
     .action(async (opts: Opts) => {
       await withChain(opts, async (ctx) => {
-        const wallet = await operator(opts, ctx)
+        const wallet = await loadSigner(opts, ctx)
         const reg = await registration(ctx, wallet.address)
         if (reg.unbondingEnds !== 0n) throw new UserError(`${wallet.address} is already unbonding (ends ${when(reg.unbondingEnds)})`)
         const r = await sendTx('unbond', () => withSigner(ctx.contracts.registry, wallet).unbond())
@@ -91,7 +81,7 @@ export function registerLifecycleCommands (node: Command): void {
   addCommonOptions(node.command('withdraw-stake').description('take the stake back after the unbonding period (ends the registration)'))
     .action(async (opts: Opts) => {
       await withChain(opts, async (ctx) => {
-        const wallet = await operator(opts, ctx)
+        const wallet = await loadSigner(opts, ctx)
         const reg = await registration(ctx, wallet.address)
         if (reg.unbondingEnds === 0n) throw new UserError(`${wallet.address} is not unbonding — run \`pov node unbond\` first`)
         const now = BigInt((await ctx.provider.getBlock('latest'))?.timestamp ?? 0)

@@ -1,5 +1,6 @@
 // `pov node start` options -> OperatorNodeOptions. Defaults live in node/ (defaultOptions).
 import { Option, type Command } from 'commander'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { OperatorNodeOptions } from '../../node/index.js'
 import { parseIntList } from '../options.js'
 import { UserError } from '../errors.js'
@@ -58,4 +59,16 @@ export function parseArgs (a: NodeStartArgs): OperatorNodeOptions {
     opts.batchWindowMs = ms
   }
   return opts
+}
+
+/** --shards for the registry: distinct ids, ascending. */
+export function parseShards (value: string): number[] {
+  return [...new Set(parseIntList(value, '--shards'))].sort((a, b) => a - b)
+}
+
+/** --announce addresses as registered: without the /p2p/<PeerId> part (the registry binds the PeerId). */
+export function parseAnnounce (addrs: string[]): string[] {
+  return addrs.map(a => {
+    try { return multiaddr(a).decapsulateCode(421).toString() } catch { throw new UserError(`invalid --announce address "${a}"`) }
+  })
 }

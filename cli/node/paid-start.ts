@@ -5,9 +5,7 @@ import { formatUnits, getAddress, hexlify } from 'ethers'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
-import { loadKeystore, readPassword } from '../keystore.js'
-import { keystoreDir } from '../options.js'
-import { connectChain, formatPov } from '../chain.js'
+import { connectChain, formatPov, openKeystore } from '../chain.js'
 import { UserError } from '../errors.js'
 import { voucherDir } from './paid.js'
 import { loadBundle } from '../../model/bundle/load.js'
@@ -30,7 +28,7 @@ export interface PaidSetup {
 }
 
 export async function preparePaidNode (a: PaidStartArgs, logger: Logger, metrics: NodeMetrics | null = null): Promise<PaidSetup> {
-  const ks = await loadKeystore(keystoreDir(a), await readPassword(a.passwordFile, process.env.POV_PASSWORD))
+  const ks = await openKeystore(a)
   const ctx = await connectChain(a)
   try {
     const operator = ks.wallet.address

@@ -3,10 +3,10 @@
 import { join } from 'node:path'
 import { hexlify, getAddress, ZeroAddress, type TransactionReceipt } from 'ethers'
 import { Option, type Command } from 'commander'
-import { multiaddr } from '@multiformats/multiaddr'
-import { createKeystore, loadKeystore, readPassword } from '../keystore.js'
-import { addCommonOptions, addDataDirOption, addJsonOption, addKeyOptions, keystoreDir, parseIntList, DEFAULT_DATA_DIR } from '../options.js'
-import { formatPov, parsePov, sendTx, signPermit, withSigner, type ChainContext } from '../chain.js'
+import { createKeystore, readPassword } from '../keystore.js'
+import { addCommonOptions, addDataDirOption, addJsonOption, addKeyOptions, keystoreDir, DEFAULT_DATA_DIR } from '../options.js'
+import { formatChainTime, formatPov, loadSigner, openKeystore, parsePov, sendTx, signPermit, withSigner, type ChainContext } from '../chain.js'
+import { parseAnnounce, parseShards } from './options.js'
 import { print, withChain } from '../client/index.js'
 import { UserError } from '../errors.js'
 import { signPeerBinding } from '../../chain/peer-binding.js'
@@ -37,14 +37,12 @@ export function registerPaidNodeCommands (node: Command): void {
     .addOption(new Option('--announce <multiaddr...>', 'public addresses routers dial, e.g. /dns4/node.example/tcp/4101').makeOptionMandatory())
     .action(async (opts: Opts & { model: string, shards: string, stake: string, price: string, announce: string[] }) => {
       await withChain(opts, async (ctx) => {
-        const ks = await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
+        const ks = await openKeystore(opts)
         const wallet = ks.wallet.connect(ctx.provider)
-        const shards = [...new Set(parseIntList(opts.shards, '--shards'))].sort((a, b) => a - b)
+        const shards = parseShards(opts.shards)
         const stake = parsePov(opts.stake, '--stake')
         const price = parsePov(opts.price, '--price')
-        const announce = opts.announce.map(a => {
-          try { return multiaddr(a).decapsulateCode(421).toString() } catch { throw new UserError(`invalid --announce address "${a}"`) }
-        })
+        const announce = parseAnnounce(opts.announce)
         if (!/^0x[0-9a-fA-F]{64}$/.test(opts.model)) throw new UserError(`invalid --model "${opts.model}": expected 0x followed by 64 hex digits`)
         if (!await ctx.contracts.models.isApproved(opts.model)) throw new UserError(`model ${opts.model} is not approved by governance — see \`pov audit\` for the approved models`)
         const [min, have] = await Promise.all([ctx.contracts.registry.minStake(), ctx.contracts.token.balanceOf(wallet.address)])
@@ -67,7 +65,7 @@ export function registerPaidNodeCommands (node: Command): void {
   addCommonOptions(node.command('status').description('stake, registration, unredeemed vouchers, earnings pending in escrow'))
     .action(async (opts: Opts) => {
       await withChain(opts, async (ctx) => {
-        const ks = await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
+        const ks = await openKeystore(opts)
         const operator = ks.wallet.address
         const n = await ctx.contracts.registry.nodeOf(operator) as unknown as { operator: string, modelId: string, shards: bigint[], price: bigint, stake: bigint, multiaddrs: string[], unbondingEnds: bigint }
         const registered = n.operator !== ZeroAddress // nodeOf is all zero for an unknown operator; a stake slashed to 0 is still registered
@@ -81,7 +79,7 @@ export function registerPaidNodeCommands (node: Command): void {
         const out = { operator, peerId: ks.peerId, registered, active, modelId: n.modelId, shards: n.shards.map(Number), price: n.price, stake: n.stake, multiaddrs: n.multiaddrs, unbondingEnds: n.unbondingEnds, unredeemed, unredeemedVouchers: lines.filter(l => l.owed > 0n).length, earned: earned.net, fees: earned.fee, redemptions: earned.count, pending, withdrawn, balance }
         print(opts, out, [
           `operator     ${operator} (peer ${ks.peerId})`,
-          `registered   ${registered ? `yes — ${active ? 'active' : 'inactive'}${n.unbondingEnds > 0n ? `, unbonding until ${new Date(Number(n.unbondingEnds) * 1000).toISOString()}` : ''}` : 'no'}`,
+          `registered   ${registered ? `yes — ${active ? 'active' : 'inactive'}${n.unbondingEnds > 0n ? `, unbonding until ${formatChainTime(n.unbondingEnds)}` : ''}` : 'no'}`,
           `model        ${n.modelId}  shards ${n.shards.join(',')}  price ${formatPov(n.price)}/unit`,
           `stake        ${formatPov(n.stake)}`,
           `unredeemed   ${formatPov(unredeemed)} in ${out.unredeemedVouchers} voucher(s) — \`pov node claim\` redeems them`,
@@ -96,8 +94,7 @@ export function registerPaidNodeCommands (node: Command): void {
     .option('--no-withdraw', 'only redeem: the earnings stay in the escrow until a later claim (saves one token transfer per claim)')
     .action(async (opts: Opts & { withdraw: boolean }) => {
       await withChain(opts, async (ctx) => {
-        const ks = await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
-        const wallet = ks.wallet.connect(ctx.provider)
+        const wallet = await loadSigner(opts, ctx)
         const before = await ctx.contracts.token.balanceOf(wallet.address)
         const vouchers = await VoucherStore.readOnly(voucherDir(opts.dataDir))
         let res

@@ -36,15 +36,13 @@ export interface ClaimResult {
 /** What is owed to `operator` by each held voucher beyond what the escrow already paid. */
 export async function outstanding (escrow: Pick<ClaimEscrow, 'paid' | 'depositOf'>, operator: string, vouchers: SignedVoucher[]): Promise<Array<ClaimLine & { voucher: SignedVoucher, deposit: bigint }>> {
   const me = getAddress(operator)
-  const out = []
-  for (const v of vouchers) {
-    if (getAddress(v.payee) !== me) continue
+  // one voucher per payer: the chain reads for all of them go out together, not one after another
+  return await Promise.all(vouchers.filter(v => getAddress(v.payee) === me).map(async v => {
     const [paid, dep] = await Promise.all([escrow.paid(v.payer, me), escrow.depositOf(v.payer)])
     const deposit = BigInt((dep as readonly bigint[])[0])
     const owed = v.cumulativeAmount > paid ? v.cumulativeAmount - paid : 0n
-    out.push({ payer: v.payer, cumulativeAmount: v.cumulativeAmount, owed, expected: owed < deposit ? owed : deposit, voucher: v, deposit })
-  }
-  return out
+    return { payer: v.payer, cumulativeAmount: v.cumulativeAmount, owed, expected: owed < deposit ? owed : deposit, voucher: v, deposit }
+  }))
 }
 
 export async function claimAll (escrow: ClaimEscrow, operator: string, vouchers: SignedVoucher[], parseRedeemed: (r: TransactionReceipt) => Array<{ amount: bigint, fee: bigint }>, opts: { withdraw?: boolean } = {}): Promise<ClaimResult> {
