@@ -21,14 +21,7 @@ import type {
 import { readDeployment } from './deployment.js'
 import type { ContractAddresses, Deployment } from './deployment.js'
 
-export type {
-  ExpertRegistryContract,
-  ModelApprovalsContract,
-  PovEscrowContract,
-  PovGovernorContract,
-  PovTimelockContract,
-  PovTokenContract,
-}
+export type * from './abi/types.js'
 
 export const ABIS = {
   PovToken: PovTokenAbi as InterfaceAbi,
