@@ -5,7 +5,10 @@
 //     To show where the difference goes, the same run also times a bare echo over the same
 //     libp2p connection (no expert protocol, no signature) and the crypto a signed call cannot
 //     skip (ChaCha20-Poly1305 of the payload 4 times, SHA-256 of input and output and one
-//     Ed25519 signature on the node);
+//     Ed25519 signature on the node), and a raw-TCP echo whose server holds each reply
+//     HOLD_US and whose client is busy CLIENT_HOLD_US before each request (as a node and a
+//     router are): on this VM a peer that has idled longer wakes up slower, so every µs of
+//     processing also costs extra wake-up latency;
 //  2. tokens/s of distributed (2 node processes × 4 shards) vs single-process generation,
 //     prefill and decode separately, on d_model 1024, d_ff 3584, 4 layers, 8 experts; fp32 on
 //     the wire (the targets), and fp16 beside it for reference.
@@ -35,6 +38,9 @@ const MODEL_ID = '0x' + '42'.repeat(32)
 const NODE_FLAGS = ['--threads', '1', '--no-spin']
 const ECHO_PROTOCOL = '/pov-bench/echo/1.0.0'
 const WARMUP_RUNS = 4
+/** About what the node spends on a 16 KiB call, and the router between calls (traced: ~300 and ~200 µs). */
+const HOLD_US = 300
+const CLIENT_HOLD_US = 200
 const PAYLOADS = [{ name: '16KiB', rows: 4, iters: 2000 }, { name: '1MiB', rows: 256, iters: 200 }]
 
 // ---------------------------------------------------------------- server (child process) mode
@@ -52,9 +58,22 @@ async function serve (): Promise<void> {
     sock.on('data', (chunk) => { for (const f of dec.push(chunk)) { for (const part of encodeFrame(f)) sock.write(part) } })
     sock.on('error', () => {})
   }).listen(0, '127.0.0.1')
-  await new Promise(resolve => echo.once('listening', resolve))
+  // the same echo, each reply held HOLD_US by a busy wait
+  const held = createServer((sock) => {
+    sock.setNoDelay(true)
+    const dec = new FrameDecoder(64 * 1024 * 1024)
+    sock.on('data', (chunk) => {
+      for (const f of dec.push(chunk)) {
+        spin(HOLD_US)
+        for (const part of encodeFrame(f)) sock.write(part)
+      }
+    })
+    sock.on('error', () => {})
+  }).listen(0, '127.0.0.1')
+  await Promise.all([echo, held].map(async s => { await new Promise(resolve => s.once('listening', resolve)) }))
   const port = (echo.address() as { port: number }).port
-  process.stdout.write(JSON.stringify({ event: 'ready', addr: node.getMultiaddrs()[0].toString(), port }) + '\n')
+  const heldPort = (held.address() as { port: number }).port
+  process.stdout.write(JSON.stringify({ event: 'ready', addr: node.getMultiaddrs()[0].toString(), port, heldPort }) + '\n')
   process.once('SIGTERM', () => { void Promise.resolve(node.stop()).then(() => process.exit(0)) })
 }
 
@@ -78,7 +97,10 @@ async function stop (p: ChildProcess): Promise<void> {
   await done
 }
 
-async function rawTcpRtts (port: number, bytes: number, iters: number): Promise<number[]> {
+const spin = (us: number): void => { const until = performance.now() + us / 1000; while (performance.now() < until); }
+
+/** Length-prefixed echo round trips over node:net; `holdUs`: busy time before each send (not timed). */
+async function rawTcpRtts (port: number, bytes: number, iters: number, holdUs = 0): Promise<number[]> {
   const sock: Socket = connect(port, '127.0.0.1')
   sock.setNoDelay(true)
   await new Promise(resolve => sock.once('connect', resolve))
@@ -88,6 +110,7 @@ async function rawTcpRtts (port: number, bytes: number, iters: number): Promise<
   const payload = new Uint8Array(bytes).fill(1)
   const out: number[] = []
   for (let i = 0; i < iters; i++) {
+    if (holdUs > 0) spin(holdUs)
     const t0 = performance.now()
     const got = new Promise<void>(resolve => { waiting = resolve })
     for (const part of encodeFrame(payload)) sock.write(part)
@@ -141,6 +164,8 @@ function cryptoFloorUs (bytes: number): { aeadUs: number, hashUs: number, signUs
 interface RoundTrip {
   p2pMedianUs: number, p2pP99Us: number, tcpMedianUs: number, tcpP99Us: number, ratioMedian: number, ratioP99: number
   echoMedianUs: number, echoRatioMedian: number, cryptoUs: number, floorRatio: number
+  /** Raw TCP with each reply held HOLD_US, and what that costs beyond the hold itself. */
+  heldMedianUs?: number, wakeUpExtraUs?: number
 }
 async function roundTrips (): Promise<Record<string, RoundTrip>> {
   const { proc, ready } = await child(['tests/bench/wire.ts', '--serve'])
@@ -160,8 +185,11 @@ async function roundTrips (): Promise<Record<string, RoundTrip>> {
       await rawTcpRtts(ready.port, x.byteLength, warm)
       const tcp = await rawTcpRtts(ready.port, x.byteLength, p.iters)
       const echo = (await libp2pEchoRtts(router, ready.addr, x.byteLength, p.iters + warm)).slice(warm)
+      // (16 KiB only: at 1 MiB the hold overlaps the transfer itself)
+      const heldTcp = p.name === '16KiB' ? await rawTcpRtts(ready.heldPort, x.byteLength, p.iters, CLIENT_HOLD_US) : null
       const crypto = cryptoFloorUs(x.byteLength)
       res[p.name] = {
+        ...(heldTcp != null ? { heldMedianUs: pct(heldTcp, 0.5) * 1000, wakeUpExtraUs: (pct(heldTcp, 0.5) - pct(tcp, 0.5)) * 1000 - HOLD_US } : {}),
         echoMedianUs: pct(echo, 0.5) * 1000, echoRatioMedian: pct(echo, 0.5) / pct(tcp, 0.5),
         cryptoUs: crypto.totalUs, floorRatio: (pct(tcp, 0.5) * 1000 + crypto.totalUs) / (pct(tcp, 0.5) * 1000),
         p2pMedianUs: pct(p2p, 0.5) * 1000, p2pP99Us: pct(p2p, 0.99) * 1000,
@@ -249,6 +277,8 @@ if (process.argv.includes('--serve')) {
   for (const [k, v] of Object.entries(rtt)) console.log(`${k.padEnd(10)} ${f(v.p2pMedianUs)}   ${f(v.p2pP99Us)}   ${f(v.tcpMedianUs)}   ${f(v.tcpP99Us)}   ${f(v.ratioMedian, 2)}  ${f(v.ratioP99, 2)}`)
   console.log('\nwhere it goes (medians, µs): raw TCP | bare libp2p echo (ratio) | crypto a signed call cannot skip | raw TCP + that crypto (ratio)')
   for (const [k, v] of Object.entries(rtt)) console.log(`${k.padEnd(10)} ${f(v.tcpMedianUs)}   ${f(v.echoMedianUs)} (${v.echoRatioMedian.toFixed(2)}×)   ${f(v.cryptoUs)}   ${f(v.tcpMedianUs + v.cryptoUs)} (${v.floorRatio.toFixed(2)}×)`)
+  console.log(`\nraw TCP, each reply held ${HOLD_US} µs and each request preceded by ${CLIENT_HOLD_US} µs of client work (busy, like a node and a router), medians, µs:\n           raw | held | held − raw − ${HOLD_US} (wake-up latency the idle periods add)`)
+  for (const [k, v] of Object.entries(rtt)) if (v.heldMedianUs != null) console.log(`${k.padEnd(10)} ${f(v.tcpMedianUs)}   ${f(v.heldMedianUs)}   ${f(v.wakeUpExtraUs ?? 0)}`)
   const gen = process.argv.includes('--no-generation') ? null : await generation()
   if (gen != null) {
     console.log(`\ngeneration, tokens/s (128-token prompt, 32 new tokens; ${WARMUP_RUNS} warm-up runs, then best of 3)`)
