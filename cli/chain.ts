@@ -5,7 +5,7 @@ import { connectContracts, type PovContracts } from '../chain/contracts.js'
 import { createProvider } from '../chain/provider.js'
 import { readDeployment, type Deployment } from '../chain/deployment.js'
 import { decodeChainError } from '../chain/errors.js'
-import { loadKeystore, loadWallet, readPassword, type Keystore } from './keystore.js'
+import { createKeystore, loadKeystore, loadWallet, readPassword, type Keystore } from './keystore.js'
 import { keystoreDir, type ChainCliOptions, type KeyCliOptions } from './options.js'
 import { UserError } from './errors.js'
 
@@ -39,6 +39,14 @@ export async function connectChain (opts: ChainCliOptions): Promise<ChainContext
 /** The whole keystore (Ethereum wallet and libp2p key) named by --keystore / --data-dir. */
 export async function openKeystore (opts: KeyCliOptions & { dataDir?: string }): Promise<Keystore> {
   return await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
+}
+
+/** Creates the keystore `--keystore`/`--data-dir` names (`pov node init`, `pov key new`). */
+export async function newKeystore (opts: KeyCliOptions & { dataDir?: string, scryptN?: string }): Promise<{ dir: string, address: string, peerId: string }> {
+  const dir = keystoreDir(opts)
+  const password = await readPassword(opts.passwordFile, process.env.POV_PASSWORD)
+  const { address, peerId } = await createKeystore(dir, password, { scryptN: opts.scryptN != null ? Number(opts.scryptN) : undefined })
+  return { dir, address, peerId }
 }
 
 export async function loadSigner (opts: KeyCliOptions & { dataDir?: string }, ctx: ChainContext): Promise<Wallet> {

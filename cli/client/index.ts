@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
-import { createKeystore, readPassword } from '../keystore.js'
-import { addChainOptions, addCommonOptions, addDataDirOption, addJsonOption, addKeyOptions, keystoreDir } from '../options.js'
-import { connectChain, formatChainTime, formatPov, loadSigner, parsePov, sendTx, signPermit, toJson, withSigner, type ChainContext } from '../chain.js'
+import { addChainOptions, addCommonOptions, addDataDirOption, addJsonOption, addKeyOptions } from '../options.js'
+import { connectChain, formatChainTime, formatPov, loadSigner, newKeystore, parsePov, sendTx, signPermit, toJson, withSigner, type ChainContext } from '../chain.js'
 import { UserError } from '../errors.js'
 import { registerInfer } from './infer.js'
 
@@ -13,8 +12,7 @@ export function register (program: Command): void {
     .description('create an encrypted keystore (Ethereum + libp2p keys)'))))
     .option('--scrypt-n <n>', 'scrypt cost (power of two); lower only for throw-away keys', undefined)
     .action(async (opts: Opts & { scryptN?: string }) => {
-      const dir = keystoreDir(opts)
-      const { address, peerId } = await createKeystore(dir, await readPassword(opts.passwordFile, process.env.POV_PASSWORD), { scryptN: opts.scryptN != null ? Number(opts.scryptN) : undefined })
+      const { dir, address, peerId } = await newKeystore(opts)
       print(opts, { keystore: dir, address, peerId }, `created keystore ${dir}\n  address ${address}\n  peer id ${peerId}`)
     })
 

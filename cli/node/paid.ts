@@ -3,9 +3,8 @@
 import { join } from 'node:path'
 import { hexlify, getAddress, ZeroAddress, type TransactionReceipt } from 'ethers'
 import { Option, type Command } from 'commander'
-import { createKeystore, readPassword } from '../keystore.js'
-import { addCommonOptions, addDataDirOption, addJsonOption, addKeyOptions, keystoreDir, DEFAULT_DATA_DIR } from '../options.js'
-import { formatChainTime, formatPov, loadSigner, openKeystore, parsePov, sendTx, signPermit, withSigner, type ChainContext } from '../chain.js'
+import { addCommonOptions, addDataDirOption, addJsonOption, addKeyOptions, DEFAULT_DATA_DIR } from '../options.js'
+import { formatChainTime, formatPov, loadSigner, newKeystore, openKeystore, parsePov, sendTx, signPermit, withSigner, type ChainContext } from '../chain.js'
 import { parseAnnounce, parseShards } from './options.js'
 import { print, withChain } from '../client/index.js'
 import { UserError } from '../errors.js'
@@ -24,8 +23,7 @@ export function registerPaidNodeCommands (node: Command): void {
   addJsonOption(addDataDirOption(addKeyOptions(node.command('init').description('create the operator keystore: an Ethereum key and a libp2p identity'))))
     .option('--scrypt-n <n>', 'scrypt cost (power of two); lower only for throw-away keys')
     .action(async (opts: Opts & { scryptN?: string }) => {
-      const dir = keystoreDir(opts)
-      const { address, peerId } = await createKeystore(dir, await readPassword(opts.passwordFile, process.env.POV_PASSWORD), { scryptN: opts.scryptN != null ? Number(opts.scryptN) : undefined })
+      const { dir, address, peerId } = await newKeystore(opts)
       print(opts, { keystore: dir, address, peerId }, `created operator keystore ${dir}\n  operator address ${address}\n  libp2p peer id   ${peerId}\nnext: fund the address with POV, then \`pov node register\``)
     })
 
