@@ -220,35 +220,43 @@ async function generation (): Promise<Record<string, number>> {
     const bundle = await loadBundle(join(dir, 'bundle'), { verify: 'none' })
     const dense = await loadDenseRuntime(bundle, { device: 'cpu' })
     const prompt = Array.from({ length: 128 }, (_, i) => 3 + ((i * 37) % 500))
-    // ORT's first runs of a session are slow while its memory arena grows to the row counts it
-    // sees (measured here: a 128-token prefill speeds up ~2× over its first 3-5 runs, in one
-    // process or on the nodes alike), so both sides get full-size warm-up runs, then best of 3
-    const run = async (experts: any, dense: DenseRuntime): Promise<{ prefill: number, decode: number, tokens: number[] }> => {
-      for (let w = 0; w < WARMUP_RUNS; w++) await generateAll({ dense, experts, promptIds: prompt, maxTokens: 8, eosTokenId: null })
-      let best = { prefill: 0, decode: 0, tokens: [] as number[] }
-      for (let rep = 0; rep < 3; rep++) {
-        const s = await generateAll({ dense, experts, promptIds: prompt, maxTokens: 32, eosTokenId: null })
-        best = { prefill: Math.max(best.prefill, s.timings.prefillTokensPerSecond), decode: Math.max(best.decode, s.timings.decodeTokensPerSecond), tokens: s.tokens }
-      }
-      return best
-    }
-    process.stderr.write('single process…\n')
+    process.stderr.write('loading the single-process runtime and starting 2 nodes × 4 shards…\n')
     const rt = await loadExpertRuntime(bundle, bundle.manifest.shards.map(s => s.id), { device: 'cpu', verify: false })
-    const local = await run(rt, dense)
-    await rt.close()
-    process.stderr.write('distributed (2 nodes × 4 shards)…\n')
     const started = await Promise.all([[0, 1, 2, 3], [4, 5, 6, 7]].map(async s => await child(['cli/bin.ts', 'node', 'start', '--model', join(dir, 'bundle'), '--shards', s.join(','), '--json', '--log-level', 'warn', ...NODE_FLAGS])))
     nodes.push(...started.map(s => s.proc))
-    const router = await Router.init({ opts: { peers: started.map(s => s.ready.addrs[0]), modelId: bundle.modelId, hidden: bundle.config.hiddenSize } })
+    const peers = started.map(s => s.ready.addrs[0])
+    const router = await Router.init({ opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize } })
+    // the same with fp16 on the wire (`--wire-dtype fp16`): half the bytes to encrypt, hash and copy
+    const router16 = await Router.init({ opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize, wireDType: 'fp16' } })
     // as `pov generate --peers` runs it: the router's dense threads do not spin between runs
     // (they would take CPU from the two nodes on these same 2 cores)
     const denseRouter = await loadDenseRuntime(bundle, { device: 'cpu', allowSpinning: false })
-    const remote = await run(router.executor, denseRouter)
+    const setups: Array<{ name: string, experts: any, dense: DenseRuntime }> = [
+      { name: 'single process', experts: rt, dense },
+      { name: 'distributed fp32', experts: router.executor, dense: denseRouter },
+      { name: 'distributed fp16', experts: router16.executor, dense: denseRouter }
+    ]
+    // ORT's first runs of a session are slow while its memory arena grows to the row counts it
+    // sees (a 128-token prefill speeds up ~2× over its first 3-5 runs, in one process or on the
+    // nodes alike), and a setup measured right after another one's runs was seen to gain ~25%
+    // over being measured first (fp32 distributed prefill 0.79 -> 0.99 in one process). So every
+    // setup gets WARMUP_RUNS full-size warm-ups, then the three are measured in interleaved
+    // rounds, best of 3 each: none profits from running last.
+    for (let w = 0; w < WARMUP_RUNS; w++) {
+      for (const su of setups) await generateAll({ dense: su.dense, experts: su.experts, promptIds: prompt, maxTokens: 8, eosTokenId: null })
+    }
+    const best = setups.map(() => ({ prefill: 0, decode: 0, tokens: [] as number[] }))
+    for (let rep = 0; rep < 3; rep++) {
+      for (const [i, su] of setups.entries()) {
+        process.stderr.write(`round ${rep + 1}/3: ${su.name}…\n`)
+        const r = await generateAll({ dense: su.dense, experts: su.experts, promptIds: prompt, maxTokens: 32, eosTokenId: null })
+        best[i] = { prefill: Math.max(best[i].prefill, r.timings.prefillTokensPerSecond), decode: Math.max(best[i].decode, r.timings.decodeTokensPerSecond), tokens: r.tokens }
+      }
+    }
+    const [local, remote, remote16] = best
     await router.close()
-    // the same with fp16 on the wire (`--wire-dtype fp16`): half the bytes to encrypt, hash and copy
-    const router16 = await Router.init({ opts: { peers: started.map(s => s.ready.addrs[0]), modelId: bundle.modelId, hidden: bundle.config.hiddenSize, wireDType: 'fp16' } })
-    const remote16 = await run(router16.executor, denseRouter)
     await router16.close()
+    await rt.close()
     await dense.close()
     await denseRouter.close()
     return {
@@ -281,7 +289,7 @@ if (process.argv.includes('--serve')) {
   for (const [k, v] of Object.entries(rtt)) if (v.heldMedianUs != null) console.log(`${k.padEnd(10)} ${f(v.tcpMedianUs)}   ${f(v.heldMedianUs)}   ${f(v.wakeUpExtraUs ?? 0)}`)
   const gen = process.argv.includes('--no-generation') ? null : await generation()
   if (gen != null) {
-    console.log(`\ngeneration, tokens/s (128-token prompt, 32 new tokens; ${WARMUP_RUNS} warm-up runs, then best of 3)`)
+    console.log(`\ngeneration, tokens/s (128-token prompt, 32 new tokens; ${WARMUP_RUNS} warm-up runs each, then 3 interleaved rounds, best of 3)`)
     console.log('              single    distributed   ratio   target   | fp16 on the wire   ratio')
     console.log(`prefill   ${f(gen.localPrefillTokS, 1)}   ${f(gen.remotePrefillTokS, 1)}   ${f(gen.prefillRatio, 2)}   ≥ 0.8    | ${f(gen.fp16PrefillTokS, 1)}   ${f(gen.fp16PrefillRatio, 2)}`)
     console.log(`decode    ${f(gen.localDecodeTokS, 1)}   ${f(gen.remoteDecodeTokS, 1)}   ${f(gen.decodeRatio, 2)}   ≥ 0.5    | ${f(gen.fp16DecodeTokS, 1)}   ${f(gen.fp16DecodeRatio, 2)}`)
