@@ -14,6 +14,7 @@ export interface NodeStartArgs {
   key?: string
   batchWindowMs?: string
   threads?: string
+  workers?: string
   spin?: boolean
   json?: boolean
   metrics?: boolean
@@ -33,6 +34,7 @@ export function addNodeStartOptions (cmd: Command): Command {
     .addOption(new Option('--key <file>', 'libp2p identity key file (created when missing; ephemeral without)').env('POV_NODE_KEY'))
     .addOption(new Option('--batch-window-ms <ms>', 'micro-batching window for concurrent calls to one expert'))
     .addOption(new Option('--threads <n>', 'ORT threads per expert session (default: physical cores)').env('POV_THREADS'))
+    .addOption(new Option('--workers <n>', 'run the experts in n worker threads (0: in the network thread, blocking it during each run)').env('POV_WORKERS'))
     .addOption(new Option('--no-spin', 'stop ORT worker threads from spinning between calls (for nodes that share cores)'))
     .addOption(new Option('--metrics', 'serve Prometheus /metrics, /health and /ready'))
     .addOption(new Option('--metrics-port <port>', 'metrics port').default('9464'))
@@ -51,6 +53,11 @@ export function parseArgs (a: NodeStartArgs): OperatorNodeOptions {
     const n = Number(a.threads)
     if (!Number.isSafeInteger(n) || n < 1) throw new UserError(`invalid --threads "${a.threads}": expected a positive integer`)
     opts.threads = n
+  }
+  if (a.workers != null) {
+    const n = Number(a.workers)
+    if (!Number.isSafeInteger(n) || n < 0 || n > 64) throw new UserError(`invalid --workers "${a.workers}": expected an integer from 0 to 64`)
+    opts.workers = n
   }
   if (a.spin === false) opts.spin = false
   if (a.batchWindowMs != null) {

@@ -20,6 +20,8 @@ export interface ExpertRuntimeOptions {
   allowSpinning?: boolean
   /** Verify the sha256 of the artifacts (and the weights they use) before loading. Default true. */
   verify?: boolean
+  /** Load only the (layer, expert) pairs of those shards this accepts (a worker's part). */
+  only?: (layer: number, expert: number) => boolean
 }
 
 export interface ExpertRuntime {
@@ -43,7 +45,7 @@ export async function loadExpertRuntime (bundle: Bundle, shardIds: number[], opt
     const shard = manifest.shards.find((s) => s.id === id)
     if (shard == null) throw new ExpertNotHostedError(`bundle ${bundle.modelId} has no shard ${id} (shards: 0..${manifest.shards.length - 1})`)
     for (const [l, e] of shard.experts) {
-      if (!seen.has(key(l, e))) { seen.add(key(l, e)); pairs.push([l, e]) }
+      if (!seen.has(key(l, e)) && (opts.only?.(l, e) ?? true)) { seen.add(key(l, e)); pairs.push([l, e]) }
     }
   }
   pairs.sort((a, b) => a[0] - b[0] || a[1] - b[1])

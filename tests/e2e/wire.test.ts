@@ -53,9 +53,11 @@ function run (args: string[]): Promise<string> {
   })
 }
 
-function startNode (shards: number[]): Promise<NodeProc> {
+// two of the four nodes run their experts in worker threads (--workers 2), two in the network
+// thread: both must give the single-process result exactly
+function startNode (shards: number[], i: number): Promise<NodeProc> {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'cli/bin.ts', 'node', 'start', '--model', join(dir, 'bundle'), '--shards', shards.join(','),
-    '--listen', '/ip4/127.0.0.1/tcp/0', '--json', '--log-level', 'warn'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    '--listen', '/ip4/127.0.0.1/tcp/0', '--json', '--log-level', 'warn', ...(i % 2 === 1 ? ['--workers', '2'] : [])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
   proc.stderr?.on('data', (d) => { err += d })
   return new Promise((resolve, reject) => {
