@@ -37,6 +37,12 @@ export interface ExpertRuntime {
 
 const key = (l: number, e: number): string => `${l}:${e}`
 
+/** The input checks every ExpertRuntime makes before running (same errors in and out of workers). */
+export function checkExpertInput (x: Float32Array, rows: number, hidden: number): void {
+  if (!Number.isSafeInteger(rows) || rows < 1) throw new ExpertInputError(`rows must be a positive integer, got ${rows}`)
+  if (x.length !== rows * hidden) throw new ExpertInputError(`input has ${x.length} values, expected rows × hidden = ${rows} × ${hidden} = ${rows * hidden}`)
+}
+
 export async function loadExpertRuntime (bundle: Bundle, shardIds: number[], opts: ExpertRuntimeOptions = {}): Promise<ExpertRuntime> {
   const { manifest, config } = bundle
   const pairs: Array<[number, number]> = []
@@ -80,8 +86,7 @@ export async function loadExpertRuntime (bundle: Bundle, shardIds: number[], opt
       if (closed) throw new Error('expert runtime is closed')
       const s = sessions.get(key(layer, expert))
       if (s == null) throw new ExpertNotHostedError(`expert ${expert} of layer ${layer} is not hosted here (hosted: shards ${shardIds.join(', ')})`)
-      if (!Number.isSafeInteger(rows) || rows < 1) throw new ExpertInputError(`rows must be a positive integer, got ${rows}`)
-      if (x.length !== rows * D) throw new ExpertInputError(`input has ${x.length} values, expected rows × hidden = ${rows} × ${D} = ${rows * D}`)
+      checkExpertInput(x, rows, D)
       o?.signal?.throwIfAborted()
       const out = await s.run({ [input]: new ort.Tensor('float32', x, [rows, D]) })
       o?.signal?.throwIfAborted()

@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads'
 import { availableParallelism } from 'node:os'
 import { loadBundle } from '../bundle/index.js'
-import { ExpertInputError, ExpertNotHostedError, type ExpertRuntime, type ExpertRuntimeOptions } from './expert.js'
+import { checkExpertInput, ExpertInputError, ExpertNotHostedError, type ExpertRuntime, type ExpertRuntimeOptions } from './expert.js'
 import type { Device } from './ort.js'
 
 export interface ThreadedRuntimeOptions extends Omit<ExpertRuntimeOptions, 'only'> {
@@ -142,8 +142,7 @@ export async function loadThreadedExpertRuntime (bundleDir: string, shardIds: nu
       if (closed) throw new Error('expert runtime is closed')
       const h = owner.get(pairKey(layer, expert))
       if (h == null) throw new ExpertNotHostedError(`expert ${expert} of layer ${layer} is not hosted here (hosted: shards ${shardIds.join(', ')})`)
-      if (!Number.isSafeInteger(rows) || rows < 1) throw new ExpertInputError(`rows must be a positive integer, got ${rows}`)
-      if (x.length !== rows * D) throw new ExpertInputError(`input has ${x.length} values, expected rows × hidden = ${rows} × ${D} = ${rows * D}`)
+      checkExpertInput(x, rows, D)
       o?.signal?.throwIfAborted()
       const y = await h.run(layer, expert, x, rows)
       o?.signal?.throwIfAborted()

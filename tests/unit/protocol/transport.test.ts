@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Socket } from 'node:net'
-import { createLibp2p, type Libp2p } from 'libp2p'
+import { createLibp2p } from 'libp2p'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { quietEmptyLengthReads, transportOptions } from '../../../protocol/transport.js'
@@ -22,27 +22,30 @@ function countSocketWrites (): { count: () => number, restore: () => void } {
   return { count: () => n, restore: () => { proto._write = write; proto._writev = writev } }
 }
 
-test('a 16 KiB request/response costs one socket write each way, window updates included', async () => {
-  const nodes: Libp2p[] = []
+/** Two libp2p hosts on loopback with the project's transport, an echo handler, and a round trip of `size` bytes. */
+async function echoPair (size: number): Promise<{ roundTrip: () => Promise<void>, stop: () => Promise<void> }> {
+  const server = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...transportOptions() })
+  const client = await createLibp2p({ ...transportOptions() })
+  const stop = async (): Promise<void> => { await Promise.all([server, client].map(async n => { await n.stop() })) }
   try {
-    const server = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...transportOptions() })
-    const client = await createLibp2p({ ...transportOptions() })
-    nodes.push(server, client)
-    await server.handle(ECHO, (stream) => {
-      stream.addEventListener('message', (evt) => { stream.send(evt.data) })
-    })
+    await server.handle(ECHO, (stream) => { stream.addEventListener('message', (evt) => { stream.send(evt.data) }) })
     const stream = await client.dialProtocol(server.getMultiaddrs()[0], ECHO)
-    const size = 16 * 1024
     let got = 0
     let wake: (() => void) | null = null
-    stream.addEventListener('message', (evt) => {
-      got += evt.data.byteLength
-      if (got >= size) { got -= size; wake?.() }
-    })
+    stream.addEventListener('message', (evt) => { got += evt.data.byteLength; if (got >= size) { got -= size; wake?.() } })
     const payload = new Uint8Array(size).fill(7)
     const roundTrip = async (): Promise<void> => { await new Promise<void>(resolve => { wake = resolve; stream.send(payload) }) }
     for (let i = 0; i < 5; i++) await roundTrip() // handshake leftovers, SYN/ACK
+    return { roundTrip, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
 
+test('a 16 KiB request/response costs one socket write each way, window updates included', async () => {
+  const { roundTrip, stop } = await echoPair(16 * 1024)
+  try {
     const writes = countSocketWrites()
     const N = 100
     try {
@@ -57,7 +60,7 @@ test('a 16 KiB request/response costs one socket write each way, window updates 
     assert.ok(perMessage >= 1, `at least one write per message (got ${writes.count()} for ${2 * N} messages)`)
     assert.ok(perMessage <= 1.1, `expected ~1 socket write per message, got ${perMessage.toFixed(2)}`)
   } finally {
-    await Promise.all(nodes.map(async n => { await n.stop() }))
+    await stop()
   }
 })
 
@@ -73,23 +76,13 @@ async function countRangeErrors (fn: () => Promise<void>): Promise<number> {
 }
 
 test('receiving noise messages builds no RangeError per message', async () => {
-  const nodes: Libp2p[] = []
+  const { roundTrip, stop } = await echoPair(1024)
   try {
-    const server = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...transportOptions() })
-    const client = await createLibp2p({ ...transportOptions() })
-    nodes.push(server, client)
-    await server.handle(ECHO, (stream) => { stream.addEventListener('message', (evt) => { stream.send(evt.data) }) })
-    const stream = await client.dialProtocol(server.getMultiaddrs()[0], ECHO)
-    let got = 0
-    let wake: (() => void) | null = null
-    stream.addEventListener('message', (evt) => { got += evt.data.byteLength; if (got >= 1024) { got -= 1024; wake?.() } })
-    const roundTrip = async (): Promise<void> => { await new Promise<void>(resolve => { wake = resolve; stream.send(new Uint8Array(1024)) }) }
-    for (let i = 0; i < 3; i++) await roundTrip()
     const built = await countRangeErrors(async () => { for (let i = 0; i < 50; i++) await roundTrip() })
     // the stock decoder built one per message received: 100 here
     assert.ok(built < 5, `expected no RangeError per message, ${built} built in 50 round trips`)
   } finally {
-    await Promise.all(nodes.map(async n => { await n.stop() }))
+    await stop()
   }
 })
 
