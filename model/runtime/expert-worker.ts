@@ -3,7 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { loadBundle } from '../bundle/index.js'
 import { loadExpertRuntime, type ExpertRuntime } from './expert.js'
-import { assignWorker, type FromWorker, type ToWorker, type WorkerInit } from './threaded.js'
+import type { FromWorker, ToWorker, WorkerInit } from './threaded.js'
 
 const port = parentPort
 if (port == null) throw new Error('expert-worker.ts runs as a worker thread')
@@ -13,21 +13,13 @@ const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => { port.postMessa
 let runtime: ExpertRuntime | null = null
 try {
   const bundle = await loadBundle(init.bundleDir, { verify: init.verify === false ? 'none' : 'lazy' })
-  // the experts each layer hosts, for assignWorker
-  const hosted = new Map<number, number[]>()
-  for (const id of init.shardIds) {
-    for (const [l, e] of bundle.manifest.shards.find(s => s.id === id)?.experts ?? []) {
-      const list = hosted.get(l) ?? []
-      if (!list.includes(e)) list.push(e)
-      hosted.set(l, list)
-    }
-  }
+  const mine = new Set(init.pairs.map(([l, e]) => l * 65536 + e))
   runtime = await loadExpertRuntime(bundle, init.shardIds, {
     device: init.device,
     intraOpNumThreads: init.intraOpNumThreads,
     allowSpinning: init.allowSpinning,
     verify: init.verify,
-    only: (l, e) => assignWorker(hosted.get(l) ?? [], e, init.workers) === init.index,
+    only: (l, e) => mine.has(l * 65536 + e),
     logger: {
       warn: (obj, msg) => { post({ type: 'log', level: 'warn', obj, msg }) },
       debug: (obj, msg) => { post({ type: 'log', level: 'debug', obj, msg }) }

@@ -19,9 +19,8 @@ export interface ThreadedRuntimeOptions extends Omit<ExpertRuntimeOptions, 'only
 export interface WorkerInit {
   bundleDir: string
   shardIds: number[]
-  /** This worker's index and the number of workers: it loads the pairs assigned to it. */
-  index: number
-  workers: number
+  /** The (layer, expert) pairs of those shards this worker loads (assigned by the main thread). */
+  pairs: Array<[number, number]>
   device?: Device
   intraOpNumThreads?: number
   allowSpinning?: boolean
@@ -81,6 +80,17 @@ export async function loadThreadedExpertRuntime (bundleDir: string, shardIds: nu
   const n = Math.max(1, Math.min(opts.workers ?? 1, availableParallelism() * 2))
   const bundle = await loadBundle(bundleDir, { verify: 'none' })
   const D = bundle.config.hiddenSize
+  // which worker loads which pair: the experts each layer hosts, dealt round-robin
+  const hosted = new Map<number, number[]>()
+  for (const id of shardIds) {
+    for (const [l, e] of bundle.manifest.shards.find(s => s.id === id)?.experts ?? []) {
+      const list = hosted.get(l) ?? []
+      if (!list.includes(e)) list.push(e)
+      hosted.set(l, list)
+    }
+  }
+  const share = Array.from({ length: n }, () => [] as Array<[number, number]>)
+  for (const [l, list] of hosted) for (const e of list) share[assignWorker(list, e, n)].push([l, e])
   const handles: WorkerHandle[] = []
   const owner = new Map<number, WorkerHandle>()
   const pairKey = (l: number, e: number): number => l * 65536 + e
@@ -89,7 +99,7 @@ export async function loadThreadedExpertRuntime (bundleDir: string, shardIds: nu
 
   const start = (index: number): Promise<WorkerHandle> => new Promise((resolve, reject) => {
     const init: WorkerInit = {
-      bundleDir, shardIds, index, workers: n, device: opts.device, intraOpNumThreads: opts.intraOpNumThreads,
+      bundleDir, shardIds, pairs: share[index], device: opts.device, intraOpNumThreads: opts.intraOpNumThreads,
       allowSpinning: opts.allowSpinning, verify: opts.verify
     }
     const worker = new Worker(new URL('./expert-worker.js', import.meta.url), { workerData: init })

@@ -15,7 +15,7 @@
 // Targets: 16 KiB RTT ≤ 2× raw TCP; distributed prefill ≥ 0.8×, decode ≥ 0.5× single process.
 // The last line of output is one JSON object with every figure.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer, connect, type Socket } from 'node:net'
+import { createServer, connect, type Server, type Socket } from 'node:net'
 import { createCipheriv, createDecipheriv, createHash, generateKeyPairSync, randomBytes, sign as edSign } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -52,24 +52,9 @@ async function serve (): Promise<void> {
   const node = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...transportOptions(), services: { expert: expertService({ models: [model] }) } })
   // bare libp2p echo on the same host: the transport's own cost, without the expert protocol
   await node.handle(ECHO_PROTOCOL, (stream) => { stream.addEventListener('message', (evt) => { stream.send(evt.data) }) })
-  const echo = createServer((sock) => {
-    sock.setNoDelay(true)
-    const dec = new FrameDecoder(64 * 1024 * 1024)
-    sock.on('data', (chunk) => { for (const f of dec.push(chunk)) { for (const part of encodeFrame(f)) sock.write(part) } })
-    sock.on('error', () => {})
-  }).listen(0, '127.0.0.1')
+  const echo = frameEchoServer(0)
   // the same echo, each reply held HOLD_US by a busy wait
-  const held = createServer((sock) => {
-    sock.setNoDelay(true)
-    const dec = new FrameDecoder(64 * 1024 * 1024)
-    sock.on('data', (chunk) => {
-      for (const f of dec.push(chunk)) {
-        spin(HOLD_US)
-        for (const part of encodeFrame(f)) sock.write(part)
-      }
-    })
-    sock.on('error', () => {})
-  }).listen(0, '127.0.0.1')
+  const held = frameEchoServer(HOLD_US)
   await Promise.all([echo, held].map(async s => { await new Promise(resolve => s.once('listening', resolve)) }))
   const port = (echo.address() as { port: number }).port
   const heldPort = (held.address() as { port: number }).port
@@ -78,6 +63,21 @@ async function serve (): Promise<void> {
 }
 
 // ---------------------------------------------------------------- helpers
+/** Raw-TCP length-prefixed echo on 127.0.0.1; `holdUs`: busy time before each reply. */
+function frameEchoServer (holdUs: number): Server {
+  return createServer((sock) => {
+    sock.setNoDelay(true)
+    const dec = new FrameDecoder(64 * 1024 * 1024)
+    sock.on('data', (chunk) => {
+      for (const f of dec.push(chunk)) {
+        if (holdUs > 0) spin(holdUs)
+        for (const part of encodeFrame(f)) sock.write(part)
+      }
+    })
+    sock.on('error', () => {})
+  }).listen(0, '127.0.0.1')
+}
+
 const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))] }
 
 function child (args: string[]): Promise<{ proc: ChildProcess, ready: any }> {
