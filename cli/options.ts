@@ -85,3 +85,15 @@ export function redacted (opts: Record<string, unknown>): Record<string, unknown
   for (const [k, v] of Object.entries(opts)) out[k] = /password|secret|key$/i.test(k) && k !== 'keystore' ? '<redacted>' : v
   return out
 }
+
+/** --busy-poll-us (node and router): whole µs from 0 (off) to 1 s. */
+export function parseBusyPollUs (v: string): number {
+  const n = Number(v)
+  if (v.trim() === '' || !Number.isSafeInteger(n) || n < 0 || n > 1_000_000) throw new UserError(`invalid --busy-poll-us "${v}": expected whole µs from 0 to 1000000`)
+  return n
+}
+
+/** The router side of --busy-poll-us (pov generate --peers, pov infer). */
+export function busyPollOption (): Option {
+  return new Option('--busy-poll-us <us>', 'keep the event loop polling while expert calls are out, at most this many µs per call, so answers are read without a wake-up (0: off; default 2000)').env('POV_BUSY_POLL_US')
+}

@@ -43,12 +43,23 @@ export interface OperatorNodeOptions {
    * call (~0.35 ms measured on the 2-core test VM). @default 0
    */
   workers?: number
+  /**
+   * Busy-poll the network loop for this many µs after each request and response
+   * (protocol/busy-poll.ts): the next call is read without a wake-up, for a core kept busy
+   * during that window. 0 turns it off. @default 1000, or 0 when `spin` is false
+   */
+  busyPollUs?: number
   /** @default 0 (see MicroBatcher) */
   batchWindowMs?: number
   verifyPayment?: (request: ExpertRequest, peer: PeerId) => Promise<void>
 }
 
-export const defaultOptions = { listen: ['/ip4/127.0.0.1/tcp/0'], device: 'cpu' as const, batchWindowMs: 0, workers: 0 }
+export const defaultOptions = { listen: ['/ip4/127.0.0.1/tcp/0'], device: 'cpu' as const, batchWindowMs: 0, workers: 0, busyPollUs: 1000 }
+
+/** The network loop's busy-poll window: a node told not to spin (it shares its cores) does not poll either, unless told to. */
+export function busyPollUs (opts: Pick<OperatorNodeOptions, 'busyPollUs' | 'spin'>): number {
+  return opts.busyPollUs ?? (opts.spin === false ? 0 : defaultOptions.busyPollUs)
+}
 
 type Host = Libp2p<{ expert: ExpertService }>
 
@@ -96,6 +107,7 @@ export class OperatorNode {
           expert: expertService({
             models: [hosted],
             batchWindowMs: opts.batchWindowMs ?? defaultOptions.batchWindowMs,
+            busyPollUs: busyPollUs(opts),
             verifyPayment: opts.verifyPayment,
             metrics,
             logger: log.child({ module: 'expert-service' })

@@ -6,6 +6,7 @@ import { MAX_FRAME_BYTES } from '../protocol/constants.js'
 import type { ExpertRequest, ExpertResponse } from '../protocol/expert.js'
 import { decodeResponse, encodeRequestFrame } from '../protocol/codec.js'
 import { FrameChannel } from '../protocol/stream.js'
+import { NO_BUSY_POLL, type BusyPoll } from '../protocol/busy-poll.js'
 
 export class ChannelClosedError extends Error {
   override name = 'ChannelClosedError'
@@ -21,8 +22,11 @@ export class ExpertChannel {
   private readonly channel: FrameChannel
   private readonly pending = new Map<bigint, Pending>()
   private closedWith: Error | null = null
+  private readonly poll: BusyPoll
 
-  constructor (stream: Stream, opts: { maxFrameBytes?: number, onClose?: (err?: Error) => void } = {}) {
+  /** `poll`: keeps the event loop hot while calls are in flight (protocol/busy-poll.ts). */
+  constructor (stream: Stream, opts: { maxFrameBytes?: number, onClose?: (err?: Error) => void, poll?: BusyPoll } = {}) {
+    this.poll = opts.poll ?? NO_BUSY_POLL
     this.channel = new FrameChannel(stream, {
       maxFrameBytes: opts.maxFrameBytes ?? MAX_FRAME_BYTES,
       onFrame: (frame) => {
@@ -51,8 +55,9 @@ export class ExpertChannel {
     return await new Promise<ExpertResponse>((resolve, reject) => {
       const id = req.requestId
       let timer: NodeJS.Timeout | undefined
+      const endWait = this.poll.begin()
       const onAbort = (): void => { this.pending.delete(id); cleanup(); reject(opts.signal?.reason ?? new Error('aborted')) }
-      const cleanup = (): void => { if (timer != null) clearTimeout(timer); opts.signal?.removeEventListener('abort', onAbort) }
+      const cleanup = (): void => { endWait(); if (timer != null) clearTimeout(timer); opts.signal?.removeEventListener('abort', onAbort) }
       if (opts.timeoutMs != null) {
         timer = setTimeout(() => {
           this.pending.delete(id); cleanup()

@@ -8,19 +8,24 @@ import { InfoRequest, InfoResponse } from '../protocol/expert.js'
 import { encodeFrame } from '../protocol/framing.js'
 import { readOneFrame } from '../protocol/stream.js'
 import { ExpertChannel } from './channel.js'
+import { NO_BUSY_POLL, type BusyPoll } from '../protocol/busy-poll.js'
 
 export interface WireClientOptions {
   /** Dial + protocol negotiation budget. @default 5000 */
   dialTimeoutMs?: number
+  /** Shared by every expert channel: polls while any call is in flight. @default none */
+  poll?: BusyPoll
 }
 
 export class WireClient {
   private readonly channels = new Map<string, Promise<ExpertChannel>>()
   private readonly addrs = new Map<string, Multiaddr[]>()
   private readonly dialTimeoutMs: number
+  private readonly poll: BusyPoll
 
   constructor (readonly libp2p: Libp2p, opts: WireClientOptions = {}) {
     this.dialTimeoutMs = opts.dialTimeoutMs ?? 5000
+    this.poll = opts.poll ?? NO_BUSY_POLL
   }
 
   /** Remembers where a peer listens (addresses with /p2p/<id>). */
@@ -62,7 +67,7 @@ export class WireClient {
       // the protocol id travels with the first request (saves a round trip; TOOLCHAIN.md)
       negotiateFully: false
     })
-    return new ExpertChannel(stream)
+    return new ExpertChannel(stream, { poll: this.poll })
   }
 
   /** Drops a peer's channel (after a failure) so the next call opens a fresh one. */

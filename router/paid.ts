@@ -30,6 +30,8 @@ export interface PaidRouterOptions {
   seed?: string
   wireDType?: WireDType
   callTimeoutMs?: number
+  /** @default DEFAULT_ROUTER_BUSY_POLL_US (RouterOptions.busyPollUs) */
+  busyPollUs?: number
   /** Where the payer's cumulative amounts persist across runs. */
   ledgerPath?: string
   logger?: Logger
@@ -113,6 +115,7 @@ export async function openPaidRouter (o: PaidRouterOptions): Promise<PaidRouter>
         hidden: o.hidden,
         wireDType: o.wireDType,
         callTimeoutMs: o.callTimeoutMs,
+        busyPollUs: o.busyPollUs,
         attachPayment: async ({ peer, rows }) => {
           const n = nodes.get(peer)
           if (n == null) throw new Error(`peer ${peer} is not a selected registered node`)

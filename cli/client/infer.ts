@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Option, type Command } from 'commander'
-import { addCommonOptions } from '../options.js'
+import { addCommonOptions, busyPollOption, parseBusyPollUs } from '../options.js'
 import { connectChain, formatPov, loadSigner, parsePov } from '../chain.js'
 import { UserError } from '../errors.js'
 import { createLogger } from '../logger.js'
@@ -15,7 +15,7 @@ import { DEVICES } from '../../model/runtime/ort.js'
 
 interface InferOpts {
   model: string, bundle?: string, promptIds?: string, maxTokens: string, maxPrice?: string, replicas: string,
-  wireDtype: string, device: string, temperature?: string, topP?: string, seed?: string, ignoreEos?: boolean,
+  wireDtype: string, busyPollUs?: string, device: string, temperature?: string, topP?: string, seed?: string, ignoreEos?: boolean,
   rpc: string, deployment?: string, keystore?: string, passwordFile?: string, dataDir: string, json?: boolean, logits?: boolean
 }
 
@@ -29,6 +29,7 @@ export function registerInfer (program: Command): void {
     .option('--max-price <pov>', 'highest price per unit of work accepted')
     .option('--replicas <n>', 'nodes selected per shard (failover needs ≥ 2)', '2')
     .addOption(new Option('--wire-dtype <dtype>', 'tensor encoding on the wire').choices(['fp32', 'fp16']).default('fp32'))
+    .addOption(busyPollOption())
     .addOption(new Option('--device <device>', 'where the dense part runs').choices([...DEVICES]).default('cpu'))
     .option('--temperature <t>', 'sampling temperature; 0 = greedy (default)')
     .option('--top-p <p>', 'nucleus sampling mass')
@@ -40,6 +41,7 @@ export function registerInfer (program: Command): void {
       const replicas = Number(o.replicas)
       if (!Number.isInteger(replicas) || replicas < 1) throw new UserError(`invalid --replicas "${o.replicas}"`)
       const maxPrice = o.maxPrice != null ? parsePov(o.maxPrice, '--max-price') : undefined
+      const busyPollUs = o.busyPollUs != null ? parseBusyPollUs(o.busyPollUs) : undefined
       const ctx = await connectChain(o)
       const logger = createLogger({ level: cmd.optsWithGlobals().logLevel, format: o.json === true ? 'json' : cmd.optsWithGlobals().logFormat })
       try {
@@ -60,7 +62,7 @@ export function registerInfer (program: Command): void {
               paid = await openPaidRouter({
                 contracts: ctx.contracts, chainId: ctx.chainId, registryAddress: ctx.deployment.contracts.registry, signer,
                 modelId: bundle.modelId, hidden: bundle.config.hiddenSize, shardCount: bundle.manifest.shards.length,
-                replicas, maxPrice, wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32',
+                replicas, maxPrice, wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32', busyPollUs,
                 ledgerPath: join(o.dataDir, 'payer', `${ctx.chainId}-${ctx.deployment.contracts.escrow}-${signer.address}.json`),
                 logger
               })

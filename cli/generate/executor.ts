@@ -27,7 +27,7 @@ export async function openExecutor (spec: GenerateArgs['executor'], bundle: Bund
       // Experts on remote nodes (router/): asks each peer what it serves, then one long-lived
       // stream per peer; failover to replicas, ExpertUnavailableError when none is left.
       const { Router } = await import('../../router/index.js')
-      const router = await Router.init({ opts: { peers: spec.peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize, wireDType: spec.wireDType } })
+      const router = await Router.init({ opts: { peers: spec.peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize, wireDType: spec.wireDType, busyPollUs: spec.busyPollUs } })
       const missing = router.missing(bundle.config.numLayers, bundle.config.numExperts)
       if (missing.length > 0) opts.logger?.warn(`no peer serves ${missing.length} (layer, expert) pairs; tokens routed there will be degraded`)
       return {

@@ -2,12 +2,14 @@
 import { Option, type Command } from 'commander'
 import { DEVICES, type Device } from '../../model/runtime/ort.js'
 import { UserError } from '../errors.js'
+import { busyPollOption, parseBusyPollUs } from '../options.js'
 
 export interface GenerateCliOptions {
   model: string
   local?: boolean
   peers?: string[]
   wireDtype?: string
+  busyPollUs?: string
   prompt?: string
   promptIds?: string
   maxTokens: string
@@ -23,7 +25,7 @@ export interface GenerateCliOptions {
 export interface GenerateArgs {
   model: string
   /** Where experts run; exactly one executor kind (see executor.ts). */
-  executor: { kind: 'local' } | { kind: 'peers', peers: string[], wireDType: 'fp32' | 'fp16' }
+  executor: { kind: 'local' } | { kind: 'peers', peers: string[], wireDType: 'fp32' | 'fp16', busyPollUs?: number }
   prompt: { text: string } | { ids: number[] }
   maxTokens: number
   temperature?: number
@@ -41,6 +43,7 @@ export function addGenerateOptions (cmd: Command): Command {
     .option('--local', 'run every expert in this process (loads all shards of the bundle)')
     .option('--peers <multiaddrs...>', 'experts on these nodes (multiaddrs with /p2p/<PeerId>, repeat or comma-separate); the dense part runs here', (v: string, prev: string[] = []) => [...prev, ...v.split(',').map(s => s.trim()).filter(s => s !== '')])
     .addOption(new Option('--wire-dtype <dtype>', 'with --peers: tensor encoding on the wire').choices(['fp32', 'fp16']).default('fp32'))
+    .addOption(busyPollOption())
     .option('--prompt <text>', 'prompt text (tokenized with the bundle\'s tokenizer.json, BOS added)')
     .option('--prompt-ids <ids>', 'prompt as comma-separated token ids, e.g. 1,2,3')
     .option('--max-tokens <n>', 'tokens to generate at most', '32')
@@ -74,7 +77,9 @@ export function parseGenerateArgs (o: GenerateCliOptions): GenerateArgs {
   }
   const args: GenerateArgs = {
     model: o.model,
-    executor: remote ? { kind: 'peers', peers: o.peers!, wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32' } : { kind: 'local' },
+    executor: remote
+      ? { kind: 'peers', peers: o.peers!, wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32', ...(o.busyPollUs != null ? { busyPollUs: parseBusyPollUs(o.busyPollUs) } : {}) }
+      : { kind: 'local' },
     prompt,
     maxTokens: num(o.maxTokens, '--max-tokens', n => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer')!,
     ignoreEos: o.ignoreEos === true,

@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { OperatorNodeOptions } from '../../node/index.js'
-import { parseIntList } from '../options.js'
+import { parseBusyPollUs, parseIntList } from '../options.js'
 import { UserError } from '../errors.js'
 
 export interface NodeStartArgs {
@@ -16,6 +16,7 @@ export interface NodeStartArgs {
   threads?: string
   workers?: string
   spin?: boolean
+  busyPollUs?: string
   json?: boolean
   metrics?: boolean
   metricsPort: string
@@ -35,7 +36,8 @@ export function addNodeStartOptions (cmd: Command): Command {
     .addOption(new Option('--batch-window-ms <ms>', 'micro-batching window for concurrent calls to one expert'))
     .addOption(new Option('--threads <n>', 'ORT threads per expert session (default: physical cores)').env('POV_THREADS'))
     .addOption(new Option('--workers <n>', 'run the experts in n worker threads (0: in the network thread, blocking it during each run)').env('POV_WORKERS'))
-    .addOption(new Option('--no-spin', 'stop ORT worker threads from spinning between calls (for nodes that share cores)'))
+    .addOption(new Option('--no-spin', 'no idle spinning (for nodes that share cores): ORT worker threads sleep between calls, and the network loop does not busy-poll unless --busy-poll-us says so'))
+    .addOption(new Option('--busy-poll-us <us>', 'keep the network loop polling this many µs after each expert call, so the next is read without a wake-up (0: off; default 1000)').env('POV_BUSY_POLL_US'))
     .addOption(new Option('--metrics', 'serve Prometheus /metrics, /health and /ready'))
     .addOption(new Option('--metrics-port <port>', 'metrics port').default('9464'))
     .addOption(new Option('--metrics-address <addr>', 'metrics bind address').default('127.0.0.1'))
@@ -60,6 +62,7 @@ export function parseArgs (a: NodeStartArgs): OperatorNodeOptions {
     opts.workers = n
   }
   if (a.spin === false) opts.spin = false
+  if (a.busyPollUs != null) opts.busyPollUs = parseBusyPollUs(a.busyPollUs)
   if (a.batchWindowMs != null) {
     const ms = Number(a.batchWindowMs)
     if (!Number.isFinite(ms) || ms < 0) throw new UserError(`invalid --batch-window-ms "${a.batchWindowMs}": expected a non-negative number`)

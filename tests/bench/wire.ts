@@ -26,6 +26,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { transportOptions } from '../../protocol/transport.js'
 import { FrameDecoder, encodeFrame } from '../../protocol/framing.js'
 import { expertService } from '../../node/expert-service.js'
+import { defaultOptions as nodeDefaults } from '../../node/operator-node.js'
 import type { HostedModel } from '../../node/runtime.js'
 import type { DenseRuntime } from '../../model/dense/index.js'
 import { Router } from '../../router/index.js'
@@ -41,6 +42,8 @@ const WARMUP_RUNS = 4
 /** About what the node spends on a 16 KiB call, and the router between calls (traced: ~300 and ~200 µs). */
 const HOLD_US = 300
 const CLIENT_HOLD_US = 200
+/** `--no-busy-poll`: both ends of the expert call sleep between messages (as before busy polling). */
+const BUSY_POLL = !process.argv.includes('--no-busy-poll')
 const PAYLOADS = [{ name: '16KiB', rows: 4, iters: 2000 }, { name: '1MiB', rows: 256, iters: 200 }]
 
 // ---------------------------------------------------------------- server (child process) mode
@@ -49,7 +52,7 @@ async function serve (): Promise<void> {
     modelId: MODEL_ID, manifestHash: MODEL_ID, hidden: HIDDEN, numLayers: 1, numExperts: 1, shards: [0], experts: [[0, 0]],
     runtime: { has: () => true, runExpert: async (_l, _e, x) => x }
   }
-  const node = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...transportOptions(), services: { expert: expertService({ models: [model] }) } })
+  const node = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...transportOptions(), services: { expert: expertService({ models: [model], busyPollUs: BUSY_POLL ? nodeDefaults.busyPollUs : 0 }) } })
   // bare libp2p echo on the same host: the transport's own cost, without the expert protocol
   await node.handle(ECHO_PROTOCOL, (stream) => { stream.addEventListener('message', (evt) => { stream.send(evt.data) }) })
   const echo = frameEchoServer(0)
@@ -168,8 +171,8 @@ interface RoundTrip {
   heldMedianUs?: number, wakeUpExtraUs?: number
 }
 async function roundTrips (): Promise<Record<string, RoundTrip>> {
-  const { proc, ready } = await child(['tests/bench/wire.ts', '--serve'])
-  const router = await Router.init({ opts: { peers: [ready.addr], modelId: MODEL_ID, hidden: HIDDEN } })
+  const { proc, ready } = await child(['tests/bench/wire.ts', '--serve', ...(BUSY_POLL ? [] : ['--no-busy-poll'])])
+  const router = await Router.init({ opts: { peers: [ready.addr], modelId: MODEL_ID, hidden: HIDDEN, ...(BUSY_POLL ? {} : { busyPollUs: 0 }) } })
   const res: Record<string, any> = {}
   try {
     for (const p of PAYLOADS) {

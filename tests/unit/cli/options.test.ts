@@ -44,3 +44,41 @@ test('lists and redaction', () => {
   assert.throws(() => parseIntList('a'), /comma-separated non-negative integers/)
   assert.deepEqual(redacted({ password: 'x', privateKey: 'y', keystore: '/k', rpc: 'u' }), { password: '<redacted>', privateKey: '<redacted>', keystore: '/k', rpc: 'u' })
 })
+
+test('--busy-poll-us: node start and generate --peers pass it on; --no-spin turns the node\'s off unless set', async () => {
+  const { addNodeStartOptions, parseArgs } = await import('../../../cli/node/options.js')
+  const { addGenerateOptions, parseGenerateArgs } = await import('../../../cli/generate/options.js')
+  const node = async (argv: string[]): Promise<ReturnType<typeof parseArgs>> => {
+    let seen: any
+    const program = new Command('pov').exitOverride()
+    addNodeStartOptions(program.command('start')).action((o: any) => { seen = parseArgs(o) })
+    await program.parseAsync(['node', 'pov', 'start', '--model', '/b', '--shards', '0,1', ...argv])
+    return seen
+  }
+  assert.equal((await node([])).busyPollUs, undefined, 'the library default applies')
+  assert.equal((await node(['--busy-poll-us', '250'])).busyPollUs, 250)
+  const noSpin = await node(['--no-spin'])
+  assert.equal(noSpin.spin, false)
+  assert.equal(noSpin.busyPollUs, undefined, '--no-spin alone: OperatorNode turns polling off')
+  assert.equal((await node(['--no-spin', '--busy-poll-us', '500'])).busyPollUs, 500)
+  for (const bad of ['-1', '1.5', 'x', '2000000', '']) await assert.rejects(node(['--busy-poll-us', bad]), /invalid --busy-poll-us/)
+
+  const gen = async (argv: string[]): Promise<ReturnType<typeof parseGenerateArgs>> => {
+    let seen: any
+    const program = new Command('pov').exitOverride()
+    addGenerateOptions(program.command('generate')).action((o: any) => { seen = parseGenerateArgs(o) })
+    await program.parseAsync(['node', 'pov', 'generate', '--model', '/b', '--peers', '/ip4/127.0.0.1/tcp/1/p2p/x', '--prompt-ids', '1', ...argv])
+    return seen
+  }
+  assert.deepEqual((await gen(['--busy-poll-us', '0'])).executor, { kind: 'peers', peers: ['/ip4/127.0.0.1/tcp/1/p2p/x'], wireDType: 'fp32', busyPollUs: 0 })
+  assert.equal('busyPollUs' in (await gen([])).executor, false)
+})
+
+test('OperatorNode\'s busy-poll window: default, off with --no-spin, an explicit value wins', async () => {
+  const { busyPollUs, defaultOptions } = await import('../../../node/operator-node.js')
+  assert.equal(busyPollUs({}), defaultOptions.busyPollUs)
+  assert.ok(defaultOptions.busyPollUs > 0)
+  assert.equal(busyPollUs({ spin: false }), 0)
+  assert.equal(busyPollUs({ spin: false, busyPollUs: 300 }), 300)
+  assert.equal(busyPollUs({ busyPollUs: 0 }), 0)
+})

@@ -6,6 +6,7 @@ import { encodeFrame, encodeVarint } from '../../../protocol/framing.js'
 import { PaymentError } from '../../../protocol/errors.js'
 import { verifyResponse } from '../../../protocol/signature.js'
 import { ExpertChannel } from '../../../router/channel.js'
+import { BusyPoll } from '../../../protocol/busy-poll.js'
 import { HIDDEN, MODEL_ID, fakeModel, harness, request, rowsOf, type Harness, type Run } from './fixtures.js'
 
 async function assertServes (h: Harness, client?: ExpertChannel): Promise<void> {
@@ -164,4 +165,32 @@ test('info reports the served model, shards and manifest hash', async () => {
   assert.equal(Buffer.from(info.models[0].modelId).toString('hex'), MODEL_ID.slice(2))
   assert.deepEqual(info.models[0].shards, [0, 1])
   assert.deepEqual(info.models[0].experts, [0, 0, 0, 1, 1, 0, 1, 1])
+})
+
+test('busy polling: the node polls after a call, the router only while its call is in flight', async () => {
+  const h = await harness({ model: fakeModel({ delayMs: 30 }), busyPollUs: 10_000_000 })
+  const routerPoll = new BusyPoll({ windowUs: 10_000_000, onlyWhileWaiting: true })
+  const { client } = await h.connect({ poll: routerPoll })
+  assert.equal(h.service.busyPoll.active, false, 'an idle node does not poll')
+  const x = rowsOf(1)
+  const { header, tensor } = request(x)
+  const call = client.call(header, tensor)
+  assert.equal(routerPoll.waiting, 1)
+  assert.equal(routerPoll.active, true, 'the router polls while its call is out')
+  await new Promise(resolve => setTimeout(resolve, 10))
+  const during = routerPoll.turns
+  assert.ok(during > 0, 'the router loop kept turning during the 30 ms expert run')
+  assert.equal((await call).status, Status.OK)
+  assert.equal(routerPoll.waiting, 0, 'the answer ended the wait')
+  for (let i = 0; i < 100 && routerPoll.active; i++) await new Promise(resolve => setImmediate(resolve))
+  assert.equal(routerPoll.active, false, 'the router stops polling once nothing is in flight (long before its window)')
+  assert.equal(h.service.busyPoll.active, true, 'the node keeps polling for the next request')
+  // a call that fails (unknown expert) and a timed-out call end their waits too
+  const bad = request(x, { expert: 3 })
+  assert.equal((await client.call(bad.header, bad.tensor)).status, Status.EXPERT_NOT_HOSTED)
+  await assert.rejects(client.call(request(x).header, request(x).tensor, { timeoutMs: 1 }), /no answer within 1 ms/)
+  assert.equal(routerPoll.waiting, 0)
+  await h.service.stop()
+  for (let i = 0; i < 100 && h.service.busyPoll.active; i++) await new Promise(resolve => setImmediate(resolve))
+  assert.equal(h.service.busyPoll.active, false, 'stopping the service stops its polling')
 })

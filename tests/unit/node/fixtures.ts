@@ -6,6 +6,7 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { ExpertService, type ExpertServiceInit } from '../../../node/expert-service.js'
 import type { HostedModel } from '../../../node/runtime.js'
 import { ExpertChannel } from '../../../router/channel.js'
+import type { BusyPoll } from '../../../protocol/busy-poll.js'
 import { DType } from '../../../protocol/expert.js'
 import { encodeTensor, hexToBytes } from '../../../protocol/codec.js'
 
@@ -36,7 +37,7 @@ export function fakeModel (opts: { delayMs?: number, runs?: Run[], fail?: boolea
   }
 }
 
-export interface Harness { service: ExpertService, key: PrivateKey, peer: PeerId, connect: () => Promise<{ client: ExpertChannel, raw: import('@libp2p/interface').Stream }> }
+export interface Harness { service: ExpertService, key: PrivateKey, peer: PeerId, connect: (opts?: { poll?: BusyPoll }) => Promise<{ client: ExpertChannel, raw: import('@libp2p/interface').Stream }> }
 
 export async function harness (init: Partial<ExpertServiceInit> & { model?: HostedModel } = {}): Promise<Harness> {
   const key = await generateKeyPair('Ed25519')
@@ -47,10 +48,10 @@ export async function harness (init: Partial<ExpertServiceInit> & { model?: Host
     service,
     key,
     peer: peerIdFromPrivateKey(key),
-    connect: async () => {
+    connect: async (opts = {}) => {
       const [outbound, inbound] = await streamPair({ delay: 0 })
       service.handleExpertStream(inbound, { remotePeer: clientPeer })
-      return { client: new ExpertChannel(outbound), raw: outbound }
+      return { client: new ExpertChannel(outbound, { poll: opts.poll }), raw: outbound }
     }
   }
 }
