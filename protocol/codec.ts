@@ -3,7 +3,7 @@
 // (protobuf allows fields in any order; docs/protocol.md#messages).
 import { Uint8ArrayList } from 'uint8arraylist'
 import { DType, ExpertRequest, ExpertResponse } from './expert.js'
-import { encodeVarint } from './framing.js'
+import { varintLength, writeVarint } from './framing.js'
 import { f16ToF32, f32ToF16 } from './fp16.js'
 import { InvalidFrameError } from './errors.js'
 
@@ -11,7 +11,7 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error('pov wire tensors are little-endian; big-endian hosts are not supported')
 }
 
-const TENSOR_TAG = new Uint8Array([(15 << 3) | 2])
+const TENSOR_TAG = (15 << 3) | 2
 const EMPTY = new Uint8Array(0)
 
 export type WireDType = 'fp32' | 'fp16'
@@ -53,12 +53,20 @@ function copyBytes (b: Uint8Array): Uint8Array<ArrayBuffer> {
   return c
 }
 
-/** A frame payload: header fields, then field 15 = tensor. */
+/**
+ * A frame payload: header fields, then field 15 = tensor. The frame length, header, tag and
+ * tensor length go out as ONE small buffer before the tensor: each part of a message costs its
+ * own cipher update and iovec further down (noise, socket), so 2 parts instead of 5.
+ */
 function withTensor (header: Uint8Array, tensor: Uint8Array): Uint8ArrayList {
-  if (tensor.byteLength === 0) return new Uint8ArrayList(encodeVarint(header.byteLength), header)
-  const len = encodeVarint(tensor.byteLength)
-  const total = header.byteLength + 1 + len.byteLength + tensor.byteLength
-  return new Uint8ArrayList(encodeVarint(total), header, TENSOR_TAG, len, tensor)
+  const body = tensor.byteLength === 0 ? header.byteLength : header.byteLength + 1 + varintLength(tensor.byteLength) + tensor.byteLength
+  const prefix = new Uint8Array(varintLength(body) + body - tensor.byteLength)
+  let o = writeVarint(body, prefix)
+  prefix.set(header, o); o += header.byteLength
+  if (tensor.byteLength === 0) return new Uint8ArrayList(prefix)
+  prefix[o++] = TENSOR_TAG
+  writeVarint(tensor.byteLength, prefix, o)
+  return new Uint8ArrayList(prefix, tensor)
 }
 
 /** A length-prefixed ExpertRequest frame; `tensor` is referenced, not copied. */

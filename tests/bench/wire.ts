@@ -9,9 +9,13 @@
 //     HOLD_US and whose client is busy CLIENT_HOLD_US before each request (as a node and a
 //     router are): on this VM a peer that has idled longer wakes up slower, so every µs of
 //     processing also costs extra wake-up latency;
+//     Both ends of the expert call busy-poll while a message is due (protocol/busy-poll.ts;
+//     `--no-busy-poll` turns that off), so the run also times a raw-TCP echo whose ends poll
+//     the same way: the like-for-like floor beside the plain raw echo of the target;
 //  2. tokens/s of distributed (2 node processes × 4 shards) vs single-process generation,
 //     prefill and decode separately, on d_model 1024, d_ff 3584, 4 layers, 8 experts; fp32 on
-//     the wire (the targets), and fp16 beside it for reference.
+//     the wire (the targets), and beside it fp16, and fp32 with the router busy-polling. Every
+//     process shares the 2 cores, so none spins: the nodes run --no-spin, the router does not poll.
 // Targets: 16 KiB RTT ≤ 2× raw TCP; distributed prefill ≥ 0.8×, decode ≥ 0.5× single process.
 // The last line of output is one JSON object with every figure.
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -30,6 +34,8 @@ import { defaultOptions as nodeDefaults } from '../../node/operator-node.js'
 import type { HostedModel } from '../../node/runtime.js'
 import type { DenseRuntime } from '../../model/dense/index.js'
 import { Router } from '../../router/index.js'
+import { DEFAULT_ROUTER_BUSY_POLL_US } from '../../router/router.js'
+import { BusyPoll } from '../../protocol/busy-poll.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const HIDDEN = 1024
@@ -54,20 +60,24 @@ async function serve (): Promise<void> {
   }
   const node = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...transportOptions(), services: { expert: expertService({ models: [model], busyPollUs: BUSY_POLL ? nodeDefaults.busyPollUs : 0 }) } })
   // bare libp2p echo on the same host: the transport's own cost, without the expert protocol
-  await node.handle(ECHO_PROTOCOL, (stream) => { stream.addEventListener('message', (evt) => { stream.send(evt.data) }) })
+  const echoPoll = new BusyPoll({ windowUs: BUSY_POLL ? nodeDefaults.busyPollUs : 0 })
+  await node.handle(ECHO_PROTOCOL, (stream) => { stream.addEventListener('message', (evt) => { stream.send(evt.data); echoPoll.kick() }) })
   const echo = frameEchoServer(0)
   // the same echo, each reply held HOLD_US by a busy wait
   const held = frameEchoServer(HOLD_US)
-  await Promise.all([echo, held].map(async s => { await new Promise(resolve => s.once('listening', resolve)) }))
+  // the same echo busy-polling as the node does (for the like-for-like row)
+  const polled = frameEchoServer(0, new BusyPoll({ windowUs: nodeDefaults.busyPollUs }))
+  await Promise.all([echo, held, polled].map(async s => { await new Promise(resolve => s.once('listening', resolve)) }))
   const port = (echo.address() as { port: number }).port
   const heldPort = (held.address() as { port: number }).port
-  process.stdout.write(JSON.stringify({ event: 'ready', addr: node.getMultiaddrs()[0].toString(), port, heldPort }) + '\n')
+  const polledPort = (polled.address() as { port: number }).port
+  process.stdout.write(JSON.stringify({ event: 'ready', addr: node.getMultiaddrs()[0].toString(), port, heldPort, polledPort }) + '\n')
   process.once('SIGTERM', () => { void Promise.resolve(node.stop()).then(() => process.exit(0)) })
 }
 
 // ---------------------------------------------------------------- helpers
-/** Raw-TCP length-prefixed echo on 127.0.0.1; `holdUs`: busy time before each reply. */
-function frameEchoServer (holdUs: number): Server {
+/** Raw-TCP length-prefixed echo on 127.0.0.1; `holdUs`: busy time before each reply; `poll`: kicked after each reply. */
+function frameEchoServer (holdUs: number, poll?: BusyPoll): Server {
   return createServer((sock) => {
     sock.setNoDelay(true)
     const dec = new FrameDecoder(64 * 1024 * 1024)
@@ -75,6 +85,7 @@ function frameEchoServer (holdUs: number): Server {
       for (const f of dec.push(chunk)) {
         if (holdUs > 0) spin(holdUs)
         for (const part of encodeFrame(f)) sock.write(part)
+        poll?.kick()
       }
     })
     sock.on('error', () => {})
@@ -102,8 +113,8 @@ async function stop (p: ChildProcess): Promise<void> {
 
 const spin = (us: number): void => { const until = performance.now() + us / 1000; while (performance.now() < until); }
 
-/** Length-prefixed echo round trips over node:net; `holdUs`: busy time before each send (not timed). */
-async function rawTcpRtts (port: number, bytes: number, iters: number, holdUs = 0): Promise<number[]> {
+/** Length-prefixed echo round trips over node:net; `holdUs`: busy time before each send (not timed); `poll`: polls while each reply is out. */
+async function rawTcpRtts (port: number, bytes: number, iters: number, holdUs = 0, poll?: BusyPoll): Promise<number[]> {
   const sock: Socket = connect(port, '127.0.0.1')
   sock.setNoDelay(true)
   await new Promise(resolve => sock.once('connect', resolve))
@@ -116,8 +127,10 @@ async function rawTcpRtts (port: number, bytes: number, iters: number, holdUs = 
     if (holdUs > 0) spin(holdUs)
     const t0 = performance.now()
     const got = new Promise<void>(resolve => { waiting = resolve })
+    const end = poll?.begin()
     for (const part of encodeFrame(payload)) sock.write(part)
     await got
+    end?.()
     out.push(performance.now() - t0)
   }
   sock.destroy()
@@ -125,7 +138,7 @@ async function rawTcpRtts (port: number, bytes: number, iters: number, holdUs = 
 }
 
 /** Bare echo round trips over one libp2p stream (same transport stack, no expert protocol). */
-async function libp2pEchoRtts (router: Router, addr: string, bytes: number, iters: number): Promise<number[]> {
+async function libp2pEchoRtts (router: Router, addr: string, bytes: number, iters: number, poll: BusyPoll): Promise<number[]> {
   const stream = await router.libp2p.dialProtocol(multiaddr(addr), ECHO_PROTOCOL)
   let got = 0
   let waiting: (() => void) | null = null
@@ -134,7 +147,9 @@ async function libp2pEchoRtts (router: Router, addr: string, bytes: number, iter
   const out: number[] = []
   for (let i = 0; i < iters; i++) {
     const t0 = performance.now()
+    const end = poll.begin()
     await new Promise<void>(resolve => { waiting = resolve; stream.send(payload) })
+    end()
     out.push(performance.now() - t0)
   }
   await stream.close()
@@ -167,6 +182,8 @@ function cryptoFloorUs (bytes: number): { aeadUs: number, hashUs: number, signUs
 interface RoundTrip {
   p2pMedianUs: number, p2pP99Us: number, tcpMedianUs: number, tcpP99Us: number, ratioMedian: number, ratioP99: number
   echoMedianUs: number, echoRatioMedian: number, cryptoUs: number, floorRatio: number
+  /** Raw TCP with both ends busy-polling (as the expert call's ends do), and the call against it. */
+  polledTcpMedianUs: number, ratioToPolledMedian: number
   /** Raw TCP with each reply held HOLD_US, and what that costs beyond the hold itself. */
   heldMedianUs?: number, wakeUpExtraUs?: number
 }
@@ -187,9 +204,15 @@ async function roundTrips (): Promise<Record<string, RoundTrip>> {
       }
       await rawTcpRtts(ready.port, x.byteLength, warm)
       const tcp = await rawTcpRtts(ready.port, x.byteLength, p.iters)
-      const echo = (await libp2pEchoRtts(router, ready.addr, x.byteLength, p.iters + warm)).slice(warm)
+      // polling as the expert call does (or not, with --no-busy-poll)
+      const echoPoll = new BusyPoll({ windowUs: BUSY_POLL ? DEFAULT_ROUTER_BUSY_POLL_US : 0, onlyWhileWaiting: true })
+      const echo = (await libp2pEchoRtts(router, ready.addr, x.byteLength, p.iters + warm, echoPoll)).slice(warm)
       // (16 KiB only: at 1 MiB the hold overlaps the transfer itself)
       const heldTcp = p.name === '16KiB' ? await rawTcpRtts(ready.heldPort, x.byteLength, p.iters, CLIENT_HOLD_US) : null
+      // raw TCP with both ends busy-polling as the router and node do: the like-for-like floor
+      const polledPoll = new BusyPoll({ windowUs: DEFAULT_ROUTER_BUSY_POLL_US, onlyWhileWaiting: true })
+      await rawTcpRtts(ready.polledPort, x.byteLength, warm, 0, polledPoll)
+      const polledTcp = await rawTcpRtts(ready.polledPort, x.byteLength, p.iters, 0, polledPoll)
       const crypto = cryptoFloorUs(x.byteLength)
       res[p.name] = {
         ...(heldTcp != null ? { heldMedianUs: pct(heldTcp, 0.5) * 1000, wakeUpExtraUs: (pct(heldTcp, 0.5) - pct(tcp, 0.5)) * 1000 - HOLD_US } : {}),
@@ -197,6 +220,7 @@ async function roundTrips (): Promise<Record<string, RoundTrip>> {
         cryptoUs: crypto.totalUs, floorRatio: (pct(tcp, 0.5) * 1000 + crypto.totalUs) / (pct(tcp, 0.5) * 1000),
         p2pMedianUs: pct(p2p, 0.5) * 1000, p2pP99Us: pct(p2p, 0.99) * 1000,
         tcpMedianUs: pct(tcp, 0.5) * 1000, tcpP99Us: pct(tcp, 0.99) * 1000,
+        polledTcpMedianUs: pct(polledTcp, 0.5) * 1000, ratioToPolledMedian: pct(p2p, 0.5) / pct(polledTcp, 0.5),
         ratioMedian: pct(p2p, 0.5) / pct(tcp, 0.5), ratioP99: pct(p2p, 0.99) / pct(tcp, 0.99)
       }
     }
@@ -228,16 +252,21 @@ async function generation (): Promise<Record<string, number>> {
     const started = await Promise.all([[0, 1, 2, 3], [4, 5, 6, 7]].map(async s => await child(['cli/bin.ts', 'node', 'start', '--model', join(dir, 'bundle'), '--shards', s.join(','), '--json', '--log-level', 'warn', ...NODE_FLAGS])))
     nodes.push(...started.map(s => s.proc))
     const peers = started.map(s => s.ready.addrs[0])
-    const router = await Router.init({ opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize } })
+    // Like the nodes (NODE_FLAGS), the router shares these 2 cores, so it does not busy-poll
+    // (`--busy-poll-us 0`): a polling router takes CPU from the nodes while they compute.
+    const router = await Router.init({ opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize, busyPollUs: 0 } })
     // the same with fp16 on the wire (`--wire-dtype fp16`): half the bytes to encrypt, hash and copy
-    const router16 = await Router.init({ opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize, wireDType: 'fp16' } })
+    const router16 = await Router.init({ opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize, wireDType: 'fp16', busyPollUs: 0 } })
+    // the fp32 router with its default busy polling (meant for a router on cores of its own), to show what polling costs here
+    const routerPolling = await Router.init({ opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize } })
     // as `pov generate --peers` runs it: the router's dense threads do not spin between runs
     // (they would take CPU from the two nodes on these same 2 cores)
     const denseRouter = await loadDenseRuntime(bundle, { device: 'cpu', allowSpinning: false })
     const setups: Array<{ name: string, experts: any, dense: DenseRuntime }> = [
       { name: 'single process', experts: rt, dense },
       { name: 'distributed fp32', experts: router.executor, dense: denseRouter },
-      { name: 'distributed fp16', experts: router16.executor, dense: denseRouter }
+      { name: 'distributed fp16', experts: router16.executor, dense: denseRouter },
+      { name: 'distributed fp32, router busy-polling', experts: routerPolling.executor, dense: denseRouter }
     ]
     // ORT's first runs of a session are slow while its memory arena grows to the row counts it
     // sees (a 128-token prefill speeds up ~2× over its first 3-5 runs, in one process or on the
@@ -256,9 +285,10 @@ async function generation (): Promise<Record<string, number>> {
         best[i] = { prefill: Math.max(best[i].prefill, r.timings.prefillTokensPerSecond), decode: Math.max(best[i].decode, r.timings.decodeTokensPerSecond), tokens: r.tokens }
       }
     }
-    const [local, remote, remote16] = best
+    const [local, remote, remote16, remotePolling] = best
     await router.close()
     await router16.close()
+    await routerPolling.close()
     await rt.close()
     await dense.close()
     await denseRouter.close()
@@ -269,7 +299,9 @@ async function generation (): Promise<Record<string, number>> {
       sameTokens: Number(JSON.stringify(local.tokens) === JSON.stringify(remote.tokens)),
       fp16PrefillTokS: remote16.prefill, fp16DecodeTokS: remote16.decode,
       fp16PrefillRatio: remote16.prefill / local.prefill, fp16DecodeRatio: remote16.decode / local.decode,
-      fp16SameTokens: Number(JSON.stringify(local.tokens) === JSON.stringify(remote16.tokens))
+      fp16SameTokens: Number(JSON.stringify(local.tokens) === JSON.stringify(remote16.tokens)),
+      pollingPrefillTokS: remotePolling.prefill, pollingDecodeTokS: remotePolling.decode,
+      pollingPrefillRatio: remotePolling.prefill / local.prefill, pollingDecodeRatio: remotePolling.decode / local.decode
     }
   } finally {
     await Promise.all(nodes.map(stop))
@@ -290,12 +322,14 @@ if (process.argv.includes('--serve')) {
   for (const [k, v] of Object.entries(rtt)) console.log(`${k.padEnd(10)} ${f(v.tcpMedianUs)}   ${f(v.echoMedianUs)} (${v.echoRatioMedian.toFixed(2)}×)   ${f(v.cryptoUs)}   ${f(v.tcpMedianUs + v.cryptoUs)} (${v.floorRatio.toFixed(2)}×)`)
   console.log(`\nraw TCP, each reply held ${HOLD_US} µs and each request preceded by ${CLIENT_HOLD_US} µs of client work (busy, like a node and a router), medians, µs:\n           raw | held | held − raw − ${HOLD_US} (wake-up latency the idle periods add)`)
   for (const [k, v] of Object.entries(rtt)) if (v.heldMedianUs != null) console.log(`${k.padEnd(10)} ${f(v.tcpMedianUs)}   ${f(v.heldMedianUs)}   ${f(v.wakeUpExtraUs ?? 0)}`)
+  console.log(`\nlike for like: raw TCP with both ends busy-polling too, medians, µs (expert call ${BUSY_POLL ? 'busy-polling' : 'not polling: --no-busy-poll'})\n           raw polled | expert call | ratio`)
+  for (const [k, v] of Object.entries(rtt)) console.log(`${k.padEnd(10)} ${f(v.polledTcpMedianUs)}   ${f(v.p2pMedianUs)}   ${f(v.ratioToPolledMedian, 2)}`)
   const gen = process.argv.includes('--no-generation') ? null : await generation()
   if (gen != null) {
     console.log(`\ngeneration, tokens/s (128-token prompt, 32 new tokens; ${WARMUP_RUNS} warm-up runs each, then 3 interleaved rounds, best of 3)`)
-    console.log('              single    distributed   ratio   target   | fp16 on the wire   ratio')
-    console.log(`prefill   ${f(gen.localPrefillTokS, 1)}   ${f(gen.remotePrefillTokS, 1)}   ${f(gen.prefillRatio, 2)}   ≥ 0.8    | ${f(gen.fp16PrefillTokS, 1)}   ${f(gen.fp16PrefillRatio, 2)}`)
-    console.log(`decode    ${f(gen.localDecodeTokS, 1)}   ${f(gen.remoteDecodeTokS, 1)}   ${f(gen.decodeRatio, 2)}   ≥ 0.5    | ${f(gen.fp16DecodeTokS, 1)}   ${f(gen.fp16DecodeRatio, 2)}`)
+    console.log('              single    distributed   ratio   target   | fp16 on the wire   ratio | fp32, router busy-polling   ratio')
+    console.log(`prefill   ${f(gen.localPrefillTokS, 1)}   ${f(gen.remotePrefillTokS, 1)}   ${f(gen.prefillRatio, 2)}   ≥ 0.8    | ${f(gen.fp16PrefillTokS, 1)}   ${f(gen.fp16PrefillRatio, 2)} | ${f(gen.pollingPrefillTokS, 1)}   ${f(gen.pollingPrefillRatio, 2)}`)
+    console.log(`decode    ${f(gen.localDecodeTokS, 1)}   ${f(gen.remoteDecodeTokS, 1)}   ${f(gen.decodeRatio, 2)}   ≥ 0.5    | ${f(gen.fp16DecodeTokS, 1)}   ${f(gen.fp16DecodeRatio, 2)} | ${f(gen.pollingDecodeTokS, 1)}   ${f(gen.pollingDecodeRatio, 2)}`)
     console.log(`same tokens as single process: fp32 ${gen.sameTokens === 1}, fp16 ${gen.fp16SameTokens === 1} (targets are judged on fp32)`)
   }
   console.log(JSON.stringify({ roundTrip: rtt, generation: gen, targets: { rtt16KiBRatio: 2, prefillRatio: 0.8, decodeRatio: 0.5 } }))

@@ -19,6 +19,17 @@ test('request frame with the tensor appended decodes like a normal protobuf mess
   assert.deepEqual(decodeTensor(req.tensor, req.dtype), x)
   // identical to protons' own encoding of the whole message
   assert.deepEqual(ExpertRequest.decode(ExpertRequest.encode(req)), req)
+  // two parts on the way down the stack: everything before the tensor in one buffer, then the
+  // tensor itself (referenced, not copied); the bytes are exactly length ‖ protons' encoding
+  const tensor = encodeTensor(x, DType.FP32)
+  const f2 = encodeRequestFrame({ requestId: 42n, modelId, layer: 3, expert: 5, dtype: DType.FP32, rows: 2, hidden: 3 }, tensor)
+  const parts = [...f2]
+  assert.equal(parts.length, 2)
+  assert.equal(parts[1], tensor)
+  const whole = ExpertRequest.encode({ requestId: 42n, modelId, layer: 3, expert: 5, dtype: DType.FP32, rows: 2, hidden: 3, tensor })
+  assert.deepEqual(f2.subarray(), Uint8Array.from([whole.byteLength, ...whole]))
+  // no tensor (an error response): one part
+  assert.equal([...encodeResponseFrame({ requestId: 1n, status: Status.BAD_SHAPE, message: 'x', dtype: DType.FP32, rows: 0, hidden: 0, signature: new Uint8Array(0) })].length, 1)
 })
 
 test('fp16 tensors and unaligned buffers decode', () => {
