@@ -2,8 +2,17 @@
 // Weights arrive as PyTorch Linear weights: W [N, K] row-major, y = x @ W^T.
 
 /**
+ * Largest |q| of an int8 weight: 7 bits, as onnxruntime's quantiser does with `reduce_range`.
+ * DynamicQuantizeMatMul multiplies uint8 activations by int8 weights; on x86 without VNNI
+ * (AVX2, e.g. AMD Zen 3) MLAS sums pairs of u8×s8 products into int16 with saturation, and
+ * 2 × 255 × 127 overflows it: relative errors of ~0.3 were measured on such a machine. With
+ * |q| ≤ 63, 2 × 255 × 63 = 32130 fits, on every CPU, for half a bit of weight precision.
+ */
+export const INT8_WEIGHT_MAX = 63
+
+/**
  * int8, symmetric, one scale per output column, for com.microsoft DynamicQuantizeMatMul
- * (which wants B as [K, N]): returns W^T quantised and scale[N] = max|W[n,:]| / 127.
+ * (which wants B as [K, N]): returns W^T quantised and scale[N] = max|W[n,:]| / INT8_WEIGHT_MAX.
  */
 export function quantizeInt8PerColumn (w: Float32Array, n: number, k: number): { q: Int8Array, scale: Float32Array } {
   if (w.length !== n * k) throw new Error(`quantizeInt8PerColumn: ${w.length} values for [${n}, ${k}]`)
@@ -13,10 +22,10 @@ export function quantizeInt8PerColumn (w: Float32Array, n: number, k: number): {
     let amax = 0
     const row = r * k
     for (let c = 0; c < k; c++) amax = Math.max(amax, Math.abs(w[row + c]))
-    const s = amax > 0 ? amax / 127 : 1
+    const s = amax > 0 ? amax / INT8_WEIGHT_MAX : 1
     scale[r] = s
     const inv = 1 / s
-    for (let c = 0; c < k; c++) q[c * n + r] = Math.max(-127, Math.min(127, Math.round(w[row + c] * inv)))
+    for (let c = 0; c < k; c++) q[c * n + r] = Math.max(-INT8_WEIGHT_MAX, Math.min(INT8_WEIGHT_MAX, Math.round(w[row + c] * inv)))
   }
   return { q, scale }
 }

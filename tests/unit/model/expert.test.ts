@@ -130,3 +130,21 @@ test('createSession: cuda/webgpu fall back to CPU with a warning', async (t) => 
   }
   await assert.rejects(createSession(path, { device: 'tpu' as 'cpu' }), /unknown device "tpu"/)
 })
+
+test('int8 weights use 7 bits (|q| ≤ 63): u8×s8 pair sums fit int16 on CPUs without VNNI', async () => {
+  const { quantizeInt8PerColumn, INT8_WEIGHT_MAX } = await import('../../../model/onnx/quant.js')
+  assert.equal(INT8_WEIGHT_MAX, 63)
+  assert.ok(2 * 255 * INT8_WEIGHT_MAX <= 32767)
+  const n = 3; const k = 5
+  const w = Float32Array.from({ length: n * k }, (_, i) => Math.sin(i * 1.7) * (1 + (i % n)))
+  const { q, scale } = quantizeInt8PerColumn(w, n, k)
+  let peak = 0
+  for (let r = 0; r < n; r++) {
+    for (let c = 0; c < k; c++) {
+      const v = q[c * n + r]
+      peak = Math.max(peak, Math.abs(v))
+      assert.ok(Math.abs(v * scale[r] - w[r * k + c]) <= scale[r] / 2 + 1e-7, 'each weight within half a step')
+    }
+  }
+  assert.equal(peak, INT8_WEIGHT_MAX, 'the largest weight of a column maps to ±63')
+})
