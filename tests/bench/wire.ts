@@ -272,15 +272,22 @@ async function generation (): Promise<Record<string, number>> {
     // sees (a 128-token prefill speeds up ~2× over its first 3-5 runs, in one process or on the
     // nodes alike), and a setup measured right after another one's runs was seen to gain ~25%
     // over being measured first (fp32 distributed prefill 0.79 -> 0.99 in one process). So every
-    // setup gets WARMUP_RUNS full-size warm-ups, then the three are measured in interleaved
-    // rounds, best of 3 each: none profits from running last.
+    // setup gets WARMUP_RUNS full-size warm-ups, then they are measured in interleaved rounds,
+    // best of all rounds each. The setup measured right after the single-process run read
+    // 30-40% slower than the others in the same round (its nodes had idled for seconds), so the
+    // order rotates every round (each setup takes each position once) and every measured run
+    // follows an untimed 1-token run of its own setup.
     for (let w = 0; w < WARMUP_RUNS; w++) {
       for (const su of setups) await generateAll({ dense: su.dense, experts: su.experts, promptIds: prompt, maxTokens: 8, eosTokenId: null })
     }
     const best = setups.map(() => ({ prefill: 0, decode: 0, tokens: [] as number[] }))
-    for (let rep = 0; rep < 3; rep++) {
-      for (const [i, su] of setups.entries()) {
-        process.stderr.write(`round ${rep + 1}/3: ${su.name}…\n`)
+    const rounds = setups.length
+    for (let rep = 0; rep < rounds; rep++) {
+      for (let j = 0; j < setups.length; j++) {
+        const i = (j + rep) % setups.length
+        const su = setups[i]
+        process.stderr.write(`round ${rep + 1}/${rounds}: ${su.name}…\n`)
+        await generateAll({ dense: su.dense, experts: su.experts, promptIds: prompt, maxTokens: 1, eosTokenId: null })
         const r = await generateAll({ dense: su.dense, experts: su.experts, promptIds: prompt, maxTokens: 32, eosTokenId: null })
         best[i] = { prefill: Math.max(best[i].prefill, r.timings.prefillTokensPerSecond), decode: Math.max(best[i].decode, r.timings.decodeTokensPerSecond), tokens: r.tokens }
       }
@@ -326,7 +333,7 @@ if (process.argv.includes('--serve')) {
   for (const [k, v] of Object.entries(rtt)) console.log(`${k.padEnd(10)} ${f(v.polledTcpMedianUs)}   ${f(v.p2pMedianUs)}   ${f(v.ratioToPolledMedian, 2)}`)
   const gen = process.argv.includes('--no-generation') ? null : await generation()
   if (gen != null) {
-    console.log(`\ngeneration, tokens/s (128-token prompt, 32 new tokens; ${WARMUP_RUNS} warm-up runs each, then 3 interleaved rounds, best of 3)`)
+    console.log(`\ngeneration, tokens/s (128-token prompt, 32 new tokens; ${WARMUP_RUNS} warm-up runs each, then 4 rounds in rotating order, each run after a 1-token warm-up; best of 4)`)
     console.log('              single    distributed   ratio   target   | fp16 on the wire   ratio | fp32, router busy-polling   ratio')
     console.log(`prefill   ${f(gen.localPrefillTokS, 1)}   ${f(gen.remotePrefillTokS, 1)}   ${f(gen.prefillRatio, 2)}   ≥ 0.8    | ${f(gen.fp16PrefillTokS, 1)}   ${f(gen.fp16PrefillRatio, 2)} | ${f(gen.pollingPrefillTokS, 1)}   ${f(gen.pollingPrefillRatio, 2)}`)
     console.log(`decode    ${f(gen.localDecodeTokS, 1)}   ${f(gen.remoteDecodeTokS, 1)}   ${f(gen.decodeRatio, 2)}   ≥ 0.5    | ${f(gen.fp16DecodeTokS, 1)}   ${f(gen.fp16DecodeRatio, 2)} | ${f(gen.pollingDecodeTokS, 1)}   ${f(gen.pollingDecodeRatio, 2)}`)

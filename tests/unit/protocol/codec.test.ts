@@ -26,7 +26,7 @@ test('request frame with the tensor appended decodes like a normal protobuf mess
   const parts = [...f2]
   assert.equal(parts.length, 2)
   assert.equal(parts[1], tensor)
-  const whole = ExpertRequest.encode({ requestId: 42n, modelId, layer: 3, expert: 5, dtype: DType.FP32, rows: 2, hidden: 3, tensor })
+  const whole = ExpertRequest.encode({ requestId: 42n, modelId, layer: 3, expert: 5, dtype: DType.FP32, rows: 2, hidden: 3, tensor: tensor as Uint8Array<ArrayBuffer> })
   assert.deepEqual(f2.subarray(), Uint8Array.from([whole.byteLength, ...whole]))
   // no tensor (an error response): one part
   assert.equal([...encodeResponseFrame({ requestId: 1n, status: Status.BAD_SHAPE, message: 'x', dtype: DType.FP32, rows: 0, hidden: 0, signature: new Uint8Array(0) })].length, 1)
