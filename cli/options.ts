@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { Option, type Command } from 'commander'
 import { parse as parseYaml } from 'yaml'
 import { UserError } from './errors.js'
+import { DEFAULT_ROUTER_BUSY_POLL_US } from '../router/router.js'
 
 /** Where the local chain listens (CONVENTIONS.md: 8545 is the local chain). */
 export const DEFAULT_RPC = 'http://127.0.0.1:8545'
@@ -95,5 +96,5 @@ export function parseBusyPollUs (v: string): number {
 
 /** The router side of --busy-poll-us (pov generate --peers, pov infer). */
 export function busyPollOption (): Option {
-  return new Option('--busy-poll-us <us>', 'keep the event loop polling while expert calls are out, at most this many µs per call, so answers are read without a wake-up (0: off; default 2000)').env('POV_BUSY_POLL_US')
+  return new Option('--busy-poll-us <us>', `keep the event loop polling while expert calls are out, at most this many µs per call, so answers are read without a wake-up (0: off; default ${DEFAULT_ROUTER_BUSY_POLL_US})`).env('POV_BUSY_POLL_US')
 }

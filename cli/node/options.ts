@@ -1,7 +1,7 @@
 // `pov node start` options -> OperatorNodeOptions. Defaults live in node/ (defaultOptions).
 import { Option, type Command } from 'commander'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { OperatorNodeOptions } from '../../node/index.js'
+import { defaultOptions, type OperatorNodeOptions } from '../../node/index.js'
 import { parseBusyPollUs, parseIntList } from '../options.js'
 import { UserError } from '../errors.js'
 
@@ -37,7 +37,7 @@ export function addNodeStartOptions (cmd: Command): Command {
     .addOption(new Option('--threads <n>', 'ORT threads per expert session (default: physical cores)').env('POV_THREADS'))
     .addOption(new Option('--workers <n>', 'run the experts in n worker threads (0: in the network thread, blocking it during each run)').env('POV_WORKERS'))
     .addOption(new Option('--no-spin', 'no idle spinning (for nodes that share cores): ORT worker threads sleep between calls, and the network loop does not busy-poll unless --busy-poll-us says so'))
-    .addOption(new Option('--busy-poll-us <us>', 'keep the network loop polling this many µs after each expert call, so the next is read without a wake-up (0: off; default 1000)').env('POV_BUSY_POLL_US'))
+    .addOption(new Option('--busy-poll-us <us>', `keep the network loop polling this many µs after each expert call, so the next is read without a wake-up (0: off; default ${defaultOptions.busyPollUs})`).env('POV_BUSY_POLL_US'))
     .addOption(new Option('--metrics', 'serve Prometheus /metrics, /health and /ready'))
     .addOption(new Option('--metrics-port <port>', 'metrics port').default('9464'))
     .addOption(new Option('--metrics-address <addr>', 'metrics bind address').default('127.0.0.1'))

@@ -45,11 +45,18 @@ const MODEL_ID = '0x' + '42'.repeat(32)
 const NODE_FLAGS = ['--threads', '1', '--no-spin']
 const ECHO_PROTOCOL = '/pov-bench/echo/1.0.0'
 const WARMUP_RUNS = 4
+/** Measured rounds of the generation part; one per setup, so the rotating order puts each setup in each position once. */
+const ROUNDS = 4
 /** About what the node spends on a 16 KiB call, and the router between calls (traced: ~300 and ~200 µs). */
 const HOLD_US = 300
 const CLIENT_HOLD_US = 200
 /** `--no-busy-poll`: both ends of the expert call sleep between messages (as before busy polling). */
 const BUSY_POLL = !process.argv.includes('--no-busy-poll')
+/** The node's polling window in this run (0 with --no-busy-poll). */
+const NODE_POLL_US = BUSY_POLL ? nodeDefaults.busyPollUs : 0
+/** Pollers as a node and a router keep them (`on` false: window 0, never polls). */
+const nodePoll = (on: boolean): BusyPoll => new BusyPoll({ windowUs: on ? nodeDefaults.busyPollUs : 0 })
+const routerPoll = (on: boolean): BusyPoll => new BusyPoll({ windowUs: on ? DEFAULT_ROUTER_BUSY_POLL_US : 0, onlyWhileWaiting: true })
 const PAYLOADS = [{ name: '16KiB', rows: 4, iters: 2000 }, { name: '1MiB', rows: 256, iters: 200 }]
 
 // ---------------------------------------------------------------- server (child process) mode
@@ -58,15 +65,15 @@ async function serve (): Promise<void> {
     modelId: MODEL_ID, manifestHash: MODEL_ID, hidden: HIDDEN, numLayers: 1, numExperts: 1, shards: [0], experts: [[0, 0]],
     runtime: { has: () => true, runExpert: async (_l, _e, x) => x }
   }
-  const node = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...transportOptions(), services: { expert: expertService({ models: [model], busyPollUs: BUSY_POLL ? nodeDefaults.busyPollUs : 0 }) } })
+  const node = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...transportOptions(), services: { expert: expertService({ models: [model], busyPollUs: NODE_POLL_US }) } })
   // bare libp2p echo on the same host: the transport's own cost, without the expert protocol
-  const echoPoll = new BusyPoll({ windowUs: BUSY_POLL ? nodeDefaults.busyPollUs : 0 })
+  const echoPoll = nodePoll(BUSY_POLL)
   await node.handle(ECHO_PROTOCOL, (stream) => { stream.addEventListener('message', (evt) => { stream.send(evt.data); echoPoll.kick() }) })
   const echo = frameEchoServer(0)
   // the same echo, each reply held HOLD_US by a busy wait
   const held = frameEchoServer(HOLD_US)
   // the same echo busy-polling as the node does (for the like-for-like row)
-  const polled = frameEchoServer(0, new BusyPoll({ windowUs: nodeDefaults.busyPollUs }))
+  const polled = frameEchoServer(0, nodePoll(true))
   await Promise.all([echo, held, polled].map(async s => { await new Promise(resolve => s.once('listening', resolve)) }))
   const port = (echo.address() as { port: number }).port
   const heldPort = (held.address() as { port: number }).port
@@ -205,12 +212,11 @@ async function roundTrips (): Promise<Record<string, RoundTrip>> {
       await rawTcpRtts(ready.port, x.byteLength, warm)
       const tcp = await rawTcpRtts(ready.port, x.byteLength, p.iters)
       // polling as the expert call does (or not, with --no-busy-poll)
-      const echoPoll = new BusyPoll({ windowUs: BUSY_POLL ? DEFAULT_ROUTER_BUSY_POLL_US : 0, onlyWhileWaiting: true })
-      const echo = (await libp2pEchoRtts(router, ready.addr, x.byteLength, p.iters + warm, echoPoll)).slice(warm)
+      const echo = (await libp2pEchoRtts(router, ready.addr, x.byteLength, p.iters + warm, routerPoll(BUSY_POLL))).slice(warm)
       // (16 KiB only: at 1 MiB the hold overlaps the transfer itself)
       const heldTcp = p.name === '16KiB' ? await rawTcpRtts(ready.heldPort, x.byteLength, p.iters, CLIENT_HOLD_US) : null
       // raw TCP with both ends busy-polling as the router and node do: the like-for-like floor
-      const polledPoll = new BusyPoll({ windowUs: DEFAULT_ROUTER_BUSY_POLL_US, onlyWhileWaiting: true })
+      const polledPoll = routerPoll(true)
       await rawTcpRtts(ready.polledPort, x.byteLength, warm, 0, polledPoll)
       const polledTcp = await rawTcpRtts(ready.polledPort, x.byteLength, p.iters, 0, polledPoll)
       const crypto = cryptoFloorUs(x.byteLength)
@@ -281,12 +287,12 @@ async function generation (): Promise<Record<string, number>> {
       for (const su of setups) await generateAll({ dense: su.dense, experts: su.experts, promptIds: prompt, maxTokens: 8, eosTokenId: null })
     }
     const best = setups.map(() => ({ prefill: 0, decode: 0, tokens: [] as number[] }))
-    const rounds = setups.length
-    for (let rep = 0; rep < rounds; rep++) {
+    if (setups.length !== ROUNDS) throw new Error(`ROUNDS (${ROUNDS}) must equal the number of setups (${setups.length})`)
+    for (let rep = 0; rep < ROUNDS; rep++) {
       for (let j = 0; j < setups.length; j++) {
         const i = (j + rep) % setups.length
         const su = setups[i]
-        process.stderr.write(`round ${rep + 1}/${rounds}: ${su.name}…\n`)
+        process.stderr.write(`round ${rep + 1}/${ROUNDS}: ${su.name}…\n`)
         await generateAll({ dense: su.dense, experts: su.experts, promptIds: prompt, maxTokens: 1, eosTokenId: null })
         const r = await generateAll({ dense: su.dense, experts: su.experts, promptIds: prompt, maxTokens: 32, eosTokenId: null })
         best[i] = { prefill: Math.max(best[i].prefill, r.timings.prefillTokensPerSecond), decode: Math.max(best[i].decode, r.timings.decodeTokensPerSecond), tokens: r.tokens }
@@ -333,7 +339,7 @@ if (process.argv.includes('--serve')) {
   for (const [k, v] of Object.entries(rtt)) console.log(`${k.padEnd(10)} ${f(v.polledTcpMedianUs)}   ${f(v.p2pMedianUs)}   ${f(v.ratioToPolledMedian, 2)}`)
   const gen = process.argv.includes('--no-generation') ? null : await generation()
   if (gen != null) {
-    console.log(`\ngeneration, tokens/s (128-token prompt, 32 new tokens; ${WARMUP_RUNS} warm-up runs each, then 4 rounds in rotating order, each run after a 1-token warm-up; best of 4)`)
+    console.log(`\ngeneration, tokens/s (128-token prompt, 32 new tokens; ${WARMUP_RUNS} warm-up runs each, then ${ROUNDS} rounds in rotating order, each run after a 1-token warm-up; best of ${ROUNDS})`)
     console.log('              single    distributed   ratio   target   | fp16 on the wire   ratio | fp32, router busy-polling   ratio')
     console.log(`prefill   ${f(gen.localPrefillTokS, 1)}   ${f(gen.remotePrefillTokS, 1)}   ${f(gen.prefillRatio, 2)}   ≥ 0.8    | ${f(gen.fp16PrefillTokS, 1)}   ${f(gen.fp16PrefillRatio, 2)} | ${f(gen.pollingPrefillTokS, 1)}   ${f(gen.pollingPrefillRatio, 2)}`)
     console.log(`decode    ${f(gen.localDecodeTokS, 1)}   ${f(gen.remoteDecodeTokS, 1)}   ${f(gen.decodeRatio, 2)}   ≥ 0.5    | ${f(gen.fp16DecodeTokS, 1)}   ${f(gen.fp16DecodeRatio, 2)} | ${f(gen.pollingDecodeTokS, 1)}   ${f(gen.pollingDecodeRatio, 2)}`)
