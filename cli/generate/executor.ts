@@ -20,7 +20,8 @@ export async function openExecutor (spec: GenerateArgs['executor'], bundle: Bund
     case 'local': {
       // Every shard of the bundle, in this process.
       const shardIds = bundle.manifest.shards.map(s => s.id)
-      const rt = await loadExpertRuntime(bundle, shardIds, { device: opts.device, logger: opts.logger, intraOpNumThreads: 0 })
+      // no spinning: the experts' pools alternate with the dense part's (see handler.ts)
+      const rt = await loadExpertRuntime(bundle, shardIds, { device: opts.device, logger: opts.logger, intraOpNumThreads: 0, allowSpinning: false })
       return { executor: rt, describe: `local (${shardIds.length} shards on ${rt.device})`, close: async () => { await rt.close() } }
     }
     case 'peers': {

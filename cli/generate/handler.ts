@@ -44,10 +44,10 @@ export async function runGenerate (args: GenerateArgs, io: GenerateIo, signal?: 
   if (promptIds.length === 0) throw new UserError('the prompt is empty')
 
   say(`pov generate: model ${bundle.modelId}, ${promptIds.length} prompt tokens, loading…`)
-  // with remote experts the dense runs alternate with waits on the network: idle-spinning ORT
-  // threads would only burn CPU (and take it from nodes sharing the machine)
-  const remoteExperts = open != null || args.executor.kind === 'peers'
-  const dense = await loadDenseRuntime(bundle, { device: args.device, ...(remoteExperts ? { allowSpinning: false } : {}) })
+  // the dense runs alternate with expert runs (other ORT sessions here, or waits on the network):
+  // an idle-spinning pool only takes cores from the one working (single process, measured on 2
+  // cores: decode 23 tok/s spinning, 36-41 not) or from nodes sharing the machine
+  const dense = await loadDenseRuntime(bundle, { device: args.device, allowSpinning: false })
   try {
     const ex = open != null ? await open(bundle) : await openExecutor(args.executor, bundle, { device: args.device })
     try {

@@ -251,10 +251,12 @@ async function generation (): Promise<Record<string, number>> {
     await writeTinyCheckpoint(join(dir, 'hf'), { hidden: 1024, intermediate: 3584, layers: 4, seed: 1 })
     await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'), { extraBuilders: [buildDenseArtifacts] })
     const bundle = await loadBundle(join(dir, 'bundle'), { verify: 'none' })
-    const dense = await loadDenseRuntime(bundle, { device: 'cpu' })
+    // as `pov generate` runs it, --local or --peers: no ORT pool spins between runs (the dense
+    // pools alternate with the experts', local or remote, and share these 2 cores with them)
+    const dense = await loadDenseRuntime(bundle, { device: 'cpu', allowSpinning: false })
     const prompt = Array.from({ length: 128 }, (_, i) => 3 + ((i * 37) % 500))
     process.stderr.write('loading the single-process runtime and starting 2 nodes × 4 shards…\n')
-    const rt = await loadExpertRuntime(bundle, bundle.manifest.shards.map(s => s.id), { device: 'cpu', verify: false })
+    const rt = await loadExpertRuntime(bundle, bundle.manifest.shards.map(s => s.id), { device: 'cpu', verify: false, allowSpinning: false })
     const started = await Promise.all([[0, 1, 2, 3], [4, 5, 6, 7]].map(async s => await child(['cli/bin.ts', 'node', 'start', '--model', join(dir, 'bundle'), '--shards', s.join(','), '--json', '--log-level', 'warn', ...NODE_FLAGS])))
     nodes.push(...started.map(s => s.proc))
     const peers = started.map(s => s.ready.addrs[0])
@@ -265,14 +267,11 @@ async function generation (): Promise<Record<string, number>> {
     const router16 = await Router.init({ opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize, wireDType: 'fp16', busyPollUs: 0 } })
     // the fp32 router with its default busy polling (meant for a router on cores of its own), to show what polling costs here
     const routerPolling = await Router.init({ opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize } })
-    // as `pov generate --peers` runs it: the router's dense threads do not spin between runs
-    // (they would take CPU from the two nodes on these same 2 cores)
-    const denseRouter = await loadDenseRuntime(bundle, { device: 'cpu', allowSpinning: false })
     const setups: Array<{ name: string, experts: any, dense: DenseRuntime }> = [
       { name: 'single process', experts: rt, dense },
-      { name: 'distributed fp32', experts: router.executor, dense: denseRouter },
-      { name: 'distributed fp16', experts: router16.executor, dense: denseRouter },
-      { name: 'distributed fp32, router busy-polling', experts: routerPolling.executor, dense: denseRouter }
+      { name: 'distributed fp32', experts: router.executor, dense },
+      { name: 'distributed fp16', experts: router16.executor, dense },
+      { name: 'distributed fp32, router busy-polling', experts: routerPolling.executor, dense }
     ]
     // ORT's first runs of a session are slow while its memory arena grows to the row counts it
     // sees (a 128-token prefill speeds up ~2× over its first 3-5 runs, in one process or on the
@@ -304,7 +303,6 @@ async function generation (): Promise<Record<string, number>> {
     await routerPolling.close()
     await rt.close()
     await dense.close()
-    await denseRouter.close()
     return {
       localPrefillTokS: local.prefill, localDecodeTokS: local.decode,
       remotePrefillTokS: remote.prefill, remoteDecodeTokS: remote.decode,
