@@ -1,0 +1,34 @@
+// Lint rules for the TypeScript sources; formatting is prettier's job (npm run format).
+import js from '@eslint/js'
+import tseslint from 'typescript-eslint'
+
+export default tseslint.config(
+  {
+    ignores: [
+      'node_modules/',
+      'artifacts/',
+      'cache/',
+      'types/',
+      'coverage/',
+      '.pov/',
+      // generated: protons (npm run proto) and chain/gen-abi.ts
+      'protocol/expert.ts',
+      'chain/abi/types.ts'
+    ]
+  },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }
+      ],
+      '@typescript-eslint/consistent-type-imports': ['error', { disallowTypeAnnotations: false }],
+      '@typescript-eslint/no-explicit-any': 'warn',
+      'no-empty': ['error', { allowEmptyCatch: true }],
+      'preserve-caught-error': 'warn',
+      'no-constant-condition': ['error', { checkLoops: false }]
+    }
+  }
+)
