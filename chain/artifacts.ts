@@ -16,7 +16,7 @@ export const CONTRACT_SOURCES = {
   ExpertRegistry: 'ExpertRegistry.sol',
   PovEscrow: 'PovEscrow.sol',
   PovGovernor: 'governance/PovGovernor.sol',
-  PovTimelock: 'governance/PovTimelock.sol',
+  PovTimelock: 'governance/PovTimelock.sol'
 } as const
 
 export type ContractName = keyof typeof CONTRACT_SOURCES
@@ -33,7 +33,8 @@ export function artifactPath(name: ContractName, root = REPO_ROOT): string {
 
 export function loadArtifact(name: ContractName, root = REPO_ROOT): Artifact {
   const path = artifactPath(name, root)
-  if (!existsSync(path)) throw new Error(`no compiled artifact for ${name} at ${path} — run npx hardhat build`)
+  if (!existsSync(path))
+    throw new Error(`no compiled artifact for ${name} at ${path} — run npx hardhat build`)
   const json = JSON.parse(readFileSync(path, 'utf8')) as Artifact
   return { contractName: json.contractName, abi: json.abi, bytecode: json.bytecode }
 }

@@ -16,7 +16,7 @@ import type {
   PovEscrowContract,
   PovGovernorContract,
   PovTimelockContract,
-  PovTokenContract,
+  PovTokenContract
 } from './abi/types.js'
 import { readDeployment } from './deployment.js'
 import type { ContractAddresses, Deployment } from './deployment.js'
@@ -29,7 +29,7 @@ export const ABIS = {
   ExpertRegistry: ExpertRegistryAbi as InterfaceAbi,
   PovEscrow: PovEscrowAbi as InterfaceAbi,
   PovGovernor: PovGovernorAbi as InterfaceAbi,
-  PovTimelock: PovTimelockAbi as InterfaceAbi,
+  PovTimelock: PovTimelockAbi as InterfaceAbi
 } as const
 
 export interface PovContracts {
@@ -47,14 +47,17 @@ function at<T>(name: keyof typeof ABIS, address: string, runner?: ContractRunner
 }
 
 /** Clients for every contract at `addresses`, connected to `runner` (a Provider or a Signer). */
-export function connectContracts(addresses: ContractAddresses, runner?: ContractRunner | null): PovContracts {
+export function connectContracts(
+  addresses: ContractAddresses,
+  runner?: ContractRunner | null
+): PovContracts {
   return {
     token: at<PovTokenContract>('PovToken', addresses.token, runner),
     models: at<ModelApprovalsContract>('ModelApprovals', addresses.models, runner),
     registry: at<ExpertRegistryContract>('ExpertRegistry', addresses.registry, runner),
     escrow: at<PovEscrowContract>('PovEscrow', addresses.escrow, runner),
     governor: at<PovGovernorContract>('PovGovernor', addresses.governor, runner),
-    timelock: at<PovTimelockContract>('PovTimelock', addresses.timelock, runner),
+    timelock: at<PovTimelockContract>('PovTimelock', addresses.timelock, runner)
   }
 }
 
@@ -64,7 +67,7 @@ export function connectContracts(addresses: ContractAddresses, runner?: Contract
  */
 export async function loadContracts(
   runner: ContractRunner,
-  opts: { file?: string; dir?: string } = {},
+  opts: { file?: string; dir?: string } = {}
 ): Promise<{ deployment: Deployment; contracts: PovContracts }> {
   const provider: Provider | null = runner.provider ?? null
   if (!provider) throw new Error('loadContracts: the runner has no provider')
@@ -81,7 +84,11 @@ export function combinedInterface(): Interface {
   const seen = new Set<string>()
   const fragments: unknown[] = []
   for (const abi of Object.values(ABIS)) {
-    for (const f of abi as Array<{ type: string; name?: string; inputs?: Array<{ type: string }> }>) {
+    for (const f of abi as Array<{
+      type: string
+      name?: string
+      inputs?: Array<{ type: string }>
+    }>) {
       if (f.type === 'constructor' || f.type === 'fallback' || f.type === 'receive') continue
       const key = `${f.type}:${f.name}(${(f.inputs ?? []).map((i) => i.type).join(',')})`
       if (seen.has(key)) continue

@@ -57,12 +57,15 @@ function display(path: string): string {
 }
 
 /** Reads `deployments/<chainId>.json` (or `file` when given). */
-export function readDeployment(chainId: bigint | number, opts: { dir?: string; file?: string } = {}): Deployment {
+export function readDeployment(
+  chainId: bigint | number,
+  opts: { dir?: string; file?: string } = {}
+): Deployment {
   const path = opts.file ?? deploymentPath(chainId, opts.dir)
   if (!existsSync(path)) {
     throw new DeploymentNotFoundError(
       `no deployment for chain ${chainId} at ${display(path)} — run npm run deploy:local` +
-        (Number(chainId) === 31337 ? '' : ' (or deploy/deploy.ts --rpc URL)'),
+        (Number(chainId) === 31337 ? '' : ' (or deploy/deploy.ts --rpc URL)')
     )
   }
   const dep = JSON.parse(readFileSync(path, 'utf8')) as Deployment

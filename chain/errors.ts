@@ -16,7 +16,7 @@ const PANIC_REASONS: Record<string, string> = {
   '18': 'division by zero',
   '33': 'invalid enum value',
   '50': 'array index out of bounds',
-  '65': 'out of memory',
+  '65': 'out of memory'
 }
 
 /** Finds revert data (0x…) anywhere in an ethers / JSON-RPC / hardhat error object. */

@@ -29,7 +29,8 @@ interface AbiEntry {
 function inType(p: AbiParam): string {
   const arr = p.type.match(/^(.*)\[\d*\]$/)
   if (arr) return `Array<${inType({ ...p, type: arr[1] })}>`
-  if (p.type === 'tuple') return `{ ${p.components!.map((c) => `${c.name}: ${inType(c)}`).join('; ')} }`
+  if (p.type === 'tuple')
+    return `{ ${p.components!.map((c) => `${c.name}: ${inType(c)}`).join('; ')} }`
   if (p.type === 'address') return 'AddressLike'
   if (/^u?int\d*$/.test(p.type)) return 'BigNumberish'
   if (p.type === 'bool') return 'boolean'
@@ -41,7 +42,8 @@ function inType(p: AbiParam): string {
 function outType(p: AbiParam): string {
   const arr = p.type.match(/^(.*)\[\d*\]$/)
   if (arr) return `Array<${outType({ ...p, type: arr[1] })}>`
-  if (p.type === 'tuple') return `{ ${p.components!.map((c) => `readonly ${c.name}: ${outType(c)}`).join('; ')} }`
+  if (p.type === 'tuple')
+    return `{ ${p.components!.map((c) => `readonly ${c.name}: ${outType(c)}`).join('; ')} }`
   if (/^u?int\d*$/.test(p.type)) return 'bigint'
   if (p.type === 'bool') return 'boolean'
   return 'string' // address, string, bytes, bytesN
@@ -71,7 +73,9 @@ function contractType(name: string, abi: AbiEntry[]): string {
   for (const f of fns) counts.set(f.name!, (counts.get(f.name!) ?? 0) + 1)
   const lines = fns.map((f) => {
     const key =
-      counts.get(f.name!)! > 1 ? `'${f.name}(${(f.inputs ?? []).map((p) => p.type).join(',')})'` : f.name!
+      counts.get(f.name!)! > 1
+        ? `'${f.name}(${(f.inputs ?? []).map((p) => p.type).join(',')})'`
+        : f.name!
     return `  ${key}: ${methodType(f)}`
   })
   return `export type ${name}Contract = BaseContract & {\n${lines.join('\n')}\n}\n`

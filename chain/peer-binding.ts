@@ -36,15 +36,26 @@ export interface PeerBinding {
 export function bindingMessage(ctx: PeerBindingContext, peerId: BytesLike): Uint8Array {
   const encoded = AbiCoder.defaultAbiCoder().encode(
     ['bytes32', 'uint256', 'address', 'address', 'bytes32'],
-    [PEER_BINDING_TAG, BigInt(ctx.chainId), getAddress(ctx.registry), getAddress(ctx.operator), keccak256(peerId)],
+    [
+      PEER_BINDING_TAG,
+      BigInt(ctx.chainId),
+      getAddress(ctx.registry),
+      getAddress(ctx.operator),
+      keccak256(peerId)
+    ]
   )
   return getBytes(keccak256(encoded))
 }
 
 /** Signs the binding with the node's libp2p private key (Ed25519 or secp256k1). */
-export async function signPeerBinding(privateKey: PrivateKey, ctx: PeerBindingContext): Promise<PeerBinding> {
+export async function signPeerBinding(
+  privateKey: PrivateKey,
+  ctx: PeerBindingContext
+): Promise<PeerBinding> {
   if (privateKey.type !== 'Ed25519' && privateKey.type !== 'secp256k1') {
-    throw new Error(`peer binding: ${privateKey.type} keys are not supported (use Ed25519 or secp256k1)`)
+    throw new Error(
+      `peer binding: ${privateKey.type} keys are not supported (use Ed25519 or secp256k1)`
+    )
   }
   const peerId = peerIdFromPrivateKey(privateKey).toMultihash().bytes
   const signature = await privateKey.sign(bindingMessage(ctx, peerId))
@@ -67,7 +78,7 @@ export function publicKeyFromPeerIdBytes(peerId: BytesLike) {
 export async function verifyPeerBinding(
   ctx: PeerBindingContext,
   peerId: BytesLike,
-  signature: BytesLike,
+  signature: BytesLike
 ): Promise<boolean> {
   try {
     const key = publicKeyFromPeerIdBytes(peerId)

@@ -21,7 +21,11 @@ export interface RedeemableVoucher {
  * Converts a voucher with its payer's 65-byte signature to the escrow's compact struct. Throws on
  * a malformed signature or a cumulative amount above 2^128 − 1 (no deposit can cover it).
  */
-export function toRedeemable (v: { payer: string, cumulativeAmount: bigint, signature: string }): RedeemableVoucher {
+export function toRedeemable(v: {
+  payer: string
+  cumulativeAmount: bigint
+  signature: string
+}): RedeemableVoucher {
   if (v.cumulativeAmount < 0n || v.cumulativeAmount > MAX_CUMULATIVE_AMOUNT) {
     throw new RangeError(`voucher cumulative amount ${v.cumulativeAmount} does not fit 128 bits`)
   }

@@ -26,5 +26,7 @@ try {
   await program.parseAsync(process.argv)
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode)
-  process.exit(reportError(err, program.opts().logLevel === 'debug' || program.opts().logLevel === 'trace'))
+  process.exit(
+    reportError(err, program.opts().logLevel === 'debug' || program.opts().logLevel === 'trace')
+  )
 }

@@ -1,11 +1,25 @@
 // What every chain-facing command needs: a provider that answers, the deployment file, typed
 // contract clients, and (for transactions) the keystore's wallet. Errors say what to do.
-import { JsonRpcProvider, Signature, formatUnits, parseUnits, type Wallet, type ContractTransactionResponse, type TransactionReceipt } from 'ethers'
+import type { JsonRpcProvider } from 'ethers'
+import {
+  Signature,
+  formatUnits,
+  parseUnits,
+  type Wallet,
+  type ContractTransactionResponse,
+  type TransactionReceipt
+} from 'ethers'
 import { connectContracts, type PovContracts } from '../chain/contracts.js'
 import { createProvider } from '../chain/provider.js'
 import { readDeployment, type Deployment } from '../chain/deployment.js'
 import { decodeChainError } from '../chain/errors.js'
-import { createKeystore, loadKeystore, loadWallet, readPassword, type Keystore } from './keystore.js'
+import {
+  createKeystore,
+  loadKeystore,
+  loadWallet,
+  readPassword,
+  type Keystore
+} from './keystore.js'
 import { keystoreDir, type ChainCliOptions, type KeyCliOptions } from './options.js'
 import { UserError } from './errors.js'
 
@@ -16,7 +30,7 @@ export interface ChainContext {
   contracts: PovContracts
 }
 
-export async function connectChain (opts: ChainCliOptions): Promise<ChainContext> {
+export async function connectChain(opts: ChainCliOptions): Promise<ChainContext> {
   const provider = createProvider(opts.rpc)
   provider.pollingInterval = 250
   let chainId: number
@@ -24,7 +38,9 @@ export async function connectChain (opts: ChainCliOptions): Promise<ChainContext
     chainId = Number(await withTimeout(provider.send('eth_chainId', []), 5000))
   } catch (err) {
     provider.destroy()
-    throw new UserError(`cannot reach the chain at ${opts.rpc} (${(err as Error).message.split('\n')[0]}) — start one with \`npm run chain\` or pass --rpc URL`)
+    throw new UserError(
+      `cannot reach the chain at ${opts.rpc} (${(err as Error).message.split('\n')[0]}) — start one with \`npm run chain\` or pass --rpc URL`
+    )
   }
   let deployment: Deployment
   try {
@@ -33,30 +49,51 @@ export async function connectChain (opts: ChainCliOptions): Promise<ChainContext
     provider.destroy()
     throw new UserError((err as Error).message)
   }
-  return { provider, chainId, deployment, contracts: connectContracts(deployment.contracts, provider) }
+  return {
+    provider,
+    chainId,
+    deployment,
+    contracts: connectContracts(deployment.contracts, provider)
+  }
 }
 
 /** The whole keystore (Ethereum wallet and libp2p key) named by --keystore / --data-dir. */
-export async function openKeystore (opts: KeyCliOptions & { dataDir?: string }): Promise<Keystore> {
-  return await loadKeystore(keystoreDir(opts), await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
+export async function openKeystore(opts: KeyCliOptions & { dataDir?: string }): Promise<Keystore> {
+  return await loadKeystore(
+    keystoreDir(opts),
+    await readPassword(opts.passwordFile, process.env.POV_PASSWORD)
+  )
 }
 
 /** Creates the keystore `--keystore`/`--data-dir` names (`pov node init`, `pov key new`). */
-export async function newKeystore (opts: KeyCliOptions & { dataDir?: string, scryptN?: string }): Promise<{ dir: string, address: string, peerId: string }> {
+export async function newKeystore(
+  opts: KeyCliOptions & { dataDir?: string; scryptN?: string }
+): Promise<{ dir: string; address: string; peerId: string }> {
   const dir = keystoreDir(opts)
   const password = await readPassword(opts.passwordFile, process.env.POV_PASSWORD)
-  const { address, peerId } = await createKeystore(dir, password, { scryptN: opts.scryptN != null ? Number(opts.scryptN) : undefined })
+  const { address, peerId } = await createKeystore(dir, password, {
+    scryptN: opts.scryptN != null ? Number(opts.scryptN) : undefined
+  })
   return { dir, address, peerId }
 }
 
-export async function loadSigner (opts: KeyCliOptions & { dataDir?: string }, ctx: ChainContext): Promise<Wallet> {
+export async function loadSigner(
+  opts: KeyCliOptions & { dataDir?: string },
+  ctx: ChainContext
+): Promise<Wallet> {
   const dir = keystoreDir(opts)
-  const wallet = await loadWallet(dir, await readPassword(opts.passwordFile, process.env.POV_PASSWORD))
+  const wallet = await loadWallet(
+    dir,
+    await readPassword(opts.passwordFile, process.env.POV_PASSWORD)
+  )
   return wallet.connect(ctx.provider)
 }
 
 /** Sends a transaction, waits for it, and turns a revert into one line with the decoded custom error. */
-export async function sendTx (what: string, send: () => Promise<ContractTransactionResponse>): Promise<TransactionReceipt> {
+export async function sendTx(
+  what: string,
+  send: () => Promise<ContractTransactionResponse>
+): Promise<TransactionReceipt> {
   try {
     const tx = await send()
     const r = await tx.wait()
@@ -68,19 +105,40 @@ export async function sendTx (what: string, send: () => Promise<ContractTransact
 }
 
 /** ERC-2612 permit signature so deposits and stakes need no separate approve transaction. */
-export async function signPermit (ctx: ChainContext, owner: Wallet, spender: string, value: bigint): Promise<{ deadline: bigint, v: number, r: string, s: string }> {
+export async function signPermit(
+  ctx: ChainContext,
+  owner: Wallet,
+  spender: string,
+  value: bigint
+): Promise<{ deadline: bigint; v: number; r: string; s: string }> {
   const token = ctx.contracts.token
   const [nonce, name] = await Promise.all([token.nonces(owner.address), token.name()])
   const deadline = BigInt(Math.floor(Date.now() / 1000) + 3600)
-  const sig = Signature.from(await owner.signTypedData(
-    { name, version: '1', chainId: ctx.chainId, verifyingContract: ctx.deployment.contracts.token },
-    { Permit: [{ name: 'owner', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'nonce', type: 'uint256' }, { name: 'deadline', type: 'uint256' }] },
-    { owner: owner.address, spender, value, nonce, deadline }))
+  const sig = Signature.from(
+    await owner.signTypedData(
+      {
+        name,
+        version: '1',
+        chainId: ctx.chainId,
+        verifyingContract: ctx.deployment.contracts.token
+      },
+      {
+        Permit: [
+          { name: 'owner', type: 'address' },
+          { name: 'spender', type: 'address' },
+          { name: 'value', type: 'uint256' },
+          { name: 'nonce', type: 'uint256' },
+          { name: 'deadline', type: 'uint256' }
+        ]
+      },
+      { owner: owner.address, spender, value, nonce, deadline }
+    )
+  )
   return { deadline, v: sig.v, r: sig.r, s: sig.s }
 }
 
 /** "12.5" POV → wei, with a clear error. */
-export function parsePov (value: string, what: string): bigint {
+export function parsePov(value: string, what: string): bigint {
   try {
     const v = parseUnits(value, 18)
     if (v < 0n) throw new Error('negative')
@@ -90,29 +148,39 @@ export function parsePov (value: string, what: string): bigint {
   }
 }
 
-export function formatPov (wei: bigint): string {
+export function formatPov(wei: bigint): string {
   const s = formatUnits(wei, 18)
   return `${s.endsWith('.0') ? s.slice(0, -2) : s} POV`
 }
 
 /** A chain timestamp (seconds) as an ISO date. */
-export function formatChainTime (seconds: bigint | number | string): string {
+export function formatChainTime(seconds: bigint | number | string): string {
   return new Date(Number(seconds) * 1000).toISOString()
 }
 
-async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T> {
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let t: NodeJS.Timeout | undefined
   try {
-    return await Promise.race([p, new Promise<T>((_, reject) => { t = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms) })])
-  } finally { clearTimeout(t) }
+    return await Promise.race([
+      p,
+      new Promise<T>((_, reject) => {
+        t = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms)
+      })
+    ])
+  } finally {
+    clearTimeout(t)
+  }
 }
 
 /** JSON with bigints as decimal strings. */
-export function toJson (v: unknown): string {
-  return JSON.stringify(v, (_k, x) => typeof x === 'bigint' ? x.toString() : x, 2)
+export function toJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2)
 }
 
 /** A typed contract client bound to `signer` (ethers' connect() loses the ABI type). */
-export function withSigner<T extends { connect(runner: Wallet): unknown }> (contract: T, signer: Wallet): T {
+export function withSigner<T extends { connect(runner: Wallet): unknown }>(
+  contract: T,
+  signer: Wallet
+): T {
   return contract.connect(signer) as T
 }

@@ -7,10 +7,19 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { formatUnits, parseEther } from 'ethers'
-import { LocalNet, REPO, DEMO_SCRYPT_N, freePort, pathToFileURL, type OperatorHandle } from '../deploy/localnet.js'
+import {
+  LocalNet,
+  REPO,
+  DEMO_SCRYPT_N,
+  freePort,
+  pathToFileURL,
+  type OperatorHandle
+} from '../deploy/localnet.js'
 
 const t0 = Date.now()
-const say = (s: string): void => { process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${s}\n`) }
+const say = (s: string): void => {
+  process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${s}\n`)
+}
 const pov = (wei: bigint | string): string => `${formatUnits(BigInt(wei), 18)} POV`
 
 const dir = await mkdtemp(join(tmpdir(), 'pov-demo-'))
@@ -24,93 +33,202 @@ const shutdown = async (code: number): Promise<never> => {
   }
   process.exit(code)
 }
-process.on('SIGINT', () => { say('interrupted — stopping every process'); void shutdown(130) })
-process.on('SIGTERM', () => { void shutdown(143) })
-process.on('exit', () => { net.killAll() })
+process.on('SIGINT', () => {
+  say('interrupted — stopping every process')
+  void shutdown(130)
+})
+process.on('SIGTERM', () => {
+  void shutdown(143)
+})
+process.on('exit', () => {
+  net.killAll()
+})
 
-async function main (): Promise<void> {
+async function main(): Promise<void> {
   say('compiling contracts (hardhat build, solc from npm)')
-  const build = spawnSync(process.execPath, [join(REPO, 'node_modules', 'hardhat', 'dist', 'src', 'cli.js'), 'build', '--quiet'], { cwd: REPO, encoding: 'utf8' })
+  const build = spawnSync(
+    process.execPath,
+    [join(REPO, 'node_modules', 'hardhat', 'dist', 'src', 'cli.js'), 'build', '--quiet'],
+    { cwd: REPO, encoding: 'utf8' }
+  )
   if (build.status !== 0) throw new Error(`hardhat build failed: ${build.stderr}`)
 
   // 8545 is the local chain's usual port (CONVENTIONS.md); another one if it is taken.
-  const port = await isFree(8545) ? 8545 : await freePort()
+  const port = (await isFree(8545)) ? 8545 : await freePort()
   await net.start({ port })
 
   say('writing a tiny Mixtral checkpoint (HF format, bf16) and converting it to a bundle')
-  const hf = join(dir, 'hf'); const bundle = join(dir, 'bundle')
+  const hf = join(dir, 'hf')
+  const bundle = join(dir, 'bundle')
   await net.povJson(['model', 'init-tiny', hf, '--seed', '7', '--dtype', 'bf16'])
-  const conv = await net.povJson<{ modelId: string, config?: { numLayers: number, numExperts: number } }>(['model', 'convert', hf, bundle])
+  const conv = await net.povJson<{
+    modelId: string
+    config?: { numLayers: number; numExperts: number }
+  }>(['model', 'convert', hf, bundle])
   const modelId = conv.modelId
   const layers = conv.config?.numLayers ?? 2
   say(`model id ${modelId}`)
 
   say('governance: propose → vote → queue → execute approveModel')
-  const round = await net.approveModel({ modelId, name: 'tiny-mixtral-demo', layers, experts: 8, shardCount: 8, uri: pathToFileURL(bundle).href })
+  const round = await net.approveModel({
+    modelId,
+    name: 'tiny-mixtral-demo',
+    layers,
+    experts: 8,
+    shardCount: 8,
+    uri: pathToFileURL(bundle).href
+  })
   say(`proposal ${round.proposalId.toString().slice(0, 16)}… ${round.state}`)
 
   say('four operators: node init, funding, stake + register (every shard on 2 nodes)')
-  const layout = [[0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 2, 3], [4, 5, 6, 7]]
+  const layout = [
+    [0, 1, 2, 3],
+    [4, 5, 6, 7],
+    [0, 1, 2, 3],
+    [4, 5, 6, 7]
+  ]
   const prices = ['0.0001', '0.0001', '0.00015', '0.00012']
-  const ops: OperatorHandle[] = await Promise.all(layout.map(async (shards, i) =>
-    await net.addOperator(`node${i + 1}`, { modelId, shards, stake: '1000', price: prices[i], fundPov: parseEther('2000') })))
-  for (const op of ops) say(`  ${op.name} ${op.address} peer …${op.peerId.slice(-8)} shards ${op.shards.join(',')}`)
+  const ops: OperatorHandle[] = await Promise.all(
+    layout.map(
+      async (shards, i) =>
+        await net.addOperator(`node${i + 1}`, {
+          modelId,
+          shards,
+          stake: '1000',
+          price: prices[i],
+          fundPov: parseEther('2000')
+        })
+    )
+  )
+  for (const op of ops)
+    say(`  ${op.name} ${op.address} peer …${op.peerId.slice(-8)} shards ${op.shards.join(',')}`)
 
   say('starting the four nodes (pov node start: finds its registration, serves paid calls only)')
-  await Promise.all(ops.map(async op => { await net.startNode(op, bundle) }))
+  await Promise.all(
+    ops.map(async (op) => {
+      await net.startNode(op, bundle)
+    })
+  )
 
   say('client: key, funding, deposit into escrow')
   const client = join(dir, 'client')
-  const key = await net.povJson<{ address: string }>(['key', 'new', '--keystore', join(client, 'keystore'), '--password-file', net.passwordFile, '--scrypt-n', String(DEMO_SCRYPT_N)])
+  const key = await net.povJson<{ address: string }>([
+    'key',
+    'new',
+    '--keystore',
+    join(client, 'keystore'),
+    '--password-file',
+    net.passwordFile,
+    '--scrypt-n',
+    String(DEMO_SCRYPT_N)
+  ])
   await net.fund(key.address, parseEther('100'))
-  const dep = await net.povJson<{ gasUsed: string }>(['deposit', '10', ...net.chainFlags(join(client, 'keystore'), client)])
+  const dep = await net.povJson<{ gasUsed: string }>([
+    'deposit',
+    '10',
+    ...net.chainFlags(join(client, 'keystore'), client)
+  ])
 
   say('pov infer: 16 tokens, paid per expert call')
-  const inf = await net.povJson<{ text: string, tokens: number[], degraded: boolean, timings: { prefillMs: number, decodeTokensPerSecond: number }, payment: { total: string, nodes: Array<{ operator: string, calls: number, units: number, amount: string }> } }>(
-    ['infer', '--model', modelId, '--bundle', bundle, '--max-tokens', '16', '--ignore-eos', ...net.chainFlags(join(client, 'keystore'), client), 'The network of experts'])
+  const inf = await net.povJson<{
+    text: string
+    tokens: number[]
+    degraded: boolean
+    timings: { prefillMs: number; decodeTokensPerSecond: number }
+    payment: {
+      total: string
+      nodes: Array<{ operator: string; calls: number; units: number; amount: string }>
+    }
+  }>([
+    'infer',
+    '--model',
+    modelId,
+    '--bundle',
+    bundle,
+    '--max-tokens',
+    '16',
+    '--ignore-eos',
+    ...net.chainFlags(join(client, 'keystore'), client),
+    'The network of experts'
+  ])
   say(`tokens ${JSON.stringify(inf.tokens)}${inf.degraded ? ' (DEGRADED)' : ''}`)
   say(`text   ${JSON.stringify(inf.text)}`)
-  for (const n of inf.payment.nodes) say(`  paid ${n.operator}: ${n.calls} calls, ${n.units} units, ${pov(n.amount)}`)
+  for (const n of inf.payment.nodes)
+    say(`  paid ${n.operator}: ${n.calls} calls, ${n.units} units, ${pov(n.amount)}`)
 
   say('nodes claim their vouchers (one redeemBatch + one withdrawEarnings transaction each)')
   let claimGas = 0n
   const earned: Array<[string, bigint]> = []
   for (const op of ops) {
-    const c = await net.povJson<{ received: string, fee: string, amount: string, withdrawn: string, gasUsed: string, redeemed: unknown[] }>(['node', 'claim', ...net.chainFlags(op.keystore, op.dir)])
+    const c = await net.povJson<{
+      received: string
+      fee: string
+      amount: string
+      withdrawn: string
+      gasUsed: string
+      redeemed: unknown[]
+    }>(['node', 'claim', ...net.chainFlags(op.keystore, op.dir)])
     claimGas += BigInt(c.gasUsed)
     earned.push([op.name, BigInt(c.received)])
-    say(`  ${op.name}: ${c.redeemed.length} voucher(s), ${pov(c.amount)} from escrow, fee ${pov(c.fee)}, withdrew ${pov(c.withdrawn)}, received ${pov(c.received)}`)
+    say(
+      `  ${op.name}: ${c.redeemed.length} voucher(s), ${pov(c.amount)} from escrow, fee ${pov(c.fee)}, withdrew ${pov(c.withdrawn)}, received ${pov(c.received)}`
+    )
   }
 
   say('gas spent')
   const regGas = await registrationGas()
-  say(`  governance round ${round.gasUsed}, registrations ${regGas}, deposit ${dep.gasUsed}, claims ${claimGas}`)
+  say(
+    `  governance round ${round.gasUsed}, registrations ${regGas}, deposit ${dep.gasUsed}, claims ${claimGas}`
+  )
 
   say('audit (pov audit --dial)')
-  const audit = await net.pov(['audit', '--dial', '--rpc', net.rpc, '--deployment', net.deploymentFile])
+  const audit = await net.pov([
+    'audit',
+    '--dial',
+    '--rpc',
+    net.rpc,
+    '--deployment',
+    net.deploymentFile
+  ])
   process.stdout.write(audit.stdout)
-  if (audit.code !== 0) throw new Error(`pov audit reported failed checks (exit ${audit.code}): ${audit.stderr}`)
+  if (audit.code !== 0)
+    throw new Error(`pov audit reported failed checks (exit ${audit.code}): ${audit.stderr}`)
 
-  say(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s — earned: ${earned.map(([n, e]) => `${n} ${pov(e)}`).join(', ')}`)
+  say(
+    `done in ${((Date.now() - t0) / 1000).toFixed(1)} s — earned: ${earned.map(([n, e]) => `${n} ${pov(e)}`).join(', ')}`
+  )
 }
 
 /** Gas of `pov node register`: the registration and the one-time escrow earnings account opening. */
-async function registrationGas (): Promise<bigint> {
+async function registrationGas(): Promise<bigint> {
   const logs = [
-    ...await net.contracts.registry.queryFilter(net.contracts.registry.filters.NodeRegistered(), net.deployment.startBlock),
-    ...await net.contracts.escrow.queryFilter(net.contracts.escrow.filters.EarningsAccountOpened(), net.deployment.startBlock)
+    ...(await net.contracts.registry.queryFilter(
+      net.contracts.registry.filters.NodeRegistered(),
+      net.deployment.startBlock
+    )),
+    ...(await net.contracts.escrow.queryFilter(
+      net.contracts.escrow.filters.EarningsAccountOpened(),
+      net.deployment.startBlock
+    ))
   ]
   let gas = 0n
-  for (const l of logs) gas += (await net.provider.getTransactionReceipt(l.transactionHash))?.gasUsed ?? 0n
+  for (const l of logs)
+    gas += (await net.provider.getTransactionReceipt(l.transactionHash))?.gasUsed ?? 0n
   return gas
 }
 
-async function isFree (port: number): Promise<boolean> {
+async function isFree(port: number): Promise<boolean> {
   const { createServer } = await import('node:net')
-  return await new Promise(resolve => {
+  return await new Promise((resolve) => {
     const s = createServer()
-    s.once('error', () => { resolve(false) })
-    s.listen(port, '127.0.0.1', () => { s.close(() => { resolve(true) }) })
+    s.once('error', () => {
+      resolve(false)
+    })
+    s.listen(port, '127.0.0.1', () => {
+      s.close(() => {
+        resolve(true)
+      })
+    })
   })
 }
 

@@ -1,5 +1,5 @@
 /** One line that says what failed; the stack only at debug level. Returns the exit code. */
-export function reportError (err: unknown, debug: boolean): number {
+export function reportError(err: unknown, debug: boolean): number {
   const e = err instanceof Error ? err : new Error(String(err))
   process.stderr.write(`pov: ${e.message}\n`)
   if (debug && e.stack != null) process.stderr.write(`${e.stack}\n`)
@@ -10,5 +10,10 @@ export function reportError (err: unknown, debug: boolean): number {
 /** An error meant for the user: printed without a stack, with its own exit code. */
 export class UserError extends Error {
   override name = 'UserError'
-  constructor (message: string, readonly exitCode = 1) { super(message) }
+  constructor(
+    message: string,
+    readonly exitCode = 1
+  ) {
+    super(message)
+  }
 }

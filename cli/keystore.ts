@@ -11,7 +11,12 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { UserError } from './errors.js'
 
-const scrypt = promisify(scryptCb) as (pw: string, salt: Buffer, len: number, opts: object) => Promise<Buffer>
+const scrypt = promisify(scryptCb) as (
+  pw: string,
+  salt: Buffer,
+  len: number,
+  opts: object
+) => Promise<Buffer>
 
 export const ETH_KEY_FILE = 'ethereum.json'
 export const P2P_KEY_FILE = 'libp2p.json'
@@ -24,18 +29,28 @@ export interface Keystore {
   peerId: string
 }
 
-async function exists (path: string): Promise<boolean> {
-  try { await access(path); return true } catch { return false }
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /**
  * Creates a new keystore in `dir`; refuses to overwrite an existing one. `scryptN` lowers the KDF
  * cost for throw-away keys (the demo, tests); the default is ethers' (and geth's) 2^17.
  */
-export async function createKeystore (dir: string, password: string, opts: { scryptN?: number } = {}): Promise<{ address: string, peerId: string }> {
+export async function createKeystore(
+  dir: string,
+  password: string,
+  opts: { scryptN?: number } = {}
+): Promise<{ address: string; peerId: string }> {
   const N = opts.scryptN ?? SCRYPT.N
-  if (!Number.isInteger(Math.log2(N)) || N < 2) throw new UserError(`invalid scrypt cost ${N}: must be a power of two`)
-  if (await exists(join(dir, ETH_KEY_FILE)) || await exists(join(dir, P2P_KEY_FILE))) {
+  if (!Number.isInteger(Math.log2(N)) || N < 2)
+    throw new UserError(`invalid scrypt cost ${N}: must be a power of two`)
+  if ((await exists(join(dir, ETH_KEY_FILE))) || (await exists(join(dir, P2P_KEY_FILE)))) {
     throw new UserError(`a keystore already exists in ${dir} — refusing to overwrite it`)
   }
   await mkdir(dir, { recursive: true, mode: 0o700 })
@@ -43,40 +58,69 @@ export async function createKeystore (dir: string, password: string, opts: { scr
   const p2pKey = await generateKeyPair('Ed25519')
   const salt = randomBytes(32)
   const iv = randomBytes(12)
-  const cipher = createCipheriv('aes-256-gcm', await scrypt(password, salt, 32, { ...SCRYPT, N }), iv)
+  const cipher = createCipheriv(
+    'aes-256-gcm',
+    await scrypt(password, salt, 32, { ...SCRYPT, N }),
+    iv
+  )
   const ciphertext = Buffer.concat([cipher.update(privateKeyToProtobuf(p2pKey)), cipher.final()])
   const peerId = peerIdFromPrivateKey(p2pKey).toString()
   const p2pJson = {
     version: 1,
     peerId,
     kdf: { name: 'scrypt', N, r: SCRYPT.r, p: SCRYPT.p, salt: salt.toString('hex') },
-    cipher: { name: 'aes-256-gcm', iv: iv.toString('hex'), tag: cipher.getAuthTag().toString('hex') },
+    cipher: {
+      name: 'aes-256-gcm',
+      iv: iv.toString('hex'),
+      tag: cipher.getAuthTag().toString('hex')
+    },
     ciphertext: ciphertext.toString('hex')
   }
-  await writeFile(join(dir, ETH_KEY_FILE), await encryptKeystoreJson({ address: wallet.address, privateKey: wallet.privateKey }, password, { scrypt: { N } }), { mode: 0o600 })
+  await writeFile(
+    join(dir, ETH_KEY_FILE),
+    await encryptKeystoreJson(
+      { address: wallet.address, privateKey: wallet.privateKey },
+      password,
+      { scrypt: { N } }
+    ),
+    { mode: 0o600 }
+  )
   await writeFile(join(dir, P2P_KEY_FILE), JSON.stringify(p2pJson, null, 2) + '\n', { mode: 0o600 })
   return { address: wallet.address, peerId }
 }
 
 /** The Ethereum key only (clients need no libp2p key). */
-export async function loadWallet (dir: string, password: string): Promise<Wallet> {
+export async function loadWallet(dir: string, password: string): Promise<Wallet> {
   const path = join(dir, ETH_KEY_FILE)
-  if (!await exists(path)) throw new UserError(`no keystore at ${dir} — create one with \`pov node init --keystore ${dir}\` or \`pov key new\``)
+  if (!(await exists(path)))
+    throw new UserError(
+      `no keystore at ${dir} — create one with \`pov node init --keystore ${dir}\` or \`pov key new\``
+    )
   try {
     const w = await Wallet.fromEncryptedJson(await readFile(path, 'utf8'), password)
     return new Wallet(w.privateKey)
   } catch (err) {
-    throw new UserError(`cannot decrypt ${path}: ${(err as Error).message.includes('password') ? 'wrong passphrase' : (err as Error).message}`)
+    throw new UserError(
+      `cannot decrypt ${path}: ${(err as Error).message.includes('password') ? 'wrong passphrase' : (err as Error).message}`
+    )
   }
 }
 
-export async function loadKeystore (dir: string, password: string): Promise<Keystore> {
+export async function loadKeystore(dir: string, password: string): Promise<Keystore> {
   const wallet = await loadWallet(dir, password)
   const path = join(dir, P2P_KEY_FILE)
-  if (!await exists(path)) throw new UserError(`no libp2p key at ${path} — this keystore was made for a client; run \`pov node init\``)
+  if (!(await exists(path)))
+    throw new UserError(
+      `no libp2p key at ${path} — this keystore was made for a client; run \`pov node init\``
+    )
   const j = JSON.parse(await readFile(path, 'utf8'))
   try {
-    const key = await scrypt(password, Buffer.from(j.kdf.salt, 'hex'), 32, { N: j.kdf.N, r: j.kdf.r, p: j.kdf.p, maxmem: SCRYPT.maxmem })
+    const key = await scrypt(password, Buffer.from(j.kdf.salt, 'hex'), 32, {
+      N: j.kdf.N,
+      r: j.kdf.r,
+      p: j.kdf.p,
+      maxmem: SCRYPT.maxmem
+    })
     const d = createDecipheriv('aes-256-gcm', key, Buffer.from(j.cipher.iv, 'hex'))
     d.setAuthTag(Buffer.from(j.cipher.tag, 'hex'))
     const raw = Buffer.concat([d.update(Buffer.from(j.ciphertext, 'hex')), d.final()])
@@ -88,8 +132,13 @@ export async function loadKeystore (dir: string, password: string): Promise<Keys
 }
 
 /** A passphrase from a file (never from the command line); trailing newline dropped. */
-export async function readPassword (file: string | undefined, envValue: string | undefined): Promise<string> {
+export async function readPassword(
+  file: string | undefined,
+  envValue: string | undefined
+): Promise<string> {
   if (file != null) return (await readFile(file, 'utf8')).replace(/\r?\n$/, '')
   if (envValue != null) return envValue
-  throw new UserError('no passphrase: pass --password-file FILE (or set POV_PASSWORD for automation)')
+  throw new UserError(
+    'no passphrase: pass --password-file FILE (or set POV_PASSWORD for automation)'
+  )
 }

@@ -12,45 +12,80 @@ import { DEFAULT_ROUTER_BUSY_POLL_US } from '../router/router.js'
 export const DEFAULT_RPC = 'http://127.0.0.1:8545'
 export const DEFAULT_DATA_DIR = join(homedir(), '.pov')
 
-export interface ChainCliOptions { rpc: string, deployment?: string }
-export interface KeyCliOptions { keystore?: string, passwordFile?: string }
-export interface CommonCliOptions extends ChainCliOptions, KeyCliOptions { dataDir: string, json?: boolean }
+export interface ChainCliOptions {
+  rpc: string
+  deployment?: string
+}
+export interface KeyCliOptions {
+  keystore?: string
+  passwordFile?: string
+}
+export interface CommonCliOptions extends ChainCliOptions, KeyCliOptions {
+  dataDir: string
+  json?: boolean
+}
 
-export function addChainOptions (cmd: Command): Command {
+export function addChainOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--rpc <url>', 'JSON-RPC URL of the chain').env('POV_RPC').default(DEFAULT_RPC))
-    .addOption(new Option('--deployment <file>', 'contract address file (default: deployments/<chainId>.json)').env('POV_DEPLOYMENT'))
+    .addOption(
+      new Option('--rpc <url>', 'JSON-RPC URL of the chain').env('POV_RPC').default(DEFAULT_RPC)
+    )
+    .addOption(
+      new Option(
+        '--deployment <file>',
+        'contract address file (default: deployments/<chainId>.json)'
+      ).env('POV_DEPLOYMENT')
+    )
 }
 
-export function addKeyOptions (cmd: Command): Command {
+export function addKeyOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--keystore <dir>', 'keystore directory (made by `pov node init` or `pov key new`)').env('POV_KEYSTORE'))
-    .addOption(new Option('--password-file <file>', 'file holding the keystore passphrase (or POV_PASSWORD)').env('POV_PASSWORD_FILE'))
+    .addOption(
+      new Option(
+        '--keystore <dir>',
+        'keystore directory (made by `pov node init` or `pov key new`)'
+      ).env('POV_KEYSTORE')
+    )
+    .addOption(
+      new Option(
+        '--password-file <file>',
+        'file holding the keystore passphrase (or POV_PASSWORD)'
+      ).env('POV_PASSWORD_FILE')
+    )
 }
 
-export function addDataDirOption (cmd: Command): Command {
-  return cmd.addOption(new Option('--data-dir <dir>', 'state directory (vouchers, payer ledger)').env('POV_DATA_DIR').default(DEFAULT_DATA_DIR))
+export function addDataDirOption(cmd: Command): Command {
+  return cmd.addOption(
+    new Option('--data-dir <dir>', 'state directory (vouchers, payer ledger)')
+      .env('POV_DATA_DIR')
+      .default(DEFAULT_DATA_DIR)
+  )
 }
 
-export function addJsonOption (cmd: Command): Command {
+export function addJsonOption(cmd: Command): Command {
   return cmd.option('--json', 'machine-readable output')
 }
 
 /** All common groups, in one call. */
-export function addCommonOptions (cmd: Command): Command {
+export function addCommonOptions(cmd: Command): Command {
   return addJsonOption(addDataDirOption(addKeyOptions(addChainOptions(cmd))))
 }
 
 /** Resolves the keystore: --keystore, else `<data-dir>/keystore`. */
-export function keystoreDir (opts: { keystore?: string, dataDir?: string }): string {
+export function keystoreDir(opts: { keystore?: string; dataDir?: string }): string {
   return opts.keystore ?? join(opts.dataDir ?? DEFAULT_DATA_DIR, 'keystore')
 }
 
 /** Parses `0,1,2` into integers, with a clear error. */
-export function parseIntList (value: string, what = 'list'): number[] {
-  const out = value.split(',').filter(s => s.trim() !== '').map(s => Number(s.trim()))
-  if (out.length === 0 || out.some(n => !Number.isInteger(n) || n < 0)) {
-    throw new UserError(`invalid ${what} "${value}": expected comma-separated non-negative integers, e.g. 0,1`)
+export function parseIntList(value: string, what = 'list'): number[] {
+  const out = value
+    .split(',')
+    .filter((s) => s.trim() !== '')
+    .map((s) => Number(s.trim()))
+  if (out.length === 0 || out.some((n) => !Number.isInteger(n) || n < 0)) {
+    throw new UserError(
+      `invalid ${what} "${value}": expected comma-separated non-negative integers, e.g. 0,1`
+    )
   }
   return out
 }
@@ -60,8 +95,12 @@ export function parseIntList (value: string, what = 'list'): number[] {
  * YAML/JSON file into options still at their default (so flags and env win). Keys are the
  * options' camelCase names, e.g. `rpc`, `dataDir`, `keystore`.
  */
-export function applyConfigFile (program: Command): void {
-  program.addOption(new Option('--config <file>', 'YAML or JSON settings file (flags and POV_* env win)').env('POV_CONFIG'))
+export function applyConfigFile(program: Command): void {
+  program.addOption(
+    new Option('--config <file>', 'YAML or JSON settings file (flags and POV_* env win)').env(
+      'POV_CONFIG'
+    )
+  )
   program.hook('preAction', (_root, action) => {
     const file = program.opts().config as string | undefined
     if (file == null) return
@@ -75,26 +114,32 @@ export function applyConfigFile (program: Command): void {
       const key = opt.attributeName()
       if (!(key in values)) continue
       const source = action.getOptionValueSource(key)
-      if (source == null || source === 'default') action.setOptionValueWithSource(key, values[key], 'config')
+      if (source == null || source === 'default')
+        action.setOptionValueWithSource(key, values[key], 'config')
     }
   })
 }
 
 /** The effective settings with secrets redacted, for the start-up line. */
-export function redacted (opts: Record<string, unknown>): Record<string, unknown> {
+export function redacted(opts: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(opts)) out[k] = /password|secret|key$/i.test(k) && k !== 'keystore' ? '<redacted>' : v
+  for (const [k, v] of Object.entries(opts))
+    out[k] = /password|secret|key$/i.test(k) && k !== 'keystore' ? '<redacted>' : v
   return out
 }
 
 /** --busy-poll-us (node and router): whole µs from 0 (off) to 1 s. */
-export function parseBusyPollUs (v: string): number {
+export function parseBusyPollUs(v: string): number {
   const n = Number(v)
-  if (v.trim() === '' || !Number.isSafeInteger(n) || n < 0 || n > 1_000_000) throw new UserError(`invalid --busy-poll-us "${v}": expected whole µs from 0 to 1000000`)
+  if (v.trim() === '' || !Number.isSafeInteger(n) || n < 0 || n > 1_000_000)
+    throw new UserError(`invalid --busy-poll-us "${v}": expected whole µs from 0 to 1000000`)
   return n
 }
 
 /** The router side of --busy-poll-us (pov generate --peers, pov infer). */
-export function busyPollOption (): Option {
-  return new Option('--busy-poll-us <us>', `keep the event loop polling while expert calls are out, at most this many µs per call, so answers are read without a wake-up (0: off; default ${DEFAULT_ROUTER_BUSY_POLL_US})`).env('POV_BUSY_POLL_US')
+export function busyPollOption(): Option {
+  return new Option(
+    '--busy-poll-us <us>',
+    `keep the event loop polling while expert calls are out, at most this many µs per call, so answers are read without a wake-up (0: off; default ${DEFAULT_ROUTER_BUSY_POLL_US})`
+  ).env('POV_BUSY_POLL_US')
 }

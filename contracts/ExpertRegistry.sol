@@ -79,7 +79,17 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
         bytes32 s
     ) external {
         // A front-run permit (same signature used by someone else) must not block registration.
-        try IERC20Permit(address(_token)).permit(msg.sender, address(this), stake, deadline, v, r, s) {} catch {}
+        try
+            IERC20Permit(address(_token)).permit(
+                msg.sender,
+                address(this),
+                stake,
+                deadline,
+                v,
+                r,
+                s
+            )
+        {} catch {}
         _register(reg, stake);
     }
 
@@ -134,7 +144,8 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
         if (!node.registered) revert RegistryNotRegistered(msg.sender);
         uint64 ends = node.unbondingEnds;
         if (ends == 0) revert RegistryNotUnbonding(msg.sender);
-        if (block.timestamp < ends) revert RegistryUnbondingNotOver(msg.sender, ends, block.timestamp);
+        if (block.timestamp < ends)
+            revert RegistryUnbondingNotOver(msg.sender, ends, block.timestamp);
         uint256 stake = node.stake;
         delete _peerOwner[keccak256(node.peerId)];
         delete _nodes[msg.sender];
@@ -179,14 +190,20 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
 
     /// @inheritdoc IExpertRegistry
     function bindingMessage(address operator, bytes calldata peerId) public view returns (bytes32) {
-        return keccak256(abi.encode(BINDING_TAG, block.chainid, address(this), operator, keccak256(peerId)));
+        return
+            keccak256(
+                abi.encode(BINDING_TAG, block.chainid, address(this), operator, keccak256(peerId))
+            );
     }
 
     /// @inheritdoc IExpertRegistry
     function isActive(address operator) public view returns (bool) {
         Node storage node = _nodes[operator];
-        return node.registered && node.unbondingEnds == 0 && node.stake >= _minStake
-            && _models.isApproved(node.modelId);
+        return
+            node.registered &&
+            node.unbondingEnds == 0 &&
+            node.stake >= _minStake &&
+            _models.isApproved(node.modelId);
     }
 
     /// @inheritdoc IExpertRegistry
@@ -212,7 +229,10 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
     }
 
     /// @inheritdoc IExpertRegistry
-    function activeNodes(bytes32 modelId, uint32 shard) external view returns (NodeView[] memory nodes) {
+    function activeNodes(
+        bytes32 modelId,
+        uint32 shard
+    ) external view returns (NodeView[] memory nodes) {
         (address[] memory ops, uint256 n) = _eligible(modelId, shard, type(uint256).max);
         nodes = new NodeView[](n);
         for (uint256 i; i < n; ++i) {
@@ -221,11 +241,13 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
     }
 
     /// @inheritdoc IExpertRegistry
-    function selectNodes(bytes32 modelId, uint32 shard, bytes32 seed, uint256 maxPrice, uint256 k)
-        external
-        view
-        returns (NodeView[] memory nodes)
-    {
+    function selectNodes(
+        bytes32 modelId,
+        uint32 shard,
+        bytes32 seed,
+        uint256 maxPrice,
+        uint256 k
+    ) external view returns (NodeView[] memory nodes) {
         (address[] memory ops, uint256 n) = _eligible(modelId, shard, maxPrice);
         if (k > n) k = n;
         uint256[] memory weights = new uint256[](n);
@@ -317,7 +339,14 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
         _index(msg.sender, node);
         _totalStaked += stake;
         emit NodeRegistered(
-            msg.sender, reg.modelId, reg.shards, reg.price, stake, reg.peerId, reg.multiaddrs, reg.peerSignature
+            msg.sender,
+            reg.modelId,
+            reg.shards,
+            reg.price,
+            stake,
+            reg.peerId,
+            reg.multiaddrs,
+            reg.peerSignature
         );
         _token.safeTransferFrom(msg.sender, address(this), stake);
     }
@@ -337,7 +366,8 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
         for (uint256 i; i < n; ++i) {
             uint32 shard = shards[i];
             if (shard >= shardCount) revert RegistryInvalidShard(modelId, shard, shardCount);
-            if (i != 0 && shard <= shards[i - 1]) revert RegistryShardsNotIncreasing(shards[i - 1], shard);
+            if (i != 0 && shard <= shards[i - 1])
+                revert RegistryShardsNotIncreasing(shards[i - 1], shard);
         }
     }
 
@@ -388,11 +418,11 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
 
     /// @dev Active operators of (modelId, shard) priced ≤ maxPrice, in registration-list order,
     /// compacted into the first `n` slots of `ops`.
-    function _eligible(bytes32 modelId, uint32 shard, uint256 maxPrice)
-        private
-        view
-        returns (address[] memory ops, uint256 n)
-    {
+    function _eligible(
+        bytes32 modelId,
+        uint32 shard,
+        uint256 maxPrice
+    ) private view returns (address[] memory ops, uint256 n) {
         address[] storage list = _shardOperators[_shardKey(modelId, shard)];
         ops = new address[](list.length);
         if (!_models.isApproved(modelId)) return (ops, 0);

@@ -17,13 +17,23 @@ contract ModelApprovals is Ownable, IModelApprovals {
     function approveModel(bytes32 modelId, ModelInfo calldata info) external onlyOwner {
         if (_position[modelId] != 0) revert ModelsAlreadyApproved(modelId);
         if (
-            modelId == bytes32(0) || bytes(info.name).length == 0 || info.layers == 0 || info.experts == 0
-                || info.shardCount == 0
+            modelId == bytes32(0) ||
+            bytes(info.name).length == 0 ||
+            info.layers == 0 ||
+            info.experts == 0 ||
+            info.shardCount == 0
         ) revert ModelsInvalidMetadata(modelId);
         _info[modelId] = info;
         _approved.push(modelId);
         _position[modelId] = _approved.length;
-        emit ModelApproved(modelId, info.name, info.layers, info.experts, info.shardCount, info.uri);
+        emit ModelApproved(
+            modelId,
+            info.name,
+            info.layers,
+            info.experts,
+            info.shardCount,
+            info.uri
+        );
     }
 
     /// @inheritdoc IModelApprovals

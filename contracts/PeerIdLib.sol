@@ -12,12 +12,23 @@ pragma solidity ^0.8.28;
 library PeerIdLib {
     function isSupported(bytes calldata peerId) internal pure returns (bool) {
         if (peerId.length == 38) {
-            return peerId[0] == 0x00 && peerId[1] == 0x24 && peerId[2] == 0x08 && peerId[3] == 0x01
-                && peerId[4] == 0x12 && peerId[5] == 0x20;
+            return
+                peerId[0] == 0x00 &&
+                peerId[1] == 0x24 &&
+                peerId[2] == 0x08 &&
+                peerId[3] == 0x01 &&
+                peerId[4] == 0x12 &&
+                peerId[5] == 0x20;
         }
         if (peerId.length == 39) {
-            return peerId[0] == 0x00 && peerId[1] == 0x25 && peerId[2] == 0x08 && peerId[3] == 0x02
-                && peerId[4] == 0x12 && peerId[5] == 0x21 && (peerId[6] == 0x02 || peerId[6] == 0x03);
+            return
+                peerId[0] == 0x00 &&
+                peerId[1] == 0x25 &&
+                peerId[2] == 0x08 &&
+                peerId[3] == 0x02 &&
+                peerId[4] == 0x12 &&
+                peerId[5] == 0x21 &&
+                (peerId[6] == 0x02 || peerId[6] == 0x03);
         }
         return false;
     }

@@ -26,8 +26,9 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
     using SafeERC20 for IERC20;
 
     /// @dev keccak256("Voucher(address payer,address payee,uint256 cumulativeAmount)")
-    bytes32 private constant VOUCHER_TYPEHASH =
-        keccak256("Voucher(address payer,address payee,uint256 cumulativeAmount)");
+    bytes32 private constant VOUCHER_TYPEHASH = keccak256(
+        "Voucher(address payer,address payee,uint256 cumulativeAmount)"
+    );
     uint16 public constant MAX_FEE_BPS = 2_000; // 20 %: a hard cap governance cannot exceed
     uint16 private constant BPS = 10_000;
 
@@ -68,10 +69,13 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
     uint64 private _unlockPeriod;
     uint16 private _feeBps;
 
-    constructor(IERC20 token_, address treasury_, uint16 feeBps_, uint64 unlockPeriod_, address owner_)
-        EIP712("POV Escrow", "1")
-        Ownable(owner_)
-    {
+    constructor(
+        IERC20 token_,
+        address treasury_,
+        uint16 feeBps_,
+        uint64 unlockPeriod_,
+        address owner_
+    ) EIP712("POV Escrow", "1") Ownable(owner_) {
         _token = token_;
         _setTreasury(treasury_);
         _setFeeBps(feeBps_);
@@ -86,9 +90,25 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
     }
 
     /// @inheritdoc IPovEscrow
-    function depositWithPermit(uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s) external {
+    function depositWithPermit(
+        uint256 amount,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external {
         // A front-run permit (same signature used by someone else) must not block the deposit.
-        try IERC20Permit(address(_token)).permit(msg.sender, address(this), amount, deadline, v, r, s) {} catch {}
+        try
+            IERC20Permit(address(_token)).permit(
+                msg.sender,
+                address(this),
+                amount,
+                deadline,
+                v,
+                r,
+                s
+            )
+        {} catch {}
         _deposit(msg.sender, amount);
     }
 
@@ -114,7 +134,8 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
     function withdraw() external {
         Account memory acct = _accounts[msg.sender];
         if (acct.unlockAt == 0) revert EscrowNotUnlocking(msg.sender);
-        if (block.timestamp < acct.unlockAt) revert EscrowUnlockPending(msg.sender, acct.unlockAt, block.timestamp);
+        if (block.timestamp < acct.unlockAt)
+            revert EscrowUnlockPending(msg.sender, acct.unlockAt, block.timestamp);
         delete _accounts[msg.sender];
         _totals.deposits -= acct.balance;
         emit Withdrawn(msg.sender, acct.balance);
@@ -136,7 +157,7 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
         uint256 feeBps_ = _feeBps; // one storage read per batch
         uint256 total;
         uint256 totalFee;
-        for (uint256 i; i < n; ) {
+        for (uint256 i; i < n;) {
             (uint256 amount, uint256 fee) = _redeem(vouchers[i], feeBps_);
             // amounts come out of deposits whose total fits 128 bits
             unchecked {
@@ -193,9 +214,17 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
 
     /// @inheritdoc IPovEscrow
     function voucherDigest(Voucher calldata voucher) public view returns (bytes32) {
-        return _hashTypedDataV4(
-            keccak256(abi.encode(VOUCHER_TYPEHASH, voucher.payer, voucher.payee, voucher.cumulativeAmount))
-        );
+        return
+            _hashTypedDataV4(
+                keccak256(
+                    abi.encode(
+                        VOUCHER_TYPEHASH,
+                        voucher.payer,
+                        voucher.payee,
+                        voucher.cumulativeAmount
+                    )
+                )
+            );
     }
 
     /// @inheritdoc IPovEscrow
@@ -210,7 +239,9 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
     }
 
     /// @inheritdoc IPovEscrow
-    function earningsOf(address payee) external view returns (uint256 earned, uint256 withdrawn, bool open) {
+    function earningsOf(
+        address payee
+    ) external view returns (uint256 earned, uint256 withdrawn, bool open) {
         Earnings memory e = _earnings[payee];
         return (e.earned, e.withdrawn, e.open);
     }
@@ -267,14 +298,18 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
 
     /// @dev Checks one voucher addressed to msg.sender, debits the payer and advances `paid`;
     /// returns (gross, fee).
-    function _redeem(SignedVoucher calldata v, uint256 feeBps_) private returns (uint256 amount, uint256 fee) {
+    function _redeem(
+        SignedVoucher calldata v,
+        uint256 feeBps_
+    ) private returns (uint256 amount, uint256 fee) {
         address payer = v.payer;
         uint256 cumulative = v.cumulativeAmount;
         _checkSigner(payer, cumulative, v.r, v.vs);
 
         Paid storage paidSlot = _paid[payer][msg.sender];
         uint256 alreadyPaid = paidSlot.amount;
-        if (cumulative <= alreadyPaid) revert EscrowStaleVoucher(payer, msg.sender, cumulative, alreadyPaid);
+        if (cumulative <= alreadyPaid)
+            revert EscrowStaleVoucher(payer, msg.sender, cumulative, alreadyPaid);
         Account storage acct = _accounts[payer];
         uint256 balance = acct.balance;
         uint256 shortfall;
@@ -290,7 +325,7 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
             }
             acct.balance = uint128(balance - amount);
             paidSlot.amount = alreadyPaid + amount;
-            fee = amount * feeBps_ / BPS;
+            fee = (amount * feeBps_) / BPS;
         }
         emit VoucherRedeemed(payer, msg.sender, cumulative, amount, fee, shortfall);
     }
@@ -314,8 +349,9 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
             mstore(add(ptr, 0x22), structHash)
             digest := keccak256(ptr, 0x42)
         }
-        (address recovered,,) = ECDSA.tryRecover(digest, r, vs);
-        if (recovered != payer || recovered == address(0)) revert EscrowInvalidSignature(payer, recovered);
+        (address recovered, , ) = ECDSA.tryRecover(digest, r, vs);
+        if (recovered != payer || recovered == address(0))
+            revert EscrowInvalidSignature(payer, recovered);
     }
 
     /// @dev Moves `amount` out of the deposits total: `fee` to the accrued fees, the rest to the

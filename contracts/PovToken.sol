@@ -14,11 +14,11 @@ import {IPovToken} from "./interfaces/IPovToken.sol";
 contract PovToken is ERC20, ERC20Permit, ERC20Votes, Ownable, IPovToken {
     bool private _mintingEnabled;
 
-    constructor(address treasury_, uint256 initialSupply, address owner_)
-        ERC20("POV", "POV")
-        ERC20Permit("POV")
-        Ownable(owner_)
-    {
+    constructor(
+        address treasury_,
+        uint256 initialSupply,
+        address owner_
+    ) ERC20("POV", "POV") ERC20Permit("POV") Ownable(owner_) {
         if (treasury_ == address(0)) revert TokenInvalidTreasury(treasury_);
         _mint(treasury_, initialSupply);
     }

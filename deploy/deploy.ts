@@ -64,7 +64,12 @@ export interface DeployResult {
   contracts: PovContracts
 }
 
-async function deploy(signer: Signer, name: ContractName, args: unknown[], log: (l: string) => void): Promise<string> {
+async function deploy(
+  signer: Signer,
+  name: ContractName,
+  args: unknown[],
+  log: (l: string) => void
+): Promise<string> {
   const { abi, bytecode } = loadArtifact(name)
   const contract = await new ContractFactory(abi, bytecode, signer).deploy(...args)
   await contract.waitForDeployment()
@@ -73,14 +78,21 @@ async function deploy(signer: Signer, name: ContractName, args: unknown[], log: 
   return address
 }
 
-async function send(label: string, p: Promise<{ wait(): Promise<unknown> }>, log: (l: string) => void) {
+async function send(
+  label: string,
+  p: Promise<{ wait(): Promise<unknown> }>,
+  log: (l: string) => void
+) {
   const tx = await p
   await tx.wait()
   log(label)
 }
 
 /** Deploys token, approvals, registry, escrow, timelock and governor; wires and hands over. */
-export async function deployAll(baseSigner: Signer, opts: DeployOptions = {}): Promise<DeployResult> {
+export async function deployAll(
+  baseSigner: Signer,
+  opts: DeployOptions = {}
+): Promise<DeployResult> {
   const log = opts.log ?? (() => {})
   // Count nonces locally: providers cache identical eth_getTransactionCount calls for a short
   // while, so back-to-back transactions could otherwise reuse a nonce.
@@ -101,18 +113,38 @@ export async function deployAll(baseSigner: Signer, opts: DeployOptions = {}): P
     votingPeriod: opts.votingPeriod ?? 20,
     proposalThreshold: (opts.proposalThreshold ?? 0n).toString(),
     quorumPercent: opts.quorumPercent ?? 4,
-    timelockDelay: opts.timelockDelay ?? 60,
+    timelockDelay: opts.timelockDelay ?? 60
   }
 
   // The timelock starts with the deployer as admin only to grant the governor its roles; the
   // admin role is renounced below. Anyone may execute a ready operation (executor = 0x0).
-  const timelock = await deploy(signer, 'PovTimelock', [p.timelockDelay, [], ['0x0000000000000000000000000000000000000000'], deployer], log)
+  const timelock = await deploy(
+    signer,
+    'PovTimelock',
+    [p.timelockDelay, [], ['0x0000000000000000000000000000000000000000'], deployer],
+    log
+  )
   const token = await deploy(signer, 'PovToken', [p.treasury, p.initialSupply, timelock], log)
   // Approvals start owned by the deployer so that opts.models can be approved, then move to the timelock.
   const models = await deploy(signer, 'ModelApprovals', [deployer], log)
-  const registry = await deploy(signer, 'ExpertRegistry', [token, models, p.treasury, p.minStake, p.unbondingPeriod, timelock], log)
-  const escrow = await deploy(signer, 'PovEscrow', [token, p.treasury, p.feeBps, p.unlockPeriod, timelock], log)
-  const governor = await deploy(signer, 'PovGovernor', [token, timelock, p.votingDelay, p.votingPeriod, p.proposalThreshold, p.quorumPercent], log)
+  const registry = await deploy(
+    signer,
+    'ExpertRegistry',
+    [token, models, p.treasury, p.minStake, p.unbondingPeriod, timelock],
+    log
+  )
+  const escrow = await deploy(
+    signer,
+    'PovEscrow',
+    [token, p.treasury, p.feeBps, p.unlockPeriod, timelock],
+    log
+  )
+  const governor = await deploy(
+    signer,
+    'PovGovernor',
+    [token, timelock, p.votingDelay, p.votingPeriod, p.proposalThreshold, p.quorumPercent],
+    log
+  )
 
   const addresses: ContractAddresses = { token, models, registry, escrow, governor, timelock }
   const c = connectContracts(addresses, signer)
@@ -120,14 +152,32 @@ export async function deployAll(baseSigner: Signer, opts: DeployOptions = {}): P
   for (const m of opts.models ?? []) {
     await send(
       `approved model ${m.name} ${m.modelId}`,
-      c.models.approveModel(m.modelId, { name: m.name, layers: m.layers, experts: m.experts, shardCount: m.shardCount, uri: m.uri }),
-      log,
+      c.models.approveModel(m.modelId, {
+        name: m.name,
+        layers: m.layers,
+        experts: m.experts,
+        shardCount: m.shardCount,
+        uri: m.uri
+      }),
+      log
     )
   }
   await send('ModelApprovals owner → timelock', c.models.transferOwnership(timelock), log)
-  await send('timelock: governor is proposer', c.timelock.grantRole(id('PROPOSER_ROLE'), governor), log)
-  await send('timelock: governor is canceller', c.timelock.grantRole(id('CANCELLER_ROLE'), governor), log)
-  await send('timelock: deployer admin renounced', c.timelock.renounceRole(await c.timelock.DEFAULT_ADMIN_ROLE(), deployer), log)
+  await send(
+    'timelock: governor is proposer',
+    c.timelock.grantRole(id('PROPOSER_ROLE'), governor),
+    log
+  )
+  await send(
+    'timelock: governor is canceller',
+    c.timelock.grantRole(id('CANCELLER_ROLE'), governor),
+    log
+  )
+  await send(
+    'timelock: deployer admin renounced',
+    c.timelock.renounceRole(await c.timelock.DEFAULT_ADMIN_ROLE(), deployer),
+    log
+  )
   if ((opts.selfDelegate ?? true) && p.treasury === deployer) {
     await send('treasury votes delegated to itself', c.token.delegate(deployer), log)
   }
@@ -138,14 +188,19 @@ export async function deployAll(baseSigner: Signer, opts: DeployOptions = {}): P
     startBlock,
     deployedAt: new Date().toISOString(),
     contracts: addresses,
-    params: p,
+    params: p
   }
   return { deployment, contracts: connectContracts(addresses, baseSigner) }
 }
 
 // ─────────────────────────────── script ───────────────────────────────
 
-function parseArgs(argv: string[]): { rpc: string; treasury?: string; out?: string; local: boolean } {
+function parseArgs(argv: string[]): {
+  rpc: string
+  treasury?: string
+  out?: string
+  local: boolean
+} {
   let rpc: string | undefined
   let treasury: string | undefined
   let out: string | undefined
@@ -154,7 +209,8 @@ function parseArgs(argv: string[]): { rpc: string; treasury?: string; out?: stri
     const a = argv[i]
     if (a === '--network') {
       const net = argv[++i]
-      if (net !== 'localhost') throw new Error(`unknown network ${net}: use --network localhost or --rpc URL`)
+      if (net !== 'localhost')
+        throw new Error(`unknown network ${net}: use --network localhost or --rpc URL`)
       rpc = 'http://127.0.0.1:8545'
       local = true
     } else if (a === '--rpc') rpc = argv[++i]
@@ -162,7 +218,10 @@ function parseArgs(argv: string[]): { rpc: string; treasury?: string; out?: stri
     else if (a === '--out') out = argv[++i]
     else throw new Error(`unknown argument ${a}`)
   }
-  if (!rpc) throw new Error('usage: deploy.ts --network localhost | --rpc URL  [--treasury ADDR] [--out DIR]')
+  if (!rpc)
+    throw new Error(
+      'usage: deploy.ts --network localhost | --rpc URL  [--treasury ADDR] [--out DIR]'
+    )
   return { rpc, treasury, out, local }
 }
 
@@ -172,14 +231,20 @@ async function main(): Promise<void> {
   let signer: Signer
   const key = process.env.POV_DEPLOYER_KEY
   if (key) signer = new Wallet(key, provider)
-  else if (args.local) signer = await provider.getSigner(0) // hardhat node's unlocked account #0
+  else if (args.local)
+    signer = await provider.getSigner(0) // hardhat node's unlocked account #0
   else throw new Error('set POV_DEPLOYER_KEY to deploy to --rpc ' + args.rpc)
   try {
     await provider.getBlockNumber()
   } catch {
-    throw new Error(`cannot reach ${args.rpc}` + (args.local ? ' — start it with npm run chain' : ''))
+    throw new Error(
+      `cannot reach ${args.rpc}` + (args.local ? ' — start it with npm run chain' : '')
+    )
   }
-  const { deployment } = await deployAll(signer, { treasury: args.treasury, log: (l) => console.log(l) })
+  const { deployment } = await deployAll(signer, {
+    treasury: args.treasury,
+    log: (l) => console.log(l)
+  })
   const path = writeDeployment(deployment, args.out)
   console.log(`wrote ${path}`)
 }
@@ -190,6 +255,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     (err: unknown) => {
       console.error(`deploy failed: ${decodeChainError(err)}`)
       process.exit(1)
-    },
+    }
   )
 }

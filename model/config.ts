@@ -30,59 +30,89 @@ export class ConfigError extends Error {
 
 type Json = Record<string, unknown>
 
-function int (j: Json, key: string, opts: { min?: number, def?: number } = {}): number {
+function int(j: Json, key: string, opts: { min?: number; def?: number } = {}): number {
   const v = j[key] ?? opts.def
   if (v === undefined) throw new ConfigError(`config.json: missing required field "${key}"`)
-  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new ConfigError(`config.json: "${key}" must be an integer, got ${JSON.stringify(v)}`)
+  if (typeof v !== 'number' || !Number.isSafeInteger(v))
+    throw new ConfigError(`config.json: "${key}" must be an integer, got ${JSON.stringify(v)}`)
   const min = opts.min ?? 1
   if (v < min) throw new ConfigError(`config.json: "${key}" must be >= ${min}, got ${v}`)
   return v
 }
 
-function num (j: Json, key: string, def: number, positive = true): number {
+function num(j: Json, key: string, def: number, positive = true): number {
   const v = j[key] ?? def
   if (typeof v !== 'number' || !Number.isFinite(v) || (positive && v <= 0)) {
-    throw new ConfigError(`config.json: "${key}" must be a ${positive ? 'positive ' : ''}finite number, got ${JSON.stringify(v)}`)
+    throw new ConfigError(
+      `config.json: "${key}" must be a ${positive ? 'positive ' : ''}finite number, got ${JSON.stringify(v)}`
+    )
   }
   return v
 }
 
 /** Token id fields may be a number or (in some checkpoints) a list; we take the first entry. */
-function tokenId (j: Json, key: string, def: number): number {
+function tokenId(j: Json, key: string, def: number): number {
   let v = j[key] ?? def
   if (Array.isArray(v)) v = v[0]
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ConfigError(`config.json: "${key}" must be a non-negative integer, got ${JSON.stringify(j[key])}`)
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new ConfigError(
+      `config.json: "${key}" must be a non-negative integer, got ${JSON.stringify(j[key])}`
+    )
   return v
 }
 
 /** Validates a parsed `config.json` and returns its camelCase view. Throws ConfigError. */
-export function parseMixtralConfig (json: unknown): MixtralConfig {
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError('config.json: expected a JSON object')
+export function parseMixtralConfig(json: unknown): MixtralConfig {
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    throw new ConfigError('config.json: expected a JSON object')
   const j = json as Json
   if (j.model_type !== undefined && j.model_type !== 'mixtral') {
-    throw new ConfigError(`config.json: model_type is "${String(j.model_type)}", expected "mixtral" (MixtralForCausalLM)`)
+    throw new ConfigError(
+      `config.json: model_type is "${String(j.model_type)}", expected "mixtral" (MixtralForCausalLM)`
+    )
   }
   const hiddenSize = int(j, 'hidden_size')
   const numHeads = int(j, 'num_attention_heads')
   const numKvHeads = int(j, 'num_key_value_heads', { def: numHeads })
   const headDim = int(j, 'head_dim', { def: Math.floor(hiddenSize / numHeads) })
-  if (j.head_dim == null && hiddenSize % numHeads !== 0) throw new ConfigError(`config.json: hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} (and no head_dim is given)`)
-  if (numHeads % numKvHeads !== 0) throw new ConfigError(`config.json: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`)
+  if (j.head_dim == null && hiddenSize % numHeads !== 0)
+    throw new ConfigError(
+      `config.json: hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} (and no head_dim is given)`
+    )
+  if (numHeads % numKvHeads !== 0)
+    throw new ConfigError(
+      `config.json: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`
+    )
   const numExperts = int(j, 'num_local_experts')
   const topK = int(j, 'num_experts_per_tok')
-  if (topK > numExperts) throw new ConfigError(`config.json: num_experts_per_tok ${topK} > num_local_experts ${numExperts}`)
+  if (topK > numExperts)
+    throw new ConfigError(
+      `config.json: num_experts_per_tok ${topK} > num_local_experts ${numExperts}`
+    )
   const vocabSize = int(j, 'vocab_size')
   const sw = j.sliding_window
   let slidingWindow: number | null = null
   if (sw != null) slidingWindow = int(j, 'sliding_window')
   const tie = j.tie_word_embeddings ?? false
-  if (typeof tie !== 'boolean') throw new ConfigError(`config.json: "tie_word_embeddings" must be a boolean, got ${JSON.stringify(tie)}`)
+  if (typeof tie !== 'boolean')
+    throw new ConfigError(
+      `config.json: "tie_word_embeddings" must be a boolean, got ${JSON.stringify(tie)}`
+    )
   const dtype = j.torch_dtype ?? j.dtype ?? 'float32'
-  if (typeof dtype !== 'string') throw new ConfigError(`config.json: "torch_dtype" must be a string, got ${JSON.stringify(dtype)}`)
+  if (typeof dtype !== 'string')
+    throw new ConfigError(
+      `config.json: "torch_dtype" must be a string, got ${JSON.stringify(dtype)}`
+    )
   const bosTokenId = tokenId(j, 'bos_token_id', 1)
   const eosTokenId = tokenId(j, 'eos_token_id', 2)
-  for (const [k, v] of [['bos_token_id', bosTokenId], ['eos_token_id', eosTokenId]] as const) {
-    if (v >= vocabSize) throw new ConfigError(`config.json: ${k} ${v} is outside the vocabulary (vocab_size ${vocabSize})`)
+  for (const [k, v] of [
+    ['bos_token_id', bosTokenId],
+    ['eos_token_id', eosTokenId]
+  ] as const) {
+    if (v >= vocabSize)
+      throw new ConfigError(
+        `config.json: ${k} ${v} is outside the vocabulary (vocab_size ${vocabSize})`
+      )
   }
   return {
     hiddenSize,
@@ -106,7 +136,7 @@ export function parseMixtralConfig (json: unknown): MixtralConfig {
 }
 
 /** The HF `config.json` form of a MixtralConfig (what init-tiny writes). */
-export function toHfConfigJson (c: MixtralConfig): Json {
+export function toHfConfigJson(c: MixtralConfig): Json {
   return {
     architectures: ['MixtralForCausalLM'],
     model_type: 'mixtral',
@@ -138,7 +168,7 @@ export function toHfConfigJson (c: MixtralConfig): Json {
 }
 
 /** Reads and validates `<dir>/config.json`. */
-export async function readMixtralConfig (dir: string): Promise<MixtralConfig> {
+export async function readMixtralConfig(dir: string): Promise<MixtralConfig> {
   const path = join(dir, 'config.json')
   let text: string
   try {

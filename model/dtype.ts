@@ -5,25 +5,28 @@ const f32 = new Float32Array(1)
 const u32 = new Uint32Array(f32.buffer)
 
 /** bf16 bit patterns -> float32 (exact). */
-export function bf16ToF32 (src: Uint16Array, out = new Float32Array(src.length)): Float32Array {
+export function bf16ToF32(src: Uint16Array, out = new Float32Array(src.length)): Float32Array {
   const o = new Uint32Array(out.buffer, out.byteOffset, out.length)
   for (let i = 0; i < src.length; i++) o[i] = src[i] << 16
   return out
 }
 
 /** float32 -> bf16 bit patterns, round to nearest even (NaN stays NaN). */
-export function f32ToBf16 (src: Float32Array, out = new Uint16Array(src.length)): Uint16Array {
+export function f32ToBf16(src: Float32Array, out = new Uint16Array(src.length)): Uint16Array {
   const s = new Uint32Array(src.buffer, src.byteOffset, src.length)
   for (let i = 0; i < s.length; i++) {
     const x = s[i]
-    if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) { out[i] = (x >>> 16) | 0x40; continue }
+    if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) {
+      out[i] = (x >>> 16) | 0x40
+      continue
+    }
     out[i] = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff
   }
   return out
 }
 
 let f16Table: Float32Array | null = null
-function halfTable (): Float32Array {
+function halfTable(): Float32Array {
   if (f16Table != null) return f16Table
   const t = new Float32Array(65536)
   for (let h = 0; h < 65536; h++) {
@@ -39,14 +42,14 @@ function halfTable (): Float32Array {
 }
 
 /** f16 bit patterns -> float32 (exact). */
-export function f16ToF32 (src: Uint16Array, out = new Float32Array(src.length)): Float32Array {
+export function f16ToF32(src: Uint16Array, out = new Float32Array(src.length)): Float32Array {
   const t = halfTable()
   for (let i = 0; i < src.length; i++) out[i] = t[src[i]]
   return out
 }
 
 /** One float -> f16 bits, round to nearest even, overflow to ±Inf. */
-export function f32ToF16Bits (v: number): number {
+export function f32ToF16Bits(v: number): number {
   f32[0] = v
   const x = u32[0]
   const sign = (x >>> 16) & 0x8000
@@ -72,7 +75,7 @@ export function f32ToF16Bits (v: number): number {
 }
 
 /** float32 -> f16 bit patterns. */
-export function f32ToF16 (src: Float32Array, out = new Uint16Array(src.length)): Uint16Array {
+export function f32ToF16(src: Float32Array, out = new Uint16Array(src.length)): Uint16Array {
   for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i])
   return out
 }

@@ -8,14 +8,25 @@ import { seededRandom, sampleToken, topMargin } from './sampling.js'
 export interface ExpertExecutor {
   /** x: rows × hidden, row-major fp32. Returns rows × hidden. Throws ExpertUnavailableError when
    *  no replica can serve (layer, expert); any other error aborts the generation. */
-  runExpert (layer: number, expert: number, x: Float32Array, rows: number, opts?: { signal?: AbortSignal }): Promise<Float32Array>
+  runExpert(
+    layer: number,
+    expert: number,
+    x: Float32Array,
+    rows: number,
+    opts?: { signal?: AbortSignal }
+  ): Promise<Float32Array>
 }
 
 /** Thrown by an executor when nobody can serve (layer, expert). Matched by `name` as well as by
  *  class, so an executor from another copy of this module is recognised too. */
 export class ExpertUnavailableError extends Error {
   override name = 'ExpertUnavailableError'
-  constructor (readonly layer: number, readonly expert: number, message?: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly layer: number,
+    readonly expert: number,
+    message?: string,
+    options?: { cause?: unknown }
+  ) {
     super(message ?? `expert ${expert} of layer ${layer} is unavailable`, options)
   }
 }
@@ -23,13 +34,18 @@ export class ExpertUnavailableError extends Error {
 /** Thrown when a token has no available expert left in a layer. */
 export class NoExpertAvailableError extends Error {
   override name = 'NoExpertAvailableError'
-  constructor (readonly layer: number) {
-    super(`no expert of layer ${layer} is available — every expert call failed with ExpertUnavailableError`)
+  constructor(readonly layer: number) {
+    super(
+      `no expert of layer ${layer} is available — every expert call failed with ExpertUnavailableError`
+    )
   }
 }
 
-export function isExpertUnavailable (err: unknown): err is ExpertUnavailableError {
-  return err instanceof ExpertUnavailableError || (err instanceof Error && err.name === 'ExpertUnavailableError')
+export function isExpertUnavailable(err: unknown): err is ExpertUnavailableError {
+  return (
+    err instanceof ExpertUnavailableError ||
+    (err instanceof Error && err.name === 'ExpertUnavailableError')
+  )
 }
 
 export interface GeneratedToken {
@@ -53,7 +69,7 @@ export interface MoeEvent {
   /** Tokens in this pass. */
   tokens: number
   /** Expert calls made, in completion order of their batches: one per (expert, attempt). */
-  calls: Array<{ expert: number, rows: number, ok: boolean }>
+  calls: Array<{ expert: number; rows: number; ok: boolean }>
   /** Experts that reported ExpertUnavailableError in this layer. */
   unavailable: number[]
   /** Tokens routed to at least one substitute expert. */
@@ -109,7 +125,15 @@ interface PassState {
 }
 
 /** softmax → rank → first k available → renormalise → one call per expert → weighted sum. */
-async function moeLayer (o: GenerateOptions, layer: number, phase: MoeEvent['phase'], moeIn: Float32Array, routerLogits: Float32Array, T: number, st: PassState): Promise<Float32Array> {
+async function moeLayer(
+  o: GenerateOptions,
+  layer: number,
+  phase: MoeEvent['phase'],
+  moeIn: Float32Array,
+  routerLogits: Float32Array,
+  T: number,
+  st: PassState
+): Promise<Float32Array> {
   const c = o.dense.config
   const H = c.hiddenSize
   const E = c.numExperts
@@ -123,16 +147,19 @@ async function moeLayer (o: GenerateOptions, layer: number, phase: MoeEvent['pha
     for (let e = 0; e < E; e++) if (row[e] > max) max = row[e]
     const p = new Float64Array(E)
     let sum = 0
-    for (let e = 0; e < E; e++) { p[e] = Math.exp(row[e] - max); sum += p[e] }
+    for (let e = 0; e < E; e++) {
+      p[e] = Math.exp(row[e] - max)
+      sum += p[e]
+    }
     for (let e = 0; e < E; e++) p[e] /= sum
     probs.push(p)
-    ranking.push(Array.from({ length: E }, (_, e) => e).sort((a, b) => (p[b] - p[a]) || (a - b)))
+    ranking.push(Array.from({ length: E }, (_, e) => e).sort((a, b) => p[b] - p[a] || a - b))
   }
   const unavailable = new Set<number>()
   const results = new Map<number, Map<number, Float32Array>>() // expert → token → y row
   const calls: MoeEvent['calls'] = []
   const chosen = (t: number): number[] => {
-    const ok = ranking[t].filter(e => !unavailable.has(e))
+    const ok = ranking[t].filter((e) => !unavailable.has(e))
     if (ok.length === 0) throw new NoExpertAvailableError(layer)
     return ok.slice(0, K)
   }
@@ -143,35 +170,46 @@ async function moeLayer (o: GenerateOptions, layer: number, phase: MoeEvent['pha
       for (const e of chosen(t)) {
         if (results.get(e)?.has(t) === true) continue
         let rows = need.get(e)
-        if (rows == null) need.set(e, rows = [])
+        if (rows == null) need.set(e, (rows = []))
         rows.push(t)
       }
     }
     if (need.size === 0) break
     const ac = new AbortController()
     const signal = o.signal != null ? AbortSignal.any([o.signal, ac.signal]) : ac.signal
-    await Promise.all([...need].map(async ([e, rows]) => {
-      const x = new Float32Array(rows.length * H)
-      rows.forEach((t, i) => { x.set(moeIn.subarray(t * H, (t + 1) * H), i * H) })
-      let y: Float32Array
-      try {
-        y = await o.experts.runExpert(layer, e, x, rows.length, { signal })
-      } catch (err) {
-        calls.push({ expert: e, rows: rows.length, ok: false })
-        if (isExpertUnavailable(err)) { unavailable.add(e); return }
-        ac.abort(err)
-        throw err
-      }
-      calls.push({ expert: e, rows: rows.length, ok: true })
-      if (y.length !== rows.length * H) {
-        const err = new Error(`expert ${e} of layer ${layer} returned ${y.length} values, expected ${rows.length} × ${H}`)
-        ac.abort(err)
-        throw err
-      }
-      let m = results.get(e)
-      if (m == null) results.set(e, m = new Map())
-      rows.forEach((t, i) => { m.set(t, y.subarray(i * H, (i + 1) * H)) })
-    }))
+    await Promise.all(
+      [...need].map(async ([e, rows]) => {
+        const x = new Float32Array(rows.length * H)
+        rows.forEach((t, i) => {
+          x.set(moeIn.subarray(t * H, (t + 1) * H), i * H)
+        })
+        let y: Float32Array
+        try {
+          y = await o.experts.runExpert(layer, e, x, rows.length, { signal })
+        } catch (err) {
+          calls.push({ expert: e, rows: rows.length, ok: false })
+          if (isExpertUnavailable(err)) {
+            unavailable.add(e)
+            return
+          }
+          ac.abort(err)
+          throw err
+        }
+        calls.push({ expert: e, rows: rows.length, ok: true })
+        if (y.length !== rows.length * H) {
+          const err = new Error(
+            `expert ${e} of layer ${layer} returned ${y.length} values, expected ${rows.length} × ${H}`
+          )
+          ac.abort(err)
+          throw err
+        }
+        let m = results.get(e)
+        if (m == null) results.set(e, (m = new Map()))
+        rows.forEach((t, i) => {
+          m.set(t, y.subarray(i * H, (i + 1) * H))
+        })
+      })
+    )
   }
 
   const out = new Float32Array(T * H)
@@ -198,7 +236,14 @@ async function moeLayer (o: GenerateOptions, layer: number, phase: MoeEvent['pha
 }
 
 /** One forward pass over `ids` at `positions`; returns the last row's logits. */
-async function forward (o: GenerateOptions, cache: KvCache, ids: number[], positions: number[], phase: MoeEvent['phase'], st: PassState): Promise<Float32Array> {
+async function forward(
+  o: GenerateOptions,
+  cache: KvCache,
+  ids: number[],
+  positions: number[],
+  phase: MoeEvent['phase'],
+  st: PassState
+): Promise<Float32Array> {
   const { dense } = o
   const H = dense.config.hiddenSize
   const T = ids.length
@@ -214,10 +259,14 @@ async function forward (o: GenerateOptions, cache: KvCache, ids: number[], posit
 }
 
 /** Streams generated tokens; the generator's return value is the summary (see generateAll). */
-export async function * generate (o: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationSummary> {
+export async function* generate(
+  o: GenerateOptions
+): AsyncGenerator<GeneratedToken, GenerationSummary> {
   const c = o.dense.config
-  if (o.promptIds.length === 0) throw new RangeError('generate: the prompt is empty (give at least one token, e.g. BOS)')
-  if (!Number.isSafeInteger(o.maxTokens) || o.maxTokens < 0) throw new RangeError(`generate: maxTokens must be a non-negative integer, got ${o.maxTokens}`)
+  if (o.promptIds.length === 0)
+    throw new RangeError('generate: the prompt is empty (give at least one token, e.g. BOS)')
+  if (!Number.isSafeInteger(o.maxTokens) || o.maxTokens < 0)
+    throw new RangeError(`generate: maxTokens must be a non-negative integer, got ${o.maxTokens}`)
   const eos = o.eosTokenId === undefined ? c.eosTokenId : o.eosTokenId
   const random = seededRandom(o.seed ?? 0)
   const st: PassState = { degraded: false, expertMs: 0, expertCalls: 0 }
@@ -242,10 +291,19 @@ export async function * generate (o: GenerateOptions): AsyncGenerator<GeneratedT
     pos += seq.length
     seq = [id]
     tokens.push(id)
-    const tok: GeneratedToken = { id, index, margin: topMargin(logits), degraded: st.degraded, phase }
+    const tok: GeneratedToken = {
+      id,
+      index,
+      margin: topMargin(logits),
+      degraded: st.degraded,
+      phase
+    }
     if (o.returnLogits === true) tok.logits = logits
     yield tok
-    if (eos != null && id === eos) { stopReason = 'eos'; break }
+    if (eos != null && id === eos) {
+      stopReason = 'eos'
+      break
+    }
   }
   const decodeSteps = Math.max(0, tokens.length - 1)
   return {
@@ -266,7 +324,10 @@ export async function * generate (o: GenerateOptions): AsyncGenerator<GeneratedT
 }
 
 /** Runs `generate` to the end; returns the summary plus every step. */
-export async function generateAll (o: GenerateOptions, onToken?: (t: GeneratedToken) => void): Promise<GenerationSummary & { steps: GeneratedToken[] }> {
+export async function generateAll(
+  o: GenerateOptions,
+  onToken?: (t: GeneratedToken) => void
+): Promise<GenerationSummary & { steps: GeneratedToken[] }> {
   const steps: GeneratedToken[] = []
   const it = generate(o)
   for (;;) {

@@ -16,7 +16,7 @@ interface LayerWeights {
   o: Float64Array
   postNorm: Float64Array
   gate: Float64Array
-  experts: Array<{ w1: Float64Array, w2: Float64Array, w3: Float64Array }>
+  experts: Array<{ w1: Float64Array; w2: Float64Array; w3: Float64Array }>
 }
 
 export interface ReferenceModel {
@@ -30,7 +30,7 @@ export interface ReferenceModel {
 export interface ReferenceOptions {
   /** (layer, expert) pairs treated as unavailable: their tokens go to the next-best experts, and
    *  the weights are renormalised over the experts actually used (as model/generate.ts does). */
-  excluded?: Array<{ layer: number, expert: number }>
+  excluded?: Array<{ layer: number; expert: number }>
 }
 
 export interface ReferenceResult {
@@ -43,7 +43,7 @@ export interface ReferenceResult {
   minGateGap: number
 }
 
-export async function loadReferenceModel (dir: string): Promise<ReferenceModel> {
+export async function loadReferenceModel(dir: string): Promise<ReferenceModel> {
   const config = await readMixtralConfig(dir)
   const r = await CheckpointReader.open(dir)
   try {
@@ -51,7 +51,8 @@ export async function loadReferenceModel (dir: string): Promise<ReferenceModel> 
     const H = c.hiddenSize
     const qd = c.numHeads * c.headDim
     const kvd = c.numKvHeads * c.headDim
-    const read = async (name: string, shape: number[]): Promise<Float64Array> => Float64Array.from(await r.readFloat32(name, shape))
+    const read = async (name: string, shape: number[]): Promise<Float64Array> =>
+      Float64Array.from(await r.readFloat32(name, shape))
     const layers: LayerWeights[] = []
     for (let i = 0; i < c.numLayers; i++) {
       const p = `model.layers.${i}.`
@@ -76,7 +77,10 @@ export async function loadReferenceModel (dir: string): Promise<ReferenceModel> 
       })
     }
     const embed = await read('model.embed_tokens.weight', [c.vocabSize, H])
-    const lmHead = c.tieWordEmbeddings && !r.has('lm_head.weight') ? embed : await read('lm_head.weight', [c.vocabSize, H])
+    const lmHead =
+      c.tieWordEmbeddings && !r.has('lm_head.weight')
+        ? embed
+        : await read('lm_head.weight', [c.vocabSize, H])
     return { config, embed, layers, norm: await read('model.norm.weight', [H]), lmHead }
   } finally {
     await r.close()
@@ -84,7 +88,13 @@ export async function loadReferenceModel (dir: string): Promise<ReferenceModel> 
 }
 
 /** y[t, o] = Σ_i x[t, i] · W[o, i] (W row-major [out, in], as nn.Linear stores it). */
-function linear (x: Float64Array, rows: number, w: Float64Array, inDim: number, outDim: number): Float64Array {
+function linear(
+  x: Float64Array,
+  rows: number,
+  w: Float64Array,
+  inDim: number,
+  outDim: number
+): Float64Array {
   const y = new Float64Array(rows * outDim)
   for (let t = 0; t < rows; t++) {
     const xo = t * inDim
@@ -98,7 +108,13 @@ function linear (x: Float64Array, rows: number, w: Float64Array, inDim: number, 
   return y
 }
 
-function rmsNorm (x: Float64Array, rows: number, dim: number, w: Float64Array, eps: number): Float64Array {
+function rmsNorm(
+  x: Float64Array,
+  rows: number,
+  dim: number,
+  w: Float64Array,
+  eps: number
+): Float64Array {
   const y = new Float64Array(rows * dim)
   for (let t = 0; t < rows; t++) {
     let ss = 0
@@ -110,7 +126,14 @@ function rmsNorm (x: Float64Array, rows: number, dim: number, w: Float64Array, e
 }
 
 /** In place, heads laid out [T, heads, D]; HF rotate_half: cat(-x2, x1). */
-function rope (x: Float64Array, rows: number, heads: number, D: number, positions: number[], theta: number): void {
+function rope(
+  x: Float64Array,
+  rows: number,
+  heads: number,
+  D: number,
+  positions: number[],
+  theta: number
+): void {
   const half = D / 2
   for (let t = 0; t < rows; t++) {
     for (let i = 0; i < half; i++) {
@@ -128,15 +151,21 @@ function rope (x: Float64Array, rows: number, heads: number, D: number, position
   }
 }
 
-function silu (v: number): number { return v / (1 + Math.exp(-v)) }
+function silu(v: number): number {
+  return v / (1 + Math.exp(-v))
+}
 
 /** Indices sorted by descending value (ties: lower index first, deterministic). */
-export function rankDescending (v: ArrayLike<number>): number[] {
-  return Array.from({ length: v.length }, (_, i) => i).sort((a, b) => (v[b] - v[a]) || (a - b))
+export function rankDescending(v: ArrayLike<number>): number[] {
+  return Array.from({ length: v.length }, (_, i) => i).sort((a, b) => v[b] - v[a] || a - b)
 }
 
 /** Full-sequence forward pass; positions 0..T-1. */
-export function referenceForward (m: ReferenceModel, ids: number[], opts: ReferenceOptions = {}): ReferenceResult {
+export function referenceForward(
+  m: ReferenceModel,
+  ids: number[],
+  opts: ReferenceOptions = {}
+): ReferenceResult {
   const c = m.config
   const T = ids.length
   const H = c.hiddenSize
@@ -150,7 +179,9 @@ export function referenceForward (m: ReferenceModel, ids: number[], opts: Refere
   let minGateGap = Infinity
 
   const h = new Float64Array(T * H)
-  ids.forEach((id, t) => { h.set(m.embed.subarray(id * H, (id + 1) * H), t * H) })
+  ids.forEach((id, t) => {
+    h.set(m.embed.subarray(id * H, (id + 1) * H), t * H)
+  })
 
   for (let L = 0; L < c.numLayers; L++) {
     const w = m.layers[L]
@@ -169,14 +200,20 @@ export function referenceForward (m: ReferenceModel, ids: number[], opts: Refere
         let max = -Infinity
         for (let s = 0; s < T; s++) {
           const visible = s <= t && (c.slidingWindow == null || t - s < c.slidingWindow)
-          if (!visible) { scores[s] = -Infinity; continue }
+          if (!visible) {
+            scores[s] = -Infinity
+            continue
+          }
           let dot = 0
           for (let d = 0; d < D; d++) dot += q[(t * Nq + hd) * D + d] * k[(s * Nkv + kv) * D + d]
           scores[s] = dot * scale
           if (scores[s] > max) max = scores[s]
         }
         let sum = 0
-        for (let s = 0; s < T; s++) { scores[s] = Math.exp(scores[s] - max); sum += scores[s] }
+        for (let s = 0; s < T; s++) {
+          scores[s] = Math.exp(scores[s] - max)
+          sum += scores[s]
+        }
         for (let s = 0; s < T; s++) {
           const p = scores[s] / sum
           if (p === 0) continue
@@ -192,10 +229,11 @@ export function referenceForward (m: ReferenceModel, ids: number[], opts: Refere
     for (let t = 0; t < T; t++) {
       const logits = gl.subarray(t * c.numExperts, (t + 1) * c.numExperts)
       const probs = softmax64(logits)
-      const ranked = rankDescending(probs).filter(e => !excluded.has(`${L}:${e}`))
+      const ranked = rankDescending(probs).filter((e) => !excluded.has(`${L}:${e}`))
       if (ranked.length === 0) throw new Error(`reference: every expert of layer ${L} is excluded`)
       const used = ranked.slice(0, c.topK)
-      if (ranked.length > c.topK) minGateGap = Math.min(minGateGap, probs[ranked[c.topK - 1]] - probs[ranked[c.topK]])
+      if (ranked.length > c.topK)
+        minGateGap = Math.min(minGateGap, probs[ranked[c.topK - 1]] - probs[ranked[c.topK]])
       let norm = 0
       for (const e of used) norm += probs[e]
       const x = xm.subarray(t * H, (t + 1) * H)
@@ -214,12 +252,15 @@ export function referenceForward (m: ReferenceModel, ids: number[], opts: Refere
   return { logits: linear(hn, T, m.lmHead, H, c.vocabSize), minGateGap }
 }
 
-export function softmax64 (x: ArrayLike<number>): Float64Array {
+export function softmax64(x: ArrayLike<number>): Float64Array {
   let max = -Infinity
   for (let i = 0; i < x.length; i++) if (x[i] > max) max = x[i]
   const y = new Float64Array(x.length)
   let sum = 0
-  for (let i = 0; i < x.length; i++) { y[i] = Math.exp(x[i] - max); sum += y[i] }
+  for (let i = 0; i < x.length; i++) {
+    y[i] = Math.exp(x[i] - max)
+    sum += y[i]
+  }
   for (let i = 0; i < x.length; i++) y[i] /= sum
   return y
 }
@@ -236,7 +277,12 @@ export interface ReferenceStep {
 
 /** Greedy generation, recomputing the whole sequence every step (fine for tiny models). Stops
  *  after `maxTokens` or at `eosTokenId` (included in the output). */
-export function referenceGreedy (m: ReferenceModel, promptIds: number[], maxTokens: number, opts: ReferenceOptions & { eosTokenId?: number | null } = {}): ReferenceStep[] {
+export function referenceGreedy(
+  m: ReferenceModel,
+  promptIds: number[],
+  maxTokens: number,
+  opts: ReferenceOptions & { eosTokenId?: number | null } = {}
+): ReferenceStep[] {
   const V = m.config.vocabSize
   const seq = [...promptIds]
   const steps: ReferenceStep[] = []
@@ -253,11 +299,11 @@ export function referenceGreedy (m: ReferenceModel, promptIds: number[], maxToke
 
 /** An ExpertExecutor computing experts in float64 from the reference weights (result in fp32):
  *  lets the dense runtime + generate loop be tested independently of the expert runtime. */
-export function referenceExpertExecutor (m: ReferenceModel): ExpertExecutor {
+export function referenceExpertExecutor(m: ReferenceModel): ExpertExecutor {
   const H = m.config.hiddenSize
   const I = m.config.intermediateSize
   return {
-    async runExpert (layer, expert, x, rows) {
+    async runExpert(layer, expert, x, rows) {
       const ex = m.layers[layer].experts[expert]
       const xd = Float64Array.from(x)
       const a = linear(xd, rows, ex.w1, H, I)

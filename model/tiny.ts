@@ -11,7 +11,13 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { parseMixtralConfig, toHfConfigJson, type MixtralConfig } from './config.js'
-import { encodeSafetensors, INDEX_FILE, SINGLE_FILE, type SafeDtype, type TensorToWrite } from './safetensors.js'
+import {
+  encodeSafetensors,
+  INDEX_FILE,
+  SINGLE_FILE,
+  type SafeDtype,
+  type TensorToWrite
+} from './safetensors.js'
 import { buildTinyTokenizerJson } from './tokenizer.js'
 
 export interface TinyOptions {
@@ -48,47 +54,59 @@ export const tinyDefaults = {
 const DTYPES: Record<string, SafeDtype> = { bf16: 'BF16', f16: 'F16', f32: 'F32' }
 
 /** The MixtralConfig a tiny checkpoint with these options has. */
-export function tinyConfig (opts: TinyOptions = {}): MixtralConfig {
+export function tinyConfig(opts: TinyOptions = {}): MixtralConfig {
   const o = { ...tinyDefaults, ...opts }
   const headDim = Math.floor(o.hidden / o.heads)
-  return parseMixtralConfig(toHfConfigJson({
-    hiddenSize: o.hidden,
-    intermediateSize: o.intermediate,
-    numLayers: o.layers,
-    numHeads: o.heads,
-    numKvHeads: o.kvHeads,
-    headDim,
-    numExperts: o.experts,
-    topK: o.topK,
-    vocabSize: o.vocab,
-    rmsNormEps: 1e-5,
-    ropeTheta: 1e6,
-    slidingWindow: o.slidingWindow,
-    maxPositionEmbeddings: 4096,
-    bosTokenId: 1,
-    eosTokenId: 2,
-    tieWordEmbeddings: false,
-    torchDtype: { bf16: 'bfloat16', f16: 'float16', f32: 'float32' }[o.dtype]
-  }))
+  return parseMixtralConfig(
+    toHfConfigJson({
+      hiddenSize: o.hidden,
+      intermediateSize: o.intermediate,
+      numLayers: o.layers,
+      numHeads: o.heads,
+      numKvHeads: o.kvHeads,
+      headDim,
+      numExperts: o.experts,
+      topK: o.topK,
+      vocabSize: o.vocab,
+      rmsNormEps: 1e-5,
+      ropeTheta: 1e6,
+      slidingWindow: o.slidingWindow,
+      maxPositionEmbeddings: 4096,
+      bosTokenId: 1,
+      eosTokenId: 2,
+      tieWordEmbeddings: false,
+      torchDtype: { bf16: 'bfloat16', f16: 'float16', f32: 'float32' }[o.dtype]
+    })
+  )
 }
 
 /** xoshiro128** seeded from sha256(seed, name); normals by Box-Muller. */
 class Rng {
   private s: Uint32Array
-  constructor (seed: number, name: string) {
+  constructor(seed: number, name: string) {
     const h = createHash('sha256').update(`${seed}:${name}`).digest()
-    this.s = new Uint32Array([h.readUInt32LE(0), h.readUInt32LE(4), h.readUInt32LE(8), h.readUInt32LE(12) | 1])
+    this.s = new Uint32Array([
+      h.readUInt32LE(0),
+      h.readUInt32LE(4),
+      h.readUInt32LE(8),
+      h.readUInt32LE(12) | 1
+    ])
   }
 
-  next (): number {
+  next(): number {
     const s = this.s
     const r = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0
     const t = s[1] << 9
-    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 11)
+    s[2] ^= s[0]
+    s[3] ^= s[1]
+    s[1] ^= s[2]
+    s[0] ^= s[3]
+    s[2] ^= t
+    s[3] = rotl(s[3], 11)
     return (r + 0.5) / 4294967296
   }
 
-  normals (n: number, std: number, mean = 0): Float32Array {
+  normals(n: number, std: number, mean = 0): Float32Array {
     const out = new Float32Array(n)
     for (let i = 0; i < n; i += 2) {
       const r = Math.sqrt(-2 * Math.log(this.next()))
@@ -100,19 +118,27 @@ class Rng {
   }
 }
 
-function rotl (x: number, k: number): number {
+function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0
 }
 
 /** Every tensor of the tiny model, in HF order, with its values. */
-export function tinyTensors (c: MixtralConfig, seed: number): TensorToWrite[] {
+export function tinyTensors(c: MixtralConfig, seed: number): TensorToWrite[] {
   const D = c.hiddenSize
   const F = c.intermediateSize
   const qDim = c.numHeads * c.headDim
   const kvDim = c.numKvHeads * c.headDim
   const out: TensorToWrite[] = []
   const t = (name: string, shape: number[], std: number, mean = 0): void => {
-    out.push({ name, shape, data: new Rng(seed, name).normals(shape.reduce((a, b) => a * b, 1), std, mean) })
+    out.push({
+      name,
+      shape,
+      data: new Rng(seed, name).normals(
+        shape.reduce((a, b) => a * b, 1),
+        std,
+        mean
+      )
+    })
   }
   t('model.embed_tokens.weight', [c.vocabSize, D], 1)
   for (let i = 0; i < c.numLayers; i++) {
@@ -137,11 +163,12 @@ export function tinyTensors (c: MixtralConfig, seed: number): TensorToWrite[] {
 }
 
 /** Writes a tiny random MixtralForCausalLM checkpoint into `dir` (created if needed). */
-export async function writeTinyCheckpoint (dir: string, opts: TinyOptions = {}): Promise<void> {
+export async function writeTinyCheckpoint(dir: string, opts: TinyOptions = {}): Promise<void> {
   const o = { ...tinyDefaults, ...opts }
   const dtype = DTYPES[o.dtype]
   if (dtype == null) throw new Error(`unknown dtype "${o.dtype}" (bf16|f16|f32)`)
-  if (!Number.isSafeInteger(o.shards) || o.shards < 1) throw new Error(`shards must be a positive integer, got ${o.shards}`)
+  if (!Number.isSafeInteger(o.shards) || o.shards < 1)
+    throw new Error(`shards must be a positive integer, got ${o.shards}`)
   const config = tinyConfig(o)
   const tensors = tinyTensors(config, o.seed)
   await mkdir(dir, { recursive: true })
@@ -149,7 +176,11 @@ export async function writeTinyCheckpoint (dir: string, opts: TinyOptions = {}):
   const { tokenizer, config: tokCfg } = buildTinyTokenizerJson(config.vocabSize)
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer))
   await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(tokCfg, null, 2) + '\n')
-  await writeFile(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId }, null, 2) + '\n')
+  await writeFile(
+    join(dir, 'generation_config.json'),
+    JSON.stringify({ bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId }, null, 2) +
+      '\n'
+  )
   if (o.shards === 1) {
     await writeFile(join(dir, SINGLE_FILE), encodeSafetensors(tensors, dtype))
     return
@@ -163,7 +194,13 @@ export async function writeTinyCheckpoint (dir: string, opts: TinyOptions = {}):
     const file = `model-${String(k + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`
     const bytes = encodeSafetensors(part, dtype)
     await writeFile(join(dir, file), bytes)
-    for (const t of part) { weightMap[t.name] = file; total += t.data.length * (dtype === 'F32' ? 4 : 2) }
+    for (const t of part) {
+      weightMap[t.name] = file
+      total += t.data.length * (dtype === 'F32' ? 4 : 2)
+    }
   }
-  await writeFile(join(dir, INDEX_FILE), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + '\n')
+  await writeFile(
+    join(dir, INDEX_FILE),
+    JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + '\n'
+  )
 }

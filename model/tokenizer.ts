@@ -7,26 +7,32 @@ import { Tokenizer } from '@huggingface/tokenizers'
 
 export interface PovTokenizer {
   /** Token ids; adds the BOS token by default (as Mixtral's tokenizer does). */
-  encode (text: string, opts?: { addSpecialTokens?: boolean }): number[]
-  decode (ids: number[], opts?: { skipSpecialTokens?: boolean }): string
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[]
+  decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string
   readonly vocabSize: number
 }
 
-export async function loadTokenizer (dir: string): Promise<PovTokenizer> {
+export async function loadTokenizer(dir: string): Promise<PovTokenizer> {
   const json = JSON.parse(await readFile(join(dir, 'tokenizer.json'), 'utf8')) as object
   let cfg: object = {}
-  try { cfg = JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')) as object } catch {}
+  try {
+    cfg = JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')) as object
+  } catch {}
   const tok = new Tokenizer(json, cfg)
   const vocabSize = countVocab(json)
   return {
     vocabSize,
-    encode: (text, opts) => tok.encode(text, { add_special_tokens: opts?.addSpecialTokens ?? true }).ids,
+    encode: (text, opts) =>
+      tok.encode(text, { add_special_tokens: opts?.addSpecialTokens ?? true }).ids,
     decode: (ids, opts) => tok.decode(ids, { skip_special_tokens: opts?.skipSpecialTokens ?? true })
   }
 }
 
-function countVocab (json: object): number {
-  const j = json as { model?: { vocab?: Record<string, number> | unknown[] }, added_tokens?: Array<{ id: number }> }
+function countVocab(json: object): number {
+  const j = json as {
+    model?: { vocab?: Record<string, number> | unknown[] }
+    added_tokens?: Array<{ id: number }>
+  }
   const ids = new Set<number>()
   const v = j.model?.vocab
   if (Array.isArray(v)) v.forEach((_, i) => ids.add(i))
@@ -36,7 +42,7 @@ function countVocab (json: object): number {
 }
 
 /** GPT-2's byte -> printable unicode char map used by ByteLevel pre-tokenizers/decoders. */
-export function bytesToUnicode (): string[] {
+export function bytesToUnicode(): string[] {
   const bs: number[] = []
   for (let b = 33; b <= 126; b++) bs.push(b)
   for (let b = 161; b <= 172; b++) bs.push(b)
@@ -63,9 +69,12 @@ four, five, six, seven, eight, nine, ten. It was the best of times, it was the w
 export const SPECIAL_TOKENS = ['<unk>', '<s>', '</s>'] as const
 
 /** A byte-level BPE tokenizer.json with exactly `vocabSize` ids: <unk>, <s>, </s>, 256 bytes, merges. */
-export function buildTinyTokenizerJson (vocabSize: number): { tokenizer: object, config: object } {
+export function buildTinyTokenizerJson(vocabSize: number): { tokenizer: object; config: object } {
   const base = SPECIAL_TOKENS.length + 256
-  if (vocabSize < base) throw new Error(`the tiny tokenizer needs vocab_size >= ${base} (3 special tokens + 256 bytes), got ${vocabSize}`)
+  if (vocabSize < base)
+    throw new Error(
+      `the tiny tokenizer needs vocab_size >= ${base} (3 special tokens + 256 bytes), got ${vocabSize}`
+    )
   const b2u = bytesToUnicode()
   const vocab = new Map<string, number>()
   SPECIAL_TOKENS.forEach((t, i) => vocab.set(t, i))
@@ -89,7 +98,10 @@ export function buildTinyTokenizerJson (vocabSize: number): { tokenizer: object,
     let best: string | null = null
     let bestC = 1
     for (const [k, c] of pairs) {
-      if (c > bestC || (c === bestC && best != null && k < best)) { best = k; bestC = c }
+      if (c > bestC || (c === bestC && best != null && k < best)) {
+        best = k
+        bestC = c
+      }
     }
     if (best == null) break
     const [a, b] = best.split('\u0000')
@@ -99,7 +111,10 @@ export function buildTinyTokenizerJson (vocabSize: number): { tokenizer: object,
     seqs = seqs.map(({ parts, c }) => {
       const out: string[] = []
       for (let i = 0; i < parts.length; i++) {
-        if (i + 1 < parts.length && parts[i] === a && parts[i + 1] === b) { out.push(a + b); i++ } else out.push(parts[i])
+        if (i + 1 < parts.length && parts[i] === a && parts[i + 1] === b) {
+          out.push(a + b)
+          i++
+        } else out.push(parts[i])
       }
       return { parts: out, c }
     })
@@ -120,21 +135,42 @@ export function buildTinyTokenizerJson (vocabSize: number): { tokenizer: object,
     const a = merges[i % merges.length]
     const tok = a[0] + a[1]
     const b = letters[Math.floor(i / merges.length) % letters.length]
-    if (!vocab.has(tok + b) && vocab.has(tok)) { merges.push([tok, b]); vocab.set(tok + b, vocab.size) }
+    if (!vocab.has(tok + b) && vocab.has(tok)) {
+      merges.push([tok, b])
+      vocab.set(tok + b, vocab.size)
+    }
     if (i > 1e6) throw new Error('cannot fill tokenizer vocabulary')
   }
-  const added = SPECIAL_TOKENS.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }))
+  const added = SPECIAL_TOKENS.map((content, id) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true
+  }))
   const tokenizer = {
     version: '1.0',
     truncation: null,
     padding: null,
     added_tokens: added,
     normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    pre_tokenizer: {
+      type: 'ByteLevel',
+      add_prefix_space: false,
+      trim_offsets: true,
+      use_regex: true
+    },
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<s>', type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } }
+      ],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } }
     },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },

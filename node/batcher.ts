@@ -2,7 +2,12 @@
 // that arrive in the same window or while a run for that expert is in flight are concatenated
 // into ONE runtime run and split afterwards. A lone call runs on its own buffer (no copy).
 
-export type RunFn = (layer: number, expert: number, x: Float32Array, rows: number) => Promise<Float32Array>
+export type RunFn = (
+  layer: number,
+  expert: number,
+  x: Float32Array,
+  rows: number
+) => Promise<Float32Array>
 
 export interface BatcherOptions {
   hidden: number
@@ -17,39 +22,65 @@ export interface BatcherOptions {
   onBatch?: (rows: number, calls: number) => void
 }
 
-interface Pending { x: Float32Array, rows: number, resolve: (y: Float32Array) => void, reject: (err: Error) => void }
-interface Slot { queue: Pending[], running: boolean, scheduled: boolean }
+interface Pending {
+  x: Float32Array
+  rows: number
+  resolve: (y: Float32Array) => void
+  reject: (err: Error) => void
+}
+interface Slot {
+  queue: Pending[]
+  running: boolean
+  scheduled: boolean
+}
 
 export class MicroBatcher {
   private readonly slots = new Map<number, Slot>()
   private readonly windowMs: number
   private readonly maxBatchRows: number
 
-  constructor (private readonly run: RunFn, private readonly opts: BatcherOptions) {
+  constructor(
+    private readonly run: RunFn,
+    private readonly opts: BatcherOptions
+  ) {
     this.windowMs = opts.windowMs ?? 0
     this.maxBatchRows = opts.maxBatchRows ?? 4096
   }
 
-  async submit (layer: number, expert: number, x: Float32Array, rows: number): Promise<Float32Array> {
+  async submit(
+    layer: number,
+    expert: number,
+    x: Float32Array,
+    rows: number
+  ): Promise<Float32Array> {
     const key = layer * 65536 + expert
     let slot = this.slots.get(key)
-    if (slot == null) { slot = { queue: [], running: false, scheduled: false }; this.slots.set(key, slot) }
+    if (slot == null) {
+      slot = { queue: [], running: false, scheduled: false }
+      this.slots.set(key, slot)
+    }
     const s = slot
-    const p = new Promise<Float32Array>((resolve, reject) => { s.queue.push({ x, rows, resolve, reject }) })
+    const p = new Promise<Float32Array>((resolve, reject) => {
+      s.queue.push({ x, rows, resolve, reject })
+    })
     if (!s.running && !s.scheduled) {
       s.scheduled = true
-      const go = (): void => { s.scheduled = false; void this.flush(layer, expert, key, s) }
+      const go = (): void => {
+        s.scheduled = false
+        void this.flush(layer, expert, key, s)
+      }
       if (this.windowMs > 0) setTimeout(go, this.windowMs)
       else setImmediate(go)
     }
     return await p
   }
 
-  private async flush (layer: number, expert: number, key: number, slot: Slot): Promise<void> {
+  private async flush(layer: number, expert: number, key: number, slot: Slot): Promise<void> {
     while (slot.queue.length > 0) {
       let rows = 0
       let n = 0
-      while (n < slot.queue.length && (n === 0 || rows + slot.queue[n].rows <= this.maxBatchRows)) rows += slot.queue[n++].rows
+      while (n < slot.queue.length && (n === 0 || rows + slot.queue[n].rows <= this.maxBatchRows))
+        rows += slot.queue[n++].rows
       const batch = slot.queue.splice(0, n)
       slot.running = true
       try {
@@ -58,11 +89,15 @@ export class MicroBatcher {
         else {
           x = new Float32Array(rows * this.opts.hidden)
           let off = 0
-          for (const p of batch) { x.set(p.x, off); off += p.x.length }
+          for (const p of batch) {
+            x.set(p.x, off)
+            off += p.x.length
+          }
         }
         this.opts.onBatch?.(rows, batch.length)
         const y = await this.run(layer, expert, x, rows)
-        if (y.length !== rows * this.opts.hidden) throw new Error(`runtime returned ${y.length} values for ${rows} rows`)
+        if (y.length !== rows * this.opts.hidden)
+          throw new Error(`runtime returned ${y.length} values for ${rows} rows`)
         let off = 0
         for (const p of batch) {
           const len = p.rows * this.opts.hidden

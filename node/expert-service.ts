@@ -1,16 +1,38 @@
 // The expert service: serves /pov/expert/1.0.0 (long-lived streams, many pipelined
 // request/response frames each) and /pov/info/1.0.0 (one-shot). js-libp2p service shape:
 // expertService(init) -> (components) -> ExpertService (Startable). Spec: docs/protocol.md.
-import type { Connection, PeerId, PrivateKey, Startable, Stream, StreamHandler, StreamHandlerOptions, AbortOptions } from '@libp2p/interface'
+import type {
+  Connection,
+  PeerId,
+  PrivateKey,
+  Startable,
+  Stream,
+  StreamHandler,
+  StreamHandlerOptions,
+  AbortOptions
+} from '@libp2p/interface'
 import type { Logger } from 'pino'
 import {
-  EXPERT_PROTOCOL, INFO_PROTOCOL, MAX_EXPERT_STREAMS, MAX_FRAME_BYTES, MAX_HIDDEN, MAX_INFO_FRAME_BYTES,
-  MAX_IN_FLIGHT_PER_STREAM, MAX_ROWS
+  EXPERT_PROTOCOL,
+  INFO_PROTOCOL,
+  MAX_EXPERT_STREAMS,
+  MAX_FRAME_BYTES,
+  MAX_HIDDEN,
+  MAX_INFO_FRAME_BYTES,
+  MAX_IN_FLIGHT_PER_STREAM,
+  MAX_ROWS
 } from '../protocol/constants.js'
 import { DType, type ExpertRequest, InfoResponse, Status } from '../protocol/expert.js'
 import { ProtocolError } from '../protocol/errors.js'
 import { FrameChannel, readOneFrame } from '../protocol/stream.js'
-import { bytesPerElement, decodeRequest, decodeTensor, encodeResponseFrame, encodeTensor, hexToBytes } from '../protocol/codec.js'
+import {
+  bytesPerElement,
+  decodeRequest,
+  decodeTensor,
+  encodeResponseFrame,
+  encodeTensor,
+  hexToBytes
+} from '../protocol/codec.js'
 import { encodeFrame } from '../protocol/framing.js'
 import { signResponse } from '../protocol/signature.js'
 import { MicroBatcher } from './batcher.js'
@@ -50,13 +72,22 @@ export interface ExpertServiceInit {
 /** Only what the service uses (js-libp2p style). */
 export interface ExpertServiceComponents {
   registrar: {
-    handle: (protocol: string, handler: StreamHandler, options?: StreamHandlerOptions) => Promise<void>
+    handle: (
+      protocol: string,
+      handler: StreamHandler,
+      options?: StreamHandlerOptions
+    ) => Promise<void>
     unhandle: (protocol: string, options?: AbortOptions) => Promise<void>
   }
   privateKey: PrivateKey
 }
 
-interface Served { model: HostedModel, id: Uint8Array<ArrayBuffer>, batcher: MicroBatcher, hosted: Set<number> }
+interface Served {
+  model: HostedModel
+  id: Uint8Array<ArrayBuffer>
+  batcher: MicroBatcher
+  hosted: Set<number>
+}
 
 export class ExpertService implements Startable {
   private readonly served: Served[]
@@ -65,33 +96,53 @@ export class ExpertService implements Startable {
   private readonly poll: BusyPoll
   private started = false
 
-  constructor (private readonly components: ExpertServiceComponents, private readonly init: ExpertServiceInit) {
+  constructor(
+    private readonly components: ExpertServiceComponents,
+    private readonly init: ExpertServiceInit
+  ) {
     this.maxFrameBytes = init.maxFrameBytes ?? MAX_FRAME_BYTES
     this.poll = new BusyPoll({ windowUs: init.busyPollUs ?? 0 })
-    this.served = init.models.map(model => ({
+    this.served = init.models.map((model) => ({
       model,
       id: hexToBytes(model.modelId),
       hosted: new Set(model.experts.map(([l, e]) => l * 65536 + e)),
-      batcher: new MicroBatcher(async (l, e, x, rows) => await model.runtime.runExpert(l, e, x, rows), {
-        hidden: model.hidden,
-        windowMs: init.batchWindowMs,
-        maxBatchRows: init.maxBatchRows ?? MAX_ROWS,
-        onBatch: (rows) => { init.metrics?.batchSize.observe(rows) }
-      })
+      batcher: new MicroBatcher(
+        async (l, e, x, rows) => await model.runtime.runExpert(l, e, x, rows),
+        {
+          hidden: model.hidden,
+          windowMs: init.batchWindowMs,
+          maxBatchRows: init.maxBatchRows ?? MAX_ROWS,
+          onBatch: (rows) => {
+            init.metrics?.batchSize.observe(rows)
+          }
+        }
+      )
     }))
   }
 
   readonly [Symbol.toStringTag] = 'pov/expert-service'
 
-  async start (): Promise<void> {
+  async start(): Promise<void> {
     const n = this.init.maxInboundStreams ?? MAX_EXPERT_STREAMS
-    await this.components.registrar.handle(EXPERT_PROTOCOL, (s, c) => { this.handleExpertStream(s, c) }, { maxInboundStreams: n, maxOutboundStreams: n })
-    await this.components.registrar.handle(INFO_PROTOCOL, async (s) => { await this.handleInfoStream(s) }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+    await this.components.registrar.handle(
+      EXPERT_PROTOCOL,
+      (s, c) => {
+        this.handleExpertStream(s, c)
+      },
+      { maxInboundStreams: n, maxOutboundStreams: n }
+    )
+    await this.components.registrar.handle(
+      INFO_PROTOCOL,
+      async (s) => {
+        await this.handleInfoStream(s)
+      },
+      { maxInboundStreams: 4, maxOutboundStreams: 4 }
+    )
     this.started = true
   }
 
   /** Stops accepting streams; in-flight calls on open streams still get their answers. */
-  async stop (): Promise<void> {
+  async stop(): Promise<void> {
     this.poll.stop()
     if (!this.started) return
     this.started = false
@@ -100,12 +151,16 @@ export class ExpertService implements Startable {
   }
 
   /** The service's busy poll (diagnostics and tests). */
-  get busyPoll (): BusyPoll { return this.poll }
+  get busyPoll(): BusyPoll {
+    return this.poll
+  }
 
   /** Open expert streams (for diagnostics and graceful shutdown). */
-  get openStreams (): number { return this.streams.size }
+  get openStreams(): number {
+    return this.streams.size
+  }
 
-  info (): InfoResponse {
+  info(): InfoResponse {
     return {
       version: this.init.version ?? '0.1.0',
       models: this.served.map(({ model, id }) => ({
@@ -123,7 +178,7 @@ export class ExpertService implements Startable {
     }
   }
 
-  async handleInfoStream (stream: Stream): Promise<void> {
+  async handleInfoStream(stream: Stream): Promise<void> {
     try {
       await readOneFrame(stream, MAX_INFO_FRAME_BYTES, { signal: AbortSignal.timeout(10_000) })
       stream.send(encodeFrame(InfoResponse.encode(this.info())))
@@ -139,7 +194,7 @@ export class ExpertService implements Startable {
    * responses go out as they complete, matched by request_id). An undecodable or oversize
    * frame resets this stream only.
    */
-  handleExpertStream (stream: Stream, connection: Pick<Connection, 'remotePeer'>): void {
+  handleExpertStream(stream: Stream, connection: Pick<Connection, 'remotePeer'>): void {
     let inFlight = 0
     let ended = false
     this.streams.add(stream)
@@ -151,12 +206,20 @@ export class ExpertService implements Startable {
         try {
           req = decodeRequest(frame)
         } catch (err) {
-          this.init.logger?.debug({ err, peer: connection.remotePeer.toString() }, 'undecodable frame: resetting stream')
+          this.init.logger?.debug(
+            { err, peer: connection.remotePeer.toString() },
+            'undecodable frame: resetting stream'
+          )
           channel.abort(err as Error)
           return
         }
         if (inFlight >= MAX_IN_FLIGHT_PER_STREAM) {
-          this.reply(channel, req, Status.OVERLOADED, `more than ${MAX_IN_FLIGHT_PER_STREAM} requests in flight on one stream`)
+          this.reply(
+            channel,
+            req,
+            Status.OVERLOADED,
+            `more than ${MAX_IN_FLIGHT_PER_STREAM} requests in flight on one stream`
+          )
           return
         }
         inFlight++
@@ -165,23 +228,37 @@ export class ExpertService implements Startable {
           if (ended && inFlight === 0) void channel.close()
         })
       },
-      onRemoteEnd: () => { ended = true; if (inFlight === 0) void channel.close() },
+      onRemoteEnd: () => {
+        ended = true
+        if (inFlight === 0) void channel.close()
+      },
       onClose: (err) => {
         this.streams.delete(stream)
-        if (err != null) this.init.logger?.debug({ err: err.message }, 'expert stream closed with error')
+        if (err != null)
+          this.init.logger?.debug({ err: err.message }, 'expert stream closed with error')
       }
     })
   }
 
-  private reply (channel: FrameChannel, req: ExpertRequest, status: Status, message: string): void {
+  private reply(channel: FrameChannel, req: ExpertRequest, status: Status, message: string): void {
     this.init.metrics?.requests.inc({ layer: req.layer, expert: req.expert, status })
     if (!channel.isOpen) return
     try {
-      channel.write(encodeResponseFrame({ requestId: req.requestId, status, message, dtype: req.dtype, rows: 0, hidden: 0, signature: new Uint8Array(0) }))
+      channel.write(
+        encodeResponseFrame({
+          requestId: req.requestId,
+          status,
+          message,
+          dtype: req.dtype,
+          rows: 0,
+          hidden: 0,
+          signature: new Uint8Array(0)
+        })
+      )
     } catch {}
   }
 
-  private async serve (req: ExpertRequest, peer: PeerId, channel: FrameChannel): Promise<void> {
+  private async serve(req: ExpertRequest, peer: PeerId, channel: FrameChannel): Promise<void> {
     const t0 = performance.now()
     let status: Status = Status.OK
     try {
@@ -190,46 +267,98 @@ export class ExpertService implements Startable {
       const x = decodeTensor(req.tensor, req.dtype)
       const y = await served.batcher.submit(req.layer, req.expert, x, req.rows)
       const out = encodeTensor(y, req.dtype)
-      const signature: Uint8Array<ArrayBuffer> = this.init.sign === false
-        ? new Uint8Array(0)
-        : await signResponse(this.components.privateKey, { requestId: req.requestId, modelId: served.id, layer: req.layer, expert: req.expert, input: req.tensor, output: out }) as Uint8Array<ArrayBuffer>
+      const signature: Uint8Array<ArrayBuffer> =
+        this.init.sign === false
+          ? new Uint8Array(0)
+          : ((await signResponse(this.components.privateKey, {
+              requestId: req.requestId,
+              modelId: served.id,
+              layer: req.layer,
+              expert: req.expert,
+              input: req.tensor,
+              output: out
+            })) as Uint8Array<ArrayBuffer>)
       this.init.metrics?.requests.inc({ layer: req.layer, expert: req.expert, status })
-      if (channel.isOpen) channel.write(encodeResponseFrame({ requestId: req.requestId, status, message: '', dtype: req.dtype, rows: req.rows, hidden: req.hidden, signature }, out))
+      if (channel.isOpen)
+        channel.write(
+          encodeResponseFrame(
+            {
+              requestId: req.requestId,
+              status,
+              message: '',
+              dtype: req.dtype,
+              rows: req.rows,
+              hidden: req.hidden,
+              signature
+            },
+            out
+          )
+        )
       this.poll.kick()
     } catch (err) {
       const e = err as Error
       status = err instanceof ProtocolError ? err.code : Status.INTERNAL
-      if (status === Status.INTERNAL) this.init.logger?.warn({ err: e.message, layer: req.layer, expert: req.expert }, 'expert call failed')
+      if (status === Status.INTERNAL)
+        this.init.logger?.warn(
+          { err: e.message, layer: req.layer, expert: req.expert },
+          'expert call failed'
+        )
       this.reply(channel, req, status, e.message)
     } finally {
       this.init.metrics?.requestDuration.observe({ status }, (performance.now() - t0) / 1000)
     }
   }
 
-  private validate (req: ExpertRequest): Served {
-    const served = this.served.find(s => equalBytes(s.id, req.modelId))
-    if (served == null) throw new ProtocolError(Status.UNKNOWN_MODEL, 'this node does not serve that model id')
+  private validate(req: ExpertRequest): Served {
+    const served = this.served.find((s) => equalBytes(s.id, req.modelId))
+    if (served == null)
+      throw new ProtocolError(Status.UNKNOWN_MODEL, 'this node does not serve that model id')
     const m = served.model
-    if (req.layer >= m.numLayers || req.expert >= m.numExperts || !served.hosted.has(req.layer * 65536 + req.expert) || !m.runtime.has(req.layer, req.expert)) {
-      throw new ProtocolError(Status.EXPERT_NOT_HOSTED, `expert ${req.expert} of layer ${req.layer} is not hosted here`)
+    if (
+      req.layer >= m.numLayers ||
+      req.expert >= m.numExperts ||
+      !served.hosted.has(req.layer * 65536 + req.expert) ||
+      !m.runtime.has(req.layer, req.expert)
+    ) {
+      throw new ProtocolError(
+        Status.EXPERT_NOT_HOSTED,
+        `expert ${req.expert} of layer ${req.layer} is not hosted here`
+      )
     }
     const bpe = bytesPerElement(req.dtype)
-    if (bpe === 0) throw new ProtocolError(Status.BAD_DTYPE, `dtype ${req.dtype} is not supported (FP32 or FP16)`)
-    if (req.hidden !== m.hidden || req.hidden > MAX_HIDDEN) throw new ProtocolError(Status.BAD_SHAPE, `hidden is ${req.hidden}, the model's is ${m.hidden}`)
-    if (req.rows < 1 || req.rows > (this.init.maxBatchRows ?? MAX_ROWS)) throw new ProtocolError(Status.BAD_SHAPE, `rows must be 1..${this.init.maxBatchRows ?? MAX_ROWS}, got ${req.rows}`)
+    if (bpe === 0)
+      throw new ProtocolError(
+        Status.BAD_DTYPE,
+        `dtype ${req.dtype} is not supported (FP32 or FP16)`
+      )
+    if (req.hidden !== m.hidden || req.hidden > MAX_HIDDEN)
+      throw new ProtocolError(
+        Status.BAD_SHAPE,
+        `hidden is ${req.hidden}, the model's is ${m.hidden}`
+      )
+    if (req.rows < 1 || req.rows > (this.init.maxBatchRows ?? MAX_ROWS))
+      throw new ProtocolError(
+        Status.BAD_SHAPE,
+        `rows must be 1..${this.init.maxBatchRows ?? MAX_ROWS}, got ${req.rows}`
+      )
     if (req.tensor.byteLength !== req.rows * req.hidden * bpe) {
-      throw new ProtocolError(Status.BAD_SHAPE, `tensor has ${req.tensor.byteLength} bytes; ${req.rows}×${req.hidden} ${req.dtype} needs ${req.rows * req.hidden * bpe}`)
+      throw new ProtocolError(
+        Status.BAD_SHAPE,
+        `tensor has ${req.tensor.byteLength} bytes; ${req.rows}×${req.hidden} ${req.dtype} needs ${req.rows * req.hidden * bpe}`
+      )
     }
     return served
   }
 }
 
-function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
   return true
 }
 
-export function expertService (init: ExpertServiceInit): (components: ExpertServiceComponents) => ExpertService {
+export function expertService(
+  init: ExpertServiceInit
+): (components: ExpertServiceComponents) => ExpertService {
   return (components) => new ExpertService(components, init)
 }

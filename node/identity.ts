@@ -5,11 +5,14 @@ import { dirname } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 
-export async function loadOrCreateKey (file: string): Promise<{ key: PrivateKey, created: boolean }> {
+export async function loadOrCreateKey(
+  file: string
+): Promise<{ key: PrivateKey; created: boolean }> {
   try {
     return { key: privateKeyFromProtobuf(await readFile(file)), created: false }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read the node key ${file}: ${(err as Error).message}`)
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new Error(`cannot read the node key ${file}: ${(err as Error).message}`)
   }
   // Ed25519: the public key is embedded in the PeerId, so routers verify response signatures
   // without a lookup (docs/protocol.md#signature)

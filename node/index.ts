@@ -1,6 +1,11 @@
 // node/: the operator daemon.
 export { OperatorNode, defaultOptions, type OperatorNodeOptions } from './operator-node.js'
-export { ExpertService, expertService, type ExpertServiceInit, type ExpertServiceComponents } from './expert-service.js'
+export {
+  ExpertService,
+  expertService,
+  type ExpertServiceInit,
+  type ExpertServiceComponents
+} from './expert-service.js'
 export { MicroBatcher, type BatcherOptions } from './batcher.js'
 export { createNodeMetrics, type NodeMetrics } from './metrics.js'
 export { loadOrCreateKey } from './identity.js'

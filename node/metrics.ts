@@ -14,24 +14,53 @@ export interface NodeMetrics {
   vouchersUnredeemed: Gauge
 }
 
-export function createNodeMetrics (opts: { defaults?: boolean } = {}): NodeMetrics {
+export function createNodeMetrics(opts: { defaults?: boolean } = {}): NodeMetrics {
   const registry = new Registry()
   if (opts.defaults === true) collectDefaultMetrics({ register: registry })
   return {
     registry,
-    requests: new Counter({ name: 'pov_requests_total', help: 'Expert calls by layer, expert and status', labelNames: ['layer', 'expert', 'status'], registers: [registry] }),
+    requests: new Counter({
+      name: 'pov_requests_total',
+      help: 'Expert calls by layer, expert and status',
+      labelNames: ['layer', 'expert', 'status'],
+      registers: [registry]
+    }),
     requestDuration: new Histogram({
       name: 'pov_request_duration_seconds',
       help: 'Time from a request frame decoded to its response queued',
       labelNames: ['status'],
       // decode calls are sub-millisecond on a warm node; prefill batches take up to seconds
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      buckets: [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
+      ],
       registers: [registry]
     }),
-    batchSize: new Histogram({ name: 'pov_batch_size', help: 'Rows per runtime run after micro-batching', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096], registers: [registry] }),
-    peersConnected: new Gauge({ name: 'pov_peers_connected', help: 'Open libp2p connections', registers: [registry] }),
-    expertLoaded: new Gauge({ name: 'pov_expert_loaded', help: '1 for each shard loaded', labelNames: ['shard'], registers: [registry] }),
-    earned: new Counter({ name: 'pov_earned_total', help: 'POV promised by accepted vouchers since start', registers: [registry] }),
-    vouchersUnredeemed: new Gauge({ name: 'pov_vouchers_unredeemed', help: 'Payers with a voucher held in the journal', registers: [registry] })
+    batchSize: new Histogram({
+      name: 'pov_batch_size',
+      help: 'Rows per runtime run after micro-batching',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
+      registers: [registry]
+    }),
+    peersConnected: new Gauge({
+      name: 'pov_peers_connected',
+      help: 'Open libp2p connections',
+      registers: [registry]
+    }),
+    expertLoaded: new Gauge({
+      name: 'pov_expert_loaded',
+      help: '1 for each shard loaded',
+      labelNames: ['shard'],
+      registers: [registry]
+    }),
+    earned: new Counter({
+      name: 'pov_earned_total',
+      help: 'POV promised by accepted vouchers since start',
+      registers: [registry]
+    }),
+    vouchersUnredeemed: new Gauge({
+      name: 'pov_vouchers_unredeemed',
+      help: 'Payers with a voucher held in the journal',
+      registers: [registry]
+    })
   }
 }

@@ -7,7 +7,11 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { loadBundle } from '../model/bundle/index.js'
-import { loadExpertRuntime, loadThreadedExpertRuntime, type ExpertRuntime } from '../model/runtime/index.js'
+import {
+  loadExpertRuntime,
+  loadThreadedExpertRuntime,
+  type ExpertRuntime
+} from '../model/runtime/index.js'
 import type { ExpertRequest } from '../protocol/expert.js'
 import { transportOptions } from '../protocol/transport.js'
 import { expertService, type ExpertService } from './expert-service.js'
@@ -54,26 +58,51 @@ export interface OperatorNodeOptions {
   verifyPayment?: (request: ExpertRequest, peer: PeerId) => Promise<void>
 }
 
-export const defaultOptions = { listen: ['/ip4/127.0.0.1/tcp/0'], device: 'cpu' as const, batchWindowMs: 0, workers: 0, busyPollUs: 1000 }
+export const defaultOptions = {
+  listen: ['/ip4/127.0.0.1/tcp/0'],
+  device: 'cpu' as const,
+  batchWindowMs: 0,
+  workers: 0,
+  busyPollUs: 1000
+}
 
 /** The network loop's busy-poll window: a node told not to spin (it shares its cores) does not poll either, unless told to. */
-export function busyPollUs (opts: Pick<OperatorNodeOptions, 'busyPollUs' | 'spin'>): number {
+export function busyPollUs(opts: Pick<OperatorNodeOptions, 'busyPollUs' | 'spin'>): number {
   return opts.busyPollUs ?? (opts.spin === false ? 0 : defaultOptions.busyPollUs)
 }
 
 type Host = Libp2p<{ expert: ExpertService }>
 
 export class OperatorNode {
-  private constructor (readonly libp2p: Host, readonly runtime: ExpertRuntime, readonly hosted: HostedModel, private readonly logger: Logger) {}
+  private constructor(
+    readonly libp2p: Host,
+    readonly runtime: ExpertRuntime,
+    readonly hosted: HostedModel,
+    private readonly logger: Logger
+  ) {}
 
-  static async init ({ opts, logger, metrics = null }: { opts: OperatorNodeOptions, logger: Logger, metrics?: NodeMetrics | null }): Promise<OperatorNode> {
+  static async init({
+    opts,
+    logger,
+    metrics = null
+  }: {
+    opts: OperatorNodeOptions
+    logger: Logger
+    metrics?: NodeMetrics | null
+  }): Promise<OperatorNode> {
     const log = logger.child({ module: 'node' })
     const bundle = await loadBundle(opts.model, { verify: 'lazy' })
-    const ort = { device: opts.device ?? defaultOptions.device, logger: log, intraOpNumThreads: opts.threads, allowSpinning: opts.spin }
+    const ort = {
+      device: opts.device ?? defaultOptions.device,
+      logger: log,
+      intraOpNumThreads: opts.threads,
+      allowSpinning: opts.spin
+    }
     const workers = opts.workers ?? defaultOptions.workers
-    const runtime = workers > 0
-      ? await loadThreadedExpertRuntime(opts.model, opts.shards, { ...ort, workers })
-      : await loadExpertRuntime(bundle, opts.shards, ort)
+    const runtime =
+      workers > 0
+        ? await loadThreadedExpertRuntime(opts.model, opts.shards, { ...ort, workers })
+        : await loadExpertRuntime(bundle, opts.shards, ort)
     try {
       const c = bundle.config
       const hosted: HostedModel = {
@@ -97,7 +126,7 @@ export class OperatorNode {
       } else {
         privateKey = await generateKeyPair('Ed25519')
       }
-      const libp2p: Host = await createLibp2p({
+      const libp2p: Host = (await createLibp2p({
         privateKey,
         addresses: { listen: opts.listen ?? defaultOptions.listen, announce: opts.announce ?? [] },
         ...transportOptions(),
@@ -113,9 +142,11 @@ export class OperatorNode {
             logger: log.child({ module: 'expert-service' })
           })
         }
-      }) as unknown as Host
+      })) as unknown as Host
       if (metrics != null) {
-        const update = (): void => { metrics.peersConnected.set(libp2p.getConnections().length) }
+        const update = (): void => {
+          metrics.peersConnected.set(libp2p.getConnections().length)
+        }
         libp2p.addEventListener('connection:open', update)
         libp2p.addEventListener('connection:close', update)
       }
@@ -126,10 +157,14 @@ export class OperatorNode {
     }
   }
 
-  get peerId (): string { return this.libp2p.peerId.toString() }
-  get addrs (): string[] { return this.libp2p.getMultiaddrs().map(a => a.toString()) }
+  get peerId(): string {
+    return this.libp2p.peerId.toString()
+  }
+  get addrs(): string[] {
+    return this.libp2p.getMultiaddrs().map((a) => a.toString())
+  }
 
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     this.logger.info('shutting down')
     await this.libp2p.stop() // unregisters the handlers, closes connections
     await this.runtime.close()

@@ -3,7 +3,13 @@
 
 export interface ExpertBackend {
   /** x: rows × hidden, row-major fp32. Returns rows × hidden. */
-  runExpert: (layer: number, expert: number, x: Float32Array, rows: number, opts?: { signal?: AbortSignal }) => Promise<Float32Array>
+  runExpert: (
+    layer: number,
+    expert: number,
+    x: Float32Array,
+    rows: number,
+    opts?: { signal?: AbortSignal }
+  ) => Promise<Float32Array>
   has: (layer: number, expert: number) => boolean
 }
 

@@ -28,20 +28,29 @@ export class BusyPoll {
   /** Loop turns spent polling (for tests and metrics). */
   turns = 0
 
-  constructor (opts: BusyPollOptions) {
-    if (!Number.isFinite(opts.windowUs) || opts.windowUs < 0) throw new RangeError(`busy-poll window must be a non-negative number of µs, got ${opts.windowUs}`)
+  constructor(opts: BusyPollOptions) {
+    if (!Number.isFinite(opts.windowUs) || opts.windowUs < 0)
+      throw new RangeError(
+        `busy-poll window must be a non-negative number of µs, got ${opts.windowUs}`
+      )
     this.windowMs = opts.windowUs / 1000
     this.onlyWhileWaiting = opts.onlyWhileWaiting ?? false
   }
 
-  get enabled (): boolean { return this.windowMs > 0 }
+  get enabled(): boolean {
+    return this.windowMs > 0
+  }
   /** Whether the loop is being kept hot right now. */
-  get active (): boolean { return this.running }
+  get active(): boolean {
+    return this.running
+  }
   /** Waits opened with begin() and not yet ended. */
-  get waiting (): number { return this.waits }
+  get waiting(): number {
+    return this.waits
+  }
 
   /** Keeps the loop polling for one window from now. */
-  kick (): void {
+  kick(): void {
     if (this.windowMs === 0) return
     this.deadline = performance.now() + this.windowMs
     if (!this.running) {
@@ -51,16 +60,23 @@ export class BusyPoll {
   }
 
   /** Opens a wait (a call in flight) and kicks; call the returned function once it settles. */
-  begin (): () => void {
+  begin(): () => void {
     if (this.windowMs === 0) return noop
     this.waits++
     this.kick()
     let done = false
-    return () => { if (!done) { done = true; this.waits-- } }
+    return () => {
+      if (!done) {
+        done = true
+        this.waits--
+      }
+    }
   }
 
   /** Stops polling at the next turn. */
-  stop (): void { this.deadline = 0 }
+  stop(): void {
+    this.deadline = 0
+  }
 
   private readonly tick = (): void => {
     if (performance.now() < this.deadline && (!this.onlyWhileWaiting || this.waits > 0)) {

@@ -16,11 +16,15 @@ const EMPTY = new Uint8Array(0)
 
 export type WireDType = 'fp32' | 'fp16'
 
-export function toProtoDType (d: WireDType): DType { return d === 'fp16' ? DType.FP16 : DType.FP32 }
-export function bytesPerElement (d: DType): number { return d === DType.FP16 ? 2 : d === DType.FP32 ? 4 : 0 }
+export function toProtoDType(d: WireDType): DType {
+  return d === 'fp16' ? DType.FP16 : DType.FP32
+}
+export function bytesPerElement(d: DType): number {
+  return d === DType.FP16 ? 2 : d === DType.FP32 ? 4 : 0
+}
 
 /** Float32 values -> wire bytes. fp32 is a view of `x` (no copy); fp16 rounds to nearest even. */
-export function encodeTensor (x: Float32Array, dtype: DType): Uint8Array {
+export function encodeTensor(x: Float32Array, dtype: DType): Uint8Array {
   if (dtype === DType.FP32) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength)
   if (dtype === DType.FP16) {
     const h = f32ToF16(x)
@@ -30,24 +34,28 @@ export function encodeTensor (x: Float32Array, dtype: DType): Uint8Array {
 }
 
 /** Wire bytes -> a fresh or aligned Float32Array (views when aligned, copies otherwise). */
-export function decodeTensor (bytes: Uint8Array, dtype: DType): Float32Array {
+export function decodeTensor(bytes: Uint8Array, dtype: DType): Float32Array {
   if (dtype === DType.FP32) {
-    if (bytes.byteLength % 4 !== 0) throw new InvalidFrameError('fp32 tensor length is not a multiple of 4')
-    if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+    if (bytes.byteLength % 4 !== 0)
+      throw new InvalidFrameError('fp32 tensor length is not a multiple of 4')
+    if (bytes.byteOffset % 4 === 0)
+      return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
     return new Float32Array(copyBytes(bytes).buffer) // unaligned: one copy
   }
   if (dtype === DType.FP16) {
-    if (bytes.byteLength % 2 !== 0) throw new InvalidFrameError('fp16 tensor length is not a multiple of 2')
-    const h = bytes.byteOffset % 2 === 0
-      ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2)
-      : new Uint16Array(copyBytes(bytes).buffer)
+    if (bytes.byteLength % 2 !== 0)
+      throw new InvalidFrameError('fp16 tensor length is not a multiple of 2')
+    const h =
+      bytes.byteOffset % 2 === 0
+        ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2)
+        : new Uint16Array(copyBytes(bytes).buffer)
     return f16ToF32(h)
   }
   throw new InvalidFrameError(`unsupported dtype ${String(dtype)}`)
 }
 
 /** A fresh copy (not `slice()`: on a Node Buffer that is a view into the shared pool). */
-function copyBytes (b: Uint8Array): Uint8Array<ArrayBuffer> {
+function copyBytes(b: Uint8Array): Uint8Array<ArrayBuffer> {
   const c = new Uint8Array(b.byteLength)
   c.set(b)
   return c
@@ -58,11 +66,15 @@ function copyBytes (b: Uint8Array): Uint8Array<ArrayBuffer> {
  * tensor length go out as ONE small buffer before the tensor: each part of a message costs its
  * own cipher update and iovec further down (noise, socket), so 2 parts instead of 5.
  */
-function withTensor (header: Uint8Array, tensor: Uint8Array): Uint8ArrayList {
-  const body = tensor.byteLength === 0 ? header.byteLength : header.byteLength + 1 + varintLength(tensor.byteLength) + tensor.byteLength
+function withTensor(header: Uint8Array, tensor: Uint8Array): Uint8ArrayList {
+  const body =
+    tensor.byteLength === 0
+      ? header.byteLength
+      : header.byteLength + 1 + varintLength(tensor.byteLength) + tensor.byteLength
   const prefix = new Uint8Array(varintLength(body) + body - tensor.byteLength)
   let o = writeVarint(body, prefix)
-  prefix.set(header, o); o += header.byteLength
+  prefix.set(header, o)
+  o += header.byteLength
   if (tensor.byteLength === 0) return new Uint8ArrayList(prefix)
   prefix[o++] = TENSOR_TAG
   writeVarint(tensor.byteLength, prefix, o)
@@ -70,34 +82,44 @@ function withTensor (header: Uint8Array, tensor: Uint8Array): Uint8ArrayList {
 }
 
 /** A length-prefixed ExpertRequest frame; `tensor` is referenced, not copied. */
-export function encodeRequestFrame (req: Omit<ExpertRequest, 'tensor'>, tensor: Uint8Array): Uint8ArrayList {
+export function encodeRequestFrame(
+  req: Omit<ExpertRequest, 'tensor'>,
+  tensor: Uint8Array
+): Uint8ArrayList {
   return withTensor(ExpertRequest.encode({ ...req, tensor: EMPTY }), tensor)
 }
 
 /** A length-prefixed ExpertResponse frame; `tensor` is referenced, not copied. */
-export function encodeResponseFrame (res: Omit<ExpertResponse, 'tensor'>, tensor: Uint8Array = EMPTY): Uint8ArrayList {
+export function encodeResponseFrame(
+  res: Omit<ExpertResponse, 'tensor'>,
+  tensor: Uint8Array = EMPTY
+): Uint8ArrayList {
   return withTensor(ExpertResponse.encode({ ...res, tensor: EMPTY }), tensor)
 }
 
-export function decodeRequest (frame: Uint8Array): ExpertRequest {
-  try { return ExpertRequest.decode(frame) } catch (err) {
+export function decodeRequest(frame: Uint8Array): ExpertRequest {
+  try {
+    return ExpertRequest.decode(frame)
+  } catch (err) {
     throw new InvalidFrameError(`undecodable ExpertRequest: ${(err as Error).message}`)
   }
 }
 
-export function decodeResponse (frame: Uint8Array): ExpertResponse {
-  try { return ExpertResponse.decode(frame) } catch (err) {
+export function decodeResponse(frame: Uint8Array): ExpertResponse {
+  try {
+    return ExpertResponse.decode(frame)
+  } catch (err) {
     throw new InvalidFrameError(`undecodable ExpertResponse: ${(err as Error).message}`)
   }
 }
 
 /** `0x…` 64-hex model id <-> 32 bytes. */
-export function hexToBytes (hex: string): Uint8Array<ArrayBuffer> {
+export function hexToBytes(hex: string): Uint8Array<ArrayBuffer> {
   const h = hex.startsWith('0x') ? hex.slice(2) : hex
   if (h.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(h)) throw new Error(`not a hex string: ${hex}`)
   return Uint8Array.from(Buffer.from(h, 'hex'))
 }
 
-export function bytesToHex (b: Uint8Array): string {
+export function bytesToHex(b: Uint8Array): string {
   return '0x' + Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 }

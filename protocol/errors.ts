@@ -6,7 +6,12 @@ export { Status }
 /** A failure that has a wire status code (Lodestar-style: matched by `name`, counted by `code`). */
 export class ProtocolError extends Error {
   override name = 'ProtocolError'
-  constructor (readonly code: Status, message: string) { super(message) }
+  constructor(
+    readonly code: Status,
+    message: string
+  ) {
+    super(message)
+  }
 }
 
 /**
@@ -15,7 +20,9 @@ export class ProtocolError extends Error {
  */
 export class PaymentError extends ProtocolError {
   override name = 'PaymentError'
-  constructor (message: string, code: Status = Status.PAYMENT_REQUIRED) { super(code, message) }
+  constructor(message: string, code: Status = Status.PAYMENT_REQUIRED) {
+    super(code, message)
+  }
 }
 
 /** A frame that cannot be decoded at all; the stream is reset (there is no request id to answer). */
@@ -26,7 +33,10 @@ export class InvalidFrameError extends Error {
 /** A frame whose declared length is over the cap; raised before anything is allocated for it. */
 export class FrameTooLargeError extends InvalidFrameError {
   override name = 'FrameTooLargeError'
-  constructor (readonly length: number, readonly max: number) {
+  constructor(
+    readonly length: number,
+    readonly max: number
+  ) {
     super(`frame of ${length} bytes exceeds the ${max}-byte limit`)
   }
 }
@@ -34,5 +44,10 @@ export class FrameTooLargeError extends InvalidFrameError {
 /** A remote node answered with a non-OK status. */
 export class RemoteError extends Error {
   override name = 'RemoteError'
-  constructor (readonly code: Status, message: string) { super(`${code}: ${message}`) }
+  constructor(
+    readonly code: Status,
+    message: string
+  ) {
+    super(`${code}: ${message}`)
+  }
 }

@@ -7,14 +7,17 @@ import { FrameTooLargeError, InvalidFrameError } from './errors.js'
 /** A 64 MiB cap needs 4 varint bytes; 5 covers any uint32. More is garbage. */
 const MAX_VARINT_BYTES = 5
 
-export function varintLength (n: number): number {
+export function varintLength(n: number): number {
   let len = 1
-  while (n >= 0x80) { n = Math.floor(n / 128); len++ }
+  while (n >= 0x80) {
+    n = Math.floor(n / 128)
+    len++
+  }
   return len
 }
 
 /** Writes `n` as an unsigned varint into `out` at `offset`; returns the new offset. */
-export function writeVarint (n: number, out: Uint8Array, offset = 0): number {
+export function writeVarint(n: number, out: Uint8Array, offset = 0): number {
   while (n >= 0x80) {
     out[offset++] = (n & 0x7f) | 0x80
     n = Math.floor(n / 128)
@@ -23,14 +26,14 @@ export function writeVarint (n: number, out: Uint8Array, offset = 0): number {
   return offset
 }
 
-export function encodeVarint (n: number): Uint8Array {
+export function encodeVarint(n: number): Uint8Array {
   const out = new Uint8Array(varintLength(n))
   writeVarint(n, out)
   return out
 }
 
 /** Prefixes the concatenation of `parts` with its length; returns a list (no copy of the parts). */
-export function encodeFrame (...parts: Uint8Array[]): Uint8ArrayList {
+export function encodeFrame(...parts: Uint8Array[]): Uint8ArrayList {
   let len = 0
   for (const p of parts) len += p.byteLength
   return new Uint8ArrayList(encodeVarint(len), ...parts)
@@ -47,9 +50,9 @@ export class FrameDecoder {
   /** Length of the frame being assembled, or -1 while its varint is incomplete. */
   private expected = -1
 
-  constructor (readonly maxFrameBytes: number) {}
+  constructor(readonly maxFrameBytes: number) {}
 
-  push (data: Uint8Array | Uint8ArrayList): Uint8Array[] {
+  push(data: Uint8Array | Uint8ArrayList): Uint8Array[] {
     if (data instanceof Uint8Array) this.append(data)
     else for (const c of data) this.append(c)
     const frames: Uint8Array[] = []
@@ -63,15 +66,17 @@ export class FrameDecoder {
   }
 
   /** Bytes held for an incomplete frame (for tests and diagnostics). */
-  get bufferedBytes (): number { return this.buffered }
+  get bufferedBytes(): number {
+    return this.buffered
+  }
 
-  private append (c: Uint8Array): void {
+  private append(c: Uint8Array): void {
     if (c.byteLength === 0) return
     this.chunks.push(c)
     this.buffered += c.byteLength
   }
 
-  private readLength (): boolean {
+  private readLength(): boolean {
     let value = 0
     let scale = 1
     let n = 0
@@ -87,21 +92,28 @@ export class FrameDecoder {
           this.expected = value
           return true
         }
-        if (n >= MAX_VARINT_BYTES) throw new InvalidFrameError('frame length varint is longer than 5 bytes')
+        if (n >= MAX_VARINT_BYTES)
+          throw new InvalidFrameError('frame length varint is longer than 5 bytes')
       }
     }
     return false
   }
 
-  private skip (n: number): void {
+  private skip(n: number): void {
     this.buffered -= n
     while (n > 0) {
       const c = this.chunks[0]
-      if (c.byteLength <= n) { this.chunks.shift(); n -= c.byteLength } else { this.chunks[0] = c.subarray(n); n = 0 }
+      if (c.byteLength <= n) {
+        this.chunks.shift()
+        n -= c.byteLength
+      } else {
+        this.chunks[0] = c.subarray(n)
+        n = 0
+      }
     }
   }
 
-  private take (n: number): Uint8Array {
+  private take(n: number): Uint8Array {
     if (n === 0) return new Uint8Array(0)
     const first = this.chunks[0]
     if (first.byteLength >= n) {

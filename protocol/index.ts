@@ -6,4 +6,12 @@ export * from './framing.js'
 export * from './codec.js'
 export * from './signature.js'
 export * from './stream.js'
-export { DType, ExpertRequest, ExpertResponse, InfoRequest, InfoResponse, ServedModel, Voucher } from './expert.js'
+export {
+  DType,
+  ExpertRequest,
+  ExpertResponse,
+  InfoRequest,
+  InfoResponse,
+  ServedModel,
+  Voucher
+} from './expert.js'

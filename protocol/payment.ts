@@ -5,7 +5,7 @@ import type { Voucher as WireVoucher } from './expert.js'
 import { PaymentError, Status } from './errors.js'
 import type { SignedVoucher } from './voucher.js'
 
-export function voucherToWire (v: SignedVoucher): WireVoucher {
+export function voucherToWire(v: SignedVoucher): WireVoucher {
   return {
     payer: getBytes(getAddress(v.payer)) as Uint8Array<ArrayBuffer>,
     payee: getBytes(getAddress(v.payee)) as Uint8Array<ArrayBuffer>,
@@ -16,11 +16,23 @@ export function voucherToWire (v: SignedVoucher): WireVoucher {
 }
 
 /** Decodes and bounds-checks a wire voucher; malformed fields are a PAYMENT_INVALID error. */
-export function voucherFromWire (w: WireVoucher | undefined): SignedVoucher | undefined {
+export function voucherFromWire(w: WireVoucher | undefined): SignedVoucher | undefined {
   if (w == null) return undefined
-  if (w.payer.length !== 20 || w.payee.length !== 20) throw new PaymentError('malformed voucher: payer and payee must be 20-byte addresses', Status.PAYMENT_INVALID)
-  if (w.cumulativeAmount.length === 0 || w.cumulativeAmount.length > 32) throw new PaymentError('malformed voucher: cumulative amount must be 1–32 bytes', Status.PAYMENT_INVALID)
-  if (w.signature.length !== 65) throw new PaymentError(`malformed voucher: signature must be 65 bytes, got ${w.signature.length}`, Status.PAYMENT_INVALID)
+  if (w.payer.length !== 20 || w.payee.length !== 20)
+    throw new PaymentError(
+      'malformed voucher: payer and payee must be 20-byte addresses',
+      Status.PAYMENT_INVALID
+    )
+  if (w.cumulativeAmount.length === 0 || w.cumulativeAmount.length > 32)
+    throw new PaymentError(
+      'malformed voucher: cumulative amount must be 1–32 bytes',
+      Status.PAYMENT_INVALID
+    )
+  if (w.signature.length !== 65)
+    throw new PaymentError(
+      `malformed voucher: signature must be 65 bytes, got ${w.signature.length}`,
+      Status.PAYMENT_INVALID
+    )
   return {
     payer: getAddress(hexlify(w.payer)),
     payee: getAddress(hexlify(w.payee)),

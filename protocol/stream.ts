@@ -24,7 +24,10 @@ export class FrameChannel {
   private blocked = false
   private closed = false
 
-  constructor (readonly stream: Stream, private readonly init: FrameChannelInit) {
+  constructor(
+    readonly stream: Stream,
+    private readonly init: FrameChannelInit
+  ) {
     this.decoder = new FrameDecoder(init.maxFrameBytes)
     stream.addEventListener('message', (evt) => {
       let frames: Uint8Array[]
@@ -36,32 +39,45 @@ export class FrameChannel {
       }
       for (const f of frames) init.onFrame(f)
     })
-    stream.addEventListener('remoteCloseWrite', () => { init.onRemoteEnd?.() })
-    stream.addEventListener('close', (evt) => { this.finish(evt.error) })
+    stream.addEventListener('remoteCloseWrite', () => {
+      init.onRemoteEnd?.()
+    })
+    stream.addEventListener('close', (evt) => {
+      this.finish(evt.error)
+    })
   }
 
-  get isOpen (): boolean { return !this.closed && this.stream.status === 'open' && this.stream.writeStatus === 'writable' }
+  get isOpen(): boolean {
+    return !this.closed && this.stream.status === 'open' && this.stream.writeStatus === 'writable'
+  }
 
   /** Queues one frame for sending; throws if the stream can no longer be written. */
-  write (frame: Uint8ArrayList): void {
+  write(frame: Uint8ArrayList): void {
     if (this.closed) throw new Error('stream is closed')
-    if (this.blocked) { this.queue.push(frame); return }
+    if (this.blocked) {
+      this.queue.push(frame)
+      return
+    }
     if (!this.stream.send(frame)) {
       this.blocked = true
       void this.drain()
     }
   }
 
-  async close (options?: AbortOptions): Promise<void> {
-    try { await this.stream.close(options) } catch (err) { this.stream.abort(err as Error) }
+  async close(options?: AbortOptions): Promise<void> {
+    try {
+      await this.stream.close(options)
+    } catch (err) {
+      this.stream.abort(err as Error)
+    }
   }
 
-  abort (err: Error): void {
+  abort(err: Error): void {
     this.stream.abort(err)
     this.finish(err)
   }
 
-  private async drain (): Promise<void> {
+  private async drain(): Promise<void> {
     try {
       while (this.blocked) {
         await this.stream.onDrain()
@@ -76,7 +92,7 @@ export class FrameChannel {
     }
   }
 
-  private finish (err?: Error): void {
+  private finish(err?: Error): void {
     if (this.closed) return
     this.closed = true
     this.queue.length = 0
@@ -85,7 +101,11 @@ export class FrameChannel {
 }
 
 /** Reads exactly one frame from a stream (used by the one-shot info protocol). */
-export async function readOneFrame (stream: Stream, maxFrameBytes: number, options: AbortOptions = {}): Promise<Uint8Array> {
+export async function readOneFrame(
+  stream: Stream,
+  maxFrameBytes: number,
+  options: AbortOptions = {}
+): Promise<Uint8Array> {
   return await new Promise<Uint8Array>((resolve, reject) => {
     let done = false
     const settle = (fn: () => void): void => {
@@ -95,16 +115,33 @@ export async function readOneFrame (stream: Stream, maxFrameBytes: number, optio
       fn()
     }
     const onAbort = (): void => {
-      const err = options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted')
+      const err =
+        options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted')
       stream.abort(err)
-      settle(() => { reject(err) })
+      settle(() => {
+        reject(err)
+      })
     }
     options.signal?.addEventListener('abort', onAbort)
     const channel = new FrameChannel(stream, {
       maxFrameBytes,
-      onFrame: (f) => { settle(() => { resolve(f) }) },
-      onClose: (err) => { settle(() => { reject(err ?? new Error('stream closed before a frame arrived')) }) },
-      onRemoteEnd: () => { queueMicrotask(() => { settle(() => { reject(new Error('stream ended before a frame arrived')) }) }) }
+      onFrame: (f) => {
+        settle(() => {
+          resolve(f)
+        })
+      },
+      onClose: (err) => {
+        settle(() => {
+          reject(err ?? new Error('stream closed before a frame arrived'))
+        })
+      },
+      onRemoteEnd: () => {
+        queueMicrotask(() => {
+          settle(() => {
+            reject(new Error('stream ended before a frame arrived'))
+          })
+        })
+      }
     })
     void channel
   })

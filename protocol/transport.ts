@@ -11,23 +11,28 @@ import type { ConnectionEncrypter } from '@libp2p/interface'
 import type { Socket } from 'node:net'
 import { MAX_FRAME_BYTES } from './constants.js'
 
-export function transportOptions (): Pick<Libp2pOptions, 'transports' | 'connectionEncrypters' | 'streamMuxers' | 'connectionManager'> {
+export function transportOptions(): Pick<
+  Libp2pOptions,
+  'transports' | 'connectionEncrypters' | 'streamMuxers' | 'connectionManager'
+> {
   lazyWindowUpdates()
   quietEmptyLengthReads()
   return {
     transports: [tcp()],
     connectionEncrypters: [coalescedWrites(noise())],
-    streamMuxers: [yamux({
-      // a 64 KiB yamux frame per noise message is the cipher's unit anyway; bigger windows keep
-      // a 1 MiB prefill tensor from stalling on window updates
-      streamOptions: {
-        initialStreamWindowSize: 1024 * 1024,
-        maxStreamWindowSize: 16 * 1024 * 1024,
-        maxReadBufferLength: 2 * MAX_FRAME_BYTES,
-        // decode streams idle between prompts; the router reopens one that timed out anyway
-        inactivityTimeout: 10 * 60_000
-      } as any
-    })],
+    streamMuxers: [
+      yamux({
+        // a 64 KiB yamux frame per noise message is the cipher's unit anyway; bigger windows keep
+        // a 1 MiB prefill tensor from stalling on window updates
+        streamOptions: {
+          initialStreamWindowSize: 1024 * 1024,
+          maxStreamWindowSize: 16 * 1024 * 1024,
+          maxReadBufferLength: 2 * MAX_FRAME_BYTES,
+          // decode streams idle between prompts; the router reopens one that timed out anyway
+          inactivityTimeout: 10 * 60_000
+        } as any
+      })
+    ],
     connectionManager: {
       // many routers (and tests) dial at once; the default 5/s drops the 6th
       inboundConnectionThreshold: 1000,
@@ -43,7 +48,9 @@ export function transportOptions (): Pick<Libp2pOptions, 'transports' | 'connect
  * socket for the duration of one send turns them into one writev(). Applied to the raw TCP
  * connection before the encrypter sees it; a connection without a Node socket is left alone.
  */
-export function coalescedWrites<C> (factory: (components: C) => ConnectionEncrypter): (components: C) => ConnectionEncrypter {
+export function coalescedWrites<C>(
+  factory: (components: C) => ConnectionEncrypter
+): (components: C) => ConnectionEncrypter {
   return (components) => {
     const inner = factory(components)
     const outer: ConnectionEncrypter = Object.create(inner)
@@ -53,18 +60,21 @@ export function coalescedWrites<C> (factory: (components: C) => ConnectionEncryp
   }
 }
 
-function cork<T extends object> (conn: T): T {
-  const c = conn as unknown as { socket?: Socket, sendData?: (data: unknown) => unknown }
+function cork<T extends object>(conn: T): T {
+  const c = conn as unknown as { socket?: Socket; sendData?: (data: unknown) => unknown }
   const socket = c.socket
   const send = c.sendData
   if (socket == null || typeof socket.cork !== 'function' || typeof send !== 'function') return conn
   c.sendData = (data: unknown) => {
     socket.cork()
-    try { return send.call(conn, data) } finally { socket.uncork() }
+    try {
+      return send.call(conn, data)
+    } finally {
+      socket.uncork()
+    }
   }
   return conn
 }
-
 
 const ESTABLISHED = 3 // yamux StreamState.Established
 let windowPatched = false
@@ -77,19 +87,30 @@ let windowPatched = false
  * Patches YamuxStream (exported as '@chainsafe/libp2p-yamux/stream') once per process, and
  * falls back to the original behaviour if the fields it reads are not there.
  */
-export function lazyWindowUpdates (): void {
+export function lazyWindowUpdates(): void {
   if (windowPatched) return
   windowPatched = true
-  const proto = YamuxStream.prototype as unknown as { sendWindowUpdate: (this: WindowState) => void }
+  const proto = YamuxStream.prototype as unknown as {
+    sendWindowUpdate: (this: WindowState) => void
+  }
   const original = proto.sendWindowUpdate
   proto.sendWindowUpdate = function (this: WindowState) {
-    if (this.state === ESTABLISHED && typeof this.recvWindow === 'number' && typeof this.recvWindowCapacity === 'number' &&
-        this.recvWindowCapacity > this.recvWindow / 2) return
+    if (
+      this.state === ESTABLISHED &&
+      typeof this.recvWindow === 'number' &&
+      typeof this.recvWindowCapacity === 'number' &&
+      this.recvWindowCapacity > this.recvWindow / 2
+    )
+      return
     original.call(this)
   }
 }
 
-interface WindowState { state: number, recvWindow?: number, recvWindowCapacity?: number }
+interface WindowState {
+  state: number
+  recvWindow?: number
+  recvWindowCapacity?: number
+}
 
 let lengthPatched = false
 /** Thrown (never seen outside the decoder) instead of a fresh RangeError with a stack trace. */
@@ -104,10 +125,12 @@ const quieted = new WeakSet<object>()
  * function once so an EMPTY buffer throws a prebuilt RangeError instead. The decoder's own loop
  * is untouched: it still catches the RangeError and waits for more bytes, exactly as before.
  */
-export function quietEmptyLengthReads (): void {
+export function quietEmptyLengthReads(): void {
   if (lengthPatched) return
   lengthPatched = true
-  const proto = LengthPrefixedDecoder.prototype as unknown as { decode: (this: LengthState, buf: unknown) => Generator<unknown> }
+  const proto = LengthPrefixedDecoder.prototype as unknown as {
+    decode: (this: LengthState, buf: unknown) => Generator<unknown>
+  }
   const original = proto.decode
   proto.decode = function (this: LengthState, buf: unknown) {
     if (!quieted.has(this) && typeof this.lengthDecoder === 'function') {
@@ -122,4 +145,6 @@ export function quietEmptyLengthReads (): void {
   }
 }
 
-interface LengthState { lengthDecoder?: (data: { byteLength: number }) => number }
+interface LengthState {
+  lengthDecoder?: (data: { byteLength: number }) => number
+}

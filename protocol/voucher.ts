@@ -16,8 +16,8 @@ export const VOUCHER_TYPES: Record<string, TypedDataField[]> = {
   Voucher: [
     { name: 'payer', type: 'address' },
     { name: 'payee', type: 'address' },
-    { name: 'cumulativeAmount', type: 'uint256' },
-  ],
+    { name: 'cumulativeAmount', type: 'uint256' }
+  ]
 }
 
 export interface Voucher {
@@ -44,13 +44,15 @@ export function voucherDomain(escrowAddress: string, chainId: bigint | number): 
     name: VOUCHER_DOMAIN_NAME,
     version: VOUCHER_DOMAIN_VERSION,
     chainId: BigInt(chainId),
-    verifyingContract: getAddress(escrowAddress),
+    verifyingContract: getAddress(escrowAddress)
   }
 }
 
 /** Minimal view of a contract exposing ERC-5267 `eip712Domain()` (e.g. an ethers Contract). */
 export interface Eip712DomainSource {
-  eip712Domain(): Promise<[string, string, string, bigint, string, string, bigint[]] | readonly unknown[]>
+  eip712Domain(): Promise<
+    [string, string, string, bigint, string, string, bigint[]] | readonly unknown[]
+  >
 }
 
 /** Reads the domain from the escrow's ERC-5267 `eip712Domain()` and checks it is a voucher domain. */
@@ -60,10 +62,12 @@ export async function readVoucherDomain(escrow: Eip712DomainSource): Promise<Vou
     name: String(d[1]),
     version: String(d[2]),
     chainId: BigInt(d[3] as bigint),
-    verifyingContract: getAddress(String(d[4])),
+    verifyingContract: getAddress(String(d[4]))
   }
   if (domain.name !== VOUCHER_DOMAIN_NAME || domain.version !== VOUCHER_DOMAIN_VERSION) {
-    throw new Error(`unexpected EIP-712 domain ${domain.name} v${domain.version} at ${domain.verifyingContract}`)
+    throw new Error(
+      `unexpected EIP-712 domain ${domain.name} v${domain.version} at ${domain.verifyingContract}`
+    )
   }
   return domain
 }
@@ -82,17 +86,29 @@ export function voucherDigest(domain: VoucherDomain, voucher: Voucher): string {
 }
 
 /** Signs `voucher` with the payer's signer (`signer.signTypedData`); returns a 65-byte hex signature. */
-export async function signVoucher(signer: Signer, domain: VoucherDomain, voucher: Voucher): Promise<string> {
+export async function signVoucher(
+  signer: Signer,
+  domain: VoucherDomain,
+  voucher: Voucher
+): Promise<string> {
   return signer.signTypedData(toTypedDomain(domain), VOUCHER_TYPES, toValue(voucher))
 }
 
 /** The address that signed `voucher` (compare it with `voucher.payer`). Throws on a malformed signature. */
-export function recoverVoucherSigner(domain: VoucherDomain, voucher: Voucher, signature: string): string {
+export function recoverVoucherSigner(
+  domain: VoucherDomain,
+  voucher: Voucher,
+  signature: string
+): string {
   return verifyTypedData(toTypedDomain(domain), VOUCHER_TYPES, toValue(voucher), signature)
 }
 
 /** True when `signature` is the payer's signature of `voucher` (never throws). */
-export function isVoucherSignedByPayer(domain: VoucherDomain, voucher: Voucher, signature: string): boolean {
+export function isVoucherSignedByPayer(
+  domain: VoucherDomain,
+  voucher: Voucher,
+  signature: string
+): boolean {
   try {
     return recoverVoucherSigner(domain, voucher, signature) === getAddress(voucher.payer)
   } catch {

@@ -16,7 +16,11 @@ export class CallTimeoutError extends Error {
   override name = 'CallTimeoutError'
 }
 
-interface Pending { resolve: (r: ExpertResponse) => void, reject: (err: Error) => void, cleanup: () => void }
+interface Pending {
+  resolve: (r: ExpertResponse) => void
+  reject: (err: Error) => void
+  cleanup: () => void
+}
 
 export class ExpertChannel {
   private readonly channel: FrameChannel
@@ -25,20 +29,30 @@ export class ExpertChannel {
   private readonly poll: BusyPoll
 
   /** `poll`: keeps the event loop hot while calls are in flight (protocol/busy-poll.ts). */
-  constructor (stream: Stream, opts: { maxFrameBytes?: number, onClose?: (err?: Error) => void, poll?: BusyPoll } = {}) {
+  constructor(
+    stream: Stream,
+    opts: { maxFrameBytes?: number; onClose?: (err?: Error) => void; poll?: BusyPoll } = {}
+  ) {
     this.poll = opts.poll ?? NO_BUSY_POLL
     this.channel = new FrameChannel(stream, {
       maxFrameBytes: opts.maxFrameBytes ?? MAX_FRAME_BYTES,
       onFrame: (frame) => {
         let res: ExpertResponse
-        try { res = decodeResponse(frame) } catch (err) { this.channel.abort(err as Error); return }
+        try {
+          res = decodeResponse(frame)
+        } catch (err) {
+          this.channel.abort(err as Error)
+          return
+        }
         const p = this.pending.get(res.requestId)
         if (p == null) return // late answer to a call that timed out
         this.pending.delete(res.requestId)
         p.cleanup()
         p.resolve(res)
       },
-      onRemoteEnd: () => { this.fail(new ChannelClosedError('node closed the stream')) },
+      onRemoteEnd: () => {
+        this.fail(new ChannelClosedError('node closed the stream'))
+      },
       onClose: (err) => {
         this.fail(err ?? new ChannelClosedError('stream closed'))
         opts.onClose?.(err)
@@ -46,21 +60,38 @@ export class ExpertChannel {
     })
   }
 
-  get isOpen (): boolean { return this.closedWith == null && this.channel.isOpen }
-  get inFlight (): number { return this.pending.size }
+  get isOpen(): boolean {
+    return this.closedWith == null && this.channel.isOpen
+  }
+  get inFlight(): number {
+    return this.pending.size
+  }
 
   /** Sends one request; resolves with its response (any status), rejects on timeout/close. */
-  async call (req: Omit<ExpertRequest, 'tensor'>, tensor: Uint8Array, opts: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<ExpertResponse> {
+  async call(
+    req: Omit<ExpertRequest, 'tensor'>,
+    tensor: Uint8Array,
+    opts: { signal?: AbortSignal; timeoutMs?: number } = {}
+  ): Promise<ExpertResponse> {
     if (this.closedWith != null) throw this.closedWith
     return await new Promise<ExpertResponse>((resolve, reject) => {
       const id = req.requestId
       let timer: NodeJS.Timeout | undefined
       const endWait = this.poll.begin()
-      const onAbort = (): void => { this.pending.delete(id); cleanup(); reject(opts.signal?.reason ?? new Error('aborted')) }
-      const cleanup = (): void => { endWait(); if (timer != null) clearTimeout(timer); opts.signal?.removeEventListener('abort', onAbort) }
+      const onAbort = (): void => {
+        this.pending.delete(id)
+        cleanup()
+        reject(opts.signal?.reason ?? new Error('aborted'))
+      }
+      const cleanup = (): void => {
+        endWait()
+        if (timer != null) clearTimeout(timer)
+        opts.signal?.removeEventListener('abort', onAbort)
+      }
       if (opts.timeoutMs != null) {
         timer = setTimeout(() => {
-          this.pending.delete(id); cleanup()
+          this.pending.delete(id)
+          cleanup()
           reject(new CallTimeoutError(`no answer within ${opts.timeoutMs} ms`))
         }, opts.timeoutMs)
       }
@@ -69,21 +100,28 @@ export class ExpertChannel {
       try {
         this.channel.write(encodeRequestFrame(req, tensor))
       } catch (err) {
-        this.pending.delete(id); cleanup(); reject(err as Error)
+        this.pending.delete(id)
+        cleanup()
+        reject(err as Error)
       }
     })
   }
 
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     this.fail(new ChannelClosedError('closed locally'))
     await this.channel.close()
   }
 
-  abort (err: Error): void { this.channel.abort(err) }
+  abort(err: Error): void {
+    this.channel.abort(err)
+  }
 
-  private fail (err: Error): void {
+  private fail(err: Error): void {
     if (this.closedWith == null) this.closedWith = err
-    for (const p of this.pending.values()) { p.cleanup(); p.reject(err) }
+    for (const p of this.pending.values()) {
+      p.cleanup()
+      p.reject(err)
+    }
     this.pending.clear()
   }
 }

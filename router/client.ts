@@ -23,18 +23,29 @@ export class WireClient {
   private readonly dialTimeoutMs: number
   private readonly poll: BusyPoll
 
-  constructor (readonly libp2p: Libp2p, opts: WireClientOptions = {}) {
+  constructor(
+    readonly libp2p: Libp2p,
+    opts: WireClientOptions = {}
+  ) {
     this.dialTimeoutMs = opts.dialTimeoutMs ?? 5000
     this.poll = opts.poll ?? NO_BUSY_POLL
   }
 
   /** Remembers where a peer listens (addresses with /p2p/<id>). */
-  addPeer (peerId: string, addrs: string[]): void { this.addrs.set(peerId, addrs.map(a => multiaddr(a))) }
+  addPeer(peerId: string, addrs: string[]): void {
+    this.addrs.set(
+      peerId,
+      addrs.map((a) => multiaddr(a))
+    )
+  }
 
   /** Asks a peer what it serves. `target`: a multiaddr with /p2p/<id>. */
-  async info (target: string, opts: { signal?: AbortSignal } = {}): Promise<{ peerId: string, info: InfoResponse }> {
+  async info(
+    target: string,
+    opts: { signal?: AbortSignal } = {}
+  ): Promise<{ peerId: string; info: InfoResponse }> {
     const ma = multiaddr(target)
-    const id = ma.getComponents().find(c => c.name === 'p2p')?.value
+    const id = ma.getComponents().find((c) => c.name === 'p2p')?.value
     if (id == null) throw new Error(`peer address ${target} has no /p2p/<PeerId> part`)
     const signal = opts.signal ?? AbortSignal.timeout(this.dialTimeoutMs * 2)
     const stream = await this.libp2p.dialProtocol(ma, INFO_PROTOCOL, { signal })
@@ -47,7 +58,7 @@ export class WireClient {
   }
 
   /** The open expert channel to `peer`, opening a stream (and a connection) when needed. */
-  async channel (peer: string): Promise<ExpertChannel> {
+  async channel(peer: string): Promise<ExpertChannel> {
     const existing = this.channels.get(peer)
     if (existing != null) {
       const ch = await existing.catch(() => null)
@@ -56,11 +67,13 @@ export class WireClient {
     }
     const opening = this.open(peer)
     this.channels.set(peer, opening)
-    opening.catch(() => { if (this.channels.get(peer) === opening) this.channels.delete(peer) })
+    opening.catch(() => {
+      if (this.channels.get(peer) === opening) this.channels.delete(peer)
+    })
     return await opening
   }
 
-  private async open (peer: string): Promise<ExpertChannel> {
+  private async open(peer: string): Promise<ExpertChannel> {
     const target: PeerId | Multiaddr[] = this.addrs.get(peer) ?? peerIdFromString(peer)
     const stream = await this.libp2p.dialProtocol(target, EXPERT_PROTOCOL, {
       signal: AbortSignal.timeout(this.dialTimeoutMs),
@@ -71,15 +84,24 @@ export class WireClient {
   }
 
   /** Drops a peer's channel (after a failure) so the next call opens a fresh one. */
-  drop (peer: string): void {
+  drop(peer: string): void {
     const ch = this.channels.get(peer)
     this.channels.delete(peer)
-    void ch?.then(c => { c.abort(new Error('dropped after failure')) }, () => {})
+    void ch?.then(
+      (c) => {
+        c.abort(new Error('dropped after failure'))
+      },
+      () => {}
+    )
   }
 
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     const all = [...this.channels.values()]
     this.channels.clear()
-    await Promise.all(all.map(async p => { await (await p.catch(() => null))?.close().catch(() => {}) }))
+    await Promise.all(
+      all.map(async (p) => {
+        await (await p.catch(() => null))?.close().catch(() => {})
+      })
+    )
   }
 }

@@ -12,7 +12,14 @@ import type { WireDType } from '../protocol/codec.js'
 import { Router } from './router.js'
 import { Payer } from './payer.js'
 
-export interface PaidNode { operator: string, peerId: string, price: bigint, stake: bigint, shards: number[], addrs: string[] }
+export interface PaidNode {
+  operator: string
+  peerId: string
+  price: bigint
+  stake: bigint
+  shards: number[]
+  addrs: string[]
+}
 
 export interface PaidRouterOptions {
   contracts: PovContracts
@@ -37,21 +44,26 @@ export interface PaidRouterOptions {
   logger?: Logger
 }
 
-export class PaymentSetupError extends Error { override name = 'PaymentSetupError' }
+export class PaymentSetupError extends Error {
+  override name = 'PaymentSetupError'
+}
 
 export interface PaidRouter {
   router: Router
   payer: Payer
   nodes: Map<string, PaidNode>
   /** Per node: what this run paid it. */
-  costs(): Array<PaidNode & { amount: bigint, calls: number, units: number }>
+  costs(): Array<PaidNode & { amount: bigint; calls: number; units: number }>
   close(): Promise<void>
 }
 
 /** Finds, verifies and selects nodes for every shard; throws PaymentSetupError saying what to do. */
-export async function selectPaidNodes (o: PaidRouterOptions): Promise<Map<string, PaidNode>> {
+export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string, PaidNode>> {
   const { registry, models } = o.contracts
-  if (!await models.isApproved(o.modelId)) throw new PaymentSetupError(`model ${o.modelId} is not approved on-chain — see \`pov audit\` for approved models`)
+  if (!(await models.isApproved(o.modelId)))
+    throw new PaymentSetupError(
+      `model ${o.modelId} is not approved on-chain — see \`pov audit\` for approved models`
+    )
   const seed = o.seed ?? hexlify(randomBytes(32))
   const maxPrice = o.maxPrice ?? MaxUint256
   const k = o.replicas ?? 2
@@ -59,21 +71,45 @@ export async function selectPaidNodes (o: PaidRouterOptions): Promise<Map<string
   const byOperator = new Map<string, PaidNode>()
   const rejected = new Set<string>()
   for (let shard = 0; shard < o.shardCount; shard++) {
-    const picked = await registry.selectNodes(o.modelId, shard, seed, maxPrice, k) as unknown as Array<{ operator: string, price: bigint, stake: bigint, peerId: string, multiaddrs: string[], peerSignature: string }>
+    const picked = (await registry.selectNodes(
+      o.modelId,
+      shard,
+      seed,
+      maxPrice,
+      k
+    )) as unknown as Array<{
+      operator: string
+      price: bigint
+      stake: bigint
+      peerId: string
+      multiaddrs: string[]
+      peerSignature: string
+    }>
     let usable = 0
     for (const n of picked) {
       const operator = getAddress(n.operator)
       if (rejected.has(operator)) continue
       let node = byOperator.get(operator)
       if (node == null) {
-        const ok = await verifyPeerBinding({ chainId: o.chainId, registry: o.registryAddress, operator }, n.peerId, n.peerSignature)
+        const ok = await verifyPeerBinding(
+          { chainId: o.chainId, registry: o.registryAddress, operator },
+          n.peerId,
+          n.peerSignature
+        )
         if (!ok) {
           o.logger?.warn({ operator }, 'registered PeerId binding does not verify; node skipped')
           rejected.add(operator)
           continue
         }
         const peerId = peerIdFromPublicKey(publicKeyFromPeerIdBytes(n.peerId)).toString()
-        node = { operator, peerId, price: BigInt(n.price), stake: BigInt(n.stake), shards: [], addrs: n.multiaddrs.map(a => `${a}/p2p/${peerId}`) }
+        node = {
+          operator,
+          peerId,
+          price: BigInt(n.price),
+          stake: BigInt(n.stake),
+          shards: [],
+          addrs: n.multiaddrs.map((a) => `${a}/p2p/${peerId}`)
+        }
         nodes.set(peerId, node)
         byOperator.set(operator, node)
       }
@@ -81,21 +117,36 @@ export async function selectPaidNodes (o: PaidRouterOptions): Promise<Map<string
       usable++
     }
     if (usable === 0) {
-      const active = (await registry.activeNodes(o.modelId, shard) as unknown[]).length
-      throw new PaymentSetupError(active === 0
-        ? `no active node serves shard ${shard} of model ${o.modelId} — wait for operators to register it`
-        : `no node serves shard ${shard} of model ${o.modelId} under max price ${o.maxPrice} wei/unit (${active} active above it) — raise --max-price or wait`)
+      const active = ((await registry.activeNodes(o.modelId, shard)) as unknown[]).length
+      throw new PaymentSetupError(
+        active === 0
+          ? `no active node serves shard ${shard} of model ${o.modelId} — wait for operators to register it`
+          : `no node serves shard ${shard} of model ${o.modelId} under max price ${o.maxPrice} wei/unit (${active} active above it) — raise --max-price or wait`
+      )
     }
-    if (usable < k) o.logger?.warn({ shard, replicas: usable }, 'fewer replicas than asked for; a failure of that node cannot be retried')
+    if (usable < k)
+      o.logger?.warn(
+        { shard, replicas: usable },
+        'fewer replicas than asked for; a failure of that node cannot be retried'
+      )
   }
   return nodes
 }
 
-export async function openPaidRouter (o: PaidRouterOptions): Promise<PaidRouter> {
+export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> {
   const payerAddress = getAddress(await o.signer.getAddress())
-  const [balance, unlockAt] = await o.contracts.escrow.depositOf(payerAddress) as unknown as [bigint, bigint]
-  if (balance === 0n) throw new PaymentSetupError(`no deposit in escrow for ${payerAddress} — run \`pov deposit AMOUNT\` first`)
-  if (unlockAt !== 0n) throw new PaymentSetupError(`the escrow deposit of ${payerAddress} is unlocking, and nodes refuse new work from it — withdraw it and deposit again`)
+  const [balance, unlockAt] = (await o.contracts.escrow.depositOf(payerAddress)) as unknown as [
+    bigint,
+    bigint
+  ]
+  if (balance === 0n)
+    throw new PaymentSetupError(
+      `no deposit in escrow for ${payerAddress} — run \`pov deposit AMOUNT\` first`
+    )
+  if (unlockAt !== 0n)
+    throw new PaymentSetupError(
+      `the escrow deposit of ${payerAddress} is unlocking, and nodes refuse new work from it — withdraw it and deposit again`
+    )
   const nodes = await selectPaidNodes(o)
   const domain = await readVoucherDomain(o.contracts.escrow)
   const payer = await Payer.create({
@@ -104,13 +155,15 @@ export async function openPaidRouter (o: PaidRouterOptions): Promise<PaidRouter>
     paidOnChain: async (p, payee) => BigInt(await o.contracts.escrow.paid(p, payee)),
     ledgerPath: o.ledgerPath
   })
-  const unreachable = (why: string): PaymentSetupError => new PaymentSetupError(
-    `none of the ${nodes.size} selected nodes answered (${[...nodes.values()].map(n => `${n.operator} at ${n.addrs[0]}`).join('; ')}): ${why} — they may be down or unreachable; retry later or raise --replicas`)
+  const unreachable = (why: string): PaymentSetupError =>
+    new PaymentSetupError(
+      `none of the ${nodes.size} selected nodes answered (${[...nodes.values()].map((n) => `${n.operator} at ${n.addrs[0]}`).join('; ')}): ${why} — they may be down or unreachable; retry later or raise --replicas`
+    )
   let router: Router
   try {
     router = await Router.init({
       opts: {
-        peers: [...nodes.values()].map(n => n.addrs[0]),
+        peers: [...nodes.values()].map((n) => n.addrs[0]),
         modelId: o.modelId,
         hidden: o.hidden,
         wireDType: o.wireDType,
@@ -137,8 +190,14 @@ export async function openPaidRouter (o: PaidRouterOptions): Promise<PaidRouter>
     nodes,
     costs: () => {
       const spent = payer.spent()
-      return [...nodes.values()].map(n => ({ ...n, ...(spent.get(n.operator) ?? { amount: 0n, calls: 0, units: 0 }) }))
+      return [...nodes.values()].map((n) => ({
+        ...n,
+        ...(spent.get(n.operator) ?? { amount: 0n, calls: 0, units: 0 })
+      }))
     },
-    close: async () => { await router.close(); await payer.flush() }
+    close: async () => {
+      await router.close()
+      await payer.flush()
+    }
   }
 }

@@ -5,14 +5,28 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PublicKey } from '@libp2p/interface'
 import { ExpertUnavailableError, type ExpertExecutor } from '../model/generate.js'
-import { DType, Status, type Voucher } from '../protocol/expert.js'
+import type { DType } from '../protocol/expert.js'
+import { Status, type Voucher } from '../protocol/expert.js'
 import { RemoteError } from '../protocol/errors.js'
-import { bytesPerElement, decodeTensor, encodeTensor, hexToBytes, toProtoDType, type WireDType } from '../protocol/codec.js'
+import {
+  bytesPerElement,
+  decodeTensor,
+  encodeTensor,
+  hexToBytes,
+  toProtoDType,
+  type WireDType
+} from '../protocol/codec.js'
 import { verifyResponse } from '../protocol/signature.js'
 import type { WireClient } from './client.js'
 import type { RouteManager } from './routes.js'
 
-export interface PaymentContext { peer: string, layer: number, expert: number, rows: number, requestId: bigint }
+export interface PaymentContext {
+  peer: string
+  layer: number
+  expert: number
+  rows: number
+  requestId: bigint
+}
 
 export interface RemoteExecutorOptions {
   modelId: string
@@ -29,11 +43,18 @@ export interface RemoteExecutorOptions {
    * is retried on another replica). 'off': not checked. @default 'async'
    */
   verifySignatures?: 'sync' | 'async' | 'off' | boolean
-  onBadSignature?: (e: { peer: string, layer: number, expert: number, requestId: bigint }) => void
+  onBadSignature?: (e: { peer: string; layer: number; expert: number; requestId: bigint }) => void
   /** Payment step: returns the voucher to attach to this call (or none). */
   attachPayment?: (ctx: PaymentContext) => Promise<Voucher | undefined>
   /** Observes every attempt (for metrics and tests). */
-  onAttempt?: (a: { peer: string, layer: number, expert: number, ok: boolean, ms: number, error?: string }) => void
+  onAttempt?: (a: {
+    peer: string
+    layer: number
+    expert: number
+    ok: boolean
+    ms: number
+    error?: string
+  }) => void
 }
 
 export class RemoteExpertExecutor implements ExpertExecutor {
@@ -43,7 +64,11 @@ export class RemoteExpertExecutor implements ExpertExecutor {
   private readonly keys = new Map<string, PublicKey>()
   private nextId: bigint
 
-  constructor (private readonly client: WireClient, readonly routes: RouteManager, private readonly opts: RemoteExecutorOptions) {
+  constructor(
+    private readonly client: WireClient,
+    readonly routes: RouteManager,
+    private readonly opts: RemoteExecutorOptions
+  ) {
     this.modelId = hexToBytes(opts.modelId)
     this.dtype = toProtoDType(opts.wireDType ?? 'fp32')
     const v = opts.verifySignatures
@@ -51,7 +76,13 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     this.nextId = BigInt(Math.floor(Math.random() * 2 ** 48)) << 16n
   }
 
-  async runExpert (layer: number, expert: number, x: Float32Array, rows: number, opts: { signal?: AbortSignal } = {}): Promise<Float32Array> {
+  async runExpert(
+    layer: number,
+    expert: number,
+    x: Float32Array,
+    rows: number,
+    opts: { signal?: AbortSignal } = {}
+  ): Promise<Float32Array> {
     const tried = new Set<string>()
     const tensor = encodeTensor(x, this.dtype)
     const errors: string[] = []
@@ -60,9 +91,13 @@ export class RemoteExpertExecutor implements ExpertExecutor {
       const peer = this.routes.select(layer, expert, tried)
       if (peer == null) {
         const n = this.routes.replicas(layer, expert).length
-        throw new ExpertUnavailableError(layer, expert, n === 0
-          ? `no known node serves expert ${expert} of layer ${layer} — add a --peers address that hosts its shard`
-          : `all ${n} replicas of expert ${expert} of layer ${layer} failed or are benched (${errors.join('; ') || 'benched'}) — wait and retry, or add replicas`)
+        throw new ExpertUnavailableError(
+          layer,
+          expert,
+          n === 0
+            ? `no known node serves expert ${expert} of layer ${layer} — add a --peers address that hosts its shard`
+            : `all ${n} replicas of expert ${expert} of layer ${layer} failed or are benched (${errors.join('; ') || 'benched'}) — wait and retry, or add replicas`
+        )
       }
       tried.add(peer)
       const t0 = performance.now()
@@ -78,34 +113,72 @@ export class RemoteExpertExecutor implements ExpertExecutor {
         errors.push(`${peer.slice(-8)}: ${msg}`)
         this.routes.onFailure(peer)
         this.client.drop(peer)
-        this.opts.onAttempt?.({ peer, layer, expert, ok: false, ms: performance.now() - t0, error: msg })
+        this.opts.onAttempt?.({
+          peer,
+          layer,
+          expert,
+          ok: false,
+          ms: performance.now() - t0,
+          error: msg
+        })
       } finally {
         this.routes.load.set(peer, (this.routes.load.get(peer) ?? 1) - 1)
       }
     }
   }
 
-  private async attempt (peer: string, layer: number, expert: number, tensor: Uint8Array, rows: number, signal?: AbortSignal): Promise<Float32Array> {
+  private async attempt(
+    peer: string,
+    layer: number,
+    expert: number,
+    tensor: Uint8Array,
+    rows: number,
+    signal?: AbortSignal
+  ): Promise<Float32Array> {
     const requestId = this.nextId++
     const payment = await this.opts.attachPayment?.({ peer, layer, expert, rows, requestId })
     const ch = await this.client.channel(peer)
     const res = await ch.call(
-      { requestId, modelId: this.modelId, layer, expert, dtype: this.dtype, rows, hidden: this.opts.hidden, payment },
-      tensor, { signal, timeoutMs: this.opts.callTimeoutMs ?? 30_000 })
+      {
+        requestId,
+        modelId: this.modelId,
+        layer,
+        expert,
+        dtype: this.dtype,
+        rows,
+        hidden: this.opts.hidden,
+        payment
+      },
+      tensor,
+      { signal, timeoutMs: this.opts.callTimeoutMs ?? 30_000 }
+    )
     if (res.status !== Status.OK) throw new RemoteError(res.status, res.message)
     const expected = rows * this.opts.hidden * bytesPerElement(this.dtype)
-    if (res.dtype !== this.dtype || res.rows !== rows || res.hidden !== this.opts.hidden || res.tensor.byteLength !== expected) {
-      throw new Error(`bad response shape: ${res.dtype} ${res.rows}×${res.hidden} (${res.tensor.byteLength} bytes)`)
+    if (
+      res.dtype !== this.dtype ||
+      res.rows !== rows ||
+      res.hidden !== this.opts.hidden ||
+      res.tensor.byteLength !== expected
+    ) {
+      throw new Error(
+        `bad response shape: ${res.dtype} ${res.rows}×${res.hidden} (${res.tensor.byteLength} bytes)`
+      )
     }
     const mode = this.verifyMode
     if (mode !== 'off') {
       const key = this.publicKey(peer)
-      const check = async (): Promise<boolean> => await verifyResponse(key, { requestId, modelId: this.modelId, layer, expert, input: tensor, output: res.tensor }, res.signature).catch(() => false)
+      const check = async (): Promise<boolean> =>
+        await verifyResponse(
+          key,
+          { requestId, modelId: this.modelId, layer, expert, input: tensor, output: res.tensor },
+          res.signature
+        ).catch(() => false)
       if (mode === 'sync') {
-        if (!await check()) throw new Error('response signature does not verify against the node key')
+        if (!(await check()))
+          throw new Error('response signature does not verify against the node key')
       } else {
         setImmediate(() => {
-          void check().then(ok => {
+          void check().then((ok) => {
             if (ok) return
             this.routes.onFailure(peer)
             this.opts.onBadSignature?.({ peer, layer, expert, requestId })
@@ -116,11 +189,12 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     return decodeTensor(res.tensor, this.dtype)
   }
 
-  private publicKey (peer: string): PublicKey {
+  private publicKey(peer: string): PublicKey {
     let k = this.keys.get(peer)
     if (k == null) {
       const key = peerIdFromString(peer).publicKey
-      if (key == null) throw new Error(`peer id ${peer} does not embed its public key (use Ed25519 node keys)`)
+      if (key == null)
+        throw new Error(`peer id ${peer} does not embed its public key (use Ed25519 node keys)`)
       k = key
       this.keys.set(peer, k)
     }

@@ -37,17 +37,27 @@ export interface RouterOptions {
 export const DEFAULT_ROUTER_BUSY_POLL_US = 2000
 
 export class Router {
-  private constructor (readonly libp2p: Libp2p, readonly client: WireClient, readonly routes: RouteManager, readonly executor: RemoteExpertExecutor) {}
+  private constructor(
+    readonly libp2p: Libp2p,
+    readonly client: WireClient,
+    readonly routes: RouteManager,
+    readonly executor: RemoteExpertExecutor
+  ) {}
 
-  static async init ({ opts, logger }: { opts: RouterOptions, logger?: Logger }): Promise<Router> {
+  static async init({ opts, logger }: { opts: RouterOptions; logger?: Logger }): Promise<Router> {
     const log = logger?.child({ module: 'router' })
     const libp2p = await createLibp2p({
-      privateKey: opts.privateKey ?? await generateKeyPair('Ed25519'),
+      privateKey: opts.privateKey ?? (await generateKeyPair('Ed25519')),
       addresses: { listen: [] },
       ...transportOptions()
     })
     try {
-      const client = new WireClient(libp2p, { poll: new BusyPoll({ windowUs: opts.busyPollUs ?? DEFAULT_ROUTER_BUSY_POLL_US, onlyWhileWaiting: true }) })
+      const client = new WireClient(libp2p, {
+        poll: new BusyPoll({
+          windowUs: opts.busyPollUs ?? DEFAULT_ROUTER_BUSY_POLL_US,
+          onlyWhileWaiting: true
+        })
+      })
       const peers = await discoverStatic(client, opts.peers, opts.modelId, log)
       const routes = new RouteManager(peers, opts.routes)
       const executor = new RemoteExpertExecutor(client, routes, {
@@ -57,8 +67,16 @@ export class Router {
         callTimeoutMs: opts.callTimeoutMs,
         verifySignatures: opts.verifySignatures,
         attachPayment: opts.attachPayment,
-        onBadSignature: (e) => { log?.warn({ peer: e.peer, layer: e.layer, expert: e.expert }, 'response signature did not verify; peer benched'); opts.onBadSignature?.(e) },
-        onAttempt: (a) => { if (!a.ok) log?.warn(a, 'expert call failed; retrying on another replica') }
+        onBadSignature: (e) => {
+          log?.warn(
+            { peer: e.peer, layer: e.layer, expert: e.expert },
+            'response signature did not verify; peer benched'
+          )
+          opts.onBadSignature?.(e)
+        },
+        onAttempt: (a) => {
+          if (!a.ok) log?.warn(a, 'expert call failed; retrying on another replica')
+        }
       })
       return new Router(libp2p, client, routes, executor)
     } catch (err) {
@@ -68,37 +86,48 @@ export class Router {
   }
 
   /** Experts of a model with no replica at all (the generation loop would degrade on them). */
-  missing (numLayers: number, numExperts: number): Array<[number, number]> {
+  missing(numLayers: number, numExperts: number): Array<[number, number]> {
     const out: Array<[number, number]> = []
-    for (let l = 0; l < numLayers; l++) for (let e = 0; e < numExperts; e++) if (this.routes.table.byExpert.get(expertKey(l, e)) == null) out.push([l, e])
+    for (let l = 0; l < numLayers; l++)
+      for (let e = 0; e < numExperts; e++)
+        if (this.routes.table.byExpert.get(expertKey(l, e)) == null) out.push([l, e])
     return out
   }
 
-  async close (): Promise<void> {
+  async close(): Promise<void> {
     await this.client.close()
     await this.libp2p.stop()
   }
 }
 
 /** Asks every static peer what it serves (in parallel); unreachable ones are skipped with a warning. */
-export async function discoverStatic (client: WireClient, addrs: string[], modelId: string, log?: Logger): Promise<PeerRoute[]> {
+export async function discoverStatic(
+  client: WireClient,
+  addrs: string[],
+  modelId: string,
+  log?: Logger
+): Promise<PeerRoute[]> {
   const want = modelId.toLowerCase()
-  const results = await Promise.allSettled(addrs.map(async a => await client.info(a)))
+  const results = await Promise.allSettled(addrs.map(async (a) => await client.info(a)))
   const peers: PeerRoute[] = []
   results.forEach((r, i) => {
     if (r.status === 'rejected') {
       log?.warn({ addr: addrs[i], err: (r.reason as Error).message }, 'peer unreachable; skipped')
       return
     }
-    const m = r.value.info.models.find(m => bytesToHex(m.modelId).toLowerCase() === want)
+    const m = r.value.info.models.find((m) => bytesToHex(m.modelId).toLowerCase() === want)
     if (m == null) {
       log?.warn({ addr: addrs[i] }, `peer does not serve model ${modelId}; skipped`)
       return
     }
     const experts = new Set<number>()
-    for (let j = 0; j + 1 < m.experts.length; j += 2) experts.add(expertKey(m.experts[j], m.experts[j + 1]))
+    for (let j = 0; j + 1 < m.experts.length; j += 2)
+      experts.add(expertKey(m.experts[j], m.experts[j + 1]))
     peers.push({ peerId: r.value.peerId, addrs: [addrs[i]], shards: m.shards, experts })
   })
-  if (peers.length === 0) throw new Error(`none of the ${addrs.length} --peers serves model ${modelId} — check the addresses and that the nodes run this bundle`)
+  if (peers.length === 0)
+    throw new Error(
+      `none of the ${addrs.length} --peers serves model ${modelId} — check the addresses and that the nodes run this bundle`
+    )
   return peers
 }

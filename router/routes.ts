@@ -16,11 +16,14 @@ export interface RouteTable {
   byExpert: Map<number, string[]>
 }
 
-export interface Bench { until: number, failures: number }
+export interface Bench {
+  until: number
+  failures: number
+}
 
 export const expertKey = (layer: number, expert: number): number => layer * 65536 + expert
 
-export function buildTable (peers: PeerRoute[]): RouteTable {
+export function buildTable(peers: PeerRoute[]): RouteTable {
   const table: RouteTable = { peers: new Map(), byExpert: new Map() }
   for (const p of peers) {
     table.peers.set(p.peerId, p)
@@ -38,9 +41,14 @@ export function buildTable (peers: PeerRoute[]): RouteTable {
  * this call), least loaded; ties broken by rotating with the expert key so the experts of a
  * shard spread over its replicas. Returns null when no replica is left.
  */
-export function selectReplica (
-  table: RouteTable, layer: number, expert: number, benched: ReadonlyMap<string, Bench>, now: number,
-  exclude: ReadonlySet<string> = new Set(), load: ReadonlyMap<string, number> = new Map()
+export function selectReplica(
+  table: RouteTable,
+  layer: number,
+  expert: number,
+  benched: ReadonlyMap<string, Bench>,
+  now: number,
+  exclude: ReadonlySet<string> = new Set(),
+  load: ReadonlyMap<string, number> = new Map()
 ): string | null {
   const all = table.byExpert.get(expertKey(layer, expert))
   if (all == null || all.length === 0) return null
@@ -53,13 +61,21 @@ export function selectReplica (
     const b = benched.get(p)
     if (b != null && b.until > now) continue
     const l = load.get(p) ?? 0
-    if (l < bestLoad) { best = p; bestLoad = l }
+    if (l < bestLoad) {
+      best = p
+      bestLoad = l
+    }
   }
   return best
 }
 
 /** Next bench state after a failure: base · 2^(failures−1), capped. */
-export function benchAfterFailure (prev: Bench | undefined, now: number, baseMs: number, maxMs: number): Bench {
+export function benchAfterFailure(
+  prev: Bench | undefined,
+  now: number,
+  baseMs: number,
+  maxMs: number
+): Bench {
   const failures = (prev?.failures ?? 0) + 1
   return { failures, until: now + Math.min(maxMs, baseMs * 2 ** (failures - 1)) }
 }
@@ -80,30 +96,34 @@ export class RouteManager {
   private readonly maxMs: number
   private readonly now: () => number
 
-  constructor (peers: PeerRoute[] = [], opts: RouteManagerOptions = {}) {
+  constructor(peers: PeerRoute[] = [], opts: RouteManagerOptions = {}) {
     this.table = buildTable(peers)
     this.baseMs = opts.benchBaseMs ?? 1000
     this.maxMs = opts.benchMaxMs ?? 60_000
     this.now = opts.now ?? Date.now
   }
 
-  setPeers (peers: PeerRoute[]): void { this.table = buildTable(peers) }
+  setPeers(peers: PeerRoute[]): void {
+    this.table = buildTable(peers)
+  }
 
-  select (layer: number, expert: number, exclude?: ReadonlySet<string>): string | null {
+  select(layer: number, expert: number, exclude?: ReadonlySet<string>): string | null {
     return selectReplica(this.table, layer, expert, this.benched, this.now(), exclude, this.load)
   }
 
   /** Replicas listed for (layer, expert), benched or not. */
-  replicas (layer: number, expert: number): string[] { return this.table.byExpert.get(expertKey(layer, expert)) ?? [] }
+  replicas(layer: number, expert: number): string[] {
+    return this.table.byExpert.get(expertKey(layer, expert)) ?? []
+  }
 
-  onFailure (peer: string): Bench {
+  onFailure(peer: string): Bench {
     const b = benchAfterFailure(this.benched.get(peer), this.now(), this.baseMs, this.maxMs)
     this.benched.set(peer, b)
     return b
   }
 
   /** A success after the bench expired clears the failure count. */
-  onSuccess (peer: string): void {
+  onSuccess(peer: string): void {
     const b = this.benched.get(peer)
     if (b != null && b.until <= this.now()) this.benched.delete(peer)
   }

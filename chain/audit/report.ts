@@ -6,18 +6,42 @@ import { getAddress, type Log, type LogDescription, type Provider } from 'ethers
 import { combinedInterface, connectContracts } from '../contracts.js'
 import type { Deployment } from '../deployment.js'
 
-export const PROPOSAL_STATES = ['Pending', 'Active', 'Canceled', 'Defeated', 'Succeeded', 'Queued', 'Expired', 'Executed'] as const
+export const PROPOSAL_STATES = [
+  'Pending',
+  'Active',
+  'Canceled',
+  'Defeated',
+  'Succeeded',
+  'Queued',
+  'Expired',
+  'Executed'
+] as const
 const SUPPORT = ['against', 'for', 'abstain'] as const
 
-export interface EventRef { block: number, tx: string, logIndex: number }
-export interface DecodedCall { target: string, targetName: string, value: string, function: string, args: Record<string, unknown> }
-export interface VoteRow extends EventRef { voter: string, weight: string, support: typeof SUPPORT[number], reason: string }
+export interface EventRef {
+  block: number
+  tx: string
+  logIndex: number
+}
+export interface DecodedCall {
+  target: string
+  targetName: string
+  value: string
+  function: string
+  args: Record<string, unknown>
+}
+export interface VoteRow extends EventRef {
+  voter: string
+  weight: string
+  support: (typeof SUPPORT)[number]
+  reason: string
+}
 export interface ProposalReport {
   id: string
   state: string
   proposer: string
   description: string
-  votes: { for: string, against: string, abstain: string }
+  votes: { for: string; against: string; abstain: string }
   quorum: string
   snapshot: string
   deadline: string
@@ -26,13 +50,50 @@ export interface ProposalReport {
   voters: VoteRow[]
   timeline: Array<EventRef & { event: string }>
 }
-export interface ModelReport { modelId: string, name: string, layers: number, experts: number, shardCount: number, uri: string, approved: boolean, history: Array<EventRef & { event: string }> }
-export interface RegistryEvent extends EventRef { event: string, operator: string, args: Record<string, unknown> }
-export interface SettlementRow extends EventRef { payer: string, payee: string, amount: string, fee: string, shortfall: string, cumulativeAmount: string }
-export interface Totals { amount: string, fee: string, net: string, vouchers: number }
+export interface ModelReport {
+  modelId: string
+  name: string
+  layers: number
+  experts: number
+  shardCount: number
+  uri: string
+  approved: boolean
+  history: Array<EventRef & { event: string }>
+}
+export interface RegistryEvent extends EventRef {
+  event: string
+  operator: string
+  args: Record<string, unknown>
+}
+export interface SettlementRow extends EventRef {
+  payer: string
+  payee: string
+  amount: string
+  fee: string
+  shortfall: string
+  cumulativeAmount: string
+}
+export interface Totals {
+  amount: string
+  fee: string
+  net: string
+  vouchers: number
+}
 /** A payee taking its credited earnings out of the escrow (`EarningsWithdrawn`). */
-export interface WithdrawalRow extends EventRef { payee: string, amount: string }
-export interface NodeCheck { operator: string, peerId: string, modelId: string, active: boolean, approved: boolean, ok: boolean, detail: string, dial?: { ok: boolean, detail: string } }
+export interface WithdrawalRow extends EventRef {
+  payee: string
+  amount: string
+}
+export interface NodeCheck {
+  operator: string
+  peerId: string
+  modelId: string
+  active: boolean
+  approved: boolean
+  ok: boolean
+  detail: string
+  dial?: { ok: boolean; detail: string }
+}
 
 export interface AuditReport {
   chainId: number
@@ -43,29 +104,52 @@ export interface AuditReport {
   models: ModelReport[]
   registry: RegistryEvent[]
   /** Redeemed vouchers credit the payee's earnings in the escrow (net of fee); `withdrawals` take them out. */
-  settlements: { vouchers: SettlementRow[], perNode: Record<string, Totals>, perPayer: Record<string, Totals>, total: Totals, withdrawals: WithdrawalRow[], withdrawnPerNode: Record<string, string> }
+  settlements: {
+    vouchers: SettlementRow[]
+    perNode: Record<string, Totals>
+    perPayer: Record<string, Totals>
+    total: Totals
+    withdrawals: WithdrawalRow[]
+    withdrawnPerNode: Record<string, string>
+  }
   checks: NodeCheck[]
 }
 
 /** Dials a node and returns the model ids / manifest hashes it reports (the router's info protocol). */
-export type NodeDialer = (node: { operator: string, peerId: string, multiaddrs: string[] }) => Promise<Array<{ modelId: string, manifestHash: string }>>
+export type NodeDialer = (node: {
+  operator: string
+  peerId: string
+  multiaddrs: string[]
+}) => Promise<Array<{ modelId: string; manifestHash: string }>>
 
-const REGISTRY_EVENTS = new Set(['NodeRegistered', 'PriceUpdated', 'MultiaddrsUpdated', 'ShardsUpdated', 'StakeAdded', 'UnbondingStarted', 'StakeWithdrawn', 'Slashed'])
+const REGISTRY_EVENTS = new Set([
+  'NodeRegistered',
+  'PriceUpdated',
+  'MultiaddrsUpdated',
+  'ShardsUpdated',
+  'StakeAdded',
+  'UnbondingStarted',
+  'StakeWithdrawn',
+  'Slashed'
+])
 
-function ref (log: Log): EventRef { return { block: log.blockNumber, tx: log.transactionHash, logIndex: log.index } }
-function order (a: EventRef, b: EventRef): number {
+function ref(log: Log): EventRef {
+  return { block: log.blockNumber, tx: log.transactionHash, logIndex: log.index }
+}
+function order(a: EventRef, b: EventRef): number {
   return a.block - b.block || (a.tx < b.tx ? -1 : a.tx > b.tx ? 1 : 0) || a.logIndex - b.logIndex
 }
 
 /** Plain JSON for an ethers Result (named fields, bigint as decimal strings). */
-function plain (v: unknown): unknown {
+function plain(v: unknown): unknown {
   if (typeof v === 'bigint') return v.toString()
   if (Array.isArray(v)) {
     const r = v as unknown[] & { toObject?: () => Record<string, unknown> }
     if (typeof r.toObject === 'function') {
       try {
         const o = r.toObject()
-        if (Object.keys(o).length > 0 && !Object.keys(o).every(k => /^_?\d+$/.test(k))) return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, plain(x)]))
+        if (Object.keys(o).length > 0 && !Object.keys(o).every((k) => /^_?\d+$/.test(k)))
+          return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, plain(x)]))
       } catch {}
     }
     return r.map(plain)
@@ -73,23 +157,37 @@ function plain (v: unknown): unknown {
   return v
 }
 
-function args (d: LogDescription | { fragment: { inputs: ReadonlyArray<{ name: string }> }, args: unknown[] }): Record<string, unknown> {
+function args(
+  d: LogDescription | { fragment: { inputs: ReadonlyArray<{ name: string }> }; args: unknown[] }
+): Record<string, unknown> {
   const out: Record<string, unknown> = {}
-  d.fragment.inputs.forEach((p, i) => { out[p.name === '' ? String(i) : p.name] = plain((d.args as unknown[])[i]) })
+  d.fragment.inputs.forEach((p, i) => {
+    out[p.name === '' ? String(i) : p.name] = plain((d.args as unknown[])[i])
+  })
   return out
 }
 
-export async function buildAuditReport (provider: Provider, deployment: Deployment, opts: { fromBlock?: number, dial?: NodeDialer } = {}): Promise<AuditReport> {
+export async function buildAuditReport(
+  provider: Provider,
+  deployment: Deployment,
+  opts: { fromBlock?: number; dial?: NodeDialer } = {}
+): Promise<AuditReport> {
   const c = connectContracts(deployment.contracts, provider)
   const iface = combinedInterface()
   const names = new Map(Object.entries(deployment.contracts).map(([k, a]) => [getAddress(a), k]))
   const fromBlock = opts.fromBlock ?? deployment.startBlock ?? 0
   const toBlock = await provider.getBlockNumber()
-  const logs = await provider.getLogs({ address: Object.values(deployment.contracts), fromBlock, toBlock })
-  const parsed: Array<{ log: Log, d: LogDescription, from: string }> = []
+  const logs = await provider.getLogs({
+    address: Object.values(deployment.contracts),
+    fromBlock,
+    toBlock
+  })
+  const parsed: Array<{ log: Log; d: LogDescription; from: string }> = []
   for (const log of logs) {
     let d: LogDescription | null = null
-    try { d = iface.parseLog(log) } catch {}
+    try {
+      d = iface.parseLog(log)
+    } catch {}
     if (d != null) parsed.push({ log, d, from: names.get(getAddress(log.address)) ?? log.address })
   }
   parsed.sort((a, b) => order(ref(a.log), ref(b.log)))
@@ -104,25 +202,47 @@ export async function buildAuditReport (provider: Provider, deployment: Deployme
       const values = d.args[3] as bigint[]
       const calldatas = d.args.calldatas as string[]
       proposals.set(id, {
-        id, state: '', proposer: d.args.proposer, description: d.args.description,
-        votes: { for: '0', against: '0', abstain: '0' }, quorum: '0', snapshot: String(d.args.voteStart), deadline: String(d.args.voteEnd), eta: null,
+        id,
+        state: '',
+        proposer: d.args.proposer,
+        description: d.args.description,
+        votes: { for: '0', against: '0', abstain: '0' },
+        quorum: '0',
+        snapshot: String(d.args.voteStart),
+        deadline: String(d.args.voteEnd),
+        eta: null,
         calls: targets.map((t, i) => decodeCall(iface, names, t, values[i], calldatas[i])),
-        voters: [], timeline: []
+        voters: [],
+        timeline: []
       })
     }
     const p = proposals.get(id)
     if (p == null) continue
     p.timeline.push({ ...ref(log), event: d.name })
     if (d.name === 'VoteCast' || d.name === 'VoteCastWithParams') {
-      p.voters.push({ ...ref(log), voter: d.args.voter, weight: String(d.args.weight), support: SUPPORT[Number(d.args.support)] ?? 'abstain', reason: d.args.reason })
+      p.voters.push({
+        ...ref(log),
+        voter: d.args.voter,
+        weight: String(d.args.weight),
+        support: SUPPORT[Number(d.args.support)] ?? 'abstain',
+        reason: d.args.reason
+      })
     }
     if (d.name === 'ProposalQueued') p.eta = String(d.args.etaSeconds ?? d.args[1])
   }
   for (const p of proposals.values()) {
     p.state = PROPOSAL_STATES[Number(await c.governor.state(p.id))] ?? 'Unknown'
-    const [against, forVotes, abstain] = await c.governor.proposalVotes(p.id) as unknown as [bigint, bigint, bigint]
+    const [against, forVotes, abstain] = (await c.governor.proposalVotes(p.id)) as unknown as [
+      bigint,
+      bigint,
+      bigint
+    ]
     p.votes = { for: forVotes.toString(), against: against.toString(), abstain: abstain.toString() }
-    try { p.quorum = String(await c.governor.quorum(p.snapshot)) } catch { p.quorum = 'n/a' }
+    try {
+      p.quorum = String(await c.governor.quorum(p.snapshot))
+    } catch {
+      p.quorum = 'n/a'
+    }
   }
 
   // Models.
@@ -132,7 +252,16 @@ export async function buildAuditReport (provider: Provider, deployment: Deployme
     const id = String(d.args.modelId)
     if (d.name === 'ModelApproved') {
       const prev = models.get(id)
-      models.set(id, { modelId: id, name: d.args.name, layers: Number(d.args.layers), experts: Number(d.args.experts), shardCount: Number(d.args.shardCount), uri: d.args.uri, approved: true, history: [...(prev?.history ?? [])] })
+      models.set(id, {
+        modelId: id,
+        name: d.args.name,
+        layers: Number(d.args.layers),
+        experts: Number(d.args.experts),
+        shardCount: Number(d.args.shardCount),
+        uri: d.args.uri,
+        approved: true,
+        history: [...(prev?.history ?? [])]
+      })
     }
     const m = models.get(id)
     m?.history.push({ ...ref(log), event: d.name })
@@ -156,31 +285,68 @@ export async function buildAuditReport (provider: Provider, deployment: Deployme
   const total = zero()
   for (const { log, d, from } of parsed) {
     if (from !== 'escrow' || d.name !== 'VoucherRedeemed') continue
-    const row: SettlementRow = { ...ref(log), payer: d.args.payer, payee: d.args.payee, amount: String(d.args.amount), fee: String(d.args.fee), shortfall: String(d.args.shortfall), cumulativeAmount: String(d.args.cumulativeAmount) }
+    const row: SettlementRow = {
+      ...ref(log),
+      payer: d.args.payer,
+      payee: d.args.payee,
+      amount: String(d.args.amount),
+      fee: String(d.args.fee),
+      shortfall: String(d.args.shortfall),
+      cumulativeAmount: String(d.args.cumulativeAmount)
+    }
     vouchers.push(row)
-    for (const t of [perNode[row.payee] ??= zero(), perPayer[row.payer] ??= zero(), total]) add(t, row)
+    for (const t of [(perNode[row.payee] ??= zero()), (perPayer[row.payer] ??= zero()), total])
+      add(t, row)
   }
   const withdrawals: WithdrawalRow[] = []
   const withdrawnPerNode: Record<string, string> = {}
   for (const { log, d, from } of parsed) {
     if (from !== 'escrow' || d.name !== 'EarningsWithdrawn') continue
     withdrawals.push({ ...ref(log), payee: d.args.payee, amount: String(d.args.amount) })
-    withdrawnPerNode[d.args.payee] = String(BigInt(withdrawnPerNode[d.args.payee] ?? '0') + BigInt(d.args.amount))
+    withdrawnPerNode[d.args.payee] = String(
+      BigInt(withdrawnPerNode[d.args.payee] ?? '0') + BigInt(d.args.amount)
+    )
   }
 
   // Checks: every registered node serves an approved model (and, when dialled, the approved manifest).
   const checks: NodeCheck[] = []
   for (const op of operators) {
-    const n = await c.registry.nodeOf(op) as unknown as { modelId: string, peerId: string, multiaddrs: string[], stake: bigint, unbondingEnds: bigint }
+    const n = (await c.registry.nodeOf(op)) as unknown as {
+      modelId: string
+      peerId: string
+      multiaddrs: string[]
+      stake: bigint
+      unbondingEnds: bigint
+    }
     const active = await c.registry.isActive(op)
     const approved = await c.models.isApproved(n.modelId)
-    const check: NodeCheck = { operator: op, peerId: n.peerId, modelId: n.modelId, active, approved, ok: approved, detail: approved ? 'serves an approved model' : `model ${n.modelId} is not approved` }
+    const check: NodeCheck = {
+      operator: op,
+      peerId: n.peerId,
+      modelId: n.modelId,
+      active,
+      approved,
+      ok: approved,
+      detail: approved ? 'serves an approved model' : `model ${n.modelId} is not approved`
+    }
     if (opts.dial != null && active) {
       try {
-        const served = await opts.dial({ operator: op, peerId: n.peerId, multiaddrs: [...n.multiaddrs] })
-        const match = served.find(s => s.modelId.toLowerCase() === n.modelId.toLowerCase())
-        const manifestOk = match != null && match.manifestHash.toLowerCase() === n.modelId.toLowerCase()
-        check.dial = { ok: manifestOk, detail: manifestOk ? 'node reports the approved manifest hash' : match == null ? `node does not report model ${n.modelId}` : `node reports manifest hash ${match.manifestHash}, chain approved ${n.modelId}` }
+        const served = await opts.dial({
+          operator: op,
+          peerId: n.peerId,
+          multiaddrs: [...n.multiaddrs]
+        })
+        const match = served.find((s) => s.modelId.toLowerCase() === n.modelId.toLowerCase())
+        const manifestOk =
+          match != null && match.manifestHash.toLowerCase() === n.modelId.toLowerCase()
+        check.dial = {
+          ok: manifestOk,
+          detail: manifestOk
+            ? 'node reports the approved manifest hash'
+            : match == null
+              ? `node does not report model ${n.modelId}`
+              : `node reports manifest hash ${match.manifestHash}, chain approved ${n.modelId}`
+        }
       } catch (err) {
         check.dial = { ok: false, detail: `unreachable: ${(err as Error).message}` }
       }
@@ -190,23 +356,50 @@ export async function buildAuditReport (provider: Provider, deployment: Deployme
   }
 
   return {
-    chainId: deployment.chainId, fromBlock, toBlock, contracts: deployment.contracts,
-    proposals: [...proposals.values()], models: [...models.values()], registry,
-    settlements: { vouchers, perNode, perPayer, total, withdrawals, withdrawnPerNode }, checks
+    chainId: deployment.chainId,
+    fromBlock,
+    toBlock,
+    contracts: deployment.contracts,
+    proposals: [...proposals.values()],
+    models: [...models.values()],
+    registry,
+    settlements: { vouchers, perNode, perPayer, total, withdrawals, withdrawnPerNode },
+    checks
   }
 }
 
-function decodeCall (iface: ReturnType<typeof combinedInterface>, names: Map<string, string>, target: string, value: bigint, data: string): DecodedCall {
+function decodeCall(
+  iface: ReturnType<typeof combinedInterface>,
+  names: Map<string, string>,
+  target: string,
+  value: bigint,
+  data: string
+): DecodedCall {
   const targetName = names.get(getAddress(target)) ?? 'unknown'
   try {
     const tx = iface.parseTransaction({ data, value })
-    if (tx != null) return { target, targetName, value: String(value), function: tx.signature, args: args(tx as unknown as LogDescription) }
+    if (tx != null)
+      return {
+        target,
+        targetName,
+        value: String(value),
+        function: tx.signature,
+        args: args(tx as unknown as LogDescription)
+      }
   } catch {}
-  return { target, targetName, value: String(value), function: `raw ${data.slice(0, 10)}`, args: { data } }
+  return {
+    target,
+    targetName,
+    value: String(value),
+    function: `raw ${data.slice(0, 10)}`,
+    args: { data }
+  }
 }
 
-function zero (): Totals { return { amount: '0', fee: '0', net: '0', vouchers: 0 } }
-function add (t: Totals, r: SettlementRow): void {
+function zero(): Totals {
+  return { amount: '0', fee: '0', net: '0', vouchers: 0 }
+}
+function add(t: Totals, r: SettlementRow): void {
   t.amount = String(BigInt(t.amount) + BigInt(r.amount))
   t.fee = String(BigInt(t.fee) + BigInt(r.fee))
   t.net = String(BigInt(t.amount) - BigInt(t.fee))
@@ -214,15 +407,29 @@ function add (t: Totals, r: SettlementRow): void {
 }
 
 /** `voter,weight,support,reason,block,tx`, ordered by (block, tx, log index). */
-export function votesCsv (report: AuditReport): string {
-  const rows = report.proposals.flatMap(p => p.voters).sort(order)
-  return ['voter,weight,support,reason,block,tx', ...rows.map(v => [v.voter, v.weight, v.support, csv(v.reason), v.block, v.tx].join(','))].join('\n') + '\n'
+export function votesCsv(report: AuditReport): string {
+  const rows = report.proposals.flatMap((p) => p.voters).sort(order)
+  return (
+    [
+      'voter,weight,support,reason,block,tx',
+      ...rows.map((v) => [v.voter, v.weight, v.support, csv(v.reason), v.block, v.tx].join(','))
+    ].join('\n') + '\n'
+  )
 }
 
 /** `payer,payee,amount,fee,block,tx` (one row per redeemed voucher: `amount` left the payer's
  * deposit, `amount − fee` was credited to the payee), ordered by (block, tx, log index). */
-export function settlementsCsv (report: AuditReport): string {
-  return ['payer,payee,amount,fee,block,tx', ...report.settlements.vouchers.map(s => [s.payer, s.payee, s.amount, s.fee, s.block, s.tx].join(','))].join('\n') + '\n'
+export function settlementsCsv(report: AuditReport): string {
+  return (
+    [
+      'payer,payee,amount,fee,block,tx',
+      ...report.settlements.vouchers.map((s) =>
+        [s.payer, s.payee, s.amount, s.fee, s.block, s.tx].join(',')
+      )
+    ].join('\n') + '\n'
+  )
 }
 
-function csv (s: string): string { return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s }
+function csv(s: string): string {
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
+}

@@ -10,12 +10,16 @@ import { WireClient } from '../../router/client.js'
 import type { NodeDialer } from '../../chain/audit/report.js'
 
 /** PeerId bytes (as stored in the registry) → the PeerId string. */
-export function peerIdString (peerIdBytes: string): string {
+export function peerIdString(peerIdBytes: string): string {
   return peerIdFromPublicKey(publicKeyFromPeerIdBytes(peerIdBytes)).toString()
 }
 
-export async function dialNodeInfo (): Promise<{ dial: NodeDialer, close: () => Promise<void> }> {
-  const libp2p = await createLibp2p({ privateKey: await generateKeyPair('Ed25519'), addresses: { listen: [] }, ...transportOptions() })
+export async function dialNodeInfo(): Promise<{ dial: NodeDialer; close: () => Promise<void> }> {
+  const libp2p = await createLibp2p({
+    privateKey: await generateKeyPair('Ed25519'),
+    addresses: { listen: [] },
+    ...transportOptions()
+  })
   const client = new WireClient(libp2p)
   const dial: NodeDialer = async (node) => {
     const id = peerIdString(node.peerId)
@@ -23,10 +27,21 @@ export async function dialNodeInfo (): Promise<{ dial: NodeDialer, close: () => 
     for (const a of node.multiaddrs) {
       try {
         const { info } = await client.info(`${a}/p2p/${id}`, { signal: AbortSignal.timeout(5000) })
-        return info.models.map(m => ({ modelId: bytesToHex(m.modelId), manifestHash: bytesToHex(m.manifestHash) }))
-      } catch (err) { lastErr = err }
+        return info.models.map((m) => ({
+          modelId: bytesToHex(m.modelId),
+          manifestHash: bytesToHex(m.manifestHash)
+        }))
+      } catch (err) {
+        lastErr = err
+      }
     }
     throw lastErr
   }
-  return { dial, close: async () => { await client.close(); await libp2p.stop() } }
+  return {
+    dial,
+    close: async () => {
+      await client.close()
+      await libp2p.stop()
+    }
+  }
 }

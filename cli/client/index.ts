@@ -1,78 +1,155 @@
 import type { Command } from 'commander'
-import { addChainOptions, addCommonOptions, addDataDirOption, addJsonOption, addKeyOptions } from '../options.js'
-import { connectChain, formatChainTime, formatPov, loadSigner, newKeystore, parsePov, sendTx, signPermit, toJson, withSigner, type ChainContext } from '../chain.js'
+import {
+  addChainOptions,
+  addCommonOptions,
+  addDataDirOption,
+  addJsonOption,
+  addKeyOptions
+} from '../options.js'
+import {
+  connectChain,
+  formatChainTime,
+  formatPov,
+  loadSigner,
+  newKeystore,
+  parsePov,
+  sendTx,
+  signPermit,
+  toJson,
+  withSigner,
+  type ChainContext
+} from '../chain.js'
 import { UserError } from '../errors.js'
 import { registerInfer } from './infer.js'
 
-type Opts = Parameters<typeof loadSigner>[0] & { rpc: string, deployment?: string, json?: boolean }
+type Opts = Parameters<typeof loadSigner>[0] & { rpc: string; deployment?: string; json?: boolean }
 
 /** Registers the client's commands: `pov key new`, `pov deposit|unlock|withdraw|balance`, `pov infer`. */
-export function register (program: Command): void {
-  addJsonOption(addDataDirOption(addKeyOptions(program.command('key').description('encrypted keystores').command('new')
-    .description('create an encrypted keystore (Ethereum + libp2p keys)'))))
-    .option('--scrypt-n <n>', 'scrypt cost (power of two); lower only for throw-away keys', undefined)
+export function register(program: Command): void {
+  addJsonOption(
+    addDataDirOption(
+      addKeyOptions(
+        program
+          .command('key')
+          .description('encrypted keystores')
+          .command('new')
+          .description('create an encrypted keystore (Ethereum + libp2p keys)')
+      )
+    )
+  )
+    .option(
+      '--scrypt-n <n>',
+      'scrypt cost (power of two); lower only for throw-away keys',
+      undefined
+    )
     .action(async (opts: Opts & { scryptN?: string }) => {
       const { dir, address, peerId } = await newKeystore(opts)
-      print(opts, { keystore: dir, address, peerId }, `created keystore ${dir}\n  address ${address}\n  peer id ${peerId}`)
+      print(
+        opts,
+        { keystore: dir, address, peerId },
+        `created keystore ${dir}\n  address ${address}\n  peer id ${peerId}`
+      )
     })
 
-  addCommonOptions(program.command('deposit').argument('<amount>', 'POV to deposit into escrow')
-    .description('deposit POV into the escrow that pays nodes (permit: one transaction)'))
-    .action(async (amount: string, opts: Opts) => {
-      await withChain(opts, async (ctx) => {
-        const wallet = await loadSigner(opts, ctx)
-        const value = parsePov(amount, 'amount')
-        const have = await ctx.contracts.token.balanceOf(wallet.address)
-        if (have < value) throw new UserError(`cannot deposit ${formatPov(value)}: ${wallet.address} holds only ${formatPov(have)}`)
-        const p = await signPermit(ctx, wallet, ctx.deployment.contracts.escrow, value)
-        const r = await sendTx('deposit', () => withSigner(ctx.contracts.escrow, wallet).depositWithPermit(value, p.deadline, p.v, p.r, p.s))
-        const [balance] = await ctx.contracts.escrow.depositOf(wallet.address)
-        print(opts, { deposited: value, balance, tx: r.hash, gasUsed: r.gasUsed }, `deposited ${formatPov(value)} — escrow balance ${formatPov(balance)} (tx ${r.hash}, ${r.gasUsed} gas)`)
-      })
+  addCommonOptions(
+    program
+      .command('deposit')
+      .argument('<amount>', 'POV to deposit into escrow')
+      .description('deposit POV into the escrow that pays nodes (permit: one transaction)')
+  ).action(async (amount: string, opts: Opts) => {
+    await withChain(opts, async (ctx) => {
+      const wallet = await loadSigner(opts, ctx)
+      const value = parsePov(amount, 'amount')
+      const have = await ctx.contracts.token.balanceOf(wallet.address)
+      if (have < value)
+        throw new UserError(
+          `cannot deposit ${formatPov(value)}: ${wallet.address} holds only ${formatPov(have)}`
+        )
+      const p = await signPermit(ctx, wallet, ctx.deployment.contracts.escrow, value)
+      const r = await sendTx('deposit', () =>
+        withSigner(ctx.contracts.escrow, wallet).depositWithPermit(value, p.deadline, p.v, p.r, p.s)
+      )
+      const [balance] = await ctx.contracts.escrow.depositOf(wallet.address)
+      print(
+        opts,
+        { deposited: value, balance, tx: r.hash, gasUsed: r.gasUsed },
+        `deposited ${formatPov(value)} — escrow balance ${formatPov(balance)} (tx ${r.hash}, ${r.gasUsed} gas)`
+      )
     })
+  })
 
-  addCommonOptions(program.command('unlock').description('start the unlock period before a withdrawal (nodes can still redeem meanwhile)'))
-    .action(async (opts: Opts) => {
-      await withChain(opts, async (ctx) => {
-        const wallet = await loadSigner(opts, ctx)
-        const r = await sendTx('unlock', () => withSigner(ctx.contracts.escrow, wallet).unlock())
-        const [, unlockAt] = await ctx.contracts.escrow.depositOf(wallet.address)
-        print(opts, { unlockAt, tx: r.hash }, `unlock started: withdraw after ${formatChainTime(unlockAt)} (tx ${r.hash})`)
-      })
+  addCommonOptions(
+    program
+      .command('unlock')
+      .description('start the unlock period before a withdrawal (nodes can still redeem meanwhile)')
+  ).action(async (opts: Opts) => {
+    await withChain(opts, async (ctx) => {
+      const wallet = await loadSigner(opts, ctx)
+      const r = await sendTx('unlock', () => withSigner(ctx.contracts.escrow, wallet).unlock())
+      const [, unlockAt] = await ctx.contracts.escrow.depositOf(wallet.address)
+      print(
+        opts,
+        { unlockAt, tx: r.hash },
+        `unlock started: withdraw after ${formatChainTime(unlockAt)} (tx ${r.hash})`
+      )
     })
+  })
 
-  addCommonOptions(program.command('withdraw').description('withdraw the escrow balance once the unlock period is over'))
-    .action(async (opts: Opts) => {
-      await withChain(opts, async (ctx) => {
-        const wallet = await loadSigner(opts, ctx)
-        const [balance] = await ctx.contracts.escrow.depositOf(wallet.address)
-        const r = await sendTx('withdraw', () => withSigner(ctx.contracts.escrow, wallet).withdraw())
-        print(opts, { withdrawn: balance, tx: r.hash }, `withdrew ${formatPov(balance)} (tx ${r.hash})`)
-      })
+  addCommonOptions(
+    program
+      .command('withdraw')
+      .description('withdraw the escrow balance once the unlock period is over')
+  ).action(async (opts: Opts) => {
+    await withChain(opts, async (ctx) => {
+      const wallet = await loadSigner(opts, ctx)
+      const [balance] = await ctx.contracts.escrow.depositOf(wallet.address)
+      const r = await sendTx('withdraw', () => withSigner(ctx.contracts.escrow, wallet).withdraw())
+      print(
+        opts,
+        { withdrawn: balance, tx: r.hash },
+        `withdrew ${formatPov(balance)} (tx ${r.hash})`
+      )
     })
+  })
 
-  addCommonOptions(program.command('balance').description('POV balance, escrow deposit and unlock state'))
-    .option('--address <addr>', 'any address (default: the keystore\'s)')
+  addCommonOptions(
+    program.command('balance').description('POV balance, escrow deposit and unlock state')
+  )
+    .option('--address <addr>', "any address (default: the keystore's)")
     .action(async (opts: Opts & { address?: string }) => {
       await withChain(opts, async (ctx) => {
         const address = opts.address ?? (await loadSigner(opts, ctx)).address
         const [pov, [escrow, unlockAt], votes] = await Promise.all([
-          ctx.contracts.token.balanceOf(address), ctx.contracts.escrow.depositOf(address), ctx.contracts.token.getVotes(address)])
-        const unlocking = unlockAt === 0n ? 'no' : `yes, withdrawable at ${formatChainTime(unlockAt)}`
-        print(opts, { address, balance: pov, escrow, unlockAt, votes },
-          `address   ${address}\nbalance   ${formatPov(pov)}\nescrow    ${formatPov(escrow)}\nunlocking ${unlocking}\nvotes     ${formatPov(votes)}`)
+          ctx.contracts.token.balanceOf(address),
+          ctx.contracts.escrow.depositOf(address),
+          ctx.contracts.token.getVotes(address)
+        ])
+        const unlocking =
+          unlockAt === 0n ? 'no' : `yes, withdrawable at ${formatChainTime(unlockAt)}`
+        print(
+          opts,
+          { address, balance: pov, escrow, unlockAt, votes },
+          `address   ${address}\nbalance   ${formatPov(pov)}\nescrow    ${formatPov(escrow)}\nunlocking ${unlocking}\nvotes     ${formatPov(votes)}`
+        )
       })
     })
 
   registerInfer(program)
 }
 
-export async function withChain (opts: { rpc: string, deployment?: string }, fn: (ctx: ChainContext) => Promise<void>): Promise<void> {
+export async function withChain(
+  opts: { rpc: string; deployment?: string },
+  fn: (ctx: ChainContext) => Promise<void>
+): Promise<void> {
   const ctx = await connectChain(opts)
-  try { await fn(ctx) } finally { ctx.provider.destroy() }
+  try {
+    await fn(ctx)
+  } finally {
+    ctx.provider.destroy()
+  }
 }
 
-export function print (opts: { json?: boolean }, json: unknown, text: string): void {
+export function print(opts: { json?: boolean }, json: unknown, text: string): void {
   process.stdout.write((opts.json === true ? toJson(json) : text) + '\n')
 }
 

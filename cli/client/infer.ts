@@ -14,86 +14,192 @@ import { openPaidRouter, PaymentSetupError } from '../../router/paid.js'
 import { DEVICES } from '../../model/runtime/ort.js'
 
 interface InferOpts {
-  model: string, bundle?: string, promptIds?: string, maxTokens: string, maxPrice?: string, replicas: string,
-  wireDtype: string, busyPollUs?: string, device: string, temperature?: string, topP?: string, seed?: string, ignoreEos?: boolean,
-  rpc: string, deployment?: string, keystore?: string, passwordFile?: string, dataDir: string, json?: boolean, logits?: boolean
+  model: string
+  bundle?: string
+  promptIds?: string
+  maxTokens: string
+  maxPrice?: string
+  replicas: string
+  wireDtype: string
+  busyPollUs?: string
+  device: string
+  temperature?: string
+  topP?: string
+  seed?: string
+  ignoreEos?: boolean
+  rpc: string
+  deployment?: string
+  keystore?: string
+  passwordFile?: string
+  dataDir: string
+  json?: boolean
+  logits?: boolean
 }
 
-export function registerInfer (program: Command): void {
-  addCommonOptions(program.command('infer').argument('[prompt]', 'prompt text')
-    .description('paid generation: nodes from the on-chain registry, a voucher on every expert call, a cost summary per node'))
+export function registerInfer(program: Command): void {
+  addCommonOptions(
+    program
+      .command('infer')
+      .argument('[prompt]', 'prompt text')
+      .description(
+        'paid generation: nodes from the on-chain registry, a voucher on every expert call, a cost summary per node'
+      )
+  )
     .requiredOption('--model <id>', 'approved model id (0x… 32 bytes)')
-    .option('--bundle <dir>', 'local bundle of that model (the dense part runs here); default: the approved model\'s file URI')
+    .option(
+      '--bundle <dir>',
+      "local bundle of that model (the dense part runs here); default: the approved model's file URI"
+    )
     .option('--prompt-ids <ids>', 'prompt as token ids instead of text')
     .option('--max-tokens <n>', 'tokens to generate at most', '32')
     .option('--max-price <pov>', 'highest price per unit of work accepted')
     .option('--replicas <n>', 'nodes selected per shard (failover needs ≥ 2)', '2')
-    .addOption(new Option('--wire-dtype <dtype>', 'tensor encoding on the wire').choices(['fp32', 'fp16']).default('fp32'))
+    .addOption(
+      new Option('--wire-dtype <dtype>', 'tensor encoding on the wire')
+        .choices(['fp32', 'fp16'])
+        .default('fp32')
+    )
     .addOption(busyPollOption())
-    .addOption(new Option('--device <device>', 'where the dense part runs').choices([...DEVICES]).default('cpu'))
+    .addOption(
+      new Option('--device <device>', 'where the dense part runs')
+        .choices([...DEVICES])
+        .default('cpu')
+    )
     .option('--temperature <t>', 'sampling temperature; 0 = greedy (default)')
     .option('--top-p <p>', 'nucleus sampling mass')
     .option('--seed <s>', 'sampling seed')
     .option('--ignore-eos', 'do not stop at the end-of-sequence token')
-    .option('--logits', 'with --json: include the last position\'s logits')
+    .option('--logits', "with --json: include the last position's logits")
     .action(async (prompt: string | undefined, o: InferOpts, cmd: Command) => {
-      if (!/^0x[0-9a-fA-F]{64}$/.test(o.model)) throw new UserError(`invalid --model "${o.model}": expected 0x followed by 64 hex digits`)
+      if (!/^0x[0-9a-fA-F]{64}$/.test(o.model))
+        throw new UserError(`invalid --model "${o.model}": expected 0x followed by 64 hex digits`)
       const replicas = Number(o.replicas)
-      if (!Number.isInteger(replicas) || replicas < 1) throw new UserError(`invalid --replicas "${o.replicas}"`)
+      if (!Number.isInteger(replicas) || replicas < 1)
+        throw new UserError(`invalid --replicas "${o.replicas}"`)
       const maxPrice = o.maxPrice != null ? parsePov(o.maxPrice, '--max-price') : undefined
       const busyPollUs = o.busyPollUs != null ? parseBusyPollUs(o.busyPollUs) : undefined
       const ctx = await connectChain(o)
-      const logger = createLogger({ level: cmd.optsWithGlobals().logLevel, format: o.json === true ? 'json' : cmd.optsWithGlobals().logFormat })
+      const logger = createLogger({
+        level: cmd.optsWithGlobals().logLevel,
+        format: o.json === true ? 'json' : cmd.optsWithGlobals().logFormat
+      })
       try {
         const signer = await loadSigner(o, ctx)
-        const bundleDir = o.bundle ?? await bundleFromUri(ctx, o.model)
+        const bundleDir = o.bundle ?? (await bundleFromUri(ctx, o.model))
         const args = parseGenerateArgs({
-          model: bundleDir, local: true, prompt, promptIds: o.promptIds, maxTokens: o.maxTokens, temperature: o.temperature, topP: o.topP,
-          seed: o.seed, device: o.device, ignoreEos: o.ignoreEos, json: o.json, logits: o.logits
+          model: bundleDir,
+          local: true,
+          prompt,
+          promptIds: o.promptIds,
+          maxTokens: o.maxTokens,
+          temperature: o.temperature,
+          topP: o.topP,
+          seed: o.seed,
+          device: o.device,
+          ignoreEos: o.ignoreEos,
+          json: o.json,
+          logits: o.logits
         })
         const ac = new AbortController()
-        const onSigint = (): void => { ac.abort(new Error('interrupted')) }
+        const onSigint = (): void => {
+          ac.abort(new Error('interrupted'))
+        }
         process.once('SIGINT', onSigint)
         try {
-          await runGenerate(args, { stdout: process.stdout, stderr: process.stderr, progress: process.stderr.isTTY === true && o.json !== true }, ac.signal, async (bundle) => {
-            if (bundle.modelId.toLowerCase() !== o.model.toLowerCase()) throw new UserError(`bundle ${bundle.dir} is model ${bundle.modelId}, not ${o.model}`)
-            let paid
-            try {
-              paid = await openPaidRouter({
-                contracts: ctx.contracts, chainId: ctx.chainId, registryAddress: ctx.deployment.contracts.registry, signer,
-                modelId: bundle.modelId, hidden: bundle.config.hiddenSize, shardCount: bundle.manifest.shards.length,
-                replicas, maxPrice, wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32', busyPollUs,
-                ledgerPath: join(o.dataDir, 'payer', `${ctx.chainId}-${ctx.deployment.contracts.escrow}-${signer.address}.json`),
-                logger
-              })
-            } catch (err) {
-              if (err instanceof PaymentSetupError) throw new UserError(err.message)
-              throw err
-            }
-            const p = paid
-            return {
-              executor: p.router.executor,
-              describe: `${p.nodes.size} paid nodes from the registry`,
-              close: async () => { await p.close() },
-              report: () => {
-                const costs = p.costs()
-                const total = costs.reduce((a, c) => a + c.amount, 0n)
-                return {
-                  json: { payer: signer.address, total, nodes: costs.map(c => ({ operator: c.operator, peerId: c.peerId, shards: c.shards, price: c.price, calls: c.calls, units: c.units, amount: c.amount })) },
-                  text: ['cost per node:', ...costs.map(c => `  ${c.operator} (${c.peerId.slice(-8)}) shards ${c.shards.join(',')}: ${c.calls} calls, ${c.units} units × ${formatPov(c.price)} = ${formatPov(c.amount)}`), `  total ${formatPov(total)}`].join('\n')
+          await runGenerate(
+            args,
+            {
+              stdout: process.stdout,
+              stderr: process.stderr,
+              progress: process.stderr.isTTY === true && o.json !== true
+            },
+            ac.signal,
+            async (bundle) => {
+              if (bundle.modelId.toLowerCase() !== o.model.toLowerCase())
+                throw new UserError(
+                  `bundle ${bundle.dir} is model ${bundle.modelId}, not ${o.model}`
+                )
+              let paid
+              try {
+                paid = await openPaidRouter({
+                  contracts: ctx.contracts,
+                  chainId: ctx.chainId,
+                  registryAddress: ctx.deployment.contracts.registry,
+                  signer,
+                  modelId: bundle.modelId,
+                  hidden: bundle.config.hiddenSize,
+                  shardCount: bundle.manifest.shards.length,
+                  replicas,
+                  maxPrice,
+                  wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32',
+                  busyPollUs,
+                  ledgerPath: join(
+                    o.dataDir,
+                    'payer',
+                    `${ctx.chainId}-${ctx.deployment.contracts.escrow}-${signer.address}.json`
+                  ),
+                  logger
+                })
+              } catch (err) {
+                if (err instanceof PaymentSetupError) throw new UserError(err.message)
+                throw err
+              }
+              const p = paid
+              return {
+                executor: p.router.executor,
+                describe: `${p.nodes.size} paid nodes from the registry`,
+                close: async () => {
+                  await p.close()
+                },
+                report: () => {
+                  const costs = p.costs()
+                  const total = costs.reduce((a, c) => a + c.amount, 0n)
+                  return {
+                    json: {
+                      payer: signer.address,
+                      total,
+                      nodes: costs.map((c) => ({
+                        operator: c.operator,
+                        peerId: c.peerId,
+                        shards: c.shards,
+                        price: c.price,
+                        calls: c.calls,
+                        units: c.units,
+                        amount: c.amount
+                      }))
+                    },
+                    text: [
+                      'cost per node:',
+                      ...costs.map(
+                        (c) =>
+                          `  ${c.operator} (${c.peerId.slice(-8)}) shards ${c.shards.join(',')}: ${c.calls} calls, ${c.units} units × ${formatPov(c.price)} = ${formatPov(c.amount)}`
+                      ),
+                      `  total ${formatPov(total)}`
+                    ].join('\n')
+                  }
                 }
               }
             }
-          })
-        } finally { process.off('SIGINT', onSigint) }
-      } finally { ctx.provider.destroy() }
+          )
+        } finally {
+          process.off('SIGINT', onSigint)
+        }
+      } finally {
+        ctx.provider.destroy()
+      }
     })
 }
 
-async function bundleFromUri (ctx: Awaited<ReturnType<typeof connectChain>>, modelId: string): Promise<string> {
-  const info = await ctx.contracts.models.modelInfo(modelId) as unknown as { uri: string }
+async function bundleFromUri(
+  ctx: Awaited<ReturnType<typeof connectChain>>,
+  modelId: string
+): Promise<string> {
+  const info = (await ctx.contracts.models.modelInfo(modelId)) as unknown as { uri: string }
   const uri = info.uri
   const path = uri.startsWith('file://') ? fileURLToPath(uri) : uri
-  if (path === '' || !existsSync(path)) throw new UserError(`no local bundle for model ${modelId} (its URI is "${uri}") — pass --bundle DIR (convert the checkpoint with \`pov model convert\`)`)
+  if (path === '' || !existsSync(path))
+    throw new UserError(
+      `no local bundle for model ${modelId} (its URI is "${uri}") — pass --bundle DIR (convert the checkpoint with \`pov model convert\`)`
+    )
   return path
 }

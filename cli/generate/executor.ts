@@ -12,29 +12,57 @@ export interface OpenedExecutor {
   describe: string
   close: () => Promise<void>
   /** A summary printed after generation (pov infer: the cost per node). */
-  report?: () => { text: string, json: unknown }
+  report?: () => { text: string; json: unknown }
 }
 
-export async function openExecutor (spec: GenerateArgs['executor'], bundle: Bundle, opts: { device: Device, logger?: MiniLogger }): Promise<OpenedExecutor> {
+export async function openExecutor(
+  spec: GenerateArgs['executor'],
+  bundle: Bundle,
+  opts: { device: Device; logger?: MiniLogger }
+): Promise<OpenedExecutor> {
   switch (spec.kind) {
     case 'local': {
       // Every shard of the bundle, in this process.
-      const shardIds = bundle.manifest.shards.map(s => s.id)
+      const shardIds = bundle.manifest.shards.map((s) => s.id)
       // no spinning: the experts' pools alternate with the dense part's (see handler.ts)
-      const rt = await loadExpertRuntime(bundle, shardIds, { device: opts.device, logger: opts.logger, intraOpNumThreads: 0, allowSpinning: false })
-      return { executor: rt, describe: `local (${shardIds.length} shards on ${rt.device})`, close: async () => { await rt.close() } }
+      const rt = await loadExpertRuntime(bundle, shardIds, {
+        device: opts.device,
+        logger: opts.logger,
+        intraOpNumThreads: 0,
+        allowSpinning: false
+      })
+      return {
+        executor: rt,
+        describe: `local (${shardIds.length} shards on ${rt.device})`,
+        close: async () => {
+          await rt.close()
+        }
+      }
     }
     case 'peers': {
       // Experts on remote nodes (router/): asks each peer what it serves, then one long-lived
       // stream per peer; failover to replicas, ExpertUnavailableError when none is left.
       const { Router } = await import('../../router/index.js')
-      const router = await Router.init({ opts: { peers: spec.peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize, wireDType: spec.wireDType, busyPollUs: spec.busyPollUs } })
+      const router = await Router.init({
+        opts: {
+          peers: spec.peers,
+          modelId: bundle.modelId,
+          hidden: bundle.config.hiddenSize,
+          wireDType: spec.wireDType,
+          busyPollUs: spec.busyPollUs
+        }
+      })
       const missing = router.missing(bundle.config.numLayers, bundle.config.numExperts)
-      if (missing.length > 0) opts.logger?.warn(`no peer serves ${missing.length} (layer, expert) pairs; tokens routed there will be degraded`)
+      if (missing.length > 0)
+        opts.logger?.warn(
+          `no peer serves ${missing.length} (layer, expert) pairs; tokens routed there will be degraded`
+        )
       return {
         executor: router.executor,
         describe: `remote (${router.routes.table.peers.size} peers, ${spec.wireDType} on the wire)`,
-        close: async () => { await router.close() }
+        close: async () => {
+          await router.close()
+        }
       }
     }
   }

@@ -19,8 +19,11 @@ export interface GenerateIo {
  *  trailing U+FFFD (a multi-byte character split across tokens). */
 class TextStream {
   private printed = ''
-  constructor (private readonly tok: PovTokenizer, private readonly out: GenerateIo['stdout']) {}
-  push (ids: number[], final = false): void {
+  constructor(
+    private readonly tok: PovTokenizer,
+    private readonly out: GenerateIo['stdout']
+  ) {}
+  push(ids: number[], final = false): void {
     let text = this.tok.decode(ids)
     if (!final) text = text.replace(/\uFFFD+$/, '')
     if (!text.startsWith(this.printed)) return // a later token rewrote the tail: wait for the end
@@ -33,14 +36,24 @@ class TextStream {
  * `open` replaces the executor chosen by `args.executor` (pov infer passes the paying router);
  * its `report` is printed after the tokens (and included as `payment` in --json).
  */
-export async function runGenerate (args: GenerateArgs, io: GenerateIo, signal?: AbortSignal, open?: (bundle: Bundle) => Promise<OpenedExecutor>): Promise<GenerationSummary & { text: string }> {
-  const say = (s: string): void => { if (io.progress) io.stderr.write(`${s}\n`) }
+export async function runGenerate(
+  args: GenerateArgs,
+  io: GenerateIo,
+  signal?: AbortSignal,
+  open?: (bundle: Bundle) => Promise<OpenedExecutor>
+): Promise<GenerationSummary & { text: string }> {
+  const say = (s: string): void => {
+    if (io.progress) io.stderr.write(`${s}\n`)
+  }
   const bundle = await loadBundle(args.model, { verify: 'lazy' })
   const tokenizer = await loadTokenizer(bundle.dir)
   const promptIds = 'ids' in args.prompt ? args.prompt.ids : tokenizer.encode(args.prompt.text)
   const V = bundle.config.vocabSize
-  const bad = promptIds.find(id => id >= V)
-  if (bad !== undefined) throw new UserError(`prompt token id ${bad} is outside the vocabulary of ${bundle.modelId} (vocab_size ${V})`)
+  const bad = promptIds.find((id) => id >= V)
+  if (bad !== undefined)
+    throw new UserError(
+      `prompt token id ${bad} is outside the vocabulary of ${bundle.modelId} (vocab_size ${V})`
+    )
   if (promptIds.length === 0) throw new UserError('the prompt is empty')
 
   say(`pov generate: model ${bundle.modelId}, ${promptIds.length} prompt tokens, loading…`)
@@ -49,7 +62,10 @@ export async function runGenerate (args: GenerateArgs, io: GenerateIo, signal?: 
   // cores: decode 23 tok/s spinning, 36-41 not) or from nodes sharing the machine
   const dense = await loadDenseRuntime(bundle, { device: args.device, allowSpinning: false })
   try {
-    const ex = open != null ? await open(bundle) : await openExecutor(args.executor, bundle, { device: args.device })
+    const ex =
+      open != null
+        ? await open(bundle)
+        : await openExecutor(args.executor, bundle, { device: args.device })
     try {
       say(`dense on ${dense.device}, experts ${ex.describe}`)
       const stream = args.json ? null : new TextStream(tokenizer, io.stdout)
@@ -78,14 +94,26 @@ export async function runGenerate (args: GenerateArgs, io: GenerateIo, signal?: 
       const summary = r.value
       const text = tokenizer.decode(summary.tokens)
       if (args.json) {
-        const out: Record<string, unknown> = { modelId: bundle.modelId, promptIds, tokens: summary.tokens, text, degraded: summary.degraded, stopReason: summary.stopReason, timings: summary.timings }
+        const out: Record<string, unknown> = {
+          modelId: bundle.modelId,
+          promptIds,
+          tokens: summary.tokens,
+          text,
+          degraded: summary.degraded,
+          stopReason: summary.stopReason,
+          timings: summary.timings
+        }
         if (args.logits) out.logits = logits != null ? Array.from(logits) : null
         if (ex.report != null) out.payment = ex.report().json
-        io.stdout.write(JSON.stringify(out, (_k, v) => typeof v === 'bigint' ? v.toString() : v) + '\n')
+        io.stdout.write(
+          JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n'
+        )
       } else {
         io.stdout.write('\n')
         const t = summary.timings
-        io.stderr.write(`${t.generatedTokens} tokens (${summary.stopReason}); prefill ${t.prefillMs.toFixed(1)} ms (${t.prefillTokensPerSecond.toFixed(1)} tok/s), decode ${t.decodeTokensPerSecond.toFixed(1)} tok/s${summary.degraded ? '; DEGRADED: some experts were unavailable and substituted' : ''}\n`)
+        io.stderr.write(
+          `${t.generatedTokens} tokens (${summary.stopReason}); prefill ${t.prefillMs.toFixed(1)} ms (${t.prefillTokensPerSecond.toFixed(1)} tok/s), decode ${t.decodeTokensPerSecond.toFixed(1)} tok/s${summary.degraded ? '; DEGRADED: some experts were unavailable and substituted' : ''}\n`
+        )
         if (ex.report != null) io.stdout.write(ex.report().text + '\n')
       }
       return { ...summary, text }

@@ -25,7 +25,9 @@ export interface GenerateCliOptions {
 export interface GenerateArgs {
   model: string
   /** Where experts run; exactly one executor kind (see executor.ts). */
-  executor: { kind: 'local' } | { kind: 'peers', peers: string[], wireDType: 'fp32' | 'fp16', busyPollUs?: number }
+  executor:
+    | { kind: 'local' }
+    | { kind: 'peers'; peers: string[]; wireDType: 'fp32' | 'fp16'; busyPollUs?: number }
   prompt: { text: string } | { ids: number[] }
   maxTokens: number
   temperature?: number
@@ -37,40 +39,79 @@ export interface GenerateArgs {
   logits: boolean
 }
 
-export function addGenerateOptions (cmd: Command): Command {
+export function addGenerateOptions(cmd: Command): Command {
   return cmd
     .requiredOption('--model <bundle>', 'model bundle directory (from `pov model convert`)')
     .option('--local', 'run every expert in this process (loads all shards of the bundle)')
-    .option('--peers <multiaddrs...>', 'experts on these nodes (multiaddrs with /p2p/<PeerId>, repeat or comma-separate); the dense part runs here', (v: string, prev: string[] = []) => [...prev, ...v.split(',').map(s => s.trim()).filter(s => s !== '')])
-    .addOption(new Option('--wire-dtype <dtype>', 'with --peers: tensor encoding on the wire').choices(['fp32', 'fp16']).default('fp32'))
+    .option(
+      '--peers <multiaddrs...>',
+      'experts on these nodes (multiaddrs with /p2p/<PeerId>, repeat or comma-separate); the dense part runs here',
+      (v: string, prev: string[] = []) => [
+        ...prev,
+        ...v
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '')
+      ]
+    )
+    .addOption(
+      new Option('--wire-dtype <dtype>', 'with --peers: tensor encoding on the wire')
+        .choices(['fp32', 'fp16'])
+        .default('fp32')
+    )
     .addOption(busyPollOption())
-    .option('--prompt <text>', 'prompt text (tokenized with the bundle\'s tokenizer.json, BOS added)')
+    .option(
+      '--prompt <text>',
+      "prompt text (tokenized with the bundle's tokenizer.json, BOS added)"
+    )
     .option('--prompt-ids <ids>', 'prompt as comma-separated token ids, e.g. 1,2,3')
     .option('--max-tokens <n>', 'tokens to generate at most', '32')
     .option('--temperature <t>', 'sampling temperature; 0 = greedy (default)')
     .option('--top-p <p>', 'nucleus sampling mass in (0, 1]')
     .option('--seed <s>', 'PRNG seed for sampling')
     .option('--ignore-eos', 'do not stop at the end-of-sequence token')
-    .addOption(new Option('--device <device>', 'where the dense part (and local experts) run').choices([...DEVICES]).default('cpu').env('POV_DEVICE'))
+    .addOption(
+      new Option('--device <device>', 'where the dense part (and local experts) run')
+        .choices([...DEVICES])
+        .default('cpu')
+        .env('POV_DEVICE')
+    )
     .option('--json', 'print one JSON object at the end instead of streaming text')
-    .option('--logits', 'with --json: include the last position\'s logits')
+    .option('--logits', "with --json: include the last position's logits")
 }
 
-function num (v: string | undefined, flag: string, check: (n: number) => boolean, what: string): number | undefined {
+function num(
+  v: string | undefined,
+  flag: string,
+  check: (n: number) => boolean,
+  what: string
+): number | undefined {
   if (v === undefined) return undefined
   const n = Number(v)
-  if (v.trim() === '' || !Number.isFinite(n) || !check(n)) throw new UserError(`invalid ${flag} "${v}": expected ${what}`)
+  if (v.trim() === '' || !Number.isFinite(n) || !check(n))
+    throw new UserError(`invalid ${flag} "${v}": expected ${what}`)
   return n
 }
 
-export function parseGenerateArgs (o: GenerateCliOptions): GenerateArgs {
+export function parseGenerateArgs(o: GenerateCliOptions): GenerateArgs {
   const remote = o.peers != null && o.peers.length > 0
-  if ((o.local === true) === remote) throw new UserError('say where the experts run: --local (all experts in this process) or --peers MULTIADDR,… (remote nodes)')
-  if ((o.prompt == null) === (o.promptIds == null)) throw new UserError('give exactly one of --prompt TEXT or --prompt-ids 1,2,3')
+  if ((o.local === true) === remote)
+    throw new UserError(
+      'say where the experts run: --local (all experts in this process) or --peers MULTIADDR,… (remote nodes)'
+    )
+  if ((o.prompt == null) === (o.promptIds == null))
+    throw new UserError('give exactly one of --prompt TEXT or --prompt-ids 1,2,3')
   let prompt: GenerateArgs['prompt']
   if (o.promptIds != null) {
-    const ids = o.promptIds.split(',').map(s => s.trim()).filter(s => s !== '').map(Number)
-    if (ids.length === 0 || ids.some(n => !Number.isSafeInteger(n) || n < 0)) throw new UserError(`invalid --prompt-ids "${o.promptIds}": expected comma-separated token ids, e.g. 1,2,3`)
+    const ids = o.promptIds
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '')
+      .map(Number)
+    if (ids.length === 0 || ids.some((n) => !Number.isSafeInteger(n) || n < 0))
+      throw new UserError(
+        `invalid --prompt-ids "${o.promptIds}": expected comma-separated token ids, e.g. 1,2,3`
+      )
     prompt = { ids }
   } else {
     prompt = { text: o.prompt! }
@@ -78,20 +119,30 @@ export function parseGenerateArgs (o: GenerateCliOptions): GenerateArgs {
   const args: GenerateArgs = {
     model: o.model,
     executor: remote
-      ? { kind: 'peers', peers: o.peers!, wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32', ...(o.busyPollUs != null ? { busyPollUs: parseBusyPollUs(o.busyPollUs) } : {}) }
+      ? {
+          kind: 'peers',
+          peers: o.peers!,
+          wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32',
+          ...(o.busyPollUs != null ? { busyPollUs: parseBusyPollUs(o.busyPollUs) } : {})
+        }
       : { kind: 'local' },
     prompt,
-    maxTokens: num(o.maxTokens, '--max-tokens', n => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer')!,
+    maxTokens: num(
+      o.maxTokens,
+      '--max-tokens',
+      (n) => Number.isSafeInteger(n) && n >= 0,
+      'a non-negative integer'
+    )!,
     ignoreEos: o.ignoreEos === true,
     device: o.device as Device,
     json: o.json === true,
     logits: o.logits === true
   }
-  const t = num(o.temperature, '--temperature', n => n >= 0, 'a number >= 0')
+  const t = num(o.temperature, '--temperature', (n) => n >= 0, 'a number >= 0')
   if (t !== undefined) args.temperature = t
-  const p = num(o.topP, '--top-p', n => n > 0 && n <= 1, 'a number in (0, 1]')
+  const p = num(o.topP, '--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]')
   if (p !== undefined) args.topP = p
-  const s = num(o.seed, '--seed', n => Number.isSafeInteger(n), 'an integer')
+  const s = num(o.seed, '--seed', (n) => Number.isSafeInteger(n), 'an integer')
   if (s !== undefined) args.seed = s
   if (args.logits && !args.json) throw new UserError('--logits needs --json')
   return args

@@ -23,29 +23,90 @@ export interface NodeStartArgs {
   metricsAddress: string
 }
 
-const list = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map(s => s.trim()).filter(s => s !== '')]
+const list = (v: string, prev: string[] = []): string[] => [
+  ...prev,
+  ...v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+]
 
-export function addNodeStartOptions (cmd: Command): Command {
+export function addNodeStartOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--model <dir>', 'model bundle directory (from `pov model convert`)').env('POV_MODEL').makeOptionMandatory())
-    .addOption(new Option('--shards <ids>', 'expert shards to serve, e.g. 0,1 (shard j = expert j of every layer); with --keystore: default the registered ones').env('POV_SHARDS'))
-    .addOption(new Option('--listen <multiaddr...>', 'listen addresses (repeat or comma-separate)').argParser(list))
-    .addOption(new Option('--announce <multiaddr...>', 'public addresses to announce (behind NAT)').argParser(list))
-    .addOption(new Option('--device <device>', 'cpu|cuda|webgpu (falls back to cpu with a warning)').choices(['cpu', 'cuda', 'webgpu']).env('POV_DEVICE'))
-    .addOption(new Option('--key <file>', 'libp2p identity key file (created when missing; ephemeral without)').env('POV_NODE_KEY'))
-    .addOption(new Option('--batch-window-ms <ms>', 'micro-batching window for concurrent calls to one expert'))
-    .addOption(new Option('--threads <n>', 'ORT threads per expert session (default: physical cores)').env('POV_THREADS'))
-    .addOption(new Option('--workers <n>', 'run the experts in n worker threads (0: in the network thread, blocking it during each run)').env('POV_WORKERS'))
-    .addOption(new Option('--no-spin', 'no idle spinning (for nodes that share cores): ORT worker threads sleep between calls, and the network loop does not busy-poll unless --busy-poll-us says so'))
-    .addOption(new Option('--busy-poll-us <us>', `keep the network loop polling this many µs after each expert call, so the next is read without a wake-up (0: off; default ${defaultOptions.busyPollUs})`).env('POV_BUSY_POLL_US'))
+    .addOption(
+      new Option('--model <dir>', 'model bundle directory (from `pov model convert`)')
+        .env('POV_MODEL')
+        .makeOptionMandatory()
+    )
+    .addOption(
+      new Option(
+        '--shards <ids>',
+        'expert shards to serve, e.g. 0,1 (shard j = expert j of every layer); with --keystore: default the registered ones'
+      ).env('POV_SHARDS')
+    )
+    .addOption(
+      new Option(
+        '--listen <multiaddr...>',
+        'listen addresses (repeat or comma-separate)'
+      ).argParser(list)
+    )
+    .addOption(
+      new Option(
+        '--announce <multiaddr...>',
+        'public addresses to announce (behind NAT)'
+      ).argParser(list)
+    )
+    .addOption(
+      new Option('--device <device>', 'cpu|cuda|webgpu (falls back to cpu with a warning)')
+        .choices(['cpu', 'cuda', 'webgpu'])
+        .env('POV_DEVICE')
+    )
+    .addOption(
+      new Option(
+        '--key <file>',
+        'libp2p identity key file (created when missing; ephemeral without)'
+      ).env('POV_NODE_KEY')
+    )
+    .addOption(
+      new Option(
+        '--batch-window-ms <ms>',
+        'micro-batching window for concurrent calls to one expert'
+      )
+    )
+    .addOption(
+      new Option('--threads <n>', 'ORT threads per expert session (default: physical cores)').env(
+        'POV_THREADS'
+      )
+    )
+    .addOption(
+      new Option(
+        '--workers <n>',
+        'run the experts in n worker threads (0: in the network thread, blocking it during each run)'
+      ).env('POV_WORKERS')
+    )
+    .addOption(
+      new Option(
+        '--no-spin',
+        'no idle spinning (for nodes that share cores): ORT worker threads sleep between calls, and the network loop does not busy-poll unless --busy-poll-us says so'
+      )
+    )
+    .addOption(
+      new Option(
+        '--busy-poll-us <us>',
+        `keep the network loop polling this many µs after each expert call, so the next is read without a wake-up (0: off; default ${defaultOptions.busyPollUs})`
+      ).env('POV_BUSY_POLL_US')
+    )
     .addOption(new Option('--metrics', 'serve Prometheus /metrics, /health and /ready'))
     .addOption(new Option('--metrics-port <port>', 'metrics port').default('9464'))
     .addOption(new Option('--metrics-address <addr>', 'metrics bind address').default('127.0.0.1'))
     .option('--json', 'machine-readable output (one JSON event per line on stdout)')
 }
 
-export function parseArgs (a: NodeStartArgs): OperatorNodeOptions {
-  if (a.shards == null || a.shards === '') throw new UserError('say which shards to serve: --shards 0,1 (or --keystore DIR to serve the registered ones)')
+export function parseArgs(a: NodeStartArgs): OperatorNodeOptions {
+  if (a.shards == null || a.shards === '')
+    throw new UserError(
+      'say which shards to serve: --shards 0,1 (or --keystore DIR to serve the registered ones)'
+    )
   const opts: OperatorNodeOptions = { model: a.model, shards: parseIntList(a.shards, '--shards') }
   if (a.listen != null) opts.listen = a.listen
   if (a.announce != null) opts.announce = a.announce
@@ -53,32 +114,41 @@ export function parseArgs (a: NodeStartArgs): OperatorNodeOptions {
   if (a.key != null) opts.keyFile = a.key
   if (a.threads != null) {
     const n = Number(a.threads)
-    if (!Number.isSafeInteger(n) || n < 1) throw new UserError(`invalid --threads "${a.threads}": expected a positive integer`)
+    if (!Number.isSafeInteger(n) || n < 1)
+      throw new UserError(`invalid --threads "${a.threads}": expected a positive integer`)
     opts.threads = n
   }
   if (a.workers != null) {
     const n = Number(a.workers)
-    if (!Number.isSafeInteger(n) || n < 0 || n > 64) throw new UserError(`invalid --workers "${a.workers}": expected an integer from 0 to 64`)
+    if (!Number.isSafeInteger(n) || n < 0 || n > 64)
+      throw new UserError(`invalid --workers "${a.workers}": expected an integer from 0 to 64`)
     opts.workers = n
   }
   if (a.spin === false) opts.spin = false
   if (a.busyPollUs != null) opts.busyPollUs = parseBusyPollUs(a.busyPollUs)
   if (a.batchWindowMs != null) {
     const ms = Number(a.batchWindowMs)
-    if (!Number.isFinite(ms) || ms < 0) throw new UserError(`invalid --batch-window-ms "${a.batchWindowMs}": expected a non-negative number`)
+    if (!Number.isFinite(ms) || ms < 0)
+      throw new UserError(
+        `invalid --batch-window-ms "${a.batchWindowMs}": expected a non-negative number`
+      )
     opts.batchWindowMs = ms
   }
   return opts
 }
 
 /** --shards for the registry: distinct ids, ascending. */
-export function parseShards (value: string): number[] {
+export function parseShards(value: string): number[] {
   return [...new Set(parseIntList(value, '--shards'))].sort((a, b) => a - b)
 }
 
 /** --announce addresses as registered: without the /p2p/<PeerId> part (the registry binds the PeerId). */
-export function parseAnnounce (addrs: string[]): string[] {
-  return addrs.map(a => {
-    try { return multiaddr(a).decapsulateCode(421).toString() } catch { throw new UserError(`invalid --announce address "${a}"`) }
+export function parseAnnounce(addrs: string[]): string[] {
+  return addrs.map((a) => {
+    try {
+      return multiaddr(a).decapsulateCode(421).toString()
+    } catch {
+      throw new UserError(`invalid --announce address "${a}"`)
+    }
   })
 }

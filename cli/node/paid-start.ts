@@ -17,7 +17,15 @@ import { VoucherStore } from '../../node/payments/voucher-store.js'
 import { PaymentVerifier, escrowView } from '../../node/payments/verifier.js'
 import type { NodeMetrics } from '../../node/metrics.js'
 
-export interface PaidStartArgs { keystore?: string, passwordFile?: string, rpc: string, deployment?: string, dataDir: string, model: string, shards?: number[] }
+export interface PaidStartArgs {
+  keystore?: string
+  passwordFile?: string
+  rpc: string
+  deployment?: string
+  dataDir: string
+  model: string
+  shards?: number[]
+}
 
 export interface PaidSetup {
   privateKey: PrivateKey
@@ -27,26 +35,58 @@ export interface PaidSetup {
   close: () => Promise<void>
 }
 
-export async function preparePaidNode (a: PaidStartArgs, logger: Logger, metrics: NodeMetrics | null = null): Promise<PaidSetup> {
+export async function preparePaidNode(
+  a: PaidStartArgs,
+  logger: Logger,
+  metrics: NodeMetrics | null = null
+): Promise<PaidSetup> {
   const ks = await openKeystore(a)
   const ctx = await connectChain(a)
   try {
     const operator = ks.wallet.address
-    const reg = await ctx.contracts.registry.nodeOf(operator) as unknown as { modelId: string, shards: bigint[], price: bigint, stake: bigint, peerId: string }
-    if (reg.stake === 0n) throw new UserError(`operator ${operator} is not registered — run \`pov node register\` first`)
-    if (!await ctx.contracts.registry.isActive(operator)) throw new UserError(`the registration of ${operator} is not active (unbonding, or stake below the minimum) — see \`pov node status\``)
+    const reg = (await ctx.contracts.registry.nodeOf(operator)) as unknown as {
+      modelId: string
+      shards: bigint[]
+      price: bigint
+      stake: bigint
+      peerId: string
+    }
+    if (reg.stake === 0n)
+      throw new UserError(
+        `operator ${operator} is not registered — run \`pov node register\` first`
+      )
+    if (!(await ctx.contracts.registry.isActive(operator)))
+      throw new UserError(
+        `the registration of ${operator} is not active (unbonding, or stake below the minimum) — see \`pov node status\``
+      )
     const bundle = await loadBundle(a.model, { verify: 'lazy' })
-    if (bundle.modelId.toLowerCase() !== reg.modelId.toLowerCase()) throw new UserError(`bundle ${a.model} is model ${bundle.modelId} but ${operator} is registered for ${reg.modelId}`)
+    if (bundle.modelId.toLowerCase() !== reg.modelId.toLowerCase())
+      throw new UserError(
+        `bundle ${a.model} is model ${bundle.modelId} but ${operator} is registered for ${reg.modelId}`
+      )
     const registeredPeer = peerIdFromPublicKey(publicKeyFromPeerIdBytes(reg.peerId)).toString()
-    if (registeredPeer !== ks.peerId) throw new UserError(`the keystore's libp2p identity ${ks.peerId} is not the registered one (${registeredPeer}) — register again with this keystore`)
+    if (registeredPeer !== ks.peerId)
+      throw new UserError(
+        `the keystore's libp2p identity ${ks.peerId} is not the registered one (${registeredPeer}) — register again with this keystore`
+      )
     const registered = reg.shards.map(Number)
     const shards = a.shards ?? registered
-    const extra = shards.filter(s => !registered.includes(s))
-    if (extra.length > 0) throw new UserError(`shards ${extra.join(',')} are not in the registration (${registered.join(',')}) — update it with the registry first`)
+    const extra = shards.filter((s) => !registered.includes(s))
+    if (extra.length > 0)
+      throw new UserError(
+        `shards ${extra.join(',')} are not in the registration (${registered.join(',')}) — update it with the registry first`
+      )
     const domain = await readVoucherDomain(ctx.contracts.escrow)
     const store = await VoucherStore.open(voucherDir(a.dataDir))
-    const verifier = new PaymentVerifier({ payee: operator, pricePerUnit: reg.price, domain }, store, escrowView(ctx.contracts.escrow))
-    logger.info({ operator: getAddress(operator), price: formatPov(reg.price), shards, vouchers: store.path }, 'serving paid calls only')
+    const verifier = new PaymentVerifier(
+      { payee: operator, pricePerUnit: reg.price, domain },
+      store,
+      escrowView(ctx.contracts.escrow)
+    )
+    logger.info(
+      { operator: getAddress(operator), price: formatPov(reg.price), shards, vouchers: store.path },
+      'serving paid calls only'
+    )
     return {
       privateKey: ks.p2pKey,
       shards,
@@ -55,8 +95,16 @@ export async function preparePaidNode (a: PaidStartArgs, logger: Logger, metrics
         metrics?.earned.inc(Number(formatUnits(added, 18)))
         metrics?.vouchersUnredeemed.set(store.all().length)
       },
-      summary: { operator, peerId: ks.peerId, price: reg.price.toString(), registeredPeerId: hexlify(reg.peerId) },
-      close: async () => { await store.close(); ctx.provider.destroy() }
+      summary: {
+        operator,
+        peerId: ks.peerId,
+        price: reg.price.toString(),
+        registeredPeerId: hexlify(reg.peerId)
+      },
+      close: async () => {
+        await store.close()
+        ctx.provider.destroy()
+      }
     }
   } catch (err) {
     ctx.provider.destroy()

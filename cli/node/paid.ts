@@ -3,8 +3,25 @@
 import { join } from 'node:path'
 import { hexlify, getAddress, ZeroAddress, type TransactionReceipt } from 'ethers'
 import { Option, type Command } from 'commander'
-import { addCommonOptions, addDataDirOption, addJsonOption, addKeyOptions, DEFAULT_DATA_DIR } from '../options.js'
-import { formatChainTime, formatPov, loadSigner, newKeystore, openKeystore, parsePov, sendTx, signPermit, withSigner, type ChainContext } from '../chain.js'
+import {
+  addCommonOptions,
+  addDataDirOption,
+  addJsonOption,
+  addKeyOptions,
+  DEFAULT_DATA_DIR
+} from '../options.js'
+import {
+  formatChainTime,
+  formatPov,
+  loadSigner,
+  newKeystore,
+  openKeystore,
+  parsePov,
+  sendTx,
+  signPermit,
+  withSigner,
+  type ChainContext
+} from '../chain.js'
 import { parseAnnounce, parseShards } from './options.js'
 import { print, withChain } from '../client/index.js'
 import { UserError } from '../errors.js'
@@ -14,68 +31,202 @@ import { decodeChainError } from '../../chain/errors.js'
 import { VoucherStore } from '../../node/payments/voucher-store.js'
 import { claimAll, outstanding } from '../../node/payments/claim.js'
 
-type Opts = { rpc: string, deployment?: string, keystore?: string, passwordFile?: string, dataDir: string, json?: boolean }
+type Opts = {
+  rpc: string
+  deployment?: string
+  keystore?: string
+  passwordFile?: string
+  dataDir: string
+  json?: boolean
+}
 
 /** Where a node keeps its voucher journal. */
-export function voucherDir (dataDir: string = DEFAULT_DATA_DIR): string { return join(dataDir, 'vouchers') }
+export function voucherDir(dataDir: string = DEFAULT_DATA_DIR): string {
+  return join(dataDir, 'vouchers')
+}
 
-export function registerPaidNodeCommands (node: Command): void {
-  addJsonOption(addDataDirOption(addKeyOptions(node.command('init').description('create the operator keystore: an Ethereum key and a libp2p identity'))))
+export function registerPaidNodeCommands(node: Command): void {
+  addJsonOption(
+    addDataDirOption(
+      addKeyOptions(
+        node
+          .command('init')
+          .description('create the operator keystore: an Ethereum key and a libp2p identity')
+      )
+    )
+  )
     .option('--scrypt-n <n>', 'scrypt cost (power of two); lower only for throw-away keys')
     .action(async (opts: Opts & { scryptN?: string }) => {
       const { dir, address, peerId } = await newKeystore(opts)
-      print(opts, { keystore: dir, address, peerId }, `created operator keystore ${dir}\n  operator address ${address}\n  libp2p peer id   ${peerId}\nnext: fund the address with POV, then \`pov node register\``)
+      print(
+        opts,
+        { keystore: dir, address, peerId },
+        `created operator keystore ${dir}\n  operator address ${address}\n  libp2p peer id   ${peerId}\nnext: fund the address with POV, then \`pov node register\``
+      )
     })
 
-  addCommonOptions(node.command('register').description('stake POV and register the shards this node serves'))
+  addCommonOptions(
+    node.command('register').description('stake POV and register the shards this node serves')
+  )
     .requiredOption('--model <id>', 'approved model id (0x… 32 bytes)')
     .requiredOption('--shards <list>', 'shard ids served, e.g. 0,1')
     .requiredOption('--stake <pov>', 'POV to stake (≥ the registry minimum)')
-    .requiredOption('--price <pov>', 'POV per unit of work (one token row through one expert of one layer)')
-    .addOption(new Option('--announce <multiaddr...>', 'public addresses routers dial, e.g. /dns4/node.example/tcp/4101').makeOptionMandatory())
-    .action(async (opts: Opts & { model: string, shards: string, stake: string, price: string, announce: string[] }) => {
-      await withChain(opts, async (ctx) => {
-        const ks = await openKeystore(opts)
-        const wallet = ks.wallet.connect(ctx.provider)
-        const shards = parseShards(opts.shards)
-        const stake = parsePov(opts.stake, '--stake')
-        const price = parsePov(opts.price, '--price')
-        const announce = parseAnnounce(opts.announce)
-        if (!/^0x[0-9a-fA-F]{64}$/.test(opts.model)) throw new UserError(`invalid --model "${opts.model}": expected 0x followed by 64 hex digits`)
-        if (!await ctx.contracts.models.isApproved(opts.model)) throw new UserError(`model ${opts.model} is not approved by governance — see \`pov audit\` for the approved models`)
-        const [min, have] = await Promise.all([ctx.contracts.registry.minStake(), ctx.contracts.token.balanceOf(wallet.address)])
-        if (stake < min) throw new UserError(`--stake ${formatPov(stake)} is below the registry minimum of ${formatPov(min)}`)
-        if (have < stake) throw new UserError(`cannot stake ${formatPov(stake)}: ${wallet.address} holds only ${formatPov(have)}`)
-        const binding = await signPeerBinding(ks.p2pKey, { chainId: ctx.chainId, registry: ctx.deployment.contracts.registry, operator: wallet.address })
-        const p = await signPermit(ctx, wallet, ctx.deployment.contracts.registry, stake)
-        const reg = { modelId: opts.model, shards, price, peerId: hexlify(binding.peerId), multiaddrs: announce, peerSignature: hexlify(binding.signature) }
-        const r = await sendTx('register', () => withSigner(ctx.contracts.registry, wallet).registerWithPermit(reg, stake, p.deadline, p.v, p.r, p.s))
-        // One-time: create the escrow earnings record now, so the node's first redemption does
-        // not pay the 20k gas of writing it (idempotent; skipped when it already exists).
-        const [,, open] = await ctx.contracts.escrow.earningsOf(wallet.address)
-        const o = open ? null : await sendTx('openEarningsAccount', () => withSigner(ctx.contracts.escrow, wallet).openEarningsAccount())
-        print(opts, { operator: wallet.address, peerId: ks.peerId, modelId: opts.model, shards, stake, price, multiaddrs: announce, tx: r.hash, gasUsed: r.gasUsed, earningsAccountTx: o?.hash ?? null, earningsAccountGasUsed: o?.gasUsed ?? 0n },
-          `registered ${wallet.address} (peer ${ks.peerId}) for shards ${shards.join(',')} of ${opts.model}\n  stake ${formatPov(stake)}, price ${formatPov(price)} per unit, tx ${r.hash} (${r.gasUsed} gas)` +
-          (o != null ? `\n  escrow earnings account opened, tx ${o.hash} (${o.gasUsed} gas, once)` : ''))
-      })
-    })
+    .requiredOption(
+      '--price <pov>',
+      'POV per unit of work (one token row through one expert of one layer)'
+    )
+    .addOption(
+      new Option(
+        '--announce <multiaddr...>',
+        'public addresses routers dial, e.g. /dns4/node.example/tcp/4101'
+      ).makeOptionMandatory()
+    )
+    .action(
+      async (
+        opts: Opts & {
+          model: string
+          shards: string
+          stake: string
+          price: string
+          announce: string[]
+        }
+      ) => {
+        await withChain(opts, async (ctx) => {
+          const ks = await openKeystore(opts)
+          const wallet = ks.wallet.connect(ctx.provider)
+          const shards = parseShards(opts.shards)
+          const stake = parsePov(opts.stake, '--stake')
+          const price = parsePov(opts.price, '--price')
+          const announce = parseAnnounce(opts.announce)
+          if (!/^0x[0-9a-fA-F]{64}$/.test(opts.model))
+            throw new UserError(
+              `invalid --model "${opts.model}": expected 0x followed by 64 hex digits`
+            )
+          if (!(await ctx.contracts.models.isApproved(opts.model)))
+            throw new UserError(
+              `model ${opts.model} is not approved by governance — see \`pov audit\` for the approved models`
+            )
+          const [min, have] = await Promise.all([
+            ctx.contracts.registry.minStake(),
+            ctx.contracts.token.balanceOf(wallet.address)
+          ])
+          if (stake < min)
+            throw new UserError(
+              `--stake ${formatPov(stake)} is below the registry minimum of ${formatPov(min)}`
+            )
+          if (have < stake)
+            throw new UserError(
+              `cannot stake ${formatPov(stake)}: ${wallet.address} holds only ${formatPov(have)}`
+            )
+          const binding = await signPeerBinding(ks.p2pKey, {
+            chainId: ctx.chainId,
+            registry: ctx.deployment.contracts.registry,
+            operator: wallet.address
+          })
+          const p = await signPermit(ctx, wallet, ctx.deployment.contracts.registry, stake)
+          const reg = {
+            modelId: opts.model,
+            shards,
+            price,
+            peerId: hexlify(binding.peerId),
+            multiaddrs: announce,
+            peerSignature: hexlify(binding.signature)
+          }
+          const r = await sendTx('register', () =>
+            withSigner(ctx.contracts.registry, wallet).registerWithPermit(
+              reg,
+              stake,
+              p.deadline,
+              p.v,
+              p.r,
+              p.s
+            )
+          )
+          // One-time: create the escrow earnings record now, so the node's first redemption does
+          // not pay the 20k gas of writing it (idempotent; skipped when it already exists).
+          const [, , open] = await ctx.contracts.escrow.earningsOf(wallet.address)
+          const o = open
+            ? null
+            : await sendTx('openEarningsAccount', () =>
+                withSigner(ctx.contracts.escrow, wallet).openEarningsAccount()
+              )
+          print(
+            opts,
+            {
+              operator: wallet.address,
+              peerId: ks.peerId,
+              modelId: opts.model,
+              shards,
+              stake,
+              price,
+              multiaddrs: announce,
+              tx: r.hash,
+              gasUsed: r.gasUsed,
+              earningsAccountTx: o?.hash ?? null,
+              earningsAccountGasUsed: o?.gasUsed ?? 0n
+            },
+            `registered ${wallet.address} (peer ${ks.peerId}) for shards ${shards.join(',')} of ${opts.model}\n  stake ${formatPov(stake)}, price ${formatPov(price)} per unit, tx ${r.hash} (${r.gasUsed} gas)` +
+              (o != null
+                ? `\n  escrow earnings account opened, tx ${o.hash} (${o.gasUsed} gas, once)`
+                : '')
+          )
+        })
+      }
+    )
 
-  addCommonOptions(node.command('status').description('stake, registration, unredeemed vouchers, earnings pending in escrow'))
-    .action(async (opts: Opts) => {
-      await withChain(opts, async (ctx) => {
-        const ks = await openKeystore(opts)
-        const operator = ks.wallet.address
-        const n = await ctx.contracts.registry.nodeOf(operator) as unknown as { operator: string, modelId: string, shards: bigint[], price: bigint, stake: bigint, multiaddrs: string[], unbondingEnds: bigint }
-        const registered = n.operator !== ZeroAddress // nodeOf is all zero for an unknown operator; a stake slashed to 0 is still registered
-        const active = await ctx.contracts.registry.isActive(operator)
-        const lines = await outstanding(ctx.contracts.escrow, operator, await VoucherStore.readOnly(voucherDir(opts.dataDir)))
-        const unredeemed = lines.reduce((a, l) => a + l.owed, 0n)
-        const earned = await earnings(ctx, operator)
-        const [credited, withdrawn] = await ctx.contracts.escrow.earningsOf(operator)
-        const pending = credited - withdrawn
-        const balance = await ctx.contracts.token.balanceOf(operator)
-        const out = { operator, peerId: ks.peerId, registered, active, modelId: n.modelId, shards: n.shards.map(Number), price: n.price, stake: n.stake, multiaddrs: n.multiaddrs, unbondingEnds: n.unbondingEnds, unredeemed, unredeemedVouchers: lines.filter(l => l.owed > 0n).length, earned: earned.net, fees: earned.fee, redemptions: earned.count, pending, withdrawn, balance }
-        print(opts, out, [
+  addCommonOptions(
+    node
+      .command('status')
+      .description('stake, registration, unredeemed vouchers, earnings pending in escrow')
+  ).action(async (opts: Opts) => {
+    await withChain(opts, async (ctx) => {
+      const ks = await openKeystore(opts)
+      const operator = ks.wallet.address
+      const n = (await ctx.contracts.registry.nodeOf(operator)) as unknown as {
+        operator: string
+        modelId: string
+        shards: bigint[]
+        price: bigint
+        stake: bigint
+        multiaddrs: string[]
+        unbondingEnds: bigint
+      }
+      const registered = n.operator !== ZeroAddress // nodeOf is all zero for an unknown operator; a stake slashed to 0 is still registered
+      const active = await ctx.contracts.registry.isActive(operator)
+      const lines = await outstanding(
+        ctx.contracts.escrow,
+        operator,
+        await VoucherStore.readOnly(voucherDir(opts.dataDir))
+      )
+      const unredeemed = lines.reduce((a, l) => a + l.owed, 0n)
+      const earned = await earnings(ctx, operator)
+      const [credited, withdrawn] = await ctx.contracts.escrow.earningsOf(operator)
+      const pending = credited - withdrawn
+      const balance = await ctx.contracts.token.balanceOf(operator)
+      const out = {
+        operator,
+        peerId: ks.peerId,
+        registered,
+        active,
+        modelId: n.modelId,
+        shards: n.shards.map(Number),
+        price: n.price,
+        stake: n.stake,
+        multiaddrs: n.multiaddrs,
+        unbondingEnds: n.unbondingEnds,
+        unredeemed,
+        unredeemedVouchers: lines.filter((l) => l.owed > 0n).length,
+        earned: earned.net,
+        fees: earned.fee,
+        redemptions: earned.count,
+        pending,
+        withdrawn,
+        balance
+      }
+      print(
+        opts,
+        out,
+        [
           `operator     ${operator} (peer ${ks.peerId})`,
           `registered   ${registered ? `yes — ${active ? 'active' : 'inactive'}${n.unbondingEnds > 0n ? `, unbonding until ${formatChainTime(n.unbondingEnds)}` : ''}` : 'no'}`,
           `model        ${n.modelId}  shards ${n.shards.join(',')}  price ${formatPov(n.price)}/unit`,
@@ -84,12 +235,22 @@ export function registerPaidNodeCommands (node: Command): void {
           `earned       ${formatPov(earned.net)} net of ${formatPov(earned.fee)} protocol fee, over ${earned.count} redemption(s)`,
           `pending      ${formatPov(pending)} redeemed, not yet withdrawn from escrow${pending > 0n ? ' — `pov node claim` withdraws it' : ''} (withdrawn so far ${formatPov(withdrawn)})`,
           `balance      ${formatPov(balance)}`
-        ].join('\n'))
-      })
+        ].join('\n')
+      )
     })
+  })
 
-  addCommonOptions(node.command('claim').description('redeem every outstanding voucher in one transaction, then withdraw the earnings'))
-    .option('--no-withdraw', 'only redeem: the earnings stay in the escrow until a later claim (saves one token transfer per claim)')
+  addCommonOptions(
+    node
+      .command('claim')
+      .description(
+        'redeem every outstanding voucher in one transaction, then withdraw the earnings'
+      )
+  )
+    .option(
+      '--no-withdraw',
+      'only redeem: the earnings stay in the escrow until a later claim (saves one token transfer per claim)'
+    )
     .action(async (opts: Opts & { withdraw: boolean }) => {
       await withChain(opts, async (ctx) => {
         const wallet = await loadSigner(opts, ctx)
@@ -97,7 +258,13 @@ export function registerPaidNodeCommands (node: Command): void {
         const vouchers = await VoucherStore.readOnly(voucherDir(opts.dataDir))
         let res
         try {
-          res = await claimAll(withSigner(ctx.contracts.escrow, wallet), wallet.address, vouchers, redeemedEvents, { withdraw: opts.withdraw })
+          res = await claimAll(
+            withSigner(ctx.contracts.escrow, wallet),
+            wallet.address,
+            vouchers,
+            redeemedEvents,
+            { withdraw: opts.withdraw }
+          )
         } catch (err) {
           throw new UserError(`claim failed: ${decodeChainError(err)}`)
         }
@@ -105,36 +272,64 @@ export function registerPaidNodeCommands (node: Command): void {
         const redeemGasUsed = res.receipt?.gasUsed ?? 0n
         const withdrawGasUsed = res.withdrawReceipt?.gasUsed ?? 0n
         const gasUsed = redeemGasUsed + withdrawGasUsed
-        const withdrawText = res.withdrawReceipt != null
-          ? `withdrew ${formatPov(res.withdrawn)} (tx ${res.withdrawReceipt.hash}, ${withdrawGasUsed} gas)`
-          : opts.withdraw ? 'nothing to withdraw' : 'earnings left in the escrow (--no-withdraw)'
-        print(opts, { operator: wallet.address, redeemed: res.redeemed, skipped: res.skipped, amount: res.amount, fee: res.fee, withdrawn: res.withdrawn, received: after - before, tx: res.receipt?.hash ?? null, withdrawTx: res.withdrawReceipt?.hash ?? null, gasUsed, redeemGasUsed, withdrawGasUsed },
+        const withdrawText =
+          res.withdrawReceipt != null
+            ? `withdrew ${formatPov(res.withdrawn)} (tx ${res.withdrawReceipt.hash}, ${withdrawGasUsed} gas)`
+            : opts.withdraw
+              ? 'nothing to withdraw'
+              : 'earnings left in the escrow (--no-withdraw)'
+        print(
+          opts,
+          {
+            operator: wallet.address,
+            redeemed: res.redeemed,
+            skipped: res.skipped,
+            amount: res.amount,
+            fee: res.fee,
+            withdrawn: res.withdrawn,
+            received: after - before,
+            tx: res.receipt?.hash ?? null,
+            withdrawTx: res.withdrawReceipt?.hash ?? null,
+            gasUsed,
+            redeemGasUsed,
+            withdrawGasUsed
+          },
           res.redeemed.length === 0
             ? `nothing to redeem (${res.skipped.length} voucher(s) already redeemed or unfunded); ${withdrawText}`
-            : `redeemed ${res.redeemed.length} voucher(s) in one transaction: ${formatPov(res.amount)} from escrow, ${formatPov(res.fee)} protocol fee (tx ${res.receipt?.hash}, ${redeemGasUsed} gas); ${withdrawText}; received ${formatPov(after - before)}`)
+            : `redeemed ${res.redeemed.length} voucher(s) in one transaction: ${formatPov(res.amount)} from escrow, ${formatPov(res.fee)} protocol fee (tx ${res.receipt?.hash}, ${redeemGasUsed} gas); ${withdrawText}; received ${formatPov(after - before)}`
+        )
       })
     })
 }
 
-export function redeemedEvents (r: TransactionReceipt): Array<{ amount: bigint, fee: bigint }> {
+export function redeemedEvents(r: TransactionReceipt): Array<{ amount: bigint; fee: bigint }> {
   const iface = combinedInterface()
   const out = []
   for (const log of r.logs) {
     try {
       const d = iface.parseLog(log)
-      if (d?.name === 'VoucherRedeemed') out.push({ amount: d.args.amount as bigint, fee: d.args.fee as bigint })
+      if (d?.name === 'VoucherRedeemed')
+        out.push({ amount: d.args.amount as bigint, fee: d.args.fee as bigint })
     } catch {}
   }
   return out
 }
 
-async function earnings (ctx: ChainContext, operator: string): Promise<{ net: bigint, fee: bigint, count: number }> {
+async function earnings(
+  ctx: ChainContext,
+  operator: string
+): Promise<{ net: bigint; fee: bigint; count: number }> {
   const escrow = ctx.contracts.escrow
-  const logs = await escrow.queryFilter(escrow.filters.VoucherRedeemed(null, getAddress(operator)), ctx.deployment.startBlock ?? 0)
-  let net = 0n; let fee = 0n
+  const logs = await escrow.queryFilter(
+    escrow.filters.VoucherRedeemed(null, getAddress(operator)),
+    ctx.deployment.startBlock ?? 0
+  )
+  let net = 0n
+  let fee = 0n
   for (const l of logs) {
-    const a = (l as unknown as { args: { amount: bigint, fee: bigint } }).args
-    net += a.amount - a.fee; fee += a.fee
+    const a = (l as unknown as { args: { amount: bigint; fee: bigint } }).args
+    net += a.amount - a.fee
+    fee += a.fee
   }
   return { net, fee, count: logs.length }
 }

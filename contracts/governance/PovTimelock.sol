@@ -6,7 +6,10 @@ import {TimelockController} from "@openzeppelin/contracts/governance/TimelockCon
 /// @title PovTimelock — the TimelockController that owns every protocol parameter.
 /// @dev A plain OpenZeppelin TimelockController; the Governor is its proposer and canceller.
 contract PovTimelock is TimelockController {
-    constructor(uint256 minDelay, address[] memory proposers, address[] memory executors, address admin)
-        TimelockController(minDelay, proposers, executors, admin)
-    {}
+    constructor(
+        uint256 minDelay,
+        address[] memory proposers,
+        address[] memory executors,
+        address admin
+    ) TimelockController(minDelay, proposers, executors, admin) {}
 }

@@ -44,7 +44,13 @@ interface IExpertRegistry {
     event StakeAdded(address indexed operator, uint256 amount, uint256 stake);
     event UnbondingStarted(address indexed operator, uint256 stake, uint64 withdrawableAt);
     event StakeWithdrawn(address indexed operator, uint256 amount);
-    event Slashed(address indexed operator, uint256 amount, uint256 remainingStake, address treasury, string reason);
+    event Slashed(
+        address indexed operator,
+        uint256 amount,
+        uint256 remainingStake,
+        address treasury,
+        string reason
+    );
     event MinStakeSet(uint256 oldValue, uint256 newValue);
     event UnbondingPeriodSet(uint64 oldValue, uint64 newValue);
     event TreasurySet(address oldValue, address newValue);
@@ -131,7 +137,10 @@ interface IExpertRegistry {
     /// @notice The message the PeerId's key signs to bind it to `operator` on this chain and
     /// registry: keccak256(abi.encode(keccak256("pov.peer-binding.v1"), chainid, registry,
     /// operator, keccak256(peerId))). The 32 bytes are signed as-is by the libp2p key.
-    function bindingMessage(address operator, bytes calldata peerId) external view returns (bytes32);
+    function bindingMessage(
+        address operator,
+        bytes calldata peerId
+    ) external view returns (bytes32);
 
     /// @notice Whether `operator` is registered, not unbonding, staked ≥ minimum, on an approved model.
     function isActive(address operator) external view returns (bool);
@@ -147,10 +156,13 @@ interface IExpertRegistry {
 
     /// @notice A deterministic stake-weighted sample without replacement of up to `k` active
     /// nodes serving (`modelId`, `shard`) at a price ≤ `maxPrice`, driven by `seed`.
-    function selectNodes(bytes32 modelId, uint32 shard, bytes32 seed, uint256 maxPrice, uint256 k)
-        external
-        view
-        returns (NodeView[] memory);
+    function selectNodes(
+        bytes32 modelId,
+        uint32 shard,
+        bytes32 seed,
+        uint256 maxPrice,
+        uint256 k
+    ) external view returns (NodeView[] memory);
 
     function token() external view returns (address);
     function models() external view returns (address);

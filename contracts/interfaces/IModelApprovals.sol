@@ -14,7 +14,12 @@ interface IModelApprovals {
     }
 
     event ModelApproved(
-        bytes32 indexed modelId, string name, uint16 layers, uint16 experts, uint16 shardCount, string uri
+        bytes32 indexed modelId,
+        string name,
+        uint16 layers,
+        uint16 experts,
+        uint16 shardCount,
+        string uri
     );
     event ModelRevoked(bytes32 indexed modelId);
 

@@ -53,7 +53,12 @@ interface IPovEscrow {
 
     error EscrowZeroAmount();
     error EscrowInvalidSignature(address payer, address recovered);
-    error EscrowStaleVoucher(address payer, address payee, uint256 cumulativeAmount, uint256 alreadyPaid);
+    error EscrowStaleVoucher(
+        address payer,
+        address payee,
+        uint256 cumulativeAmount,
+        uint256 alreadyPaid
+    );
     error EscrowInsufficientDeposit(address payer, uint256 owed, uint256 deposit);
     error EscrowNotUnlocking(address payer);
     error EscrowAlreadyUnlocking(address payer, uint64 unlockAt);
@@ -69,7 +74,13 @@ interface IPovEscrow {
     function deposit(uint256 amount) external;
 
     /// @notice Same as {deposit}, approving with an ERC-2612 permit first. Emits {Deposited}.
-    function depositWithPermit(uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s) external;
+    function depositWithPermit(
+        uint256 amount,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external;
 
     /// @notice Starts the unlock period; payees can still redeem until the caller withdraws.
     /// Requirements: a non-zero deposit; not already unlocking. Emits {UnlockStarted}.
@@ -131,7 +142,9 @@ interface IPovEscrow {
 
     /// @notice `payee`'s earnings: total credited by redemptions (net of fee), total withdrawn,
     /// and whether its earnings record exists (opened or ever credited).
-    function earningsOf(address payee) external view returns (uint256 earned, uint256 withdrawn, bool open);
+    function earningsOf(
+        address payee
+    ) external view returns (uint256 earned, uint256 withdrawn, bool open);
 
     /// @notice What {withdrawEarnings} would send `payee` now: earned − withdrawn.
     function pendingEarnings(address payee) external view returns (uint256);

@@ -25,10 +25,24 @@ import { createHash } from 'node:crypto'
 import { readMixtralConfig, type MixtralConfig } from '../config.js'
 import { CheckpointReader, type SafeDtype } from '../safetensors.js'
 import { DT, type DataType, type ExternalRef } from '../onnx/builder.js'
-import { buildExpertModel, buildQuantExpertModel, EXPERT_INPUT, EXPERT_OUTPUT, type Quant } from '../onnx/expert.js'
 import {
-  BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST_FILE, canonicalJson, computeModelId, defaultShards, expertArtifactPath, sha256File,
-  type ArtifactEntry, type BundleManifest
+  buildExpertModel,
+  buildQuantExpertModel,
+  EXPERT_INPUT,
+  EXPERT_OUTPUT,
+  type Quant
+} from '../onnx/expert.js'
+import {
+  BUNDLE_FORMAT,
+  BUNDLE_FORMAT_VERSION,
+  MANIFEST_FILE,
+  canonicalJson,
+  computeModelId,
+  defaultShards,
+  expertArtifactPath,
+  sha256File,
+  type ArtifactEntry,
+  type BundleManifest
 } from './manifest.js'
 
 export interface ProgressEvent {
@@ -85,25 +99,37 @@ export class ConvertError extends Error {
   override name = 'ConvertError'
 }
 
-async function exists (p: string): Promise<boolean> {
-  try { await stat(p); return true } catch { return false }
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p)
+    return true
+  } catch {
+    return false
+  }
 }
 
-async function prepareDir (bundleDir: string, force: boolean): Promise<void> {
+async function prepareDir(bundleDir: string, force: boolean): Promise<void> {
   if (await exists(bundleDir)) {
     const entries = await readdir(bundleDir)
     if (entries.length > 0) {
-      if (!entries.includes(MANIFEST_FILE)) throw new ConvertError(`${bundleDir} exists and is not empty (and is not a bundle): choose an empty or new directory`)
-      if (!force) throw new ConvertError(`${bundleDir} already holds a bundle: pass --force to replace it`)
+      if (!entries.includes(MANIFEST_FILE))
+        throw new ConvertError(
+          `${bundleDir} exists and is not empty (and is not a bundle): choose an empty or new directory`
+        )
+      if (!force)
+        throw new ConvertError(`${bundleDir} already holds a bundle: pass --force to replace it`)
       await rm(bundleDir, { recursive: true })
     }
   }
   await mkdir(bundleDir, { recursive: true })
 }
 
-async function placeFile (src: string, dst: string, mode: 'hardlink' | 'copy'): Promise<void> {
+async function placeFile(src: string, dst: string, mode: 'hardlink' | 'copy'): Promise<void> {
   if (mode === 'hardlink') {
-    try { await link(src, dst); return } catch (err) {
+    try {
+      await link(src, dst)
+      return
+    } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EMLINK') throw err
     }
@@ -112,11 +138,16 @@ async function placeFile (src: string, dst: string, mode: 'hardlink' | 'copy'): 
 }
 
 /** Converts the HF checkpoint in `hfDir` into a bundle in `bundleDir`; returns the manifest. */
-export async function convertCheckpoint (hfDirIn: string, bundleDirIn: string, opts: ConvertOptions = {}): Promise<BundleManifest> {
+export async function convertCheckpoint(
+  hfDirIn: string,
+  bundleDirIn: string,
+  opts: ConvertOptions = {}
+): Promise<BundleManifest> {
   const hfDir = resolve(hfDirIn)
   const bundleDir = resolve(bundleDirIn)
   const quant = opts.quant ?? 'none'
-  if (!['none', 'int8', 'int4'].includes(quant)) throw new ConvertError(`unknown quantisation "${quant}" (none|int8|int4)`)
+  if (!['none', 'int8', 'int4'].includes(quant))
+    throw new ConvertError(`unknown quantisation "${quant}" (none|int8|int4)`)
   const config = await readMixtralConfig(hfDir)
   const reader = await CheckpointReader.open(hfDir)
   try {
@@ -133,9 +164,23 @@ export async function convertCheckpoint (hfDirIn: string, bundleDirIn: string, o
         await mkdir(join(bundleDir, 'weights'), { recursive: true })
         await placeFile(info.file, join(bundleDir, location), opts.link ?? 'hardlink')
       }
-      return { location, offset: info.byteOffset, length: info.byteLength, dtype: info.dtype, onnxType: ONNX_TYPE[info.dtype], shape: info.shape }
+      return {
+        location,
+        offset: info.byteOffset,
+        length: info.byteLength,
+        dtype: info.dtype,
+        onnxType: ONNX_TYPE[info.dtype],
+        shape: info.shape
+      }
     }
-    const ctx: ArtifactContext = { reader, config, bundleDir, quant, onProgress: progress, weightRef }
+    const ctx: ArtifactContext = {
+      reader,
+      config,
+      bundleDir,
+      quant,
+      onProgress: progress,
+      weightRef
+    }
 
     // Side files: config + tokenizer, byte for byte.
     await placeSideFiles(hfDir, bundleDir, artifacts)
@@ -153,7 +198,9 @@ export async function convertCheckpoint (hfDirIn: string, bundleDirIn: string, o
         for (const w of ['w1', 'w2', 'w3'] as const) {
           const info = reader.info(`${p}.${w}.weight`)
           if (info.shape.join(',') !== shapes[w].join(',')) {
-            throw new ConvertError(`${info.file}: tensor "${info.name}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(shapes[w])} from config.json`)
+            throw new ConvertError(
+              `${info.file}: tensor "${info.name}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(shapes[w])} from config.json`
+            )
           }
           dtype ??= info.dtype
         }
@@ -167,8 +214,15 @@ export async function convertCheckpoint (hfDirIn: string, bundleDirIn: string, o
             w3: await weightRef(`${p}.w3.weight`)
           }
           for (const r of Object.values(refs)) dependsOn.add(r.location)
-          const src = (r: WeightRef) => ({ dtype: r.onnxType, ref: { location: r.location, offset: r.offset, length: r.length } })
-          bytes = buildExpertModel(dims, { w1: src(refs.w1), w2: src(refs.w2), w3: src(refs.w3) }, meta)
+          const src = (r: WeightRef) => ({
+            dtype: r.onnxType,
+            ref: { location: r.location, offset: r.offset, length: r.length }
+          })
+          bytes = buildExpertModel(
+            dims,
+            { w1: src(refs.w1), w2: src(refs.w2), w3: src(refs.w3) },
+            meta
+          )
         } else {
           const w = {
             w1: await reader.readFloat32(`${p}.w1.weight`, [F, D]),
@@ -180,7 +234,14 @@ export async function convertCheckpoint (hfDirIn: string, bundleDirIn: string, o
         const path = expertArtifactPath(l, e)
         await mkdir(join(bundleDir, path, '..'), { recursive: true })
         await writeFile(join(bundleDir, path), bytes)
-        const entry: ArtifactEntry = { path, kind: 'expert', layer: l, expert: e, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.byteLength }
+        const entry: ArtifactEntry = {
+          path,
+          kind: 'expert',
+          layer: l,
+          expert: e,
+          sha256: createHash('sha256').update(bytes).digest('hex'),
+          size: bytes.byteLength
+        }
         if (dependsOn.size > 0) entry.dependsOn = [...dependsOn].sort()
         artifacts.push(entry)
         progress?.({ stage: 'experts', done: ++done, total })
@@ -194,15 +255,20 @@ export async function convertCheckpoint (hfDirIn: string, bundleDirIn: string, o
     // Linked checkpoint files (by now every builder has asked for what it needs): hash them.
     const names = [...linked].sort()
     let hashed = 0
-    const totalBytes = (await Promise.all(names.map(async (n) => (await stat(join(bundleDir, 'weights', n))).size))).reduce((a, b) => a + b, 0)
+    const totalBytes = (
+      await Promise.all(names.map(async (n) => (await stat(join(bundleDir, 'weights', n))).size))
+    ).reduce((a, b) => a + b, 0)
     for (const n of names) {
       const path = `weights/${n}`
-      const { sha256, size } = await sha256File(join(bundleDir, path), (b) => { hashed += b; progress?.({ stage: 'hash', done: hashed, total: totalBytes }) })
+      const { sha256, size } = await sha256File(join(bundleDir, path), (b) => {
+        hashed += b
+        progress?.({ stage: 'hash', done: hashed, total: totalBytes })
+      })
       artifacts.push({ path, kind: 'weights', sha256, size })
     }
 
     checkArtifacts(bundleDir, artifacts)
-    artifacts.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
+    artifacts.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
     const body: Omit<BundleManifest, 'modelId'> = {
       format: BUNDLE_FORMAT,
       formatVersion: BUNDLE_FORMAT_VERSION,
@@ -215,7 +281,10 @@ export async function convertCheckpoint (hfDirIn: string, bundleDirIn: string, o
       shards: defaultShards(L, E)
     }
     // Round-trip through canonical JSON so the manifest holds exactly what was hashed.
-    const manifest: BundleManifest = { ...JSON.parse(canonicalJson(body)), modelId: computeModelId(body) }
+    const manifest: BundleManifest = {
+      ...JSON.parse(canonicalJson(body)),
+      modelId: computeModelId(body)
+    }
     await writeFile(join(bundleDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n')
     return manifest
   } finally {
@@ -223,12 +292,20 @@ export async function convertCheckpoint (hfDirIn: string, bundleDirIn: string, o
   }
 }
 
-async function placeSideFiles (hfDir: string, bundleDir: string, artifacts: ArtifactEntry[]): Promise<void> {
-  const files = [['config.json', 'config'], ...SIDE_FILES.map((f) => [f, f === 'generation_config.json' ? 'config' : 'tokenizer'])]
+async function placeSideFiles(
+  hfDir: string,
+  bundleDir: string,
+  artifacts: ArtifactEntry[]
+): Promise<void> {
+  const files = [
+    ['config.json', 'config'],
+    ...SIDE_FILES.map((f) => [f, f === 'generation_config.json' ? 'config' : 'tokenizer'])
+  ]
   for (const [f, kind] of files) {
     const src = join(hfDir, f)
-    if (!await exists(src)) {
-      if (f === 'tokenizer.json') throw new ConvertError(`${src} is missing: the bundle needs the model's tokenizer`)
+    if (!(await exists(src))) {
+      if (f === 'tokenizer.json')
+        throw new ConvertError(`${src} is missing: the bundle needs the model's tokenizer`)
       continue
     }
     await copyFile(src, join(bundleDir, f))
@@ -237,15 +314,23 @@ async function placeSideFiles (hfDir: string, bundleDir: string, artifacts: Arti
   }
 }
 
-function checkArtifacts (bundleDir: string, artifacts: ArtifactEntry[]): void {
+function checkArtifacts(bundleDir: string, artifacts: ArtifactEntry[]): void {
   const seen = new Set<string>()
   for (const a of artifacts) {
     const full = join(bundleDir, a.path)
-    if (a.path.includes('\\') || relative(bundleDir, full).startsWith('..') || full === bundleDir || !full.startsWith(bundleDir.replace(/\/$/, '') + sep)) {
-      throw new ConvertError(`artifact path "${a.path}" must be a relative POSIX path inside the bundle`)
+    if (
+      a.path.includes('\\') ||
+      relative(bundleDir, full).startsWith('..') ||
+      full === bundleDir ||
+      !full.startsWith(bundleDir.replace(/\/$/, '') + sep)
+    ) {
+      throw new ConvertError(
+        `artifact path "${a.path}" must be a relative POSIX path inside the bundle`
+      )
     }
     if (seen.has(a.path)) throw new ConvertError(`artifact "${a.path}" listed twice`)
-    if (!/^[0-9a-f]{64}$/.test(a.sha256)) throw new ConvertError(`artifact "${a.path}": sha256 must be 64 lowercase hex digits`)
+    if (!/^[0-9a-f]{64}$/.test(a.sha256))
+      throw new ConvertError(`artifact "${a.path}": sha256 must be 64 lowercase hex digits`)
     seen.add(a.path)
   }
 }

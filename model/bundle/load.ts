@@ -4,7 +4,15 @@
 import { readFile } from 'node:fs/promises'
 import { join, resolve, sep } from 'node:path'
 import { parseMixtralConfig, toHfConfigJson, type MixtralConfig } from '../config.js'
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST_FILE, computeModelId, sha256File, type ArtifactEntry, type BundleManifest } from './manifest.js'
+import {
+  BUNDLE_FORMAT,
+  BUNDLE_FORMAT_VERSION,
+  MANIFEST_FILE,
+  computeModelId,
+  sha256File,
+  type ArtifactEntry,
+  type BundleManifest
+} from './manifest.js'
 
 export class BundleError extends Error {
   override name = 'BundleError'
@@ -28,7 +36,7 @@ export interface LoadBundleOptions {
   verify?: 'eager' | 'lazy' | 'none'
 }
 
-export async function loadBundle (dirIn: string, opts: LoadBundleOptions = {}): Promise<Bundle> {
+export async function loadBundle(dirIn: string, opts: LoadBundleOptions = {}): Promise<Bundle> {
   const dir = resolve(dirIn)
   const path = join(dir, MANIFEST_FILE)
   let manifest: BundleManifest
@@ -37,16 +45,30 @@ export async function loadBundle (dirIn: string, opts: LoadBundleOptions = {}): 
   } catch (err) {
     throw new BundleError(`${path}: cannot read the bundle manifest: ${(err as Error).message}`)
   }
-  if (manifest?.format !== BUNDLE_FORMAT) throw new BundleError(`${path}: not a pov model bundle (format ${JSON.stringify(manifest?.format)})`)
-  if (manifest.formatVersion !== BUNDLE_FORMAT_VERSION) throw new BundleError(`${path}: bundle format version ${manifest.formatVersion} is not supported (expected ${BUNDLE_FORMAT_VERSION}); re-run pov model convert`)
+  if (manifest?.format !== BUNDLE_FORMAT)
+    throw new BundleError(
+      `${path}: not a pov model bundle (format ${JSON.stringify(manifest?.format)})`
+    )
+  if (manifest.formatVersion !== BUNDLE_FORMAT_VERSION)
+    throw new BundleError(
+      `${path}: bundle format version ${manifest.formatVersion} is not supported (expected ${BUNDLE_FORMAT_VERSION}); re-run pov model convert`
+    )
   const want = computeModelId(manifest)
-  if (manifest.modelId !== want) throw new BundleError(`${path}: modelId ${manifest.modelId} does not match the manifest's contents (${want}): the manifest was edited`)
+  if (manifest.modelId !== want)
+    throw new BundleError(
+      `${path}: modelId ${manifest.modelId} does not match the manifest's contents (${want}): the manifest was edited`
+    )
   let config: MixtralConfig
-  try { config = parseMixtralConfig(toHfConfigJson(manifest.config)) } catch (err) { throw new BundleError(`${path}: invalid config: ${(err as Error).message}`) }
+  try {
+    config = parseMixtralConfig(toHfConfigJson(manifest.config))
+  } catch (err) {
+    throw new BundleError(`${path}: invalid config: ${(err as Error).message}`)
+  }
   const byPath = new Map<string, ArtifactEntry>()
   for (const a of manifest.artifacts) {
     const full = join(dir, a.path)
-    if (!full.startsWith(dir + sep)) throw new BundleError(`${path}: artifact path "${a.path}" escapes the bundle directory`)
+    if (!full.startsWith(dir + sep))
+      throw new BundleError(`${path}: artifact path "${a.path}" escapes the bundle directory`)
     byPath.set(a.path, a)
   }
   const verified = new Map<string, Promise<void>>()
@@ -57,10 +79,20 @@ export async function loadBundle (dirIn: string, opts: LoadBundleOptions = {}): 
   }
   const verifyOne = async (a: ArtifactEntry): Promise<void> => {
     const file = join(dir, a.path)
-    let got: { sha256: string, size: number }
-    try { got = await sha256File(file) } catch (err) { throw new BundleError(`${file}: missing or unreadable artifact: ${(err as Error).message}`) }
-    if (got.size !== a.size) throw new BundleError(`${file}: size ${got.size} bytes, the manifest says ${a.size}: the bundle is corrupt or incomplete`)
-    if (got.sha256 !== a.sha256) throw new BundleError(`${file}: sha256 ${got.sha256} does not match the manifest (${a.sha256}): the bundle is corrupt or was modified`)
+    let got: { sha256: string; size: number }
+    try {
+      got = await sha256File(file)
+    } catch (err) {
+      throw new BundleError(`${file}: missing or unreadable artifact: ${(err as Error).message}`)
+    }
+    if (got.size !== a.size)
+      throw new BundleError(
+        `${file}: size ${got.size} bytes, the manifest says ${a.size}: the bundle is corrupt or incomplete`
+      )
+    if (got.sha256 !== a.sha256)
+      throw new BundleError(
+        `${file}: sha256 ${got.sha256} does not match the manifest (${a.sha256}): the bundle is corrupt or was modified`
+      )
   }
   const verify = async (paths: string[]): Promise<void> => {
     const all = new Set<string>()
@@ -70,19 +102,30 @@ export async function loadBundle (dirIn: string, opts: LoadBundleOptions = {}): 
       for (const d of artifact(p).dependsOn ?? []) add(d)
     }
     paths.forEach(add)
-    await Promise.all([...all].map(async (p) => {
-      let v = verified.get(p)
-      if (v == null) {
-        v = verifyOne(artifact(p))
-        verified.set(p, v)
-        v.catch(() => verified.delete(p))
-      }
-      await v
-    }))
+    await Promise.all(
+      [...all].map(async (p) => {
+        let v = verified.get(p)
+        if (v == null) {
+          v = verifyOne(artifact(p))
+          verified.set(p, v)
+          v.catch(() => verified.delete(p))
+        }
+        await v
+      })
+    )
   }
-  const bundle: Bundle = { dir, manifest, modelId: manifest.modelId, config, artifact, resolve: (p) => join(dir, artifact(p).path), verify }
+  const bundle: Bundle = {
+    dir,
+    manifest,
+    modelId: manifest.modelId,
+    config,
+    artifact,
+    resolve: (p) => join(dir, artifact(p).path),
+    verify
+  }
   const mode = opts.verify ?? 'eager'
   if (mode === 'eager') await verify(manifest.artifacts.map((a) => a.path))
-  else if (mode === 'none') for (const a of manifest.artifacts) verified.set(a.path, Promise.resolve())
+  else if (mode === 'none')
+    for (const a of manifest.artifacts) verified.set(a.path, Promise.resolve())
   return bundle
 }

@@ -43,42 +43,54 @@ export interface BundleManifest {
   dtype: string
   quant: Quant
   /** Names of the expert graphs' input and output. */
-  expertIo: { input: string, output: string }
+  expertIo: { input: string; output: string }
   artifacts: ArtifactEntry[]
   shards: ShardSpec[]
   modelId: string
 }
 
 /** JSON with keys sorted at every level and no whitespace. */
-export function canonicalJson (v: unknown): string {
+export function canonicalJson(v: unknown): string {
   if (v === null || typeof v !== 'object') {
-    if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`canonicalJson: non-finite number ${v}`)
+    if (typeof v === 'number' && !Number.isFinite(v))
+      throw new Error(`canonicalJson: non-finite number ${v}`)
     return JSON.stringify(v)
   }
-  if (Array.isArray(v)) return `[${v.map((x) => canonicalJson(x === undefined ? null : x)).join(',')}]`
+  if (Array.isArray(v))
+    return `[${v.map((x) => canonicalJson(x === undefined ? null : x)).join(',')}]`
   const o = v as Record<string, unknown>
-  return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`
+  return `{${Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+    .join(',')}}`
 }
 
-export function computeModelId (m: Omit<BundleManifest, 'modelId'> & { modelId?: string }): string {
+export function computeModelId(m: Omit<BundleManifest, 'modelId'> & { modelId?: string }): string {
   const { modelId: _omit, ...rest } = m
   return '0x' + createHash('sha256').update(canonicalJson(rest)).digest('hex')
 }
 
 /** The default layout: shard j = expert j in every layer (DESIGN.md). */
-export function defaultShards (numLayers: number, numExperts: number): ShardSpec[] {
-  return Array.from({ length: numExperts }, (_, j) => ({ id: j, experts: Array.from({ length: numLayers }, (_, l): [number, number] => [l, j]) }))
+export function defaultShards(numLayers: number, numExperts: number): ShardSpec[] {
+  return Array.from({ length: numExperts }, (_, j) => ({
+    id: j,
+    experts: Array.from({ length: numLayers }, (_, l): [number, number] => [l, j])
+  }))
 }
 
 /**
  * Expert graphs sit at the bundle root because ORT only follows external-data locations that are
  * relative and inside the .onnx file's own directory: from the root they can point into weights/.
  */
-export function expertArtifactPath (layer: number, expert: number): string {
+export function expertArtifactPath(layer: number, expert: number): string {
   return `expert-l${String(layer).padStart(3, '0')}-e${String(expert).padStart(3, '0')}.onnx`
 }
 
-export async function sha256File (path: string, onBytes?: (n: number) => void): Promise<{ sha256: string, size: number }> {
+export async function sha256File(
+  path: string,
+  onBytes?: (n: number) => void
+): Promise<{ sha256: string; size: number }> {
   const h = createHash('sha256')
   let size = 0
   for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) {

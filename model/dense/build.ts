@@ -12,7 +12,7 @@ import { buildEmbedGraph, buildHeadGraph, buildLayerGraph, type RawWeight } from
 export const DENSE_DIR = 'dense'
 export const denseEmbedPath = `${DENSE_DIR}/embed.onnx`
 export const denseHeadPath = `${DENSE_DIR}/head.onnx`
-export function denseLayerPath (layer: number): string {
+export function denseLayerPath(layer: number): string {
   return `${DENSE_DIR}/layer_${String(layer).padStart(3, '0')}.onnx`
 }
 
@@ -31,25 +31,36 @@ export interface DenseBuildContext {
   reader: CheckpointReader
   config: MixtralConfig
   bundleDir: string
-  onProgress?: (event: { stage: string, done: number, total: number }) => void
+  onProgress?: (event: { stage: string; done: number; total: number }) => void
 }
 
-async function raw (reader: CheckpointReader, name: string, shape: number[]): Promise<RawWeight> {
+async function raw(reader: CheckpointReader, name: string, shape: number[]): Promise<RawWeight> {
   const { info, bytes } = await reader.readRaw(name, shape)
   return { dtype: info.dtype, shape: info.shape, bytes }
 }
 
 /** Writes the dense graphs of the checkpoint into `<bundleDir>/dense/` and returns their entries. */
-export async function buildDenseArtifacts (ctx: DenseBuildContext): Promise<DenseArtifactEntry[]> {
+export async function buildDenseArtifacts(ctx: DenseBuildContext): Promise<DenseArtifactEntry[]> {
   const { reader, config: c, bundleDir } = ctx
   const H = c.hiddenSize
   const total = c.numLayers + 2
   let done = 0
   const entries: DenseArtifactEntry[] = []
   await mkdir(join(bundleDir, DENSE_DIR), { recursive: true })
-  const emit = async (path: string, bytes: Uint8Array, role: DenseArtifactEntry['role'], layer?: number): Promise<void> => {
+  const emit = async (
+    path: string,
+    bytes: Uint8Array,
+    role: DenseArtifactEntry['role'],
+    layer?: number
+  ): Promise<void> => {
     await writeFile(join(bundleDir, path), bytes)
-    const entry: DenseArtifactEntry = { path, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.byteLength, kind: 'dense', role }
+    const entry: DenseArtifactEntry = {
+      path,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      size: bytes.byteLength,
+      kind: 'dense',
+      role
+    }
     if (layer !== undefined) entry.layer = layer
     entries.push(entry)
     ctx.onProgress?.({ stage: 'dense', done: ++done, total })
@@ -75,8 +86,17 @@ export async function buildDenseArtifacts (ctx: DenseBuildContext): Promise<Dens
   }
 
   // tie_word_embeddings: HF checkpoints then usually omit lm_head.weight; use the embedding table.
-  const lmHead = reader.has('lm_head.weight') ? await raw(reader, 'lm_head.weight', [c.vocabSize, H]) : c.tieWordEmbeddings ? embed : null
-  if (lmHead == null) throw new Error('checkpoint has no lm_head.weight and tie_word_embeddings is false')
-  await emit(denseHeadPath, buildHeadGraph(c, await raw(reader, 'model.norm.weight', [H]), lmHead), 'head')
+  const lmHead = reader.has('lm_head.weight')
+    ? await raw(reader, 'lm_head.weight', [c.vocabSize, H])
+    : c.tieWordEmbeddings
+      ? embed
+      : null
+  if (lmHead == null)
+    throw new Error('checkpoint has no lm_head.weight and tie_word_embeddings is false')
+  await emit(
+    denseHeadPath,
+    buildHeadGraph(c, await raw(reader, 'model.norm.weight', [H]), lmHead),
+    'head'
+  )
   return entries
 }

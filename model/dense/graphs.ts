@@ -19,33 +19,37 @@ export interface RawWeight {
   bytes: Uint8Array
 }
 
-const ONNX_TYPE: Record<RawWeight['dtype'], DataType> = { BF16: DT.BFLOAT16, F16: DT.FLOAT16, F32: DT.FLOAT }
+const ONNX_TYPE: Record<RawWeight['dtype'], DataType> = {
+  BF16: DT.BFLOAT16,
+  F16: DT.FLOAT16,
+  F32: DT.FLOAT
+}
 
 /** Adds the weight as an initializer and returns the name of its fp32 view. */
-function weight (g: GraphBuilder, name: string, w: RawWeight): string {
+function weight(g: GraphBuilder, name: string, w: RawWeight): string {
   g.initializer(name, ONNX_TYPE[w.dtype], w.shape, w.bytes)
   return w.dtype === 'F32' ? name : g.o('Cast', [name], { to: DT.FLOAT })
 }
 
-function rmsNorm (g: GraphBuilder, x: string, w: string, eps: number, out?: string): string {
+function rmsNorm(g: GraphBuilder, x: string, w: string, eps: number, out?: string): string {
   const sq = g.o('Mul', [x, x])
   const ms = g.o('ReduceMean', [sq, g.constInt64([-1])], { keepdims: 1 })
   const rs = g.o('Sqrt', [g.o('Add', [ms, g.constFloat([eps], [])])])
   return g.o('Mul', [g.o('Div', [x, rs]), w], {}, out)
 }
 
-function linear (g: GraphBuilder, x: string, w: string, out?: string): string {
+function linear(g: GraphBuilder, x: string, w: string, out?: string): string {
   return g.o('Gemm', [x, w], { transB: 1 }, out)
 }
 
 /** HF rotate_half RoPE: x·cos + cat(-x2, x1)·sin, x [heads, T, D], cos/sin [T, D]. */
-function rope (g: GraphBuilder, x: string, cos: string, sin: string, half: number): string {
+function rope(g: GraphBuilder, x: string, cos: string, sin: string, half: number): string {
   const [x1, x2] = g.op('Split', [x, g.constInt64([half, half])], { axis: -1 }, 2)
   const rot = g.o('Concat', [g.o('Neg', [x2]), x1], { axis: -1 })
   return g.o('Add', [g.o('Mul', [x, cos]), g.o('Mul', [rot, sin])])
 }
 
-export function buildEmbedGraph (c: MixtralConfig, embed: RawWeight): Uint8Array {
+export function buildEmbedGraph(c: MixtralConfig, embed: RawWeight): Uint8Array {
   const g = new GraphBuilder('pov_dense_embed')
   const ids = g.input('input_ids', DT.INT64, ['T'])
   const w = ONNX_TYPE[embed.dtype]
@@ -68,7 +72,7 @@ export interface LayerWeightsRaw {
   gate: RawWeight
 }
 
-export function buildLayerGraph (c: MixtralConfig, layer: number, w: LayerWeightsRaw): Uint8Array {
+export function buildLayerGraph(c: MixtralConfig, layer: number, w: LayerWeightsRaw): Uint8Array {
   const g = new GraphBuilder(`pov_dense_layer_${layer}`)
   const H = c.hiddenSize
   const D = c.headDim
@@ -104,16 +108,28 @@ export function buildLayerGraph (c: MixtralConfig, layer: number, w: LayerWeight
 
   // GQA without repeat_kv: query head h uses kv head floor(h / group), so [Nq, T, D] viewed as
   // [Nkv, group·T, D] lines every query row up with its kv head.
-  const qs = g.o('Reshape', [g.o('Mul', [qr, g.constFloat([1 / Math.sqrt(D)], [])]), g.constInt64([Nkv, -1, D])])
+  const qs = g.o('Reshape', [
+    g.o('Mul', [qr, g.constFloat([1 / Math.sqrt(D)], [])]),
+    g.constInt64([Nkv, -1, D])
+  ])
   const scores = g.o('MatMul', [qs, g.o('Transpose', [presentK], { perm: [0, 2, 1] })])
   const masked = g.o('Add', [g.o('Reshape', [scores, g.constInt64([Nq, -1, 0])]), bias])
   const probs = g.o('Reshape', [g.o('Softmax', [masked], { axis: -1 }), g.constInt64([Nkv, -1, 0])])
   const ctx = g.o('Reshape', [g.o('MatMul', [probs, presentV]), g.constInt64([Nq, -1, D])])
-  const merged = g.o('Reshape', [g.o('Transpose', [ctx], { perm: [1, 0, 2] }), g.constInt64([0, -1])])
+  const merged = g.o('Reshape', [
+    g.o('Transpose', [ctx], { perm: [1, 0, 2] }),
+    g.constInt64([0, -1])
+  ])
   const attnOut = linear(g, merged, weight(g, 'o_proj', w.o))
   const h1 = g.o('Add', [hidden, attnOut], {}, 'hidden_out')
 
-  const moeIn = rmsNorm(g, h1, weight(g, 'post_attention_layernorm', w.postNorm), c.rmsNormEps, 'moe_in')
+  const moeIn = rmsNorm(
+    g,
+    h1,
+    weight(g, 'post_attention_layernorm', w.postNorm),
+    c.rmsNormEps,
+    'moe_in'
+  )
   linear(g, moeIn, weight(g, 'gate', w.gate), 'router_logits')
 
   g.output('hidden_out', DT.FLOAT, ['T', H])
@@ -124,7 +140,7 @@ export function buildLayerGraph (c: MixtralConfig, layer: number, w: LayerWeight
   return g.encode()
 }
 
-export function buildHeadGraph (c: MixtralConfig, norm: RawWeight, lmHead: RawWeight): Uint8Array {
+export function buildHeadGraph(c: MixtralConfig, norm: RawWeight, lmHead: RawWeight): Uint8Array {
   const g = new GraphBuilder('pov_dense_head')
   const hidden = g.input('hidden', DT.FLOAT, ['T', c.hiddenSize])
   const hn = rmsNorm(g, hidden, weight(g, 'norm', norm), c.rmsNormEps)

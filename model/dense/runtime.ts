@@ -47,13 +47,18 @@ interface LayerCache {
 export class KvCache {
   readonly layers: LayerCache[]
 
-  constructor (readonly config: MixtralConfig) {
-    const empty = (): ort.Tensor => new ort.Tensor('float32', new Float32Array(0), [config.numKvHeads, 0, config.headDim])
-    this.layers = Array.from({ length: config.numLayers }, () => ({ k: empty(), v: empty(), positions: [] }))
+  constructor(readonly config: MixtralConfig) {
+    const empty = (): ort.Tensor =>
+      new ort.Tensor('float32', new Float32Array(0), [config.numKvHeads, 0, config.headDim])
+    this.layers = Array.from({ length: config.numLayers }, () => ({
+      k: empty(),
+      v: empty(),
+      positions: []
+    }))
   }
 
   /** Number of keys held in layer 0 (with a sliding window, older keys are dropped). */
-  get length (): number {
+  get length(): number {
     return this.layers[0].positions.length
   }
 }
@@ -62,19 +67,28 @@ export interface DenseRuntime {
   readonly config: MixtralConfig
   /** The device the sessions actually run on (after any fallback). */
   readonly device: Device
-  newCache (): KvCache
+  newCache(): KvCache
   /** ids → [T, H] */
-  embed (ids: number[]): Promise<Float32Array>
+  embed(ids: number[]): Promise<Float32Array>
   /** Runs layer `layer` on T new tokens at `positions`, appending their keys/values to `cache`. */
-  attention (layer: number, hidden: Float32Array, positions: number[], cache: KvCache): Promise<AttentionResult>
+  attention(
+    layer: number,
+    hidden: Float32Array,
+    positions: number[],
+    cache: KvCache
+  ): Promise<AttentionResult>
   /** [rows, H] → [rows, vocab] (final RMSNorm + LM head). */
-  finalLogits (hidden: Float32Array, rows: number): Promise<Float32Array>
-  close (): Promise<void>
+  finalLogits(hidden: Float32Array, rows: number): Promise<Float32Array>
+  close(): Promise<void>
 }
 
 /** Additive mask [T, S]: query at position p sees cached/new key at position k iff
  *  k <= p and (no window or p - k < window) — transformers' causal + sliding-window rule. */
-export function attentionBias (keyPositions: number[], queryPositions: number[], slidingWindow: number | null): Float32Array {
+export function attentionBias(
+  keyPositions: number[],
+  queryPositions: number[],
+  slidingWindow: number | null
+): Float32Array {
   const S = keyPositions.length
   const bias = new Float32Array(queryPositions.length * S)
   queryPositions.forEach((p, t) => {
@@ -89,7 +103,7 @@ export function attentionBias (keyPositions: number[], queryPositions: number[],
 /** Drops keys no later query can see (position <= last - window), so a long sequence keeps
  *  O(window) keys. Done only once the cache exceeds the window by a quarter, so the copy is
  *  amortised over many decode steps. */
-function trimToWindow (lc: LayerCache, window: number, lastPosition: number): void {
+function trimToWindow(lc: LayerCache, window: number, lastPosition: number): void {
   const S = lc.positions.length
   if (S <= window + Math.ceil(window / 4)) return
   let drop = 0
@@ -100,7 +114,8 @@ function trimToWindow (lc: LayerCache, window: number, lastPosition: number): vo
   const slice = (t: ort.Tensor): ort.Tensor => {
     const src = t.data as Float32Array
     const dst = new Float32Array(nkv * keep * D)
-    for (let h = 0; h < nkv; h++) dst.set(src.subarray((h * S + drop) * D, (h + 1) * S * D), h * keep * D)
+    for (let h = 0; h < nkv; h++)
+      dst.set(src.subarray((h * S + drop) * D, (h + 1) * S * D), h * keep * D)
     return new ort.Tensor('float32', dst, [nkv, keep, D])
   }
   lc.k = slice(lc.k)
@@ -108,22 +123,34 @@ function trimToWindow (lc: LayerCache, window: number, lastPosition: number): vo
   lc.positions = lc.positions.slice(drop)
 }
 
-function floatData (t: ort.Tensor): Float32Array {
+function floatData(t: ort.Tensor): Float32Array {
   return t.data as Float32Array
 }
 
-export async function loadDenseRuntime (bundle: DenseBundle, opts: DenseRuntimeOptions = {}): Promise<DenseRuntime> {
+export async function loadDenseRuntime(
+  bundle: DenseBundle,
+  opts: DenseRuntimeOptions = {}
+): Promise<DenseRuntime> {
   const c = bundle.config
   const H = c.hiddenSize
   const want = opts.device ?? 'cpu'
-  const open = async (path: string): Promise<{ session: ort.InferenceSession, device: Device }> => await createDenseSession(join(bundle.dir, path), want, opts.logger, opts.allowSpinning)
-  await bundle.verify?.([denseEmbedPath, ...Array.from({ length: c.numLayers }, (_, i) => denseLayerPath(i)), denseHeadPath])
+  const open = async (path: string): Promise<{ session: ort.InferenceSession; device: Device }> =>
+    await createDenseSession(join(bundle.dir, path), want, opts.logger, opts.allowSpinning)
+  await bundle.verify?.([
+    denseEmbedPath,
+    ...Array.from({ length: c.numLayers }, (_, i) => denseLayerPath(i)),
+    denseHeadPath
+  ])
   const embedS = await open(denseEmbedPath)
   const layerS: ort.InferenceSession[] = []
   try {
     for (let i = 0; i < c.numLayers; i++) layerS.push((await open(denseLayerPath(i))).session)
   } catch (err) {
-    await Promise.all([embedS.session, ...layerS].map(async s => { await s.release() }))
+    await Promise.all(
+      [embedS.session, ...layerS].map(async (s) => {
+        await s.release()
+      })
+    )
     throw err
   }
   const headS = await open(denseHeadPath)
@@ -134,41 +161,65 @@ export async function loadDenseRuntime (bundle: DenseBundle, opts: DenseRuntimeO
     device: embedS.device,
     newCache: () => new KvCache(c),
 
-    async embed (ids) {
+    async embed(ids) {
       for (const id of ids) {
-        if (!Number.isSafeInteger(id) || id < 0 || id >= c.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`)
+        if (!Number.isSafeInteger(id) || id < 0 || id >= c.vocabSize)
+          throw new RangeError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`)
       }
-      const out = await embedS.session.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [ids.length]) })
+      const out = await embedS.session.run({
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [ids.length])
+      })
       return floatData(out.hidden)
     },
 
-    async attention (layer, hidden, positions, cache) {
+    async attention(layer, hidden, positions, cache) {
       const T = positions.length
-      if (hidden.length !== T * H) throw new RangeError(`attention: hidden has ${hidden.length} values, expected ${T} × ${H}`)
+      if (hidden.length !== T * H)
+        throw new RangeError(`attention: hidden has ${hidden.length} values, expected ${T} × ${H}`)
       const lc = cache.layers[layer]
       const keyPositions = [...lc.positions, ...positions]
       const out = await layerS[layer].run({
         hidden: new ort.Tensor('float32', hidden, [T, H]),
         position_ids: new ort.Tensor('int64', BigInt64Array.from(positions, BigInt), [T]),
-        attn_bias: new ort.Tensor('float32', attentionBias(keyPositions, positions, c.slidingWindow), [T, keyPositions.length]),
+        attn_bias: new ort.Tensor(
+          'float32',
+          attentionBias(keyPositions, positions, c.slidingWindow),
+          [T, keyPositions.length]
+        ),
         past_k: lc.k,
         past_v: lc.v
       })
       lc.k = out.present_k
       lc.v = out.present_v
       lc.positions = keyPositions
-      if (c.slidingWindow != null) trimToWindow(lc, c.slidingWindow, positions.reduce((a, b) => Math.max(a, b), -1))
-      return { hidden: floatData(out.hidden_out), moeIn: floatData(out.moe_in), routerLogits: floatData(out.router_logits) }
+      if (c.slidingWindow != null)
+        trimToWindow(
+          lc,
+          c.slidingWindow,
+          positions.reduce((a, b) => Math.max(a, b), -1)
+        )
+      return {
+        hidden: floatData(out.hidden_out),
+        moeIn: floatData(out.moe_in),
+        routerLogits: floatData(out.router_logits)
+      }
     },
 
-    async finalLogits (hidden, rows) {
-      if (hidden.length !== rows * H) throw new RangeError(`finalLogits: hidden has ${hidden.length} values, expected ${rows} × ${H}`)
+    async finalLogits(hidden, rows) {
+      if (hidden.length !== rows * H)
+        throw new RangeError(
+          `finalLogits: hidden has ${hidden.length} values, expected ${rows} × ${H}`
+        )
       const out = await headS.session.run({ hidden: new ort.Tensor('float32', hidden, [rows, H]) })
       return floatData(out.logits)
     },
 
-    async close () {
-      await Promise.all(all.map(async s => { await s.release() }))
+    async close() {
+      await Promise.all(
+        all.map(async (s) => {
+          await s.release()
+        })
+      )
     }
   }
 }

@@ -5,7 +5,12 @@ import { createSession, type Device, type MiniLogger } from '../runtime/ort.js'
 
 export type { Device, MiniLogger }
 
-export async function createDenseSession (path: string, device: Device, logger?: MiniLogger, allowSpinning?: boolean): Promise<{ session: ort.InferenceSession, device: Device }> {
+export async function createDenseSession(
+  path: string,
+  device: Device,
+  logger?: MiniLogger,
+  allowSpinning?: boolean
+): Promise<{ session: ort.InferenceSession; device: Device }> {
   // 0 = ORT's default thread count, given explicitly: onnxruntime-node rejects an undefined value.
   const opts: Parameters<typeof createSession>[1] = { device, intraOpNumThreads: 0 }
   if (allowSpinning != null) opts.allowSpinning = allowSpinning

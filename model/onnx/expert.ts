@@ -10,10 +10,14 @@ import { quantizeInt4Blocks, quantizeInt8PerColumn } from './quant.js'
 
 export type Quant = 'none' | 'int8' | 'int4'
 
-export interface ExpertDims { hidden: number, inter: number }
+export interface ExpertDims {
+  hidden: number
+  inter: number
+}
 
 /** A weight for the 'none' graph: external bytes in `dtype`, or inline fp32 values. */
-export type WeightSource = { dtype: DataType, ref: ExternalRef } | { dtype: typeof DT.FLOAT, data: Float32Array }
+export type WeightSource =
+  { dtype: DataType; ref: ExternalRef } | { dtype: typeof DT.FLOAT; data: Float32Array }
 
 export const EXPERT_INPUT = 'x'
 export const EXPERT_OUTPUT = 'y'
@@ -22,14 +26,23 @@ export const INT4_BLOCK = 32
 /** accuracy_level 4 = int8 compute for the activations: ~5x faster on CPU than fp32 (TOOLCHAIN.md). */
 export const INT4_ACCURACY_LEVEL = 4
 
-function weightFp32 (g: GraphBuilder, name: string, dims: number[], w: WeightSource): string {
+function weightFp32(g: GraphBuilder, name: string, dims: number[], w: WeightSource): string {
   if ('data' in w) return g.initializer(name, DT.FLOAT, dims, w.data)
-  const raw = g.externalInitializer(w.dtype === DT.FLOAT ? name : `${name}_${DT[w.dtype].toLowerCase()}`, w.dtype, dims, w.ref)
+  const raw = g.externalInitializer(
+    w.dtype === DT.FLOAT ? name : `${name}_${DT[w.dtype].toLowerCase()}`,
+    w.dtype,
+    dims,
+    w.ref
+  )
   return w.dtype === DT.FLOAT ? raw : g.cast(raw, DT.FLOAT, `${name}_f32`)
 }
 
 /** fp32/f16/bf16 expert graph (quant 'none'). */
-export function buildExpertModel (d: ExpertDims, w: { w1: WeightSource, w2: WeightSource, w3: WeightSource }, meta: Record<string, string> = {}): Uint8Array {
+export function buildExpertModel(
+  d: ExpertDims,
+  w: { w1: WeightSource; w2: WeightSource; w3: WeightSource },
+  meta: Record<string, string> = {}
+): Uint8Array {
   const g = new GraphBuilder('expert')
   const x = g.input(EXPERT_INPUT, DT.FLOAT, ['rows', d.hidden])
   const w1 = weightFp32(g, 'w1', [d.inter, d.hidden], w.w1)
@@ -43,23 +56,47 @@ export function buildExpertModel (d: ExpertDims, w: { w1: WeightSource, w2: Weig
   return g.toModel({ metadata: meta })
 }
 
-function linearInt8 (g: GraphBuilder, name: string, x: string, w: Float32Array, n: number, k: number): string {
+function linearInt8(
+  g: GraphBuilder,
+  name: string,
+  x: string,
+  w: Float32Array,
+  n: number,
+  k: number
+): string {
   const { q, scale } = quantizeInt8PerColumn(w, n, k)
   const qb = g.initializer(`${name}_q`, DT.INT8, [k, n], q)
   const sc = g.initializer(`${name}_scale`, DT.FLOAT, [n], scale)
   return g.op('DynamicQuantizeMatMul', [x, qb, sc], {}, { name, domain: MS_DOMAIN })
 }
 
-function linearInt4 (g: GraphBuilder, name: string, x: string, w: Float32Array, n: number, k: number): string {
+function linearInt4(
+  g: GraphBuilder,
+  name: string,
+  x: string,
+  w: Float32Array,
+  n: number,
+  k: number
+): string {
   const { b, scales, zeroPoints, kBlocks } = quantizeInt4Blocks(w, n, k, INT4_BLOCK)
   const qb = g.initializer(`${name}_q4`, DT.UINT8, [n, kBlocks, INT4_BLOCK / 2], b)
   const sc = g.initializer(`${name}_scales`, DT.FLOAT, [n * kBlocks], scales)
   const zp = g.initializer(`${name}_zp`, DT.UINT8, [zeroPoints.length], zeroPoints)
-  return g.op('MatMulNBits', [x, qb, sc, zp], { K: k, N: n, bits: 4, block_size: INT4_BLOCK, accuracy_level: INT4_ACCURACY_LEVEL }, { name, domain: MS_DOMAIN })
+  return g.op(
+    'MatMulNBits',
+    [x, qb, sc, zp],
+    { K: k, N: n, bits: 4, block_size: INT4_BLOCK, accuracy_level: INT4_ACCURACY_LEVEL },
+    { name, domain: MS_DOMAIN }
+  )
 }
 
 /** Quantised expert graph; weights are fp32 values (read from the checkpoint) and end up inline. */
-export function buildQuantExpertModel (d: ExpertDims, w: { w1: Float32Array, w2: Float32Array, w3: Float32Array }, quant: 'int8' | 'int4', meta: Record<string, string> = {}): Uint8Array {
+export function buildQuantExpertModel(
+  d: ExpertDims,
+  w: { w1: Float32Array; w2: Float32Array; w3: Float32Array },
+  quant: 'int8' | 'int4',
+  meta: Record<string, string> = {}
+): Uint8Array {
   const g = new GraphBuilder('expert')
   g.useDomain(MS_DOMAIN, 1)
   const x = g.input(EXPERT_INPUT, DT.FLOAT, ['rows', d.hidden])
@@ -73,14 +110,24 @@ export function buildQuantExpertModel (d: ExpertDims, w: { w1: Float32Array, w2:
 }
 
 /** Float64 reference: y = w2(silu(w1 x) * w3 x), for tests. */
-export function expertReference (d: ExpertDims, w: { w1: Float32Array, w2: Float32Array, w3: Float32Array }, x: Float32Array, rows: number): Float64Array {
+export function expertReference(
+  d: ExpertDims,
+  w: { w1: Float32Array; w2: Float32Array; w3: Float32Array },
+  x: Float32Array,
+  rows: number
+): Float64Array {
   const { hidden: D, inter: F } = d
   const y = new Float64Array(rows * D)
   const h = new Float64Array(F)
   for (let r = 0; r < rows; r++) {
     for (let f = 0; f < F; f++) {
-      let a = 0; let b = 0
-      for (let i = 0; i < D; i++) { const xv = x[r * D + i]; a += w.w1[f * D + i] * xv; b += w.w3[f * D + i] * xv }
+      let a = 0
+      let b = 0
+      for (let i = 0; i < D; i++) {
+        const xv = x[r * D + i]
+        a += w.w1[f * D + i] * xv
+        b += w.w3[f * D + i] * xv
+      }
       h[f] = (a / (1 + Math.exp(-a))) * b
     }
     for (let o = 0; o < D; o++) {

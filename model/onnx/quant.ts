@@ -14,8 +14,13 @@ export const INT8_WEIGHT_MAX = 63
  * int8, symmetric, one scale per output column, for com.microsoft DynamicQuantizeMatMul
  * (which wants B as [K, N]): returns W^T quantised and scale[N] = max|W[n,:]| / INT8_WEIGHT_MAX.
  */
-export function quantizeInt8PerColumn (w: Float32Array, n: number, k: number): { q: Int8Array, scale: Float32Array } {
-  if (w.length !== n * k) throw new Error(`quantizeInt8PerColumn: ${w.length} values for [${n}, ${k}]`)
+export function quantizeInt8PerColumn(
+  w: Float32Array,
+  n: number,
+  k: number
+): { q: Int8Array; scale: Float32Array } {
+  if (w.length !== n * k)
+    throw new Error(`quantizeInt8PerColumn: ${w.length} values for [${n}, ${k}]`)
   const scale = new Float32Array(n)
   const q = new Int8Array(k * n)
   for (let r = 0; r < n; r++) {
@@ -25,7 +30,11 @@ export function quantizeInt8PerColumn (w: Float32Array, n: number, k: number): {
     const s = amax > 0 ? amax / INT8_WEIGHT_MAX : 1
     scale[r] = s
     const inv = 1 / s
-    for (let c = 0; c < k; c++) q[c * n + r] = Math.max(-INT8_WEIGHT_MAX, Math.min(INT8_WEIGHT_MAX, Math.round(w[row + c] * inv)))
+    for (let c = 0; c < k; c++)
+      q[c * n + r] = Math.max(
+        -INT8_WEIGHT_MAX,
+        Math.min(INT8_WEIGHT_MAX, Math.round(w[row + c] * inv))
+      )
   }
   return { q, scale }
 }
@@ -36,9 +45,15 @@ export function quantizeInt8PerColumn (w: Float32Array, n: number, k: number): {
  * zero_points uint8 [N * ceil(kBlocks/2)] (block 2i in the low nibble). w ≈ (q - zp) * scale.
  * https://github.com/microsoft/onnxruntime/blob/main/docs/ContribOperators.md#com.microsoft.MatMulNBits
  */
-export function quantizeInt4Blocks (w: Float32Array, n: number, k: number, blockSize = 32): { b: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array, kBlocks: number } {
+export function quantizeInt4Blocks(
+  w: Float32Array,
+  n: number,
+  k: number,
+  blockSize = 32
+): { b: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array; kBlocks: number } {
   if (w.length !== n * k) throw new Error(`quantizeInt4Blocks: ${w.length} values for [${n}, ${k}]`)
-  if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new Error(`block size ${blockSize} must be a power of 2 >= 16`)
+  if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0)
+    throw new Error(`block size ${blockSize} must be a power of 2 >= 16`)
   const kBlocks = Math.ceil(k / blockSize)
   const blob = blockSize / 2
   const zpRow = Math.ceil(kBlocks / 2)
@@ -51,7 +66,11 @@ export function quantizeInt4Blocks (w: Float32Array, n: number, k: number, block
       const c1 = Math.min(k, c0 + blockSize)
       let mn = 0
       let mx = 0 // include 0 so that zero is exactly representable
-      for (let c = c0; c < c1; c++) { const v = w[r * k + c]; if (v < mn) mn = v; if (v > mx) mx = v }
+      for (let c = c0; c < c1; c++) {
+        const v = w[r * k + c]
+        if (v < mn) mn = v
+        if (v > mx) mx = v
+      }
       const s = mx > mn ? (mx - mn) / 15 : 1
       const zp = Math.max(0, Math.min(15, Math.round(-mn / s)))
       scales[r * kBlocks + blk] = s

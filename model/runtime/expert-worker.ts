@@ -8,11 +8,15 @@ import type { FromWorker, ToWorker, WorkerInit } from './threaded.js'
 const port = parentPort
 if (port == null) throw new Error('expert-worker.ts runs as a worker thread')
 const init = workerData as WorkerInit
-const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => { port.postMessage(m, transfer) }
+const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => {
+  port.postMessage(m, transfer)
+}
 
 let runtime: ExpertRuntime | null = null
 try {
-  const bundle = await loadBundle(init.bundleDir, { verify: init.verify === false ? 'none' : 'lazy' })
+  const bundle = await loadBundle(init.bundleDir, {
+    verify: init.verify === false ? 'none' : 'lazy'
+  })
   const mine = new Set(init.pairs.map(([l, e]) => l * 65536 + e))
   runtime = await loadExpertRuntime(bundle, init.shardIds, {
     device: init.device,
@@ -21,8 +25,12 @@ try {
     verify: init.verify,
     only: (l, e) => mine.has(l * 65536 + e),
     logger: {
-      warn: (obj, msg) => { post({ type: 'log', level: 'warn', obj, msg }) },
-      debug: (obj, msg) => { post({ type: 'log', level: 'debug', obj, msg }) }
+      warn: (obj, msg) => {
+        post({ type: 'log', level: 'warn', obj, msg })
+      },
+      debug: (obj, msg) => {
+        post({ type: 'log', level: 'debug', obj, msg })
+      }
     }
   })
   post({ type: 'ready', device: runtime.device, experts: runtime.experts() })
@@ -33,7 +41,10 @@ try {
 
 port.on('message', (m: ToWorker) => {
   if (m.type === 'close') {
-    void runtime?.close().finally(() => { post({ type: 'closed' }); process.exit(0) })
+    void runtime?.close().finally(() => {
+      post({ type: 'closed' })
+      process.exit(0)
+    })
     return
   }
   runtime!.runExpert(m.layer, m.expert, m.x, m.rows).then(
@@ -42,6 +53,8 @@ port.on('message', (m: ToWorker) => {
       const out = y.byteOffset === 0 && y.byteLength === y.buffer.byteLength ? y : y.slice()
       post({ type: 'result', id: m.id, y: out }, [out.buffer as ArrayBuffer])
     },
-    (err: Error) => { post({ type: 'error', id: m.id, name: err.name, message: err.message }) }
+    (err: Error) => {
+      post({ type: 'error', id: m.id, name: err.name, message: err.message })
+    }
   )
 })

@@ -26,7 +26,13 @@ export interface ExpertRuntimeOptions {
 
 export interface ExpertRuntime {
   /** x: rows × hidden, row-major fp32. Returns rows × hidden. */
-  runExpert: (layer: number, expert: number, x: Float32Array, rows: number, opts?: { signal?: AbortSignal }) => Promise<Float32Array>
+  runExpert: (
+    layer: number,
+    expert: number,
+    x: Float32Array,
+    rows: number,
+    opts?: { signal?: AbortSignal }
+  ) => Promise<Float32Array>
   has: (layer: number, expert: number) => boolean
   experts: () => Array<[number, number]>
   readonly device: Device
@@ -38,24 +44,42 @@ export interface ExpertRuntime {
 const key = (l: number, e: number): string => `${l}:${e}`
 
 /** The input checks every ExpertRuntime makes before running (same errors in and out of workers). */
-export function checkExpertInput (x: Float32Array, rows: number, hidden: number): void {
-  if (!Number.isSafeInteger(rows) || rows < 1) throw new ExpertInputError(`rows must be a positive integer, got ${rows}`)
-  if (x.length !== rows * hidden) throw new ExpertInputError(`input has ${x.length} values, expected rows × hidden = ${rows} × ${hidden} = ${rows * hidden}`)
+export function checkExpertInput(x: Float32Array, rows: number, hidden: number): void {
+  if (!Number.isSafeInteger(rows) || rows < 1)
+    throw new ExpertInputError(`rows must be a positive integer, got ${rows}`)
+  if (x.length !== rows * hidden)
+    throw new ExpertInputError(
+      `input has ${x.length} values, expected rows × hidden = ${rows} × ${hidden} = ${rows * hidden}`
+    )
 }
 
-export async function loadExpertRuntime (bundle: Bundle, shardIds: number[], opts: ExpertRuntimeOptions = {}): Promise<ExpertRuntime> {
+export async function loadExpertRuntime(
+  bundle: Bundle,
+  shardIds: number[],
+  opts: ExpertRuntimeOptions = {}
+): Promise<ExpertRuntime> {
   const { manifest, config } = bundle
   const pairs: Array<[number, number]> = []
   const seen = new Set<string>()
   for (const id of shardIds) {
     const shard = manifest.shards.find((s) => s.id === id)
-    if (shard == null) throw new ExpertNotHostedError(`bundle ${bundle.modelId} has no shard ${id} (shards: 0..${manifest.shards.length - 1})`)
+    if (shard == null)
+      throw new ExpertNotHostedError(
+        `bundle ${bundle.modelId} has no shard ${id} (shards: 0..${manifest.shards.length - 1})`
+      )
     for (const [l, e] of shard.experts) {
-      if (!seen.has(key(l, e)) && (opts.only?.(l, e) ?? true)) { seen.add(key(l, e)); pairs.push([l, e]) }
+      if (!seen.has(key(l, e)) && (opts.only?.(l, e) ?? true)) {
+        seen.add(key(l, e))
+        pairs.push([l, e])
+      }
     }
   }
   pairs.sort((a, b) => a[0] - b[0] || a[1] - b[1])
-  const paths = pairs.map(([l, e]) => manifest.artifacts.find((a) => a.kind === 'expert' && a.layer === l && a.expert === e)?.path ?? expertArtifactPath(l, e))
+  const paths = pairs.map(
+    ([l, e]) =>
+      manifest.artifacts.find((a) => a.kind === 'expert' && a.layer === l && a.expert === e)
+        ?.path ?? expertArtifactPath(l, e)
+  )
   if (opts.verify !== false) await bundle.verify(paths)
   const sessions = new Map<string, ort.InferenceSession>()
   let device: Device = opts.device ?? 'cpu'
@@ -63,12 +87,21 @@ export async function loadExpertRuntime (bundle: Bundle, shardIds: number[], opt
     for (let i = 0; i < pairs.length; i++) {
       const [l, e] = pairs[i]
       // After one fallback, don't retry the GPU provider (and warn) for every expert.
-      const s = await createSession(bundle.resolve(paths[i]), { device, logger: opts.logger, intraOpNumThreads: opts.intraOpNumThreads, allowSpinning: opts.allowSpinning })
+      const s = await createSession(bundle.resolve(paths[i]), {
+        device,
+        logger: opts.logger,
+        intraOpNumThreads: opts.intraOpNumThreads,
+        allowSpinning: opts.allowSpinning
+      })
       device = s.device
       sessions.set(key(l, e), s.session)
     }
   } catch (err) {
-    await Promise.all([...sessions.values()].map(async (s) => { await s.release() }))
+    await Promise.all(
+      [...sessions.values()].map(async (s) => {
+        await s.release()
+      })
+    )
     throw err
   }
   const D = config.hiddenSize
@@ -82,10 +115,13 @@ export async function loadExpertRuntime (bundle: Bundle, shardIds: number[], opt
     modelId: bundle.modelId,
     has: (l, e) => sessions.has(key(l, e)),
     experts: () => pairs.map(([l, e]) => [l, e]),
-    async runExpert (layer, expert, x, rows, o) {
+    async runExpert(layer, expert, x, rows, o) {
       if (closed) throw new Error('expert runtime is closed')
       const s = sessions.get(key(layer, expert))
-      if (s == null) throw new ExpertNotHostedError(`expert ${expert} of layer ${layer} is not hosted here (hosted: shards ${shardIds.join(', ')})`)
+      if (s == null)
+        throw new ExpertNotHostedError(
+          `expert ${expert} of layer ${layer} is not hosted here (hosted: shards ${shardIds.join(', ')})`
+        )
       checkExpertInput(x, rows, D)
       o?.signal?.throwIfAborted()
       const out = await s.run({ [input]: new ort.Tensor('float32', x, [rows, D]) })
@@ -95,10 +131,14 @@ export async function loadExpertRuntime (bundle: Bundle, shardIds: number[], opt
       y.dispose?.()
       return data
     },
-    async close () {
+    async close() {
       if (closed) return
       closed = true
-      await Promise.all([...sessions.values()].map(async (s) => { await s.release() }))
+      await Promise.all(
+        [...sessions.values()].map(async (s) => {
+          await s.release()
+        })
+      )
       sessions.clear()
     }
   }

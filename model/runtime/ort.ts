@@ -39,7 +39,7 @@ export interface CreatedSession {
   fallbackReason?: string
 }
 
-function baseOptions (opts: SessionOptions): ort.InferenceSession.SessionOptions {
+function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions {
   const o: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     // One run at a time per session is the common case; ORT's inter-op pool only helps graphs with
@@ -49,16 +49,21 @@ function baseOptions (opts: SessionOptions): ort.InferenceSession.SessionOptions
     logSeverityLevel: opts.logSeverityLevel ?? 3,
     ...opts.ortOptions
   }
-  if (opts.allowSpinning != null) o.extra = { session: { intra_op: { allow_spinning: opts.allowSpinning ? '1' : '0' } } }
+  if (opts.allowSpinning != null)
+    o.extra = { session: { intra_op: { allow_spinning: opts.allowSpinning ? '1' : '0' } } }
   // ORT rejects an explicit undefined here.
   if (opts.intraOpNumThreads != null) o.intraOpNumThreads = opts.intraOpNumThreads
   return o
 }
 
 /** Creates a session from a .onnx path (external data resolves next to it) or from bytes. */
-export async function createSession (model: string | Uint8Array, opts: SessionOptions = {}): Promise<CreatedSession> {
+export async function createSession(
+  model: string | Uint8Array,
+  opts: SessionOptions = {}
+): Promise<CreatedSession> {
   const device = opts.device ?? 'cpu'
-  if (!DEVICES.includes(device)) throw new Error(`unknown device "${String(device)}" (cpu|cuda|webgpu)`)
+  if (!DEVICES.includes(device))
+    throw new Error(`unknown device "${String(device)}" (cpu|cuda|webgpu)`)
   const base = baseOptions(opts)
   let fallbackReason: string | undefined
   if (device !== 'cpu') {
@@ -67,18 +72,26 @@ export async function createSession (model: string | Uint8Array, opts: SessionOp
       return { session, device }
     } catch (err) {
       fallbackReason = ((err as Error).message ?? String(err)).split('\n')[0]
-      const hint = device === 'cuda'
-        ? 'install the CUDA 12 provider (ONNXRUNTIME_NODE_INSTALL=cuda12 npm install) or use --device webgpu'
-        : 'it needs a Vulkan loader (libvulkan1) and a GPU driver with a Vulkan ICD'
+      const hint =
+        device === 'cuda'
+          ? 'install the CUDA 12 provider (ONNXRUNTIME_NODE_INSTALL=cuda12 npm install) or use --device webgpu'
+          : 'it needs a Vulkan loader (libvulkan1) and a GPU driver with a Vulkan ICD'
       const msg = `${device} execution provider unavailable (${fallbackReason}); falling back to CPU — ${hint}`
       if (opts.logger != null) opts.logger.warn({ device, err: fallbackReason }, msg)
       else process.emitWarning(msg)
     }
   }
   const session = await create(model, { ...base, executionProviders: ['cpu'] })
-  return fallbackReason != null ? { session, device: 'cpu', fallbackReason } : { session, device: 'cpu' }
+  return fallbackReason != null
+    ? { session, device: 'cpu', fallbackReason }
+    : { session, device: 'cpu' }
 }
 
-async function create (model: string | Uint8Array, o: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
-  return typeof model === 'string' ? await ort.InferenceSession.create(model, o) : await ort.InferenceSession.create(model, o)
+async function create(
+  model: string | Uint8Array,
+  o: ort.InferenceSession.SessionOptions
+): Promise<ort.InferenceSession> {
+  return typeof model === 'string'
+    ? await ort.InferenceSession.create(model, o)
+    : await ort.InferenceSession.create(model, o)
 }

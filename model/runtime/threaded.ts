@@ -7,7 +7,13 @@
 import { Worker } from 'node:worker_threads'
 import { availableParallelism } from 'node:os'
 import { loadBundle } from '../bundle/index.js'
-import { checkExpertInput, ExpertInputError, ExpertNotHostedError, type ExpertRuntime, type ExpertRuntimeOptions } from './expert.js'
+import {
+  checkExpertInput,
+  ExpertInputError,
+  ExpertNotHostedError,
+  type ExpertRuntime,
+  type ExpertRuntimeOptions
+} from './expert.js'
 import type { Device } from './ort.js'
 
 export interface ThreadedRuntimeOptions extends Omit<ExpertRuntimeOptions, 'only'> {
@@ -28,36 +34,39 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
-  | { type: 'run', id: number, layer: number, expert: number, x: Float32Array, rows: number }
+  | { type: 'run'; id: number; layer: number; expert: number; x: Float32Array; rows: number }
   | { type: 'close' }
 
 export type FromWorker =
-  | { type: 'ready', device: Device, experts: Array<[number, number]> }
-  | { type: 'result', id: number, y: Float32Array }
-  | { type: 'error', id: number, name: string, message: string }
-  | { type: 'failed', message: string }
-  | { type: 'log', level: 'warn' | 'debug', obj: object | string, msg?: string }
+  | { type: 'ready'; device: Device; experts: Array<[number, number]> }
+  | { type: 'result'; id: number; y: Float32Array }
+  | { type: 'error'; id: number; name: string; message: string }
+  | { type: 'failed'; message: string }
+  | { type: 'log'; level: 'warn' | 'debug'; obj: object | string; msg?: string }
   | { type: 'closed' }
 
 /**
  * Which worker owns (layer, expert): the hosted experts of each layer are dealt round-robin, so
  * the k experts of one layer that a node hosts run in parallel when there are k workers.
  */
-export function assignWorker (hostedOfLayer: number[], expert: number, workers: number): number {
+export function assignWorker(hostedOfLayer: number[], expert: number, workers: number): number {
   const rank = [...hostedOfLayer].sort((a, b) => a - b).indexOf(expert)
   return (rank < 0 ? expert : rank) % workers
 }
 
-interface Pending { resolve: (y: Float32Array) => void, reject: (err: Error) => void }
+interface Pending {
+  resolve: (y: Float32Array) => void
+  reject: (err: Error) => void
+}
 
 class WorkerHandle {
   readonly pending = new Map<number, Pending>()
   private nextId = 0
   failure: Error | null = null
 
-  constructor (readonly worker: Worker) {}
+  constructor(readonly worker: Worker) {}
 
-  run (layer: number, expert: number, x: Float32Array, rows: number): Promise<Float32Array> {
+  run(layer: number, expert: number, x: Float32Array, rows: number): Promise<Float32Array> {
     if (this.failure != null) return Promise.reject(this.failure)
     const id = this.nextId++
     // a fresh buffer we can transfer: `x` is usually a view into a received frame, which the
@@ -65,25 +74,32 @@ class WorkerHandle {
     const copy = x.slice()
     return new Promise<Float32Array>((resolve, reject) => {
       this.pending.set(id, { resolve, reject })
-      this.worker.postMessage({ type: 'run', id, layer, expert, x: copy, rows } satisfies ToWorker, [copy.buffer])
+      this.worker.postMessage(
+        { type: 'run', id, layer, expert, x: copy, rows } satisfies ToWorker,
+        [copy.buffer]
+      )
     })
   }
 
-  fail (err: Error): void {
+  fail(err: Error): void {
     if (this.failure == null) this.failure = err
     for (const p of this.pending.values()) p.reject(err)
     this.pending.clear()
   }
 }
 
-export async function loadThreadedExpertRuntime (bundleDir: string, shardIds: number[], opts: ThreadedRuntimeOptions = {}): Promise<ExpertRuntime> {
+export async function loadThreadedExpertRuntime(
+  bundleDir: string,
+  shardIds: number[],
+  opts: ThreadedRuntimeOptions = {}
+): Promise<ExpertRuntime> {
   const n = Math.max(1, Math.min(opts.workers ?? 1, availableParallelism() * 2))
   const bundle = await loadBundle(bundleDir, { verify: 'none' })
   const D = bundle.config.hiddenSize
   // which worker loads which pair: the experts each layer hosts, dealt round-robin
   const hosted = new Map<number, number[]>()
   for (const id of shardIds) {
-    for (const [l, e] of bundle.manifest.shards.find(s => s.id === id)?.experts ?? []) {
+    for (const [l, e] of bundle.manifest.shards.find((s) => s.id === id)?.experts ?? []) {
       const list = hosted.get(l) ?? []
       if (!list.includes(e)) list.push(e)
       hosted.set(l, list)
@@ -97,79 +113,123 @@ export async function loadThreadedExpertRuntime (bundleDir: string, shardIds: nu
   let device: Device = opts.device ?? 'cpu'
   let closed = false
 
-  const start = (index: number): Promise<WorkerHandle> => new Promise((resolve, reject) => {
-    const init: WorkerInit = {
-      bundleDir, shardIds, pairs: share[index], device: opts.device, intraOpNumThreads: opts.intraOpNumThreads,
-      allowSpinning: opts.allowSpinning, verify: opts.verify
-    }
-    const worker = new Worker(new URL('./expert-worker.js', import.meta.url), { workerData: init })
-    const h = new WorkerHandle(worker)
-    let ready = false
-    worker.on('message', (m: FromWorker) => {
-      switch (m.type) {
-        case 'ready':
-          ready = true
-          device = m.device
-          for (const [l, e] of m.experts) owner.set(pairKey(l, e), h)
-          resolve(h)
-          break
-        case 'result': { const p = h.pending.get(m.id); h.pending.delete(m.id); p?.resolve(m.y); break }
-        case 'error': {
-          const p = h.pending.get(m.id)
-          h.pending.delete(m.id)
-          const Cls = m.name === 'ExpertInputError' ? ExpertInputError : m.name === 'ExpertNotHostedError' ? ExpertNotHostedError : Error
-          p?.reject(new Cls(m.message))
-          break
-        }
-        case 'failed': { const err = new Error(`expert worker ${index} failed to load: ${m.message}`); h.fail(err); reject(err); break }
-        case 'log': opts.logger?.[m.level]?.(m.obj, m.msg); break
-        case 'closed': break
+  const start = (index: number): Promise<WorkerHandle> =>
+    new Promise((resolve, reject) => {
+      const init: WorkerInit = {
+        bundleDir,
+        shardIds,
+        pairs: share[index],
+        device: opts.device,
+        intraOpNumThreads: opts.intraOpNumThreads,
+        allowSpinning: opts.allowSpinning,
+        verify: opts.verify
       }
+      const worker = new Worker(new URL('./expert-worker.js', import.meta.url), {
+        workerData: init
+      })
+      const h = new WorkerHandle(worker)
+      let ready = false
+      worker.on('message', (m: FromWorker) => {
+        switch (m.type) {
+          case 'ready':
+            ready = true
+            device = m.device
+            for (const [l, e] of m.experts) owner.set(pairKey(l, e), h)
+            resolve(h)
+            break
+          case 'result': {
+            const p = h.pending.get(m.id)
+            h.pending.delete(m.id)
+            p?.resolve(m.y)
+            break
+          }
+          case 'error': {
+            const p = h.pending.get(m.id)
+            h.pending.delete(m.id)
+            const Cls =
+              m.name === 'ExpertInputError'
+                ? ExpertInputError
+                : m.name === 'ExpertNotHostedError'
+                  ? ExpertNotHostedError
+                  : Error
+            p?.reject(new Cls(m.message))
+            break
+          }
+          case 'failed': {
+            const err = new Error(`expert worker ${index} failed to load: ${m.message}`)
+            h.fail(err)
+            reject(err)
+            break
+          }
+          case 'log':
+            opts.logger?.[m.level]?.(m.obj, m.msg)
+            break
+          case 'closed':
+            break
+        }
+      })
+      worker.on('error', (err) => {
+        h.fail(new Error(`expert worker ${index} crashed: ${err.message}`))
+        if (!ready) reject(err)
+      })
+      worker.on('exit', (code) => {
+        if (!closed) h.fail(new Error(`expert worker ${index} exited (code ${code})`))
+        if (!ready) reject(new Error(`expert worker ${index} exited (code ${code}) before loading`))
+      })
     })
-    worker.on('error', (err) => { h.fail(new Error(`expert worker ${index} crashed: ${err.message}`)); if (!ready) reject(err) })
-    worker.on('exit', (code) => {
-      if (!closed) h.fail(new Error(`expert worker ${index} exited (code ${code})`))
-      if (!ready) reject(new Error(`expert worker ${index} exited (code ${code}) before loading`))
-    })
-  })
 
   try {
-    handles.push(...await Promise.all(Array.from({ length: n }, async (_, i) => await start(i))))
+    handles.push(...(await Promise.all(Array.from({ length: n }, async (_, i) => await start(i)))))
   } catch (err) {
     closed = true
-    await Promise.all(handles.map(async h => await h.worker.terminate()))
+    await Promise.all(handles.map(async (h) => await h.worker.terminate()))
     throw err
   }
-  const pairs = [...owner.keys()].sort((a, b) => a - b).map(k => [Math.floor(k / 65536), k % 65536] as [number, number])
+  const pairs = [...owner.keys()]
+    .sort((a, b) => a - b)
+    .map((k) => [Math.floor(k / 65536), k % 65536] as [number, number])
 
   return {
-    get device () { return device },
+    get device() {
+      return device
+    },
     hidden: D,
     modelId: bundle.modelId,
     has: (l, e) => owner.has(pairKey(l, e)),
     experts: () => pairs.map(([l, e]) => [l, e]),
-    async runExpert (layer, expert, x, rows, o) {
+    async runExpert(layer, expert, x, rows, o) {
       if (closed) throw new Error('expert runtime is closed')
       const h = owner.get(pairKey(layer, expert))
-      if (h == null) throw new ExpertNotHostedError(`expert ${expert} of layer ${layer} is not hosted here (hosted: shards ${shardIds.join(', ')})`)
+      if (h == null)
+        throw new ExpertNotHostedError(
+          `expert ${expert} of layer ${layer} is not hosted here (hosted: shards ${shardIds.join(', ')})`
+        )
       checkExpertInput(x, rows, D)
       o?.signal?.throwIfAborted()
       const y = await h.run(layer, expert, x, rows)
       o?.signal?.throwIfAborted()
       return y
     },
-    async close () {
+    async close() {
       if (closed) return
       closed = true
-      await Promise.all(handles.map(async (h) => {
-        h.fail(new Error('expert runtime is closed'))
-        const done = new Promise<void>(resolve => { h.worker.once('exit', () => { resolve() }) })
-        h.worker.postMessage({ type: 'close' } satisfies ToWorker)
-        // a worker stuck in a long run is not waited for
-        const timer = setTimeout(() => { void h.worker.terminate() }, 5000)
-        await done
-        clearTimeout(timer)
-      }))
+      await Promise.all(
+        handles.map(async (h) => {
+          h.fail(new Error('expert runtime is closed'))
+          const done = new Promise<void>((resolve) => {
+            h.worker.once('exit', () => {
+              resolve()
+            })
+          })
+          h.worker.postMessage({ type: 'close' } satisfies ToWorker)
+          // a worker stuck in a long run is not waited for
+          const timer = setTimeout(() => {
+            void h.worker.terminate()
+          }, 5000)
+          await done
+          clearTimeout(timer)
+        })
+      )
     }
   }
 }

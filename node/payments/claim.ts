@@ -8,7 +8,11 @@
 // unlock periods end) and withdraws rarely pays the token transfer once per withdrawal.
 import { getAddress, type ContractTransactionResponse, type TransactionReceipt } from 'ethers'
 import type { SignedVoucher } from './voucher-store.js'
-import { MAX_CUMULATIVE_AMOUNT, toRedeemable, type RedeemableVoucher } from '../../chain/vouchers.js'
+import {
+  MAX_CUMULATIVE_AMOUNT,
+  toRedeemable,
+  type RedeemableVoucher
+} from '../../chain/vouchers.js'
 
 export interface ClaimEscrow {
   paid(payer: string, payee: string): Promise<bigint>
@@ -18,10 +22,15 @@ export interface ClaimEscrow {
   withdrawEarnings(): Promise<ContractTransactionResponse>
 }
 
-export interface ClaimLine { payer: string, cumulativeAmount: bigint, owed: bigint, expected: bigint }
+export interface ClaimLine {
+  payer: string
+  cumulativeAmount: bigint
+  owed: bigint
+  expected: bigint
+}
 export interface ClaimResult {
   redeemed: ClaimLine[]
-  skipped: Array<{ payer: string, reason: string }>
+  skipped: Array<{ payer: string; reason: string }>
   /** Gross amount taken from escrow, and the protocol fee out of it (from the VoucherRedeemed events). */
   amount: bigint
   fee: bigint
@@ -34,42 +43,79 @@ export interface ClaimResult {
 }
 
 /** What is owed to `operator` by each held voucher beyond what the escrow already paid. */
-export async function outstanding (escrow: Pick<ClaimEscrow, 'paid' | 'depositOf'>, operator: string, vouchers: SignedVoucher[]): Promise<Array<ClaimLine & { voucher: SignedVoucher, deposit: bigint }>> {
+export async function outstanding(
+  escrow: Pick<ClaimEscrow, 'paid' | 'depositOf'>,
+  operator: string,
+  vouchers: SignedVoucher[]
+): Promise<Array<ClaimLine & { voucher: SignedVoucher; deposit: bigint }>> {
   const me = getAddress(operator)
   // one voucher per payer: the chain reads for all of them go out together, not one after another
-  return await Promise.all(vouchers.filter(v => getAddress(v.payee) === me).map(async v => {
-    const [paid, dep] = await Promise.all([escrow.paid(v.payer, me), escrow.depositOf(v.payer)])
-    const deposit = BigInt((dep as readonly bigint[])[0])
-    const owed = v.cumulativeAmount > paid ? v.cumulativeAmount - paid : 0n
-    return { payer: v.payer, cumulativeAmount: v.cumulativeAmount, owed, expected: owed < deposit ? owed : deposit, voucher: v, deposit }
-  }))
+  return await Promise.all(
+    vouchers
+      .filter((v) => getAddress(v.payee) === me)
+      .map(async (v) => {
+        const [paid, dep] = await Promise.all([escrow.paid(v.payer, me), escrow.depositOf(v.payer)])
+        const deposit = BigInt((dep as readonly bigint[])[0])
+        const owed = v.cumulativeAmount > paid ? v.cumulativeAmount - paid : 0n
+        return {
+          payer: v.payer,
+          cumulativeAmount: v.cumulativeAmount,
+          owed,
+          expected: owed < deposit ? owed : deposit,
+          voucher: v,
+          deposit
+        }
+      })
+  )
 }
 
-export async function claimAll (escrow: ClaimEscrow, operator: string, vouchers: SignedVoucher[], parseRedeemed: (r: TransactionReceipt) => Array<{ amount: bigint, fee: bigint }>, opts: { withdraw?: boolean } = {}): Promise<ClaimResult> {
+export async function claimAll(
+  escrow: ClaimEscrow,
+  operator: string,
+  vouchers: SignedVoucher[],
+  parseRedeemed: (r: TransactionReceipt) => Array<{ amount: bigint; fee: bigint }>,
+  opts: { withdraw?: boolean } = {}
+): Promise<ClaimResult> {
   const lines = await outstanding(escrow, operator, vouchers)
   const skipped: ClaimResult['skipped'] = []
-  const batch = lines.filter(l => {
-    if (l.owed === 0n) { skipped.push({ payer: l.payer, reason: 'already redeemed' }); return false }
-    if (l.deposit === 0n) { skipped.push({ payer: l.payer, reason: 'payer has no deposit left' }); return false }
-    if (l.cumulativeAmount > MAX_CUMULATIVE_AMOUNT) { skipped.push({ payer: l.payer, reason: 'cumulative amount does not fit 128 bits' }); return false }
+  const batch = lines.filter((l) => {
+    if (l.owed === 0n) {
+      skipped.push({ payer: l.payer, reason: 'already redeemed' })
+      return false
+    }
+    if (l.deposit === 0n) {
+      skipped.push({ payer: l.payer, reason: 'payer has no deposit left' })
+      return false
+    }
+    if (l.cumulativeAmount > MAX_CUMULATIVE_AMOUNT) {
+      skipped.push({ payer: l.payer, reason: 'cumulative amount does not fit 128 bits' })
+      return false
+    }
     return true
   })
   let receipt: TransactionReceipt | null = null
-  let events: Array<{ amount: bigint, fee: bigint }> = []
+  let events: Array<{ amount: bigint; fee: bigint }> = []
   if (batch.length > 0) {
-    const tx = await escrow.redeemBatch(batch.map(l => toRedeemable(l.voucher)))
+    const tx = await escrow.redeemBatch(batch.map((l) => toRedeemable(l.voucher)))
     receipt = await tx.wait()
     if (receipt == null || receipt.status !== 1) throw new Error('redeemBatch transaction failed')
     events = parseRedeemed(receipt)
   }
-  const pending = opts.withdraw === false ? 0n : BigInt(await escrow.pendingEarnings(getAddress(operator)))
+  const pending =
+    opts.withdraw === false ? 0n : BigInt(await escrow.pendingEarnings(getAddress(operator)))
   let withdrawReceipt: TransactionReceipt | null = null
   if (pending > 0n) {
     withdrawReceipt = await (await escrow.withdrawEarnings()).wait()
-    if (withdrawReceipt == null || withdrawReceipt.status !== 1) throw new Error('withdrawEarnings transaction failed')
+    if (withdrawReceipt == null || withdrawReceipt.status !== 1)
+      throw new Error('withdrawEarnings transaction failed')
   }
   return {
-    redeemed: batch.map(({ payer, cumulativeAmount, owed, expected }) => ({ payer, cumulativeAmount, owed, expected })),
+    redeemed: batch.map(({ payer, cumulativeAmount, owed, expected }) => ({
+      payer,
+      cumulativeAmount,
+      owed,
+      expected
+    })),
     skipped,
     amount: events.reduce((a, e) => a + e.amount, 0n),
     fee: events.reduce((a, e) => a + e.fee, 0n),

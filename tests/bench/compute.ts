@@ -22,7 +22,7 @@ const BATCHES = [1, 8, 64]
 const QUANTS = ['none', 'int8', 'int4'] as const
 const PEAK_N = 2048
 
-function arg (name: string): string | undefined {
+function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? process.argv[i + 1] : undefined
 }
@@ -34,7 +34,7 @@ const THREADS = arg('threads') != null ? Number(arg('threads')) : undefined
  * Best-of, not median: these 2-core machines are shared, and the minimum is the figure least
  * disturbed by other processes (the peak is measured the same way, so ratios stay comparable).
  */
-async function timeIt (fn: () => Promise<unknown>, seconds = SECONDS): Promise<number> {
+async function timeIt(fn: () => Promise<unknown>, seconds = SECONDS): Promise<number> {
   for (let i = 0; i < 3; i++) await fn()
   const times: number[] = []
   const end = performance.now() + seconds * 1000
@@ -46,53 +46,91 @@ async function timeIt (fn: () => Promise<unknown>, seconds = SECONDS): Promise<n
   return Math.min(...times)
 }
 
-async function measurePeak (): Promise<{ gflops: number, ms: number }> {
+async function measurePeak(): Promise<{ gflops: number; ms: number }> {
   // B is a constant initializer, as expert weights are: ORT prepacks it once, so this measures
   // the GEMM kernel itself (the same MLAS path the expert's Gemm nodes take).
   const g = new GraphBuilder('peak')
   const a = g.input('a', DT.FLOAT, [PEAK_N, PEAK_N])
-  const b = g.initializer('b', DT.FLOAT, [PEAK_N, PEAK_N], Float32Array.from({ length: PEAK_N * PEAK_N }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5))
+  const b = g.initializer(
+    'b',
+    DT.FLOAT,
+    [PEAK_N, PEAK_N],
+    Float32Array.from({ length: PEAK_N * PEAK_N }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5)
+  )
   g.output(g.matmul(a, b), DT.FLOAT, [PEAK_N, PEAK_N], 'c')
   const { session } = await createSession(g.toModel(), { intraOpNumThreads: THREADS })
-  const av = new ort.Tensor('float32', Float32Array.from({ length: PEAK_N * PEAK_N }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5), [PEAK_N, PEAK_N])
+  const av = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: PEAK_N * PEAK_N }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5),
+    [PEAK_N, PEAK_N]
+  )
   const ms = await timeIt(async () => await session.run({ a: av }), Math.max(SECONDS, 3))
   await session.release()
   return { gflops: (2 * PEAK_N ** 3) / (ms * 1e6), ms }
 }
 
 /** Child mode: load two experts of a bundle, run each once, report peak RSS. */
-async function child (bundleDir: string): Promise<void> {
+async function child(bundleDir: string): Promise<void> {
   const bundle = await loadBundle(bundleDir, { verify: 'none' })
   const rt = await loadExpertRuntime(bundle, [0, 1], { verify: false })
   for (const [l, e] of rt.experts()) await rt.runExpert(l, e, new Float32Array(D * 8).fill(0.01), 8)
-  process.stdout.write(JSON.stringify({ experts: rt.experts().length, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n')
+  process.stdout.write(
+    JSON.stringify({
+      experts: rt.experts().length,
+      maxRssMiB: process.resourceUsage().maxRSS / 1024
+    }) + '\n'
+  )
   await rt.close()
 }
 
-async function childRss (bundleDir: string): Promise<{ experts: number, maxRssMiB: number }> {
+async function childRss(bundleDir: string): Promise<{ experts: number; maxRssMiB: number }> {
   const self = fileURLToPath(import.meta.url)
   return await new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', self, '--child', bundleDir], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const p = spawn(process.execPath, ['--import', 'tsx', self, '--child', bundleDir], {
+      stdio: ['ignore', 'pipe', 'inherit']
+    })
     let out = ''
-    p.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
     p.on('error', reject)
     p.on('exit', (code) => {
-      if (code !== 0) { reject(new Error(`child exited with ${code}`)); return }
-      try { resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '')) } catch (err) { reject(err) }
+      if (code !== 0) {
+        reject(new Error(`child exited with ${code}`))
+        return
+      }
+      try {
+        resolve(JSON.parse(out.trim().split('\n').at(-1) ?? ''))
+      } catch (err) {
+        reject(err)
+      }
     })
   })
 }
 
-async function main (): Promise<void> {
+async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pov-bench-'))
   try {
     const hf = join(dir, 'hf')
     // One layer, two experts at the reference size; small attention/vocab so the checkpoint is quick.
-    await writeTinyCheckpoint(hf, { hidden: D, intermediate: F, layers: 1, experts: 2, topK: 2, heads: 8, kvHeads: 8, vocab: 512, dtype: 'f32' })
+    await writeTinyCheckpoint(hf, {
+      hidden: D,
+      intermediate: F,
+      layers: 1,
+      experts: 2,
+      topK: 2,
+      heads: 8,
+      kvHeads: 8,
+      vocab: 512,
+      dtype: 'f32'
+    })
     let peak = await measurePeak()
     process.stderr.write(`fp32 peak (MatMul ${PEAK_N}³): ${peak.gflops.toFixed(1)} GFLOP/s\n`)
     const flopsPerRow = 2 * 3 * D * F
-    const results: Record<string, { sessionMs: number, batches: Record<string, { ms: number, gflops: number, ofPeak: number }> }> = {}
+    const results: Record<
+      string,
+      { sessionMs: number; batches: Record<string, { ms: number; gflops: number; ofPeak: number }> }
+    > = {}
     for (const quant of QUANTS) {
       const bdir = join(dir, `b-${quant}`)
       await convertCheckpoint(hf, bdir, { quant })
@@ -100,7 +138,7 @@ async function main (): Promise<void> {
       const t0 = performance.now()
       const rt = await loadExpertRuntime(bundle, [0], { verify: false, intraOpNumThreads: THREADS })
       const sessionMs = performance.now() - t0
-      const batches: Record<string, { ms: number, gflops: number, ofPeak: number }> = {}
+      const batches: Record<string, { ms: number; gflops: number; ofPeak: number }> = {}
       for (const rows of BATCHES) {
         const x = Float32Array.from({ length: rows * D }, (_, i) => Math.sin(i) * 0.5)
         const ms = await timeIt(async () => await rt.runExpert(0, 0, x, rows))
@@ -115,13 +153,18 @@ async function main (): Promise<void> {
     // Peak again at the end; keep the better one (load from other processes only lowers it).
     const peak2 = await measurePeak()
     if (peak2.gflops > peak.gflops) peak = peak2
-    for (const r of Object.values(results)) for (const b of Object.values(r.batches)) b.ofPeak = b.gflops / peak.gflops
+    for (const r of Object.values(results))
+      for (const b of Object.values(r.batches)) b.ofPeak = b.gflops / peak.gflops
 
     const label = (q: string): string => q.padEnd(5)
     const load = loadavg()[0]
     const lines = [
       '',
-      ...(load > availableParallelism() ? [`WARNING: load average ${load.toFixed(1)} on ${availableParallelism()} cores — other processes share the CPU; figures are best-of runs and still noisy`] : []),
+      ...(load > availableParallelism()
+        ? [
+            `WARNING: load average ${load.toFixed(1)} on ${availableParallelism()} cores — other processes share the CPU; figures are best-of runs and still noisy`
+          ]
+        : []),
       `expert d_model ${D}, d_ff ${F} (SwiGLU, ${(flopsPerRow / 1e6).toFixed(1)} MFLOP per row) — ${availableParallelism()} cores, ORT ${ort.env.versions.common}`,
       `fp32 peak: ${peak.gflops.toFixed(1)} GFLOP/s (MatMul ${PEAK_N}x${PEAK_N}x${PEAK_N}, ${peak.ms.toFixed(1)} ms)`,
       '',
@@ -131,21 +174,43 @@ async function main (): Promise<void> {
     for (const [q, r] of Object.entries(results)) {
       for (const rows of BATCHES) {
         const b = r.batches[rows]
-        lines.push(`${label(q)} | ${String(rows).padStart(5)} | ${b.ms.toFixed(2).padStart(6)} | ${b.gflops.toFixed(1).padStart(7)} | ${(b.ofPeak * 100).toFixed(0).padStart(10)} %`)
+        lines.push(
+          `${label(q)} | ${String(rows).padStart(5)} | ${b.ms.toFixed(2).padStart(6)} | ${b.gflops.toFixed(1).padStart(7)} | ${(b.ofPeak * 100).toFixed(0).padStart(10)} %`
+        )
       }
     }
-    lines.push('', 'session creation (one expert): ' + Object.entries(results).map(([q, r]) => `${q} ${r.sessionMs.toFixed(0)} ms`).join(', '))
-    lines.push(`peak RSS of a child process holding ${rss.experts} fp32 experts: ${rss.maxRssMiB.toFixed(0)} MiB (weights: ${(2 * 3 * D * F * 4 / 2 ** 20).toFixed(0)} MiB)`)
+    lines.push(
+      '',
+      'session creation (one expert): ' +
+        Object.entries(results)
+          .map(([q, r]) => `${q} ${r.sessionMs.toFixed(0)} ms`)
+          .join(', ')
+    )
+    lines.push(
+      `peak RSS of a child process holding ${rss.experts} fp32 experts: ${rss.maxRssMiB.toFixed(0)} MiB (weights: ${((2 * 3 * D * F * 4) / 2 ** 20).toFixed(0)} MiB)`
+    )
     const target = results.fp32.batches[64].ofPeak >= 0.7
-    lines.push(`target fp32 batch 64 >= 70% of peak: ${target ? 'met' : 'NOT met'} (${(results.fp32.batches[64].ofPeak * 100).toFixed(0)} %)`)
+    lines.push(
+      `target fp32 batch 64 >= 70% of peak: ${target ? 'met' : 'NOT met'} (${(results.fp32.batches[64].ofPeak * 100).toFixed(0)} %)`
+    )
     process.stdout.write(lines.join('\n') + '\n')
     const summary = {
-      dModel: D, dFf: F, cores: availableParallelism(), ort: ort.env.versions.common, loadAverage: load, timing: 'best-of',
+      dModel: D,
+      dFf: F,
+      cores: availableParallelism(),
+      ort: ort.env.versions.common,
+      loadAverage: load,
+      timing: 'best-of',
       peakFp32Gflops: peak.gflops,
-      experts: Object.fromEntries(Object.entries(results).map(([q, r]) => [q, {
-        sessionCreateMs: r.sessionMs,
-        batches: Object.fromEntries(BATCHES.map((rows) => [rows, r.batches[rows]]))
-      }])),
+      experts: Object.fromEntries(
+        Object.entries(results).map(([q, r]) => [
+          q,
+          {
+            sessionCreateMs: r.sessionMs,
+            batches: Object.fromEntries(BATCHES.map((rows) => [rows, r.batches[rows]]))
+          }
+        ])
+      ),
       childTwoExpertsMaxRssMiB: rss.maxRssMiB,
       fp32Batch64OfPeak: results.fp32.batches[64].ofPeak,
       targetMet: target

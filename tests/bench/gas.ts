@@ -31,7 +31,7 @@ const { ethers, networkHelpers } = await network.create()
 const [deployer, operator, payee, fresh1, fresh10] = await ethers.getSigners()
 const modelId = ethers.id('gas-bench manifest')
 const { deployment, contracts } = await deployAll(deployer, {
-  models: [{ modelId, name: 'bench', layers: 32, experts: 8, shardCount: 8, uri: '' }],
+  models: [{ modelId, name: 'bench', layers: 32, experts: 8, shardCount: 8, uri: '' }]
 })
 const c: PovContracts = contracts
 const domain = voucherDomain(deployment.contracts.escrow, deployment.chainId)
@@ -83,13 +83,25 @@ const depositTopUp = await gasOf(as(c.escrow, depositor).deposit(POV(10)))
 
 // register: one shard, one multiaddr, Ed25519 PeerId
 const binding = await signPeerBinding(await generateKeyPair('Ed25519'), {
-  chainId: deployment.chainId, registry: deployment.contracts.registry, operator: operator.address,
+  chainId: deployment.chainId,
+  registry: deployment.contracts.registry,
+  operator: operator.address
 })
 await c.token.transfer(operator.address, POV(2000))
 await as(c.token, operator).approve(deployment.contracts.registry, POV(2000))
-const register = await gasOf(as(c.registry, operator).register({
-  modelId, shards: [0], price: 10n, peerId: binding.peerId, multiaddrs: ['/ip4/127.0.0.1/tcp/4001'], peerSignature: binding.signature,
-}, POV(1000)))
+const register = await gasOf(
+  as(c.registry, operator).register(
+    {
+      modelId,
+      shards: [0],
+      price: 10n,
+      peerId: binding.peerId,
+      multiaddrs: ['/ip4/127.0.0.1/tcp/4001'],
+      peerSignature: binding.signature
+    },
+    POV(1000)
+  )
+)
 
 // the payee opens its earnings account once (as `pov node register` does)
 const openAccount = await gasOf(as(c.escrow, payee).openEarningsAccount())
@@ -141,42 +153,61 @@ const rows: Array<[string, bigint, bigint | null]> = [
   ['redeemBatch 10/voucher (first, unopened)', r10Unopened, TARGET_BATCH_PER_VOUCHER],
   ['withdrawEarnings (payee held no POV)', withdrawFirst, null],
   ['withdrawEarnings (payee holds POV)', withdrawRepeat, null],
-  ['claim 10 first: batch + withdraw, /voucher', (r10FirstTotal + withdrawRepeat) / 10n, null],
+  ['claim 10 first: batch + withdraw, /voucher', (r10FirstTotal + withdrawRepeat) / 10n, null]
 ]
 console.log('POV chain plane — gas (hardhat EDR, solc optimizer 10k runs, fee 1 %)\n')
 console.log(`${'operation'.padEnd(42)} ${'gas'.padStart(9)}  ${'target'.padStart(9)}  ok`)
 console.log('-'.repeat(68))
 for (const [name, gas, target] of rows) {
   const ok = target === null ? '' : gas <= target ? 'yes' : 'NO'
-  console.log(`${name.padEnd(42)} ${fmt(gas)}  ${target === null ? ''.padStart(9) : `≤${fmt(target).trim().padStart(8)}`}  ${ok}`)
+  console.log(
+    `${name.padEnd(42)} ${fmt(gas)}  ${target === null ? ''.padStart(9) : `≤${fmt(target).trim().padStart(8)}`}  ${ok}`
+  )
 }
-const steady = r1Repeat <= TARGET_SINGLE && r10Repeat <= TARGET_BATCH_PER_VOUCHER && r100Repeat <= TARGET_BATCH_PER_VOUCHER
-const first = r1First <= TARGET_SINGLE && r10First <= TARGET_BATCH_PER_VOUCHER && r100First <= TARGET_BATCH_PER_VOUCHER
+const steady =
+  r1Repeat <= TARGET_SINGLE &&
+  r10Repeat <= TARGET_BATCH_PER_VOUCHER &&
+  r100Repeat <= TARGET_BATCH_PER_VOUCHER
+const first =
+  r1First <= TARGET_SINGLE &&
+  r10First <= TARGET_BATCH_PER_VOUCHER &&
+  r100First <= TARGET_BATCH_PER_VOUCHER
 const unopened = r1Unopened <= TARGET_SINGLE && r10Unopened <= TARGET_BATCH_PER_VOUCHER
 console.log(`\ntargets met, repeat redemptions (steady state): ${steady ? 'yes' : 'NO'}`)
-console.log(`targets met, first redemption of a (payer, payee) pair: ${first ? 'yes' : 'NO'}` +
-  ' (its paid-so-far slot goes 0 → non-zero: +17,100 gas per voucher, EIP-2200/2929)')
-console.log(`targets met, a payee's first redemption without openEarningsAccount: ${unopened ? 'yes' : 'NO'}` +
-  ' (its earnings slot goes 0 → non-zero: +17,100 gas once; `pov node register` opens the account, one-time cost above)')
-console.log('redemptions move no tokens: a claim adds one withdrawEarnings transaction (one transfer) for the whole batch')
-console.log(JSON.stringify({
-  depositFirst: Number(depositFirst),
-  depositTopUp: Number(depositTopUp),
-  register: Number(register),
-  openEarningsAccount: Number(openAccount),
-  redeemOneFirst: Number(r1First),
-  redeemOneRepeat: Number(r1Repeat),
-  redeemBatch10PerVoucherFirst: Number(r10First),
-  redeemBatch10PerVoucherRepeat: Number(r10Repeat),
-  redeemBatch100PerVoucherFirst: Number(r100First),
-  redeemBatch100PerVoucherRepeat: Number(r100Repeat),
-  redeemOneFirstUnopened: Number(r1Unopened),
-  redeemBatch10PerVoucherFirstUnopened: Number(r10Unopened),
-  withdrawEarningsFirst: Number(withdrawFirst),
-  withdrawEarningsRepeat: Number(withdrawRepeat),
-  claim10FirstPerVoucher: Number((r10FirstTotal + withdrawRepeat) / 10n),
-  targets: { redeemOne: Number(TARGET_SINGLE), redeemBatchPerVoucher: Number(TARGET_BATCH_PER_VOUCHER) },
-  targetsMetRepeat: steady,
-  targetsMetFirst: first,
-  targetsMetFirstUnopened: unopened,
-}))
+console.log(
+  `targets met, first redemption of a (payer, payee) pair: ${first ? 'yes' : 'NO'}` +
+    ' (its paid-so-far slot goes 0 → non-zero: +17,100 gas per voucher, EIP-2200/2929)'
+)
+console.log(
+  `targets met, a payee's first redemption without openEarningsAccount: ${unopened ? 'yes' : 'NO'}` +
+    ' (its earnings slot goes 0 → non-zero: +17,100 gas once; `pov node register` opens the account, one-time cost above)'
+)
+console.log(
+  'redemptions move no tokens: a claim adds one withdrawEarnings transaction (one transfer) for the whole batch'
+)
+console.log(
+  JSON.stringify({
+    depositFirst: Number(depositFirst),
+    depositTopUp: Number(depositTopUp),
+    register: Number(register),
+    openEarningsAccount: Number(openAccount),
+    redeemOneFirst: Number(r1First),
+    redeemOneRepeat: Number(r1Repeat),
+    redeemBatch10PerVoucherFirst: Number(r10First),
+    redeemBatch10PerVoucherRepeat: Number(r10Repeat),
+    redeemBatch100PerVoucherFirst: Number(r100First),
+    redeemBatch100PerVoucherRepeat: Number(r100Repeat),
+    redeemOneFirstUnopened: Number(r1Unopened),
+    redeemBatch10PerVoucherFirstUnopened: Number(r10Unopened),
+    withdrawEarningsFirst: Number(withdrawFirst),
+    withdrawEarningsRepeat: Number(withdrawRepeat),
+    claim10FirstPerVoucher: Number((r10FirstTotal + withdrawRepeat) / 10n),
+    targets: {
+      redeemOne: Number(TARGET_SINGLE),
+      redeemBatchPerVoucher: Number(TARGET_BATCH_PER_VOUCHER)
+    },
+    targetsMetRepeat: steady,
+    targetsMetFirst: first,
+    targetsMetFirstUnopened: unopened
+  })
+)

@@ -20,7 +20,14 @@
 // The last line of output is one JSON object with every figure.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, connect, type Server, type Socket } from 'node:net'
-import { createCipheriv, createDecipheriv, createHash, generateKeyPairSync, randomBytes, sign as edSign } from 'node:crypto'
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  generateKeyPairSync,
+  randomBytes,
+  sign as edSign
+} from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -55,36 +62,70 @@ const BUSY_POLL = !process.argv.includes('--no-busy-poll')
 /** The node's polling window in this run (0 with --no-busy-poll). */
 const NODE_POLL_US = BUSY_POLL ? nodeDefaults.busyPollUs : 0
 /** Pollers as a node and a router keep them (`on` false: window 0, never polls). */
-const nodePoll = (on: boolean): BusyPoll => new BusyPoll({ windowUs: on ? nodeDefaults.busyPollUs : 0 })
-const routerPoll = (on: boolean): BusyPoll => new BusyPoll({ windowUs: on ? DEFAULT_ROUTER_BUSY_POLL_US : 0, onlyWhileWaiting: true })
-const PAYLOADS = [{ name: '16KiB', rows: 4, iters: 2000 }, { name: '1MiB', rows: 256, iters: 200 }]
+const nodePoll = (on: boolean): BusyPoll =>
+  new BusyPoll({ windowUs: on ? nodeDefaults.busyPollUs : 0 })
+const routerPoll = (on: boolean): BusyPoll =>
+  new BusyPoll({ windowUs: on ? DEFAULT_ROUTER_BUSY_POLL_US : 0, onlyWhileWaiting: true })
+const PAYLOADS = [
+  { name: '16KiB', rows: 4, iters: 2000 },
+  { name: '1MiB', rows: 256, iters: 200 }
+]
 
 // ---------------------------------------------------------------- server (child process) mode
-async function serve (): Promise<void> {
+async function serve(): Promise<void> {
   const model: HostedModel = {
-    modelId: MODEL_ID, manifestHash: MODEL_ID, hidden: HIDDEN, numLayers: 1, numExperts: 1, shards: [0], experts: [[0, 0]],
+    modelId: MODEL_ID,
+    manifestHash: MODEL_ID,
+    hidden: HIDDEN,
+    numLayers: 1,
+    numExperts: 1,
+    shards: [0],
+    experts: [[0, 0]],
     runtime: { has: () => true, runExpert: async (_l, _e, x) => x }
   }
-  const node = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...transportOptions(), services: { expert: expertService({ models: [model], busyPollUs: NODE_POLL_US }) } })
+  const node = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    ...transportOptions(),
+    services: { expert: expertService({ models: [model], busyPollUs: NODE_POLL_US }) }
+  })
   // bare libp2p echo on the same host: the transport's own cost, without the expert protocol
   const echoPoll = nodePoll(BUSY_POLL)
-  await node.handle(ECHO_PROTOCOL, (stream) => { stream.addEventListener('message', (evt) => { stream.send(evt.data); echoPoll.kick() }) })
+  await node.handle(ECHO_PROTOCOL, (stream) => {
+    stream.addEventListener('message', (evt) => {
+      stream.send(evt.data)
+      echoPoll.kick()
+    })
+  })
   const echo = frameEchoServer(0)
   // the same echo, each reply held HOLD_US by a busy wait
   const held = frameEchoServer(HOLD_US)
   // the same echo busy-polling as the node does (for the like-for-like row)
   const polled = frameEchoServer(0, nodePoll(true))
-  await Promise.all([echo, held, polled].map(async s => { await new Promise(resolve => s.once('listening', resolve)) }))
+  await Promise.all(
+    [echo, held, polled].map(async (s) => {
+      await new Promise((resolve) => s.once('listening', resolve))
+    })
+  )
   const port = (echo.address() as { port: number }).port
   const heldPort = (held.address() as { port: number }).port
   const polledPort = (polled.address() as { port: number }).port
-  process.stdout.write(JSON.stringify({ event: 'ready', addr: node.getMultiaddrs()[0].toString(), port, heldPort, polledPort }) + '\n')
-  process.once('SIGTERM', () => { void Promise.resolve(node.stop()).then(() => process.exit(0)) })
+  process.stdout.write(
+    JSON.stringify({
+      event: 'ready',
+      addr: node.getMultiaddrs()[0].toString(),
+      port,
+      heldPort,
+      polledPort
+    }) + '\n'
+  )
+  process.once('SIGTERM', () => {
+    void Promise.resolve(node.stop()).then(() => process.exit(0))
+  })
 }
 
 // ---------------------------------------------------------------- helpers
 /** Raw-TCP length-prefixed echo on 127.0.0.1; `holdUs`: busy time before each reply; `poll`: kicked after each reply. */
-function frameEchoServer (holdUs: number, poll?: BusyPoll): Server {
+function frameEchoServer(holdUs: number, poll?: BusyPoll): Server {
   return createServer((sock) => {
     sock.setNoDelay(true)
     const dec = new FrameDecoder(64 * 1024 * 1024)
@@ -99,41 +140,65 @@ function frameEchoServer (holdUs: number, poll?: BusyPoll): Server {
   }).listen(0, '127.0.0.1')
 }
 
-const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))] }
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))]
+}
 
-function child (args: string[]): Promise<{ proc: ChildProcess, ready: any }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+function child(args: string[]): Promise<{ proc: ChildProcess; ready: any }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
   return new Promise((resolve, reject) => {
     createInterface({ input: proc.stdout! }).on('line', (l) => {
-      try { const ev = JSON.parse(l); if (ev.event === 'ready') resolve({ proc, ready: ev }) } catch {}
+      try {
+        const ev = JSON.parse(l)
+        if (ev.event === 'ready') resolve({ proc, ready: ev })
+      } catch {}
     })
-    proc.once('exit', (c) => { reject(new Error(`${args.join(' ')} exited ${c}`)) })
+    proc.once('exit', (c) => {
+      reject(new Error(`${args.join(' ')} exited ${c}`))
+    })
   })
 }
 
-async function stop (p: ChildProcess): Promise<void> {
+async function stop(p: ChildProcess): Promise<void> {
   if (p.exitCode != null) return
-  const done = new Promise(resolve => p.once('exit', resolve))
+  const done = new Promise((resolve) => p.once('exit', resolve))
   p.kill('SIGTERM')
   await done
 }
 
-const spin = (us: number): void => { const until = performance.now() + us / 1000; while (performance.now() < until); }
+const spin = (us: number): void => {
+  const until = performance.now() + us / 1000
+  while (performance.now() < until);
+}
 
 /** Length-prefixed echo round trips over node:net; `holdUs`: busy time before each send (not timed); `poll`: polls while each reply is out. */
-async function rawTcpRtts (port: number, bytes: number, iters: number, holdUs = 0, poll?: BusyPoll): Promise<number[]> {
+async function rawTcpRtts(
+  port: number,
+  bytes: number,
+  iters: number,
+  holdUs = 0,
+  poll?: BusyPoll
+): Promise<number[]> {
   const sock: Socket = connect(port, '127.0.0.1')
   sock.setNoDelay(true)
-  await new Promise(resolve => sock.once('connect', resolve))
+  await new Promise((resolve) => sock.once('connect', resolve))
   const dec = new FrameDecoder(64 * 1024 * 1024)
   let waiting: (() => void) | null = null
-  sock.on('data', (c) => { if (dec.push(c).length > 0) waiting?.() })
+  sock.on('data', (c) => {
+    if (dec.push(c).length > 0) waiting?.()
+  })
   const payload = new Uint8Array(bytes).fill(1)
   const out: number[] = []
   for (let i = 0; i < iters; i++) {
     if (holdUs > 0) spin(holdUs)
     const t0 = performance.now()
-    const got = new Promise<void>(resolve => { waiting = resolve })
+    const got = new Promise<void>((resolve) => {
+      waiting = resolve
+    })
     const end = poll?.begin()
     for (const part of encodeFrame(payload)) sock.write(part)
     await got
@@ -145,17 +210,32 @@ async function rawTcpRtts (port: number, bytes: number, iters: number, holdUs = 
 }
 
 /** Bare echo round trips over one libp2p stream (same transport stack, no expert protocol). */
-async function libp2pEchoRtts (router: Router, addr: string, bytes: number, iters: number, poll: BusyPoll): Promise<number[]> {
+async function libp2pEchoRtts(
+  router: Router,
+  addr: string,
+  bytes: number,
+  iters: number,
+  poll: BusyPoll
+): Promise<number[]> {
   const stream = await router.libp2p.dialProtocol(multiaddr(addr), ECHO_PROTOCOL)
   let got = 0
   let waiting: (() => void) | null = null
-  stream.addEventListener('message', (evt) => { got += evt.data.byteLength; if (got >= bytes) { got -= bytes; waiting?.() } })
+  stream.addEventListener('message', (evt) => {
+    got += evt.data.byteLength
+    if (got >= bytes) {
+      got -= bytes
+      waiting?.()
+    }
+  })
   const payload = new Uint8Array(bytes).fill(1)
   const out: number[] = []
   for (let i = 0; i < iters; i++) {
     const t0 = performance.now()
     const end = poll.begin()
-    await new Promise<void>(resolve => { waiting = resolve; stream.send(payload) })
+    await new Promise<void>((resolve) => {
+      waiting = resolve
+      stream.send(payload)
+    })
     end()
     out.push(performance.now() - t0)
   }
@@ -164,7 +244,12 @@ async function libp2pEchoRtts (router: Router, addr: string, bytes: number, iter
 }
 
 /** Median µs of the crypto on a signed call's path: 4 × ChaCha20-Poly1305 (seal + open, each way), SHA-256 of input and output, one Ed25519 signature. */
-function cryptoFloorUs (bytes: number): { aeadUs: number, hashUs: number, signUs: number, totalUs: number } {
+function cryptoFloorUs(bytes: number): {
+  aeadUs: number
+  hashUs: number
+  signUs: number
+  totalUs: number
+} {
   const key = randomBytes(32)
   const nonce = Buffer.alloc(12)
   const data = randomBytes(bytes)
@@ -172,31 +257,76 @@ function cryptoFloorUs (bytes: number): { aeadUs: number, hashUs: number, signUs
   const med = (f: () => void): number => {
     for (let i = 0; i < 200; i++) f()
     const xs: number[] = []
-    for (let i = 0; i < 2000; i++) { const t = performance.now(); f(); xs.push(performance.now() - t) }
+    for (let i = 0; i < 2000; i++) {
+      const t = performance.now()
+      f()
+      xs.push(performance.now() - t)
+    }
     return pct(xs, 0.5) * 1000
   }
-  const seal = (): Buffer => { const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 }); const out = Buffer.concat([c.update(data), c.final(), c.getAuthTag()]); return out }
+  const seal = (): Buffer => {
+    const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
+    const out = Buffer.concat([c.update(data), c.final(), c.getAuthTag()])
+    return out
+  }
   const sealed = seal()
-  const open = (): void => { const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 }); d.setAuthTag(sealed.subarray(bytes)); d.update(sealed.subarray(0, bytes)); d.final() }
-  const aeadUs = 2 * (med(() => { seal() }) + med(open))
-  const hashUs = 2 * med(() => { createHash('sha256').update(data).digest() })
+  const open = (): void => {
+    const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
+    d.setAuthTag(sealed.subarray(bytes))
+    d.update(sealed.subarray(0, bytes))
+    d.final()
+  }
+  const aeadUs =
+    2 *
+    (med(() => {
+      seal()
+    }) +
+      med(open))
+  const hashUs =
+    2 *
+    med(() => {
+      createHash('sha256').update(data).digest()
+    })
   const msg = randomBytes(138)
-  const signUs = med(() => { edSign(null, msg, privateKey) })
+  const signUs = med(() => {
+    edSign(null, msg, privateKey)
+  })
   return { aeadUs, hashUs, signUs, totalUs: aeadUs + hashUs + signUs }
 }
 
 // ---------------------------------------------------------------- part 1: round trips
 interface RoundTrip {
-  p2pMedianUs: number, p2pP99Us: number, tcpMedianUs: number, tcpP99Us: number, ratioMedian: number, ratioP99: number
-  echoMedianUs: number, echoRatioMedian: number, cryptoUs: number, floorRatio: number
+  p2pMedianUs: number
+  p2pP99Us: number
+  tcpMedianUs: number
+  tcpP99Us: number
+  ratioMedian: number
+  ratioP99: number
+  echoMedianUs: number
+  echoRatioMedian: number
+  cryptoUs: number
+  floorRatio: number
   /** Raw TCP with both ends busy-polling (as the expert call's ends do), and the call against it. */
-  polledTcpMedianUs: number, ratioToPolledMedian: number
+  polledTcpMedianUs: number
+  ratioToPolledMedian: number
   /** Raw TCP with each reply held HOLD_US, and what that costs beyond the hold itself. */
-  heldMedianUs?: number, wakeUpExtraUs?: number
+  heldMedianUs?: number
+  wakeUpExtraUs?: number
 }
-async function roundTrips (): Promise<Record<string, RoundTrip>> {
-  const { proc, ready } = await child(['tests/bench/wire.ts', '--serve', ...(BUSY_POLL ? [] : ['--no-busy-poll'])])
-  const router = await Router.init({ opts: { peers: [ready.addr], modelId: MODEL_ID, hidden: HIDDEN, ...(BUSY_POLL ? {} : { busyPollUs: 0 }) } })
+async function roundTrips(): Promise<Record<string, RoundTrip>> {
+  const { proc, ready } = await child([
+    'tests/bench/wire.ts',
+    '--serve',
+    ...(BUSY_POLL ? [] : ['--no-busy-poll'])
+  ])
+  const router = await Router.init({
+    opts: {
+      peers: [ready.addr],
+      modelId: MODEL_ID,
+      hidden: HIDDEN,
+      ...(BUSY_POLL ? {} : { busyPollUs: 0 })
+    }
+  })
   const res: Record<string, any> = {}
   try {
     for (const p of PAYLOADS) {
@@ -212,22 +342,44 @@ async function roundTrips (): Promise<Record<string, RoundTrip>> {
       await rawTcpRtts(ready.port, x.byteLength, warm)
       const tcp = await rawTcpRtts(ready.port, x.byteLength, p.iters)
       // polling as the expert call does (or not, with --no-busy-poll)
-      const echo = (await libp2pEchoRtts(router, ready.addr, x.byteLength, p.iters + warm, routerPoll(BUSY_POLL))).slice(warm)
+      const echo = (
+        await libp2pEchoRtts(
+          router,
+          ready.addr,
+          x.byteLength,
+          p.iters + warm,
+          routerPoll(BUSY_POLL)
+        )
+      ).slice(warm)
       // (16 KiB only: at 1 MiB the hold overlaps the transfer itself)
-      const heldTcp = p.name === '16KiB' ? await rawTcpRtts(ready.heldPort, x.byteLength, p.iters, CLIENT_HOLD_US) : null
+      const heldTcp =
+        p.name === '16KiB'
+          ? await rawTcpRtts(ready.heldPort, x.byteLength, p.iters, CLIENT_HOLD_US)
+          : null
       // raw TCP with both ends busy-polling as the router and node do: the like-for-like floor
       const polledPoll = routerPoll(true)
       await rawTcpRtts(ready.polledPort, x.byteLength, warm, 0, polledPoll)
       const polledTcp = await rawTcpRtts(ready.polledPort, x.byteLength, p.iters, 0, polledPoll)
       const crypto = cryptoFloorUs(x.byteLength)
       res[p.name] = {
-        ...(heldTcp != null ? { heldMedianUs: pct(heldTcp, 0.5) * 1000, wakeUpExtraUs: (pct(heldTcp, 0.5) - pct(tcp, 0.5)) * 1000 - HOLD_US } : {}),
-        echoMedianUs: pct(echo, 0.5) * 1000, echoRatioMedian: pct(echo, 0.5) / pct(tcp, 0.5),
-        cryptoUs: crypto.totalUs, floorRatio: (pct(tcp, 0.5) * 1000 + crypto.totalUs) / (pct(tcp, 0.5) * 1000),
-        p2pMedianUs: pct(p2p, 0.5) * 1000, p2pP99Us: pct(p2p, 0.99) * 1000,
-        tcpMedianUs: pct(tcp, 0.5) * 1000, tcpP99Us: pct(tcp, 0.99) * 1000,
-        polledTcpMedianUs: pct(polledTcp, 0.5) * 1000, ratioToPolledMedian: pct(p2p, 0.5) / pct(polledTcp, 0.5),
-        ratioMedian: pct(p2p, 0.5) / pct(tcp, 0.5), ratioP99: pct(p2p, 0.99) / pct(tcp, 0.99)
+        ...(heldTcp != null
+          ? {
+              heldMedianUs: pct(heldTcp, 0.5) * 1000,
+              wakeUpExtraUs: (pct(heldTcp, 0.5) - pct(tcp, 0.5)) * 1000 - HOLD_US
+            }
+          : {}),
+        echoMedianUs: pct(echo, 0.5) * 1000,
+        echoRatioMedian: pct(echo, 0.5) / pct(tcp, 0.5),
+        cryptoUs: crypto.totalUs,
+        floorRatio: (pct(tcp, 0.5) * 1000 + crypto.totalUs) / (pct(tcp, 0.5) * 1000),
+        p2pMedianUs: pct(p2p, 0.5) * 1000,
+        p2pP99Us: pct(p2p, 0.99) * 1000,
+        tcpMedianUs: pct(tcp, 0.5) * 1000,
+        tcpP99Us: pct(tcp, 0.99) * 1000,
+        polledTcpMedianUs: pct(polledTcp, 0.5) * 1000,
+        ratioToPolledMedian: pct(p2p, 0.5) / pct(polledTcp, 0.5),
+        ratioMedian: pct(p2p, 0.5) / pct(tcp, 0.5),
+        ratioP99: pct(p2p, 0.99) / pct(tcp, 0.99)
       }
     }
   } finally {
@@ -238,7 +390,7 @@ async function roundTrips (): Promise<Record<string, RoundTrip>> {
 }
 
 // ---------------------------------------------------------------- part 2: generation
-async function generation (): Promise<Record<string, number>> {
+async function generation(): Promise<Record<string, number>> {
   const dir = await mkdtemp(join(tmpdir(), 'pov-bench-'))
   const { writeTinyCheckpoint } = await import('../../model/tiny.js')
   const { convertCheckpoint, loadBundle } = await import('../../model/bundle/index.js')
@@ -248,26 +400,69 @@ async function generation (): Promise<Record<string, number>> {
   const nodes: ChildProcess[] = []
   try {
     process.stderr.write('writing and converting the d_model 1024 / d_ff 3584 / 4-layer model…\n')
-    await writeTinyCheckpoint(join(dir, 'hf'), { hidden: 1024, intermediate: 3584, layers: 4, seed: 1 })
-    await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'), { extraBuilders: [buildDenseArtifacts] })
+    await writeTinyCheckpoint(join(dir, 'hf'), {
+      hidden: 1024,
+      intermediate: 3584,
+      layers: 4,
+      seed: 1
+    })
+    await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'), {
+      extraBuilders: [buildDenseArtifacts]
+    })
     const bundle = await loadBundle(join(dir, 'bundle'), { verify: 'none' })
     // as `pov generate` runs it, --local or --peers: no ORT pool spins between runs (the dense
     // pools alternate with the experts', local or remote, and share these 2 cores with them)
     const dense = await loadDenseRuntime(bundle, { device: 'cpu', allowSpinning: false })
     const prompt = Array.from({ length: 128 }, (_, i) => 3 + ((i * 37) % 500))
     process.stderr.write('loading the single-process runtime and starting 2 nodes × 4 shards…\n')
-    const rt = await loadExpertRuntime(bundle, bundle.manifest.shards.map(s => s.id), { device: 'cpu', verify: false, allowSpinning: false })
-    const started = await Promise.all([[0, 1, 2, 3], [4, 5, 6, 7]].map(async s => await child(['cli/bin.ts', 'node', 'start', '--model', join(dir, 'bundle'), '--shards', s.join(','), '--json', '--log-level', 'warn', ...NODE_FLAGS])))
-    nodes.push(...started.map(s => s.proc))
-    const peers = started.map(s => s.ready.addrs[0])
+    const rt = await loadExpertRuntime(
+      bundle,
+      bundle.manifest.shards.map((s) => s.id),
+      { device: 'cpu', verify: false, allowSpinning: false }
+    )
+    const started = await Promise.all(
+      [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7]
+      ].map(
+        async (s) =>
+          await child([
+            'cli/bin.ts',
+            'node',
+            'start',
+            '--model',
+            join(dir, 'bundle'),
+            '--shards',
+            s.join(','),
+            '--json',
+            '--log-level',
+            'warn',
+            ...NODE_FLAGS
+          ])
+      )
+    )
+    nodes.push(...started.map((s) => s.proc))
+    const peers = started.map((s) => s.ready.addrs[0])
     // Like the nodes (NODE_FLAGS), the router shares these 2 cores, so it does not busy-poll
     // (`--busy-poll-us 0`): a polling router takes CPU from the nodes while they compute.
-    const router = await Router.init({ opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize, busyPollUs: 0 } })
+    const router = await Router.init({
+      opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize, busyPollUs: 0 }
+    })
     // the same with fp16 on the wire (`--wire-dtype fp16`): half the bytes to encrypt, hash and copy
-    const router16 = await Router.init({ opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize, wireDType: 'fp16', busyPollUs: 0 } })
+    const router16 = await Router.init({
+      opts: {
+        peers,
+        modelId: bundle.modelId,
+        hidden: bundle.config.hiddenSize,
+        wireDType: 'fp16',
+        busyPollUs: 0
+      }
+    })
     // the fp32 router with its default busy polling (meant for a router on cores of its own), to show what polling costs here
-    const routerPolling = await Router.init({ opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize } })
-    const setups: Array<{ name: string, experts: any, dense: DenseRuntime }> = [
+    const routerPolling = await Router.init({
+      opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize }
+    })
+    const setups: Array<{ name: string; experts: any; dense: DenseRuntime }> = [
       { name: 'single process', experts: rt, dense },
       { name: 'distributed fp32', experts: router.executor, dense },
       { name: 'distributed fp16', experts: router16.executor, dense },
@@ -283,18 +478,42 @@ async function generation (): Promise<Record<string, number>> {
     // order rotates every round (each setup takes each position once) and every measured run
     // follows an untimed 1-token run of its own setup.
     for (let w = 0; w < WARMUP_RUNS; w++) {
-      for (const su of setups) await generateAll({ dense: su.dense, experts: su.experts, promptIds: prompt, maxTokens: 8, eosTokenId: null })
+      for (const su of setups)
+        await generateAll({
+          dense: su.dense,
+          experts: su.experts,
+          promptIds: prompt,
+          maxTokens: 8,
+          eosTokenId: null
+        })
     }
     const best = setups.map(() => ({ prefill: 0, decode: 0, tokens: [] as number[] }))
-    if (setups.length !== ROUNDS) throw new Error(`ROUNDS (${ROUNDS}) must equal the number of setups (${setups.length})`)
+    if (setups.length !== ROUNDS)
+      throw new Error(`ROUNDS (${ROUNDS}) must equal the number of setups (${setups.length})`)
     for (let rep = 0; rep < ROUNDS; rep++) {
       for (let j = 0; j < setups.length; j++) {
         const i = (j + rep) % setups.length
         const su = setups[i]
         process.stderr.write(`round ${rep + 1}/${ROUNDS}: ${su.name}…\n`)
-        await generateAll({ dense: su.dense, experts: su.experts, promptIds: prompt, maxTokens: 1, eosTokenId: null })
-        const r = await generateAll({ dense: su.dense, experts: su.experts, promptIds: prompt, maxTokens: 32, eosTokenId: null })
-        best[i] = { prefill: Math.max(best[i].prefill, r.timings.prefillTokensPerSecond), decode: Math.max(best[i].decode, r.timings.decodeTokensPerSecond), tokens: r.tokens }
+        await generateAll({
+          dense: su.dense,
+          experts: su.experts,
+          promptIds: prompt,
+          maxTokens: 1,
+          eosTokenId: null
+        })
+        const r = await generateAll({
+          dense: su.dense,
+          experts: su.experts,
+          promptIds: prompt,
+          maxTokens: 32,
+          eosTokenId: null
+        })
+        best[i] = {
+          prefill: Math.max(best[i].prefill, r.timings.prefillTokensPerSecond),
+          decode: Math.max(best[i].decode, r.timings.decodeTokensPerSecond),
+          tokens: r.tokens
+        }
       }
     }
     const [local, remote, remote16, remotePolling] = best
@@ -304,15 +523,22 @@ async function generation (): Promise<Record<string, number>> {
     await rt.close()
     await dense.close()
     return {
-      localPrefillTokS: local.prefill, localDecodeTokS: local.decode,
-      remotePrefillTokS: remote.prefill, remoteDecodeTokS: remote.decode,
-      prefillRatio: remote.prefill / local.prefill, decodeRatio: remote.decode / local.decode,
+      localPrefillTokS: local.prefill,
+      localDecodeTokS: local.decode,
+      remotePrefillTokS: remote.prefill,
+      remoteDecodeTokS: remote.decode,
+      prefillRatio: remote.prefill / local.prefill,
+      decodeRatio: remote.decode / local.decode,
       sameTokens: Number(JSON.stringify(local.tokens) === JSON.stringify(remote.tokens)),
-      fp16PrefillTokS: remote16.prefill, fp16DecodeTokS: remote16.decode,
-      fp16PrefillRatio: remote16.prefill / local.prefill, fp16DecodeRatio: remote16.decode / local.decode,
+      fp16PrefillTokS: remote16.prefill,
+      fp16DecodeTokS: remote16.decode,
+      fp16PrefillRatio: remote16.prefill / local.prefill,
+      fp16DecodeRatio: remote16.decode / local.decode,
       fp16SameTokens: Number(JSON.stringify(local.tokens) === JSON.stringify(remote16.tokens)),
-      pollingPrefillTokS: remotePolling.prefill, pollingDecodeTokS: remotePolling.decode,
-      pollingPrefillRatio: remotePolling.prefill / local.prefill, pollingDecodeRatio: remotePolling.decode / local.decode
+      pollingPrefillTokS: remotePolling.prefill,
+      pollingDecodeTokS: remotePolling.decode,
+      pollingPrefillRatio: remotePolling.prefill / local.prefill,
+      pollingDecodeRatio: remotePolling.decode / local.decode
     }
   } finally {
     await Promise.all(nodes.map(stop))
@@ -328,20 +554,55 @@ if (process.argv.includes('--serve')) {
   const f = (n: number, d = 0): string => n.toFixed(d).padStart(9)
   console.log('\nexpert call round trip (identity runtime, fp32, signed), µs')
   console.log('payload      libp2p p50  libp2p p99   rawTCP p50  rawTCP p99   ratio p50  ratio p99')
-  for (const [k, v] of Object.entries(rtt)) console.log(`${k.padEnd(10)} ${f(v.p2pMedianUs)}   ${f(v.p2pP99Us)}   ${f(v.tcpMedianUs)}   ${f(v.tcpP99Us)}   ${f(v.ratioMedian, 2)}  ${f(v.ratioP99, 2)}`)
-  console.log('\nwhere it goes (medians, µs): raw TCP | bare libp2p echo (ratio) | crypto a signed call cannot skip | raw TCP + that crypto (ratio)')
-  for (const [k, v] of Object.entries(rtt)) console.log(`${k.padEnd(10)} ${f(v.tcpMedianUs)}   ${f(v.echoMedianUs)} (${v.echoRatioMedian.toFixed(2)}×)   ${f(v.cryptoUs)}   ${f(v.tcpMedianUs + v.cryptoUs)} (${v.floorRatio.toFixed(2)}×)`)
-  console.log(`\nraw TCP, each reply held ${HOLD_US} µs and each request preceded by ${CLIENT_HOLD_US} µs of client work (busy, like a node and a router), medians, µs:\n           raw | held | held − raw − ${HOLD_US} (wake-up latency the idle periods add)`)
-  for (const [k, v] of Object.entries(rtt)) if (v.heldMedianUs != null) console.log(`${k.padEnd(10)} ${f(v.tcpMedianUs)}   ${f(v.heldMedianUs)}   ${f(v.wakeUpExtraUs ?? 0)}`)
-  console.log(`\nlike for like: raw TCP with both ends busy-polling too, medians, µs (expert call ${BUSY_POLL ? 'busy-polling' : 'not polling: --no-busy-poll'})\n           raw polled | expert call | ratio`)
-  for (const [k, v] of Object.entries(rtt)) console.log(`${k.padEnd(10)} ${f(v.polledTcpMedianUs)}   ${f(v.p2pMedianUs)}   ${f(v.ratioToPolledMedian, 2)}`)
+  for (const [k, v] of Object.entries(rtt))
+    console.log(
+      `${k.padEnd(10)} ${f(v.p2pMedianUs)}   ${f(v.p2pP99Us)}   ${f(v.tcpMedianUs)}   ${f(v.tcpP99Us)}   ${f(v.ratioMedian, 2)}  ${f(v.ratioP99, 2)}`
+    )
+  console.log(
+    '\nwhere it goes (medians, µs): raw TCP | bare libp2p echo (ratio) | crypto a signed call cannot skip | raw TCP + that crypto (ratio)'
+  )
+  for (const [k, v] of Object.entries(rtt))
+    console.log(
+      `${k.padEnd(10)} ${f(v.tcpMedianUs)}   ${f(v.echoMedianUs)} (${v.echoRatioMedian.toFixed(2)}×)   ${f(v.cryptoUs)}   ${f(v.tcpMedianUs + v.cryptoUs)} (${v.floorRatio.toFixed(2)}×)`
+    )
+  console.log(
+    `\nraw TCP, each reply held ${HOLD_US} µs and each request preceded by ${CLIENT_HOLD_US} µs of client work (busy, like a node and a router), medians, µs:\n           raw | held | held − raw − ${HOLD_US} (wake-up latency the idle periods add)`
+  )
+  for (const [k, v] of Object.entries(rtt))
+    if (v.heldMedianUs != null)
+      console.log(
+        `${k.padEnd(10)} ${f(v.tcpMedianUs)}   ${f(v.heldMedianUs)}   ${f(v.wakeUpExtraUs ?? 0)}`
+      )
+  console.log(
+    `\nlike for like: raw TCP with both ends busy-polling too, medians, µs (expert call ${BUSY_POLL ? 'busy-polling' : 'not polling: --no-busy-poll'})\n           raw polled | expert call | ratio`
+  )
+  for (const [k, v] of Object.entries(rtt))
+    console.log(
+      `${k.padEnd(10)} ${f(v.polledTcpMedianUs)}   ${f(v.p2pMedianUs)}   ${f(v.ratioToPolledMedian, 2)}`
+    )
   const gen = process.argv.includes('--no-generation') ? null : await generation()
   if (gen != null) {
-    console.log(`\ngeneration, tokens/s (128-token prompt, 32 new tokens; ${WARMUP_RUNS} warm-up runs each, then ${ROUNDS} rounds in rotating order, each run after a 1-token warm-up; best of ${ROUNDS})`)
-    console.log('              single    distributed   ratio   target   | fp16 on the wire   ratio | fp32, router busy-polling   ratio')
-    console.log(`prefill   ${f(gen.localPrefillTokS, 1)}   ${f(gen.remotePrefillTokS, 1)}   ${f(gen.prefillRatio, 2)}   ≥ 0.8    | ${f(gen.fp16PrefillTokS, 1)}   ${f(gen.fp16PrefillRatio, 2)} | ${f(gen.pollingPrefillTokS, 1)}   ${f(gen.pollingPrefillRatio, 2)}`)
-    console.log(`decode    ${f(gen.localDecodeTokS, 1)}   ${f(gen.remoteDecodeTokS, 1)}   ${f(gen.decodeRatio, 2)}   ≥ 0.5    | ${f(gen.fp16DecodeTokS, 1)}   ${f(gen.fp16DecodeRatio, 2)} | ${f(gen.pollingDecodeTokS, 1)}   ${f(gen.pollingDecodeRatio, 2)}`)
-    console.log(`same tokens as single process: fp32 ${gen.sameTokens === 1}, fp16 ${gen.fp16SameTokens === 1} (targets are judged on fp32)`)
+    console.log(
+      `\ngeneration, tokens/s (128-token prompt, 32 new tokens; ${WARMUP_RUNS} warm-up runs each, then ${ROUNDS} rounds in rotating order, each run after a 1-token warm-up; best of ${ROUNDS})`
+    )
+    console.log(
+      '              single    distributed   ratio   target   | fp16 on the wire   ratio | fp32, router busy-polling   ratio'
+    )
+    console.log(
+      `prefill   ${f(gen.localPrefillTokS, 1)}   ${f(gen.remotePrefillTokS, 1)}   ${f(gen.prefillRatio, 2)}   ≥ 0.8    | ${f(gen.fp16PrefillTokS, 1)}   ${f(gen.fp16PrefillRatio, 2)} | ${f(gen.pollingPrefillTokS, 1)}   ${f(gen.pollingPrefillRatio, 2)}`
+    )
+    console.log(
+      `decode    ${f(gen.localDecodeTokS, 1)}   ${f(gen.remoteDecodeTokS, 1)}   ${f(gen.decodeRatio, 2)}   ≥ 0.5    | ${f(gen.fp16DecodeTokS, 1)}   ${f(gen.fp16DecodeRatio, 2)} | ${f(gen.pollingDecodeTokS, 1)}   ${f(gen.pollingDecodeRatio, 2)}`
+    )
+    console.log(
+      `same tokens as single process: fp32 ${gen.sameTokens === 1}, fp16 ${gen.fp16SameTokens === 1} (targets are judged on fp32)`
+    )
   }
-  console.log(JSON.stringify({ roundTrip: rtt, generation: gen, targets: { rtt16KiBRatio: 2, prefillRatio: 0.8, decodeRatio: 0.5 } }))
+  console.log(
+    JSON.stringify({
+      roundTrip: rtt,
+      generation: gen,
+      targets: { rtt16KiBRatio: 2, prefillRatio: 0.8, decodeRatio: 0.5 }
+    })
+  )
 }

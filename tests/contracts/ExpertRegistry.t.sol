@@ -13,7 +13,12 @@ contract RegistryHandler is TestBase {
     PovToken public immutable token;
     ExpertRegistry public immutable registry;
     bytes32 public immutable modelId;
-    address[4] public operators = [address(0x2001), address(0x2002), address(0x2003), address(0x2004)];
+    address[4] public operators = [
+        address(0x2001),
+        address(0x2002),
+        address(0x2003),
+        address(0x2004)
+    ];
 
     constructor(PovToken token_, ExpertRegistry registry_, bytes32 modelId_) {
         token = token_;
@@ -114,18 +119,29 @@ contract ExpertRegistryFuzzTest is TestBase {
         }
     }
 
-    function testFuzz_selectNodesIsBoundedAndDistinct(bytes32 seed, uint256 k, uint256[4] memory stakes) public {
+    function testFuzz_selectNodesIsBoundedAndDistinct(
+        bytes32 seed,
+        uint256 k,
+        uint256[4] memory stakes
+    ) public {
         for (uint256 i; i < 4; ++i) {
             handler.register(i, stakes[i], 0);
         }
         k = bound(k, 0, 6);
-        IExpertRegistry.NodeView[] memory picked = registry.selectNodes(MODEL, 0, seed, type(uint256).max, k);
+        IExpertRegistry.NodeView[] memory picked = registry.selectNodes(
+            MODEL,
+            0,
+            seed,
+            type(uint256).max,
+            k
+        );
         uint256 n = registry.activeNodes(MODEL, 0).length;
         assertEq(n, 4, "all four registered");
         assertEq(picked.length, k < n ? k : n, "k capped by eligible nodes");
         for (uint256 i; i < picked.length; ++i) {
             for (uint256 j = i + 1; j < picked.length; ++j) {
-                if (picked[i].operator == picked[j].operator) revert AssertionFailed("duplicate pick", i, j);
+                if (picked[i].operator == picked[j].operator)
+                    revert AssertionFailed("duplicate pick", i, j);
             }
         }
     }

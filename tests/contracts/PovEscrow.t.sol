@@ -7,10 +7,12 @@ import {PovEscrow} from "../../contracts/PovEscrow.sol";
 import {IPovEscrow} from "../../contracts/interfaces/IPovEscrow.sol";
 
 /// @dev The payer's signature of `v` in the escrow's compact form (ERC-2098: y-parity in the top bit of s).
-function signCompact(Vm vm_, uint256 key, PovEscrow escrow, IPovEscrow.Voucher memory v)
-    view
-    returns (IPovEscrow.SignedVoucher memory)
-{
+function signCompact(
+    Vm vm_,
+    uint256 key,
+    PovEscrow escrow,
+    IPovEscrow.Voucher memory v
+) view returns (IPovEscrow.SignedVoucher memory) {
     (uint8 sv, bytes32 r, bytes32 s) = vm_.sign(key, escrow.voucherDigest(v));
     bytes32 vs = bytes32(uint256(s) | (uint256(sv - 27) << 255));
     return IPovEscrow.SignedVoucher(v.payer, uint128(v.cumulativeAmount), r, vs);
@@ -73,8 +75,12 @@ contract EscrowHandler is TestBase {
         uint256 cumulative = highestVoucher[p][payee];
         if (!replay) cumulative += bound(increment, 1, 1e24);
         highestVoucher[p][payee] = cumulative;
-        IPovEscrow.SignedVoucher memory sv =
-            signCompact(vm, payerKeys[who % 3], escrow, IPovEscrow.Voucher(p, payee, cumulative));
+        IPovEscrow.SignedVoucher memory sv = signCompact(
+            vm,
+            payerKeys[who % 3],
+            escrow,
+            IPovEscrow.Voucher(p, payee, cumulative)
+        );
         uint256 before = escrow.totalDeposits();
         uint256 feesBefore = escrow.accruedFees();
         uint256 payeeBefore = token.balanceOf(payee);
@@ -92,8 +98,12 @@ contract EscrowHandler is TestBase {
         address payee = payees[to % 3];
         address thief = payees[(to + 1) % 3];
         uint256 cumulative = highestVoucher[p][payee] + bound(increment, 1, 1e24);
-        IPovEscrow.SignedVoucher memory sv =
-            signCompact(vm, payerKeys[who % 3], escrow, IPovEscrow.Voucher(p, payee, cumulative));
+        IPovEscrow.SignedVoucher memory sv = signCompact(
+            vm,
+            payerKeys[who % 3],
+            escrow,
+            IPovEscrow.Voucher(p, payee, cumulative)
+        );
         vm.prank(thief);
         try escrow.redeem(sv) {
             _check(false); // a foreign voucher paid
@@ -134,7 +144,7 @@ contract EscrowHandler is TestBase {
         vm.prank(p);
         try escrow.unlock() {} catch {}
         vm.warp(block.timestamp + bound(wait, 0, 2 * escrow.unlockPeriod()));
-        (uint256 balance,) = escrow.depositOf(p);
+        (uint256 balance, ) = escrow.depositOf(p);
         vm.prank(p);
         try escrow.withdraw() {
             ghostWithdrawn += balance;
@@ -166,10 +176,17 @@ contract PovEscrowFuzzTest is TestBase {
         uint256 balance = token.balanceOf(address(escrow));
         assertEq(
             balance,
-            handler.ghostDeposited() - handler.ghostWithdrawn() - handler.ghostPaidToPayees() - handler.ghostSwept(),
+            handler.ghostDeposited() -
+                handler.ghostWithdrawn() -
+                handler.ghostPaidToPayees() -
+                handler.ghostSwept(),
             "escrow balance = deposits - payouts"
         );
-        assertEq(escrow.totalDeposits(), handler.ghostDeposited() - handler.ghostWithdrawn() - handler.ghostRedeemed(), "totalDeposits");
+        assertEq(
+            escrow.totalDeposits(),
+            handler.ghostDeposited() - handler.ghostWithdrawn() - handler.ghostRedeemed(),
+            "totalDeposits"
+        );
         assertEq(
             balance,
             escrow.totalDeposits() + escrow.accruedFees() + handler.pendingTotal(),
@@ -196,7 +213,7 @@ contract PovEscrowFuzzTest is TestBase {
                 paidTotal += paid;
                 highestTotal += handler.highestVoucher(p, payee);
             }
-            (uint256 earned, uint256 withdrawn,) = escrow.earningsOf(payee);
+            (uint256 earned, uint256 withdrawn, ) = escrow.earningsOf(payee);
             assertEq(earned, paidTotal - handler.ghostFeesOf(payee), "earned = paid - fees");
             assertLe(earned, highestTotal, "credited > highest vouchers");
             assertLe(withdrawn, earned, "withdrawn > earned");
@@ -212,7 +229,11 @@ contract PovEscrowFuzzTest is TestBase {
     uint256 internal fzReceived;
     uint256 internal fzFees;
 
-    function testFuzz_cumulativeVouchers(uint96 depositAmount, uint96[4] memory increments, uint16 feeBps) public {
+    function testFuzz_cumulativeVouchers(
+        uint96 depositAmount,
+        uint96[4] memory increments,
+        uint16 feeBps
+    ) public {
         feeBps = uint16(bound(feeBps, 0, escrow.MAX_FEE_BPS()));
         escrow.setFeeBps(feeBps);
         address payer = vm.addr(PAYER_KEY);
@@ -229,8 +250,12 @@ contract PovEscrowFuzzTest is TestBase {
 
     function _redeemStep(address payer, uint256 increment, uint16 feeBps, uint256 step) private {
         fzCumulative += increment;
-        IPovEscrow.SignedVoucher memory sv =
-            signCompact(vm, PAYER_KEY, escrow, IPovEscrow.Voucher(payer, PAYEE, fzCumulative));
+        IPovEscrow.SignedVoucher memory sv = signCompact(
+            vm,
+            PAYER_KEY,
+            escrow,
+            IPovEscrow.Voucher(payer, PAYEE, fzCumulative)
+        );
         uint256 feesBefore = escrow.accruedFees();
         vm.prank(PAYEE);
         try escrow.redeem(sv) {
@@ -247,15 +272,19 @@ contract PovEscrowFuzzTest is TestBase {
             }
         }
         uint256 paid = escrow.paid(payer, PAYEE);
-        (uint256 earned, uint256 withdrawn,) = escrow.earningsOf(PAYEE);
+        (uint256 earned, uint256 withdrawn, ) = escrow.earningsOf(PAYEE);
         // over-deposit rule: a payee is paid min(highest voucher, deposit), never more
-        assertEq(paid, fzCumulative < fzDeposited ? fzCumulative : fzDeposited, "paid = min(cumulative, deposit)");
+        assertEq(
+            paid,
+            fzCumulative < fzDeposited ? fzCumulative : fzDeposited,
+            "paid = min(cumulative, deposit)"
+        );
         assertEq(earned + fzFees, paid, "credited + fee = paid");
         assertEq(withdrawn, fzReceived, "withdrawn = received");
         assertEq(token.balanceOf(PAYEE), fzReceived, "payee balance = withdrawn");
         // per-redemption rounding down: the fee never exceeds feeBps of the total
-        assertLe(fzFees, paid * feeBps / 10_000, "fee bound");
-        assertLe(paid * feeBps / 10_000, fzFees + step + 1, "fee rounding");
+        assertLe(fzFees, (paid * feeBps) / 10_000, "fee bound");
+        assertLe((paid * feeBps) / 10_000, fzFees + step + 1, "fee rounding");
         assertEq(token.balanceOf(address(escrow)), fzDeposited - fzReceived, "escrow balance");
         assertEq(escrow.totalDeposits(), fzDeposited - paid, "deposits left");
     }
@@ -266,12 +295,20 @@ contract PovEscrowFuzzTest is TestBase {
         address payer = handler.payer(0);
         vm.prank(payer);
         escrow.deposit(amount);
-        IPovEscrow.SignedVoucher memory sv =
-            signCompact(vm, attackerKey, escrow, IPovEscrow.Voucher(payer, address(0xBEEF), amount));
+        IPovEscrow.SignedVoucher memory sv = signCompact(
+            vm,
+            attackerKey,
+            escrow,
+            IPovEscrow.Voucher(payer, address(0xBEEF), amount)
+        );
         vm.assume(vm.addr(attackerKey) != payer);
         vm.prank(address(0xBEEF));
         vm.expectRevert(
-            abi.encodeWithSelector(IPovEscrow.EscrowInvalidSignature.selector, payer, vm.addr(attackerKey))
+            abi.encodeWithSelector(
+                IPovEscrow.EscrowInvalidSignature.selector,
+                payer,
+                vm.addr(attackerKey)
+            )
         );
         escrow.redeem(sv);
     }
@@ -282,13 +319,21 @@ contract PovEscrowFuzzTest is TestBase {
         address payer = handler.payer(0);
         vm.prank(payer);
         escrow.deposit(amount);
-        IPovEscrow.SignedVoucher memory sv =
-            signCompact(vm, 0xA11CE, escrow, IPovEscrow.Voucher(payer, address(0xBEEF), amount));
+        IPovEscrow.SignedVoucher memory sv = signCompact(
+            vm,
+            0xA11CE,
+            escrow,
+            IPovEscrow.Voucher(payer, address(0xBEEF), amount)
+        );
         vm.prank(thief);
         try escrow.redeem(sv) {
             revert AssertionFailed("a foreign voucher paid", amount, 0);
         } catch (bytes memory reason) {
-            assertEq(uint32(bytes4(reason)), uint32(IPovEscrow.EscrowInvalidSignature.selector), "reverts EscrowInvalidSignature");
+            assertEq(
+                uint32(bytes4(reason)),
+                uint32(IPovEscrow.EscrowInvalidSignature.selector),
+                "reverts EscrowInvalidSignature"
+            );
         }
         assertEq(escrow.paid(payer, thief), 0, "thief not paid");
     }

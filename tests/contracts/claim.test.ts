@@ -19,13 +19,16 @@ describe('claimAll', () => {
     await depositFor(env, env.bob, POV(10))
     const a = await voucher(env, env.alice, opAddr, POV(2))
     const b = await voucher(env, env.bob, opAddr, POV(3))
-    const held = [{ ...a.v, signature: a.sig }, { ...b.v, signature: b.sig }]
+    const held = [
+      { ...a.v, signature: a.sig },
+      { ...b.v, signature: b.sig }
+    ]
     const before = await token.balanceOf(opAddr)
 
     const first = await claimAll(by(escrow, op), opAddr, held, redeemedEvents, { withdraw: false })
     assert.equal(first.redeemed.length, 2)
     assert.equal(first.amount, POV(5))
-    assert.equal(first.fee, POV(5) * FEE_BPS / 10_000n)
+    assert.equal(first.fee, (POV(5) * FEE_BPS) / 10_000n)
     assert.equal(first.withdrawReceipt, null)
     assert.equal(first.withdrawn, 0n)
     assert.equal(await token.balanceOf(opAddr), before, 'no tokens move without a withdrawal')
@@ -33,17 +36,33 @@ describe('claimAll', () => {
 
     // a higher voucher from alice, then a full claim: redeems it and withdraws both claims' earnings
     const a2 = await voucher(env, env.alice, opAddr, POV(4))
-    const second = await claimAll(by(escrow, op), opAddr, [{ ...a2.v, signature: a2.sig }, held[1]], redeemedEvents)
-    assert.deepEqual(second.redeemed.map(l => l.owed), [POV(2)])
-    assert.deepEqual(second.skipped.map(s => s.reason), ['already redeemed'])
+    const second = await claimAll(
+      by(escrow, op),
+      opAddr,
+      [{ ...a2.v, signature: a2.sig }, held[1]],
+      redeemedEvents
+    )
+    assert.deepEqual(
+      second.redeemed.map((l) => l.owed),
+      [POV(2)]
+    )
+    assert.deepEqual(
+      second.skipped.map((s) => s.reason),
+      ['already redeemed']
+    )
     assert.notEqual(second.withdrawReceipt, null)
-    const net = POV(7) - POV(7) * FEE_BPS / 10_000n
+    const net = POV(7) - (POV(7) * FEE_BPS) / 10_000n
     assert.equal(second.withdrawn, net)
     assert.equal(await token.balanceOf(opAddr), before + net)
     assert.equal(await escrow.pendingEarnings(opAddr), 0n)
 
     // nothing left: no transaction at all
-    const third = await claimAll(by(escrow, op), opAddr, [{ ...a2.v, signature: a2.sig }, held[1]], redeemedEvents)
+    const third = await claimAll(
+      by(escrow, op),
+      opAddr,
+      [{ ...a2.v, signature: a2.sig }, held[1]],
+      redeemedEvents
+    )
     assert.equal(third.receipt, null)
     assert.equal(third.withdrawReceipt, null)
   })

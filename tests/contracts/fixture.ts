@@ -18,7 +18,14 @@ export const { ethers, networkHelpers } = conn
 export const POV = (n: number | string) => ethers.parseEther(String(n))
 export const MODEL_ID = ethers.id('tiny-mixtral manifest')
 export const OTHER_MODEL_ID = ethers.id('other manifest')
-export const MODEL = { modelId: MODEL_ID, name: 'tiny-mixtral', layers: 4, experts: 8, shardCount: 8, uri: 'file://bundles/tiny' }
+export const MODEL = {
+  modelId: MODEL_ID,
+  name: 'tiny-mixtral',
+  layers: 4,
+  experts: 8,
+  shardCount: 8,
+  uri: 'file://bundles/tiny'
+}
 export const MIN_STAKE = POV(1000)
 export const FEE_BPS = 100n
 export const UNLOCK_PERIOD = 3600
@@ -42,7 +49,7 @@ async function deployFixture() {
     votingDelay: VOTING_DELAY,
     votingPeriod: VOTING_PERIOD,
     timelockDelay: TIMELOCK_DELAY,
-    models: [MODEL],
+    models: [MODEL]
   })
   const { token } = contracts
   for (const s of [alice, bob, op1, op2, op3, attacker]) {
@@ -65,13 +72,18 @@ export type Env = Awaited<ReturnType<typeof deployFixture>>
 export async function registration(
   env: Env,
   op: Signer,
-  overrides: Partial<{ modelId: string; shards: number[]; price: bigint; multiaddrs: string[] }> = {},
+  overrides: Partial<{
+    modelId: string
+    shards: number[]
+    price: bigint
+    multiaddrs: string[]
+  }> = {}
 ) {
   const key = await generateKeyPair('Ed25519')
   const binding = await signPeerBinding(key, {
     chainId: env.deployment.chainId,
     registry: env.deployment.contracts.registry,
-    operator: await op.getAddress(),
+    operator: await op.getAddress()
   })
   return {
     modelId: overrides.modelId ?? MODEL_ID,
@@ -79,7 +91,7 @@ export async function registration(
     price: overrides.price ?? 10n,
     peerId: ethers.hexlify(binding.peerId),
     multiaddrs: overrides.multiaddrs ?? ['/ip4/127.0.0.1/tcp/4001'],
-    peerSignature: ethers.hexlify(binding.signature),
+    peerSignature: ethers.hexlify(binding.signature)
   }
 }
 
@@ -88,7 +100,7 @@ export async function registerNode(
   env: Env,
   op: Signer,
   stake = MIN_STAKE,
-  overrides: Parameters<typeof registration>[2] = {},
+  overrides: Parameters<typeof registration>[2] = {}
 ) {
   const reg = await registration(env, op, overrides)
   await by(env.contracts.token, op).approve(env.deployment.contracts.registry, stake)
@@ -115,12 +127,22 @@ export async function permit(env: Env, owner: Signer, spender: string, value: bi
   const deadline = BigInt(await networkHelpers.time.latest()) + 3600n
   const nonce = await token.nonces(await owner.getAddress())
   const sig = await owner.signTypedData(
-    { name: 'POV', version: '1', chainId: BigInt(env.deployment.chainId), verifyingContract: env.deployment.contracts.token },
-    { Permit: [
-      { name: 'owner', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'value', type: 'uint256' },
-      { name: 'nonce', type: 'uint256' }, { name: 'deadline', type: 'uint256' },
-    ] },
-    { owner: await owner.getAddress(), spender, value, nonce, deadline },
+    {
+      name: 'POV',
+      version: '1',
+      chainId: BigInt(env.deployment.chainId),
+      verifyingContract: env.deployment.contracts.token
+    },
+    {
+      Permit: [
+        { name: 'owner', type: 'address' },
+        { name: 'spender', type: 'address' },
+        { name: 'value', type: 'uint256' },
+        { name: 'nonce', type: 'uint256' },
+        { name: 'deadline', type: 'uint256' }
+      ]
+    },
+    { owner: await owner.getAddress(), spender, value, nonce, deadline }
   )
   const { v, r, s } = ethers.Signature.from(sig)
   return { deadline, v, r, s }

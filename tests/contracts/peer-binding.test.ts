@@ -3,9 +3,18 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Wallet, hexlify } from 'ethers'
-import { bindingMessage, publicKeyFromPeerIdBytes, signPeerBinding, verifyPeerBinding } from '../../chain/peer-binding.js'
+import {
+  bindingMessage,
+  publicKeyFromPeerIdBytes,
+  signPeerBinding,
+  verifyPeerBinding
+} from '../../chain/peer-binding.js'
 
-const ctx = { chainId: 31337, registry: Wallet.createRandom().address, operator: Wallet.createRandom().address }
+const ctx = {
+  chainId: 31337,
+  registry: Wallet.createRandom().address,
+  operator: Wallet.createRandom().address
+}
 
 describe('chain/peer-binding', () => {
   for (const type of ['Ed25519', 'secp256k1'] as const) {
@@ -14,9 +23,23 @@ describe('chain/peer-binding', () => {
       const { peerId, signature } = await signPeerBinding(key, ctx)
       assert.deepEqual(peerId, peerIdFromPrivateKey(key).toMultihash().bytes)
       assert.equal(await verifyPeerBinding(ctx, peerId, signature), true)
-      assert.equal(await verifyPeerBinding({ ...ctx, operator: Wallet.createRandom().address }, peerId, signature), false)
+      assert.equal(
+        await verifyPeerBinding(
+          { ...ctx, operator: Wallet.createRandom().address },
+          peerId,
+          signature
+        ),
+        false
+      )
       assert.equal(await verifyPeerBinding({ ...ctx, chainId: 1 }, peerId, signature), false)
-      assert.equal(await verifyPeerBinding({ ...ctx, registry: Wallet.createRandom().address }, peerId, signature), false)
+      assert.equal(
+        await verifyPeerBinding(
+          { ...ctx, registry: Wallet.createRandom().address },
+          peerId,
+          signature
+        ),
+        false
+      )
       const other = await signPeerBinding(await generateKeyPair(type), ctx)
       assert.equal(await verifyPeerBinding(ctx, peerId, other.signature), false)
       assert.equal(await verifyPeerBinding(ctx, hexlify(peerId), hexlify(signature)), true)

@@ -4,16 +4,27 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Command } from 'commander'
-import { addChainOptions, applyConfigFile, parseIntList, redacted, DEFAULT_RPC } from '../../../cli/options.js'
+import {
+  addChainOptions,
+  applyConfigFile,
+  parseIntList,
+  redacted,
+  DEFAULT_RPC
+} from '../../../cli/options.js'
 
-async function parse (argv: string[], env: Record<string, string> = {}): Promise<Record<string, unknown>> {
+async function parse(
+  argv: string[],
+  env: Record<string, string> = {}
+): Promise<Record<string, unknown>> {
   const saved = { ...process.env }
   Object.assign(process.env, env)
   try {
     const program = new Command('pov').exitOverride()
     applyConfigFile(program)
     let seen: Record<string, unknown> = {}
-    addChainOptions(program.command('balance')).action((o: Record<string, unknown>) => { seen = o })
+    addChainOptions(program.command('balance')).action((o: Record<string, unknown>) => {
+      seen = o
+    })
     await program.parseAsync(['node', 'pov', ...argv])
     return seen
   } finally {
@@ -29,29 +40,49 @@ test('settings precedence: flags > POV_* env > --config file > defaults', async 
   assert.equal((await parse(['balance'])).rpc, DEFAULT_RPC)
   assert.equal((await parse(['--config', cfg, 'balance'])).rpc, 'http://127.0.0.1:7000')
   assert.equal((await parse(['--config', cfg, 'balance'])).deployment, '/from/config.json')
-  assert.equal((await parse(['--config', cfg, 'balance'], { POV_RPC: 'http://127.0.0.1:7001' })).rpc, 'http://127.0.0.1:7001')
-  assert.equal((await parse(['--config', cfg, 'balance', '--rpc', 'http://127.0.0.1:7002'], { POV_RPC: 'http://127.0.0.1:7001' })).rpc, 'http://127.0.0.1:7002')
+  assert.equal(
+    (await parse(['--config', cfg, 'balance'], { POV_RPC: 'http://127.0.0.1:7001' })).rpc,
+    'http://127.0.0.1:7001'
+  )
+  assert.equal(
+    (
+      await parse(['--config', cfg, 'balance', '--rpc', 'http://127.0.0.1:7002'], {
+        POV_RPC: 'http://127.0.0.1:7001'
+      })
+    ).rpc,
+    'http://127.0.0.1:7002'
+  )
 })
 
 test('a bad --config file is a clear error', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'pov-cfg-'))
-  await assert.rejects(parse(['--config', join(dir, 'missing.yaml'), 'balance']), /cannot read --config .*missing\.yaml/)
+  await assert.rejects(
+    parse(['--config', join(dir, 'missing.yaml'), 'balance']),
+    /cannot read --config .*missing\.yaml/
+  )
 })
 
 test('lists and redaction', () => {
   assert.deepEqual(parseIntList('0, 1,7'), [0, 1, 7])
   assert.throws(() => parseIntList('0,-1', '--shards'), /invalid --shards "0,-1"/)
   assert.throws(() => parseIntList('a'), /comma-separated non-negative integers/)
-  assert.deepEqual(redacted({ password: 'x', privateKey: 'y', keystore: '/k', rpc: 'u' }), { password: '<redacted>', privateKey: '<redacted>', keystore: '/k', rpc: 'u' })
+  assert.deepEqual(redacted({ password: 'x', privateKey: 'y', keystore: '/k', rpc: 'u' }), {
+    password: '<redacted>',
+    privateKey: '<redacted>',
+    keystore: '/k',
+    rpc: 'u'
+  })
 })
 
-test('--busy-poll-us: node start and generate --peers pass it on; --no-spin turns the node\'s off unless set', async () => {
+test("--busy-poll-us: node start and generate --peers pass it on; --no-spin turns the node's off unless set", async () => {
   const { addNodeStartOptions, parseArgs } = await import('../../../cli/node/options.js')
   const { addGenerateOptions, parseGenerateArgs } = await import('../../../cli/generate/options.js')
   const node = async (argv: string[]): Promise<ReturnType<typeof parseArgs>> => {
     let seen: any
     const program = new Command('pov').exitOverride()
-    addNodeStartOptions(program.command('start')).action((o: any) => { seen = parseArgs(o) })
+    addNodeStartOptions(program.command('start')).action((o: any) => {
+      seen = parseArgs(o)
+    })
     await program.parseAsync(['node', 'pov', 'start', '--model', '/b', '--shards', '0,1', ...argv])
     return seen
   }
@@ -61,20 +92,39 @@ test('--busy-poll-us: node start and generate --peers pass it on; --no-spin turn
   assert.equal(noSpin.spin, false)
   assert.equal(noSpin.busyPollUs, undefined, '--no-spin alone: OperatorNode turns polling off')
   assert.equal((await node(['--no-spin', '--busy-poll-us', '500'])).busyPollUs, 500)
-  for (const bad of ['-1', '1.5', 'x', '2000000', '']) await assert.rejects(node(['--busy-poll-us', bad]), /invalid --busy-poll-us/)
+  for (const bad of ['-1', '1.5', 'x', '2000000', ''])
+    await assert.rejects(node(['--busy-poll-us', bad]), /invalid --busy-poll-us/)
 
   const gen = async (argv: string[]): Promise<ReturnType<typeof parseGenerateArgs>> => {
     let seen: any
     const program = new Command('pov').exitOverride()
-    addGenerateOptions(program.command('generate')).action((o: any) => { seen = parseGenerateArgs(o) })
-    await program.parseAsync(['node', 'pov', 'generate', '--model', '/b', '--peers', '/ip4/127.0.0.1/tcp/1/p2p/x', '--prompt-ids', '1', ...argv])
+    addGenerateOptions(program.command('generate')).action((o: any) => {
+      seen = parseGenerateArgs(o)
+    })
+    await program.parseAsync([
+      'node',
+      'pov',
+      'generate',
+      '--model',
+      '/b',
+      '--peers',
+      '/ip4/127.0.0.1/tcp/1/p2p/x',
+      '--prompt-ids',
+      '1',
+      ...argv
+    ])
     return seen
   }
-  assert.deepEqual((await gen(['--busy-poll-us', '0'])).executor, { kind: 'peers', peers: ['/ip4/127.0.0.1/tcp/1/p2p/x'], wireDType: 'fp32', busyPollUs: 0 })
+  assert.deepEqual((await gen(['--busy-poll-us', '0'])).executor, {
+    kind: 'peers',
+    peers: ['/ip4/127.0.0.1/tcp/1/p2p/x'],
+    wireDType: 'fp32',
+    busyPollUs: 0
+  })
   assert.equal('busyPollUs' in (await gen([])).executor, false)
 })
 
-test('OperatorNode\'s busy-poll window: default, off with --no-spin, an explicit value wins', async () => {
+test("OperatorNode's busy-poll window: default, off with --no-spin, an explicit value wins", async () => {
   const { busyPollUs, defaultOptions } = await import('../../../node/operator-node.js')
   assert.equal(busyPollUs({}), defaultOptions.busyPollUs)
   assert.ok(defaultOptions.busyPollUs > 0)

@@ -9,18 +9,35 @@ import { join } from 'node:path'
 import { writeTinyCheckpoint, tinyConfig, tinyTensors } from '../../../model/tiny.js'
 import { readMixtralConfig, toHfConfigJson } from '../../../model/config.js'
 import { CheckpointReader, encodeSafetensors } from '../../../model/safetensors.js'
-import { attentionBias, buildDenseArtifacts, denseLayerPath, loadDenseRuntime, type DenseRuntime } from '../../../model/dense/index.js'
+import {
+  attentionBias,
+  buildDenseArtifacts,
+  denseLayerPath,
+  loadDenseRuntime,
+  type DenseRuntime
+} from '../../../model/dense/index.js'
 import { generateAll } from '../../../model/generate.js'
-import { loadReferenceModel, referenceExpertExecutor, referenceForward } from '../../../model/reference.js'
+import {
+  loadReferenceModel,
+  referenceExpertExecutor,
+  referenceForward
+} from '../../../model/reference.js'
 
 const root = await mkdtemp(join(tmpdir(), 'pov-dense-'))
 const opened: DenseRuntime[] = []
 after(async () => {
-  await Promise.all(opened.map(async d => { await d.close() }))
+  await Promise.all(
+    opened.map(async (d) => {
+      await d.close()
+    })
+  )
   await rm(root, { recursive: true, force: true })
 })
 
-async function build (hf: string, bundle: string): Promise<Awaited<ReturnType<typeof buildDenseArtifacts>>> {
+async function build(
+  hf: string,
+  bundle: string
+): Promise<Awaited<ReturnType<typeof buildDenseArtifacts>>> {
   const config = await readMixtralConfig(hf)
   const reader = await CheckpointReader.open(hf)
   try {
@@ -42,19 +59,31 @@ describe('attentionBias', () => {
 })
 
 describe('dense artifacts and runtime', () => {
-  test('one graph per layer + embed + head, manifest entries with the files\' sha256', async () => {
+  test("one graph per layer + embed + head, manifest entries with the files' sha256", async () => {
     const hf = join(root, 'a-hf')
     const bundle = join(root, 'a-b')
     await writeTinyCheckpoint(hf, { dtype: 'bf16', layers: 3 })
     const entries = await build(hf, bundle)
-    assert.deepEqual(entries.map(e => e.path), ['dense/embed.onnx', denseLayerPath(0), denseLayerPath(1), denseLayerPath(2), 'dense/head.onnx'])
+    assert.deepEqual(
+      entries.map((e) => e.path),
+      [
+        'dense/embed.onnx',
+        denseLayerPath(0),
+        denseLayerPath(1),
+        denseLayerPath(2),
+        'dense/head.onnx'
+      ]
+    )
     for (const e of entries) {
       const bytes = await readFile(join(bundle, e.path))
       assert.equal(e.sha256, createHash('sha256').update(bytes).digest('hex'))
       assert.equal(e.size, bytes.byteLength)
       assert.equal(e.kind, 'dense')
     }
-    assert.deepEqual(entries.filter(e => e.role === 'layer').map(e => e.layer), [0, 1, 2])
+    assert.deepEqual(
+      entries.filter((e) => e.role === 'layer').map((e) => e.layer),
+      [0, 1, 2]
+    )
     // bf16 stays bf16 on disk: the layer graph is about half its fp32 size.
     const f32 = join(root, 'a-hf32')
     await writeTinyCheckpoint(f32, { dtype: 'f32', layers: 3 })
@@ -79,18 +108,26 @@ describe('dense artifacts and runtime', () => {
     const cache = dense.newCache()
     for (let t = 0; t < T; t++) {
       const step = await dense.attention(0, x.slice(t * H, (t + 1) * H), [t], cache)
-      for (let i = 0; i < H; i++) assert.ok(Math.abs(step.hidden[i] - whole.hidden[t * H + i]) < 1e-5)
-      for (let e = 0; e < config.numExperts; e++) assert.ok(Math.abs(step.routerLogits[e] - whole.routerLogits[t * config.numExperts + e]) < 1e-5)
+      for (let i = 0; i < H; i++)
+        assert.ok(Math.abs(step.hidden[i] - whole.hidden[t * H + i]) < 1e-5)
+      for (let e = 0; e < config.numExperts; e++)
+        assert.ok(
+          Math.abs(step.routerLogits[e] - whole.routerLogits[t * config.numExperts + e]) < 1e-5
+        )
     }
     // Window 3: keys no later query can see are dropped (once the cache exceeds 3 + 1).
     assert.ok(cache.length >= 3 && cache.length <= 4, `cache holds ${cache.length} keys`)
-    assert.deepEqual(cache.layers[0].positions, Array.from({ length: cache.length }, (_, i) => T - cache.length + i))
+    assert.deepEqual(
+      cache.layers[0].positions,
+      Array.from({ length: cache.length }, (_, i) => T - cache.length + i)
+    )
     assert.deepEqual(cache.layers[0].k.dims, [config.numKvHeads, cache.length, config.headDim])
     // Mixed: a 4-token prefill then 3 decode steps.
     const mixed = dense.newCache()
     await dense.attention(0, x.slice(0, 4 * H), [0, 1, 2, 3], mixed)
     const last = await dense.attention(0, x.slice(4 * H, 7 * H), [4, 5, 6], mixed)
-    for (let i = 0; i < 3 * H; i++) assert.ok(Math.abs(last.moeIn[i] - whole.moeIn[4 * H + i]) < 1e-5)
+    for (let i = 0; i < 3 * H; i++)
+      assert.ok(Math.abs(last.moeIn[i] - whole.moeIn[4 * H + i]) < 1e-5)
   })
 
   test('tie_word_embeddings without lm_head.weight: the head uses the embedding table', async () => {
@@ -100,17 +137,25 @@ describe('dense artifacts and runtime', () => {
     await mkdir(hf, { recursive: true })
     await writeFile(join(hf, 'config.json'), JSON.stringify(toHfConfigJson(c)))
     const tensors = tinyTensors(c, 6)
-    assert.ok(!tensors.some(t => t.name === 'lm_head.weight'))
+    assert.ok(!tensors.some((t) => t.name === 'lm_head.weight'))
     await writeFile(join(hf, 'model.safetensors'), encodeSafetensors(tensors, 'BF16'))
     await build(hf, bundle)
     const dense = await loadDenseRuntime({ dir: bundle, config: c })
     opened.push(dense)
     const ref = await loadReferenceModel(hf)
     const prompt = [1, 3, 5]
-    const res = await generateAll({ dense, experts: referenceExpertExecutor(ref), promptIds: prompt, maxTokens: 1, returnLogits: true, eosTokenId: null })
+    const res = await generateAll({
+      dense,
+      experts: referenceExpertExecutor(ref),
+      promptIds: prompt,
+      maxTokens: 1,
+      returnLogits: true,
+      eosTokenId: null
+    })
     const want = referenceForward(ref, prompt).logits.slice(2 * c.vocabSize)
     let d = 0
-    for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(want[i] - res.steps[0].logits![i]))
+    for (let i = 0; i < want.length; i++)
+      d = Math.max(d, Math.abs(want[i] - res.steps[0].logits![i]))
     assert.ok(d < 1e-4, `logits differ by ${d}`)
   })
 })
@@ -127,8 +172,10 @@ describe('bundle conversion hook', () => {
     const hf = join(root, 'c-hf')
     const bundle = join(root, 'c-b')
     await writeTinyCheckpoint(hf, { dtype: 'bf16', shards: 2 })
-    const manifest = await convert.convertCheckpoint(hf, bundle, { extraBuilders: [buildDenseArtifacts] })
-    const dense = manifest.artifacts.filter(a => a.kind === 'dense')
+    const manifest = await convert.convertCheckpoint(hf, bundle, {
+      extraBuilders: [buildDenseArtifacts]
+    })
+    const dense = manifest.artifacts.filter((a) => a.kind === 'dense')
     assert.equal(dense.length, manifest.config.numLayers + 2)
     const rt = await loadDenseRuntime({ dir: bundle, config: manifest.config })
     opened.push(rt)

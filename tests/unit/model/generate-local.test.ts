@@ -18,10 +18,12 @@ import { parseGenerateArgs } from '../../../cli/generate/options.js'
 
 const TOL = 1e-4
 const root = await mkdtemp(join(tmpdir(), 'pov-generate-local-'))
-after(async () => { await rm(root, { recursive: true, force: true }) })
+after(async () => {
+  await rm(root, { recursive: true, force: true })
+})
 
 let n = 0
-async function convert (opts: TinyOptions): Promise<{ hf: string, bundleDir: string }> {
+async function convert(opts: TinyOptions): Promise<{ hf: string; bundleDir: string }> {
   const hf = join(root, `hf${n}`)
   const bundleDir = join(root, `b${n++}`)
   await writeTinyCheckpoint(hf, opts)
@@ -30,20 +32,38 @@ async function convert (opts: TinyOptions): Promise<{ hf: string, bundleDir: str
 }
 
 describe('single process: dense + local ExpertRuntime vs reference', () => {
-  for (const opts of [{ dtype: 'bf16', shards: 2, seed: 1 }, { dtype: 'f32', seed: 3, slidingWindow: 4 }] as TinyOptions[]) {
+  for (const opts of [
+    { dtype: 'bf16', shards: 2, seed: 1 },
+    { dtype: 'f32', seed: 3, slidingWindow: 4 }
+  ] as TinyOptions[]) {
     test(`${opts.dtype}${opts.shards === 2 ? ' sharded' : ''}${opts.slidingWindow != null ? ' sliding window' : ''}`, async () => {
       const { hf, bundleDir } = await convert(opts)
       const bundle = await loadBundle(bundleDir)
       const dense = await loadDenseRuntime(bundle)
-      const experts = await loadExpertRuntime(bundle, bundle.manifest.shards.map(s => s.id), { intraOpNumThreads: 0 })
+      const experts = await loadExpertRuntime(
+        bundle,
+        bundle.manifest.shards.map((s) => s.id),
+        { intraOpNumThreads: 0 }
+      )
       try {
         const prompt = [1, 10, 20, 30, 40, 50]
-        const res = await generateAll({ dense, experts, promptIds: prompt, maxTokens: 16, eosTokenId: null, returnLogits: true })
+        const res = await generateAll({
+          dense,
+          experts,
+          promptIds: prompt,
+          maxTokens: 16,
+          eosTokenId: null,
+          returnLogits: true
+        })
         const want = referenceGreedy(await loadReferenceModel(hf), prompt, 16)
         for (let i = 0; i < 16; i++) {
-          assert.ok(want[i].margin > 10 * TOL && want[i].minGateGap > TOL, `step ${i}: near-tie in the reference`)
+          assert.ok(
+            want[i].margin > 10 * TOL && want[i].minGateGap > TOL,
+            `step ${i}: near-tie in the reference`
+          )
           let d = 0
-          for (let j = 0; j < want[i].logits.length; j++) d = Math.max(d, Math.abs(want[i].logits[j] - res.steps[i].logits![j]))
+          for (let j = 0; j < want[i].logits.length; j++)
+            d = Math.max(d, Math.abs(want[i].logits[j] - res.steps[i].logits![j]))
           assert.ok(d < TOL, `step ${i}: logits differ by ${d}`)
           assert.equal(res.steps[i].id, want[i].id)
         }
@@ -60,11 +80,31 @@ describe('pov generate handler', () => {
   test('--json prints tokens, text, degraded, logits and timings', async () => {
     const { hf, bundleDir } = await convert({ dtype: 'bf16', seed: 1 })
     let out = ''
-    const args = parseGenerateArgs({ model: bundleDir, local: true, promptIds: '1,10,20,30,40,50', maxTokens: '5', device: 'cpu', json: true, logits: true, ignoreEos: true })
-    await runGenerate(args, { stdout: { write: (s: string) => { out += s } }, stderr: { write: () => {} }, progress: false })
+    const args = parseGenerateArgs({
+      model: bundleDir,
+      local: true,
+      promptIds: '1,10,20,30,40,50',
+      maxTokens: '5',
+      device: 'cpu',
+      json: true,
+      logits: true,
+      ignoreEos: true
+    })
+    await runGenerate(args, {
+      stdout: {
+        write: (s: string) => {
+          out += s
+        }
+      },
+      stderr: { write: () => {} },
+      progress: false
+    })
     const j = JSON.parse(out)
     const want = referenceGreedy(await loadReferenceModel(hf), [1, 10, 20, 30, 40, 50], 5)
-    assert.deepEqual(j.tokens, want.map(s => s.id))
+    assert.deepEqual(
+      j.tokens,
+      want.map((s) => s.id)
+    )
     assert.equal(typeof j.text, 'string')
     assert.equal(j.degraded, false)
     assert.equal(j.logits.length, 512)
@@ -75,16 +115,50 @@ describe('pov generate handler', () => {
   test('text prompt streams decoded text', async () => {
     const { bundleDir } = await convert({ dtype: 'f32', seed: 2 })
     let out = ''
-    const args = parseGenerateArgs({ model: bundleDir, local: true, prompt: 'Hello world', maxTokens: '4', device: 'cpu' })
-    const summary = await runGenerate(args, { stdout: { write: (s: string) => { out += s } }, stderr: { write: () => {} }, progress: false })
+    const args = parseGenerateArgs({
+      model: bundleDir,
+      local: true,
+      prompt: 'Hello world',
+      maxTokens: '4',
+      device: 'cpu'
+    })
+    const summary = await runGenerate(args, {
+      stdout: {
+        write: (s: string) => {
+          out += s
+        }
+      },
+      stderr: { write: () => {} },
+      progress: false
+    })
     assert.ok(summary.tokens.length >= 1)
     assert.ok(out.endsWith('\n'))
   })
 
   test('argument errors are one-line user errors', () => {
-    assert.throws(() => parseGenerateArgs({ model: 'x', maxTokens: '4', device: 'cpu', prompt: 'a' }), /--local/)
-    assert.throws(() => parseGenerateArgs({ model: 'x', local: true, maxTokens: '4', device: 'cpu' }), /--prompt/)
-    assert.throws(() => parseGenerateArgs({ model: 'x', local: true, maxTokens: '-1', device: 'cpu', prompt: 'a' }), /--max-tokens/)
-    assert.throws(() => parseGenerateArgs({ model: 'x', local: true, maxTokens: '4', device: 'cpu', promptIds: '1,a' }), /--prompt-ids/)
+    assert.throws(
+      () => parseGenerateArgs({ model: 'x', maxTokens: '4', device: 'cpu', prompt: 'a' }),
+      /--local/
+    )
+    assert.throws(
+      () => parseGenerateArgs({ model: 'x', local: true, maxTokens: '4', device: 'cpu' }),
+      /--prompt/
+    )
+    assert.throws(
+      () =>
+        parseGenerateArgs({ model: 'x', local: true, maxTokens: '-1', device: 'cpu', prompt: 'a' }),
+      /--max-tokens/
+    )
+    assert.throws(
+      () =>
+        parseGenerateArgs({
+          model: 'x',
+          local: true,
+          maxTokens: '4',
+          device: 'cpu',
+          promptIds: '1,a'
+        }),
+      /--prompt-ids/
+    )
   })
 })

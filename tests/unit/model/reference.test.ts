@@ -7,7 +7,14 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeTinyCheckpoint } from '../../../model/tiny.js'
-import { loadReferenceModel, rankDescending, referenceForward, referenceGreedy, softmax64, type ReferenceModel } from '../../../model/reference.js'
+import {
+  loadReferenceModel,
+  rankDescending,
+  referenceForward,
+  referenceGreedy,
+  softmax64,
+  type ReferenceModel
+} from '../../../model/reference.js'
 
 let root: string
 let m: ReferenceModel
@@ -16,9 +23,11 @@ before(async () => {
   await writeTinyCheckpoint(join(root, 'hf'), { seed: 1, layers: 2 })
   m = await loadReferenceModel(join(root, 'hf'))
 })
-after(async () => { await rm(root, { recursive: true, force: true }) })
+after(async () => {
+  await rm(root, { recursive: true, force: true })
+})
 
-function maxDiff (a: ArrayLike<number>, b: ArrayLike<number>): number {
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]))
   return d
@@ -39,20 +48,28 @@ describe('reference forward', () => {
     const narrow = referenceForward({ ...m, config: { ...m.config, slidingWindow: 2 } }, ids).logits
     assert.ok(maxDiff(full, wide) < 1e-12)
     const V = m.config.vocabSize
-    assert.ok(maxDiff(full.subarray(0, 2 * V), narrow.subarray(0, 2 * V)) < 1e-12, 'positions < window are unaffected')
+    assert.ok(
+      maxDiff(full.subarray(0, 2 * V), narrow.subarray(0, 2 * V)) < 1e-12,
+      'positions < window are unaffected'
+    )
     assert.ok(maxDiff(full, narrow) > 1e-3)
   })
 
   test('permuting the experts (and the gate rows) leaves the logits unchanged', () => {
     const perm = [3, 0, 7, 1, 6, 2, 5, 4]
     const H = m.config.hiddenSize
-    const layers = m.layers.map(l => {
+    const layers = m.layers.map((l) => {
       const gate = new Float64Array(l.gate.length)
-      perm.forEach((src, dst) => { gate.set(l.gate.subarray(src * H, (src + 1) * H), dst * H) })
-      return { ...l, gate, experts: perm.map(src => l.experts[src]) }
+      perm.forEach((src, dst) => {
+        gate.set(l.gate.subarray(src * H, (src + 1) * H), dst * H)
+      })
+      return { ...l, gate, experts: perm.map((src) => l.experts[src]) }
     })
     const ids = [1, 5, 9, 13]
-    assert.ok(maxDiff(referenceForward(m, ids).logits, referenceForward({ ...m, layers }, ids).logits) < 1e-9)
+    assert.ok(
+      maxDiff(referenceForward(m, ids).logits, referenceForward({ ...m, layers }, ids).logits) <
+        1e-9
+    )
   })
 
   test('excluding an expert that is never chosen changes nothing; excluding a chosen one does', () => {
@@ -77,7 +94,7 @@ describe('reference forward', () => {
       assert.equal(s.id, rankDescending(s.logits)[0])
     }
     const stopped = referenceGreedy(m, [1, 5, 9], 4, { eosTokenId: steps[1].id })
-    assert.equal(stopped.length, steps.findIndex(s => s.id === steps[1].id) + 1)
+    assert.equal(stopped.length, steps.findIndex((s) => s.id === steps[1].id) + 1)
   })
 
   test('softmax64 and rankDescending', () => {

@@ -3,13 +3,20 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, writeFile, truncate, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CheckpointReader, CheckpointError, encodeSafetensors, MAX_HEADER_BYTES } from '../../../model/safetensors.js'
+import {
+  CheckpointReader,
+  CheckpointError,
+  encodeSafetensors,
+  MAX_HEADER_BYTES
+} from '../../../model/safetensors.js'
 import { tinyConfig, tinyTensors, writeTinyCheckpoint } from '../../../model/tiny.js'
 import { f32ToBf16, bf16ToF32, f16ToF32, f32ToF16 } from '../../../model/dtype.js'
 
-async function tmp (t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+async function tmp(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'pov-st-'))
-  t.after(async () => { await rm(d, { recursive: true, force: true }) })
+  t.after(async () => {
+    await rm(d, { recursive: true, force: true })
+  })
   return d
 }
 
@@ -19,7 +26,9 @@ for (const dtype of ['f32', 'f16', 'bf16'] as const) {
       const dir = await tmp(t)
       await writeTinyCheckpoint(dir, { dtype, shards, seed: 7 })
       const r = await CheckpointReader.open(dir)
-      t.after(async () => { await r.close() })
+      t.after(async () => {
+        await r.close()
+      })
       const cfg = tinyConfig({ dtype })
       const want = tinyTensors(cfg, 7)
       assert.deepEqual(r.names(), want.map((x) => x.name).sort())
@@ -32,7 +41,8 @@ for (const dtype of ['f32', 'f16', 'bf16'] as const) {
         assert.equal(info.byteLength, w.data.length * (dtype === 'f32' ? 4 : 2))
         const tol = dtype === 'f32' ? 0 : dtype === 'f16' ? 1e-3 : 8e-3
         for (let i = 0; i < got.length; i++) {
-          if (Math.abs(got[i] - w.data[i]) > tol * Math.max(1, Math.abs(w.data[i]))) assert.fail(`${w.name}[${i}]: ${got[i]} vs ${w.data[i]}`)
+          if (Math.abs(got[i] - w.data[i]) > tol * Math.max(1, Math.abs(w.data[i])))
+            assert.fail(`${w.name}[${i}]: ${got[i]} vs ${w.data[i]}`)
         }
       }
       if (shards > 1) {
@@ -46,22 +56,24 @@ for (const dtype of ['f32', 'f16', 'bf16'] as const) {
 test('half conversions round to nearest even and are exact on round trip', () => {
   const x = new Float32Array([0, -0, 1, -2.5, 65504, 1e-7, 3.14159, 1e30, -1e-30])
   const b = bf16ToF32(f32ToBf16(x))
-  assert.equal(b[2], 1); assert.equal(b[3], -2.5)
+  assert.equal(b[2], 1)
+  assert.equal(b[3], -2.5)
   assert.ok(Math.abs(b[6] - 3.140625) < 1e-6)
   const h = f16ToF32(f32ToF16(x))
-  assert.equal(h[4], 65504); assert.equal(h[2], 1)
+  assert.equal(h[4], 65504)
+  assert.equal(h[2], 1)
   assert.ok(Math.abs(h[5] - 1.1920928955078125e-7) < 1e-12) // subnormal
   assert.equal(h[7], Infinity)
   assert.ok(Math.abs(h[6] - 3.140625) < 1e-6)
 })
 
-async function single (t: Parameters<typeof tmp>[0], bytes: Uint8Array): Promise<string> {
+async function single(t: Parameters<typeof tmp>[0], bytes: Uint8Array): Promise<string> {
   const dir = await tmp(t)
   await writeFile(join(dir, 'model.safetensors'), bytes)
   return dir
 }
 
-function raw (header: object, dataBytes: number): Uint8Array {
+function raw(header: object, dataBytes: number): Uint8Array {
   const json = Buffer.from(JSON.stringify(header))
   const out = new Uint8Array(8 + json.length + dataBytes)
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true)
@@ -69,7 +81,7 @@ function raw (header: object, dataBytes: number): Uint8Array {
   return out
 }
 
-async function rejects (dir: string, re: RegExp): Promise<void> {
+async function rejects(dir: string, re: RegExp): Promise<void> {
   await assert.rejects(CheckpointReader.open(dir), (err: Error) => {
     assert.equal(err.name, 'CheckpointError')
     assert.ok(err instanceof CheckpointError)
@@ -89,13 +101,31 @@ test('truncated file: clear error naming file and tensor', async (t) => {
 })
 
 test('lying header: size mismatch and overlapping tensors', async (t) => {
-  await rejects(await single(t, raw({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 12] } }, 16)), /tensor "a": header lies: data_offsets \[0, 12\] span 12 bytes but F32 \[4\] needs 16/)
-  await rejects(await single(t, raw({
-    a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] },
-    b: { dtype: 'F32', shape: [4], data_offsets: [8, 24] }
-  }, 24)), /"a" and "b" overlap/)
-  await rejects(await single(t, raw({ a: { dtype: 'I8', shape: [4], data_offsets: [0, 4] } }, 4)), /unsupported dtype "I8"/)
-  await rejects(await single(t, raw({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, 4)), /invalid shape/)
+  await rejects(
+    await single(t, raw({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 12] } }, 16)),
+    /tensor "a": header lies: data_offsets \[0, 12\] span 12 bytes but F32 \[4\] needs 16/
+  )
+  await rejects(
+    await single(
+      t,
+      raw(
+        {
+          a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] },
+          b: { dtype: 'F32', shape: [4], data_offsets: [8, 24] }
+        },
+        24
+      )
+    ),
+    /"a" and "b" overlap/
+  )
+  await rejects(
+    await single(t, raw({ a: { dtype: 'I8', shape: [4], data_offsets: [0, 4] } }, 4)),
+    /unsupported dtype "I8"/
+  )
+  await rejects(
+    await single(t, raw({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, 4)),
+    /invalid shape/
+  )
   const bad = raw({ abcdefgh: 1 }, 0)
   bad.set(Buffer.from('{nope'), 8)
   await rejects(await single(t, bad), /header is not valid JSON/)
@@ -113,9 +143,23 @@ test('missing tensor and wrong shape', async (t) => {
   const dir = await tmp(t)
   await writeTinyCheckpoint(dir, { shards: 2 })
   const r = await CheckpointReader.open(dir)
-  t.after(async () => { await r.close() })
-  await assert.rejects(r.readFloat32('model.layers.9.input_layernorm.weight'), (e: Error) => e.name === 'CheckpointError' && /missing tensor "model\.layers\.9\.input_layernorm\.weight"/.test(e.message))
-  await assert.rejects(r.readFloat32('model.norm.weight', [65]), (e: Error) => e.name === 'CheckpointError' && /model-0000\d-of-00002\.safetensors: tensor "model\.norm\.weight" has shape \[64\], expected \[65\]/.test(e.message))
+  t.after(async () => {
+    await r.close()
+  })
+  await assert.rejects(
+    r.readFloat32('model.layers.9.input_layernorm.weight'),
+    (e: Error) =>
+      e.name === 'CheckpointError' &&
+      /missing tensor "model\.layers\.9\.input_layernorm\.weight"/.test(e.message)
+  )
+  await assert.rejects(
+    r.readFloat32('model.norm.weight', [65]),
+    (e: Error) =>
+      e.name === 'CheckpointError' &&
+      /model-0000\d-of-00002\.safetensors: tensor "model\.norm\.weight" has shape \[64\], expected \[65\]/.test(
+        e.message
+      )
+  )
   assert.throws(() => r.info('nope'), /missing tensor "nope"/)
 })
 
@@ -126,7 +170,10 @@ test('sharded: index naming a tensor its file lacks, or a missing shard file', a
   const idx = JSON.parse(await readFile(idxPath, 'utf8'))
   idx.weight_map['model.extra.weight'] = 'model-00001-of-00002.safetensors'
   await writeFile(idxPath, JSON.stringify(idx))
-  await rejects(dir, /model-00001-of-00002\.safetensors: tensor "model\.extra\.weight" is listed in model\.safetensors\.index\.json but not present/)
+  await rejects(
+    dir,
+    /model-00001-of-00002\.safetensors: tensor "model\.extra\.weight" is listed in model\.safetensors\.index\.json but not present/
+  )
   delete idx.weight_map['model.extra.weight']
   idx.weight_map['model.norm.weight'] = 'model-00003-of-00002.safetensors'
   await writeFile(idxPath, JSON.stringify(idx))
@@ -144,7 +191,9 @@ test('a file truncated after open fails the read with a clear error', async (t) 
   const dir = await tmp(t)
   await writeTinyCheckpoint(dir, {})
   const r = await CheckpointReader.open(dir)
-  t.after(async () => { await r.close() })
+  t.after(async () => {
+    await r.close()
+  })
   const f = join(dir, 'model.safetensors')
   await truncate(f, (await stat(f)).size - 100)
   await assert.rejects(r.readFloat32('lm_head.weight'), /unexpected end of file/)

@@ -7,31 +7,52 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeTinyCheckpoint } from '../../../model/tiny.js'
 import { convertCheckpoint, loadBundle } from '../../../model/bundle/index.js'
-import { assignWorker, ExpertInputError, ExpertNotHostedError, loadExpertRuntime, loadThreadedExpertRuntime } from '../../../model/runtime/index.js'
+import {
+  assignWorker,
+  ExpertInputError,
+  ExpertNotHostedError,
+  loadExpertRuntime,
+  loadThreadedExpertRuntime
+} from '../../../model/runtime/index.js'
 
-async function bundleDir (t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+async function bundleDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'pov-threaded-'))
-  t.after(async () => { await rm(d, { recursive: true, force: true }) })
+  t.after(async () => {
+    await rm(d, { recursive: true, force: true })
+  })
   await writeTinyCheckpoint(join(d, 'hf'), { seed: 5 })
   await convertCheckpoint(join(d, 'hf'), join(d, 'b'))
   return join(d, 'b')
 }
 
-const input = (n: number, seed: number): Float32Array => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed))
+const input = (n: number, seed: number): Float32Array =>
+  Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed))
 
 test('assignWorker deals the experts a layer hosts round-robin', () => {
-  assert.deepEqual([3, 6].map(e => assignWorker([6, 3], e, 2)), [0, 1])
-  assert.deepEqual([0, 1, 2, 3].map(e => assignWorker([0, 1, 2, 3], e, 2)), [0, 1, 0, 1])
-  assert.deepEqual([5].map(e => assignWorker([5], e, 3)), [0])
+  assert.deepEqual(
+    [3, 6].map((e) => assignWorker([6, 3], e, 2)),
+    [0, 1]
+  )
+  assert.deepEqual(
+    [0, 1, 2, 3].map((e) => assignWorker([0, 1, 2, 3], e, 2)),
+    [0, 1, 0, 1]
+  )
+  assert.deepEqual(
+    [5].map((e) => assignWorker([5], e, 3)),
+    [0]
+  )
 })
 
-test('threaded runtime: the in-thread runtime\'s outputs, bit for bit, from 2 workers', async (t) => {
+test("threaded runtime: the in-thread runtime's outputs, bit for bit, from 2 workers", async (t) => {
   const dir = await bundleDir(t)
   const bundle = await loadBundle(dir)
   const shards = [1, 4, 6]
   const direct = await loadExpertRuntime(bundle, shards)
   const threaded = await loadThreadedExpertRuntime(dir, shards, { workers: 2 })
-  t.after(async () => { await direct.close(); await threaded.close() })
+  t.after(async () => {
+    await direct.close()
+    await threaded.close()
+  })
   const D = bundle.config.hiddenSize
   assert.deepEqual(threaded.experts(), direct.experts())
   assert.equal(threaded.hidden, D)
@@ -41,20 +62,31 @@ test('threaded runtime: the in-thread runtime\'s outputs, bit for bit, from 2 wo
     const x = input(rows * D, l * 10 + e)
     const before = x.slice()
     // all experts of the layer at once, as the service submits them
-    const [a, b] = await Promise.all([direct.runExpert(l, e, x, rows), threaded.runExpert(l, e, x, rows)])
+    const [a, b] = await Promise.all([
+      direct.runExpert(l, e, x, rows),
+      threaded.runExpert(l, e, x, rows)
+    ])
     assert.deepEqual(Array.from(b), Array.from(a), `expert ${e} of layer ${l}`)
-    assert.deepEqual(x, before, 'the caller\'s input is left intact (it is hashed for the signature)')
+    assert.deepEqual(
+      x,
+      before,
+      "the caller's input is left intact (it is hashed for the signature)"
+    )
   }
 })
 
 test('threaded runtime: the calling thread keeps running while an expert runs', async (t) => {
   const dir = await bundleDir(t)
   const rt = await loadThreadedExpertRuntime(dir, [0], { workers: 1 })
-  t.after(async () => { await rt.close() })
+  t.after(async () => {
+    await rt.close()
+  })
   const D = rt.hidden
   let ticked = false
   const run = rt.runExpert(0, 0, input(256 * D, 1), 256).then(() => ticked)
-  setImmediate(() => { ticked = true })
+  setImmediate(() => {
+    ticked = true
+  })
   // in-thread, onnxruntime-node runs synchronously and this immediate would fire only after it
   assert.equal(await run, true, 'an event-loop turn ran while the worker computed')
 })
@@ -70,6 +102,12 @@ test('threaded runtime: bad calls and bad loads fail with clear errors', async (
   assert.equal((await rt.runExpert(0, 2, input(2 * D, 1), 2)).length, 2 * D)
   await rt.close()
   await assert.rejects(rt.runExpert(0, 2, input(D, 1), 1), /closed/)
-  await assert.rejects(loadThreadedExpertRuntime(dir, [42], { workers: 2 }), /failed to load: .*no shard 42/)
-  await assert.rejects(loadThreadedExpertRuntime(join(dir, 'missing'), [0], { workers: 1 }), /ENOENT|no such file/)
+  await assert.rejects(
+    loadThreadedExpertRuntime(dir, [42], { workers: 2 }),
+    /failed to load: .*no shard 42/
+  )
+  await assert.rejects(
+    loadThreadedExpertRuntime(join(dir, 'missing'), [0], { workers: 1 }),
+    /ENOENT|no such file/
+  )
 })

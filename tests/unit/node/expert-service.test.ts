@@ -5,30 +5,58 @@ import { decodeTensor, encodeTensor, hexToBytes } from '../../../protocol/codec.
 import { encodeFrame, encodeVarint } from '../../../protocol/framing.js'
 import { PaymentError } from '../../../protocol/errors.js'
 import { verifyResponse } from '../../../protocol/signature.js'
-import { ExpertChannel } from '../../../router/channel.js'
+import type { ExpertChannel } from '../../../router/channel.js'
 import { BusyPoll } from '../../../protocol/busy-poll.js'
-import { HIDDEN, MODEL_ID, fakeModel, harness, request, rowsOf, type Harness, type Run } from './fixtures.js'
+import {
+  HIDDEN,
+  MODEL_ID,
+  fakeModel,
+  harness,
+  request,
+  rowsOf,
+  type Harness,
+  type Run
+} from './fixtures.js'
 
-async function assertServes (h: Harness, client?: ExpertChannel): Promise<void> {
+async function assertServes(h: Harness, client?: ExpertChannel): Promise<void> {
   const c = client ?? (await h.connect()).client
   const x = rowsOf(2, 5)
   const { header, tensor } = request(x, { layer: 1, expert: 0 })
   const res = await c.call(header, tensor, { timeoutMs: 2000 })
   assert.equal(res.status, Status.OK, res.message)
-  assert.deepEqual(decodeTensor(res.tensor, res.dtype), x.map(v => v * 11))
+  assert.deepEqual(
+    decodeTensor(res.tensor, res.dtype),
+    x.map((v) => v * 11)
+  )
 }
 
 test('one stream carries many sequential and pipelined calls; responses are signed', async () => {
   const h = await harness()
   const { client } = await h.connect()
   for (let i = 0; i < 5; i++) await assertServes(h, client)
-  const calls = [0, 1].map(async e => {
+  const calls = [0, 1].map(async (e) => {
     const x = rowsOf(1, e)
     const { header, tensor } = request(x, { layer: 0, expert: e })
     const res = await client.call(header, tensor)
     assert.equal(res.status, Status.OK)
-    assert.deepEqual(decodeTensor(res.tensor, DType.FP32), x.map(v => v * (1 + e)))
-    assert.ok(await verifyResponse(h.key.publicKey, { requestId: header.requestId, modelId: header.modelId, layer: 0, expert: e, input: tensor, output: res.tensor }, res.signature))
+    assert.deepEqual(
+      decodeTensor(res.tensor, DType.FP32),
+      x.map((v) => v * (1 + e))
+    )
+    assert.ok(
+      await verifyResponse(
+        h.key.publicKey,
+        {
+          requestId: header.requestId,
+          modelId: header.modelId,
+          layer: 0,
+          expert: e,
+          input: tensor,
+          output: res.tensor
+        },
+        res.signature
+      )
+    )
   })
   await Promise.all(calls)
 })
@@ -42,7 +70,10 @@ test('fp16 on the wire: answered in fp16', async () => {
   assert.equal(res.status, Status.OK)
   assert.equal(res.dtype, DType.FP16)
   assert.equal(res.tensor.byteLength, 3 * HIDDEN * 2)
-  assert.deepEqual(decodeTensor(res.tensor, DType.FP16), x.map(v => v * 12))
+  assert.deepEqual(
+    decodeTensor(res.tensor, DType.FP16),
+    x.map((v) => v * 12)
+  )
 })
 
 test('malformed requests get error codes and the node keeps serving', async (t) => {
@@ -50,14 +81,22 @@ test('malformed requests get error codes and the node keeps serving', async (t) 
   const { client } = await h.connect()
   const x = rowsOf(2)
   const cases: Array<[string, ReturnType<typeof request>, Status]> = [
-    ['unknown model', request(x, { modelId: hexToBytes('0x' + '00'.repeat(32)) }), Status.UNKNOWN_MODEL],
+    [
+      'unknown model',
+      request(x, { modelId: hexToBytes('0x' + '00'.repeat(32)) }),
+      Status.UNKNOWN_MODEL
+    ],
     ['unknown layer', request(x, { layer: 7 }), Status.EXPERT_NOT_HOSTED],
     ['expert not hosted', request(x, { expert: 3 }), Status.EXPERT_NOT_HOSTED],
     ['wrong hidden', request(x, { hidden: 4, rows: 4 }), Status.BAD_SHAPE],
     ['zero rows', request(x, { rows: 0 }), Status.BAD_SHAPE],
     ['bytes/shape mismatch', request(x, { rows: 3 }), Status.BAD_SHAPE],
     ['wrong dtype (unspecified)', request(x, { dtype: DType.DTYPE_UNSPECIFIED }), Status.BAD_DTYPE],
-    ['fp16 header with fp32 bytes', { ...request(x, { dtype: DType.FP16 }), tensor: encodeTensor(x, DType.FP32) }, Status.BAD_SHAPE]
+    [
+      'fp16 header with fp32 bytes',
+      { ...request(x, { dtype: DType.FP16 }), tensor: encodeTensor(x, DType.FP32) },
+      Status.BAD_SHAPE
+    ]
   ]
   for (const [name, { header, tensor }, status] of cases) {
     await t.test(name, async () => {
@@ -73,9 +112,16 @@ test('malformed requests get error codes and the node keeps serving', async (t) 
 test('garbage bytes reset that stream only; the node keeps serving others', async () => {
   const h = await harness()
   const good = (await h.connect()).client
-  for (const garbage of [new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), encodeFrame(new Uint8Array([0x0a, 0xff, 0x01, 0x02])).subarray()]) {
+  for (const garbage of [
+    new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+    encodeFrame(new Uint8Array([0x0a, 0xff, 0x01, 0x02])).subarray()
+  ]) {
     const { raw } = await h.connect()
-    const closed = new Promise<Error | undefined>(resolve => { raw.addEventListener('close', (e) => { resolve(e.error) }) })
+    const closed = new Promise<Error | undefined>((resolve) => {
+      raw.addEventListener('close', (e) => {
+        resolve(e.error)
+      })
+    })
     raw.send(garbage)
     assert.ok((await closed) != null, 'the stream was reset')
     await assertServes(h, good)
@@ -86,7 +132,11 @@ test('garbage bytes reset that stream only; the node keeps serving others', asyn
 test('an oversize frame is refused from its length prefix alone', async () => {
   const h = await harness({ maxFrameBytes: 1024 })
   const { raw } = await h.connect()
-  const closed = new Promise<Error | undefined>(resolve => { raw.addEventListener('close', (e) => { resolve(e.error) }) })
+  const closed = new Promise<Error | undefined>((resolve) => {
+    raw.addEventListener('close', (e) => {
+      resolve(e.error)
+    })
+  })
   raw.send(encodeVarint(1025)) // no body follows: the node must not wait for (or allocate) it
   const err = await closed
   assert.ok(err != null)
@@ -119,7 +169,13 @@ test('payment hook: a PaymentError becomes PAYMENT_REQUIRED; the voucher reaches
   assert.equal(res.status, Status.PAYMENT_REQUIRED)
   assert.equal(res.message, 'attach a voucher')
   const paid = request(rowsOf(1))
-  const voucher = { payer: new Uint8Array(20).fill(1), payee: new Uint8Array(20).fill(2), cumulativeAmount: new Uint8Array([1, 0]), signature: new Uint8Array(65), extra: new Uint8Array(0) }
+  const voucher = {
+    payer: new Uint8Array(20).fill(1),
+    payee: new Uint8Array(20).fill(2),
+    cumulativeAmount: new Uint8Array([1, 0]),
+    signature: new Uint8Array(65),
+    extra: new Uint8Array(0)
+  }
   const ok = await client.call({ ...paid.header, payment: voucher }, paid.tensor)
   assert.equal(ok.status, Status.OK)
   assert.deepEqual((seen[1] as typeof voucher).cumulativeAmount, new Uint8Array([1, 0]))
@@ -128,14 +184,21 @@ test('payment hook: a PaymentError becomes PAYMENT_REQUIRED; the voucher reaches
 test('batching: N concurrent calls from different streams -> one runtime run, each gets its own rows', async () => {
   const runs: Run[] = []
   const h = await harness({ model: fakeModel({ runs, delayMs: 20 }) })
-  const clients = await Promise.all(Array.from({ length: 6 }, async () => (await h.connect()).client))
+  const clients = await Promise.all(
+    Array.from({ length: 6 }, async () => (await h.connect()).client)
+  )
   const inputs = clients.map((_, i) => rowsOf(i + 1, i))
-  const reqs = inputs.map(x => request(x, { layer: 1, expert: 1 }))
+  const reqs = inputs.map((x) => request(x, { layer: 1, expert: 1 }))
   // send all, then wait: they arrive in the same window
-  const results = await Promise.all(clients.map(async (c, i) => await c.call(reqs[i].header, reqs[i].tensor)))
+  const results = await Promise.all(
+    clients.map(async (c, i) => await c.call(reqs[i].header, reqs[i].tensor))
+  )
   results.forEach((res, i) => {
     assert.equal(res.status, Status.OK)
-    assert.deepEqual(decodeTensor(res.tensor, DType.FP32), inputs[i].map(v => v * 12))
+    assert.deepEqual(
+      decodeTensor(res.tensor, DType.FP32),
+      inputs[i].map((v) => v * 12)
+    )
   })
   assert.equal(runs.length, 1, `runs: ${JSON.stringify(runs)}`)
   assert.equal(runs[0].rows, 1 + 2 + 3 + 4 + 5 + 6)
@@ -147,16 +210,22 @@ test('batching: calls arriving while a run is in flight form the next single run
   const { client } = await h.connect()
   const first = request(rowsOf(1), { layer: 0, expert: 1 })
   const p0 = client.call(first.header, first.tensor)
-  await new Promise(resolve => setTimeout(resolve, 15)) // first run is now in flight
-  const later = [1, 2, 3].map(i => request(rowsOf(i, i), { layer: 0, expert: 1 }))
-  const ps = later.map(async r => await client.call(r.header, r.tensor))
+  await new Promise((resolve) => setTimeout(resolve, 15)) // first run is now in flight
+  const later = [1, 2, 3].map((i) => request(rowsOf(i, i), { layer: 0, expert: 1 }))
+  const ps = later.map(async (r) => await client.call(r.header, r.tensor))
   const all = await Promise.all([p0, ...ps])
   all.forEach((r, i) => {
     assert.equal(r.status, Status.OK)
     const x = i === 0 ? rowsOf(1) : rowsOf(i, i)
-    assert.deepEqual(decodeTensor(r.tensor, DType.FP32), x.map(v => v * 2))
+    assert.deepEqual(
+      decodeTensor(r.tensor, DType.FP32),
+      x.map((v) => v * 2)
+    )
   })
-  assert.deepEqual(runs.map(r => r.rows), [1, 6])
+  assert.deepEqual(
+    runs.map((r) => r.rows),
+    [1, 6]
+  )
 })
 
 test('info reports the served model, shards and manifest hash', async () => {
@@ -177,20 +246,29 @@ test('busy polling: the node polls after a call, the router only while its call 
   const call = client.call(header, tensor)
   assert.equal(routerPoll.waiting, 1)
   assert.equal(routerPoll.active, true, 'the router polls while its call is out')
-  await new Promise(resolve => setTimeout(resolve, 10))
+  await new Promise((resolve) => setTimeout(resolve, 10))
   const during = routerPoll.turns
   assert.ok(during > 0, 'the router loop kept turning during the 30 ms expert run')
   assert.equal((await call).status, Status.OK)
   assert.equal(routerPoll.waiting, 0, 'the answer ended the wait')
-  for (let i = 0; i < 100 && routerPoll.active; i++) await new Promise(resolve => setImmediate(resolve))
-  assert.equal(routerPoll.active, false, 'the router stops polling once nothing is in flight (long before its window)')
+  for (let i = 0; i < 100 && routerPoll.active; i++)
+    await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(
+    routerPoll.active,
+    false,
+    'the router stops polling once nothing is in flight (long before its window)'
+  )
   assert.equal(h.service.busyPoll.active, true, 'the node keeps polling for the next request')
   // a call that fails (unknown expert) and a timed-out call end their waits too
   const bad = request(x, { expert: 3 })
   assert.equal((await client.call(bad.header, bad.tensor)).status, Status.EXPERT_NOT_HOSTED)
-  await assert.rejects(client.call(request(x).header, request(x).tensor, { timeoutMs: 1 }), /no answer within 1 ms/)
+  await assert.rejects(
+    client.call(request(x).header, request(x).tensor, { timeoutMs: 1 }),
+    /no answer within 1 ms/
+  )
   assert.equal(routerPoll.waiting, 0)
   await h.service.stop()
-  for (let i = 0; i < 100 && h.service.busyPoll.active; i++) await new Promise(resolve => setImmediate(resolve))
+  for (let i = 0; i < 100 && h.service.busyPoll.active; i++)
+    await new Promise((resolve) => setImmediate(resolve))
   assert.equal(h.service.busyPoll.active, false, 'stopping the service stops its polling')
 })

@@ -13,10 +13,21 @@ import { encodeTensor, hexToBytes } from '../../../protocol/codec.js'
 export const MODEL_ID = '0x' + 'ab'.repeat(32)
 export const HIDDEN = 8
 
-export interface Run { layer: number, expert: number, rows: number }
+export interface Run {
+  layer: number
+  expert: number
+  rows: number
+}
 
-export function fakeModel (opts: { delayMs?: number, runs?: Run[], fail?: boolean } = {}): HostedModel {
-  const experts: Array<[number, number]> = [[0, 0], [0, 1], [1, 0], [1, 1]]
+export function fakeModel(
+  opts: { delayMs?: number; runs?: Run[]; fail?: boolean } = {}
+): HostedModel {
+  const experts: Array<[number, number]> = [
+    [0, 0],
+    [0, 1],
+    [1, 0],
+    [1, 1]
+  ]
   return {
     modelId: MODEL_ID,
     manifestHash: MODEL_ID,
@@ -29,20 +40,32 @@ export function fakeModel (opts: { delayMs?: number, runs?: Run[], fail?: boolea
       has: (l, e) => experts.some(([a, b]) => a === l && b === e),
       runExpert: async (layer, expert, x, rows) => {
         opts.runs?.push({ layer, expert, rows })
-        if (opts.delayMs != null) await new Promise(resolve => setTimeout(resolve, opts.delayMs))
+        if (opts.delayMs != null) await new Promise((resolve) => setTimeout(resolve, opts.delayMs))
         if (opts.fail === true) throw new Error('runtime exploded')
-        return x.map(v => v * (1 + 10 * layer + expert))
+        return x.map((v) => v * (1 + 10 * layer + expert))
       }
     }
   }
 }
 
-export interface Harness { service: ExpertService, key: PrivateKey, peer: PeerId, connect: (opts?: { poll?: BusyPoll }) => Promise<{ client: ExpertChannel, raw: import('@libp2p/interface').Stream }> }
+export interface Harness {
+  service: ExpertService
+  key: PrivateKey
+  peer: PeerId
+  connect: (opts?: {
+    poll?: BusyPoll
+  }) => Promise<{ client: ExpertChannel; raw: import('@libp2p/interface').Stream }>
+}
 
-export async function harness (init: Partial<ExpertServiceInit> & { model?: HostedModel } = {}): Promise<Harness> {
+export async function harness(
+  init: Partial<ExpertServiceInit> & { model?: HostedModel } = {}
+): Promise<Harness> {
   const key = await generateKeyPair('Ed25519')
   const registrar = { handle: async () => {}, unhandle: async () => {} }
-  const service = new ExpertService({ registrar, privateKey: key }, { models: [init.model ?? fakeModel()], ...init })
+  const service = new ExpertService(
+    { registrar, privateKey: key },
+    { models: [init.model ?? fakeModel()], ...init }
+  )
   const clientPeer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
   return {
     service,
@@ -57,7 +80,17 @@ export async function harness (init: Partial<ExpertServiceInit> & { model?: Host
 }
 
 let nextId = 1n
-export function request (x: Float32Array, over: Partial<{ layer: number, expert: number, rows: number, hidden: number, dtype: DType, modelId: Uint8Array<ArrayBuffer> }> = {}) {
+export function request(
+  x: Float32Array,
+  over: Partial<{
+    layer: number
+    expert: number
+    rows: number
+    hidden: number
+    dtype: DType
+    modelId: Uint8Array<ArrayBuffer>
+  }> = {}
+) {
   const dtype = over.dtype ?? DType.FP32
   return {
     header: {
@@ -73,4 +106,5 @@ export function request (x: Float32Array, over: Partial<{ layer: number, expert:
   }
 }
 
-export const rowsOf = (rows: number, seed = 1): Float32Array => Float32Array.from({ length: rows * HIDDEN }, (_, i) => ((i * 7 + seed * 13) % 17) - 8)
+export const rowsOf = (rows: number, seed = 1): Float32Array =>
+  Float32Array.from({ length: rows * HIDDEN }, (_, i) => ((i * 7 + seed * 13) % 17) - 8)

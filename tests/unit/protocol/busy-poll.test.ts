@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { BusyPoll } from '../../../protocol/busy-poll.js'
 
 /** Resolves after the poller has stopped (it re-arms with setImmediate, so a few turns suffice). */
-async function untilIdle (p: BusyPoll): Promise<void> {
-  for (let i = 0; i < 10_000 && p.active; i++) await new Promise(resolve => setImmediate(resolve))
+async function untilIdle(p: BusyPoll): Promise<void> {
+  for (let i = 0; i < 10_000 && p.active; i++) await new Promise((resolve) => setImmediate(resolve))
 }
 
 test('kick keeps the loop turning for the window, then lets it sleep', async () => {
@@ -14,7 +14,7 @@ test('kick keeps the loop turning for the window, then lets it sleep', async () 
   assert.equal(p.active, false)
   p.kick()
   assert.equal(p.active, true)
-  for (let i = 0; i < 5; i++) await new Promise(resolve => setImmediate(resolve))
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
   assert.ok(p.turns > 0, 'the loop turned while polling')
   await sleep(5)
   assert.equal(p.active, true, 'still polling inside the window')

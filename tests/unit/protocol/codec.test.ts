@@ -3,14 +3,24 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { DType, ExpertRequest, Status } from '../../../protocol/expert.js'
 import { FrameDecoder } from '../../../protocol/framing.js'
-import { decodeRequest, decodeResponse, decodeTensor, encodeRequestFrame, encodeResponseFrame, encodeTensor } from '../../../protocol/codec.js'
+import {
+  decodeRequest,
+  decodeResponse,
+  decodeTensor,
+  encodeRequestFrame,
+  encodeResponseFrame,
+  encodeTensor
+} from '../../../protocol/codec.js'
 import { signResponse, signedMessage, verifyResponse } from '../../../protocol/signature.js'
 
 const modelId = new Uint8Array(32).fill(7)
 
 test('request frame with the tensor appended decodes like a normal protobuf message', () => {
   const x = Float32Array.from([1, -2, 3.5, 4, 5, 6])
-  const frame = encodeRequestFrame({ requestId: 42n, modelId, layer: 3, expert: 5, dtype: DType.FP32, rows: 2, hidden: 3 }, encodeTensor(x, DType.FP32))
+  const frame = encodeRequestFrame(
+    { requestId: 42n, modelId, layer: 3, expert: 5, dtype: DType.FP32, rows: 2, hidden: 3 },
+    encodeTensor(x, DType.FP32)
+  )
   const [payload] = new FrameDecoder(1 << 20).push(frame)
   const req = decodeRequest(payload)
   assert.equal(req.requestId, 42n)
@@ -22,23 +32,50 @@ test('request frame with the tensor appended decodes like a normal protobuf mess
   // two parts on the way down the stack: everything before the tensor in one buffer, then the
   // tensor itself (referenced, not copied); the bytes are exactly length ‖ protons' encoding
   const tensor = encodeTensor(x, DType.FP32)
-  const f2 = encodeRequestFrame({ requestId: 42n, modelId, layer: 3, expert: 5, dtype: DType.FP32, rows: 2, hidden: 3 }, tensor)
+  const f2 = encodeRequestFrame(
+    { requestId: 42n, modelId, layer: 3, expert: 5, dtype: DType.FP32, rows: 2, hidden: 3 },
+    tensor
+  )
   const parts = [...f2]
   assert.equal(parts.length, 2)
   assert.equal(parts[1], tensor)
-  const whole = ExpertRequest.encode({ requestId: 42n, modelId, layer: 3, expert: 5, dtype: DType.FP32, rows: 2, hidden: 3, tensor: tensor as Uint8Array<ArrayBuffer> })
+  const whole = ExpertRequest.encode({
+    requestId: 42n,
+    modelId,
+    layer: 3,
+    expert: 5,
+    dtype: DType.FP32,
+    rows: 2,
+    hidden: 3,
+    tensor: tensor as Uint8Array<ArrayBuffer>
+  })
   assert.deepEqual(f2.subarray(), Uint8Array.from([whole.byteLength, ...whole]))
   // no tensor (an error response): one part
-  assert.equal([...encodeResponseFrame({ requestId: 1n, status: Status.BAD_SHAPE, message: 'x', dtype: DType.FP32, rows: 0, hidden: 0, signature: new Uint8Array(0) })].length, 1)
+  assert.equal(
+    [
+      ...encodeResponseFrame({
+        requestId: 1n,
+        status: Status.BAD_SHAPE,
+        message: 'x',
+        dtype: DType.FP32,
+        rows: 0,
+        hidden: 0,
+        signature: new Uint8Array(0)
+      })
+    ].length,
+    1
+  )
 })
 
 test('fp16 tensors and unaligned buffers decode', () => {
   const x = Float32Array.from([0.5, -1, 2, 1024])
   const bytes = encodeTensor(x, DType.FP16)
   assert.equal(bytes.byteLength, 8)
-  const unaligned = Buffer.alloc(9).subarray(1); unaligned.set(bytes) // a Buffer: slice() would be a view
+  const unaligned = Buffer.alloc(9).subarray(1)
+  unaligned.set(bytes) // a Buffer: slice() would be a view
   assert.deepEqual(decodeTensor(unaligned, DType.FP16), x)
-  const b32 = new Uint8Array(17).subarray(1); b32.set(encodeTensor(x, DType.FP32))
+  const b32 = new Uint8Array(17).subarray(1)
+  b32.set(encodeTensor(x, DType.FP32))
   assert.deepEqual(decodeTensor(b32, DType.FP32), x)
 })
 
@@ -49,17 +86,42 @@ test('response frame and signature verify; tampering fails', async () => {
   const fields = { requestId: 9n, modelId, layer: 1, expert: 2, input, output }
   assert.equal(signedMessage(fields).byteLength, 138)
   const signature = await signResponse(key, fields)
-  const frame = encodeResponseFrame({ requestId: 9n, status: Status.OK, message: '', dtype: DType.FP32, rows: 1, hidden: 1, signature: new Uint8Array(signature) }, output)
+  const frame = encodeResponseFrame(
+    {
+      requestId: 9n,
+      status: Status.OK,
+      message: '',
+      dtype: DType.FP32,
+      rows: 1,
+      hidden: 1,
+      signature: new Uint8Array(signature)
+    },
+    output
+  )
   const res = decodeResponse(new FrameDecoder(1 << 20).push(frame)[0])
   assert.deepEqual(res.tensor, output)
   assert.ok(await verifyResponse(key.publicKey, { ...fields, output: res.tensor }, res.signature))
-  assert.equal(await verifyResponse(key.publicKey, { ...fields, output: new Uint8Array([5, 6, 7, 9]) }, res.signature), false)
+  assert.equal(
+    await verifyResponse(
+      key.publicKey,
+      { ...fields, output: new Uint8Array([5, 6, 7, 9]) },
+      res.signature
+    ),
+    false
+  )
   assert.equal(await verifyResponse(key.publicKey, { ...fields, layer: 2 }, res.signature), false)
 })
 
 test('cached node:crypto Ed25519 signatures are the same bytes as @libp2p/crypto and cross-verify', async () => {
   const key = await generateKeyPair('Ed25519')
-  const fields = { requestId: 1n, modelId, layer: 0, expert: 3, input: new Uint8Array(100).fill(1), output: new Uint8Array(100).fill(2) }
+  const fields = {
+    requestId: 1n,
+    modelId,
+    layer: 0,
+    expert: 3,
+    input: new Uint8Array(100).fill(1),
+    output: new Uint8Array(100).fill(2)
+  }
   const fast = await signResponse(key, fields)
   const slow = await key.sign(signedMessage(fields))
   assert.deepEqual(new Uint8Array(fast), new Uint8Array(slow))

@@ -4,10 +4,19 @@ import { f16ToF32, f32ToF16, f32ToF16Bits } from '../../../protocol/fp16.js'
 
 test('exact values and specials', () => {
   const cases: Array<[number, number]> = [
-    [0, 0x0000], [-0, 0x8000], [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff], [0.5, 0x3800],
-    [2 ** -14, 0x0400], [2 ** -24, 0x0001], [Infinity, 0x7c00], [-Infinity, 0xfc00],
+    [0, 0x0000],
+    [-0, 0x8000],
+    [1, 0x3c00],
+    [-2, 0xc000],
+    [65504, 0x7bff],
+    [0.5, 0x3800],
+    [2 ** -14, 0x0400],
+    [2 ** -24, 0x0001],
+    [Infinity, 0x7c00],
+    [-Infinity, 0xfc00],
     [65520, 0x7c00], // halfway between max and 2^16 rounds to even -> Inf
-    [1e-10, 0x0000], [2 ** -25, 0x0000], // exactly half the smallest subnormal: ties to even (0)
+    [1e-10, 0x0000],
+    [2 ** -25, 0x0000], // exactly half the smallest subnormal: ties to even (0)
     [2 ** -25 * 1.5, 0x0001]
   ]
   for (const [x, h] of cases) assert.equal(f32ToF16Bits(x), h, `f32ToF16(${x})`)
@@ -34,6 +43,7 @@ test('relative error of random normals is within half an ulp (2^-11)', () => {
   const x = Float32Array.from({ length: 10000 }, (_, i) => Math.sin(i * 12.9898) * 100)
   const y = f16ToF32(f32ToF16(x))
   for (let i = 0; i < x.length; i++) {
-    if (Math.abs(x[i]) > 2 ** -14) assert.ok(Math.abs(y[i] - x[i]) <= Math.abs(x[i]) * 2 ** -11 + 1e-30)
+    if (Math.abs(x[i]) > 2 ** -14)
+      assert.ok(Math.abs(y[i] - x[i]) <= Math.abs(x[i]) * 2 ** -11 + 1e-30)
   }
 })

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Uint8ArrayList } from 'uint8arraylist'
+import type { Uint8ArrayList } from 'uint8arraylist'
 import { FrameDecoder, encodeFrame, encodeVarint, varintLength } from '../../../protocol/framing.js'
 import { FrameTooLargeError, InvalidFrameError } from '../../../protocol/errors.js'
 
@@ -19,7 +19,11 @@ test('varint round trip lengths', () => {
 test('frames split at every byte boundary and several per chunk are recovered', () => {
   const a = Uint8Array.from({ length: 300 }, (_, i) => i & 0xff)
   const b = new Uint8Array([9, 8, 7])
-  const bytes = new Uint8Array([...flat(encodeFrame(a)), ...flat(encodeFrame()), ...flat(encodeFrame(b))])
+  const bytes = new Uint8Array([
+    ...flat(encodeFrame(a)),
+    ...flat(encodeFrame()),
+    ...flat(encodeFrame(b))
+  ])
   for (let cut = 0; cut <= bytes.length; cut++) {
     const d = new FrameDecoder(1024)
     const frames = [...d.push(bytes.subarray(0, cut)), ...d.push(bytes.subarray(cut))]
@@ -40,7 +44,10 @@ test('a frame inside one chunk is a view (no copy)', () => {
 test('oversize length is rejected from the varint alone, before the body arrives', () => {
   const d = new FrameDecoder(1000)
   // only the 2-byte prefix of a 1001-byte frame: nothing else was sent, nothing allocated
-  assert.throws(() => d.push(encodeVarint(1001)), (err: Error) => err instanceof FrameTooLargeError && (err as FrameTooLargeError).length === 1001)
+  assert.throws(
+    () => d.push(encodeVarint(1001)),
+    (err: Error) => err instanceof FrameTooLargeError && (err as FrameTooLargeError).length === 1001
+  )
   const d2 = new FrameDecoder(64 * 1024 * 1024)
   // a claimed 4 GiB frame: rejected, never allocated
   assert.throws(() => d2.push(encodeVarint(2 ** 32)), FrameTooLargeError)
@@ -48,7 +55,10 @@ test('oversize length is rejected from the varint alone, before the body arrives
 })
 
 test('a varint longer than 5 bytes is garbage', () => {
-  assert.throws(() => new FrameDecoder(2 ** 40).push(new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x80, 0x01])), InvalidFrameError)
+  assert.throws(
+    () => new FrameDecoder(2 ** 40).push(new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x80, 0x01])),
+    InvalidFrameError
+  )
 })
 
 test('accepts Uint8ArrayList chunks', () => {
@@ -58,11 +68,23 @@ test('accepts Uint8ArrayList chunks', () => {
 })
 
 test('an assembled frame ends on a 4-byte boundary, so an fp32 tensor at its end is viewed, not copied', async () => {
-  const { encodeRequestFrame, decodeRequest, decodeTensor } = await import('../../../protocol/codec.js')
+  const { encodeRequestFrame, decodeRequest, decodeTensor } =
+    await import('../../../protocol/codec.js')
   const { DType } = await import('../../../protocol/expert.js')
   for (const rows of [1, 3, 64]) {
     const x = Float32Array.from({ length: rows * 8 }, (_, i) => i * 0.5 - 3)
-    const wire = encodeRequestFrame({ requestId: 7n, modelId: new Uint8Array(32).fill(1), layer: 2, expert: 5, dtype: DType.FP32, rows, hidden: 8 }, new Uint8Array(x.buffer)).subarray()
+    const wire = encodeRequestFrame(
+      {
+        requestId: 7n,
+        modelId: new Uint8Array(32).fill(1),
+        layer: 2,
+        expert: 5,
+        dtype: DType.FP32,
+        rows,
+        hidden: 8
+      },
+      new Uint8Array(x.buffer)
+    ).subarray()
     const dec = new FrameDecoder(1 << 20)
     const frames: Uint8Array[] = []
     // 7-byte chunks: the frame spans many chunks and is assembled

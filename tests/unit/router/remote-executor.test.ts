@@ -5,20 +5,30 @@ import assert from 'node:assert/strict'
 import { createLibp2p } from 'libp2p'
 import type { Libp2p } from '@libp2p/interface'
 import { transportOptions } from '../../../protocol/transport.js'
-import { expertService, type ExpertService, type ExpertServiceInit } from '../../../node/expert-service.js'
+import {
+  expertService,
+  type ExpertService,
+  type ExpertServiceInit
+} from '../../../node/expert-service.js'
 import { Router } from '../../../router/router.js'
 import { fakeModel, MODEL_ID, HIDDEN, rowsOf, type Run } from '../node/fixtures.js'
 
 type Host = Libp2p<{ expert: ExpertService }>
 const hosts: Host[] = []
-after(async () => { await Promise.all(hosts.map(async h => { await h.stop() })) })
+after(async () => {
+  await Promise.all(
+    hosts.map(async (h) => {
+      await h.stop()
+    })
+  )
+})
 
-async function startNode (init: Partial<ExpertServiceInit> = {}, runs?: Run[]): Promise<Host> {
-  const h = await createLibp2p({
+async function startNode(init: Partial<ExpertServiceInit> = {}, runs?: Run[]): Promise<Host> {
+  const h = (await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     ...transportOptions(),
     services: { expert: expertService({ models: [fakeModel({ runs })], ...init }) }
-  }) as unknown as Host
+  })) as unknown as Host
   hosts.push(h)
   return h
 }
@@ -30,25 +40,43 @@ test('calls reuse one stream per peer, verify signatures, and fail over when a n
   const runsB: Run[] = []
   const a = await startNode({}, runsA)
   const b = await startNode({}, runsB)
-  const router = await Router.init({ opts: { peers: [addr(a), addr(b)], modelId: MODEL_ID, hidden: HIDDEN, routes: { benchBaseMs: 60_000 } } })
+  const router = await Router.init({
+    opts: {
+      peers: [addr(a), addr(b)],
+      modelId: MODEL_ID,
+      hidden: HIDDEN,
+      routes: { benchBaseMs: 60_000 }
+    }
+  })
   try {
     assert.equal(router.routes.table.peers.size, 2)
     const x = rowsOf(2)
     for (let i = 0; i < 10; i++) {
       const y = await router.executor.runExpert(1, 1, x, 2)
-      assert.deepEqual(y, x.map(v => v * 12))
+      assert.deepEqual(
+        y,
+        x.map((v) => v * 12)
+      )
     }
     const conns = router.libp2p.getConnections()
-    const expertStreams = conns.flatMap(c => c.streams).filter(s => s.protocol === '/pov/expert/1.0.0')
+    const expertStreams = conns
+      .flatMap((c) => c.streams)
+      .filter((s) => s.protocol === '/pov/expert/1.0.0')
     assert.equal(expertStreams.length, 1, 'one long-lived stream to the chosen replica')
     const first = runsA.length > 0 ? a : b
     const other = first === a ? b : a
     await first.stop()
     const y = await router.executor.runExpert(1, 1, x, 2)
-    assert.deepEqual(y, x.map(v => v * 12))
+    assert.deepEqual(
+      y,
+      x.map((v) => v * 12)
+    )
     assert.ok(router.routes.benched.has(first.peerId.toString()), 'the dead node is benched')
     await other.stop()
-    await assert.rejects(router.executor.runExpert(1, 1, x, 2), (err: Error) => err.name === 'ExpertUnavailableError')
+    await assert.rejects(
+      router.executor.runExpert(1, 1, x, 2),
+      (err: Error) => err.name === 'ExpertUnavailableError'
+    )
   } finally {
     await router.close()
   }
@@ -57,13 +85,31 @@ test('calls reuse one stream per peer, verify signatures, and fail over when a n
 test('sync verification: a node whose responses do not verify is skipped for a replica that signs', async () => {
   const bad = await startNode({ sign: false })
   const good = await startNode()
-  const router = await Router.init({ opts: { peers: [addr(bad), addr(good)], modelId: MODEL_ID, hidden: HIDDEN, verifySignatures: 'sync' } })
+  const router = await Router.init({
+    opts: {
+      peers: [addr(bad), addr(good)],
+      modelId: MODEL_ID,
+      hidden: HIDDEN,
+      verifySignatures: 'sync'
+    }
+  })
   try {
     const x = rowsOf(1)
-    for (const [l, e] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
-      assert.deepEqual(await router.executor.runExpert(l, e, x, 1), x.map(v => v * (1 + 10 * l + e)))
+    for (const [l, e] of [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [1, 1]
+    ]) {
+      assert.deepEqual(
+        await router.executor.runExpert(l, e, x, 1),
+        x.map((v) => v * (1 + 10 * l + e))
+      )
     }
-    assert.ok(router.routes.benched.has(bad.peerId.toString()), 'the node with bad signatures is benched')
+    assert.ok(
+      router.routes.benched.has(bad.peerId.toString()),
+      'the node with bad signatures is benched'
+    )
     assert.equal(router.routes.benched.has(good.peerId.toString()), false)
   } finally {
     await router.close()
@@ -72,27 +118,48 @@ test('sync verification: a node whose responses do not verify is skipped for a r
 
 test('fp16 on the wire through the executor', async () => {
   const n = await startNode()
-  const router = await Router.init({ opts: { peers: [addr(n)], modelId: MODEL_ID, hidden: HIDDEN, wireDType: 'fp16' } })
+  const router = await Router.init({
+    opts: { peers: [addr(n)], modelId: MODEL_ID, hidden: HIDDEN, wireDType: 'fp16' }
+  })
   try {
     const x = rowsOf(3)
-    assert.deepEqual(await router.executor.runExpert(0, 1, x, 3), x.map(v => v * 2))
-  } finally { await router.close() }
+    assert.deepEqual(
+      await router.executor.runExpert(0, 1, x, 3),
+      x.map((v) => v * 2)
+    )
+  } finally {
+    await router.close()
+  }
 })
 
 test('unknown model on every peer: init fails with a clear message', async () => {
   const n = await startNode()
-  await assert.rejects(Router.init({ opts: { peers: [addr(n)], modelId: '0x' + '11'.repeat(32), hidden: HIDDEN } }), /serves model/)
+  await assert.rejects(
+    Router.init({ opts: { peers: [addr(n)], modelId: '0x' + '11'.repeat(32), hidden: HIDDEN } }),
+    /serves model/
+  )
 })
 
 test('async verification (default): a bad signature benches the peer and is reported', async () => {
   const bad = await startNode({ sign: false })
   const reported: string[] = []
-  const router = await Router.init({ opts: { peers: [addr(bad)], modelId: MODEL_ID, hidden: HIDDEN, onBadSignature: (e) => { reported.push(e.peer) } } })
+  const router = await Router.init({
+    opts: {
+      peers: [addr(bad)],
+      modelId: MODEL_ID,
+      hidden: HIDDEN,
+      onBadSignature: (e) => {
+        reported.push(e.peer)
+      }
+    }
+  })
   try {
     const x = rowsOf(1)
     assert.deepEqual(await router.executor.runExpert(0, 0, x, 1), x) // used at once
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await new Promise((resolve) => setTimeout(resolve, 50))
     assert.deepEqual(reported, [bad.peerId.toString()])
     assert.ok(router.routes.benched.has(bad.peerId.toString()))
-  } finally { await router.close() }
+  } finally {
+    await router.close()
+  }
 })

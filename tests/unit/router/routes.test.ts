@@ -1,9 +1,31 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { RouteManager, benchAfterFailure, buildTable, expertKey, selectReplica, type PeerRoute } from '../../../router/routes.js'
+import {
+  RouteManager,
+  benchAfterFailure,
+  buildTable,
+  expertKey,
+  selectReplica,
+  type PeerRoute
+} from '../../../router/routes.js'
 
-const peer = (id: string, pairs: Array<[number, number]>): PeerRoute => ({ peerId: id, addrs: [], shards: [], experts: new Set(pairs.map(([l, e]) => expertKey(l, e))) })
-const table = buildTable([peer('A', [[0, 0], [0, 1]]), peer('B', [[0, 0], [1, 1]]), peer('C', [[0, 1]])])
+const peer = (id: string, pairs: Array<[number, number]>): PeerRoute => ({
+  peerId: id,
+  addrs: [],
+  shards: [],
+  experts: new Set(pairs.map(([l, e]) => expertKey(l, e)))
+})
+const table = buildTable([
+  peer('A', [
+    [0, 0],
+    [0, 1]
+  ]),
+  peer('B', [
+    [0, 0],
+    [1, 1]
+  ]),
+  peer('C', [[0, 1]])
+])
 
 test('selection: only replicas that host the expert, none when nobody does', () => {
   assert.equal(selectReplica(table, 1, 1, new Map(), 0), 'B')
@@ -12,7 +34,10 @@ test('selection: only replicas that host the expert, none when nobody does', () 
 })
 
 test('selection skips benched peers until the bench expires, and excluded ones', () => {
-  const benched = new Map([['A', { until: 100, failures: 1 }], ['B', { until: 100, failures: 1 }]])
+  const benched = new Map([
+    ['A', { until: 100, failures: 1 }],
+    ['B', { until: 100, failures: 1 }]
+  ])
   assert.equal(selectReplica(table, 0, 0, benched, 50), null)
   assert.ok(['A', 'B'].includes(selectReplica(table, 0, 0, benched, 100) as string))
   assert.equal(selectReplica(table, 0, 1, new Map(), 0, new Set(['A'])), 'C')
@@ -20,22 +45,78 @@ test('selection skips benched peers until the bench expires, and excluded ones',
 })
 
 test('selection prefers the least loaded replica and spreads experts over replicas', () => {
-  assert.equal(selectReplica(table, 0, 1, new Map(), 0, new Set(), new Map([['A', 3], ['C', 1]])), 'C')
-  assert.equal(selectReplica(table, 0, 1, new Map(), 0, new Set(), new Map([['A', 0], ['C', 1]])), 'A')
-  const t = buildTable([peer('X', [[0, 0], [0, 1], [1, 0], [1, 1]]), peer('Y', [[0, 0], [0, 1], [1, 0], [1, 1]])])
-  const picks = new Set([[0, 0], [0, 1], [1, 0], [1, 1]].map(([l, e]) => selectReplica(t, l, e, new Map(), 0)))
+  assert.equal(
+    selectReplica(
+      table,
+      0,
+      1,
+      new Map(),
+      0,
+      new Set(),
+      new Map([
+        ['A', 3],
+        ['C', 1]
+      ])
+    ),
+    'C'
+  )
+  assert.equal(
+    selectReplica(
+      table,
+      0,
+      1,
+      new Map(),
+      0,
+      new Set(),
+      new Map([
+        ['A', 0],
+        ['C', 1]
+      ])
+    ),
+    'A'
+  )
+  const t = buildTable([
+    peer('X', [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [1, 1]
+    ]),
+    peer('Y', [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [1, 1]
+    ])
+  ])
+  const picks = new Set(
+    [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [1, 1]
+    ].map(([l, e]) => selectReplica(t, l, e, new Map(), 0))
+  )
   assert.equal(picks.size, 2)
 })
 
 test('bench backoff doubles up to the cap; success after expiry resets', () => {
   let b = benchAfterFailure(undefined, 0, 1000, 5000)
   assert.deepEqual(b, { failures: 1, until: 1000 })
-  b = benchAfterFailure(b, 0, 1000, 5000); assert.equal(b.until, 2000)
-  b = benchAfterFailure(b, 0, 1000, 5000); assert.equal(b.until, 4000)
-  b = benchAfterFailure(b, 0, 1000, 5000); assert.equal(b.until, 5000)
+  b = benchAfterFailure(b, 0, 1000, 5000)
+  assert.equal(b.until, 2000)
+  b = benchAfterFailure(b, 0, 1000, 5000)
+  assert.equal(b.until, 4000)
+  b = benchAfterFailure(b, 0, 1000, 5000)
+  assert.equal(b.until, 5000)
   let now = 0
-  const rm = new RouteManager([peer('A', [[0, 0]]), peer('B', [[0, 0]])], { benchBaseMs: 10, benchMaxMs: 100, now: () => now })
-  rm.onFailure('A'); rm.onFailure('B')
+  const rm = new RouteManager([peer('A', [[0, 0]]), peer('B', [[0, 0]])], {
+    benchBaseMs: 10,
+    benchMaxMs: 100,
+    now: () => now
+  })
+  rm.onFailure('A')
+  rm.onFailure('B')
   assert.equal(rm.select(0, 0), null)
   now = 10
   assert.notEqual(rm.select(0, 0), null)

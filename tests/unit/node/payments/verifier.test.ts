@@ -6,7 +6,11 @@ import { join } from 'node:path'
 import { Wallet } from 'ethers'
 import { signVoucher, voucherDomain } from '../../../../protocol/voucher.js'
 import { Status } from '../../../../protocol/errors.js'
-import { VoucherStore, JOURNAL_FILE, type SignedVoucher } from '../../../../node/payments/voucher-store.js'
+import {
+  VoucherStore,
+  JOURNAL_FILE,
+  type SignedVoucher
+} from '../../../../node/payments/voucher-store.js'
 import { PaymentVerifier, type EscrowView } from '../../../../node/payments/verifier.js'
 
 const domain = voucherDomain('0x00000000000000000000000000000000000000e5', 31337)
@@ -14,30 +18,54 @@ const payer = new Wallet('0x' + '11'.repeat(32))
 const operator = new Wallet('0x' + '22'.repeat(32))
 const price = 10n
 const opened: VoucherStore[] = []
-after(async () => { for (const s of opened) await s.close() })
+after(async () => {
+  for (const s of opened) await s.close()
+})
 
-async function voucher (cumulative: bigint, opts: { signer?: Wallet, payee?: string } = {}): Promise<SignedVoucher> {
-  const v = { payer: payer.address, payee: opts.payee ?? operator.address, cumulativeAmount: cumulative }
+async function voucher(
+  cumulative: bigint,
+  opts: { signer?: Wallet; payee?: string } = {}
+): Promise<SignedVoucher> {
+  const v = {
+    payer: payer.address,
+    payee: opts.payee ?? operator.address,
+    cumulativeAmount: cumulative
+  }
   return { ...v, signature: await signVoucher(opts.signer ?? payer, domain, v) }
 }
 
-function fakeEscrow (balance: bigint, paid = 0n, unlockAt = 0n): EscrowView & { reads: number } {
+function fakeEscrow(balance: bigint, paid = 0n, unlockAt = 0n): EscrowView & { reads: number } {
   const e = {
     reads: 0,
-    async depositOf () { e.reads++; return { balance, unlockAt } },
-    async paid () { return paid }
+    async depositOf() {
+      e.reads++
+      return { balance, unlockAt }
+    },
+    async paid() {
+      return paid
+    }
   }
   return e
 }
 
-async function setup (escrow: EscrowView): Promise<{ dir: string, store: VoucherStore, verifier: PaymentVerifier }> {
+async function setup(
+  escrow: EscrowView
+): Promise<{ dir: string; store: VoucherStore; verifier: PaymentVerifier }> {
   const dir = await mkdtemp(join(tmpdir(), 'pov-vouchers-'))
   const store = await VoucherStore.open(dir)
   opened.push(store)
-  return { dir, store, verifier: new PaymentVerifier({ payee: operator.address, pricePerUnit: price, domain }, store, escrow) }
+  return {
+    dir,
+    store,
+    verifier: new PaymentVerifier(
+      { payee: operator.address, pricePerUnit: price, domain },
+      store,
+      escrow
+    )
+  }
 }
 
-function assertPaymentError (code: Status, re: RegExp) {
+function assertPaymentError(code: Status, re: RegExp) {
   return (err: unknown): boolean => {
     assert.equal((err as { name: string }).name, 'PaymentError')
     assert.equal((err as { code: Status }).code, code)
@@ -53,33 +81,52 @@ test('accepts a valid voucher and journals it durably', async () => {
   assert.equal(store.get(payer.address)?.cumulativeAmount, 50n)
   await store.close()
   const reopened = await VoucherStore.open(dir)
-  assert.equal(reopened.get(payer.address)?.cumulativeAmount, 50n, 'the highest voucher survives a restart')
+  assert.equal(
+    reopened.get(payer.address)?.cumulativeAmount,
+    50n,
+    'the highest voucher survives a restart'
+  )
   await reopened.close()
 })
 
 test('refuses a call with no voucher', async () => {
   const { verifier } = await setup(fakeEscrow(1000n))
-  await assert.rejects(verifier.verify(undefined, 1), assertPaymentError(Status.PAYMENT_REQUIRED, /paid calls only/))
+  await assert.rejects(
+    verifier.verify(undefined, 1),
+    assertPaymentError(Status.PAYMENT_REQUIRED, /paid calls only/)
+  )
 })
 
 test('refuses a forged signature', async () => {
   const { verifier, store } = await setup(fakeEscrow(1000n))
   const forged = await voucher(30n, { signer: new Wallet('0x' + '33'.repeat(32)) })
-  await assert.rejects(verifier.verify(forged, 3), assertPaymentError(Status.PAYMENT_INVALID, /forged/))
+  await assert.rejects(
+    verifier.verify(forged, 3),
+    assertPaymentError(Status.PAYMENT_INVALID, /forged/)
+  )
   assert.equal(store.get(payer.address), undefined, 'nothing is journaled')
 })
 
 test('refuses a voucher for another payee', async () => {
   const { verifier } = await setup(fakeEscrow(1000n))
-  await assert.rejects(verifier.verify(await voucher(30n, { payee: payer.address }), 3), assertPaymentError(Status.PAYMENT_INVALID, /payee/))
+  await assert.rejects(
+    verifier.verify(await voucher(30n, { payee: payer.address }), 3),
+    assertPaymentError(Status.PAYMENT_INVALID, /payee/)
+  )
 })
 
 test('refuses a replayed or lower cumulative voucher', async () => {
   const { verifier } = await setup(fakeEscrow(1000n))
   const v = await voucher(30n)
   await verifier.verify(v, 3)
-  await assert.rejects(verifier.verify(v, 3), assertPaymentError(Status.PAYMENT_INVALID, /stale or replayed/))
-  await assert.rejects(verifier.verify(await voucher(20n), 1), assertPaymentError(Status.PAYMENT_INVALID, /stale or replayed/))
+  await assert.rejects(
+    verifier.verify(v, 3),
+    assertPaymentError(Status.PAYMENT_INVALID, /stale or replayed/)
+  )
+  await assert.rejects(
+    verifier.verify(await voucher(20n), 1),
+    assertPaymentError(Status.PAYMENT_INVALID, /stale or replayed/)
+  )
 })
 
 test('counts what was already redeemed on-chain as the floor', async () => {
@@ -90,15 +137,24 @@ test('counts what was already redeemed on-chain as the floor', async () => {
 
 test('refuses an underpaying voucher', async () => {
   const { verifier } = await setup(fakeEscrow(1000n))
-  await assert.rejects(verifier.verify(await voucher(25n), 3), assertPaymentError(Status.PAYMENT_INVALID, /underpaid: 3 units at 10 cost 30/))
+  await assert.rejects(
+    verifier.verify(await voucher(25n), 3),
+    assertPaymentError(Status.PAYMENT_INVALID, /underpaid: 3 units at 10 cost 30/)
+  )
 })
 
 test('refuses when the escrow does not cover what is unredeemed, and a payer with no deposit', async () => {
   const { verifier } = await setup(fakeEscrow(40n))
   await verifier.verify(await voucher(30n), 3)
-  await assert.rejects(verifier.verify(await voucher(50n), 2), assertPaymentError(Status.PAYMENT_REQUIRED, /insufficient escrow/))
+  await assert.rejects(
+    verifier.verify(await voucher(50n), 2),
+    assertPaymentError(Status.PAYMENT_REQUIRED, /insufficient escrow/)
+  )
   const empty = await setup(fakeEscrow(0n))
-  await assert.rejects(empty.verifier.verify(await voucher(10n), 1), /insufficient escrow.*pov deposit/)
+  await assert.rejects(
+    empty.verifier.verify(await voucher(10n), 1),
+    /insufficient escrow.*pov deposit/
+  )
 })
 
 test('refuses new work from a payer that started unlocking', async () => {
@@ -108,8 +164,8 @@ test('refuses new work from a payer that started unlocking', async () => {
 
 test('concurrent vouchers from one payer are checked in order', async () => {
   const { verifier, store } = await setup(fakeEscrow(1000n))
-  const vs = await Promise.all([10n, 20n, 30n, 40n].map(async c => await voucher(c)))
-  const added = await Promise.all(vs.map(async v => await verifier.verify(v, 1)))
+  const vs = await Promise.all([10n, 20n, 30n, 40n].map(async (c) => await voucher(c)))
+  const added = await Promise.all(vs.map(async (v) => await verifier.verify(v, 1)))
   assert.deepEqual(added, [10n, 10n, 10n, 10n])
   assert.equal(store.get(payer.address)?.cumulativeAmount, 40n)
 })
@@ -121,6 +177,10 @@ test('a torn last journal line (crash mid-write) is skipped on replay', async ()
   await appendFile(join(dir, JOURNAL_FILE), '{"payer":"0xdead')
   const reopened = await VoucherStore.open(dir)
   assert.equal(reopened.get(payer.address)?.cumulativeAmount, 30n)
-  assert.equal((await readFile(join(dir, JOURNAL_FILE), 'utf8')).trim().split('\n').length, 1, 'compacted to one line per payer')
+  assert.equal(
+    (await readFile(join(dir, JOURNAL_FILE), 'utf8')).trim().split('\n').length,
+    1,
+    'compacted to one line per payer'
+  )
   await reopened.close()
 })
