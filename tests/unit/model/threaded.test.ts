@@ -2,7 +2,7 @@
 // free during a run, and bad input or a bad load fails with the same clear errors.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeTinyCheckpoint } from '../../../model/tiny.js'
@@ -83,6 +83,10 @@ test('threaded runtime: the calling thread keeps running while an expert runs', 
   })
   const D = rt.hidden
   let ticked = false
+  // Start from the poll phase (after an I/O callback): the immediate below then fires in this
+  // loop iteration's check phase, before the next poll can deliver the worker's answer — on a
+  // busy machine the worker may finish before the main thread runs again.
+  await stat('.')
   const run = rt.runExpert(0, 0, input(256 * D, 1), 256).then(() => ticked)
   setImmediate(() => {
     ticked = true
