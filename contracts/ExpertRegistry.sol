@@ -448,4 +448,28 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
         emit TreasurySet(_treasury, treasury_);
         _treasury = treasury_;
     }
+
+    // ──────────────────────────── paging ─────────────────────────────
+
+    /// @inheritdoc IExpertRegistry
+    function activeNodesPage(
+        bytes32 modelId,
+        uint32 shard,
+        uint256 offset,
+        uint256 limit
+    ) external view returns (NodeView[] memory nodes, uint256 total) {
+        address[] storage list = _shardOperators[_shardKey(modelId, shard)];
+        total = list.length;
+        if (offset >= total || !_models.isApproved(modelId)) return (nodes, total);
+        uint256 end = total - offset < limit ? total : offset + limit;
+        nodes = new NodeView[](end - offset);
+        uint256 n;
+        uint256 min = _minStake;
+        for (uint256 i = offset; i < end; ++i) {
+            if (_nodes[list[i]].stake >= min) nodes[n++] = nodeOf(list[i]);
+        }
+        assembly ("memory-safe") {
+            mstore(nodes, n)
+        }
+    }
 }

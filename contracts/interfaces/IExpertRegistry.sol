@@ -171,4 +171,16 @@ interface IExpertRegistry {
     function treasury() external view returns (address);
     /// @notice Sum of all stakes held (equals the registry's POV balance).
     function totalStaked() external view returns (uint256);
+
+    /// @notice One page of the nodes serving `shard` of `modelId`, for routers that must scale past
+    /// what `activeNodes` returns in one call (~45k gas per node): the active nodes among entries
+    /// [`offset`, `offset + limit`) of the shard's list, and `total`, the list's length (bonded
+    /// registrations, active or not). Read pages until `offset ≥ total`; the list is reordered
+    /// when a node leaves, so a full scan should be followed by the registry's events.
+    function activeNodesPage(
+        bytes32 modelId,
+        uint32 shard,
+        uint256 offset,
+        uint256 limit
+    ) external view returns (NodeView[] memory nodes, uint256 total);
 }
