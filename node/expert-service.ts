@@ -275,6 +275,9 @@ export class ExpertService implements Startable {
               modelId: served.id,
               layer: req.layer,
               expert: req.expert,
+              dtype: req.dtype,
+              rows: req.rows,
+              hidden: req.hidden,
               input: req.tensor,
               output: out
             })) as Uint8Array<ArrayBuffer>)

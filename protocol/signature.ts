@@ -1,4 +1,7 @@
 // The node's signature over a response: evidence for audits (docs/protocol.md#signature).
+// The signed bytes bind everything needed to re-run the call and compare its result — model id,
+// layer, expert, the tensor encoding and shape, and both tensors' hashes — so a signature on a
+// wrong output cannot be disowned or replayed as another expert's answer.
 import {
   createHash,
   createPrivateKey,
@@ -9,14 +12,27 @@ import {
 } from 'node:crypto'
 import type { PrivateKey, PublicKey } from '@libp2p/interface'
 import { SIGNATURE_DOMAIN } from './constants.js'
+import { DType } from './expert.js'
 
 const DOMAIN = new TextEncoder().encode(SIGNATURE_DOMAIN)
 
-export interface SignedFields {
+/** What a response signature commits to, with the tensors given by their sha256. */
+export interface SignedDigest {
   requestId: bigint
   modelId: Uint8Array
   layer: number
   expert: number
+  /** Wire encoding of both tensors; signed as its proto number (FP32 = 1, FP16 = 2). */
+  dtype: DType
+  rows: number
+  hidden: number
+  /** sha256 of the request's tensor bytes exactly as on the wire. */
+  inputHash: Uint8Array
+  /** sha256 of the response's tensor bytes exactly as on the wire. */
+  outputHash: Uint8Array
+}
+
+export interface SignedFields extends Omit<SignedDigest, 'inputHash' | 'outputHash'> {
   /** The request's tensor bytes exactly as on the wire. */
   input: Uint8Array
   /** The response's tensor bytes exactly as on the wire. */
@@ -27,12 +43,18 @@ export function sha256(b: Uint8Array): Uint8Array {
   return createHash('sha256').update(b).digest()
 }
 
+/** Length of the signed message: 25 + 1 + 8 + 32 + 5 × 4 + 32 + 32. */
+export const SIGNED_MESSAGE_BYTES = DOMAIN.byteLength + 1 + 8 + 32 + 5 * 4 + 32 + 32
+
 /**
- * domain ‖ 0x00 ‖ request_id (u64 BE) ‖ model_id (32) ‖ layer (u32 BE) ‖ expert (u32 BE)
- * ‖ sha256(input) ‖ sha256(output): 25 + 1 + 8 + 32 + 4 + 4 + 32 + 32 = 138 bytes.
+ * domain ‖ 0x00 ‖ request_id (u64 BE) ‖ model_id (32) ‖ layer ‖ expert ‖ dtype ‖ rows ‖ hidden
+ * (u32 BE each) ‖ sha256(input) ‖ sha256(output): 150 bytes.
  */
-export function signedMessage(f: SignedFields): Uint8Array {
-  const out = new Uint8Array(DOMAIN.byteLength + 1 + 8 + 32 + 4 + 4 + 32 + 32)
+export function signedDigestMessage(f: SignedDigest): Uint8Array {
+  if (f.modelId.byteLength !== 32) throw new Error('model id must be 32 bytes')
+  if (f.inputHash.byteLength !== 32 || f.outputHash.byteLength !== 32)
+    throw new Error('tensor hashes must be 32 bytes (sha256)')
+  const out = new Uint8Array(SIGNED_MESSAGE_BYTES)
   const dv = new DataView(out.buffer)
   let o = 0
   out.set(DOMAIN, o)
@@ -40,17 +62,33 @@ export function signedMessage(f: SignedFields): Uint8Array {
   out[o++] = 0
   dv.setBigUint64(o, BigInt.asUintN(64, f.requestId))
   o += 8
-  if (f.modelId.byteLength !== 32) throw new Error('model id must be 32 bytes')
   out.set(f.modelId, o)
   o += 32
-  dv.setUint32(o, f.layer)
-  o += 4
-  dv.setUint32(o, f.expert)
-  o += 4
-  out.set(sha256(f.input), o)
+  for (const v of [f.layer, f.expert, dtypeNumber(f.dtype), f.rows, f.hidden]) {
+    dv.setUint32(o, v)
+    o += 4
+  }
+  out.set(f.inputHash, o)
   o += 32
-  out.set(sha256(f.output), o)
+  out.set(f.outputHash, o)
   return out
+}
+
+function dtypeNumber(d: DType): number {
+  const n = DTYPE_NUMBERS[d]
+  if (n == null) throw new Error(`unknown dtype ${String(d)}`)
+  return n
+}
+const DTYPE_NUMBERS: Record<string, number> = {
+  [DType.DTYPE_UNSPECIFIED]: 0,
+  [DType.FP32]: 1,
+  [DType.FP16]: 2
+}
+
+/** The signed message of a response, hashing its tensors. */
+export function signedMessage(f: SignedFields): Uint8Array {
+  const { input, output, ...rest } = f
+  return signedDigestMessage({ ...rest, inputHash: sha256(input), outputHash: sha256(output) })
 }
 
 // @libp2p/crypto builds a KeyObject on every Ed25519 sign/verify (~150/~215 µs measured here);
@@ -104,7 +142,23 @@ export async function verifyResponse(
   f: SignedFields,
   signature: Uint8Array
 ): Promise<boolean> {
-  const msg = signedMessage(f)
+  return await verifyMessage(key, signedMessage(f), signature)
+}
+
+/** Checks a signature against the hashes only (evidence files carry them; see router/evidence.ts). */
+export async function verifyDigest(
+  key: PublicKey,
+  f: SignedDigest,
+  signature: Uint8Array
+): Promise<boolean> {
+  return await verifyMessage(key, signedDigestMessage(f), signature)
+}
+
+async function verifyMessage(
+  key: PublicKey,
+  msg: Uint8Array,
+  signature: Uint8Array
+): Promise<boolean> {
   const ko = publicKeyObject(key)
   return ko != null ? nodeVerify(null, msg, ko, signature) : await key.verify(msg, signature)
 }

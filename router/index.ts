@@ -18,3 +18,28 @@ export {
 } from './routes.js'
 export { WireClient, type WireClientOptions } from './client.js'
 export { ExpertChannel, ChannelClosedError, CallTimeoutError } from './channel.js'
+export {
+  SpotChecker,
+  DEFAULT_VERIFY_RATE,
+  type SpotCheckOptions,
+  type SpotCheckCall,
+  type SignedAnswer,
+  type Fault,
+  type CheckOutcome
+} from './spot-check.js'
+export { Reputation, type Conviction } from './reputation.js'
+export { DEFAULT_VERIFY_TOLERANCE, outputDistance, sameAnswer } from './tolerance.js'
+export {
+  buildEvidence,
+  parseEvidence,
+  encodeEvidence,
+  evidenceHash,
+  verifyFaultEvidence,
+  EvidenceError,
+  EVIDENCE_FORMAT,
+  type FaultEvidence,
+  type EvidenceAnswer,
+  type EvidenceBinding,
+  type FaultVerdict,
+  type SignerVerdict
+} from './evidence.js'

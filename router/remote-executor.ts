@@ -1,7 +1,9 @@
 // RemoteExpertExecutor: the ExpertExecutor the generation loop uses when experts live on other
 // machines. One call = one request on the peer's long-lived stream; a failed or timed-out call
 // is retried on another replica of the same shard (experts are stateless: the retry is exact),
-// and the failed peer is benched. No replica left -> ExpertUnavailableError.
+// and the failed peer is benched. No replica left -> ExpertUnavailableError. With a SpotChecker,
+// a sampled fraction of calls is asked again of another operator and compared
+// (router/spot-check.ts); convicted peers are never selected again.
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PublicKey } from '@libp2p/interface'
 import { ExpertUnavailableError, type ExpertExecutor } from '../model/generate.js'
@@ -19,6 +21,7 @@ import {
 import { verifyResponse } from '../protocol/signature.js'
 import type { WireClient } from './client.js'
 import type { RouteManager } from './routes.js'
+import type { SignedAnswer, SpotChecker } from './spot-check.js'
 
 export interface PaymentContext {
   peer: string
@@ -46,6 +49,10 @@ export interface RemoteExecutorOptions {
   onBadSignature?: (e: { peer: string; layer: number; expert: number; requestId: bigint }) => void
   /** Payment step: returns the voucher to attach to this call (or none). */
   attachPayment?: (ctx: PaymentContext) => Promise<Voucher | undefined>
+  /** Re-runs a sampled fraction of calls elsewhere and compares (router/spot-check.ts). @default none */
+  spotCheck?: SpotChecker
+  /** Who runs a peer: replicas of the same operator never check each other. @default the peer id */
+  operatorOf?: (peer: string) => string
   /** Observes every attempt (for metrics and tests). */
   onAttempt?: (a: {
     peer: string
@@ -83,32 +90,99 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     rows: number,
     opts: { signal?: AbortSignal } = {}
   ): Promise<Float32Array> {
-    const tried = new Set<string>()
     const tensor = encodeTensor(x, this.dtype)
+    const primary = await this.answer(layer, expert, tensor, rows, new Set(), opts.signal)
+    const checker = this.opts.spotCheck
+    if (checker == null || !checker.sample()) return primary.y
+    // the primary's signature must hold before its answer can be evidence
+    if (
+      this.verifyMode === 'async' &&
+      !(await this.signatureOk(layer, expert, tensor, rows, primary))
+    )
+      return (await this.answer(layer, expert, tensor, rows, new Set([primary.peer]), opts.signal))
+        .y
+    return await checker.check({
+      layer,
+      expert,
+      rows,
+      hidden: this.opts.hidden,
+      dtype: this.dtype,
+      input: tensor,
+      primary,
+      ask: async (excludeOperators) => {
+        const skip = new Set(
+          this.routes
+            .replicas(layer, expert)
+            .filter((p) => excludeOperators.has(this.operatorOf(p)))
+        )
+        try {
+          const a = await this.answer(layer, expert, tensor, rows, skip, opts.signal, true)
+          if (
+            this.verifyMode === 'async' &&
+            !(await this.signatureOk(layer, expert, tensor, rows, a))
+          )
+            return null
+          return a
+        } catch (err) {
+          if (opts.signal?.aborted === true) throw err
+          return null
+        }
+      }
+    })
+  }
+
+  private operatorOf(peer: string): string {
+    return this.opts.operatorOf?.(peer) ?? peer
+  }
+
+  /**
+   * One answer from a replica not in `skip` (nor convicted), retrying on the others. `quiet`:
+   * a spot check's second opinion — nobody left is not an error worth a long message.
+   */
+  private async answer(
+    layer: number,
+    expert: number,
+    tensor: Uint8Array,
+    rows: number,
+    skip: Set<string>,
+    signal?: AbortSignal,
+    quiet = false
+  ): Promise<SignedAnswer> {
+    const tried = new Set(skip)
+    const reputation = this.opts.spotCheck?.reputation
+    let convicted = 0
+    if (reputation != null)
+      for (const p of this.routes.replicas(layer, expert))
+        if (reputation.isConvicted(p)) {
+          tried.add(p)
+          convicted++
+        }
     const errors: string[] = []
     while (true) {
-      opts.signal?.throwIfAborted()
+      signal?.throwIfAborted()
       const peer = this.routes.select(layer, expert, tried)
       if (peer == null) {
         const n = this.routes.replicas(layer, expert).length
         throw new ExpertUnavailableError(
           layer,
           expert,
-          n === 0
-            ? `no known node serves expert ${expert} of layer ${layer} — add a --peers address that hosts its shard`
-            : `all ${n} replicas of expert ${expert} of layer ${layer} failed or are benched (${errors.join('; ') || 'benched'}) — wait and retry, or add replicas`
+          quiet
+            ? `no other replica of expert ${expert} of layer ${layer}`
+            : n === 0
+              ? `no known node serves expert ${expert} of layer ${layer} — add a --peers address that hosts its shard`
+              : `all ${n} replicas of expert ${expert} of layer ${layer} failed, are benched or were convicted of wrong answers (${convicted} convicted${errors.length > 0 ? '; ' + errors.join('; ') : ''}) — wait and retry, or add replicas`
         )
       }
       tried.add(peer)
       const t0 = performance.now()
       this.routes.load.set(peer, (this.routes.load.get(peer) ?? 0) + 1)
       try {
-        const y = await this.attempt(peer, layer, expert, tensor, rows, opts.signal)
+        const a = await this.attempt(peer, layer, expert, tensor, rows, signal)
         this.routes.onSuccess(peer)
         this.opts.onAttempt?.({ peer, layer, expert, ok: true, ms: performance.now() - t0 })
-        return y
+        return a
       } catch (err) {
-        if (opts.signal?.aborted === true) throw err
+        if (signal?.aborted === true) throw err
         const msg = (err as Error).message
         errors.push(`${peer.slice(-8)}: ${msg}`)
         this.routes.onFailure(peer)
@@ -127,6 +201,30 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     }
   }
 
+  private async signatureOk(
+    layer: number,
+    expert: number,
+    tensor: Uint8Array,
+    rows: number,
+    a: SignedAnswer
+  ): Promise<boolean> {
+    return await verifyResponse(
+      this.publicKey(a.peer),
+      {
+        requestId: a.requestId,
+        modelId: this.modelId,
+        layer,
+        expert,
+        dtype: this.dtype,
+        rows,
+        hidden: this.opts.hidden,
+        input: tensor,
+        output: a.output
+      },
+      a.signature
+    ).catch(() => false)
+  }
+
   private async attempt(
     peer: string,
     layer: number,
@@ -134,7 +232,7 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     tensor: Uint8Array,
     rows: number,
     signal?: AbortSignal
-  ): Promise<Float32Array> {
+  ): Promise<SignedAnswer> {
     const requestId = this.nextId++
     const payment = await this.opts.attachPayment?.({ peer, layer, expert, rows, requestId })
     const ch = await this.client.channel(peer)
@@ -164,29 +262,27 @@ export class RemoteExpertExecutor implements ExpertExecutor {
         `bad response shape: ${res.dtype} ${res.rows}×${res.hidden} (${res.tensor.byteLength} bytes)`
       )
     }
-    const mode = this.verifyMode
-    if (mode !== 'off') {
-      const key = this.publicKey(peer)
-      const check = async (): Promise<boolean> =>
-        await verifyResponse(
-          key,
-          { requestId, modelId: this.modelId, layer, expert, input: tensor, output: res.tensor },
-          res.signature
-        ).catch(() => false)
-      if (mode === 'sync') {
-        if (!(await check()))
-          throw new Error('response signature does not verify against the node key')
-      } else {
-        setImmediate(() => {
-          void check().then((ok) => {
-            if (ok) return
-            this.routes.onFailure(peer)
-            this.opts.onBadSignature?.({ peer, layer, expert, requestId })
-          })
-        })
-      }
+    const answer: SignedAnswer = {
+      peer,
+      requestId,
+      output: res.tensor,
+      signature: res.signature,
+      y: decodeTensor(res.tensor, this.dtype)
     }
-    return decodeTensor(res.tensor, this.dtype)
+    const mode = this.verifyMode
+    if (mode === 'sync') {
+      if (!(await this.signatureOk(layer, expert, tensor, rows, answer)))
+        throw new Error('response signature does not verify against the node key')
+    } else if (mode === 'async') {
+      setImmediate(() => {
+        void this.signatureOk(layer, expert, tensor, rows, answer).then((ok) => {
+          if (ok) return
+          this.routes.onFailure(peer)
+          this.opts.onBadSignature?.({ peer, layer, expert, requestId })
+        })
+      })
+    }
+    return answer
   }
 
   private publicKey(peer: string): PublicKey {

@@ -23,6 +23,10 @@ export interface RouterOptions {
   verifySignatures?: RemoteExecutorOptions['verifySignatures']
   attachPayment?: RemoteExecutorOptions['attachPayment']
   onBadSignature?: RemoteExecutorOptions['onBadSignature']
+  /** Spot re-execution of a sampled fraction of calls (router/spot-check.ts). @default none */
+  spotCheck?: RemoteExecutorOptions['spotCheck']
+  /** Who runs a peer (operator address on a paid network). @default the peer id */
+  operatorOf?: RemoteExecutorOptions['operatorOf']
   routes?: RouteManagerOptions
   privateKey?: PrivateKey
   /**
@@ -67,6 +71,8 @@ export class Router {
         callTimeoutMs: opts.callTimeoutMs,
         verifySignatures: opts.verifySignatures,
         attachPayment: opts.attachPayment,
+        spotCheck: opts.spotCheck,
+        operatorOf: opts.operatorOf,
         onBadSignature: (e) => {
           log?.warn(
             { peer: e.peer, layer: e.layer, expert: e.expert },

@@ -51,6 +51,9 @@ test('one stream carries many sequential and pipelined calls; responses are sign
           modelId: header.modelId,
           layer: 0,
           expert: e,
+          dtype: header.dtype,
+          rows: header.rows,
+          hidden: header.hidden,
           input: tensor,
           output: res.tensor
         },

@@ -11,7 +11,14 @@ import {
   encodeResponseFrame,
   encodeTensor
 } from '../../../protocol/codec.js'
-import { signResponse, signedMessage, verifyResponse } from '../../../protocol/signature.js'
+import {
+  sha256,
+  signResponse,
+  signedDigestMessage,
+  signedMessage,
+  verifyDigest,
+  verifyResponse
+} from '../../../protocol/signature.js'
 
 const modelId = new Uint8Array(32).fill(7)
 
@@ -83,8 +90,18 @@ test('response frame and signature verify; tampering fails', async () => {
   const key = await generateKeyPair('Ed25519')
   const input = new Uint8Array([1, 2, 3, 4])
   const output = new Uint8Array([5, 6, 7, 8])
-  const fields = { requestId: 9n, modelId, layer: 1, expert: 2, input, output }
-  assert.equal(signedMessage(fields).byteLength, 138)
+  const fields = {
+    requestId: 9n,
+    modelId,
+    layer: 1,
+    expert: 2,
+    dtype: DType.FP32,
+    rows: 1,
+    hidden: 1,
+    input,
+    output
+  }
+  assert.equal(signedMessage(fields).byteLength, 150)
   const signature = await signResponse(key, fields)
   const frame = encodeResponseFrame(
     {
@@ -112,6 +129,59 @@ test('response frame and signature verify; tampering fails', async () => {
   assert.equal(await verifyResponse(key.publicKey, { ...fields, layer: 2 }, res.signature), false)
 })
 
+test('the signed bytes bind model id, layer, expert, dtype, shape and both hashes', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const input = new Uint8Array([1, 2, 3, 4])
+  const output = new Uint8Array([5, 6, 7, 8])
+  const fields = {
+    requestId: 7n,
+    modelId,
+    layer: 1,
+    expert: 2,
+    dtype: DType.FP16,
+    rows: 1,
+    hidden: 2,
+    input,
+    output
+  }
+  const signature = await signResponse(key, fields)
+  const digest = {
+    requestId: 7n,
+    modelId,
+    layer: 1,
+    expert: 2,
+    dtype: DType.FP16,
+    rows: 1,
+    hidden: 2,
+    inputHash: sha256(input),
+    outputHash: sha256(output)
+  }
+  assert.deepEqual(signedDigestMessage(digest), signedMessage(fields))
+  assert.ok(await verifyDigest(key.publicKey, digest, signature))
+  // each bound field, changed alone, breaks the signature: none can be disowned or replayed
+  const other = new Uint8Array(32).fill(9)
+  for (const change of [
+    { modelId: other },
+    { layer: 0 },
+    { expert: 3 },
+    { dtype: DType.FP32 },
+    { rows: 2 },
+    { hidden: 1 },
+    { inputHash: other },
+    { outputHash: other },
+    { requestId: 8n }
+  ])
+    assert.equal(
+      await verifyDigest(key.publicKey, { ...digest, ...change }, signature),
+      false,
+      JSON.stringify(Object.keys(change))
+    )
+  assert.throws(
+    () => signedDigestMessage({ ...digest, outputHash: new Uint8Array(31) }),
+    /32 bytes/
+  )
+})
+
 test('cached node:crypto Ed25519 signatures are the same bytes as @libp2p/crypto and cross-verify', async () => {
   const key = await generateKeyPair('Ed25519')
   const fields = {
@@ -119,6 +189,9 @@ test('cached node:crypto Ed25519 signatures are the same bytes as @libp2p/crypto
     modelId,
     layer: 0,
     expert: 3,
+    dtype: DType.FP16,
+    rows: 1,
+    hidden: 50,
     input: new Uint8Array(100).fill(1),
     output: new Uint8Array(100).fill(2)
   }
