@@ -6,6 +6,8 @@ import { register as registerGenerate } from './generate/index.js'
 import { register as registerNode } from './node/index.js'
 import { register as registerClient } from './client/index.js'
 import { register as registerAudit } from './audit/index.js'
+import { register as registerGov } from './gov/index.js'
+import { register as registerDev } from './dev/index.js'
 import { reportError } from './errors.js'
 import { applyConfigFile } from './options.js'
 
@@ -21,6 +23,8 @@ registerGenerate(program)
 registerNode(program)
 registerClient(program)
 registerAudit(program)
+registerGov(program)
+registerDev(program)
 
 try {
   await program.parseAsync(process.argv)

@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { formatUnits } from 'ethers'
 import {
   addChainOptions,
   addCommonOptions,
@@ -21,6 +22,7 @@ import {
 } from '../chain.js'
 import { UserError } from '../errors.js'
 import { registerInfer } from './infer.js'
+import { registerWalletCommands } from './wallet.js'
 
 type Opts = Parameters<typeof loadSigner>[0] & { rpc: string; deployment?: string; json?: boolean }
 
@@ -113,13 +115,14 @@ export function register(program: Command): void {
   })
 
   addCommonOptions(
-    program.command('balance').description('POV balance, escrow deposit and unlock state')
+    program.command('balance').description('ETH and POV balances, escrow deposit and unlock state')
   )
     .option('--address <addr>', "any address (default: the keystore's)")
     .action(async (opts: Opts & { address?: string }) => {
       await withChain(opts, async (ctx) => {
         const address = opts.address ?? (await loadSigner(opts, ctx)).address
-        const [pov, [escrow, unlockAt], votes] = await Promise.all([
+        const [eth, pov, [escrow, unlockAt], votes] = await Promise.all([
+          ctx.provider.getBalance(address),
           ctx.contracts.token.balanceOf(address),
           ctx.contracts.escrow.depositOf(address),
           ctx.contracts.token.getVotes(address)
@@ -128,12 +131,13 @@ export function register(program: Command): void {
           unlockAt === 0n ? 'no' : `yes, withdrawable at ${formatChainTime(unlockAt)}`
         print(
           opts,
-          { address, balance: pov, escrow, unlockAt, votes },
-          `address   ${address}\nbalance   ${formatPov(pov)}\nescrow    ${formatPov(escrow)}\nunlocking ${unlocking}\nvotes     ${formatPov(votes)}`
+          { address, eth, balance: pov, escrow, unlockAt, votes },
+          `address   ${address}\neth       ${formatUnits(eth, 18)} ETH${eth === 0n ? ' (none for gas: transactions from this address will fail)' : ''}\nbalance   ${formatPov(pov)}\nescrow    ${formatPov(escrow)}\nunlocking ${unlocking}\nvotes     ${formatPov(votes)}`
         )
       })
     })
 
+  registerWalletCommands(program)
   registerInfer(program)
 }
 
