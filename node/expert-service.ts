@@ -23,22 +23,26 @@ import {
   MAX_ROWS
 } from '../protocol/constants.js'
 import { DType, type ExpertRequest, InfoResponse, Status } from '../protocol/expert.js'
-import { ProtocolError } from '../protocol/errors.js'
+import { InvalidFrameError, ProtocolError, type MalformedMessageError } from '../protocol/errors.js'
 import { FrameChannel, readOneFrame } from '../protocol/stream.js'
 import {
   bytesPerElement,
   decodeRequest,
   decodeTensor,
   encodeResponseFrame,
+  firstNonFinite,
   encodeTensor,
   hexToBytes
 } from '../protocol/codec.js'
 import { encodeFrame } from '../protocol/framing.js'
 import { signResponse } from '../protocol/signature.js'
 import { MicroBatcher } from './batcher.js'
+import { RefusalLog } from './refusals.js'
 import { BusyPoll } from '../protocol/busy-poll.js'
 import type { HostedModel } from './runtime.js'
 import type { NodeMetrics } from './metrics.js'
+
+const EMPTY = new Uint8Array(0)
 
 export interface ExpertServiceInit {
   /** The models this node serves (usually one). */
@@ -67,6 +71,8 @@ export interface ExpertServiceInit {
   version?: string
   metrics?: NodeMetrics | null
   logger?: Logger
+  /** Where refusals are counted and logged. @default one built from `metrics` and `logger` */
+  refusals?: RefusalLog
 }
 
 /** Only what the service uses (js-libp2p style). */
@@ -94,6 +100,7 @@ export class ExpertService implements Startable {
   private readonly maxFrameBytes: number
   private readonly streams = new Set<Stream>()
   private readonly poll: BusyPoll
+  private readonly refusals: RefusalLog
   private started = false
 
   constructor(
@@ -102,6 +109,7 @@ export class ExpertService implements Startable {
   ) {
     this.maxFrameBytes = init.maxFrameBytes ?? MAX_FRAME_BYTES
     this.poll = new BusyPoll({ windowUs: init.busyPollUs ?? 0 })
+    this.refusals = init.refusals ?? new RefusalLog({ logger: init.logger, metrics: init.metrics })
     this.served = init.models.map((model) => ({
       model,
       id: hexToBytes(model.modelId),
@@ -191,8 +199,9 @@ export class ExpertService implements Startable {
 
   /**
    * Serves one long-lived stream: each frame is handled as it arrives (requests pipeline;
-   * responses go out as they complete, matched by request_id). An undecodable or oversize
-   * frame resets this stream only.
+   * responses go out as they complete, matched by request_id). A malformed request is answered
+   * with a status like any other refusal; only a frame whose length cannot be trusted (over the
+   * cap, a bad length varint) resets the stream, and this stream only.
    */
   handleExpertStream(stream: Stream, connection: Pick<Connection, 'remotePeer'>): void {
     let inFlight = 0
@@ -206,14 +215,33 @@ export class ExpertService implements Startable {
         try {
           req = decodeRequest(frame)
         } catch (err) {
-          this.init.logger?.debug(
-            { err, peer: connection.remotePeer.toString() },
-            'undecodable frame: resetting stream'
+          // the frame boundary is intact: answer this call alone, the stream lives on
+          const e = err as MalformedMessageError
+          this.refusals.note(
+            'malformed',
+            { peer: connection.remotePeer.toString(), err: e.message },
+            'malformed request refused'
           )
-          channel.abort(err as Error)
+          this.reply(
+            channel,
+            {
+              requestId: e.requestId ?? 0n,
+              modelId: EMPTY,
+              layer: 0,
+              expert: 0,
+              dtype: DType.DTYPE_UNSPECIFIED
+            },
+            err instanceof ProtocolError ? err.code : Status.BAD_REQUEST,
+            e.message
+          )
           return
         }
         if (inFlight >= MAX_IN_FLIGHT_PER_STREAM) {
+          this.refusals.note(
+            'overloaded',
+            { peer: connection.remotePeer.toString() },
+            'request refused: too many in flight on one stream'
+          )
           this.reply(
             channel,
             req,
@@ -234,13 +262,24 @@ export class ExpertService implements Startable {
       },
       onClose: (err) => {
         this.streams.delete(stream)
-        if (err != null)
+        if (err instanceof InvalidFrameError)
+          this.refusals.note(
+            'frame',
+            { peer: connection.remotePeer.toString(), err: err.message },
+            'expert stream reset: bad frame'
+          )
+        else if (err != null)
           this.init.logger?.debug({ err: err.message }, 'expert stream closed with error')
       }
     })
   }
 
-  private reply(channel: FrameChannel, req: ExpertRequest, status: Status, message: string): void {
+  private reply(
+    channel: FrameChannel,
+    req: Pick<ExpertRequest, 'requestId' | 'modelId' | 'layer' | 'expert' | 'dtype'>,
+    status: Status,
+    message: string
+  ): void {
     this.init.metrics?.requests.inc({ layer: req.layer, expert: req.expert, status })
     if (!channel.isOpen) return
     try {
@@ -252,7 +291,10 @@ export class ExpertService implements Startable {
           dtype: req.dtype,
           rows: 0,
           hidden: 0,
-          signature: new Uint8Array(0)
+          signature: EMPTY,
+          modelId: req.modelId,
+          layer: req.layer,
+          expert: req.expert
         })
       )
     } catch {}
@@ -263,10 +305,23 @@ export class ExpertService implements Startable {
     let status: Status = Status.OK
     try {
       const served = this.validate(req)
-      await this.init.verifyPayment?.(req, peer)
       const x = decodeTensor(req.tensor, req.dtype)
+      // non-finite policy (docs/protocol.md#non-finite-values): refused, never computed and signed
+      const badIn = firstNonFinite(x, DType.FP32)
+      if (badIn >= 0)
+        throw new ProtocolError(
+          Status.BAD_REQUEST,
+          `input element ${badIn} (row ${Math.floor(badIn / req.hidden)}) is ${x[badIn]}: tensors must be finite`
+        )
+      await this.init.verifyPayment?.(req, peer)
       const y = await served.batcher.submit(req.layer, req.expert, x, req.rows)
       const out = encodeTensor(y, req.dtype)
+      const badOut = firstNonFinite(out, req.dtype)
+      if (badOut >= 0)
+        throw new ProtocolError(
+          Status.BAD_REQUEST,
+          `output element ${badOut} (row ${Math.floor(badOut / req.hidden)}) is not finite in ${req.dtype}: the input is out of this expert's range`
+        )
       const signature: Uint8Array<ArrayBuffer> =
         this.init.sign === false
           ? new Uint8Array(0)
@@ -292,7 +347,10 @@ export class ExpertService implements Startable {
               dtype: req.dtype,
               rows: req.rows,
               hidden: req.hidden,
-              signature
+              signature,
+              modelId: served.id,
+              layer: req.layer,
+              expert: req.expert
             },
             out
           )

@@ -12,6 +12,8 @@ export interface NodeMetrics {
   earned: Counter
   /** Payers whose latest voucher is held in the journal (redeemable by `pov node claim`). */
   vouchersUnredeemed: Gauge
+  /** Connections, streams and requests refused or reset, by reason (node/refusals.ts). */
+  refusals: Counter<'reason'>
 }
 
 export function createNodeMetrics(opts: { defaults?: boolean } = {}): NodeMetrics {
@@ -60,6 +62,12 @@ export function createNodeMetrics(opts: { defaults?: boolean } = {}): NodeMetric
     vouchersUnredeemed: new Gauge({
       name: 'pov_vouchers_unredeemed',
       help: 'Payers with a voucher held in the journal',
+      registers: [registry]
+    }),
+    refusals: new Counter({
+      name: 'pov_refusals_total',
+      help: 'Connections, streams and requests refused or reset, by reason',
+      labelNames: ['reason'],
       registers: [registry]
     })
   }

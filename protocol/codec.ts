@@ -2,7 +2,8 @@
 // as its own buffer, so a request or response is framed without copying the tensor
 // (protobuf allows fields in any order; docs/protocol.md#messages).
 import { Uint8ArrayList } from 'uint8arraylist'
-import { DType, ExpertRequest, ExpertResponse } from './expert.js'
+import { DType, ExpertRequest, ExpertResponse, type InfoResponse } from './expert.js'
+import { decodeExpertRequest, decodeExpertResponse, decodeInfoResponse } from './strict.js'
 import { varintLength, writeVarint } from './framing.js'
 import { f16ToF32, f32ToF16 } from './fp16.js'
 import { InvalidFrameError } from './errors.js'
@@ -54,6 +55,24 @@ export function decodeTensor(bytes: Uint8Array, dtype: DType): Float32Array {
   throw new InvalidFrameError(`unsupported dtype ${String(dtype)}`)
 }
 
+/**
+ * Index of the first NaN or ±Inf element, or -1. `x` is float32 values, or fp16 wire bytes /
+ * their Uint16 view when `dtype` is FP16 (exponent bits all ones).
+ */
+export function firstNonFinite(x: Float32Array | Uint8Array, dtype: DType): number {
+  if (x instanceof Float32Array) {
+    for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i
+    return -1
+  }
+  if (dtype === DType.FP32) return firstNonFinite(decodeTensor(x, dtype), dtype)
+  const h =
+    x.byteOffset % 2 === 0
+      ? new Uint16Array(x.buffer, x.byteOffset, x.byteLength >> 1)
+      : new Uint16Array(copyBytes(x).buffer)
+  for (let i = 0; i < h.length; i++) if ((h[i] & 0x7c00) === 0x7c00) return i
+  return -1
+}
+
 /** A fresh copy (not `slice()`: on a Node Buffer that is a view into the shared pool). */
 function copyBytes(b: Uint8Array): Uint8Array<ArrayBuffer> {
   const c = new Uint8Array(b.byteLength)
@@ -97,20 +116,20 @@ export function encodeResponseFrame(
   return withTensor(ExpertResponse.encode({ ...res, tensor: EMPTY }), tensor)
 }
 
+/**
+ * Strict decoding (protocol/strict.ts): throws MalformedMessageError, with the status to answer
+ * and the request id when it was readable. Tensor and other bytes fields are views into `frame`.
+ */
 export function decodeRequest(frame: Uint8Array): ExpertRequest {
-  try {
-    return ExpertRequest.decode(frame)
-  } catch (err) {
-    throw new InvalidFrameError(`undecodable ExpertRequest: ${(err as Error).message}`)
-  }
+  return decodeExpertRequest(frame)
 }
 
 export function decodeResponse(frame: Uint8Array): ExpertResponse {
-  try {
-    return ExpertResponse.decode(frame)
-  } catch (err) {
-    throw new InvalidFrameError(`undecodable ExpertResponse: ${(err as Error).message}`)
-  }
+  return decodeExpertResponse(frame)
+}
+
+export function decodeInfo(frame: Uint8Array): InfoResponse {
+  return decodeInfoResponse(frame)
 }
 
 /** `0x…` 64-hex model id <-> 32 bytes. */

@@ -25,6 +25,21 @@ export class PaymentError extends ProtocolError {
   }
 }
 
+/**
+ * A frame whose message breaks the decoding rules (docs/protocol.md#decoding-rules): answered
+ * with `code`, under `requestId` when that field was readable (else under request id 0).
+ */
+export class MalformedMessageError extends ProtocolError {
+  override name = 'MalformedMessageError'
+  constructor(
+    code: Status,
+    message: string,
+    readonly requestId?: bigint
+  ) {
+    super(code, message)
+  }
+}
+
 /** A frame that cannot be decoded at all; the stream is reset (there is no request id to answer). */
 export class InvalidFrameError extends Error {
   override name = 'InvalidFrameError'

@@ -540,6 +540,9 @@ export interface ExpertResponse {
   rows: number
   hidden: number
   signature: Uint8Array<ArrayBuffer>
+  modelId: Uint8Array<ArrayBuffer>
+  layer: number
+  expert: number
   tensor: Uint8Array<ArrayBuffer>
 }
 
@@ -588,6 +591,21 @@ export namespace ExpertResponse {
           w.bytes(obj.signature)
         }
 
+        if ((obj.modelId != null && obj.modelId.byteLength > 0)) {
+          w.uint32(66)
+          w.bytes(obj.modelId)
+        }
+
+        if ((obj.layer != null && obj.layer !== 0)) {
+          w.uint32(72)
+          w.uint32(obj.layer)
+        }
+
+        if ((obj.expert != null && obj.expert !== 0)) {
+          w.uint32(80)
+          w.uint32(obj.expert)
+        }
+
         if ((obj.tensor != null && obj.tensor.byteLength > 0)) {
           w.uint32(122)
           w.bytes(obj.tensor)
@@ -605,6 +623,9 @@ export namespace ExpertResponse {
           rows: 0,
           hidden: 0,
           signature: uint8ArrayAlloc(0),
+          modelId: uint8ArrayAlloc(0),
+          layer: 0,
+          expert: 0,
           tensor: uint8ArrayAlloc(0)
         }
 
@@ -640,6 +661,18 @@ export namespace ExpertResponse {
             }
             case 7: {
               obj.signature = reader.bytes()
+              break
+            }
+            case 8: {
+              obj.modelId = reader.bytes()
+              break
+            }
+            case 9: {
+              obj.layer = reader.uint32()
+              break
+            }
+            case 10: {
+              obj.expert = reader.uint32()
               break
             }
             case 15: {
@@ -710,6 +743,27 @@ export namespace ExpertResponse {
               }
               break
             }
+            case 8: {
+              yield {
+                field: `${prefix}.modelId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 9: {
+              yield {
+                field: `${prefix}.layer`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 10: {
+              yield {
+                field: `${prefix}.expert`,
+                value: reader.uint32()
+              }
+              break
+            }
             case 15: {
               yield {
                 field: `${prefix}.tensor`,
@@ -764,6 +818,21 @@ export namespace ExpertResponse {
     value: Uint8Array<ArrayBuffer>
   }
 
+  export interface ExpertResponseModelIdFieldEvent {
+    field: '$.modelId'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface ExpertResponseLayerFieldEvent {
+    field: '$.layer'
+    value: number
+  }
+
+  export interface ExpertResponseExpertFieldEvent {
+    field: '$.expert'
+    value: number
+  }
+
   export interface ExpertResponseTensorFieldEvent {
     field: '$.tensor'
     value: Uint8Array<ArrayBuffer>
@@ -777,7 +846,7 @@ export namespace ExpertResponse {
     return decodeMessage(buf, ExpertResponse.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ExpertResponse>): Generator<ExpertResponseRequestIdFieldEvent | ExpertResponseStatusFieldEvent | ExpertResponseMessageFieldEvent | ExpertResponseDtypeFieldEvent | ExpertResponseRowsFieldEvent | ExpertResponseHiddenFieldEvent | ExpertResponseSignatureFieldEvent | ExpertResponseTensorFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ExpertResponse>): Generator<ExpertResponseRequestIdFieldEvent | ExpertResponseStatusFieldEvent | ExpertResponseMessageFieldEvent | ExpertResponseDtypeFieldEvent | ExpertResponseRowsFieldEvent | ExpertResponseHiddenFieldEvent | ExpertResponseSignatureFieldEvent | ExpertResponseModelIdFieldEvent | ExpertResponseLayerFieldEvent | ExpertResponseExpertFieldEvent | ExpertResponseTensorFieldEvent> {
     return streamMessage(buf, ExpertResponse.codec(), opts)
   }
 }

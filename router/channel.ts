@@ -6,6 +6,7 @@ import { MAX_FRAME_BYTES } from '../protocol/constants.js'
 import type { ExpertRequest, ExpertResponse } from '../protocol/expert.js'
 import { decodeResponse, encodeRequestFrame } from '../protocol/codec.js'
 import { FrameChannel } from '../protocol/stream.js'
+import { MalformedMessageError } from '../protocol/errors.js'
 import { NO_BUSY_POLL, type BusyPoll } from '../protocol/busy-poll.js'
 
 export class ChannelClosedError extends Error {
@@ -41,7 +42,17 @@ export class ExpertChannel {
         try {
           res = decodeResponse(frame)
         } catch (err) {
-          this.channel.abort(err as Error)
+          // a malformed answer fails its own call when its request id was readable; otherwise
+          // the node is broken and every call on the stream goes elsewhere
+          const id = err instanceof MalformedMessageError ? err.requestId : undefined
+          const p = id == null ? undefined : this.pending.get(id)
+          if (id == null || p == null) {
+            this.channel.abort(err as Error)
+            return
+          }
+          this.pending.delete(id)
+          p.cleanup()
+          p.reject(new Error(`malformed response: ${(err as Error).message}`))
           return
         }
         const p = this.pending.get(res.requestId)

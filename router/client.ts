@@ -4,7 +4,8 @@ import type { Libp2p, PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { EXPERT_PROTOCOL, INFO_PROTOCOL, MAX_INFO_FRAME_BYTES } from '../protocol/constants.js'
-import { InfoRequest, InfoResponse } from '../protocol/expert.js'
+import { InfoRequest, type InfoResponse } from '../protocol/expert.js'
+import { decodeInfo } from '../protocol/codec.js'
 import { encodeFrame } from '../protocol/framing.js'
 import { readOneFrame } from '../protocol/stream.js'
 import { ExpertChannel } from './channel.js'
@@ -54,7 +55,7 @@ export class WireClient {
     await stream.close().catch(() => {})
     // noise authenticated the remote as `id` (a dial to the wrong key fails)
     this.addPeer(id, [target])
-    return { peerId: id, info: InfoResponse.decode(frame) }
+    return { peerId: id, info: decodeInfo(frame) }
   }
 
   /** The open expert channel to `peer`, opening a stream (and a connection) when needed. */

@@ -12,6 +12,7 @@ import { Status, type Voucher } from '../protocol/expert.js'
 import { RemoteError } from '../protocol/errors.js'
 import {
   bytesPerElement,
+  bytesToHex,
   decodeTensor,
   encodeTensor,
   hexToBytes,
@@ -80,7 +81,8 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     this.dtype = toProtoDType(opts.wireDType ?? 'fp32')
     const v = opts.verifySignatures
     this.verifyMode = v === true ? 'sync' : v === false ? 'off' : (v ?? 'async')
-    this.nextId = BigInt(Math.floor(Math.random() * 2 ** 48)) << 16n
+    // never 0: a node answers a request whose id it could not read under id 0
+    this.nextId = (BigInt(Math.floor(Math.random() * 2 ** 48)) << 16n) + 1n
   }
 
   async runExpert(
@@ -252,6 +254,12 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     )
     if (res.status !== Status.OK) throw new RemoteError(res.status, res.message)
     const expected = rows * this.opts.hidden * bytesPerElement(this.dtype)
+    // the node's echo of what it served: a request it misread is caught here, before the output
+    // is used, whatever the signature mode
+    if (!equalBytes(res.modelId, this.modelId) || res.layer !== layer || res.expert !== expert)
+      throw new Error(
+        `response is for expert ${res.expert} of layer ${res.layer} (model ${bytesToHex(res.modelId)}), not the expert ${expert} of layer ${layer} asked for`
+      )
     if (
       res.dtype !== this.dtype ||
       res.rows !== rows ||
@@ -296,4 +304,10 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     }
     return k
   }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
 }

@@ -1,8 +1,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { DType, Status } from '../../../protocol/expert.js'
-import { decodeTensor, encodeTensor, hexToBytes } from '../../../protocol/codec.js'
-import { encodeFrame, encodeVarint } from '../../../protocol/framing.js'
+import { DType, Status, type ExpertResponse } from '../../../protocol/expert.js'
+import {
+  decodeResponse,
+  decodeTensor,
+  encodeRequestFrame,
+  encodeTensor,
+  hexToBytes
+} from '../../../protocol/codec.js'
+import { FrameDecoder, encodeFrame, encodeVarint } from '../../../protocol/framing.js'
 import { PaymentError } from '../../../protocol/errors.js'
 import { verifyResponse } from '../../../protocol/signature.js'
 import type { ExpertChannel } from '../../../router/channel.js'
@@ -112,24 +118,107 @@ test('malformed requests get error codes and the node keeps serving', async (t) 
   }
 })
 
-test('garbage bytes reset that stream only; the node keeps serving others', async () => {
+test('a frame whose length cannot be trusted resets that stream only; the node keeps serving others', async () => {
   const h = await harness()
   const good = (await h.connect()).client
-  for (const garbage of [
-    new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
-    encodeFrame(new Uint8Array([0x0a, 0xff, 0x01, 0x02])).subarray()
-  ]) {
-    const { raw } = await h.connect()
-    const closed = new Promise<Error | undefined>((resolve) => {
-      raw.addEventListener('close', (e) => {
-        resolve(e.error)
-      })
+  const { raw } = await h.connect()
+  const closed = new Promise<Error | undefined>((resolve) => {
+    raw.addEventListener('close', (e) => {
+      resolve(e.error)
     })
-    raw.send(garbage)
-    assert.ok((await closed) != null, 'the stream was reset')
-    await assertServes(h, good)
-    await assertServes(h)
+  })
+  raw.send(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])) // a 7-byte length varint
+  assert.ok((await closed) != null, 'the stream was reset')
+  await assertServes(h, good)
+  await assertServes(h)
+})
+
+/** Responses read off a raw stream (the ExpertChannel drops answers to ids it did not send). */
+function responses(raw: import('@libp2p/interface').Stream): ExpertResponse[] {
+  const out: ExpertResponse[] = []
+  const dec = new FrameDecoder(1 << 20)
+  raw.addEventListener('message', (e) => {
+    for (const f of dec.push(e.data)) out.push(decodeResponse(f))
+  })
+  return out
+}
+
+test('a malformed request is answered with a status; the other calls on its stream complete', async () => {
+  const h = await harness({ model: fakeModel({ delayMs: 30 }) })
+  const { client, raw } = await h.connect()
+  const seen = responses(raw)
+  const x = rowsOf(1)
+  const slow = request(x, { layer: 1, expert: 1 })
+  const inFlight = client.call(slow.header, slow.tensor, { timeoutMs: 5000 })
+  // expert = 1 as a 6-byte varint (a generated decoder reads it as 1 and drops 4 bytes after it)
+  const { header, tensor } = request(x, { layer: 1, expert: 1 })
+  const ok = encodeRequestFrame({ ...header, requestId: 99n }, tensor).subarray()
+  const at = Buffer.from(ok).indexOf(Buffer.from([0x18, 1, 0x20, 1])) + 3 // layer 1, expert 1
+  const bad = Uint8Array.from([
+    ...ok.subarray(1, at),
+    0x81,
+    0x80,
+    0x80,
+    0x80,
+    0x80,
+    0x00,
+    ...ok.subarray(at + 1)
+  ])
+  raw.send(encodeFrame(bad))
+  // a dtype outside the enum, and a frame whose request id is unreadable (answered under id 0)
+  raw.send(encodeFrame(Uint8Array.from([0x08, 100, 0x28, 3])))
+  raw.send(encodeFrame(Uint8Array.from([0x08, 0x81, 0x00])))
+  const res = await inFlight
+  assert.equal(res.status, Status.OK, 'the call in flight was not taken down')
+  assert.deepEqual(
+    decodeTensor(res.tensor, res.dtype),
+    x.map((v) => v * 12)
+  )
+  for (let i = 0; i < 100 && seen.length < 4; i++) await new Promise((r) => setTimeout(r, 10))
+  const byId = new Map(seen.map((r) => [r.requestId, r]))
+  assert.equal(byId.get(99n)?.status, Status.BAD_REQUEST)
+  assert.match(byId.get(99n)?.message ?? '', /expert is a non-minimal/)
+  assert.equal(byId.get(100n)?.status, Status.BAD_DTYPE)
+  assert.equal(byId.get(0n)?.status, Status.BAD_REQUEST)
+  await assertServes(h, client)
+})
+
+test('OK responses echo the model id, layer and expert served', async () => {
+  const h = await harness()
+  const { client } = await h.connect()
+  const { header, tensor } = request(rowsOf(1), { layer: 0, expert: 1 })
+  const res = await client.call(header, tensor)
+  assert.equal(res.status, Status.OK)
+  assert.deepEqual([res.modelId, res.layer, res.expert], [hexToBytes(MODEL_ID), 0, 1])
+})
+
+test('non-finite values: NaN/Inf inputs and outputs that overflow are refused, never signed', async () => {
+  const seen: unknown[] = []
+  const h = await harness({
+    verifyPayment: async (req) => {
+      seen.push(req.requestId)
+    }
+  })
+  const { client } = await h.connect()
+  const cases: Array<[string, number, DType, RegExp]> = [
+    ['NaN input', NaN, DType.FP32, /input element 3 .* is NaN/],
+    ['Inf input', Infinity, DType.FP32, /input element 3 .* is Infinity/],
+    ['-Inf input in fp16', -Infinity, DType.FP16, /input element 3 .* is -Infinity/],
+    ['fp32 output overflow (3e38 × 12)', 3e38, DType.FP32, /output element 3 .* is not finite/],
+    ['fp16 output overflow (60000 × 12)', 60000, DType.FP16, /output element 3 .* is not finite/]
+  ]
+  for (const [name, v, dtype, message] of cases) {
+    const x = rowsOf(1)
+    x[3] = v
+    const { header, tensor } = request(x, { dtype })
+    const res = await client.call(header, tensor)
+    assert.equal(res.status, Status.BAD_REQUEST, name)
+    assert.match(res.message, message, name)
+    assert.equal(res.signature.byteLength, 0, name)
+    assert.equal(res.tensor.byteLength, 0, name)
   }
+  assert.equal(seen.length, 2, 'non-finite inputs are refused before the payment hook')
+  await assertServes(h, client)
 })
 
 test('an oversize frame is refused from its length prefix alone', async () => {

@@ -67,7 +67,10 @@ test('request frame with the tensor appended decodes like a normal protobuf mess
         dtype: DType.FP32,
         rows: 0,
         hidden: 0,
-        signature: new Uint8Array(0)
+        signature: new Uint8Array(0),
+        modelId,
+        layer: 3,
+        expert: 5
       })
     ].length,
     1
@@ -111,12 +114,16 @@ test('response frame and signature verify; tampering fails', async () => {
       dtype: DType.FP32,
       rows: 1,
       hidden: 1,
-      signature: new Uint8Array(signature)
+      signature: new Uint8Array(signature),
+      modelId,
+      layer: 1,
+      expert: 2
     },
     output
   )
   const res = decodeResponse(new FrameDecoder(1 << 20).push(frame)[0])
   assert.deepEqual(res.tensor, output)
+  assert.deepEqual([res.modelId, res.layer, res.expert], [modelId, 1, 2]) // the echo
   assert.ok(await verifyResponse(key.publicKey, { ...fields, output: res.tensor }, res.signature))
   assert.equal(
     await verifyResponse(

@@ -11,7 +11,11 @@ import {
   type ExpertServiceInit
 } from '../../../node/expert-service.js'
 import { Router } from '../../../router/router.js'
-import { fakeModel, MODEL_ID, HIDDEN, rowsOf, type Run } from '../node/fixtures.js'
+import { fakeModel, harness, MODEL_ID, HIDDEN, rowsOf, type Run } from '../node/fixtures.js'
+import type { ExpertChannel } from '../../../router/channel.js'
+import type { WireClient } from '../../../router/client.js'
+import { RouteManager, expertKey } from '../../../router/routes.js'
+import { RemoteExpertExecutor } from '../../../router/remote-executor.js'
 
 type Host = Libp2p<{ expert: ExpertService }>
 const hosts: Host[] = []
@@ -162,4 +166,52 @@ test('async verification (default): a bad signature benches the peer and is repo
   } finally {
     await router.close()
   }
+})
+
+test('a response for another expert than asked (a misread request) is refused and retried on a replica', async () => {
+  const misreading = await harness()
+  const honest = await harness()
+  const channels = new Map<string, ExpertChannel>()
+  for (const h of [misreading, honest]) channels.set(h.peer.toString(), (await h.connect()).client)
+  // the first node serves expert 0 whatever it was asked for, and says so in its echo
+  const lie = misreading.peer.toString()
+  const client = {
+    channel: async (peer: string) => {
+      const ch = channels.get(peer) as ExpertChannel
+      if (peer !== lie) return ch
+      return {
+        call: async (req: Parameters<ExpertChannel['call']>[0], t: Uint8Array) =>
+          await ch.call({ ...req, expert: 0 }, t)
+      }
+    },
+    drop: () => {}
+  } as unknown as WireClient
+  const all = new Set([expertKey(1, 0), expertKey(1, 1)])
+  const routes = new RouteManager(
+    [misreading, honest].map((h) => ({
+      peerId: h.peer.toString(),
+      addrs: [],
+      shards: [0, 1],
+      experts: all
+    })),
+    { benchBaseMs: 60_000 }
+  )
+  const failures: string[] = []
+  const ex = new RemoteExpertExecutor(client, routes, {
+    modelId: MODEL_ID,
+    hidden: HIDDEN,
+    verifySignatures: 'off', // the echo alone catches it, before any signature check
+    onAttempt: (a) => {
+      if (!a.ok) failures.push(`${a.peer === lie ? 'misreading' : 'honest'}: ${a.error ?? ''}`)
+    }
+  })
+  const x = rowsOf(1)
+  for (let i = 0; i < 3; i++)
+    assert.deepEqual(
+      await ex.runExpert(1, 1, x, 1),
+      x.map((v) => v * 12)
+    )
+  assert.equal(failures.length, 1, failures.join('; '))
+  assert.match(failures[0], /misreading: response is for expert 0 of layer 1 .* not the expert 1/)
+  assert.ok(routes.benched.has(lie))
 })
