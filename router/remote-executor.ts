@@ -20,9 +20,16 @@ import {
   type WireDType
 } from '../protocol/codec.js'
 import { verifyResponse } from '../protocol/signature.js'
-import type { WireClient } from './client.js'
+import type { ExpertChannel } from './channel.js'
+import { LatencyTracker, type LatencyOptions } from './latency.js'
 import type { RouteManager } from './routes.js'
 import type { SignedAnswer, SpotChecker } from './spot-check.js'
+
+/** What the executor needs of the wire client (WireClient; a fake in unit tests). */
+export interface ExpertCallClient {
+  channel: (peer: string) => Promise<Pick<ExpertChannel, 'call'>>
+  drop: (peer: string) => void
+}
 
 export interface PaymentContext {
   peer: string
@@ -54,6 +61,29 @@ export interface RemoteExecutorOptions {
   spotCheck?: SpotChecker
   /** Who runs a peer: replicas of the same operator never check each other. @default the peer id */
   operatorOf?: (peer: string) => string
+  /**
+   * Attempts per call at most, hedges included: a failed attempt is retried on another replica,
+   * then (after `unavailableWaitMs`) on the same ones again. @default 4
+   */
+  maxAttempts?: number
+  /** Send a second request to another replica once the first has run past its p95. @default true */
+  hedge?: boolean
+  /**
+   * When every replica is benched, wait up to this long for a bench to end (a node restarting)
+   * before reporting the expert unavailable (the generation would then degrade). @default 0
+   */
+  unavailableWaitMs?: number
+  latency?: LatencyOptions
+  /** Observes every completed call: the replica that answered, attempts, whether it was hedged. */
+  onCall?: (c: {
+    peer: string
+    layer: number
+    expert: number
+    rows: number
+    ms: number
+    attempts: number
+    hedged: boolean
+  }) => void
   /** Observes every attempt (for metrics and tests). */
   onAttempt?: (a: {
     peer: string
@@ -71,9 +101,12 @@ export class RemoteExpertExecutor implements ExpertExecutor {
   private readonly verifyMode: 'sync' | 'async' | 'off'
   private readonly keys = new Map<string, PublicKey>()
   private nextId: bigint
+  readonly latency: LatencyTracker
+  /** Hedges sent, and how many of them answered first. */
+  readonly stats = { hedges: 0, hedgesWon: 0 }
 
   constructor(
-    private readonly client: WireClient,
+    private readonly client: ExpertCallClient,
     readonly routes: RouteManager,
     private readonly opts: RemoteExecutorOptions
   ) {
@@ -83,6 +116,7 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     this.verifyMode = v === true ? 'sync' : v === false ? 'off' : (v ?? 'async')
     // never 0: a node answers a request whose id it could not read under id 0
     this.nextId = (BigInt(Math.floor(Math.random() * 2 ** 48)) << 16n) + 1n
+    this.latency = new LatencyTracker(opts.latency)
   }
 
   async runExpert(
@@ -150,57 +184,146 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     signal?: AbortSignal,
     quiet = false
   ): Promise<SignedAnswer> {
-    const tried = new Set(skip)
-    const reputation = this.opts.spotCheck?.reputation
-    let convicted = 0
-    if (reputation != null)
-      for (const p of this.routes.replicas(layer, expert))
-        if (reputation.isConvicted(p)) {
-          tried.add(p)
-          convicted++
-        }
-    const errors: string[] = []
-    while (true) {
-      signal?.throwIfAborted()
-      const peer = this.routes.select(layer, expert, tried)
-      if (peer == null) {
-        const n = this.routes.replicas(layer, expert).length
-        throw new ExpertUnavailableError(
-          layer,
-          expert,
-          quiet
-            ? `no other replica of expert ${expert} of layer ${layer}`
-            : n === 0
-              ? `no known node serves expert ${expert} of layer ${layer} — add a --peers address that hosts its shard`
-              : `all ${n} replicas of expert ${expert} of layer ${layer} failed, are benched or were convicted of wrong answers (${convicted} convicted${errors.length > 0 ? '; ' + errors.join('; ') : ''}) — wait and retry, or add replicas`
-        )
-      }
-      tried.add(peer)
-      const t0 = performance.now()
-      this.routes.load.set(peer, (this.routes.load.get(peer) ?? 0) + 1)
-      try {
-        const a = await this.attempt(peer, layer, expert, tensor, rows, signal)
-        this.routes.onSuccess(peer)
-        this.opts.onAttempt?.({ peer, layer, expert, ok: true, ms: performance.now() - t0 })
-        return a
-      } catch (err) {
-        if (signal?.aborted === true) throw err
-        const msg = (err as Error).message
-        errors.push(`${peer.slice(-8)}: ${msg}`)
-        this.routes.onFailure(peer)
-        this.client.drop(peer)
-        this.opts.onAttempt?.({
-          peer,
-          layer,
-          expert,
-          ok: false,
-          ms: performance.now() - t0,
-          error: msg
-        })
-      } finally {
-        this.routes.load.set(peer, (this.routes.load.get(peer) ?? 1) - 1)
-      }
+    const excluded = (): Set<string> => {
+      const out = new Set(skip)
+      const reputation = this.opts.spotCheck?.reputation
+      if (reputation != null)
+        for (const p of this.routes.replicas(layer, expert))
+          if (reputation.isConvicted(p)) out.add(p)
+      return out
     }
+    let tried = excluded()
+    const convicted = tried.size - skip.size
+    const errors: string[] = []
+    const maxAttempts = this.opts.maxAttempts ?? 4
+    const hedging = this.opts.hedge !== false
+    const waitUntil = performance.now() + (this.opts.unavailableWaitMs ?? 0)
+    const inflight = new Map<string, Attempt>()
+    let attempts = 0
+    let hedged = false
+    let hedgePeer: string | undefined
+    const t0 = performance.now()
+    const start = (): boolean => {
+      const peer = this.routes.select(
+        layer,
+        expert,
+        tried,
+        this.latency.estimates(this.routes.replicas(layer, expert), rows)
+      )
+      if (peer == null) return false
+      tried.add(peer)
+      attempts++
+      inflight.set(peer, this.launch(peer, layer, expert, tensor, rows, signal))
+      return true
+    }
+    try {
+      while (true) {
+        signal?.throwIfAborted()
+        if (inflight.size === 0 && (attempts >= maxAttempts || !start())) {
+          // every replica tried or benched: wait for a bench to end when allowed (a restarting
+          // node), then try the replicas again; else give up
+          const next = this.routes.nextUnbench(layer, expert)
+          const now = performance.now()
+          if (!quiet && attempts < maxAttempts && next != null && now < waitUntil) {
+            await sleep(Math.min(waitUntil - now, Math.max(next - Date.now(), 1)), signal)
+            tried = excluded()
+            continue
+          }
+          const n = this.routes.replicas(layer, expert).length
+          throw new ExpertUnavailableError(
+            layer,
+            expert,
+            quiet
+              ? `no other replica of expert ${expert} of layer ${layer}`
+              : n === 0
+                ? `no known node serves expert ${expert} of layer ${layer} — add a --peers address that hosts its shard`
+                : `all ${n} replicas of expert ${expert} of layer ${layer} failed, are benched or were convicted of wrong answers after ${attempts} attempts (${convicted} convicted${errors.length > 0 ? '; ' + errors.join('; ') : ''}) — wait and retry, or add replicas`
+          )
+        }
+        // hedge: one more replica once the first has taken longer than its p95
+        let hedgeIn: number | null = null
+        if (hedging && !hedged && inflight.size === 1 && attempts < maxAttempts) {
+          const [[peer, a]] = inflight
+          const d = this.latency.hedgeDelay(peer, rows)
+          if (d != null) hedgeIn = Math.max(0, a.t0 + d - performance.now())
+        }
+        const settled = await firstSettled([...inflight.values()], hedgeIn)
+        if (settled == null) {
+          hedged = true
+          if (start()) {
+            this.stats.hedges++
+            hedgePeer = [...inflight.keys()][1]
+          }
+          continue
+        }
+        inflight.delete(settled.peer)
+        if (settled.ok) {
+          for (const [p, a] of inflight) {
+            // the loser took at least this long: count it, so a slow peer stops being chosen
+            this.latency.observe(p, rows, performance.now() - a.t0)
+            a.abort.abort(new Error('hedge lost'))
+          }
+          inflight.clear()
+          if (settled.peer === hedgePeer) this.stats.hedgesWon++
+          if (!quiet)
+            this.opts.onCall?.({
+              peer: settled.peer,
+              layer,
+              expert,
+              rows,
+              ms: performance.now() - t0,
+              attempts,
+              hedged
+            })
+          return settled.a
+        }
+        if (signal?.aborted === true) throw settled.err
+        errors.push(`${settled.peer.slice(-8)}: ${settled.err.message}`)
+      }
+    } finally {
+      for (const a of inflight.values()) a.abort.abort(new Error('call finished'))
+    }
+  }
+
+  /** One attempt on `peer`: load and latency bookkeeping, bench and channel drop on failure. */
+  private launch(
+    peer: string,
+    layer: number,
+    expert: number,
+    tensor: Uint8Array,
+    rows: number,
+    signal?: AbortSignal
+  ): Attempt {
+    const abort = new AbortController()
+    const onOuter = (): void => {
+      abort.abort(signal?.reason)
+    }
+    signal?.addEventListener('abort', onOuter, { once: true })
+    const t0 = performance.now()
+    this.routes.load.set(peer, (this.routes.load.get(peer) ?? 0) + 1)
+    const done = this.attempt(peer, layer, expert, tensor, rows, abort.signal).then(
+      (a): Settled => {
+        const ms = performance.now() - t0
+        this.latency.observe(peer, rows, ms)
+        this.routes.onSuccess(peer)
+        this.opts.onAttempt?.({ peer, layer, expert, ok: true, ms })
+        return { ok: true, peer, a }
+      },
+      (err: Error): Settled => {
+        const ms = performance.now() - t0
+        if (!abort.signal.aborted) {
+          this.routes.onFailure(peer)
+          this.client.drop(peer)
+          this.opts.onAttempt?.({ peer, layer, expert, ok: false, ms, error: err.message })
+        }
+        return { ok: false, peer, err }
+      }
+    )
+    void done.finally(() => {
+      signal?.removeEventListener('abort', onOuter)
+      this.routes.load.set(peer, (this.routes.load.get(peer) ?? 1) - 1)
+    })
+    return { peer, t0, abort, done }
   }
 
   private async signatureOk(
@@ -310,4 +433,47 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
   return true
+}
+
+type Settled = { ok: true; peer: string; a: SignedAnswer } | { ok: false; peer: string; err: Error }
+
+interface Attempt {
+  peer: string
+  t0: number
+  abort: AbortController
+  done: Promise<Settled>
+}
+
+/** The first attempt to settle, or null when `timeoutMs` (not null) passes first. */
+async function firstSettled(
+  attempts: Attempt[],
+  timeoutMs: number | null
+): Promise<Settled | null> {
+  if (timeoutMs == null) return await Promise.race(attempts.map(async (a) => await a.done))
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => {
+      resolve(null)
+    }, timeoutMs)
+  })
+  try {
+    return await Promise.race([...attempts.map(async (a) => await a.done), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(done, ms)
+    function done(): void {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }
+    function onAbort(): void {
+      clearTimeout(t)
+      reject(signal?.reason as Error)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
 }

@@ -38,8 +38,10 @@ export function buildTable(peers: PeerRoute[]): RouteTable {
 
 /**
  * Picks a replica for (layer, expert): not benched at `now`, not in `exclude` (already tried for
- * this call), least loaded; ties broken by rotating with the expert key so the experts of a
- * shard spread over its replicas. Returns null when no replica is left.
+ * this call), with the lowest expected time = measured call time (EWMA, `estimates`) × (1 + calls
+ * this router has in flight to it). A replica not measured yet counts as fastest, so a new node
+ * gets tried and measured. Ties broken by rotating with the expert key so the experts of a shard
+ * spread over its replicas. Returns null when no replica is left.
  */
 export function selectReplica(
   table: RouteTable,
@@ -48,26 +50,30 @@ export function selectReplica(
   benched: ReadonlyMap<string, Bench>,
   now: number,
   exclude: ReadonlySet<string> = new Set(),
-  load: ReadonlyMap<string, number> = new Map()
+  load: ReadonlyMap<string, number> = new Map(),
+  estimates: ReadonlyMap<string, number> = new Map()
 ): string | null {
   const all = table.byExpert.get(expertKey(layer, expert))
   if (all == null || all.length === 0) return null
   const start = (layer * 31 + expert) % all.length
   let best: string | null = null
-  let bestLoad = Infinity
+  let bestCost = Infinity
   for (let i = 0; i < all.length; i++) {
     const p = all[(start + i) % all.length]
     if (exclude.has(p)) continue
     const b = benched.get(p)
     if (b != null && b.until > now) continue
-    const l = load.get(p) ?? 0
-    if (l < bestLoad) {
+    const cost = Math.max(estimates.get(p) ?? 0, MIN_ESTIMATE_MS) * (1 + (load.get(p) ?? 0))
+    if (cost < bestCost) {
       best = p
-      bestLoad = l
+      bestCost = cost
     }
   }
   return best
 }
+
+/** Below this, measured differences are noise (a loopback call): load decides. */
+const MIN_ESTIMATE_MS = 0.5
 
 /** Next bench state after a failure: base · 2^(failures−1), capped. */
 export function benchAfterFailure(
@@ -107,8 +113,32 @@ export class RouteManager {
     this.table = buildTable(peers)
   }
 
-  select(layer: number, expert: number, exclude?: ReadonlySet<string>): string | null {
-    return selectReplica(this.table, layer, expert, this.benched, this.now(), exclude, this.load)
+  select(
+    layer: number,
+    expert: number,
+    exclude?: ReadonlySet<string>,
+    estimates?: ReadonlyMap<string, number>
+  ): string | null {
+    return selectReplica(
+      this.table,
+      layer,
+      expert,
+      this.benched,
+      this.now(),
+      exclude,
+      this.load,
+      estimates
+    )
+  }
+
+  /** When the first bench among the replicas of (layer, expert) ends (null: none benched). */
+  nextUnbench(layer: number, expert: number): number | null {
+    let t: number | null = null
+    for (const p of this.replicas(layer, expert)) {
+      const b = this.benched.get(p)
+      if (b != null && (t == null || b.until < t)) t = b.until
+    }
+    return t
   }
 
   /** Replicas listed for (layer, expert), benched or not. */

@@ -66,8 +66,21 @@ test('calls reuse one stream per peer, verify signatures, and fail over when a n
     const expertStreams = conns
       .flatMap((c) => c.streams)
       .filter((s) => s.protocol === '/pov/expert/1.0.0')
-    assert.equal(expertStreams.length, 1, 'one long-lived stream to the chosen replica')
-    const first = runsA.length > 0 ? a : b
+    // latency-aware choice measures both replicas; each keeps one long-lived stream
+    const used = (runsA.length > 0 ? 1 : 0) + (runsB.length > 0 ? 1 : 0)
+    assert.equal(expertStreams.length, used, 'one long-lived stream per replica used')
+    const peersWithStream = conns
+      .filter((c) => c.streams.some((s) => s.protocol === '/pov/expert/1.0.0'))
+      .map((c) => c.remotePeer.toString())
+    assert.equal(new Set(peersWithStream).size, used)
+    // stop the replica the router would call next
+    const next = router.routes.select(
+      1,
+      1,
+      new Set(),
+      router.executor.latency.estimates(router.routes.replicas(1, 1), 2)
+    )
+    const first = next === a.peerId.toString() ? a : b
     const other = first === a ? b : a
     await first.stop()
     const y = await router.executor.runExpert(1, 1, x, 2)

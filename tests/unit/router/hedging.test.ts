@@ -1,0 +1,218 @@
+// Replica choice by measured latency, hedging after the p95, bounded retries and waiting out a
+// bench — the executor driven through a fake wire client whose replicas answer after set delays.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { LatencyTracker, percentile } from '../../../router/latency.js'
+import { RouteManager, buildTable, expertKey, selectReplica } from '../../../router/routes.js'
+import { RemoteExpertExecutor, type ExpertCallClient } from '../../../router/remote-executor.js'
+import { Status, type ExpertResponse } from '../../../protocol/expert.js'
+
+const HIDDEN = 4
+const MODEL_ID = '0x' + '11'.repeat(32)
+const peer = (id: string) => ({
+  peerId: id,
+  addrs: [],
+  shards: [0],
+  experts: new Set([expertKey(0, 0)])
+})
+
+test('percentile: nearest rank', () => {
+  assert.equal(percentile([5, 1, 3, 2, 4], 0.95), 5)
+  assert.equal(percentile([5, 1, 3, 2, 4], 0.5), 3)
+  assert.ok(Number.isNaN(percentile([], 0.5)))
+})
+
+test('latency: EWMA per peer and call size; hedge delay is the p95 once there are enough samples', () => {
+  const l = new LatencyTracker({ minSamples: 4, minHedgeMs: 1 })
+  assert.equal(l.hedgeDelay('A', 1), null, 'unmeasured: no basis for a hedge')
+  l.observe('A', 1, 10)
+  assert.equal(l.estimate('A', 1), 10)
+  assert.equal(l.hedgeDelay('A', 1), 20, 'few samples: 2 × EWMA')
+  for (const ms of [10, 10, 10, 50]) l.observe('A', 1, ms)
+  assert.equal(l.hedgeDelay('A', 1), 50)
+  assert.ok((l.estimate('A', 1) as number) > 10 && (l.estimate('A', 1) as number) < 50)
+  assert.equal(l.estimate('A', 64), undefined, 'a prefill-sized call has its own estimate')
+  l.observe('A', 64, 300)
+  assert.equal(l.estimate('A', 64), 300)
+  assert.equal(l.estimate('A', 1) !== 300, true)
+})
+
+test('selection: the lower measured latency wins; unmeasured replicas are tried first; load multiplies', () => {
+  const table = buildTable([peer('A'), peer('B'), peer('C')])
+  const est = new Map([
+    ['A', 40],
+    ['B', 10],
+    ['C', 25]
+  ])
+  assert.equal(selectReplica(table, 0, 0, new Map(), 0, new Set(), new Map(), est), 'B')
+  const partial = new Map([
+    ['A', 40],
+    ['B', 10]
+  ])
+  assert.equal(selectReplica(table, 0, 0, new Map(), 0, new Set(), new Map(), partial), 'C')
+  // B has 3 calls in flight: 10 × 4 = 40 > C's 25
+  assert.equal(selectReplica(table, 0, 0, new Map(), 0, new Set(), new Map([['B', 3]]), est), 'C')
+  // benched and excluded peers stay out whatever their latency
+  assert.equal(
+    selectReplica(
+      table,
+      0,
+      0,
+      new Map([['B', { until: 10, failures: 1 }]]),
+      5,
+      new Set(['C']),
+      new Map(),
+      est
+    ),
+    'A'
+  )
+})
+
+/** A fake wire client: replica `id` answers after delays[id] ms (or fails when the delay is 'fail'). */
+function fakeClient(delays: Map<string, number | 'fail'>, log: string[]): ExpertCallClient {
+  return {
+    drop: () => {},
+    channel: async (p: string) => ({
+      call: async (req, tensor, opts) =>
+        await new Promise<ExpertResponse>((resolve, reject) => {
+          log.push(p)
+          const d = delays.get(p)
+          if (d === 'fail') {
+            setImmediate(() => {
+              reject(new Error(`${p} is down`))
+            })
+            return
+          }
+          const t = setTimeout(() => {
+            resolve({
+              requestId: req.requestId,
+              modelId: req.modelId,
+              layer: req.layer,
+              expert: req.expert,
+              status: Status.OK,
+              message: '',
+              dtype: req.dtype,
+              rows: req.rows,
+              hidden: req.hidden,
+              tensor,
+              signature: new Uint8Array()
+            } as unknown as ExpertResponse)
+          }, d)
+          opts?.signal?.addEventListener('abort', () => {
+            clearTimeout(t)
+            reject(new Error('aborted'))
+          })
+        })
+    })
+  }
+}
+
+function executor(
+  ids: string[],
+  delays: Map<string, number | 'fail'>,
+  log: string[],
+  opts: Partial<ConstructorParameters<typeof RemoteExpertExecutor>[2]> = {},
+  routes = new RouteManager(ids.map(peer))
+): RemoteExpertExecutor {
+  return new RemoteExpertExecutor(fakeClient(delays, log), routes, {
+    modelId: MODEL_ID,
+    hidden: HIDDEN,
+    verifySignatures: 'off',
+    latency: { minSamples: 4, minHedgeMs: 1 },
+    ...opts
+  })
+}
+
+const x = new Float32Array(HIDDEN).fill(1)
+
+test('hedging: a call to a replica past its p95 goes to a second one, and the first answer wins', async () => {
+  const delays = new Map<string, number | 'fail'>([
+    ['A', 5],
+    ['B', 60]
+  ])
+  const log: string[] = []
+  const ex = executor(['A', 'B'], delays, log)
+  // measure both: A fast, B slow
+  for (let i = 0; i < 6; i++) await ex.runExpert(0, 0, x, 1)
+  assert.ok((ex.latency.estimate('A', 1) as number) < (ex.latency.estimate('B', 1) as number))
+  log.length = 0
+  await ex.runExpert(0, 0, x, 1)
+  assert.deepEqual(log, ['A'], 'the faster replica is chosen')
+  // A turns slow (a loaded node): after its p95 the call is hedged to B, which answers first
+  delays.set('A', 400)
+  delays.set('B', 10)
+  log.length = 0
+  const calls: Array<{ peer: string; hedged: boolean }> = []
+  const ex2Routes = ex.routes
+  const ex2 = new RemoteExpertExecutor(fakeClient(delays, log), ex2Routes, {
+    modelId: MODEL_ID,
+    hidden: HIDDEN,
+    verifySignatures: 'off',
+    latency: { minSamples: 1, minHedgeMs: 1 },
+    onCall: (c) => calls.push(c)
+  })
+  for (let i = 0; i < 4; i++) ex2.latency.observe('A', 1, 5)
+  ex2.latency.observe('B', 1, 60)
+  await ex2.runExpert(0, 0, x, 1)
+  assert.deepEqual(log, ['A', 'B'])
+  assert.equal(calls[0].peer, 'B')
+  assert.equal(calls[0].hedged, true)
+  assert.equal(ex2.stats.hedges, 1)
+  assert.equal(ex2.stats.hedgesWon, 1)
+  assert.ok((ex2.latency.estimate('A', 1) as number) > 5, 'the loser is charged for its wait')
+  assert.equal(ex2Routes.benched.size, 0, 'losing a hedge is not a failure')
+})
+
+test('hedging off: one request per call', async () => {
+  const delays = new Map<string, number | 'fail'>([
+    ['A', 30],
+    ['B', 1]
+  ])
+  const log: string[] = []
+  const ex = executor(['A', 'B'], delays, log, { hedge: false })
+  ex.latency.observe('A', 1, 1)
+  ex.latency.observe('B', 1, 5)
+  await ex.runExpert(0, 0, x, 1)
+  assert.deepEqual(log, ['A'])
+})
+
+test('bounded retries: failures move to the next replica and stop after maxAttempts', async () => {
+  const delays = new Map<string, number | 'fail'>([
+    ['A', 'fail'],
+    ['B', 'fail'],
+    ['C', 'fail'],
+    ['D', 2]
+  ])
+  const log: string[] = []
+  const ex = executor(['A', 'B', 'C', 'D'], delays, log, { maxAttempts: 3, hedge: false })
+  for (const p of ['A', 'B', 'C']) ex.latency.observe(p, 1, 1)
+  ex.latency.observe('D', 1, 50)
+  await assert.rejects(ex.runExpert(0, 0, x, 1), (err: Error) => {
+    assert.equal(err.name, 'ExpertUnavailableError')
+    assert.match(err.message, /after 3 attempts .*A is down/)
+    return true
+  })
+  assert.equal(log.length, 3)
+  assert.equal(ex.routes.benched.size, 3, 'each failed replica is benched')
+  log.length = 0
+  await ex.runExpert(0, 0, x, 1)
+  assert.deepEqual(log, ['D'], 'benched replicas are skipped')
+})
+
+test('every replica benched: the call waits for a bench to end (a restarting node) when allowed', async () => {
+  const delays = new Map<string, number | 'fail'>([['A', 'fail']])
+  const log: string[] = []
+  const routes = new RouteManager([peer('A')], { benchBaseMs: 50 })
+  const ex = executor(['A'], delays, log, { unavailableWaitMs: 2000, hedge: false }, routes)
+  setTimeout(() => delays.set('A', 1), 20) // the node is back before its bench ends
+  const y = await ex.runExpert(0, 0, x, 1)
+  assert.deepEqual(Array.from(y), Array.from(x))
+  assert.deepEqual(log, ['A', 'A'])
+  // without the wait the generation would have had to degrade
+  delays.set('A', 'fail')
+  const ex0 = executor(['A'], delays, [], { hedge: false })
+  await assert.rejects(
+    ex0.runExpert(0, 0, x, 1),
+    (err: Error) => err.name === 'ExpertUnavailableError'
+  )
+})
