@@ -7,7 +7,7 @@ import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 import { tcp } from '@libp2p/tcp'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import type { Libp2pOptions } from 'libp2p'
-import type { ConnectionEncrypter } from '@libp2p/interface'
+import type { ConnectionEncrypter, StreamMuxerFactory } from '@libp2p/interface'
 import type { Socket } from 'node:net'
 import { MAX_FRAME_BYTES } from './constants.js'
 
@@ -15,23 +15,24 @@ export function transportOptions(): Pick<
   Libp2pOptions,
   'transports' | 'connectionEncrypters' | 'streamMuxers' | 'connectionManager'
 > {
-  lazyWindowUpdates()
   quietEmptyLengthReads()
   return {
     transports: [tcp()],
     connectionEncrypters: [coalescedWrites(noise())],
     streamMuxers: [
-      yamux({
-        // a 64 KiB yamux frame per noise message is the cipher's unit anyway; bigger windows keep
-        // a 1 MiB prefill tensor from stalling on window updates
-        streamOptions: {
-          initialStreamWindowSize: 1024 * 1024,
-          maxStreamWindowSize: 16 * 1024 * 1024,
-          maxReadBufferLength: 2 * MAX_FRAME_BYTES,
-          // decode streams idle between prompts; the router reopens one that timed out anyway
-          inactivityTimeout: 10 * 60_000
-        } as any
-      })
+      announcedWindows(
+        yamux({
+          // The initial window stays the spec's 256 KiB (both ends assume it for a new stream,
+          // whatever they are configured with); each pov stream then announces
+          // ANNOUNCED_STREAM_WINDOW with its first window update (announcedWindows below).
+          streamOptions: {
+            maxStreamWindowSize: MAX_STREAM_WINDOW,
+            maxReadBufferLength: 2 * MAX_FRAME_BYTES,
+            // decode streams idle between prompts; the router reopens one that timed out anyway
+            inactivityTimeout: 10 * 60_000
+          } as any
+        })
+      )
     ],
     connectionManager: {
       // many routers (and tests) dial at once; the default 5/s drops the 6th
@@ -76,18 +77,62 @@ function cork<T extends object>(conn: T): T {
   return conn
 }
 
+/** The yamux spec's initial stream window: what each end may send before any window update. */
+export const YAMUX_INITIAL_WINDOW = 256 * 1024
+/** The receive window a pov peer announces on each stream (a 1 MiB prefill tensor in one go). */
+export const ANNOUNCED_STREAM_WINDOW = 1024 * 1024
+/** Upper bound of yamux's window auto-tuning. */
+export const MAX_STREAM_WINDOW = 16 * 1024 * 1024
+
 const ESTABLISHED = 3 // yamux StreamState.Established
+const PAUSED = 5 // yamux StreamState.Paused
+/** Streams of muxers built by announcedWindows(): the only ones the patch below changes. */
+const povStreams = new WeakSet<object>()
 let windowPatched = false
 
 /**
- * js-yamux 8 answers every data frame with a window update, so each expert call costs a second
- * noise message (encrypt, syscall, wake-up, decrypt) each way. go-yamux and rust-yamux send one
- * only once half the receive window is used; this makes js-yamux do the same for established
- * streams (flags such as the SYN ACK still go out at once, and window auto-tuning is unchanged).
- * Patches YamuxStream (exported as '@chainsafe/libp2p-yamux/stream') once per process, and
- * falls back to the original behaviour if the fields it reads are not there.
+ * Marks every stream of the wrapped muxer factory's muxers as a pov stream, for the window rules
+ * in patchWindowUpdates(). Streams of other muxers in the same process (a stock libp2p host in
+ * a test) keep js-yamux's own behaviour.
  */
-export function lazyWindowUpdates(): void {
+export function announcedWindows<C>(
+  factory: (components: C) => StreamMuxerFactory
+): (components: C) => StreamMuxerFactory {
+  patchWindowUpdates()
+  return (components) => {
+    const inner = factory(components)
+    const outer: StreamMuxerFactory = Object.create(inner)
+    outer.createStreamMuxer = (conn) => {
+      const muxer = inner.createStreamMuxer(conn)
+      const m = muxer as unknown as { _newStream?: (...args: unknown[]) => object }
+      const create = m._newStream
+      if (typeof create === 'function')
+        m._newStream = function (this: unknown, ...args: unknown[]) {
+          const stream = create.apply(this, args)
+          povStreams.add(stream)
+          return stream
+        }
+      return muxer
+    }
+    return outer
+  }
+}
+
+/**
+ * Two changes to js-yamux 8's window updates, for pov streams only:
+ * - Announce: yamux starts every stream at 256 KiB in both directions and a receiver grows the
+ *   sender's window only by WINDOW_UPDATE frames (the spec; go-yamux and rust-yamux announce a
+ *   larger window the same way, with the SYN/ACK). js-yamux's `initialStreamWindowSize` instead
+ *   ASSUMES the peer knows the larger window, so a peer with default settings stalls once it has
+ *   sent 256 KiB. Here the first update a stream sends (the SYN of a stream we open; the one
+ *   answering the first data of a stream we accept) raises the window to
+ *   ANNOUNCED_STREAM_WINDOW and tells the peer so.
+ * - Lazy updates: js-yamux answers every data frame with an update, a second noise message each
+ *   way per expert call; go-yamux and rust-yamux send one only once half the window is used, and
+ *   so do pov streams once established (flags such as the ACK still go out at once).
+ * Both are windows the peer has been told about, so any spec-following peer interoperates.
+ */
+export function patchWindowUpdates(): void {
   if (windowPatched) return
   windowPatched = true
   const proto = YamuxStream.prototype as unknown as {
@@ -96,12 +141,19 @@ export function lazyWindowUpdates(): void {
   const original = proto.sendWindowUpdate
   proto.sendWindowUpdate = function (this: WindowState) {
     if (
-      this.state === ESTABLISHED &&
-      typeof this.recvWindow === 'number' &&
-      typeof this.recvWindowCapacity === 'number' &&
-      this.recvWindowCapacity > this.recvWindow / 2
-    )
+      !povStreams.has(this) ||
+      typeof this.recvWindow !== 'number' ||
+      typeof this.recvWindowCapacity !== 'number'
+    ) {
+      original.call(this)
       return
+    }
+    if (this.recvWindow < ANNOUNCED_STREAM_WINDOW && this.state !== PAUSED) {
+      this.recvWindow = ANNOUNCED_STREAM_WINDOW // the original sends the difference
+      original.call(this)
+      return
+    }
+    if (this.state === ESTABLISHED && this.recvWindowCapacity > this.recvWindow / 2) return
     original.call(this)
   }
 }

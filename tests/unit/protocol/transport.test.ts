@@ -92,7 +92,7 @@ test('a 16 KiB request/response costs one socket write each way, window updates 
       writes.restore()
     }
     // both peers live in this process: N requests + N echoes, plus one window update per half
-    // window (1 MiB initial window: one every ~32 messages per side) — not 7-11 writes per message
+    // window (1 MiB announced window: one every ~32 messages per side) — not 7-11 writes per message
     // and a window update per frame, as with the stock stack
     const perMessage = writes.count() / (2 * N)
     assert.ok(
