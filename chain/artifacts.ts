@@ -16,7 +16,8 @@ export const CONTRACT_SOURCES = {
   ExpertRegistry: 'ExpertRegistry.sol',
   PovEscrow: 'PovEscrow.sol',
   PovGovernor: 'governance/PovGovernor.sol',
-  PovTimelock: 'governance/PovTimelock.sol'
+  PovTimelock: 'governance/PovTimelock.sol',
+  FaultReports: 'faults/FaultReports.sol'
 } as const
 
 export type ContractName = keyof typeof CONTRACT_SOURCES

@@ -10,8 +10,10 @@ import ExpertRegistryAbi from './abi/ExpertRegistry.json' with { type: 'json' }
 import PovEscrowAbi from './abi/PovEscrow.json' with { type: 'json' }
 import PovGovernorAbi from './abi/PovGovernor.json' with { type: 'json' }
 import PovTimelockAbi from './abi/PovTimelock.json' with { type: 'json' }
+import FaultReportsAbi from './abi/FaultReports.json' with { type: 'json' }
 import type {
   ExpertRegistryContract,
+  FaultReportsContract,
   ModelApprovalsContract,
   PovEscrowContract,
   PovGovernorContract,
@@ -29,7 +31,8 @@ export const ABIS = {
   ExpertRegistry: ExpertRegistryAbi as InterfaceAbi,
   PovEscrow: PovEscrowAbi as InterfaceAbi,
   PovGovernor: PovGovernorAbi as InterfaceAbi,
-  PovTimelock: PovTimelockAbi as InterfaceAbi
+  PovTimelock: PovTimelockAbi as InterfaceAbi,
+  FaultReports: FaultReportsAbi as InterfaceAbi
 } as const
 
 export interface PovContracts {
@@ -39,6 +42,8 @@ export interface PovContracts {
   escrow: PovEscrowContract
   governor: PovGovernorContract
   timelock: PovTimelockContract
+  /** Present when the deployment has fault reports (docs/trust.md). */
+  faultReports?: FaultReportsContract
 }
 
 /** A typed client of contract `name` at `address` (the ABI gives the calls, the type their shapes). */
@@ -57,7 +62,12 @@ export function connectContracts(
     registry: at<ExpertRegistryContract>('ExpertRegistry', addresses.registry, runner),
     escrow: at<PovEscrowContract>('PovEscrow', addresses.escrow, runner),
     governor: at<PovGovernorContract>('PovGovernor', addresses.governor, runner),
-    timelock: at<PovTimelockContract>('PovTimelock', addresses.timelock, runner)
+    timelock: at<PovTimelockContract>('PovTimelock', addresses.timelock, runner),
+    ...(addresses.faultReports != null
+      ? {
+          faultReports: at<FaultReportsContract>('FaultReports', addresses.faultReports, runner)
+        }
+      : {})
   }
 }
 

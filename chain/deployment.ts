@@ -13,6 +13,8 @@ export interface ContractAddresses {
   escrow: string
   governor: string
   timelock: string
+  /** Fault reports (docs/trust.md); absent on deployments made before it existed. */
+  faultReports?: string
 }
 
 export interface DeploymentParams {

@@ -193,3 +193,30 @@ export type PovTimelockContract = BaseContract & {
   updateDelay: BaseContractMethod<[newDelay: BigNumberish], void, ContractTransactionResponse>
 }
 
+export type FaultReportsContract = BaseContract & {
+  MAX_DECISION_PERIOD: BaseContractMethod<[], bigint, bigint>
+  MAX_REPORTER_SHARE_BPS: BaseContractMethod<[], bigint, bigint>
+  MIN_DECISION_PERIOD: BaseContractMethod<[], bigint, bigint>
+  decisionPeriod: BaseContractMethod<[], bigint, bigint>
+  expireFault: BaseContractMethod<[reportId: BigNumberish], void, ContractTransactionResponse>
+  owner: BaseContractMethod<[], string, string>
+  pendingReports: BaseContractMethod<[operator: AddressLike], bigint, bigint>
+  registry: BaseContractMethod<[], string, string>
+  rejectFault: BaseContractMethod<[reportId: BigNumberish], void, ContractTransactionResponse>
+  renounceOwnership: BaseContractMethod<[], void, ContractTransactionResponse>
+  reportBond: BaseContractMethod<[], bigint, bigint>
+  reportCount: BaseContractMethod<[], bigint, bigint>
+  reportFault: BaseContractMethod<[operator: AddressLike, evidenceHash: BytesLike, uri: string], bigint, ContractTransactionResponse>
+  reportOf: BaseContractMethod<[reportId: BigNumberish], { readonly reporter: string; readonly operator: string; readonly evidenceHash: string; readonly bond: bigint; readonly createdAt: bigint; readonly deadline: bigint; readonly status: bigint; readonly slashed: bigint; readonly reward: bigint; readonly uri: string }, { readonly reporter: string; readonly operator: string; readonly evidenceHash: string; readonly bond: bigint; readonly createdAt: bigint; readonly deadline: bigint; readonly status: bigint; readonly slashed: bigint; readonly reward: bigint; readonly uri: string }>
+  reporterShareBps: BaseContractMethod<[], bigint, bigint>
+  setDecisionPeriod: BaseContractMethod<[period: BigNumberish], void, ContractTransactionResponse>
+  setReportBond: BaseContractMethod<[bond: BigNumberish], void, ContractTransactionResponse>
+  setReporterShare: BaseContractMethod<[bps: BigNumberish], void, ContractTransactionResponse>
+  setTreasury: BaseContractMethod<[treasury_: AddressLike], void, ContractTransactionResponse>
+  sweep: BaseContractMethod<[], void, ContractTransactionResponse>
+  token: BaseContractMethod<[], string, string>
+  transferOwnership: BaseContractMethod<[newOwner: AddressLike], void, ContractTransactionResponse>
+  treasury: BaseContractMethod<[], string, string>
+  upholdFault: BaseContractMethod<[reportId: BigNumberish], void, ContractTransactionResponse>
+}
+

@@ -1,0 +1,136 @@
+// Fault reports on-chain (contracts/faults/FaultReports.sol): filing a bonded report, the
+// governance actions that decide it, and the list auditors read. docs/trust.md.
+import { Interface, getAddress, type Signer } from 'ethers'
+import type { PovContracts, FaultReportsContract } from './contracts.js'
+import type { ProposalAction } from './governance.js'
+
+export const FAULT_STATUS = ['None', 'Pending', 'Upheld', 'Rejected', 'Expired'] as const
+export type FaultStatus = (typeof FAULT_STATUS)[number]
+
+export interface FaultReportView {
+  id: number
+  reporter: string
+  operator: string
+  evidenceHash: string
+  uri: string
+  bond: bigint
+  createdAt: number
+  deadline: number
+  status: FaultStatus
+  slashed: bigint
+  reward: bigint
+}
+
+export class FaultReportsMissingError extends Error {
+  override name = 'FaultReportsMissingError'
+  constructor() {
+    super(
+      'this deployment has no FaultReports contract — deploy it (deploy/fault-reports.ts) and wire it by governance (docs/trust.md)'
+    )
+  }
+}
+
+export function faultReportsOf(c: PovContracts): FaultReportsContract {
+  if (c.faultReports == null) throw new FaultReportsMissingError()
+  return c.faultReports
+}
+
+// The registry's freezer hook, by signature: the FaultReports contract needs only these two.
+const REGISTRY_HOOKS = new Interface([
+  'function setFreezer(address freezer)',
+  'function setTreasury(address treasury)'
+])
+
+/**
+ * The proposal that switches fault reports on: the registry lets FaultReports freeze withdrawals
+ * and sends slashed stake to it (to be split with reporters; the rest goes on to the treasury).
+ */
+export function wireFaultReportsActions(c: PovContracts, faultReports: string): ProposalAction[] {
+  const target = c.registry.target as string
+  return [
+    { target, data: REGISTRY_HOOKS.encodeFunctionData('setFreezer', [faultReports]) },
+    { target, data: REGISTRY_HOOKS.encodeFunctionData('setTreasury', [faultReports]) }
+  ]
+}
+
+export async function readFaultReport(c: PovContracts, id: number): Promise<FaultReportView> {
+  const r = await faultReportsOf(c).reportOf(id)
+  return {
+    id,
+    reporter: getAddress(r.reporter),
+    operator: getAddress(r.operator),
+    evidenceHash: r.evidenceHash,
+    uri: r.uri,
+    bond: BigInt(r.bond),
+    createdAt: Number(r.createdAt),
+    deadline: Number(r.deadline),
+    status: FAULT_STATUS[Number(r.status)] ?? 'None',
+    slashed: BigInt(r.slashed),
+    reward: BigInt(r.reward)
+  }
+}
+
+export async function listFaultReports(c: PovContracts): Promise<FaultReportView[]> {
+  const n = Number(await faultReportsOf(c).reportCount())
+  return await Promise.all(Array.from({ length: n }, async (_, i) => await readFaultReport(c, i)))
+}
+
+/** Files a report as `reporter`: approves the bond, reports, returns the report id. */
+export async function reportFault(
+  c: PovContracts,
+  reporter: Signer,
+  a: { operator: string; evidenceHash: string; uri: string }
+): Promise<{ id: number; tx: string }> {
+  const fr = faultReportsOf(c).connect(reporter) as FaultReportsContract
+  const bond = BigInt(await fr.reportBond())
+  if (bond > 0n) {
+    const token = c.token.connect(reporter) as PovContracts['token']
+    await (await token.approve(fr.target as string, bond)).wait()
+  }
+  const tx = await fr.reportFault(getAddress(a.operator), a.evidenceHash, a.uri)
+  const receipt = await tx.wait()
+  const ev = receipt?.logs
+    .map((l) => {
+      try {
+        return fr.interface.parseLog(l)
+      } catch {
+        return null
+      }
+    })
+    .find((e) => e?.name === 'FaultReported')
+  if (ev == null) throw new Error(`reportFault ${tx.hash} emitted no FaultReported event`)
+  return { id: Number(ev.args.reportId), tx: tx.hash }
+}
+
+/**
+ * Upholding a report: slash `amount` wei of the accused (the stake goes to FaultReports, the
+ * registry's treasury), then split it with the reporter — one proposal, so both or neither.
+ */
+export function upholdFaultActions(
+  c: PovContracts,
+  report: Pick<FaultReportView, 'id' | 'operator' | 'evidenceHash'>,
+  amount: bigint
+): ProposalAction[] {
+  const fr = faultReportsOf(c)
+  return [
+    {
+      target: c.registry.target as string,
+      data: c.registry.interface.encodeFunctionData('slash', [
+        report.operator,
+        amount,
+        `fault report #${report.id} (evidence ${report.evidenceHash})`
+      ])
+    },
+    {
+      target: fr.target as string,
+      data: fr.interface.encodeFunctionData('upholdFault', [report.id])
+    }
+  ]
+}
+
+export function rejectFaultActions(c: PovContracts, id: number): ProposalAction[] {
+  const fr = faultReportsOf(c)
+  return [
+    { target: fr.target as string, data: fr.interface.encodeFunctionData('rejectFault', [id]) }
+  ]
+}
