@@ -42,8 +42,6 @@ export interface PovContracts {
   escrow: PovEscrowContract
   governor: PovGovernorContract
   timelock: PovTimelockContract
-  /** Present when the deployment has fault reports (docs/trust.md). */
-  faultReports?: FaultReportsContract
 }
 
 /** A typed client of contract `name` at `address` (the ABI gives the calls, the type their shapes). */
@@ -62,13 +60,16 @@ export function connectContracts(
     registry: at<ExpertRegistryContract>('ExpertRegistry', addresses.registry, runner),
     escrow: at<PovEscrowContract>('PovEscrow', addresses.escrow, runner),
     governor: at<PovGovernorContract>('PovGovernor', addresses.governor, runner),
-    timelock: at<PovTimelockContract>('PovTimelock', addresses.timelock, runner),
-    ...(addresses.faultReports != null
-      ? {
-          faultReports: at<FaultReportsContract>('FaultReports', addresses.faultReports, runner)
-        }
-      : {})
+    timelock: at<PovTimelockContract>('PovTimelock', addresses.timelock, runner)
   }
+}
+
+/** The FaultReports client (kept apart from PovContracts: older deployments have none). */
+export function connectFaultReports(
+  address: string,
+  runner?: ContractRunner | null
+): FaultReportsContract {
+  return at<FaultReportsContract>('FaultReports', address, runner)
 }
 
 /**

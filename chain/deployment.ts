@@ -13,8 +13,6 @@ export interface ContractAddresses {
   escrow: string
   governor: string
   timelock: string
-  /** Fault reports (docs/trust.md); absent on deployments made before it existed. */
-  faultReports?: string
 }
 
 export interface DeploymentParams {
@@ -38,6 +36,8 @@ export interface Deployment {
   startBlock: number
   deployedAt: string
   contracts: ContractAddresses
+  /** FaultReports (docs/trust.md), added to a deployment by deploy/fault-reports.ts; absent before. */
+  faultReports?: string
   params: DeploymentParams
 }
 

@@ -1,7 +1,10 @@
 // Fault reports on-chain (contracts/faults/FaultReports.sol): filing a bonded report, the
 // governance actions that decide it, and the list auditors read. docs/trust.md.
 import { Interface, getAddress, type Signer } from 'ethers'
+import type { ContractRunner } from 'ethers'
+import { connectFaultReports } from './contracts.js'
 import type { PovContracts, FaultReportsContract } from './contracts.js'
+import type { Deployment } from './deployment.js'
 import type { ProposalAction } from './governance.js'
 
 export const FAULT_STATUS = ['None', 'Pending', 'Upheld', 'Rejected', 'Expired'] as const
@@ -30,9 +33,13 @@ export class FaultReportsMissingError extends Error {
   }
 }
 
-export function faultReportsOf(c: PovContracts): FaultReportsContract {
-  if (c.faultReports == null) throw new FaultReportsMissingError()
-  return c.faultReports
+/** The FaultReports client of a deployment; FaultReportsMissingError when it has none. */
+export function faultReportsOf(
+  d: Pick<Deployment, 'faultReports'>,
+  runner?: ContractRunner | null
+): FaultReportsContract {
+  if (d.faultReports == null) throw new FaultReportsMissingError()
+  return connectFaultReports(d.faultReports, runner)
 }
 
 // The registry's freezer hook, by signature: the FaultReports contract needs only these two.
@@ -53,8 +60,11 @@ export function wireFaultReportsActions(c: PovContracts, faultReports: string): 
   ]
 }
 
-export async function readFaultReport(c: PovContracts, id: number): Promise<FaultReportView> {
-  const r = await faultReportsOf(c).reportOf(id)
+export async function readFaultReport(
+  fr: FaultReportsContract,
+  id: number
+): Promise<FaultReportView> {
+  const r = await fr.reportOf(id)
   return {
     id,
     reporter: getAddress(r.reporter),
@@ -70,18 +80,19 @@ export async function readFaultReport(c: PovContracts, id: number): Promise<Faul
   }
 }
 
-export async function listFaultReports(c: PovContracts): Promise<FaultReportView[]> {
-  const n = Number(await faultReportsOf(c).reportCount())
-  return await Promise.all(Array.from({ length: n }, async (_, i) => await readFaultReport(c, i)))
+export async function listFaultReports(fr: FaultReportsContract): Promise<FaultReportView[]> {
+  const n = Number(await fr.reportCount())
+  return await Promise.all(Array.from({ length: n }, async (_, i) => await readFaultReport(fr, i)))
 }
 
 /** Files a report as `reporter`: approves the bond, reports, returns the report id. */
 export async function reportFault(
   c: PovContracts,
+  faultReports: FaultReportsContract,
   reporter: Signer,
   a: { operator: string; evidenceHash: string; uri: string }
 ): Promise<{ id: number; tx: string }> {
-  const fr = faultReportsOf(c).connect(reporter) as FaultReportsContract
+  const fr = faultReports.connect(reporter) as FaultReportsContract
   const bond = BigInt(await fr.reportBond())
   if (bond > 0n) {
     const token = c.token.connect(reporter) as PovContracts['token']
@@ -108,10 +119,10 @@ export async function reportFault(
  */
 export function upholdFaultActions(
   c: PovContracts,
+  fr: FaultReportsContract,
   report: Pick<FaultReportView, 'id' | 'operator' | 'evidenceHash'>,
   amount: bigint
 ): ProposalAction[] {
-  const fr = faultReportsOf(c)
   return [
     {
       target: c.registry.target as string,
@@ -128,8 +139,7 @@ export function upholdFaultActions(
   ]
 }
 
-export function rejectFaultActions(c: PovContracts, id: number): ProposalAction[] {
-  const fr = faultReportsOf(c)
+export function rejectFaultActions(fr: FaultReportsContract, id: number): ProposalAction[] {
   return [
     { target: fr.target as string, data: fr.interface.encodeFunctionData('rejectFault', [id]) }
   ]

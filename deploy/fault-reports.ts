@@ -43,5 +43,5 @@ export async function deployFaultReports(
     c.timelock
   )
   await contract.waitForDeployment()
-  return { ...deployment, contracts: { ...c, faultReports: await contract.getAddress() } }
+  return { ...deployment, faultReports: await contract.getAddress() }
 }
