@@ -44,15 +44,39 @@ function formatValue(v: unknown): string {
   return String(v)
 }
 
+/** A decoded custom error: its name and each parameter's name, Solidity type and value. */
+export interface DecodedRevert {
+  name: string
+  params: Array<{ name: string; type: string; value: unknown }>
+}
+
+function parseRevert(data: string): ErrorDescription | null {
+  iface ??= combinedInterface()
+  try {
+    return iface.parseError(data)
+  } catch {
+    return null
+  }
+}
+
+/** The custom error (or Error(string) / Panic) behind a failed call, structured; undefined when none. */
+export function decodeRevert(err: unknown): DecodedRevert | undefined {
+  const data = findRevertData(err)
+  const desc = data != null ? parseRevert(data) : null
+  if (desc == null) return undefined
+  return {
+    name: desc.name,
+    params: desc.fragment.inputs.map((p, i) => ({
+      name: p.name || String(i),
+      type: p.type,
+      value: desc.args[i] as unknown
+    }))
+  }
+}
+
 /** Decodes revert data against the POV ABIs; undefined when unknown. */
 export function decodeRevertData(data: string): string | undefined {
-  iface ??= combinedInterface()
-  let desc: ErrorDescription | null = null
-  try {
-    desc = iface.parseError(data)
-  } catch {
-    desc = null
-  }
+  const desc = parseRevert(data)
   if (!desc) return undefined
   if (desc.name === 'Error') return `reverted: ${String(desc.args[0])}`
   if (desc.name === 'Panic') {

@@ -12,7 +12,7 @@ import {
 import { connectContracts, type PovContracts } from '../chain/contracts.js'
 import { createProvider } from '../chain/provider.js'
 import { readDeployment, type Deployment } from '../chain/deployment.js'
-import { decodeChainError } from '../chain/errors.js'
+import { describeChainError, isoTime } from './error-format.js'
 import {
   createKeystore,
   loadKeystore,
@@ -70,7 +70,9 @@ export async function newKeystore(
   opts: KeyCliOptions & { dataDir?: string; scryptN?: string }
 ): Promise<{ dir: string; address: string; peerId: string }> {
   const dir = keystoreDir(opts)
-  const password = await readPassword(opts.passwordFile, process.env.POV_PASSWORD)
+  const password = await readPassword(opts.passwordFile, process.env.POV_PASSWORD, {
+    confirm: true
+  })
   const { address, peerId } = await createKeystore(dir, password, {
     scryptN: opts.scryptN != null ? Number(opts.scryptN) : undefined
   })
@@ -100,7 +102,7 @@ export async function sendTx(
     if (r == null || r.status !== 1) throw new Error('transaction failed')
     return r
   } catch (err) {
-    throw new UserError(`${what} failed: ${decodeChainError(err)}`)
+    throw new UserError(`${what} failed: ${describeChainError(err)}`)
   }
 }
 
@@ -155,7 +157,7 @@ export function formatPov(wei: bigint): string {
 
 /** A chain timestamp (seconds) as an ISO date. */
 export function formatChainTime(seconds: bigint | number | string): string {
-  return new Date(Number(seconds) * 1000).toISOString()
+  return isoTime(BigInt(seconds))
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -10,6 +10,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { UserError } from './errors.js'
+import { describeFileError } from './error-format.js'
 
 const scrypt = promisify(scryptCb) as (
   pw: string,
@@ -131,14 +132,52 @@ export async function loadKeystore(dir: string, password: string): Promise<Keyst
   }
 }
 
-/** A passphrase from a file (never from the command line); trailing newline dropped. */
+/**
+ * The passphrase: from a file (never from the command line; trailing newline dropped), else
+ * POV_PASSWORD, else asked on the terminal with hidden input (twice for a new key).
+ */
 export async function readPassword(
   file: string | undefined,
-  envValue: string | undefined
+  envValue: string | undefined,
+  opts: { confirm?: boolean } = {}
 ): Promise<string> {
-  if (file != null) return (await readFile(file, 'utf8')).replace(/\r?\n$/, '')
+  if (file != null) {
+    try {
+      return (await readFile(file, 'utf8')).replace(/\r?\n$/, '')
+    } catch (err) {
+      const why = describeFileError(err, 'the password file')
+      if (why == null) throw err
+      throw new UserError(
+        `${why} — put the passphrase on its first line (chmod 600), or leave out --password-file to be asked for it`
+      )
+    }
+  }
   if (envValue != null) return envValue
+  if (process.stdin.isTTY === true) return await promptPassword(opts.confirm === true)
   throw new UserError(
-    'no passphrase: pass --password-file FILE (or set POV_PASSWORD for automation)'
+    'no passphrase: pass --password-file FILE (or set POV_PASSWORD for automation; on a terminal you are asked for it)'
   )
+}
+
+async function promptPassword(confirm: boolean): Promise<string> {
+  const { default: password } = await import('@inquirer/password')
+  // the prompt goes to stderr so that --json output on stdout stays clean
+  const ctx = { output: process.stderr, clearPromptOnDone: true }
+  try {
+    const first = await password(
+      {
+        message: confirm ? 'New keystore passphrase' : 'Keystore passphrase',
+        validate: (v) => v.length > 0 || 'the passphrase cannot be empty'
+      },
+      ctx
+    )
+    if (!confirm) return first
+    const again = await password({ message: 'Repeat the passphrase' }, ctx)
+    if (again !== first) throw new UserError('the two passphrases differ — nothing was written')
+    return first
+  } catch (err) {
+    if ((err as Error).name === 'ExitPromptError')
+      throw new UserError('cancelled at the passphrase prompt', 130)
+    throw err
+  }
 }

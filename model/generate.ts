@@ -34,9 +34,12 @@ export class ExpertUnavailableError extends Error {
 /** Thrown when a token has no available expert left in a layer. */
 export class NoExpertAvailableError extends Error {
   override name = 'NoExpertAvailableError'
-  constructor(readonly layer: number) {
+  constructor(
+    readonly layer: number,
+    lastFailure?: string
+  ) {
     super(
-      `no expert of layer ${layer} is available — every expert call failed with ExpertUnavailableError`
+      `no expert of layer ${layer} is available — ${lastFailure ?? 'every expert call failed with ExpertUnavailableError'}`
     )
   }
 }
@@ -156,11 +159,12 @@ async function moeLayer(
     ranking.push(Array.from({ length: E }, (_, e) => e).sort((a, b) => p[b] - p[a] || a - b))
   }
   const unavailable = new Set<number>()
+  let lastFailure: string | undefined
   const results = new Map<number, Map<number, Float32Array>>() // expert → token → y row
   const calls: MoeEvent['calls'] = []
   const chosen = (t: number): number[] => {
     const ok = ranking[t].filter((e) => !unavailable.has(e))
-    if (ok.length === 0) throw new NoExpertAvailableError(layer)
+    if (ok.length === 0) throw new NoExpertAvailableError(layer, lastFailure)
     return ok.slice(0, K)
   }
 
@@ -190,6 +194,7 @@ async function moeLayer(
           calls.push({ expert: e, rows: rows.length, ok: false })
           if (isExpertUnavailable(err)) {
             unavailable.add(e)
+            lastFailure = (err as Error).message
             return
           }
           ac.abort(err)

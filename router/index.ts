@@ -1,5 +1,5 @@
 // router/: the client role (remote experts, route manager, wire client).
-export { Router, discoverStatic, type RouterOptions } from './router.js'
+export { Router, discoverStatic, NoPeerAnsweredError, type RouterOptions } from './router.js'
 export {
   RemoteExpertExecutor,
   type RemoteExecutorOptions,

@@ -1,7 +1,7 @@
 // The paying router: nodes come from the on-chain registry (stake- and price-aware selection per
 // shard), each node's PeerId binding is verified before it is dialled, and every expert call
 // carries a cumulative voucher priced at that node's on-chain price × rows.
-import { MaxUint256, getAddress, hexlify, randomBytes, type Signer } from 'ethers'
+import { MaxUint256, formatUnits, getAddress, hexlify, randomBytes, type Signer } from 'ethers'
 import type { Logger } from 'pino'
 import type { PovContracts } from '../chain/contracts.js'
 import { verifyPeerBinding, publicKeyFromPeerIdBytes } from '../chain/peer-binding.js'
@@ -9,7 +9,7 @@ import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { readVoucherDomain } from '../protocol/voucher.js'
 import { voucherToWire } from '../protocol/payment.js'
 import type { WireDType } from '../protocol/codec.js'
-import { Router } from './router.js'
+import { NoPeerAnsweredError, Router } from './router.js'
 import { Payer } from './payer.js'
 
 export interface PaidNode {
@@ -121,7 +121,7 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
       throw new PaymentSetupError(
         active === 0
           ? `no active node serves shard ${shard} of model ${o.modelId} — wait for operators to register it`
-          : `no node serves shard ${shard} of model ${o.modelId} under max price ${o.maxPrice} wei/unit (${active} active above it) — raise --max-price or wait`
+          : `no node serves shard ${shard} of model ${o.modelId} under the max price of ${formatUnits(maxPrice, 18)} POV per unit (${active} active above it) — raise --max-price or wait`
       )
     }
     if (usable < k)
@@ -145,7 +145,7 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
     )
   if (unlockAt !== 0n)
     throw new PaymentSetupError(
-      `the escrow deposit of ${payerAddress} is unlocking, and nodes refuse new work from it — withdraw it and deposit again`
+      `the escrow deposit of ${payerAddress} is unlocking, and nodes refuse new work from it — run \`pov cancel-unlock\` to keep using it`
     )
   const nodes = await selectPaidNodes(o)
   const domain = await readVoucherDomain(o.contracts.escrow)
@@ -157,7 +157,7 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
   })
   const unreachable = (why: string): PaymentSetupError =>
     new PaymentSetupError(
-      `none of the ${nodes.size} selected nodes answered (${[...nodes.values()].map((n) => `${n.operator} at ${n.addrs[0]}`).join('; ')}): ${why} — they may be down or unreachable; retry later or raise --replicas`
+      `none of the ${nodes.size} selected nodes answered (${why}) — they may be down or unreachable; retry later or raise --replicas`
     )
   let router: Router
   try {
@@ -178,6 +178,12 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
       logger: o.logger
     })
   } catch (err) {
+    if (err instanceof NoPeerAnsweredError) {
+      const who = new Map([...nodes.values()].map((n) => [n.addrs[0], n.operator]))
+      throw unreachable(
+        err.problems.map((p) => `operator ${who.get(p.split(': ')[0]) ?? '?'} at ${p}`).join('; ')
+      )
+    }
     throw unreachable((err as Error).message)
   }
   if (router.routes.table.peers.size === 0) {

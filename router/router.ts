@@ -107,6 +107,17 @@ export class Router {
 }
 
 /** Asks every static peer what it serves (in parallel); unreachable ones are skipped with a warning. */
+/** No address given to the router answered for the model; the caller says what to do. */
+export class NoPeerAnsweredError extends Error {
+  override name = 'NoPeerAnsweredError'
+  constructor(
+    readonly modelId: string,
+    readonly problems: string[]
+  ) {
+    super(`no node answered for model ${modelId} (${problems.join('; ')})`)
+  }
+}
+
 export async function discoverStatic(
   client: WireClient,
   addrs: string[],
@@ -116,13 +127,16 @@ export async function discoverStatic(
   const want = modelId.toLowerCase()
   const results = await Promise.allSettled(addrs.map(async (a) => await client.info(a)))
   const peers: PeerRoute[] = []
+  const problems: string[] = []
   results.forEach((r, i) => {
     if (r.status === 'rejected') {
+      problems.push(`${addrs[i]}: ${(r.reason as Error).message.split('\n')[0]}`)
       log?.warn({ addr: addrs[i], err: (r.reason as Error).message }, 'peer unreachable; skipped')
       return
     }
     const m = r.value.info.models.find((m) => bytesToHex(m.modelId).toLowerCase() === want)
     if (m == null) {
+      problems.push(`${addrs[i]}: serves another model`)
       log?.warn({ addr: addrs[i] }, `peer does not serve model ${modelId}; skipped`)
       return
     }
@@ -131,9 +145,6 @@ export async function discoverStatic(
       experts.add(expertKey(m.experts[j], m.experts[j + 1]))
     peers.push({ peerId: r.value.peerId, addrs: [addrs[i]], shards: m.shards, experts })
   })
-  if (peers.length === 0)
-    throw new Error(
-      `none of the ${addrs.length} --peers serves model ${modelId} — check the addresses and that the nodes run this bundle`
-    )
+  if (peers.length === 0) throw new NoPeerAnsweredError(modelId, problems)
   return peers
 }

@@ -1,4 +1,4 @@
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { formatUnits } from 'ethers'
 import {
   addChainOptions,
@@ -21,6 +21,7 @@ import {
   type ChainContext
 } from '../chain.js'
 import { UserError } from '../errors.js'
+import { asUserError } from '../error-format.js'
 import { registerInfer } from './infer.js'
 import { registerWalletCommands } from './wallet.js'
 
@@ -39,10 +40,11 @@ export function register(program: Command): void {
       )
     )
   )
-    .option(
-      '--scrypt-n <n>',
-      'scrypt cost (power of two); lower only for throw-away keys',
-      undefined
+    .addOption(
+      new Option(
+        '--scrypt-n <n>',
+        'scrypt cost (power of two); lower only for throw-away keys'
+      ).env('POV_SCRYPT_N')
     )
     .action(async (opts: Opts & { scryptN?: string }) => {
       const { dir, address, peerId } = await newKeystore(opts)
@@ -148,6 +150,8 @@ export async function withChain(
   const ctx = await connectChain(opts)
   try {
     await fn(ctx)
+  } catch (err) {
+    throw asUserError(err)
   } finally {
     ctx.provider.destroy()
   }

@@ -7,6 +7,8 @@ import { Option, type Command } from 'commander'
 import { addCommonOptions, busyPollOption, parseBusyPollUs } from '../options.js'
 import { connectChain, formatPov, loadSigner, parsePov } from '../chain.js'
 import { UserError } from '../errors.js'
+import { isModelId, resolveModelId } from '../model-ref.js'
+import { asUserError } from '../error-format.js'
 import { createLogger } from '../logger.js'
 import { parseGenerateArgs } from '../generate/options.js'
 import { runGenerate } from '../generate/handler.js'
@@ -45,7 +47,10 @@ export function registerInfer(program: Command): void {
         'paid generation: nodes from the on-chain registry, a voucher on every expert call, a cost summary per node'
       )
   )
-    .requiredOption('--model <id>', 'approved model id (0x… 32 bytes)')
+    .requiredOption(
+      '--model <id|bundle>',
+      'approved model id (0x… 32 bytes), or a local bundle of it (then also the --bundle)'
+    )
     .option(
       '--bundle <dir>',
       "local bundle of that model (the dense part runs here); default: the approved model's file URI"
@@ -71,8 +76,10 @@ export function registerInfer(program: Command): void {
     .option('--ignore-eos', 'do not stop at the end-of-sequence token')
     .option('--logits', "with --json: include the last position's logits")
     .action(async (prompt: string | undefined, o: InferOpts, cmd: Command) => {
-      if (!/^0x[0-9a-fA-F]{64}$/.test(o.model))
-        throw new UserError(`invalid --model "${o.model}": expected 0x followed by 64 hex digits`)
+      if (!isModelId(o.model)) {
+        o.bundle ??= o.model
+        o.model = resolveModelId(o.model)
+      }
       const replicas = Number(o.replicas)
       if (!Number.isInteger(replicas) || replicas < 1)
         throw new UserError(`invalid --replicas "${o.replicas}"`)
@@ -184,6 +191,8 @@ export function registerInfer(program: Command): void {
         } finally {
           process.off('SIGINT', onSigint)
         }
+      } catch (err) {
+        throw asUserError(err)
       } finally {
         ctx.provider.destroy()
       }
@@ -194,6 +203,10 @@ async function bundleFromUri(
   ctx: Awaited<ReturnType<typeof connectChain>>,
   modelId: string
 ): Promise<string> {
+  if (!(await ctx.contracts.models.isApproved(modelId)))
+    throw new UserError(
+      `model ${modelId} is not approved on this chain — \`pov gov list\` and \`pov audit\` show the approved models`
+    )
   const info = (await ctx.contracts.models.modelInfo(modelId)) as unknown as { uri: string }
   const uri = info.uri
   const path = uri.startsWith('file://') ? fileURLToPath(uri) : uri

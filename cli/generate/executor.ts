@@ -5,6 +5,7 @@ import type { ExpertExecutor } from '../../model/generate.js'
 import { loadExpertRuntime } from '../../model/runtime/expert.js'
 import type { Device, MiniLogger } from '../../model/runtime/ort.js'
 import type { GenerateArgs } from './options.js'
+import { UserError } from '../errors.js'
 
 export interface OpenedExecutor {
   executor: ExpertExecutor
@@ -42,7 +43,7 @@ export async function openExecutor(
     case 'peers': {
       // Experts on remote nodes (router/): asks each peer what it serves, then one long-lived
       // stream per peer; failover to replicas, ExpertUnavailableError when none is left.
-      const { Router } = await import('../../router/index.js')
+      const { Router, NoPeerAnsweredError } = await import('../../router/index.js')
       const router = await Router.init({
         opts: {
           peers: spec.peers,
@@ -51,6 +52,12 @@ export async function openExecutor(
           wireDType: spec.wireDType,
           busyPollUs: spec.busyPollUs
         }
+      }).catch((err: unknown) => {
+        if (err instanceof NoPeerAnsweredError)
+          throw new UserError(
+            `${err.message} — check the --peers addresses and that those nodes run this bundle`
+          )
+        throw err
       })
       const missing = router.missing(bundle.config.numLayers, bundle.config.numExperts)
       if (missing.length > 0)

@@ -83,12 +83,40 @@ export async function runGenerate(
         returnLogits: args.logits,
         signal
       })
-      let r = await it.next()
-      while (r.done !== true) {
-        tokens.push(r.value.id)
-        if (r.value.logits != null) logits = r.value.logits
-        stream?.push(tokens)
+      let r
+      try {
         r = await it.next()
+        while (r.done !== true) {
+          tokens.push(r.value.id)
+          if (r.value.logits != null) logits = r.value.logits
+          stream?.push(tokens)
+          r = await it.next()
+        }
+      } catch (err) {
+        // what was generated (and paid for) stays on screen: the tokens, then the error on its
+        // own line, then the cost summary
+        stream?.push(tokens, true)
+        const why = err instanceof Error ? err.message : String(err)
+        const message = `generation stopped after ${tokens.length} token(s): ${why}`
+        if (args.json) {
+          const out: Record<string, unknown> = {
+            modelId: bundle.modelId,
+            promptIds,
+            tokens,
+            text: tokenizer.decode(tokens),
+            stopReason: 'error',
+            error: message
+          }
+          if (ex.report != null) out.payment = ex.report().json
+          io.stdout.write(
+            JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n'
+          )
+        } else {
+          if (tokens.length > 0) io.stdout.write('\n')
+          io.stderr.write(`pov: ${message}\n`)
+          if (ex.report != null) io.stdout.write(ex.report().text + '\n')
+        }
+        throw new UserError(message, 1, { reported: true })
       }
       stream?.push(tokens, true)
       const summary = r.value

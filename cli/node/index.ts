@@ -8,6 +8,28 @@ import { addChainOptions, addDataDirOption, addKeyOptions } from '../options.js'
 import { registerPaidNodeCommands } from './paid.js'
 import { registerLifecycleCommands } from './lifecycle.js'
 import { preparePaidNode, type PaidSetup } from './paid-start.js'
+import { keystoreDir } from '../options.js'
+import { ETH_KEY_FILE } from '../keystore.js'
+import { UserError } from '../errors.js'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+
+/** A listen failure on a port that is taken, as one line that says what to do; else undefined. */
+export function listenError(
+  err: unknown,
+  addrs: string[] | undefined,
+  flag = '--listen'
+): UserError | undefined {
+  const text = [(err as Error)?.message, String((err as { cause?: unknown })?.cause ?? '')].join(
+    ' '
+  )
+  const code = (err as NodeJS.ErrnoException)?.code
+  if (code !== 'EADDRINUSE' && !/EADDRINUSE|faultTolerance|address already in use/i.test(text))
+    return undefined
+  return new UserError(
+    `cannot listen on ${addrs?.join(', ') ?? 'the default address'}: the port is already in use — stop the process that holds it, or choose another port with ${flag}`
+  )
+}
 
 /** Registers the `pov node` commands. */
 export function register(program: Command): void {
@@ -19,7 +41,7 @@ export function register(program: Command): void {
           node
             .command('start')
             .description(
-              'load expert shards and serve /pov/expert/1.0.0 until SIGINT/SIGTERM; with --keystore: the registered shards, paid calls only'
+              'load expert shards and serve /pov/expert/1.0.0 until SIGINT/SIGTERM; with a keystore (--keystore, default <data-dir>/keystore): the registered shards, paid calls only; with --shards and no --keystore: unpaid development serving'
             )
         )
       )
@@ -49,9 +71,16 @@ async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void
   const metrics: NodeMetrics | null =
     args.metrics === true ? createNodeMetrics({ defaults: true }) : null
   let paid: PaidSetup | null = null
-  if (args.keystore != null) {
+  // Like the other operator commands, the keystore defaults to <data-dir>/keystore; only --shards
+  // without --keystore asks for the unpaid development mode.
+  const keystore = args.keystore ?? (args.shards == null ? keystoreDir(args) : undefined)
+  if (keystore != null) {
+    if (args.keystore == null && !existsSync(join(keystore, ETH_KEY_FILE)))
+      throw new UserError(
+        `no operator keystore at ${keystore} — create one with \`pov node init\` and register it (then the registered shards are served, paid), or give --shards 0,1 for unpaid development serving`
+      )
     paid = await preparePaidNode(
-      { ...args, shards: args.shards != null ? parseArgs(args).shards : undefined },
+      { ...args, keystore, shards: args.shards != null ? parseArgs(args).shards : undefined },
       logger,
       metrics
     )
@@ -65,13 +94,19 @@ async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void
         ...opts,
         privateKey: undefined,
         verifyPayment: undefined,
-        keystore: args.keystore,
+        keystore,
         paid: paid?.summary
       })
     },
     'starting node'
   )
-  const node = await OperatorNode.init({ opts, logger, metrics })
+  let node: OperatorNode
+  try {
+    node = await OperatorNode.init({ opts, logger, metrics })
+  } catch (err) {
+    await paid?.close()
+    throw listenError(err, opts.listen) ?? err
+  }
   const server =
     metrics == null
       ? null
@@ -83,7 +118,19 @@ async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void
           } else if (req.url === '/health' || req.url === '/ready') {
             res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')
           } else res.writeHead(404).end()
-        }).listen(Number(args.metricsPort), args.metricsAddress)
+        })
+  if (server != null)
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => {
+        void node.close().finally(() => {
+          reject(
+            listenError(err, [`${args.metricsAddress}:${args.metricsPort}`], '--metrics-port') ??
+              err
+          )
+        })
+      })
+      server.listen(Number(args.metricsPort), args.metricsAddress, resolve)
+    })
 
   const ready = {
     event: 'ready',

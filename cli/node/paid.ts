@@ -25,6 +25,7 @@ import {
 import { parseAnnounce, parseShards } from './options.js'
 import { print, withChain } from '../client/index.js'
 import { UserError } from '../errors.js'
+import { resolveModelId } from '../model-ref.js'
 import { signPeerBinding } from '../../chain/peer-binding.js'
 import { combinedInterface } from '../../chain/contracts.js'
 import { decodeChainError } from '../../chain/errors.js'
@@ -55,7 +56,12 @@ export function registerPaidNodeCommands(node: Command): void {
       )
     )
   )
-    .option('--scrypt-n <n>', 'scrypt cost (power of two); lower only for throw-away keys')
+    .addOption(
+      new Option(
+        '--scrypt-n <n>',
+        'scrypt cost (power of two); lower only for throw-away keys'
+      ).env('POV_SCRYPT_N')
+    )
     .action(async (opts: Opts & { scryptN?: string }) => {
       const { dir, address, peerId } = await newKeystore(opts)
       print(
@@ -68,7 +74,10 @@ export function registerPaidNodeCommands(node: Command): void {
   addCommonOptions(
     node.command('register').description('stake POV and register the shards this node serves')
   )
-    .requiredOption('--model <id>', 'approved model id (0x… 32 bytes)')
+    .requiredOption(
+      '--model <id|bundle>',
+      'approved model id (0x… 32 bytes), or its bundle directory'
+    )
     .requiredOption('--shards <list>', 'shard ids served, e.g. 0,1')
     .requiredOption('--stake <pov>', 'POV to stake (≥ the registry minimum)')
     .requiredOption(
@@ -98,13 +107,10 @@ export function registerPaidNodeCommands(node: Command): void {
           const stake = parsePov(opts.stake, '--stake')
           const price = parsePov(opts.price, '--price')
           const announce = parseAnnounce(opts.announce)
-          if (!/^0x[0-9a-fA-F]{64}$/.test(opts.model))
-            throw new UserError(
-              `invalid --model "${opts.model}": expected 0x followed by 64 hex digits`
-            )
+          opts.model = resolveModelId(opts.model)
           if (!(await ctx.contracts.models.isApproved(opts.model)))
             throw new UserError(
-              `model ${opts.model} is not approved by governance — see \`pov audit\` for the approved models`
+              `model ${opts.model} is not approved by governance — \`pov gov list\` and \`pov audit\` show the approved models`
             )
           const [min, have] = await Promise.all([
             ctx.contracts.registry.minStake(),
