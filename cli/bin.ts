@@ -9,6 +9,7 @@ import { register as registerClient } from './client/index.js'
 import { register as registerAudit } from './audit/index.js'
 import { register as registerGov } from './gov/index.js'
 import { register as registerDev } from './dev/index.js'
+import { register as registerEval } from './eval/index.js'
 import { reportError } from './errors.js'
 import { applyConfigFile } from './options.js'
 
@@ -29,6 +30,7 @@ registerClient(program)
 registerAudit(program)
 registerGov(program)
 registerDev(program)
+registerEval(program)
 
 try {
   await program.parseAsync(process.argv)

@@ -240,14 +240,16 @@ async function moeLayer(
   return out
 }
 
-/** One forward pass over `ids` at `positions`; returns the last row's logits. */
+/** One forward pass over `ids` at `positions`; returns the last row's logits (`allRows`: every
+ *  row's, [T, vocab]). */
 async function forward(
   o: GenerateOptions,
   cache: KvCache,
   ids: number[],
   positions: number[],
   phase: MoeEvent['phase'],
-  st: PassState
+  st: PassState,
+  allRows = false
 ): Promise<Float32Array> {
   const { dense } = o
   const H = dense.config.hiddenSize
@@ -260,7 +262,31 @@ async function forward(
     h = new Float32Array(T * H)
     for (let i = 0; i < h.length; i++) h[i] = a.hidden[i] + moe[i]
   }
+  if (allRows) return await dense.finalLogits(h, T)
   return await dense.finalLogits(h.slice((T - 1) * H), 1)
+}
+
+export type ScoreOptions = Pick<GenerateOptions, 'dense' | 'experts' | 'signal' | 'onMoe'>
+
+/** Logits of every position of `ids` (positions 0..T-1, a fresh KV cache): [T, vocab]. What
+ *  perplexity needs; the same forward pass as generation's prefill. */
+export async function forwardAll(
+  o: ScoreOptions,
+  ids: number[]
+): Promise<{ logits: Float32Array; degraded: boolean }> {
+  if (ids.length === 0) throw new RangeError('forwardAll: no tokens')
+  const st: PassState = { degraded: false, expertMs: 0, expertCalls: 0 }
+  const go: GenerateOptions = { ...o, promptIds: ids, maxTokens: 0 }
+  const logits = await forward(
+    go,
+    o.dense.newCache(),
+    ids,
+    ids.map((_, i) => i),
+    'prefill',
+    st,
+    true
+  )
+  return { logits, degraded: st.degraded }
 }
 
 /** Streams generated tokens; the generator's return value is the summary (see generateAll). */
