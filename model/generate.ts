@@ -3,33 +3,10 @@
 // ExpertExecutor (local ORT, or remote over libp2p), one call per (layer, expert) per forward pass,
 // all experts of a layer in parallel.
 import type { DenseRuntime, KvCache } from './dense/runtime.js'
+import { ExpertUnavailableError, type ExpertExecutor } from './experts.js'
 import { seededRandom, sampleToken, topMargin } from './sampling.js'
 
-export interface ExpertExecutor {
-  /** x: rows × hidden, row-major fp32. Returns rows × hidden. Throws ExpertUnavailableError when
-   *  no replica can serve (layer, expert); any other error aborts the generation. */
-  runExpert(
-    layer: number,
-    expert: number,
-    x: Float32Array,
-    rows: number,
-    opts?: { signal?: AbortSignal }
-  ): Promise<Float32Array>
-}
-
-/** Thrown by an executor when nobody can serve (layer, expert). Matched by `name` as well as by
- *  class, so an executor from another copy of this module is recognised too. */
-export class ExpertUnavailableError extends Error {
-  override name = 'ExpertUnavailableError'
-  constructor(
-    readonly layer: number,
-    readonly expert: number,
-    message?: string,
-    options?: { cause?: unknown }
-  ) {
-    super(message ?? `expert ${expert} of layer ${layer} is unavailable`, options)
-  }
-}
+export { ExpertUnavailableError, type ExpertExecutor }
 
 /** Thrown when a token has no available expert left in a layer. */
 export class NoExpertAvailableError extends Error {

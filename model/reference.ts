@@ -5,7 +5,7 @@
 // softmax over the gate logits, top-k, renormalise the k weights (MixtralSparseMoeBlock).
 import { readMixtralConfig, type MixtralConfig } from './config.js'
 import { CheckpointReader } from './safetensors.js'
-import type { ExpertExecutor } from './generate.js'
+import type { ExpertExecutor } from './experts.js'
 import { topMargin } from './sampling.js'
 
 interface LayerWeights {

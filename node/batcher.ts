@@ -1,6 +1,7 @@
 // Micro-batching: concurrent calls for the same (layer, expert) — from any stream or peer —
 // that arrive in the same window or while a run for that expert is in flight are concatenated
 // into ONE runtime run and split afterwards. A lone call runs on its own buffer (no copy).
+import { expertKey } from '../model/experts.js'
 
 export type RunFn = (
   layer: number,
@@ -53,7 +54,7 @@ export class MicroBatcher {
     x: Float32Array,
     rows: number
   ): Promise<Float32Array> {
-    const key = layer * 65536 + expert
+    const key = expertKey(layer, expert)
     let slot = this.slots.get(key)
     if (slot == null) {
       slot = { queue: [], running: false, scheduled: false }

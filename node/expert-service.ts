@@ -38,6 +38,7 @@ import { encodeFrame } from '../protocol/framing.js'
 import { signResponse } from '../protocol/signature.js'
 import { MicroBatcher } from './batcher.js'
 import { RefusalLog } from './refusals.js'
+import { expertKey } from '../model/experts.js'
 import { BusyPoll } from '../protocol/busy-poll.js'
 import type { HostedModel } from './runtime.js'
 import type { NodeMetrics } from './metrics.js'
@@ -113,7 +114,7 @@ export class ExpertService implements Startable {
     this.served = init.models.map((model) => ({
       model,
       id: hexToBytes(model.modelId),
-      hosted: new Set(model.experts.map(([l, e]) => l * 65536 + e)),
+      hosted: new Set(model.experts.map(([l, e]) => expertKey(l, e))),
       batcher: new MicroBatcher(
         async (l, e, x, rows) => await model.runtime.runExpert(l, e, x, rows),
         {
@@ -378,7 +379,7 @@ export class ExpertService implements Startable {
     if (
       req.layer >= m.numLayers ||
       req.expert >= m.numExperts ||
-      !served.hosted.has(req.layer * 65536 + req.expert) ||
+      !served.hosted.has(expertKey(req.layer, req.expert)) ||
       !m.runtime.has(req.layer, req.expert)
     ) {
       throw new ProtocolError(

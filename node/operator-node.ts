@@ -18,6 +18,7 @@ import { expertService, type ExpertService } from './expert-service.js'
 import { loadOrCreateKey } from './identity.js'
 import type { NodeMetrics } from './metrics.js'
 import type { HostedModel } from './runtime.js'
+import type { Device } from '../model/experts.js'
 
 export interface OperatorNodeOptions {
   /** Model bundle directory. */
@@ -28,7 +29,7 @@ export interface OperatorNodeOptions {
   /** Public addresses to announce (behind NAT). @default the listen addresses */
   announce?: string[]
   /** @default 'cpu' */
-  device?: 'cpu' | 'cuda' | 'webgpu'
+  device?: Device
   /** Identity key file; created when missing. @default an ephemeral key */
   keyFile?: string
   /** Identity key already loaded (an operator keystore); wins over keyFile. */

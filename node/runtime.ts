@@ -1,17 +1,9 @@
 // What the expert service needs from the compute plane. model/runtime's ExpertRuntime fits
 // `ExpertBackend`; unit tests plug in plain functions (no ORT).
 
-export interface ExpertBackend {
-  /** x: rows × hidden, row-major fp32. Returns rows × hidden. */
-  runExpert: (
-    layer: number,
-    expert: number,
-    x: Float32Array,
-    rows: number,
-    opts?: { signal?: AbortSignal }
-  ) => Promise<Float32Array>
-  has: (layer: number, expert: number) => boolean
-}
+import type { ExpertBackend } from '../model/experts.js'
+
+export type { ExpertBackend }
 
 export interface HostedModel {
   /** 0x + 64 hex: sha256 of the canonical manifest (the id governance approves). */

@@ -1,4 +1,4 @@
-// RemoteExpertExecutor: the ExpertExecutor the generation loop uses when experts live on other
+// RemoteExpertExecutor: the ExpertExecutor (model/experts.ts) the generation loop uses when experts live on other
 // machines. One call = one request on the peer's long-lived stream; a failed or timed-out call
 // is retried on another replica of the same shard (experts are stateless: the retry is exact),
 // and the failed peer is benched. No replica left -> ExpertUnavailableError. With a SpotChecker,
@@ -6,7 +6,7 @@
 // (router/spot-check.ts); convicted peers are never selected again.
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PublicKey } from '@libp2p/interface'
-import { ExpertUnavailableError, type ExpertExecutor } from '../model/generate.js'
+import { ExpertUnavailableError, type ExpertExecutor } from '../model/experts.js'
 import type { DType } from '../protocol/expert.js'
 import { Status, type Voucher } from '../protocol/expert.js'
 import { RemoteError } from '../protocol/errors.js'

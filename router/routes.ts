@@ -1,12 +1,17 @@
 // The route manager: who serves which (layer, expert), who is benched, and selection as pure
 // functions over that state (Petals' route manager, with exponential backoff instead of bans).
+import { expertKey } from '../model/experts.js'
+
+// expertKey lives in model/experts.ts (node and local runtimes use it too); re-exported here for
+// the router's callers.
+export { expertKey }
 
 export interface PeerRoute {
   peerId: string
   /** Dialable addresses including /p2p/<peerId>. */
   addrs: string[]
   shards: number[]
-  /** (layer, expert) pairs served, as keys `layer * 65536 + expert`. */
+  /** (layer, expert) pairs served, as `expertKey(layer, expert)`. */
   experts: Set<number>
 }
 
@@ -20,8 +25,6 @@ export interface Bench {
   until: number
   failures: number
 }
-
-export const expertKey = (layer: number, expert: number): number => layer * 65536 + expert
 
 export function buildTable(peers: PeerRoute[]): RouteTable {
   const table: RouteTable = { peers: new Map(), byExpert: new Map() }

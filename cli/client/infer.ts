@@ -13,7 +13,7 @@ import { createLogger } from '../logger.js'
 import { parseGenerateArgs } from '../generate/options.js'
 import { runGenerate } from '../generate/handler.js'
 import { openPaidRouter, PaymentSetupError } from '../../router/paid.js'
-import { DEVICES } from '../../model/runtime/ort.js'
+import { DEVICES } from '../../model/experts.js'
 
 interface InferOpts {
   model: string

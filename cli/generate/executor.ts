@@ -1,9 +1,9 @@
 // THE place where `pov generate` chooses how experts are reached. Everything else in the command
-// talks to an ExpertExecutor (model/generate.ts) and does not care which one it got.
+// talks to an ExpertExecutor (model/experts.ts) and does not care which one it got.
 import type { Bundle } from '../../model/bundle/load.js'
-import type { ExpertExecutor } from '../../model/generate.js'
+import type { Device, ExpertExecutor } from '../../model/experts.js'
 import { loadExpertRuntime } from '../../model/runtime/expert.js'
-import type { Device, MiniLogger } from '../../model/runtime/ort.js'
+import type { MiniLogger } from '../../model/runtime/ort.js'
 import type { GenerateArgs } from './options.js'
 import { UserError } from '../errors.js'
 

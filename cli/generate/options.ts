@@ -1,6 +1,6 @@
 // `pov generate` options: parsing and validation only; defaults of the library stay in the library.
 import { Option, type Command } from 'commander'
-import { DEVICES, type Device } from '../../model/runtime/ort.js'
+import { DEVICES, type Device } from '../../model/experts.js'
 import { UserError } from '../errors.js'
 import { busyPollOption, parseBusyPollUs } from '../options.js'
 

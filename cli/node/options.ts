@@ -4,6 +4,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { defaultOptions, type OperatorNodeOptions } from '../../node/index.js'
 import { parseBusyPollUs, parseIntList } from '../options.js'
 import { UserError } from '../errors.js'
+import { DEVICES } from '../../model/experts.js'
 
 export interface NodeStartArgs {
   model: string
@@ -57,8 +58,11 @@ export function addNodeStartOptions(cmd: Command): Command {
       ).argParser(list)
     )
     .addOption(
-      new Option('--device <device>', 'cpu|cuda|webgpu (falls back to cpu with a warning)')
-        .choices(['cpu', 'cuda', 'webgpu'])
+      new Option(
+        '--device <device>',
+        'where the experts run (a GPU falls back to cpu with a warning)'
+      )
+        .choices([...DEVICES])
         .env('POV_DEVICE')
     )
     .addOption(

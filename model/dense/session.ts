@@ -1,7 +1,8 @@
 // Session creation for the dense graphs: compute-core's createSession (device choice, CPU fallback
 // with a warning), with the dense graphs' options.
 import type ort from 'onnxruntime-node'
-import { createSession, type Device, type MiniLogger } from '../runtime/ort.js'
+import { createSession, type MiniLogger } from '../runtime/ort.js'
+import type { Device } from '../experts.js'
 
 export type { Device, MiniLogger }
 

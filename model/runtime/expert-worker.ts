@@ -3,6 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { loadBundle } from '../bundle/index.js'
 import { loadExpertRuntime, type ExpertRuntime } from './expert.js'
+import { expertKey } from '../experts.js'
 import type { FromWorker, ToWorker, WorkerInit } from './threaded.js'
 
 const port = parentPort
@@ -17,13 +18,13 @@ try {
   const bundle = await loadBundle(init.bundleDir, {
     verify: init.verify === false ? 'none' : 'lazy'
   })
-  const mine = new Set(init.pairs.map(([l, e]) => l * 65536 + e))
+  const mine = new Set(init.pairs.map(([l, e]) => expertKey(l, e)))
   runtime = await loadExpertRuntime(bundle, init.shardIds, {
     device: init.device,
     intraOpNumThreads: init.intraOpNumThreads,
     allowSpinning: init.allowSpinning,
     verify: init.verify,
-    only: (l, e) => mine.has(l * 65536 + e),
+    only: (l, e) => mine.has(expertKey(l, e)),
     logger: {
       warn: (obj, msg) => {
         post({ type: 'log', level: 'warn', obj, msg })

@@ -1,8 +1,9 @@
 // ExpertRuntime: the local ORT executor for the experts of some shards of a bundle. Implements
-// model/generate.ts's ExpertExecutor (runExpert) and is what a node's expert service calls.
+// model/experts.ts's ExpertBackend (runExpert, has) and is what a node's expert service calls.
 import type { Bundle } from '../bundle/load.js'
 import { expertArtifactPath } from '../bundle/manifest.js'
-import { createSession, ort, type Device, type MiniLogger } from './ort.js'
+import type { Device, ExpertBackend } from '../experts.js'
+import { createSession, ort, type MiniLogger } from './ort.js'
 
 export class ExpertNotHostedError extends Error {
   override name = 'ExpertNotHostedError'
@@ -24,16 +25,7 @@ export interface ExpertRuntimeOptions {
   only?: (layer: number, expert: number) => boolean
 }
 
-export interface ExpertRuntime {
-  /** x: rows × hidden, row-major fp32. Returns rows × hidden. */
-  runExpert: (
-    layer: number,
-    expert: number,
-    x: Float32Array,
-    rows: number,
-    opts?: { signal?: AbortSignal }
-  ) => Promise<Float32Array>
-  has: (layer: number, expert: number) => boolean
+export interface ExpertRuntime extends ExpertBackend {
   experts: () => Array<[number, number]>
   readonly device: Device
   readonly hidden: number

@@ -5,8 +5,9 @@
 import ort from 'onnxruntime-node'
 
 export { ort }
-export type Device = 'cpu' | 'cuda' | 'webgpu'
-export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu']
+import { DEVICES, type Device } from '../experts.js'
+
+export { DEVICES, type Device }
 
 /** The subset of a pino logger we use (so tests can pass a stub). */
 export interface MiniLogger {

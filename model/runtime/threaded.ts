@@ -14,7 +14,7 @@ import {
   type ExpertRuntime,
   type ExpertRuntimeOptions
 } from './expert.js'
-import type { Device } from './ort.js'
+import { expertKey, expertOfKey, type Device } from '../experts.js'
 
 export interface ThreadedRuntimeOptions extends Omit<ExpertRuntimeOptions, 'only'> {
   /** Worker threads; hosted experts of one layer are spread across them. @default 1 */
@@ -109,7 +109,6 @@ export async function loadThreadedExpertRuntime(
   for (const [l, list] of hosted) for (const e of list) share[assignWorker(list, e, n)].push([l, e])
   const handles: WorkerHandle[] = []
   const owner = new Map<number, WorkerHandle>()
-  const pairKey = (l: number, e: number): number => l * 65536 + e
   let device: Device = opts.device ?? 'cpu'
   let closed = false
 
@@ -134,7 +133,7 @@ export async function loadThreadedExpertRuntime(
           case 'ready':
             ready = true
             device = m.device
-            for (const [l, e] of m.experts) owner.set(pairKey(l, e), h)
+            for (const [l, e] of m.experts) owner.set(expertKey(l, e), h)
             resolve(h)
             break
           case 'result': {
@@ -185,9 +184,7 @@ export async function loadThreadedExpertRuntime(
     await Promise.all(handles.map(async (h) => await h.worker.terminate()))
     throw err
   }
-  const pairs = [...owner.keys()]
-    .sort((a, b) => a - b)
-    .map((k) => [Math.floor(k / 65536), k % 65536] as [number, number])
+  const pairs = [...owner.keys()].sort((a, b) => a - b).map(expertOfKey)
 
   return {
     get device() {
@@ -195,11 +192,11 @@ export async function loadThreadedExpertRuntime(
     },
     hidden: D,
     modelId: bundle.modelId,
-    has: (l, e) => owner.has(pairKey(l, e)),
+    has: (l, e) => owner.has(expertKey(l, e)),
     experts: () => pairs.map(([l, e]) => [l, e]),
     async runExpert(layer, expert, x, rows, o) {
       if (closed) throw new Error('expert runtime is closed')
-      const h = owner.get(pairKey(layer, expert))
+      const h = owner.get(expertKey(layer, expert))
       if (h == null)
         throw new ExpertNotHostedError(
           `expert ${expert} of layer ${layer} is not hosted here (hosted: shards ${shardIds.join(', ')})`
