@@ -22,6 +22,7 @@ import {
 } from './keystore.js'
 import { keystoreDir, type ChainCliOptions, type KeyCliOptions } from './options.js'
 import { UserError } from './errors.js'
+import { asUserError } from './error-format.js'
 
 export interface ChainContext {
   provider: JsonRpcProvider
@@ -54,6 +55,21 @@ export async function connectChain(opts: ChainCliOptions): Promise<ChainContext>
     chainId,
     deployment,
     contracts: connectContracts(deployment.contracts, provider)
+  }
+}
+
+/** Connects, runs `fn`, and closes the provider whatever `fn` does. */
+export async function withChain(
+  opts: ChainCliOptions,
+  fn: (ctx: ChainContext) => Promise<void>
+): Promise<void> {
+  const ctx = await connectChain(opts)
+  try {
+    await fn(ctx)
+  } catch (err) {
+    throw asUserError(err)
+  } finally {
+    ctx.provider.destroy()
   }
 }
 
@@ -172,11 +188,6 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   } finally {
     clearTimeout(t)
   }
-}
-
-/** JSON with bigints as decimal strings. */
-export function toJson(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2)
 }
 
 /** A typed contract client bound to `signer` (ethers' connect() loses the ABI type). */

@@ -1,9 +1,9 @@
 import { writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { formatUnits } from 'ethers'
-import { addChainOptions, addJsonOption } from '../options.js'
-import { formatChainTime, toJson } from '../chain.js'
-import { withChain } from '../client/index.js'
+import { addChainOptions, addJsonOption, type ChainCliOptions } from '../options.js'
+import { formatChainTime, withChain } from '../chain.js'
+import { toJson } from '../output.js'
 import { UserError } from '../errors.js'
 import {
   buildAuditReport,
@@ -30,15 +30,15 @@ export function register(program: Command): void {
     .option('--votes-csv <file>', 'write votes as voter,weight,support,reason,block,tx')
     .option('--settlements-csv <file>', 'write settlements as payer,payee,amount,fee,block,tx')
     .action(
-      async (opts: {
-        rpc: string
-        deployment?: string
-        json?: boolean
-        fromBlock?: string
-        dial?: boolean
-        votesCsv?: string
-        settlementsCsv?: string
-      }) => {
+      async (
+        opts: ChainCliOptions & {
+          json?: boolean
+          fromBlock?: string
+          dial?: boolean
+          votesCsv?: string
+          settlementsCsv?: string
+        }
+      ) => {
         const fromBlock = opts.fromBlock == null ? undefined : Number(opts.fromBlock)
         if (fromBlock != null && (!Number.isInteger(fromBlock) || fromBlock < 0))
           throw new UserError(`invalid --from-block "${opts.fromBlock}"`)

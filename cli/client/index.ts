@@ -1,14 +1,13 @@
 import { Option, type Command } from 'commander'
 import { formatUnits } from 'ethers'
 import {
-  addChainOptions,
   addCommonOptions,
   addDataDirOption,
   addJsonOption,
-  addKeyOptions
+  addKeyOptions,
+  type CommonCliOptions
 } from '../options.js'
 import {
-  connectChain,
   formatChainTime,
   formatPov,
   loadSigner,
@@ -16,16 +15,16 @@ import {
   parsePov,
   sendTx,
   signPermit,
-  toJson,
-  withSigner,
-  type ChainContext
+  withChain,
+  withSigner
 } from '../chain.js'
+import { print } from '../output.js'
 import { UserError } from '../errors.js'
 import { asUserError } from '../error-format.js'
 import { registerInfer } from './infer.js'
 import { registerWalletCommands } from './wallet.js'
 
-type Opts = Parameters<typeof loadSigner>[0] & { rpc: string; deployment?: string; json?: boolean }
+type Opts = CommonCliOptions
 
 /** Registers the client's commands: `pov key new`, `pov deposit|unlock|withdraw|balance`, `pov infer`. */
 export function register(program: Command): void {
@@ -142,23 +141,3 @@ export function register(program: Command): void {
   registerWalletCommands(program)
   registerInfer(program)
 }
-
-export async function withChain(
-  opts: { rpc: string; deployment?: string },
-  fn: (ctx: ChainContext) => Promise<void>
-): Promise<void> {
-  const ctx = await connectChain(opts)
-  try {
-    await fn(ctx)
-  } catch (err) {
-    throw asUserError(err)
-  } finally {
-    ctx.provider.destroy()
-  }
-}
-
-export function print(opts: { json?: boolean }, json: unknown, text: string): void {
-  process.stdout.write((opts.json === true ? toJson(json) : text) + '\n')
-}
-
-export { addChainOptions }

@@ -3,49 +3,39 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Option, type Command } from 'commander'
-import { addCommonOptions, busyPollOption, parseBusyPollUs } from '../options.js'
+import type { Command } from 'commander'
+import { addCommonOptions, type CommonCliOptions } from '../options.js'
 import { connectChain, formatPov, loadSigner, parsePov } from '../chain.js'
 import { UserError } from '../errors.js'
 import { isModelId, resolveModelId } from '../model-ref.js'
 import { asUserError } from '../error-format.js'
 import { createLogger } from '../logger.js'
-import { parseGenerateArgs } from '../generate/options.js'
+import {
+  addSamplingOptions,
+  parseGenerateArgs,
+  parseWireArgs,
+  type SamplingCliOptions
+} from '../generate/options.js'
 import { runGenerate } from '../generate/handler.js'
 import { openPaidRouter, PaymentSetupError } from '../../router/paid.js'
-import { DEVICES } from '../../model/experts.js'
 
-interface InferOpts {
+interface InferOpts extends CommonCliOptions, SamplingCliOptions {
   model: string
   bundle?: string
-  promptIds?: string
-  maxTokens: string
   maxPrice?: string
   replicas: string
-  wireDtype: string
-  busyPollUs?: string
-  device: string
-  temperature?: string
-  topP?: string
-  seed?: string
-  ignoreEos?: boolean
-  rpc: string
-  deployment?: string
-  keystore?: string
-  passwordFile?: string
-  dataDir: string
-  json?: boolean
-  logits?: boolean
 }
 
 export function registerInfer(program: Command): void {
   addCommonOptions(
-    program
-      .command('infer')
-      .argument('[prompt]', 'prompt text')
-      .description(
-        'paid generation: nodes from the on-chain registry, a voucher on every expert call, a cost summary per node'
-      )
+    addSamplingOptions(
+      program
+        .command('infer')
+        .argument('[prompt]', 'prompt text')
+        .description(
+          'paid generation: nodes from the on-chain registry, a voucher on every expert call, a cost summary per node'
+        )
+    )
   )
     .requiredOption(
       '--model <id|bundle>',
@@ -55,26 +45,8 @@ export function registerInfer(program: Command): void {
       '--bundle <dir>',
       "local bundle of that model (the dense part runs here); default: the approved model's file URI"
     )
-    .option('--prompt-ids <ids>', 'prompt as token ids instead of text')
-    .option('--max-tokens <n>', 'tokens to generate at most', '32')
     .option('--max-price <pov>', 'highest price per unit of work accepted')
     .option('--replicas <n>', 'nodes selected per shard (failover needs ≥ 2)', '2')
-    .addOption(
-      new Option('--wire-dtype <dtype>', 'tensor encoding on the wire')
-        .choices(['fp32', 'fp16'])
-        .default('fp32')
-    )
-    .addOption(busyPollOption())
-    .addOption(
-      new Option('--device <device>', 'where the dense part runs')
-        .choices([...DEVICES])
-        .default('cpu')
-    )
-    .option('--temperature <t>', 'sampling temperature; 0 = greedy (default)')
-    .option('--top-p <p>', 'nucleus sampling mass')
-    .option('--seed <s>', 'sampling seed')
-    .option('--ignore-eos', 'do not stop at the end-of-sequence token')
-    .option('--logits', "with --json: include the last position's logits")
     .action(async (prompt: string | undefined, o: InferOpts, cmd: Command) => {
       if (!isModelId(o.model)) {
         o.bundle ??= o.model
@@ -84,7 +56,7 @@ export function registerInfer(program: Command): void {
       if (!Number.isInteger(replicas) || replicas < 1)
         throw new UserError(`invalid --replicas "${o.replicas}"`)
       const maxPrice = o.maxPrice != null ? parsePov(o.maxPrice, '--max-price') : undefined
-      const busyPollUs = o.busyPollUs != null ? parseBusyPollUs(o.busyPollUs) : undefined
+      const wire = parseWireArgs(o)
       const ctx = await connectChain(o)
       const logger = createLogger({
         level: cmd.optsWithGlobals().logLevel,
@@ -93,20 +65,7 @@ export function registerInfer(program: Command): void {
       try {
         const signer = await loadSigner(o, ctx)
         const bundleDir = o.bundle ?? (await bundleFromUri(ctx, o.model))
-        const args = parseGenerateArgs({
-          model: bundleDir,
-          local: true,
-          prompt,
-          promptIds: o.promptIds,
-          maxTokens: o.maxTokens,
-          temperature: o.temperature,
-          topP: o.topP,
-          seed: o.seed,
-          device: o.device,
-          ignoreEos: o.ignoreEos,
-          json: o.json,
-          logits: o.logits
-        })
+        const args = parseGenerateArgs({ ...o, model: bundleDir, local: true, prompt })
         const ac = new AbortController()
         const onSigint = (): void => {
           ac.abort(new Error('interrupted'))
@@ -138,8 +97,7 @@ export function registerInfer(program: Command): void {
                   shardCount: bundle.manifest.shards.length,
                   replicas,
                   maxPrice,
-                  wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32',
-                  busyPollUs,
+                  ...wire,
                   ledgerPath: join(
                     o.dataDir,
                     'payer',

@@ -1,4 +1,6 @@
-// `pov generate` options: parsing and validation only; defaults of the library stay in the library.
+// The generation flags: `pov generate` and `pov infer` share the sampling, device and wire flags
+// (addSamplingOptions, parseGenerateArgs, parseWireArgs). Parsing and validation only; defaults of
+// the library stay in the library.
 import { Option, type Command } from 'commander'
 import { DEVICES, type Device } from '../../model/experts.js'
 import { UserError } from '../errors.js'
@@ -39,31 +41,30 @@ export interface GenerateArgs {
   logits: boolean
 }
 
-export function addGenerateOptions(cmd: Command): Command {
+/** The flags `pov generate` and `pov infer` share (the prompt text and --json are their own). */
+export type SamplingCliOptions = Pick<
+  GenerateCliOptions,
+  | 'wireDtype'
+  | 'busyPollUs'
+  | 'promptIds'
+  | 'maxTokens'
+  | 'temperature'
+  | 'topP'
+  | 'seed'
+  | 'device'
+  | 'ignoreEos'
+  | 'logits'
+>
+
+/** Sampling, device and wire flags, shared by `pov generate` and `pov infer`. */
+export function addSamplingOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('--model <bundle>', 'model bundle directory (from `pov model convert`)')
-    .option('--local', 'run every expert in this process (loads all shards of the bundle)')
-    .option(
-      '--peers <multiaddrs...>',
-      'experts on these nodes (multiaddrs with /p2p/<PeerId>, repeat or comma-separate); the dense part runs here',
-      (v: string, prev: string[] = []) => [
-        ...prev,
-        ...v
-          .split(',')
-          .map((s) => s.trim())
-          .filter((s) => s !== '')
-      ]
-    )
     .addOption(
-      new Option('--wire-dtype <dtype>', 'with --peers: tensor encoding on the wire')
+      new Option('--wire-dtype <dtype>', 'tensor encoding on the wire to remote experts')
         .choices(['fp32', 'fp16'])
         .default('fp32')
     )
     .addOption(busyPollOption())
-    .option(
-      '--prompt <text>',
-      "prompt text (tokenized with the bundle's tokenizer.json, BOS added)"
-    )
     .option('--prompt-ids <ids>', 'prompt as comma-separated token ids, e.g. 1,2,3')
     .option('--max-tokens <n>', 'tokens to generate at most', '32')
     .option('--temperature <t>', 'sampling temperature; 0 = greedy (default)')
@@ -76,8 +77,41 @@ export function addGenerateOptions(cmd: Command): Command {
         .default('cpu')
         .env('POV_DEVICE')
     )
-    .option('--json', 'print one JSON object at the end instead of streaming text')
     .option('--logits', "with --json: include the last position's logits")
+}
+
+export function addGenerateOptions(cmd: Command): Command {
+  return addSamplingOptions(
+    cmd
+      .requiredOption('--model <bundle>', 'model bundle directory (from `pov model convert`)')
+      .option('--local', 'run every expert in this process (loads all shards of the bundle)')
+      .option(
+        '--peers <multiaddrs...>',
+        'experts on these nodes (multiaddrs with /p2p/<PeerId>, repeat or comma-separate); the dense part runs here',
+        (v: string, prev: string[] = []) => [
+          ...prev,
+          ...v
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s !== '')
+        ]
+      )
+      .option(
+        '--prompt <text>',
+        "prompt text (tokenized with the bundle's tokenizer.json, BOS added)"
+      )
+  ).option('--json', 'print one JSON object at the end instead of streaming text')
+}
+
+/** --wire-dtype and --busy-poll-us: how the router talks to remote experts. */
+export function parseWireArgs(o: Pick<GenerateCliOptions, 'wireDtype' | 'busyPollUs'>): {
+  wireDType: 'fp32' | 'fp16'
+  busyPollUs?: number
+} {
+  return {
+    wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32',
+    ...(o.busyPollUs != null ? { busyPollUs: parseBusyPollUs(o.busyPollUs) } : {})
+  }
 }
 
 function num(
@@ -118,14 +152,7 @@ export function parseGenerateArgs(o: GenerateCliOptions): GenerateArgs {
   }
   const args: GenerateArgs = {
     model: o.model,
-    executor: remote
-      ? {
-          kind: 'peers',
-          peers: o.peers!,
-          wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32',
-          ...(o.busyPollUs != null ? { busyPollUs: parseBusyPollUs(o.busyPollUs) } : {})
-        }
-      : { kind: 'local' },
+    executor: remote ? { kind: 'peers', peers: o.peers!, ...parseWireArgs(o) } : { kind: 'local' },
     prompt,
     maxTokens: num(
       o.maxTokens,

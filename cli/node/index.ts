@@ -2,9 +2,14 @@ import { createServer } from 'node:http'
 import type { Command } from 'commander'
 import { OperatorNode, createNodeMetrics, type NodeMetrics } from '../../node/index.js'
 import { createLogger } from '../logger.js'
-import { redacted } from '../options.js'
 import { addNodeStartOptions, parseArgs, type NodeStartArgs } from './options.js'
-import { addChainOptions, addDataDirOption, addKeyOptions } from '../options.js'
+import {
+  addChainOptions,
+  addDataDirOption,
+  addKeyOptions,
+  redacted,
+  type CommonCliOptions
+} from '../options.js'
 import { registerPaidNodeCommands } from './paid.js'
 import { registerLifecycleCommands } from './lifecycle.js'
 import { preparePaidNode, type PaidSetup } from './paid-start.js'
@@ -53,13 +58,7 @@ export function register(program: Command): void {
   registerLifecycleCommands(node)
 }
 
-type PaidArgs = {
-  keystore?: string
-  passwordFile?: string
-  rpc: string
-  deployment?: string
-  dataDir: string
-}
+type PaidArgs = Omit<CommonCliOptions, 'json'>
 
 async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void> {
   const g = cmd.optsWithGlobals()

@@ -3,7 +3,7 @@
 // period is over. Thin handlers over ExpertRegistry; reverts come back decoded (sendTx).
 import type { Command } from 'commander'
 import { ZeroAddress as ZERO_ADDRESS } from 'ethers'
-import { addCommonOptions } from '../options.js'
+import { addCommonOptions, type CommonCliOptions } from '../options.js'
 import {
   formatChainTime as when,
   formatPov,
@@ -11,20 +11,14 @@ import {
   parsePov,
   sendTx,
   withSigner,
+  withChain,
   type ChainContext
 } from '../chain.js'
 import { parseAnnounce, parseShards } from './options.js'
-import { print, withChain } from '../client/index.js'
+import { print } from '../output.js'
 import { UserError } from '../errors.js'
 
-type Opts = {
-  rpc: string
-  deployment?: string
-  keystore?: string
-  passwordFile?: string
-  dataDir: string
-  json?: boolean
-}
+type Opts = CommonCliOptions
 
 /** The operator's registration, or a clear error when there is none. */
 async function registration(

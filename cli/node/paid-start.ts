@@ -7,6 +7,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { connectChain, formatPov, openKeystore } from '../chain.js'
 import { UserError } from '../errors.js'
+import type { CommonCliOptions } from '../options.js'
 import { voucherDir } from './paid.js'
 import { loadBundle } from '../../model/bundle/load.js'
 import { publicKeyFromPeerIdBytes } from '../../chain/peer-binding.js'
@@ -17,12 +18,7 @@ import { VoucherStore } from '../../node/payments/voucher-store.js'
 import { PaymentVerifier, escrowView } from '../../node/payments/verifier.js'
 import type { NodeMetrics } from '../../node/metrics.js'
 
-export interface PaidStartArgs {
-  keystore?: string
-  passwordFile?: string
-  rpc: string
-  deployment?: string
-  dataDir: string
+export interface PaidStartArgs extends Omit<CommonCliOptions, 'json'> {
   model: string
   shards?: number[]
 }

@@ -8,7 +8,8 @@ import {
   addDataDirOption,
   addJsonOption,
   addKeyOptions,
-  DEFAULT_DATA_DIR
+  DEFAULT_DATA_DIR,
+  type CommonCliOptions
 } from '../options.js'
 import {
   formatChainTime,
@@ -20,10 +21,11 @@ import {
   sendTx,
   signPermit,
   withSigner,
+  withChain,
   type ChainContext
 } from '../chain.js'
 import { parseAnnounce, parseShards } from './options.js'
-import { print, withChain } from '../client/index.js'
+import { print } from '../output.js'
 import { UserError } from '../errors.js'
 import { resolveModelId } from '../model-ref.js'
 import { signPeerBinding } from '../../chain/peer-binding.js'
@@ -32,14 +34,7 @@ import { decodeChainError } from '../../chain/errors.js'
 import { VoucherStore } from '../../node/payments/voucher-store.js'
 import { claimAll, outstanding } from '../../node/payments/claim.js'
 
-type Opts = {
-  rpc: string
-  deployment?: string
-  keystore?: string
-  passwordFile?: string
-  dataDir: string
-  json?: boolean
-}
+type Opts = CommonCliOptions
 
 /** Where a node keeps its voucher journal. */
 export function voucherDir(dataDir: string = DEFAULT_DATA_DIR): string {
