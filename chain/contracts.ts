@@ -3,7 +3,7 @@
  * ABIs come from the committed `chain/abi/*.json`, types from the generated `chain/abi/types.ts`.
  */
 import { Contract, Interface } from 'ethers'
-import type { ContractRunner, InterfaceAbi, Provider } from 'ethers'
+import type { BaseContract, ContractRunner, InterfaceAbi, Provider } from 'ethers'
 import PovTokenAbi from './abi/PovToken.json' with { type: 'json' }
 import ModelApprovalsAbi from './abi/ModelApprovals.json' with { type: 'json' }
 import ExpertRegistryAbi from './abi/ExpertRegistry.json' with { type: 'json' }
@@ -45,8 +45,12 @@ export interface PovContracts {
 }
 
 /** A typed client of contract `name` at `address` (the ABI gives the calls, the type their shapes). */
-function at<T>(name: keyof typeof ABIS, address: string, runner?: ContractRunner | null): T {
-  return new Contract(address, ABIS[name], runner) as unknown as T
+function at<T extends BaseContract>(
+  name: keyof typeof ABIS,
+  address: string,
+  runner?: ContractRunner | null
+): T {
+  return new Contract(address, ABIS[name], runner) as BaseContract as T
 }
 
 /** Clients for every contract at `addresses`, connected to `runner` (a Provider or a Signer). */

@@ -71,20 +71,7 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
   const byOperator = new Map<string, PaidNode>()
   const rejected = new Set<string>()
   for (let shard = 0; shard < o.shardCount; shard++) {
-    const picked = (await registry.selectNodes(
-      o.modelId,
-      shard,
-      seed,
-      maxPrice,
-      k
-    )) as unknown as Array<{
-      operator: string
-      price: bigint
-      stake: bigint
-      peerId: string
-      multiaddrs: string[]
-      peerSignature: string
-    }>
+    const picked = await registry.selectNodes(o.modelId, shard, seed, maxPrice, k)
     let usable = 0
     for (const n of picked) {
       const operator = getAddress(n.operator)
@@ -135,10 +122,7 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
 
 export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> {
   const payerAddress = getAddress(await o.signer.getAddress())
-  const [balance, unlockAt] = (await o.contracts.escrow.depositOf(payerAddress)) as unknown as [
-    bigint,
-    bigint
-  ]
+  const [balance, unlockAt] = await o.contracts.escrow.depositOf(payerAddress)
   if (balance === 0n)
     throw new PaymentSetupError(
       `no deposit in escrow for ${payerAddress} — run \`pov deposit AMOUNT\` first`

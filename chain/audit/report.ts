@@ -2,7 +2,13 @@
 // approvals, the registry's history, settlements, and the check that every registered node serves
 // an approved model. Everything is read from events and views; ordering is (block, tx hash, log
 // index) so every auditor reproduces the same report.
-import { getAddress, type Log, type LogDescription, type Provider } from 'ethers'
+import {
+  getAddress,
+  type Log,
+  type LogDescription,
+  type Provider,
+  type TransactionDescription
+} from 'ethers'
 import { combinedInterface, connectContracts } from '../contracts.js'
 import type { Deployment } from '../deployment.js'
 
@@ -158,7 +164,7 @@ function plain(v: unknown): unknown {
 }
 
 function args(
-  d: LogDescription | { fragment: { inputs: ReadonlyArray<{ name: string }> }; args: unknown[] }
+  d: Pick<LogDescription | TransactionDescription, 'fragment' | 'args'>
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   d.fragment.inputs.forEach((p, i) => {
@@ -232,11 +238,7 @@ export async function buildAuditReport(
   }
   for (const p of proposals.values()) {
     p.state = PROPOSAL_STATES[Number(await c.governor.state(p.id))] ?? 'Unknown'
-    const [against, forVotes, abstain] = (await c.governor.proposalVotes(p.id)) as unknown as [
-      bigint,
-      bigint,
-      bigint
-    ]
+    const [against, forVotes, abstain] = await c.governor.proposalVotes(p.id)
     p.votes = { for: forVotes.toString(), against: against.toString(), abstain: abstain.toString() }
     try {
       p.quorum = String(await c.governor.quorum(p.snapshot))
@@ -311,13 +313,7 @@ export async function buildAuditReport(
   // Checks: every registered node serves an approved model (and, when dialled, the approved manifest).
   const checks: NodeCheck[] = []
   for (const op of operators) {
-    const n = (await c.registry.nodeOf(op)) as unknown as {
-      modelId: string
-      peerId: string
-      multiaddrs: string[]
-      stake: bigint
-      unbondingEnds: bigint
-    }
+    const n = await c.registry.nodeOf(op)
     const active = await c.registry.isActive(op)
     const approved = await c.models.isApproved(n.modelId)
     const check: NodeCheck = {
@@ -384,7 +380,7 @@ function decodeCall(
         targetName,
         value: String(value),
         function: tx.signature,
-        args: args(tx as unknown as LogDescription)
+        args: args(tx)
       }
   } catch {}
   return {

@@ -165,7 +165,7 @@ async function bundleFromUri(
     throw new UserError(
       `model ${modelId} is not approved on this chain — \`pov gov list\` and \`pov audit\` show the approved models`
     )
-  const info = (await ctx.contracts.models.modelInfo(modelId)) as unknown as { uri: string }
+  const info = await ctx.contracts.models.modelInfo(modelId)
   const uri = info.uri
   const path = uri.startsWith('file://') ? fileURLToPath(uri) : uri
   if (path === '' || !existsSync(path))

@@ -40,13 +40,7 @@ export async function preparePaidNode(
   const ctx = await connectChain(a)
   try {
     const operator = ks.wallet.address
-    const reg = (await ctx.contracts.registry.nodeOf(operator)) as unknown as {
-      modelId: string
-      shards: bigint[]
-      price: bigint
-      stake: bigint
-      peerId: string
-    }
+    const reg = await ctx.contracts.registry.nodeOf(operator)
     if (reg.stake === 0n)
       throw new UserError(
         `operator ${operator} is not registered — run \`pov node register\` first`

@@ -183,15 +183,7 @@ export function registerPaidNodeCommands(node: Command): void {
     await withChain(opts, async (ctx) => {
       const ks = await openKeystore(opts)
       const operator = ks.wallet.address
-      const n = (await ctx.contracts.registry.nodeOf(operator)) as unknown as {
-        operator: string
-        modelId: string
-        shards: bigint[]
-        price: bigint
-        stake: bigint
-        multiaddrs: string[]
-        unbondingEnds: bigint
-      }
+      const n = await ctx.contracts.registry.nodeOf(operator)
       const registered = n.operator !== ZeroAddress // nodeOf is all zero for an unknown operator; a stake slashed to 0 is still registered
       const active = await ctx.contracts.registry.isActive(operator)
       const lines = await outstanding(
@@ -328,7 +320,8 @@ async function earnings(
   let net = 0n
   let fee = 0n
   for (const l of logs) {
-    const a = (l as unknown as { args: { amount: bigint; fee: bigint } }).args
+    if (!('args' in l)) continue // a log this ABI cannot decode (none expected from this filter)
+    const a = l.args.toObject() as { amount: bigint; fee: bigint }
     net += a.amount - a.fee
     fee += a.fee
   }

@@ -156,8 +156,9 @@ export function escrowView(escrow: {
 }): EscrowView {
   return {
     async depositOf(payer) {
-      const r = (await escrow.depositOf(payer)) as unknown as [bigint, bigint]
-      return { balance: BigInt(r[0]), unlockAt: BigInt(r[1]) }
+      const r = await escrow.depositOf(payer)
+      const [balance, unlockAt] = 'balance' in r ? [r.balance, r.unlockAt] : r
+      return { balance: BigInt(balance), unlockAt: BigInt(unlockAt) }
     },
     async paid(payer, payee) {
       return BigInt(await escrow.paid(payer, payee))
