@@ -3,13 +3,7 @@
 import { Option, type Command } from 'commander'
 import cliProgress, { type SingleBar } from 'cli-progress'
 import { writeTinyCheckpoint, tinyDefaults, type TinyOptions } from '../../model/tiny.js'
-import {
-  convertCheckpoint,
-  loadBundle,
-  type ArtifactBuilder,
-  type ProgressEvent
-} from '../../model/bundle/index.js'
-import { buildDenseArtifacts } from '../../model/dense/index.js'
+import { convertCheckpoint, loadBundle, type ProgressEvent } from '../../model/bundle/index.js'
 import { readMixtralConfig } from '../../model/config.js'
 import { UserError } from '../errors.js'
 
@@ -158,7 +152,6 @@ export function register(program: Command): void {
         }
       ) => {
         const bar = progressBar(o.json !== true && process.stderr.isTTY === true)
-        const extraBuilders: ArtifactBuilder[] = o.expertsOnly === true ? [] : [buildDenseArtifacts]
         const t0 = performance.now()
         let manifest
         try {
@@ -167,7 +160,7 @@ export function register(program: Command): void {
             force: o.force,
             link: o.copy === true ? 'copy' : 'hardlink',
             onProgress: bar.onProgress,
-            extraBuilders
+            dense: o.expertsOnly !== true
           })
         } catch (err) {
           const e = err as Error

@@ -5,7 +5,7 @@
 //   config.json, tokenizer.json, (tokenizer_config.json, generation_config.json when present)
 //   expert-lLLL-eEEE.onnx              one graph per (layer, expert)
 //   weights/<checkpoint files>         quant 'none' only: the safetensors files, hard-linked
-//   dense/…                            written by the dense ArtifactBuilder (model/dense)
+//   dense/…                            the router's dense graphs (model/dense; unless dense: false)
 //
 // One artifact per (layer, expert) rather than one per shard: a call always names one
 // (layer, expert), so one session per expert runs exactly that graph (no If/switch, no wasted
@@ -44,6 +44,7 @@ import {
   type ArtifactEntry,
   type BundleManifest
 } from './manifest.js'
+import { buildDenseArtifacts } from '../dense/build.js'
 
 export interface ProgressEvent {
   /** 'experts' | 'weights' | 'hash' | 'dense' | … */
@@ -84,6 +85,12 @@ export type ArtifactBuilder = (ctx: ArtifactContext) => Promise<ArtifactEntry[]>
 export interface ConvertOptions {
   quant?: Quant
   onProgress?: OnProgress
+  /**
+   * Write the router's dense graphs (dense/, model/dense) so the bundle can generate on its own.
+   * @default true — false makes an experts-only bundle (enough for a node).
+   */
+  dense?: boolean
+  /** More artifacts, written after the experts and the dense graphs. */
   extraBuilders?: ArtifactBuilder[]
   /** Replace an existing bundle in bundleDir (only a directory holding a manifest.json). */
   force?: boolean
@@ -248,7 +255,11 @@ export async function convertCheckpoint(
       }
     }
 
-    for (const build of opts.extraBuilders ?? []) {
+    const builders = [
+      ...(opts.dense === false ? [] : [buildDenseArtifacts]),
+      ...(opts.extraBuilders ?? [])
+    ]
+    for (const build of builders) {
       for (const a of await build(ctx)) artifacts.push(a)
     }
 

@@ -394,7 +394,7 @@ async function generation(): Promise<Record<string, number>> {
   const dir = await mkdtemp(join(tmpdir(), 'pov-bench-'))
   const { writeTinyCheckpoint } = await import('../../model/tiny.js')
   const { convertCheckpoint, loadBundle } = await import('../../model/bundle/index.js')
-  const { buildDenseArtifacts, loadDenseRuntime } = await import('../../model/dense/index.js')
+  const { loadDenseRuntime } = await import('../../model/dense/index.js')
   const { loadExpertRuntime } = await import('../../model/runtime/index.js')
   const { generateAll } = await import('../../model/generate.js')
   const nodes: ChildProcess[] = []
@@ -406,9 +406,7 @@ async function generation(): Promise<Record<string, number>> {
       layers: 4,
       seed: 1
     })
-    await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'), {
-      extraBuilders: [buildDenseArtifacts]
-    })
+    await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'))
     const bundle = await loadBundle(join(dir, 'bundle'), { verify: 'none' })
     // as `pov generate` runs it, --local or --peers: no ORT pool spins between runs (the dense
     // pools alternate with the experts', local or remote, and share these 2 cores with them)

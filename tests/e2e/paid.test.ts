@@ -12,7 +12,6 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { LocalNet, DEMO_SCRYPT_N, freePort, type OperatorHandle } from '../../deploy/localnet.js'
 import { writeTinyCheckpoint } from '../../model/tiny.js'
 import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
-import { buildDenseArtifacts } from '../../model/dense/index.js'
 import { transportOptions } from '../../protocol/transport.js'
 import { DType, Status } from '../../protocol/expert.js'
 import { encodeTensor, hexToBytes } from '../../protocol/codec.js'
@@ -40,8 +39,7 @@ before(async () => {
   await net.start()
   await writeTinyCheckpoint(join(dir, 'hf'), { seed: 7 })
   await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'), {
-    quant: 'none',
-    extraBuilders: [buildDenseArtifacts]
+    quant: 'none'
   })
   bundle = await loadBundle(join(dir, 'bundle'))
   const round = await net.approveModel({

@@ -13,11 +13,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { writeTinyCheckpoint } from '../../model/tiny.js'
 import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
-import {
-  buildDenseArtifacts,
-  loadDenseRuntime,
-  type DenseRuntime
-} from '../../model/dense/index.js'
+import { loadDenseRuntime, type DenseRuntime } from '../../model/dense/index.js'
 import { loadExpertRuntime } from '../../model/runtime/index.js'
 import { generate, type ExpertExecutor } from '../../model/generate.js'
 import { Router } from '../../router/index.js'
@@ -165,9 +161,7 @@ before(
   async () => {
     dir = await mkdtemp(join(tmpdir(), 'pov-wire-'))
     await writeTinyCheckpoint(join(dir, 'hf'), { seed: 0 })
-    await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'), {
-      extraBuilders: [buildDenseArtifacts]
-    })
+    await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'))
     bundle = await loadBundle(join(dir, 'bundle'))
     assert.equal(bundle.config.numExperts, 8)
     const starting = LAYOUT.map(startNode) // all four at once; each waits on its own ready line

@@ -161,7 +161,7 @@ describe('dense artifacts and runtime', () => {
 })
 
 describe('bundle conversion hook', () => {
-  test('convertCheckpoint with extraBuilders: [buildDenseArtifacts] lists the dense graphs in the manifest', async (t) => {
+  test('convertCheckpoint lists the dense graphs in the manifest', async (t) => {
     let convert: typeof import('../../../model/bundle/convert.js')
     try {
       convert = await import('../../../model/bundle/convert.js')
@@ -172,9 +172,7 @@ describe('bundle conversion hook', () => {
     const hf = join(root, 'c-hf')
     const bundle = join(root, 'c-b')
     await writeTinyCheckpoint(hf, { dtype: 'bf16', shards: 2 })
-    const manifest = await convert.convertCheckpoint(hf, bundle, {
-      extraBuilders: [buildDenseArtifacts]
-    })
+    const manifest = await convert.convertCheckpoint(hf, bundle)
     const dense = manifest.artifacts.filter((a) => a.kind === 'dense')
     assert.equal(dense.length, manifest.config.numLayers + 2)
     const rt = await loadDenseRuntime({ dir: bundle, config: manifest.config })

@@ -10,7 +10,7 @@ import { writeTinyCheckpoint, type TinyOptions } from '../../../model/tiny.js'
 import { convertCheckpoint } from '../../../model/bundle/convert.js'
 import { loadBundle } from '../../../model/bundle/load.js'
 import { loadExpertRuntime } from '../../../model/runtime/expert.js'
-import { buildDenseArtifacts, loadDenseRuntime } from '../../../model/dense/index.js'
+import { loadDenseRuntime } from '../../../model/dense/index.js'
 import { generateAll } from '../../../model/generate.js'
 import { loadReferenceModel, referenceGreedy } from '../../../model/reference.js'
 import { runGenerate } from '../../../cli/generate/handler.js'
@@ -27,7 +27,7 @@ async function convert(opts: TinyOptions): Promise<{ hf: string; bundleDir: stri
   const hf = join(root, `hf${n}`)
   const bundleDir = join(root, `b${n++}`)
   await writeTinyCheckpoint(hf, opts)
-  await convertCheckpoint(hf, bundleDir, { extraBuilders: [buildDenseArtifacts] })
+  await convertCheckpoint(hf, bundleDir)
   return { hf, bundleDir }
 }
 
