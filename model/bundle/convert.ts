@@ -24,7 +24,7 @@ import { basename, join, relative, resolve, sep } from 'node:path'
 import { createHash } from 'node:crypto'
 import { readMixtralConfig, type MixtralConfig } from '../config.js'
 import { CheckpointReader, type SafeDtype } from '../safetensors.js'
-import { DT, type DataType, type ExternalRef } from '../onnx/builder.js'
+import { ONNX_TYPE_OF, type DataType, type ExternalRef } from '../onnx/builder.js'
 import {
   buildExpertModel,
   buildQuantExpertModel,
@@ -98,7 +98,6 @@ export interface ConvertOptions {
   link?: 'hardlink' | 'copy'
 }
 
-const ONNX_TYPE: Record<SafeDtype, DataType> = { F32: DT.FLOAT, F16: DT.FLOAT16, BF16: DT.BFLOAT16 }
 const DTYPE_NAME: Record<SafeDtype, string> = { F32: 'f32', F16: 'f16', BF16: 'bf16' }
 const SIDE_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']
 
@@ -176,7 +175,7 @@ export async function convertCheckpoint(
         offset: info.byteOffset,
         length: info.byteLength,
         dtype: info.dtype,
-        onnxType: ONNX_TYPE[info.dtype],
+        onnxType: ONNX_TYPE_OF[info.dtype],
         shape: info.shape
       }
     }

@@ -1,6 +1,6 @@
 // The router's dense graphs: embeddings, one attention(+gate) graph per layer, final norm + LM head.
 // Weights are stored in the checkpoint's own dtype (bf16/f16/f32) and Cast to fp32 in the graph;
-// ORT folds the Cast at load, so compute is fp32 (TOOLCHAIN.md: "fp16/bf16 weights + Cast").
+// ORT folds the Cast at load, so compute is fp32 (docs/toolchain.md).
 //
 // Layer graph I/O (one sequence, no batch dimension; T new tokens, P cached, S = P + T):
 //   in:  hidden [T, H] f32, position_ids [T] i64, attn_bias [T, S] f32 (0 = visible, -inf = masked),
@@ -10,7 +10,10 @@
 // The mask comes in as a bias so that the caller owns the cache layout (causal + sliding window
 // are computed from the cached key positions; see runtime.ts).
 import type { MixtralConfig } from '../config.js'
-import { DT, GraphBuilder, type DataType } from './graph.js'
+import { DT, GraphBuilder, ONNX_TYPE_OF } from '../onnx/builder.js'
+
+/** ReduceMean takes its axes as an input (not an attribute) from opset 18 on. */
+export const DENSE_OPSET = 18
 
 /** A weight as stored in the checkpoint. */
 export interface RawWeight {
@@ -19,47 +22,46 @@ export interface RawWeight {
   bytes: Uint8Array
 }
 
-const ONNX_TYPE: Record<RawWeight['dtype'], DataType> = {
-  BF16: DT.BFLOAT16,
-  F16: DT.FLOAT16,
-  F32: DT.FLOAT
-}
-
 /** Adds the weight as an initializer and returns the name of its fp32 view. */
 function weight(g: GraphBuilder, name: string, w: RawWeight): string {
-  g.initializer(name, ONNX_TYPE[w.dtype], w.shape, w.bytes)
-  return w.dtype === 'F32' ? name : g.o('Cast', [name], { to: DT.FLOAT })
+  g.initializer(name, ONNX_TYPE_OF[w.dtype], w.shape, w.bytes)
+  return w.dtype === 'F32' ? name : g.op('Cast', [name], { to: DT.FLOAT })
 }
 
 function rmsNorm(g: GraphBuilder, x: string, w: string, eps: number, out?: string): string {
-  const sq = g.o('Mul', [x, x])
-  const ms = g.o('ReduceMean', [sq, g.constInt64([-1])], { keepdims: 1 })
-  const rs = g.o('Sqrt', [g.o('Add', [ms, g.constFloat([eps], [])])])
-  return g.o('Mul', [g.o('Div', [x, rs]), w], {}, out)
+  const sq = g.op('Mul', [x, x])
+  const ms = g.op('ReduceMean', [sq, g.constInt64('ci', [-1])], { keepdims: 1 })
+  const rs = g.op('Sqrt', [g.op('Add', [ms, g.constFloat('cf', [eps], [])])])
+  return g.op('Mul', [g.op('Div', [x, rs]), w], {}, { output: out })
 }
 
 function linear(g: GraphBuilder, x: string, w: string, out?: string): string {
-  return g.o('Gemm', [x, w], { transB: 1 }, out)
+  return g.op('Gemm', [x, w], { transB: 1 }, { output: out })
 }
 
 /** HF rotate_half RoPE: x·cos + cat(-x2, x1)·sin, x [heads, T, D], cos/sin [T, D]. */
 function rope(g: GraphBuilder, x: string, cos: string, sin: string, half: number): string {
-  const [x1, x2] = g.op('Split', [x, g.constInt64([half, half])], { axis: -1 }, 2)
-  const rot = g.o('Concat', [g.o('Neg', [x2]), x1], { axis: -1 })
-  return g.o('Add', [g.o('Mul', [x, cos]), g.o('Mul', [rot, sin])])
+  const [x1, x2] = g.node(
+    'Split',
+    [x, g.constInt64('ci', [half, half])],
+    { axis: -1 },
+    { numOutputs: 2 }
+  )
+  const rot = g.op('Concat', [g.op('Neg', [x2]), x1], { axis: -1 })
+  return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rot, sin])])
 }
 
 export function buildEmbedGraph(c: MixtralConfig, embed: RawWeight): Uint8Array {
-  const g = new GraphBuilder('pov_dense_embed')
+  const g = new GraphBuilder('pov_dense_embed', { opset: DENSE_OPSET })
   const ids = g.input('input_ids', DT.INT64, ['T'])
-  const w = ONNX_TYPE[embed.dtype]
+  const w = ONNX_TYPE_OF[embed.dtype]
   g.initializer('embed_tokens', w, embed.shape, embed.bytes)
   // Gather first, then Cast the T rows: the table itself stays in its stored dtype.
-  const rows = g.o('Gather', ['embed_tokens', ids], { axis: 0 })
-  if (w === DT.FLOAT) g.o('Identity', [rows], {}, 'hidden')
-  else g.o('Cast', [rows], { to: DT.FLOAT }, 'hidden')
+  const rows = g.op('Gather', ['embed_tokens', ids], { axis: 0 })
+  if (w === DT.FLOAT) g.op('Identity', [rows], {}, { output: 'hidden' })
+  else g.op('Cast', [rows], { to: DT.FLOAT }, { output: 'hidden' })
   g.output('hidden', DT.FLOAT, ['T', c.hiddenSize])
-  return g.encode()
+  return g.toModel()
 }
 
 export interface LayerWeightsRaw {
@@ -73,7 +75,7 @@ export interface LayerWeightsRaw {
 }
 
 export function buildLayerGraph(c: MixtralConfig, layer: number, w: LayerWeightsRaw): Uint8Array {
-  const g = new GraphBuilder(`pov_dense_layer_${layer}`)
+  const g = new GraphBuilder(`pov_dense_layer_${layer}`, { opset: DENSE_OPSET })
   const H = c.hiddenSize
   const D = c.headDim
   const Nq = c.numHeads
@@ -88,40 +90,43 @@ export function buildLayerGraph(c: MixtralConfig, layer: number, w: LayerWeights
 
   const xn = rmsNorm(g, hidden, weight(g, 'input_layernorm', w.inputNorm), c.rmsNormEps)
   const heads = (x: string, n: number): string =>
-    g.o('Transpose', [g.o('Reshape', [x, g.constInt64([-1, n, D])])], { perm: [1, 0, 2] })
+    g.op('Transpose', [g.op('Reshape', [x, g.constInt64('ci', [-1, n, D])])], { perm: [1, 0, 2] })
   const q = heads(linear(g, xn, weight(g, 'q_proj', w.q)), Nq)
   const k = heads(linear(g, xn, weight(g, 'k_proj', w.k)), Nkv)
   const v = heads(linear(g, xn, weight(g, 'v_proj', w.v)), Nkv)
 
   // cos/sin [T, D] from the position ids, inv_freq as transformers computes it.
   const invFreq = Array.from({ length: half }, (_, i) => 1 / c.ropeTheta ** ((2 * i) / D))
-  const posF = g.o('Unsqueeze', [g.o('Cast', [pos], { to: DT.FLOAT }), g.constInt64([1])])
-  const freqs = g.o('Mul', [posF, g.constFloat(invFreq, [1, half])])
-  const emb = g.o('Concat', [freqs, freqs], { axis: -1 })
-  const cos = g.o('Cos', [emb])
-  const sin = g.o('Sin', [emb])
+  const posF = g.op('Unsqueeze', [g.op('Cast', [pos], { to: DT.FLOAT }), g.constInt64('ci', [1])])
+  const freqs = g.op('Mul', [posF, g.constFloat('inv_freq', invFreq, [1, half])])
+  const emb = g.op('Concat', [freqs, freqs], { axis: -1 })
+  const cos = g.op('Cos', [emb])
+  const sin = g.op('Sin', [emb])
   const qr = rope(g, q, cos, sin, half)
   const kr = rope(g, k, cos, sin, half)
 
-  const presentK = g.o('Concat', [pastK, kr], { axis: 1 }, 'present_k')
-  const presentV = g.o('Concat', [pastV, v], { axis: 1 }, 'present_v')
+  const presentK = g.op('Concat', [pastK, kr], { axis: 1 }, { output: 'present_k' })
+  const presentV = g.op('Concat', [pastV, v], { axis: 1 }, { output: 'present_v' })
 
   // GQA without repeat_kv: query head h uses kv head floor(h / group), so [Nq, T, D] viewed as
   // [Nkv, group·T, D] lines every query row up with its kv head.
-  const qs = g.o('Reshape', [
-    g.o('Mul', [qr, g.constFloat([1 / Math.sqrt(D)], [])]),
-    g.constInt64([Nkv, -1, D])
+  const qs = g.op('Reshape', [
+    g.op('Mul', [qr, g.constFloat('cf', [1 / Math.sqrt(D)], [])]),
+    g.constInt64('ci', [Nkv, -1, D])
   ])
-  const scores = g.o('MatMul', [qs, g.o('Transpose', [presentK], { perm: [0, 2, 1] })])
-  const masked = g.o('Add', [g.o('Reshape', [scores, g.constInt64([Nq, -1, 0])]), bias])
-  const probs = g.o('Reshape', [g.o('Softmax', [masked], { axis: -1 }), g.constInt64([Nkv, -1, 0])])
-  const ctx = g.o('Reshape', [g.o('MatMul', [probs, presentV]), g.constInt64([Nq, -1, D])])
-  const merged = g.o('Reshape', [
-    g.o('Transpose', [ctx], { perm: [1, 0, 2] }),
-    g.constInt64([0, -1])
+  const scores = g.op('MatMul', [qs, g.op('Transpose', [presentK], { perm: [0, 2, 1] })])
+  const masked = g.op('Add', [g.op('Reshape', [scores, g.constInt64('ci', [Nq, -1, 0])]), bias])
+  const probs = g.op('Reshape', [
+    g.op('Softmax', [masked], { axis: -1 }),
+    g.constInt64('ci', [Nkv, -1, 0])
+  ])
+  const ctx = g.op('Reshape', [g.op('MatMul', [probs, presentV]), g.constInt64('ci', [Nq, -1, D])])
+  const merged = g.op('Reshape', [
+    g.op('Transpose', [ctx], { perm: [1, 0, 2] }),
+    g.constInt64('ci', [0, -1])
   ])
   const attnOut = linear(g, merged, weight(g, 'o_proj', w.o))
-  const h1 = g.o('Add', [hidden, attnOut], {}, 'hidden_out')
+  const h1 = g.op('Add', [hidden, attnOut], {}, { output: 'hidden_out' })
 
   const moeIn = rmsNorm(
     g,
@@ -137,14 +142,14 @@ export function buildLayerGraph(c: MixtralConfig, layer: number, w: LayerWeights
   g.output('router_logits', DT.FLOAT, ['T', c.numExperts])
   g.output('present_k', DT.FLOAT, [Nkv, 'S', D])
   g.output('present_v', DT.FLOAT, [Nkv, 'S', D])
-  return g.encode()
+  return g.toModel()
 }
 
 export function buildHeadGraph(c: MixtralConfig, norm: RawWeight, lmHead: RawWeight): Uint8Array {
-  const g = new GraphBuilder('pov_dense_head')
+  const g = new GraphBuilder('pov_dense_head', { opset: DENSE_OPSET })
   const hidden = g.input('hidden', DT.FLOAT, ['T', c.hiddenSize])
   const hn = rmsNorm(g, hidden, weight(g, 'norm', norm), c.rmsNormEps)
   linear(g, hn, weight(g, 'lm_head', lmHead), 'logits')
   g.output('logits', DT.FLOAT, ['T', c.vocabSize])
-  return g.encode()
+  return g.toModel()
 }

@@ -1,5 +1,5 @@
-// A small ONNX graph builder over onnx-proto (protobufjs). Used for the expert graphs and by
-// model/dense/ for the router's dense graphs.
+// The ONNX graph builder over onnx-proto (protobufjs), for the expert graphs (model/onnx) and the
+// router's dense graphs (model/dense, which asks for opset 18).
 //
 //   const g = new GraphBuilder('expert')
 //   const x = g.input('x', DT.FLOAT, ['rows', 1024])
@@ -57,6 +57,13 @@ export const ELEMENT_SIZE: Partial<Record<DataType, number>> = {
   [DT.DOUBLE]: 8,
   [DT.BOOL]: 1
 }
+
+/** The ONNX element type of each safetensors dtype a checkpoint may store weights in. */
+export const ONNX_TYPE_OF = {
+  F32: DT.FLOAT,
+  F16: DT.FLOAT16,
+  BF16: DT.BFLOAT16
+} as const satisfies Record<'F32' | 'F16' | 'BF16', DataType>
 
 type TypedArray =
   Float32Array | Float64Array | Int32Array | BigInt64Array | Int8Array | Uint8Array | Uint16Array
@@ -128,7 +135,16 @@ export class GraphBuilder {
 
   /** Initializer with inline data (raw bytes in the .onnx). */
   initializer(name: string, elemType: DataType, dims: number[], data: TypedArray): string {
-    const n = this.claim(name)
+    return this.addInitializer(this.claim(name), elemType, dims, data)
+  }
+
+  /** `name` already claimed or made unique. */
+  private addInitializer(
+    name: string,
+    elemType: DataType,
+    dims: number[],
+    data: TypedArray
+  ): string {
     const numel = dims.reduce((a, b) => a * b, 1)
     const size = ELEMENT_SIZE[elemType]
     if (
@@ -140,8 +156,8 @@ export class GraphBuilder {
         `initializer "${name}": ${data.byteLength} bytes for ${numel} elements of type ${DT[elemType]}`
       )
     }
-    this.initializers.push({ name: n, dataType: elemType, dims, rawData: bytesOf(data) })
-    return n
+    this.initializers.push({ name, dataType: elemType, dims, rawData: bytesOf(data) })
+    return name
   }
 
   /** Scalar/1-D constants are common enough to deserve shortcuts. */
@@ -150,11 +166,11 @@ export class GraphBuilder {
     values: number[] | Float32Array,
     dims: number[] = [values.length]
   ): string {
-    return this.initializer(this.unique(name), DT.FLOAT, dims, Float32Array.from(values))
+    return this.addInitializer(this.unique(name), DT.FLOAT, dims, Float32Array.from(values))
   }
 
   constInt64(name: string, values: number[], dims: number[] = [values.length]): string {
-    return this.initializer(
+    return this.addInitializer(
       this.unique(name),
       DT.INT64,
       dims,

@@ -113,7 +113,7 @@ test('loadBundle: corrupt artifact, edited manifest, lazy verification', async (
   )
 })
 
-test('extraBuilders: artifacts and weight references from another builder land in the manifest', async (t) => {
+test('extraBuilders (and dense: false): artifacts and weight references from another builder land in the manifest', async (t) => {
   const d = await tmp(t)
   await writeTinyCheckpoint(join(d, 'hf'), {})
   const builder: ArtifactBuilder = async (ctx) => {
@@ -135,11 +135,16 @@ test('extraBuilders: artifacts and weight references from another builder land i
   const stages = new Set<string>()
   const m = await convertCheckpoint(join(d, 'hf'), join(d, 'b'), {
     quant: 'int4',
+    dense: false,
     extraBuilders: [builder],
     onProgress: (e) => stages.add(e.stage)
   })
   assert.deepEqual([...stages].sort(), ['experts', 'extra', 'hash'])
   assert.ok(m.artifacts.some((a) => a.path === 'extra.bin'))
+  assert.ok(
+    !m.artifacts.some((a) => a.kind === 'dense'),
+    'dense: false leaves the dense graphs out'
+  )
   assert.ok(
     m.artifacts.some((a) => a.path === 'weights/model.safetensors'),
     'linked on demand even for int4'
