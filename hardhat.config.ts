@@ -5,8 +5,8 @@ import hardhatEthersChaiMatchers from '@nomicfoundation/hardhat-ethers-chai-matc
 import hardhatNetworkHelpers from '@nomicfoundation/hardhat-network-helpers'
 import hardhatNodeTestRunner from '@nomicfoundation/hardhat-node-test-runner'
 
-// No compiler download is possible on these machines: compile with the pinned `solc` npm
-// package (see ../shared/TOOLCHAIN.md). The version is read from solc's own package.json so
+// Compile with the pinned `solc` npm package, so no compiler download is needed (machines without
+// internet access cannot make one; docs/toolchain.md). The version is read from solc's own package.json so
 // that `version` and `path` can never disagree.
 const require = createRequire(import.meta.url)
 const solcVersion: string = require('solc/package.json').version

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   )
   if (build.status !== 0) throw new Error(`hardhat build failed: ${build.stderr}`)
 
-  // 8545 is the local chain's usual port (CONVENTIONS.md); another one if it is taken.
+  // 8545 is the local chain's usual port; another one if it is taken.
   const port = (await isFree(8545)) ? 8545 : await freePort()
   await net.start({ port })
 

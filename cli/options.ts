@@ -8,7 +8,7 @@ import { parse as parseYaml } from 'yaml'
 import { UserError } from './errors.js'
 import { DEFAULT_ROUTER_BUSY_POLL_US } from '../router/router.js'
 
-/** Where the local chain listens (CONVENTIONS.md: 8545 is the local chain). */
+/** Where the local chain listens: 8545 is the usual port of a local Ethereum node. */
 export const DEFAULT_RPC = 'http://127.0.0.1:8545'
 export const DEFAULT_DATA_DIR = join(homedir(), '.pov')
 

@@ -4,8 +4,8 @@
 // so values do not depend on dtype, sharding, or the order tensors are written in.
 //
 // Scales (why not HF's normal*0.02 everywhere): with 0.02 the experts and attention add almost
-// nothing to the residual stream and top-1/top-2 logits nearly tie (DESIGN.md's near-tie
-// warning). Here each projection uses std 1/sqrt(fan_in) so every block contributes O(1), the
+// nothing to the residual stream and top-1/top-2 logits nearly tie (see "Near-ties" in
+// docs/architecture.md). Here each projection uses std 1/sqrt(fan_in) so every block contributes O(1), the
 // gate uses 2/sqrt(D) (gate logits std ~2: clear top-k choices), lm_head 4/sqrt(D) (logit std ~4).
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'

@@ -1,4 +1,5 @@
-// All node metrics, on one registry (CONVENTIONS.md names). Passed as `NodeMetrics | null`.
+// All node metrics, on one registry, named `pov_*` with Prometheus unit suffixes (`_seconds`,
+// `_total`). Passed as `NodeMetrics | null`.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 export interface NodeMetrics {

@@ -45,7 +45,7 @@ export interface OperatorNodeOptions {
    * Worker threads that run the experts (model/runtime/threaded.ts). 0: ORT runs in the network
    * thread, which then stalls for the length of each run; n: the experts of one layer are spread
    * over n threads, run in parallel, and the network thread stays free, for one message hop per
-   * call (~0.35 ms measured on the 2-core test VM). @default 0
+   * call (~0.35 ms on a 2-vCPU AMD EPYC VM, 2026-12; docs/toolchain.md). @default 0
    */
   workers?: number
   /**

@@ -1,9 +1,9 @@
 // Busy polling of the event loop around expert calls (docs/protocol.md#latency).
 //
 // An idle Node process blocks in epoll_wait; the packet that ends the wait then has to wake the
-// thread, and on a VM the halted vCPU. On the test VMs that wake-up costs 50-300 µs per message
-// and grows with how long the process slept (measured: a raw 16 KiB TCP echo goes from ~420 µs
-// to ~110 µs when both ends keep polling). So for a short, bounded window around a call the
+// thread, and on a VM the halted vCPU. On a VM that wake-up costs 50-300 µs per message and
+// grows with how long the process slept (a raw 16 KiB TCP echo went from ~420 µs to ~110 µs with
+// both ends polling; 2-vCPU AMD EPYC VM, 2026-12, docs/toolchain.md). So for a short, bounded window around a call the
 // loop is kept turning with setImmediate: libuv then polls with a zero timeout, never sleeps,
 // and an arriving frame is read on the next turn. I/O, timers and other callbacks run as
 // usual (each turn yields to them); the cost is one core busy for the window, nothing after it.

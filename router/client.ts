@@ -78,7 +78,7 @@ export class WireClient {
     const target: PeerId | Multiaddr[] = this.addrs.get(peer) ?? peerIdFromString(peer)
     const stream = await this.libp2p.dialProtocol(target, EXPERT_PROTOCOL, {
       signal: AbortSignal.timeout(this.dialTimeoutMs),
-      // the protocol id travels with the first request (saves a round trip; TOOLCHAIN.md)
+      // the protocol id travels with the first request (saves a round trip; docs/toolchain.md)
       negotiateFully: false
     })
     return new ExpertChannel(stream, { poll: this.poll })

@@ -58,8 +58,8 @@ export async function runGenerate(
 
   say(`pov generate: model ${bundle.modelId}, ${promptIds.length} prompt tokens, loading…`)
   // the dense runs alternate with expert runs (other ORT sessions here, or waits on the network):
-  // an idle-spinning pool only takes cores from the one working (single process, measured on 2
-  // cores: decode 23 tok/s spinning, 36-41 not) or from nodes sharing the machine
+  // an idle-spinning pool only takes cores from the one working (single process on a 2-vCPU AMD EPYC VM, 2026-12:
+  // decode 23 tok/s spinning, 36-41 not) or from nodes sharing the machine
   const dense = await loadDenseRuntime(bundle, { device: args.device, allowSpinning: false })
   try {
     const ex =

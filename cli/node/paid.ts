@@ -1,5 +1,6 @@
 // The operator's chain-facing commands: `pov node init|register|status|claim`.
-// (`pov node start` lives in start.ts; with a keystore it serves paid calls only.)
+// (`pov node start` lives in index.ts; with a keystore, paid-start.ts prepares it to serve paid
+// calls only.)
 import { join } from 'node:path'
 import { hexlify, getAddress, ZeroAddress, type TransactionReceipt } from 'ethers'
 import { Option, type Command } from 'commander'

@@ -10,7 +10,7 @@
 // One artifact per (layer, expert) rather than one per shard: a call always names one
 // (layer, expert), so one session per expert runs exactly that graph (no If/switch, no wasted
 // outputs), shards of any layout are just sets of files, and a node can load or verify experts
-// one at a time. Mixtral has 256 of them; session overhead is ~20 µs per run (TOOLCHAIN.md).
+// one at a time. Mixtral has 256 of them; a session's fixed cost per run is small (docs/toolchain.md).
 //
 // quant 'none' is zero-copy: the expert graphs use ONNX external data pointing straight into the
 // safetensors files (offset = 8 + header + data_offsets[0]). ORT follows only locations inside the

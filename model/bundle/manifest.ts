@@ -71,7 +71,8 @@ export function computeModelId(m: Omit<BundleManifest, 'modelId'> & { modelId?: 
   return '0x' + createHash('sha256').update(canonicalJson(rest)).digest('hex')
 }
 
-/** The default layout: shard j = expert j in every layer (DESIGN.md). */
+/** The default layout: shard j = expert j in every layer (docs/architecture.md), so a Mixtral
+ *  network has 8 shards and a node hosting two holds a quarter of the experts. */
 export function defaultShards(numLayers: number, numExperts: number): ShardSpec[] {
   return Array.from({ length: numExperts }, (_, j) => ({
     id: j,

@@ -23,7 +23,7 @@ export const EXPERT_INPUT = 'x'
 export const EXPERT_OUTPUT = 'y'
 /** MatMulNBits block size; 32 is what llama.cpp's q4 and ORT's quantiser default to. */
 export const INT4_BLOCK = 32
-/** accuracy_level 4 = int8 compute for the activations: ~5x faster on CPU than fp32 (TOOLCHAIN.md). */
+/** accuracy_level 4 = int8 compute for the activations: several times faster on CPU than fp32. */
 export const INT4_ACCURACY_LEVEL = 4
 
 function weightFp32(g: GraphBuilder, name: string, dims: number[], w: WeightSource): string {

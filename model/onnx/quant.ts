@@ -5,7 +5,7 @@
  * Largest |q| of an int8 weight: 7 bits, as onnxruntime's quantiser does with `reduce_range`.
  * DynamicQuantizeMatMul multiplies uint8 activations by int8 weights; on x86 without VNNI
  * (AVX2, e.g. AMD Zen 3) MLAS sums pairs of u8×s8 products into int16 with saturation, and
- * 2 × 255 × 127 overflows it: relative errors of ~0.3 were measured on such a machine. With
+ * 2 × 255 × 127 overflows it: relative errors of ~0.3 were measured on such a machine (AMD EPYC Zen 3, 2026-12). With
  * |q| ≤ 63, 2 × 255 × 63 = 32130 fits, on every CPU, for half a bit of weight precision.
  */
 export const INT8_WEIGHT_MAX = 63

@@ -1,6 +1,6 @@
 // ONNX Runtime session creation with a device choice. CPU is the default; 'cuda' and 'webgpu'
 // are tried and fall back to CPU with a clear warning, because ORT *throws* when a GPU provider
-// cannot load instead of falling back (TOOLCHAIN.md): the CUDA 12 provider libraries come only
+// cannot load instead of falling back (docs/toolchain.md): the CUDA 12 provider libraries come only
 // from an install-time download, and WebGPU needs a Vulkan loader + GPU driver.
 import ort from 'onnxruntime-node'
 
@@ -75,7 +75,7 @@ export async function createSession(
       fallbackReason = ((err as Error).message ?? String(err)).split('\n')[0]
       const hint =
         device === 'cuda'
-          ? 'install the CUDA 12 provider (ONNXRUNTIME_NODE_INSTALL=cuda12 npm install) or use --device webgpu'
+          ? 'install the CUDA 12 provider (ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install) or use --device webgpu'
           : 'it needs a Vulkan loader (libvulkan1) and a GPU driver with a Vulkan ICD'
       const msg = `${device} execution provider unavailable (${fallbackReason}); falling back to CPU — ${hint}`
       if (opts.logger != null) opts.logger.warn({ device, err: fallbackReason }, msg)

@@ -1,5 +1,5 @@
-// Compute benchmark: one Mixtral-shaped expert (d_model 1024, d_ff 3584 — the TOOLCHAIN.md
-// reference point) through the real pipeline (tiny HF checkpoint -> convertCheckpoint ->
+// Compute benchmark: one Mixtral-shaped expert (d_model 1024, d_ff 3584 — the reference point of
+// docs/toolchain.md) through the real pipeline (tiny HF checkpoint -> convertCheckpoint ->
 // loadExpertRuntime), fp32 / int8 / int4, batch 1 / 8 / 64, as GFLOP/s and as a ratio of this
 // machine's fp32 peak measured with one large ORT MatMul. Also: session creation time and the
 // peak RSS of a child process holding two fp32 experts. Last line: one JSON object.

@@ -1,6 +1,6 @@
 // The generation loop over the ONNX dense graphs vs the float64 reference: logits at every step
 // within 1e-4, identical greedy tokens, with the top1-top2 margin (and the gate's k/k+1 gap) at
-// every step well above that tolerance so a failure is a real one (DESIGN.md: near-ties).
+// every step well above that tolerance so a failure is a real one ("Near-ties" in docs/architecture.md).
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
