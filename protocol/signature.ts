@@ -91,10 +91,9 @@ export function signedMessage(f: SignedFields): Uint8Array {
   return signedDigestMessage({ ...rest, inputHash: sha256(input), outputHash: sha256(output) })
 }
 
-// @libp2p/crypto builds a KeyObject on every Ed25519 sign/verify (~150/~215 µs on a 2-vCPU AMD EPYC VM,
-// 2026-12);
-// caching one per key brings that to the native cost. Same bytes, same signatures (Ed25519 is
-// deterministic), so any other Ed25519 implementation verifies them.
+// @libp2p/crypto builds a KeyObject on every Ed25519 sign/verify (~150/~215 µs on a 2-vCPU AMD
+// EPYC VM, 2026-12); caching one per key brings that to the native cost. Same bytes, same
+// signatures (Ed25519 is deterministic), so any other Ed25519 implementation verifies them.
 const b64u = (b: Uint8Array): string =>
   Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url')
 const privCache = new WeakMap<PrivateKey, KeyObject | null>()

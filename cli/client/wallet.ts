@@ -1,12 +1,12 @@
 // `pov transfer` (send POV) and `pov cancel-unlock` (keep a deposit that was being unlocked).
 import { getAddress } from 'ethers'
 import type { Command } from 'commander'
-import { addCommonOptions } from '../options.js'
-import { formatPov, loadSigner, parsePov, sendTx, withSigner } from '../chain.js'
+import { addCommonOptions, type CommonCliOptions } from '../options.js'
+import { formatPov, loadSigner, parsePov, sendTx, withChain, withSigner } from '../chain.js'
 import { UserError } from '../errors.js'
-import { print, withChain } from './index.js'
+import { print } from '../output.js'
 
-type Opts = Parameters<typeof loadSigner>[0] & { rpc: string; deployment?: string; json?: boolean }
+type Opts = CommonCliOptions
 
 export function registerWalletCommands(program: Command): void {
   addCommonOptions(

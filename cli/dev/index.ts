@@ -4,9 +4,15 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { getAddress, parseEther } from 'ethers'
 import { Option, type Command } from 'commander'
-import { addChainOptions, addDataDirOption, addJsonOption, keystoreDir } from '../options.js'
-import { formatChainTime, formatPov, parsePov } from '../chain.js'
-import { print, withChain } from '../client/index.js'
+import {
+  addChainOptions,
+  addDataDirOption,
+  addJsonOption,
+  keystoreDir,
+  type CommonCliOptions
+} from '../options.js'
+import { formatChainTime, formatPov, parsePov, withChain } from '../chain.js'
+import { print } from '../output.js'
 import { UserError } from '../errors.js'
 import { ETH_KEY_FILE } from '../keystore.js'
 import {
@@ -19,7 +25,7 @@ import {
 import { parseDuration, GovInputError } from '../../chain/gov-actions.js'
 import { formatUnits } from 'ethers'
 
-type Opts = { rpc: string; deployment?: string; keystore?: string; dataDir: string; json?: boolean }
+type Opts = Omit<CommonCliOptions, 'passwordFile'>
 
 export function register(program: Command): void {
   const dev = program

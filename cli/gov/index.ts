@@ -2,10 +2,15 @@
 // revoke a model, set a parameter, slash), vote, queue, execute, list and inspect proposals.
 // On a dev chain `--advance` mines the blocks and skips the time a step waits for.
 import type { Command } from 'commander'
-import { addChainOptions, addCommonOptions, addJsonOption } from '../options.js'
-import { formatChainTime, formatPov, loadSigner, sendTx, withSigner } from '../chain.js'
+import {
+  addChainOptions,
+  addCommonOptions,
+  addJsonOption,
+  type CommonCliOptions
+} from '../options.js'
+import { formatChainTime, formatPov, loadSigner, sendTx, withChain, withSigner } from '../chain.js'
 import type { ChainContext } from '../chain.js'
-import { print, withChain } from '../client/index.js'
+import { print } from '../output.js'
 import { UserError } from '../errors.js'
 import { readBundleModel, isModelId, resolveModelId } from '../model-ref.js'
 import {
@@ -30,14 +35,7 @@ import {
 } from '../../chain/proposals.js'
 import { devClock, requireDevChain } from '../../chain/devchain.js'
 
-type Opts = {
-  rpc: string
-  deployment?: string
-  keystore?: string
-  passwordFile?: string
-  dataDir: string
-  json?: boolean
-}
+type Opts = CommonCliOptions
 type ProposeOpts = Opts & { description?: string }
 type StepOpts = Opts & { advance?: boolean }
 
