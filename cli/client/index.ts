@@ -20,7 +20,6 @@ import {
 } from '../chain.js'
 import { print } from '../output.js'
 import { UserError } from '../errors.js'
-import { asUserError } from '../error-format.js'
 import { registerInfer } from './infer.js'
 import { registerWalletCommands } from './wallet.js'
 
