@@ -254,10 +254,11 @@ export async function convertCheckpoint(
       }
     }
 
-    const builders = [
+    // a caller that still lists buildDenseArtifacts itself gets it once
+    const builders = new Set([
       ...(opts.dense === false ? [] : [buildDenseArtifacts]),
       ...(opts.extraBuilders ?? [])
-    ]
+    ])
     for (const build of builders) {
       for (const a of await build(ctx)) artifacts.push(a)
     }

@@ -13,7 +13,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
-import { buildDenseArtifacts, loadDenseRuntime } from '../../model/dense/index.js'
+import { loadDenseRuntime } from '../../model/dense/index.js'
 import { loadExpertRuntime } from '../../model/runtime/expert.js'
 import { perplexity, type PerplexityResult } from '../../model/eval.js'
 import { loadTokenizer } from '../../model/tokenizer.js'
@@ -91,10 +91,7 @@ async function main(): Promise<void> {
     if (arg('tokens') != null) ids = ids.slice(0, Number(arg('tokens')))
     const bundles: Record<string, Bundle> = {}
     for (const quant of ['none', 'int8', 'int4'] as const) {
-      await convertCheckpoint(MODEL, join(dir, quant), {
-        quant,
-        extraBuilders: [buildDenseArtifacts]
-      })
+      await convertCheckpoint(MODEL, join(dir, quant), { quant })
       bundles[quant] = await loadBundle(join(dir, quant))
     }
     const dense = await loadDenseRuntime(bundles.none, { allowSpinning: false })

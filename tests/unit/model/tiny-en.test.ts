@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { convertCheckpoint } from '../../../model/bundle/convert.js'
 import { loadBundle, type Bundle } from '../../../model/bundle/load.js'
-import { buildDenseArtifacts, loadDenseRuntime } from '../../../model/dense/index.js'
+import { loadDenseRuntime } from '../../../model/dense/index.js'
 import { generateAll } from '../../../model/generate.js'
 import { loadTokenizer } from '../../../model/tokenizer.js'
 import { loadExpertRuntime } from '../../../model/runtime/expert.js'
@@ -44,7 +44,7 @@ const fixture = JSON.parse(
 const root = await mkdtemp(join(tmpdir(), 'pov-tiny-en-'))
 let bundle: Bundle
 before(async () => {
-  await convertCheckpoint(MODEL, join(root, 'bundle'), { extraBuilders: [buildDenseArtifacts] })
+  await convertCheckpoint(MODEL, join(root, 'bundle'))
   bundle = await loadBundle(join(root, 'bundle'))
 })
 after(async () => {
