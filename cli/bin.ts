@@ -10,6 +10,7 @@ import { register as registerAudit } from './audit/index.js'
 import { register as registerGov } from './gov/index.js'
 import { register as registerDev } from './dev/index.js'
 import { register as registerEval } from './eval/index.js'
+import { register as registerServe } from './serve/index.js'
 import { reportError } from './errors.js'
 import { applyConfigFile } from './options.js'
 
@@ -31,6 +32,7 @@ registerAudit(program)
 registerGov(program)
 registerDev(program)
 registerEval(program)
+registerServe(program)
 
 try {
   await program.parseAsync(process.argv)

@@ -1,7 +1,8 @@
 // `npm run demo`: the whole product on this machine in one command — a local chain, the contracts,
 // a governance vote approving a generated tiny Mixtral model, four operator nodes that stake and
 // register, a client that deposits and runs a paid `pov infer`, the nodes' claims and the audit.
-// Every process it starts is stopped at the end, on error and on Ctrl-C.
+// Every process it starts is stopped at the end, on error and on Ctrl-C; with POV_DEMO_KEEP=1 the
+// network stays up until Ctrl-C, for `pov serve` (the command is printed last).
 import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -197,6 +198,17 @@ async function main(): Promise<void> {
   say(
     `done in ${((Date.now() - t0) / 1000).toFixed(1)} s — earned: ${earned.map(([n, e]) => `${n} ${pov(e)}`).join(', ')}`
   )
+  const serve = `npx pov serve ${net.chainFlags(join(client, 'keystore'), client).join(' ')} --bundle ${bundle}`
+  if (process.env.POV_DEMO_KEEP == null) {
+    say(
+      `the OpenAI-compatible gateway and web page on this network: rerun with POV_DEMO_KEEP=1, then\n  ${serve}`
+    )
+    return
+  }
+  say(
+    `network kept running (Ctrl-C stops it). The OpenAI-compatible gateway and web page:\n  ${serve}`
+  )
+  await new Promise(() => {}) // until SIGINT
 }
 
 /** Gas of `pov node register`: the registration and the one-time escrow earnings account opening. */

@@ -41,6 +41,12 @@ export interface PaidRouterOptions {
   busyPollUs?: number
   /** Where the payer's cumulative amounts persist across runs. */
   ledgerPath?: string
+  /**
+   * Sees every expert call's charge before its payment is made, in the async context of the
+   * generation that makes the call (so a gateway can attribute and cap cost per request).
+   * Throwing refuses the payment, and the call fails with that error.
+   */
+  onCharge?: (c: { operator: string; peerId: string; amount: bigint; units: number }) => void
   logger?: Logger
 }
 
@@ -156,7 +162,9 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
         attachPayment: async ({ peer, rows }) => {
           const n = nodes.get(peer)
           if (n == null) throw new Error(`peer ${peer} is not a selected registered node`)
-          return voucherToWire(await payer.voucherFor(n.operator, n.price * BigInt(rows), rows))
+          const amount = n.price * BigInt(rows)
+          o.onCharge?.({ operator: n.operator, peerId: peer, amount, units: rows })
+          return voucherToWire(await payer.voucherFor(n.operator, amount, rows))
         }
       },
       logger: o.logger

@@ -1,0 +1,243 @@
+// The network view behind the web page's "Network" tab and GET /v1/pov/network: for each served
+// model the active nodes per shard (stake, price, announce addresses) from the registry, a
+// round trip measured to each (a /pov/info request over libp2p from a probe host of the
+// gateway's own), each operator's earnings from the escrow, what this gateway paid it, and the
+// recent governance events.
+import { createLibp2p } from 'libp2p'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { formatUnits, getAddress, type LogDescription } from 'ethers'
+import { combinedInterface } from '../../chain/contracts.js'
+import { publicKeyFromPeerIdBytes } from '../../chain/peer-binding.js'
+import { transportOptions } from '../../protocol/transport.js'
+import { WireClient } from '../client.js'
+import type { GatewayService } from './service.js'
+
+export interface NetworkNode {
+  operator: string
+  peerId: string
+  shards: number[]
+  stake: string
+  price: string
+  addrs: string[]
+  /** Milliseconds for one /pov/info round trip; null when it did not answer. */
+  rttMs: number | null
+  /** Credited by redeemed vouchers (net of fee), and withdrawn, from the escrow. */
+  earned: string
+  withdrawn: string
+  /** What this gateway's vouchers promised it since the gateway started. */
+  paidByGateway: string
+}
+
+export interface NetworkView {
+  chainId: number
+  payer: { address: string; escrow: string; unlocking: boolean; spent: string }
+  models: Array<{
+    id: string
+    modelId: string
+    name: string
+    shards: Array<{ shard: number; nodes: string[] }>
+    nodes: NetworkNode[]
+  }>
+  governance: Array<{ block: number; tx: string; contract: string; event: string; summary: string }>
+  /** Amounts are POV decimal strings. */
+  unit: 'POV'
+}
+
+const pov = (wei: bigint): string => formatUnits(wei, 18)
+
+export class NetworkProbe {
+  private host: Promise<{ libp2p: Libp2p; client: WireClient }> | null = null
+  private cached: { at: number; view: Promise<NetworkView> } | null = null
+
+  constructor(
+    private readonly service: GatewayService,
+    private readonly opts: { ttlMs?: number; probeTimeoutMs?: number } = {}
+  ) {}
+
+  /** The view, rebuilt at most every ttlMs (default 5 s) however many pages poll it. */
+  async view(): Promise<NetworkView> {
+    const now = Date.now()
+    if (this.cached == null || now - this.cached.at > (this.opts.ttlMs ?? 5000)) {
+      const v = this.build()
+      this.cached = { at: now, view: v }
+      v.catch(() => {
+        this.cached = null
+      })
+    }
+    return await this.cached.view
+  }
+
+  private async probeClient(): Promise<WireClient> {
+    this.host ??= (async () => {
+      const libp2p = await createLibp2p({
+        privateKey: await generateKeyPair('Ed25519'),
+        addresses: { listen: [] },
+        ...transportOptions()
+      })
+      return { libp2p, client: new WireClient(libp2p) }
+    })()
+    return (await this.host).client
+  }
+
+  private async rtt(addr: string): Promise<number | null> {
+    const client = await this.probeClient()
+    const t0 = performance.now()
+    try {
+      await client.info(addr, { signal: AbortSignal.timeout(this.opts.probeTimeoutMs ?? 3000) })
+      return Math.round((performance.now() - t0) * 100) / 100
+    } catch {
+      return null
+    }
+  }
+
+  private async build(): Promise<NetworkView> {
+    const s = this.service
+    const { contracts, chainId, provider, deployment } = s.chain
+    const [balance, unlockAt] = await contracts.escrow.depositOf(s.payer)
+    const models: NetworkView['models'] = []
+    for (const m of s.models.values()) {
+      const byOperator = new Map<string, NetworkNode>()
+      const shards: NetworkView['models'][number]['shards'] = []
+      const shardCount = m.bundle.manifest.shards.length
+      const lists = await Promise.all(
+        Array.from(
+          { length: shardCount },
+          async (_, shard) => await contracts.registry.activeNodes(m.modelId, shard)
+        )
+      )
+      lists.forEach((list, shard) => {
+        const ops: string[] = []
+        for (const n of list) {
+          const operator = getAddress(n.operator)
+          ops.push(operator)
+          if (byOperator.has(operator)) continue
+          let peerId = ''
+          try {
+            peerId = peerIdFromPublicKey(publicKeyFromPeerIdBytes(n.peerId)).toString()
+          } catch {}
+          byOperator.set(operator, {
+            operator,
+            peerId,
+            shards: n.shards.map(Number),
+            stake: pov(BigInt(n.stake)),
+            price: pov(BigInt(n.price)),
+            addrs: [...n.multiaddrs],
+            rttMs: null,
+            earned: '0',
+            withdrawn: '0',
+            paidByGateway: pov(s.paidTo.get(operator) ?? 0n)
+          })
+        }
+        shards.push({ shard, nodes: ops })
+      })
+      const nodes = [...byOperator.values()]
+      await Promise.all(
+        nodes.map(async (n) => {
+          const [earned, withdrawn] = await contracts.escrow.earningsOf(n.operator)
+          n.earned = pov(BigInt(earned))
+          n.withdrawn = pov(BigInt(withdrawn))
+          if (n.peerId !== '' && n.addrs.length > 0)
+            n.rttMs = await this.rtt(`${n.addrs[0]}/p2p/${n.peerId}`)
+        })
+      )
+      models.push({ id: m.id, modelId: m.modelId, name: m.name, shards, nodes })
+    }
+    return {
+      chainId,
+      payer: {
+        address: s.payer,
+        escrow: pov(BigInt(balance)),
+        unlocking: BigInt(unlockAt) !== 0n,
+        spent: pov(s.spent)
+      },
+      models,
+      governance: await governanceEvents(
+        provider,
+        { ...deployment.contracts },
+        deployment.startBlock
+      ),
+      unit: 'POV'
+    }
+  }
+
+  async close(): Promise<void> {
+    const h = this.host
+    this.host = null
+    if (h == null) return
+    const { libp2p, client } = await h
+    await client.close()
+    await libp2p.stop()
+  }
+}
+
+const GOVERNANCE_EVENTS = new Set([
+  'ProposalCreated',
+  'VoteCast',
+  'ProposalQueued',
+  'ProposalExecuted',
+  'ProposalCanceled',
+  'ModelApproved',
+  'ModelRevoked',
+  'Slashed',
+  'MinStakeSet',
+  'UnbondingPeriodSet',
+  'FeeBpsSet',
+  'UnlockPeriodSet'
+])
+
+/** The last `limit` governance-related events (newest first) with a one-line summary each. */
+async function governanceEvents(
+  provider: GatewayService['chain']['provider'],
+  addresses: Record<string, string>,
+  fromBlock: number,
+  limit = 20
+): Promise<NetworkView['governance']> {
+  const names = new Map(Object.entries(addresses).map(([k, a]) => [getAddress(a), k]))
+  const logs = await provider.getLogs({
+    address: Object.values(addresses),
+    fromBlock,
+    toBlock: 'latest'
+  })
+  const iface = combinedInterface()
+  const out: NetworkView['governance'] = []
+  for (const log of logs) {
+    let d: LogDescription | null = null
+    try {
+      d = iface.parseLog(log)
+    } catch {}
+    if (d == null || !GOVERNANCE_EVENTS.has(d.name)) continue
+    out.push({
+      block: log.blockNumber,
+      tx: log.transactionHash,
+      contract: names.get(getAddress(log.address)) ?? log.address,
+      event: d.name,
+      summary: summarize(d)
+    })
+  }
+  return out.reverse().slice(0, limit)
+}
+
+function summarize(d: LogDescription): string {
+  const a = d.args
+  const id = (x: unknown): string => `${String(x).slice(0, 10)}…`
+  switch (d.name) {
+    case 'ProposalCreated':
+      return `proposal ${id(a.proposalId)} by ${String(a.proposer)}: ${String(a.description).split('\n')[0]}`
+    case 'VoteCast':
+      return `${String(a.voter)} voted ${['against', 'for', 'abstain'][Number(a.support)] ?? a.support} on ${id(a.proposalId)} with ${pov(BigInt(a.weight))} POV`
+    case 'ProposalQueued':
+    case 'ProposalExecuted':
+    case 'ProposalCanceled':
+      return `proposal ${id(a.proposalId)} ${d.name.slice(8).toLowerCase()}`
+    case 'ModelApproved':
+      return `model ${String(a.name)} (${id(a.modelId)}) approved`
+    case 'ModelRevoked':
+      return `model ${id(a.modelId)} revoked`
+    case 'Slashed':
+      return `${String(a.operator)} slashed ${pov(BigInt(a.amount))} POV: ${String(a.reason)}`
+    default:
+      return d.args.map((x) => String(x)).join(', ')
+  }
+}

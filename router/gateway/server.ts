@@ -1,0 +1,488 @@
+// `pov serve`'s HTTP server (fastify): the OpenAI-compatible API under /v1, the web page at /,
+// Prometheus metrics at /metrics. Request bodies are bounded (bodyLimit) and validated against
+// JSON schemas before anything is generated or paid; every error is OpenAI-shaped.
+import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { isIP } from 'node:net'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { formatUnits } from 'ethers'
+import type { Logger } from 'pino'
+import { ApiError, badRequest } from './errors.js'
+import type { GatewayMetrics } from './metrics.js'
+import { NetworkProbe } from './network.js'
+import {
+  chatBodySchema,
+  completionBodySchema,
+  type ChatBody,
+  type CompletionBody,
+  type SamplingBody
+} from './schemas.js'
+import type { GatewayService, GenerationResult, ServedModel } from './service.js'
+import { SseStream } from './sse.js'
+
+export interface GatewayServerOptions {
+  service: GatewayService
+  host: string
+  port: number
+  /** Bearer tokens accepted on /v1 and /metrics; required on a non-loopback host. */
+  tokens?: string[]
+  /** Largest request body in bytes. @default 1 MiB */
+  bodyLimit?: number
+  /** Default max_tokens of a chat completion. @default 256 (capped by the service's limit) */
+  chatMaxTokens?: number
+  metrics?: GatewayMetrics | null
+  logger?: Logger
+}
+
+/** Default max_tokens of /v1/completions, as in the OpenAI API. */
+export const COMPLETION_MAX_TOKENS = 16
+export const DEFAULT_BODY_LIMIT = 1 << 20
+const PAGE_FILES: Record<string, string> = {
+  '/': 'index.html',
+  '/app.js': 'app.js',
+  '/style.css': 'style.css'
+}
+const CONTENT_TYPES: Record<string, string> = {
+  html: 'text/html; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8'
+}
+
+/** 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '')
+  if (h === 'localhost' || h === '::1') return true
+  return isIP(h) === 4 && h.startsWith('127.')
+}
+
+export class GatewayServer {
+  private constructor(
+    readonly app: FastifyInstance,
+    readonly url: string,
+    private readonly probe: NetworkProbe
+  ) {}
+
+  static async start(o: GatewayServerOptions): Promise<GatewayServer> {
+    const tokens = (o.tokens ?? []).filter((t) => t !== '')
+    if (tokens.length === 0 && !isLoopback(o.host))
+      throw new Error(
+        `refusing to serve on ${o.host} without access tokens: anyone who reaches it would spend the keystore's deposit — give --token (or POV_SERVE_TOKENS), or listen on 127.0.0.1`
+      )
+    const probe = new NetworkProbe(o.service)
+    const app = buildApp(o, tokens, probe)
+    try {
+      await app.listen({ host: o.host, port: o.port })
+    } catch (err) {
+      await probe.close()
+      throw err
+    }
+    const addr = app.server.address()
+    const port = typeof addr === 'object' && addr != null ? addr.port : o.port
+    const host = o.host.includes(':') ? `[${o.host}]` : o.host
+    return new GatewayServer(app, `http://${host}:${port}`, probe)
+  }
+
+  async close(): Promise<void> {
+    await this.app.close()
+    await this.probe.close()
+  }
+}
+
+function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe): FastifyInstance {
+  const { service, metrics } = o
+  const log = o.logger?.child({ module: 'gateway' })
+  const app = Fastify({
+    bodyLimit: o.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // types as declared: no coercion of "5" into 5, no silent removal
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    // generations may stream for minutes; a connection is not cut under them
+    requestTimeout: 0,
+    forceCloseConnections: true
+  })
+  const digests = tokens.map((t) => createHash('sha256').update(t).digest())
+  const pageDir = new URL('./page/', import.meta.url)
+
+  app.addHook('onRequest', async (req) => {
+    const path = req.url.split('?')[0]
+    if (digests.length === 0 || !(path.startsWith('/v1/') || path === '/metrics')) return
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')
+    const d = m == null ? null : createHash('sha256').update(m[1]).digest()
+    if (d == null || !digests.some((x) => timingSafeEqual(x, d)))
+      throw new ApiError(
+        401,
+        'authentication_error',
+        m == null
+          ? 'missing bearer token: send Authorization: Bearer <token>'
+          : 'invalid bearer token',
+        'invalid_api_key'
+      )
+  })
+  app.addHook('onResponse', async (req, reply) => {
+    metrics?.requests.inc({ endpoint: endpointOf(req), status: String(reply.statusCode) })
+  })
+
+  app.setErrorHandler(
+    async (
+      err: Error & {
+        statusCode?: number
+        code?: string
+        validation?: Array<{ instancePath?: string }>
+      },
+      req,
+      reply
+    ) => {
+      const e = toApiError(err, o.bodyLimit ?? DEFAULT_BODY_LIMIT)
+      if (e.status >= 500) log?.error({ err, url: req.url }, 'request failed')
+      // a body that was not read to its end leaves the connection unusable
+      if (e.status === 413) void reply.header('connection', 'close')
+      return await reply.code(e.status).send(e.toJSON())
+    }
+  )
+  app.setNotFoundHandler(async (req, reply) => {
+    const e = new ApiError(
+      404,
+      'not_found_error',
+      `no endpoint ${req.method} ${req.url.split('?')[0]}`,
+      'unknown_url'
+    )
+    return await reply.code(404).send(e.toJSON())
+  })
+
+  for (const [path, file] of Object.entries(PAGE_FILES))
+    app.get(path, async (_req, reply) => {
+      const body = await readFile(new URL(file, pageDir))
+      return await reply
+        .header('content-type', CONTENT_TYPES[file.split('.').pop() ?? 'html'])
+        .header('cache-control', 'no-cache')
+        .send(body)
+    })
+  app.get('/health', async () => ({ ok: true }))
+  app.get('/metrics', async (_req, reply) => {
+    if (metrics == null)
+      throw new ApiError(404, 'not_found_error', 'metrics are off', 'unknown_url')
+    return await reply
+      .header('content-type', metrics.registry.contentType)
+      .send(await metrics.registry.metrics())
+  })
+
+  app.get('/v1/models', async () => {
+    const prices = await modelPrices(service)
+    return {
+      object: 'list',
+      data: [...service.models.values()].map((m) => modelJson(m, prices.get(m.modelId)))
+    }
+  })
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (req) => {
+    const m = service.model(req.params.id)
+    return modelJson(m, (await modelPrices(service)).get(m.modelId))
+  })
+  app.get('/v1/pov/network', async () => await probe.view())
+
+  app.post<{ Body: CompletionBody }>(
+    '/v1/completions',
+    { schema: { body: completionBodySchema } },
+    async (req, reply) => {
+      const m = service.model(req.body.model)
+      const p = req.body.prompt
+      let promptIds: number[]
+      if (typeof p === 'string') promptIds = m.tokenizer.encode(p)
+      else if (typeof p[0] === 'string') promptIds = m.tokenizer.encode(p[0])
+      else {
+        promptIds = p as number[]
+        const V = m.bundle.config.vocabSize
+        const bad = promptIds.find((id) => id >= V)
+        if (bad !== undefined)
+          throw badRequest(`prompt token id ${bad} is outside the vocabulary (size ${V})`, 'prompt')
+      }
+      return await complete(
+        'completion',
+        req,
+        reply,
+        m,
+        promptIds,
+        [],
+        req.body.max_tokens ?? COMPLETION_MAX_TOKENS
+      )
+    }
+  )
+
+  app.post<{ Body: ChatBody }>(
+    '/v1/chat/completions',
+    { schema: { body: chatBodySchema } },
+    async (req, reply) => {
+      const m = service.model(req.body.model)
+      let rendered
+      try {
+        rendered = m.template.render(req.body.messages)
+      } catch (err) {
+        throw badRequest(
+          `the model's chat template refused these messages: ${(err as Error).message}`,
+          'messages'
+        )
+      }
+      const promptIds = m.tokenizer.encode(rendered.text, {
+        addSpecialTokens: rendered.addSpecialTokens
+      })
+      const maxTokens =
+        req.body.max_completion_tokens ??
+        req.body.max_tokens ??
+        Math.min(o.chatMaxTokens ?? 256, service.maxTokensLimit)
+      return await complete('chat', req, reply, m, promptIds, rendered.stop, maxTokens)
+    }
+  )
+
+  async function complete(
+    kind: 'chat' | 'completion',
+    req: FastifyRequest<{ Body: SamplingBody }>,
+    reply: FastifyReply,
+    m: ServedModel,
+    promptIds: number[],
+    templateStops: string[],
+    maxTokens: number
+  ): Promise<unknown> {
+    const b = req.body
+    const param =
+      kind === 'chat' && (req.body as ChatBody).max_completion_tokens != null
+        ? 'max_completion_tokens'
+        : 'max_tokens'
+    if (maxTokens > service.maxTokensLimit)
+      throw badRequest(
+        `${param} ${maxTokens} is above this gateway's limit of ${service.maxTokensLimit} tokens per request`,
+        param
+      )
+    const ctx = m.bundle.config.maxPositionEmbeddings
+    if (promptIds.length + maxTokens > ctx)
+      throw badRequest(
+        `this model's context is ${ctx} tokens; the prompt has ${promptIds.length} and ${param} asks for ${maxTokens} more`,
+        param,
+        'context_length_exceeded'
+      )
+    const stop = [
+      ...(b.stop == null ? [] : typeof b.stop === 'string' ? [b.stop] : b.stop),
+      ...templateStops
+    ]
+    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`
+    const created = Math.floor(Date.now() / 1000)
+    const base = {
+      id,
+      object: kind === 'chat' ? 'chat.completion' : 'text_completion',
+      created,
+      model: m.id,
+      system_fingerprint: null
+    }
+    const ac = new AbortController()
+    const onClose = (): void => {
+      if (!reply.raw.writableFinished) ac.abort(new Error('the client closed the connection'))
+    }
+    reply.raw.on('close', onClose)
+    const stream = b.stream === true
+    const includeUsage = stream && b.stream_options?.include_usage === true
+    const sse = new SseStream(reply.raw)
+    const chunk = (
+      choice: Record<string, unknown>,
+      extra: Record<string, unknown> = {}
+    ): Record<string, unknown> => ({
+      ...base,
+      object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion',
+      choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }],
+      ...(includeUsage ? { usage: null } : {}),
+      ...extra
+    })
+    let result: GenerationResult
+    try {
+      result = await service.generate({
+        model: m,
+        promptIds,
+        maxTokens,
+        temperature: b.temperature ?? 1,
+        topP: b.top_p ?? 1,
+        seed: b.seed ?? randomInt(2 ** 32),
+        ignoreEos: b.ignore_eos === true,
+        stop,
+        signal: ac.signal,
+        receivedAt: performance.now(),
+        onStart: () => {
+          if (!stream) return
+          // from here on the answer is ours to write: status 200 and events
+          reply.hijack()
+          sse.open()
+          sse.send(
+            chunk(kind === 'chat' ? { delta: { role: 'assistant', content: '' } } : { text: '' })
+          )
+        },
+        onText: (delta) => {
+          if (stream)
+            sse.send(chunk(kind === 'chat' ? { delta: { content: delta } } : { text: delta }))
+        }
+      })
+    } catch (err) {
+      if (ac.signal.aborted) {
+        metrics?.requests.inc({ endpoint: endpointOf(req), status: '499' })
+        log?.info({ id }, 'client went away; generation cancelled')
+        if (!reply.sent) reply.hijack()
+        return
+      }
+      if (!reply.sent) throw err
+      // headers are out: the error travels as an event, as OpenAI streams do
+      const e = toApiError(err as Error, 0)
+      if (e.status >= 500) log?.error({ err, id }, 'generation failed mid-stream')
+      sse.send(e.toJSON())
+      sse.done()
+      return
+    } finally {
+      reply.raw.off('close', onClose)
+    }
+    const usage = {
+      prompt_tokens: result.promptTokens,
+      completion_tokens: result.completionTokens,
+      total_tokens: result.promptTokens + result.completionTokens
+    }
+    const pov = povJson(result)
+    if (!stream) {
+      const choice =
+        kind === 'chat'
+          ? {
+              index: 0,
+              message: { role: 'assistant', content: result.text, refusal: null },
+              logprobs: null,
+              finish_reason: result.finishReason
+            }
+          : { index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason }
+      return { ...base, choices: [choice], usage, pov }
+    }
+    sse.send(
+      chunk(
+        kind === 'chat'
+          ? { delta: {}, finish_reason: result.finishReason }
+          : { text: '', finish_reason: result.finishReason },
+        { pov }
+      )
+    )
+    if (includeUsage) sse.send({ ...chunk({}), choices: [], usage, pov })
+    sse.done()
+  }
+
+  return app
+}
+
+function endpointOf(req: FastifyRequest): string {
+  return req.routeOptions.url ?? 'unknown'
+}
+
+function toApiError(
+  err: Error & {
+    statusCode?: number
+    code?: string
+    validation?: Array<{ instancePath?: string }>
+  },
+  bodyLimit: number
+): ApiError {
+  if (err instanceof ApiError) return err
+  if (err.validation != null) {
+    const path = (err.validation[0]?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.')
+    return badRequest(`invalid request: ${err.message}`, path === '' ? null : path)
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError(
+        413,
+        'invalid_request_error',
+        `request body larger than ${bodyLimit} bytes`,
+        'request_too_large'
+      )
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError(
+        415,
+        'invalid_request_error',
+        'send the request body as application/json',
+        'unsupported_media_type'
+      )
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return badRequest('the request body is empty; send a JSON object', null, 'invalid_json')
+  }
+  if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY')
+    return badRequest(`the request body is not valid JSON: ${err.message}`, null, 'invalid_json')
+  const status = err.statusCode ?? 500
+  if (status >= 400 && status < 500)
+    return new ApiError(status, 'invalid_request_error', err.message, err.code ?? null)
+  return new ApiError(500, 'server_error', `internal error: ${err.message}`, 'internal_error')
+}
+
+function povJson(r: GenerationResult): Record<string, unknown> {
+  return {
+    cost: r.cost.toString(),
+    cost_pov: formatUnits(r.cost, 18),
+    nodes: r.nodes.map((n) => ({
+      operator: n.operator,
+      peer_id: n.peerId,
+      calls: n.calls,
+      units: n.units,
+      amount: n.amount.toString(),
+      amount_pov: formatUnits(n.amount, 18)
+    })),
+    degraded: r.degraded,
+    capped: r.capped
+  }
+}
+
+function modelJson(m: ServedModel, price: ModelPrice | undefined): Record<string, unknown> {
+  return {
+    id: m.id,
+    object: 'model',
+    created: m.created,
+    owned_by: 'pov',
+    pov: {
+      model_id: m.modelId,
+      name: m.name,
+      layers: m.bundle.config.numLayers,
+      experts: m.bundle.config.numExperts,
+      shards: m.bundle.manifest.shards.length,
+      context_length: m.bundle.config.maxPositionEmbeddings,
+      chat_template: m.template.kind,
+      nodes: price?.nodes ?? 0,
+      shards_without_nodes: price?.missing ?? [],
+      price_per_1k_tokens: price?.per1k == null ? null : formatUnits(price.per1k, 18),
+      price_per_1k_tokens_wei: price?.per1k?.toString() ?? null
+    }
+  }
+}
+
+interface ModelPrice {
+  per1k: bigint | null
+  nodes: number
+  missing: number[]
+}
+
+/**
+ * Estimated price of 1000 tokens (prompt or completion alike): each token is one unit of work at
+ * top-k experts in every layer, and the registry picks nodes with probability ∝ stake, so a unit's
+ * expected price is, averaged over shards, the stake-weighted mean price of the shard's nodes.
+ */
+async function modelPrices(service: GatewayService): Promise<Map<string, ModelPrice>> {
+  const out = new Map<string, ModelPrice>()
+  const registry = service.chain.contracts.registry
+  for (const m of service.models.values()) {
+    const shardCount = m.bundle.manifest.shards.length
+    const lists = await Promise.all(
+      Array.from({ length: shardCount }, async (_, s) => await registry.activeNodes(m.modelId, s))
+    )
+    const operators = new Set<string>()
+    const missing: number[] = []
+    let sum = 0n
+    lists.forEach((nodes, s) => {
+      let stake = 0n
+      let weighted = 0n
+      for (const n of nodes) {
+        operators.add(n.operator)
+        stake += BigInt(n.stake)
+        weighted += BigInt(n.stake) * BigInt(n.price)
+      }
+      if (stake === 0n) missing.push(s)
+      else sum += weighted / stake
+    })
+    const per1k =
+      missing.length > 0 ? null : (1000n * BigInt(m.unitsPerToken) * sum) / BigInt(shardCount)
+    out.set(m.modelId, { per1k, nodes: operators.size, missing })
+  }
+  return out
+}

@@ -1,0 +1,582 @@
+// The gateway's engine: the models it can serve (local bundle: tokenizer, chat template, dense
+// runtime), one paying router per model opened on first use and shared by every request, a
+// bounded number of generations at a time, and cost accounting per request. Each expert call's
+// charge reaches `onCharge` (router/paid.ts) in the async context of the generation that made
+// it, so AsyncLocalStorage attributes it to that request, which is how per-request and
+// gateway-wide caps are enforced before a voucher is signed.
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { formatUnits, getAddress, type Provider, type Signer } from 'ethers'
+import type { Logger } from 'pino'
+import type { PovContracts } from '../../chain/contracts.js'
+import type { Deployment } from '../../chain/deployment.js'
+import { loadBundle, type Bundle } from '../../model/bundle/index.js'
+import { loadDenseRuntime, type DenseRuntime } from '../../model/dense/index.js'
+import { generate, isExpertUnavailable, NoExpertAvailableError } from '../../model/generate.js'
+import { loadTokenizer, type PovTokenizer } from '../../model/tokenizer.js'
+import {
+  openPaidRouter,
+  PaymentSetupError,
+  type PaidRouter,
+  type PaidRouterOptions
+} from '../paid.js'
+import { loadChatTemplate, type ChatTemplate } from './chat-template.js'
+import { ApiError, SpendRefusedError } from './errors.js'
+import type { GatewayMetrics } from './metrics.js'
+import { StopTextStream } from './text-stream.js'
+
+export interface GatewayChain {
+  provider: Provider
+  contracts: PovContracts
+  chainId: number
+  deployment: Deployment
+}
+
+export interface GatewayServiceOptions {
+  chain: GatewayChain
+  /** The payer: its escrow deposit pays the nodes. */
+  signer: Signer
+  /** Local bundles; approved models whose URI is a local file:// bundle are served as well. */
+  bundles?: string[]
+  /** Most wei one request may spend. */
+  maxCostPerRequest?: bigint
+  /** Most wei the gateway spends from its start, all requests together. */
+  spendingCap?: bigint
+  /** Most tokens one request may ask for. @default 1024 */
+  maxTokensLimit?: number
+  /** Generations run at once; more wait in a queue. @default 8 */
+  maxConcurrent?: number
+  /** Requests allowed to wait for a slot; beyond it the answer is 503. @default 256 */
+  maxQueue?: number
+  router?: Pick<
+    PaidRouterOptions,
+    'replicas' | 'maxPrice' | 'wireDType' | 'busyPollUs' | 'callTimeoutMs' | 'ledgerPath'
+  >
+  device?: 'cpu' | 'cuda'
+  logger?: Logger
+  metrics?: GatewayMetrics | null
+}
+
+export interface ServedModel {
+  /** The id clients name: the approved name, or the model id when names clash. */
+  id: string
+  modelId: string
+  name: string
+  bundle: Bundle
+  tokenizer: PovTokenizer
+  template: ChatTemplate
+  dense: DenseRuntime
+  /** Units of work (token-rows through one expert) one token costs: layers × top-k. */
+  unitsPerToken: number
+  /** When this gateway loaded it (unix seconds), for `created`. */
+  created: number
+}
+
+export interface NodeCharge {
+  operator: string
+  peerId: string
+  calls: number
+  units: number
+  amount: bigint
+}
+
+export interface GenerationRequest {
+  model: ServedModel
+  promptIds: number[]
+  maxTokens: number
+  temperature?: number
+  topP?: number
+  seed?: number
+  /** Generate maxTokens tokens even past the end-of-sequence token. */
+  ignoreEos?: boolean
+  stop: string[]
+  /** Aborted when the client goes away: the generation stops and pays for nothing more. */
+  signal: AbortSignal
+  /** performance.now() when the request arrived (time to first token counts from there). */
+  receivedAt: number
+  onStart?: (info: { nodes: number }) => void
+  onText?: (delta: string) => void
+}
+
+export interface GenerationResult {
+  text: string
+  promptTokens: number
+  completionTokens: number
+  finishReason: 'stop' | 'length'
+  cost: bigint
+  nodes: NodeCharge[]
+  degraded: boolean
+  /** Set when a cost cap ended the reply early (finish_reason is then 'length'). */
+  capped: 'request' | 'gateway' | null
+}
+
+interface Account {
+  spent: bigint
+  nodes: Map<string, NodeCharge>
+  ac: AbortController
+  refused: SpendRefusedError | null
+  model: string
+}
+
+export class GatewayService {
+  readonly models = new Map<string, ServedModel>()
+  readonly payer: string
+  private readonly routers = new Map<string, Promise<PaidRouter>>()
+  private readonly accounts = new AsyncLocalStorage<Account>()
+  private readonly slots: Slots
+  private deposit: { at: number; p: Promise<[bigint, bigint]> } | null = null
+  /** Wei spent since start, all requests. */
+  spent = 0n
+  /** Wei paid per operator since start, all requests. */
+  readonly paidTo = new Map<string, bigint>()
+  readonly maxTokensLimit: number
+
+  private constructor(
+    private readonly o: GatewayServiceOptions,
+    payer: string
+  ) {
+    this.payer = payer
+    this.maxTokensLimit = o.maxTokensLimit ?? 1024
+    this.slots = new Slots(o.maxConcurrent ?? 8, o.maxQueue ?? 256, o.metrics ?? null)
+  }
+
+  static async init(o: GatewayServiceOptions): Promise<GatewayService> {
+    const s = new GatewayService(o, getAddress(await o.signer.getAddress()))
+    try {
+      await s.loadModels()
+    } catch (err) {
+      await s.close()
+      throw err
+    }
+    return s
+  }
+
+  get chain(): GatewayChain {
+    return this.o.chain
+  }
+
+  private get log(): Logger | undefined {
+    return this.o.logger
+  }
+
+  private async loadModels(): Promise<void> {
+    const { contracts } = this.o.chain
+    const given = new Map<string, Bundle>()
+    for (const dir of this.o.bundles ?? []) {
+      const b = await loadBundle(dir, { verify: 'lazy' })
+      given.set(b.modelId.toLowerCase(), b)
+    }
+    const approved = (await contracts.models.approvedModels()).map((m) => String(m).toLowerCase())
+    for (const id of given.keys())
+      if (!approved.includes(id))
+        throw new Error(
+          `bundle ${given.get(id)?.dir} is model ${id}, which is not approved on-chain`
+        )
+    const infos = await Promise.all(
+      approved.map(async (id) => ({ id, info: await contracts.models.modelInfo(id) }))
+    )
+    const names = new Map<string, number>()
+    for (const { info } of infos) names.set(info.name, (names.get(info.name) ?? 0) + 1)
+    for (const { id, info } of infos) {
+      let bundle = given.get(id)
+      if (bundle == null) {
+        const path = info.uri.startsWith('file://') ? fileURLToPath(info.uri) : ''
+        if (path === '' || !existsSync(path)) {
+          this.log?.info(
+            { model: id, name: info.name, uri: info.uri },
+            'approved model has no local bundle; not served'
+          )
+          continue
+        }
+        bundle = await loadBundle(path, { verify: 'lazy' })
+        if (bundle.modelId.toLowerCase() !== id) {
+          this.log?.warn(
+            { model: id, dir: path },
+            'bundle at the approved URI is another model; not served'
+          )
+          continue
+        }
+      }
+      const dense = await loadDenseRuntime(bundle, {
+        device: this.o.device ?? 'cpu',
+        allowSpinning: false
+      })
+      const model: ServedModel = {
+        id: names.get(info.name) === 1 && !/^0x/i.test(info.name) ? info.name : bundle.modelId,
+        modelId: bundle.modelId,
+        name: info.name,
+        bundle,
+        tokenizer: await loadTokenizer(bundle.dir),
+        template: await loadChatTemplate(bundle.dir),
+        dense,
+        unitsPerToken: bundle.config.numLayers * bundle.config.topK,
+        created: Math.floor(Date.now() / 1000)
+      }
+      this.models.set(model.id, model)
+      this.log?.info(
+        { model: model.id, modelId: model.modelId, template: model.template.kind },
+        'serving model'
+      )
+    }
+  }
+
+  /** A model by its id or its 0x model id; 404 otherwise. */
+  model(name: string): ServedModel {
+    const m =
+      this.models.get(name) ??
+      [...this.models.values()].find((x) => x.modelId.toLowerCase() === name.toLowerCase())
+    if (m == null)
+      throw new ApiError(
+        404,
+        'not_found_error',
+        `The model '${name}' does not exist or is not served here (GET /v1/models lists the served ones)`,
+        'model_not_found',
+        'model'
+      )
+    return m
+  }
+
+  /** 402 unless the payer has a deposit that is not unlocking (cached for a second). */
+  async checkDeposit(): Promise<void> {
+    const now = Date.now()
+    if (this.deposit == null || now - this.deposit.at > 1000) {
+      const p = this.o.chain.contracts.escrow
+        .depositOf(this.payer)
+        .then(([b, u]) => [BigInt(b), BigInt(u)] as [bigint, bigint])
+      this.deposit = { at: now, p }
+      p.catch(() => {
+        this.deposit = null
+      })
+    }
+    let balance: bigint, unlockAt: bigint
+    try {
+      ;[balance, unlockAt] = await this.deposit.p
+    } catch (err) {
+      throw new ApiError(
+        503,
+        'service_unavailable',
+        `cannot read the escrow deposit from the chain: ${(err as Error).message}`,
+        'chain_unavailable'
+      )
+    }
+    if (balance === 0n)
+      throw new ApiError(
+        402,
+        'insufficient_quota',
+        `no deposit in escrow for ${this.payer} — run \`pov deposit AMOUNT\` with the gateway's keystore`,
+        'no_deposit'
+      )
+    if (unlockAt !== 0n)
+      throw new ApiError(
+        402,
+        'insufficient_quota',
+        `the escrow deposit of ${this.payer} is unlocking and nodes refuse work paid from it — withdraw it and deposit again`,
+        'deposit_unlocking'
+      )
+  }
+
+  private checkGatewayCap(next = 0n): void {
+    const cap = this.o.spendingCap
+    if (cap != null && this.spent + next > cap)
+      throw new ApiError(
+        402,
+        'insufficient_quota',
+        `the gateway's spending cap of ${formatUnits(cap, 18)} POV is reached (spent ${formatUnits(this.spent, 18)} POV) — restart it with a higher --spending-cap`,
+        'spending_cap_reached'
+      )
+  }
+
+  /** The paying router of `m`, opened on first use; a failed open is retried by the next request. */
+  async router(m: ServedModel): Promise<PaidRouter> {
+    let p = this.routers.get(m.modelId)
+    if (p == null) {
+      const c = this.o.chain
+      p = openPaidRouter({
+        ...this.o.router,
+        contracts: c.contracts,
+        chainId: c.chainId,
+        registryAddress: c.deployment.contracts.registry,
+        signer: this.o.signer,
+        modelId: m.modelId,
+        hidden: m.bundle.config.hiddenSize,
+        shardCount: m.bundle.manifest.shards.length,
+        onCharge: (charge) => {
+          this.charge(charge)
+        },
+        logger: this.o.logger
+      })
+      this.routers.set(m.modelId, p)
+      p.catch(() => {
+        this.routers.delete(m.modelId)
+      })
+    }
+    try {
+      return await p
+    } catch (err) {
+      if (!(err instanceof PaymentSetupError)) throw err
+      if (/no deposit|unlocking/.test(err.message))
+        throw new ApiError(402, 'insufficient_quota', err.message, 'no_deposit')
+      throw new ApiError(503, 'service_unavailable', err.message, 'no_node_available')
+    }
+  }
+
+  /** onCharge: attributes a call's charge to its request, refusing it past a cap. */
+  private charge(c: { operator: string; peerId: string; amount: bigint; units: number }): void {
+    const a = this.accounts.getStore()
+    if (a == null) throw new Error('an expert call outside a gateway request was refused payment')
+    const reqCap = this.o.maxCostPerRequest
+    const cap = this.o.spendingCap
+    let refused: SpendRefusedError | null = null
+    if (reqCap != null && a.spent + c.amount > reqCap)
+      refused = new SpendRefusedError(
+        'request',
+        `the request's cost cap of ${formatUnits(reqCap, 18)} POV is reached`
+      )
+    else if (cap != null && this.spent + c.amount > cap)
+      refused = new SpendRefusedError(
+        'gateway',
+        `the gateway's spending cap of ${formatUnits(cap, 18)} POV is reached`
+      )
+    if (refused != null) {
+      a.refused ??= refused
+      a.ac.abort(refused)
+      throw refused
+    }
+    a.spent += c.amount
+    this.spent += c.amount
+    this.paidTo.set(c.operator, (this.paidTo.get(c.operator) ?? 0n) + c.amount)
+    const n = a.nodes.get(c.peerId) ?? {
+      operator: c.operator,
+      peerId: c.peerId,
+      calls: 0,
+      units: 0,
+      amount: 0n
+    }
+    n.calls++
+    n.units += c.units
+    n.amount += c.amount
+    a.nodes.set(c.peerId, n)
+    const pov = Number(formatUnits(c.amount, 18))
+    this.o.metrics?.cost.inc({ model: a.model }, pov)
+    this.o.metrics?.spent.set(Number(formatUnits(this.spent, 18)))
+  }
+
+  /** Highest price per unit among the nodes a router selected (the cost bound used by the caps). */
+  private static maxPrice(r: PaidRouter): bigint {
+    let max = 0n
+    for (const n of r.nodes.values()) if (n.price > max) max = n.price
+    return max
+  }
+
+  async generate(req: GenerationRequest): Promise<GenerationResult> {
+    const m = req.model
+    await this.checkDeposit()
+    this.checkGatewayCap()
+    const release = await this.slots.acquire(req.signal)
+    const metrics = this.o.metrics
+    metrics?.inFlight.inc()
+    try {
+      const paid = await this.router(m)
+      req.signal.throwIfAborted()
+      const perToken = BigInt(m.unitsPerToken) * GatewayService.maxPrice(paid)
+      const prefill = BigInt(req.promptIds.length) * perToken
+      const reqCap = this.o.maxCostPerRequest
+      if (reqCap != null && prefill > reqCap)
+        throw new ApiError(
+          400,
+          'invalid_request_error',
+          `the prompt's ${req.promptIds.length} tokens may cost up to ${formatUnits(prefill, 18)} POV, above the per-request cap of ${formatUnits(reqCap, 18)} POV — shorten the prompt`,
+          'cost_cap_exceeded',
+          'messages'
+        )
+      this.checkGatewayCap(prefill)
+      req.onStart?.({ nodes: paid.nodes.size })
+      const account: Account = {
+        spent: 0n,
+        nodes: new Map(),
+        ac: new AbortController(),
+        refused: null,
+        model: m.id
+      }
+      const signal = AbortSignal.any([req.signal, account.ac.signal])
+      return await this.accounts.run(
+        account,
+        async () => await this.run(req, paid, perToken, account, signal)
+      )
+    } finally {
+      metrics?.inFlight.dec()
+      release()
+    }
+  }
+
+  private async run(
+    req: GenerationRequest,
+    paid: PaidRouter,
+    perToken: bigint,
+    account: Account,
+    signal: AbortSignal
+  ): Promise<GenerationResult> {
+    const m = req.model
+    const reqCap = this.o.maxCostPerRequest
+    const cap = this.o.spendingCap
+    const it = generate({
+      dense: m.dense,
+      experts: paid.router.executor,
+      promptIds: req.promptIds,
+      maxTokens: req.maxTokens,
+      temperature: req.temperature,
+      topP: req.topP,
+      seed: req.seed,
+      eosTokenId: req.ignoreEos === true ? null : m.bundle.config.eosTokenId,
+      signal
+    })
+    const ids: number[] = []
+    const text = new StopTextStream((x) => m.tokenizer.decode(x), req.stop)
+    let finishReason: GenerationResult['finishReason'] = 'length'
+    let degraded = false
+    let capped: GenerationResult['capped'] = null
+    try {
+      for (;;) {
+        if (ids.length > 0) {
+          // stop before a token whose worst-case price would cross a cap
+          if (reqCap != null && account.spent + perToken > reqCap) {
+            capped = 'request'
+            break
+          }
+          if (cap != null && this.spent + perToken > cap) {
+            capped = 'gateway'
+            break
+          }
+        }
+        const r = await it.next()
+        if (r.done === true) {
+          finishReason = r.value.stopReason === 'eos' ? 'stop' : 'length'
+          degraded ||= r.value.degraded
+          break
+        }
+        if (ids.length === 0)
+          this.o.metrics?.ttft.observe({ model: m.id }, (performance.now() - req.receivedAt) / 1000)
+        ids.push(r.value.id)
+        degraded ||= r.value.degraded
+        const delta = text.push(ids)
+        if (delta !== '') req.onText?.(delta)
+        if (text.stopped) {
+          finishReason = 'stop'
+          break
+        }
+      }
+    } catch (err) {
+      if (account.refused != null) capped = account.refused.cap
+      else if (req.signal.aborted) throw req.signal.reason ?? err
+      else if (err instanceof NoExpertAvailableError || isExpertUnavailable(err))
+        throw new ApiError(
+          503,
+          'service_unavailable',
+          `no node available: ${(err as Error).message}`,
+          'no_node_available'
+        )
+      else throw err
+    } finally {
+      await it.return(undefined as never).catch(() => {})
+    }
+    if (!text.stopped) {
+      const tail = text.push(ids, true)
+      if (tail !== '') req.onText?.(tail)
+    }
+    this.o.metrics?.tokens.inc({ model: m.id, kind: 'prompt' }, req.promptIds.length)
+    this.o.metrics?.tokens.inc({ model: m.id, kind: 'completion' }, ids.length)
+    return {
+      text: text.text,
+      promptTokens: req.promptIds.length,
+      completionTokens: ids.length,
+      finishReason,
+      cost: account.spent,
+      nodes: [...account.nodes.values()],
+      degraded,
+      capped
+    }
+  }
+
+  /** Routers already open (the network view reads their selections). */
+  async openRouters(): Promise<Map<string, PaidRouter>> {
+    const out = new Map<string, PaidRouter>()
+    for (const [id, p] of this.routers) {
+      try {
+        out.set(id, await p)
+      } catch {}
+    }
+    return out
+  }
+
+  async close(): Promise<void> {
+    const routers = await this.openRouters()
+    this.routers.clear()
+    await Promise.allSettled(
+      [...routers.values()].map(async (r) => {
+        await r.close()
+      })
+    )
+    await Promise.allSettled(
+      [...this.models.values()].map(async (m) => {
+        await m.dense.close()
+      })
+    )
+  }
+}
+
+/** A counting semaphore with a bounded wait queue; a waiter whose signal aborts leaves the queue. */
+class Slots {
+  private active = 0
+  private readonly waiting: Array<() => void> = []
+
+  constructor(
+    private readonly max: number,
+    private readonly maxQueue: number,
+    private readonly metrics: GatewayMetrics | null
+  ) {}
+
+  async acquire(signal: AbortSignal): Promise<() => void> {
+    signal.throwIfAborted()
+    if (this.active < this.max) {
+      this.active++
+      return this.releaser()
+    }
+    if (this.waiting.length >= this.maxQueue)
+      throw new ApiError(
+        503,
+        'service_unavailable',
+        `the gateway is busy: ${this.active} generations running and ${this.waiting.length} waiting — retry later`,
+        'overloaded'
+      )
+    await new Promise<void>((resolve, reject) => {
+      const go = (): void => {
+        signal.removeEventListener('abort', onAbort)
+        resolve()
+      }
+      const onAbort = (): void => {
+        const i = this.waiting.indexOf(go)
+        if (i >= 0) this.waiting.splice(i, 1)
+        this.metrics?.queued.set(this.waiting.length)
+        reject(signal.reason)
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.waiting.push(go)
+      this.metrics?.queued.set(this.waiting.length)
+    })
+    return this.releaser()
+  }
+
+  private releaser(): () => void {
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      const next = this.waiting.shift()
+      this.metrics?.queued.set(this.waiting.length)
+      if (next != null)
+        next() // the slot passes straight to the next waiter
+      else this.active--
+    }
+  }
+}

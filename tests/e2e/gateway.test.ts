@@ -1,0 +1,733 @@
+// `pov serve` against a local network (chain, 2 paid nodes, the tiny model), driven by the
+// official `openai` client, raw HTTP and a headless Chromium: answers, streaming, costs, caps,
+// hostile input, disconnects, and the web page. One network is shared by every case.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { request as httpRequest } from 'node:http'
+import OpenAI from 'openai'
+import { Wallet, formatUnits, parseEther } from 'ethers'
+import {
+  LocalNet,
+  REPO,
+  DEMO_SCRYPT_N,
+  freePort,
+  type OperatorHandle
+} from '../../deploy/localnet.js'
+import { writeTinyCheckpoint } from '../../model/tiny.js'
+import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
+import { buildDenseArtifacts } from '../../model/dense/index.js'
+import { GatewayService } from '../../router/gateway/service.js'
+import { GatewayServer } from '../../router/gateway/server.js'
+import { createGatewayMetrics } from '../../router/gateway/metrics.js'
+
+const PRICE = '0.001' // POV per unit; a tiny-model token is 2 layers × top-2 = 4 units
+const MAX_COST = '0.2' // per request: 50 tokens at most
+const SCREENSHOTS = join(REPO, 'test-results', 'gateway')
+
+let dir: string
+let net: LocalNet
+let bundle: Bundle
+let ops: OperatorHandle[] = []
+const nodeMetricsPorts: number[] = []
+let serve: ChildProcess
+let url: string
+let client: OpenAI
+let modelName: string
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pov-e2e-gateway-'))
+  net = new LocalNet(dir)
+  await net.start()
+  await writeTinyCheckpoint(join(dir, 'hf'), { seed: 7 })
+  await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'), {
+    quant: 'none',
+    extraBuilders: [buildDenseArtifacts]
+  })
+  bundle = await loadBundle(join(dir, 'bundle'))
+  modelName = 'tiny-gateway'
+  await net.approveModel({
+    modelId: bundle.modelId,
+    name: modelName,
+    layers: bundle.config.numLayers,
+    experts: 8,
+    shardCount: 8,
+    uri: 'file://' + bundle.dir
+  })
+  ops = await Promise.all(
+    [0, 1].map(
+      async (i) =>
+        await net.addOperator(`op${i}`, {
+          modelId: bundle.modelId,
+          shards: [0, 1, 2, 3, 4, 5, 6, 7],
+          stake: '1000',
+          price: PRICE,
+          fundPov: parseEther('1500')
+        })
+    )
+  )
+  for (let i = 0; i < ops.length; i++) nodeMetricsPorts.push(await freePort())
+  await Promise.all(
+    ops.map(async (op, i) => {
+      await net.startNode(op, bundle.dir, { metricsPort: nodeMetricsPorts[i] })
+    })
+  )
+  const key = await net.povJson<{ address: string }>([
+    'key',
+    'new',
+    '--keystore',
+    join(dir, 'client', 'keystore'),
+    '--password-file',
+    net.passwordFile,
+    '--scrypt-n',
+    String(DEMO_SCRYPT_N)
+  ])
+  await net.fund(key.address, parseEther('100'))
+  // the gateway, as a user starts it (no deposit yet: the first case checks the 402)
+  serve = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(REPO, 'cli', 'bin.ts'),
+      'serve',
+      '--port',
+      '0',
+      '--max-cost',
+      MAX_COST,
+      '--max-tokens-limit',
+      '256',
+      ...net.chainFlags(join(dir, 'client', 'keystore'), join(dir, 'client')),
+      '--json',
+      '--log-level',
+      'warn'
+    ],
+    { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] }
+  )
+  let stderr = ''
+  serve.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
+  url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`pov serve not ready in 120 s: ${stderr}`))
+    }, 120_000)
+    createInterface({ input: serve.stdout! }).on('line', (line) => {
+      try {
+        const e = JSON.parse(line)
+        if (e.event === 'ready') {
+          clearTimeout(timer)
+          resolve(e.url)
+        }
+      } catch {}
+    })
+    serve.once('exit', (c) => {
+      clearTimeout(timer)
+      reject(new Error(`pov serve exited with ${c}: ${stderr}`))
+    })
+  })
+  client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused-on-loopback', maxRetries: 0 })
+})
+
+after(async () => {
+  serve?.kill('SIGTERM')
+  await net?.close()
+  if (dir != null) await rm(dir, { recursive: true, force: true })
+})
+
+/** A gauge or counter of the gateway's /metrics (summed over label sets). */
+async function metric(name: string, base = url): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text()
+  let sum = 0
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm')))
+    sum += Number(m[1])
+  return sum
+}
+
+/** POV the nodes accepted in vouchers, from their own metrics. */
+async function nodesEarned(): Promise<number> {
+  let sum = 0
+  for (const p of nodeMetricsPorts) {
+    const text = await (await fetch(`http://127.0.0.1:${p}/metrics`)).text()
+    sum += Number(/^pov_earned_total (\S+)$/m.exec(text)?.[1] ?? 0)
+  }
+  return sum
+}
+
+const close = (a: number, b: number): boolean => Math.abs(a - b) < 1e-9
+
+async function settled(): Promise<void> {
+  for (let i = 0; i < 200 && (await metric('pov_gateway_generations_in_flight')) > 0; i++)
+    await new Promise((r) => setTimeout(r, 100))
+}
+
+test('GET /v1/models lists the approved model with its estimated price; no deposit is a 402', async () => {
+  const list = await client.models.list()
+  const m = list.data.find((x) => x.id === modelName) as unknown as {
+    id: string
+    pov: { model_id: string; price_per_1k_tokens: string; nodes: number }
+  }
+  assert.ok(m != null, 'the model is listed under its approved name')
+  assert.equal(m.pov.model_id, bundle.modelId)
+  assert.equal(m.pov.nodes, 2)
+  // 1000 tokens × 4 units × 0.001 POV
+  assert.equal(m.pov.price_per_1k_tokens, '4.0')
+  await assert.rejects(
+    client.chat.completions.create({
+      model: modelName,
+      messages: [{ role: 'user', content: 'hi' }]
+    }),
+    (err: InstanceType<typeof OpenAI.APIError>) => {
+      assert.equal(err.status, 402)
+      assert.equal(err.code, 'no_deposit')
+      assert.match(err.message, /no deposit in escrow .* `pov deposit AMOUNT`/)
+      return true
+    }
+  )
+  await net.povJson([
+    'deposit',
+    '20',
+    ...net.chainFlags(join(dir, 'client', 'keystore'), join(dir, 'client'))
+  ])
+})
+
+test('completions equal the single-process run; usage and the POV cost in the response', async () => {
+  const local = await net.povJson<{ text: string; tokens: number[] }>([
+    'generate',
+    '--model',
+    bundle.dir,
+    '--local',
+    '--prompt-ids',
+    '1,2,3',
+    '--max-tokens',
+    '8'
+  ])
+  const spent0 = await metric('pov_gateway_spent_pov')
+  const r = await client.completions.create({
+    model: modelName,
+    prompt: [1, 2, 3],
+    max_tokens: 8,
+    temperature: 0
+  })
+  const pov = (
+    r as unknown as {
+      pov: { cost: string; cost_pov: string; nodes: Array<{ amount: string; units: number }> }
+    }
+  ).pov
+  assert.equal(r.choices[0].text, local.text)
+  assert.equal(r.usage?.prompt_tokens, 3)
+  assert.equal(r.usage?.completion_tokens, local.tokens.length)
+  assert.equal(r.usage?.total_tokens, 3 + local.tokens.length)
+  assert.equal(r.choices[0].finish_reason, local.tokens.length < 8 ? 'stop' : 'length')
+  // every token-row through an expert is paid at the node's price: 4 units per token
+  const units = pov.nodes.reduce((a, n) => a + n.units, 0)
+  assert.equal(
+    units,
+    4 * (3 + local.tokens.length - 1),
+    'prefill rows + one row per decoded token, × layers × top-k'
+  )
+  assert.equal(BigInt(pov.cost), BigInt(units) * parseEther(PRICE))
+  assert.equal(
+    pov.nodes.reduce((a, n) => a + BigInt(n.amount), 0n),
+    BigInt(pov.cost)
+  )
+  assert.ok(close((await metric('pov_gateway_spent_pov')) - spent0, Number(pov.cost_pov)))
+})
+
+test('chat completions, streamed and not, with the official client', async () => {
+  const messages = [
+    { role: 'system' as const, content: 'You are terse.' },
+    { role: 'user' as const, content: 'Name a colour.' }
+  ]
+  const whole = await client.chat.completions.create({
+    model: modelName,
+    messages,
+    max_tokens: 6,
+    temperature: 0,
+    ignore_eos: true
+  } as OpenAI.ChatCompletionCreateParamsNonStreaming)
+  assert.equal(whole.object, 'chat.completion')
+  assert.equal(whole.choices[0].message.role, 'assistant')
+  assert.equal(whole.usage?.completion_tokens, 6)
+  assert.equal(whole.choices[0].finish_reason, 'length')
+  assert.ok(BigInt((whole as unknown as { pov: { cost: string } }).pov.cost) > 0n)
+
+  const stream = await client.chat.completions.create({
+    model: modelName,
+    messages,
+    max_tokens: 6,
+    temperature: 0,
+    ignore_eos: true,
+    stream: true,
+    stream_options: { include_usage: true }
+  } as OpenAI.ChatCompletionCreateParamsStreaming)
+  let text = ''
+  let finish: string | null = null
+  let usage: OpenAI.CompletionUsage | null | undefined
+  let pov: { cost: string } | undefined
+  let chunks = 0
+  for await (const c of stream) {
+    chunks++
+    if (c.choices.length > 0) {
+      text += c.choices[0].delta.content ?? ''
+      finish = c.choices[0].finish_reason ?? finish
+    }
+    if (c.usage != null) usage = c.usage
+    pov = (c as unknown as { pov?: { cost: string } }).pov ?? pov
+  }
+  assert.equal(text, whole.choices[0].message.content, 'the stream spells the same reply')
+  assert.equal(finish, 'length')
+  assert.equal(usage?.completion_tokens, 6)
+  assert.equal(usage?.prompt_tokens, whole.usage?.prompt_tokens)
+  assert.ok(chunks >= 3, `${chunks} chunks`)
+  assert.equal(
+    pov?.cost,
+    (whole as unknown as { pov: { cost: string } }).pov.cost,
+    'same work, same price'
+  )
+
+  // a stop sequence ends the reply before it, and says so
+  const full = whole.choices[0].message.content ?? ''
+  const stopAt = full.slice(2, 4)
+  if (stopAt.length === 2 && full.indexOf(stopAt) === 2) {
+    const s = await client.chat.completions.create({
+      model: modelName,
+      messages,
+      max_tokens: 6,
+      temperature: 0,
+      ignore_eos: true,
+      stop: [stopAt]
+    } as OpenAI.ChatCompletionCreateParamsNonStreaming)
+    assert.equal(s.choices[0].message.content, full.slice(0, 2))
+    assert.equal(s.choices[0].finish_reason, 'stop')
+  }
+})
+
+test('raw SSE framing: data events, a blank line after each, [DONE] last', async () => {
+  const r = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: bundle.modelId,
+      prompt: 'Hello',
+      max_tokens: 3,
+      ignore_eos: true,
+      stream: true
+    })
+  })
+  assert.equal(r.status, 200)
+  assert.match(r.headers.get('content-type') ?? '', /^text\/event-stream/)
+  const body = await r.text()
+  assert.ok(body.endsWith('data: [DONE]\n\n'), 'ends with [DONE]')
+  const events = body.split('\n\n').slice(0, -1)
+  assert.ok(
+    events.every((e) => /^data: \S/.test(e) && !e.includes('\n')),
+    'one data line per event'
+  )
+  const json = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)))
+  assert.ok(
+    json.every(
+      (j) => j.object === 'text_completion' && j.model === modelName && j.id === json[0].id
+    )
+  )
+  const last = json[json.length - 1]
+  assert.equal(last.choices[0].finish_reason, 'length')
+  assert.ok(BigInt(last.pov.cost) > 0n, 'the cost rides on the final chunk')
+  assert.ok(json.slice(0, -1).every((j) => j.choices[0].finish_reason === null))
+  assert.equal(
+    json.filter((j) => 'usage' in j).length,
+    0,
+    'no usage without stream_options.include_usage'
+  )
+})
+
+test('hostile input: each a clear OpenAI-shaped error, and nothing paid', async () => {
+  const spent0 = await metric('pov_gateway_spent_pov')
+  const post = async (
+    path: string,
+    body: string | Uint8Array,
+    headers: Record<string, string> = {}
+  ): Promise<{
+    status: number
+    json: { error: { message: string; type: string; code: string | null; param: string | null } }
+  }> => {
+    const r = await fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body
+    })
+    return { status: r.status, json: (await r.json()) as never }
+  }
+  // 50 MB
+  const huge = await bigPost(`${url}/v1/chat/completions`, 50 * 1024 * 1024)
+  assert.equal(huge.status, 413)
+  assert.match(huge.body, /request body larger than 1048576 bytes/)
+
+  const bad = await post('/v1/chat/completions', '{"model": "x", "messages": [')
+  assert.equal(bad.status, 400)
+  assert.equal(bad.json.error.code, 'invalid_json')
+  assert.match(bad.json.error.message, /not valid JSON/)
+
+  const unknown = await post(
+    '/v1/chat/completions',
+    JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] })
+  )
+  assert.equal(unknown.status, 404)
+  assert.equal(unknown.json.error.code, 'model_not_found')
+  assert.match(unknown.json.error.message, /gpt-4o/)
+
+  for (const max of [-5, 0, 1.5, '7'])
+    for (const path of ['/v1/chat/completions', '/v1/completions']) {
+      const r = await post(
+        path,
+        JSON.stringify({
+          model: modelName,
+          messages: [{ role: 'user', content: 'hi' }],
+          prompt: 'hi',
+          max_tokens: max
+        })
+      )
+      assert.equal(r.status, 400, `max_tokens ${max}`)
+      assert.equal(r.json.error.type, 'invalid_request_error')
+      assert.equal(r.json.error.param, 'max_tokens')
+    }
+  const tooMany = await post(
+    '/v1/completions',
+    JSON.stringify({ model: modelName, prompt: 'hi', max_tokens: 1e9 })
+  )
+  assert.equal(tooMany.status, 400)
+  assert.match(
+    tooMany.json.error.message,
+    /max_tokens 1000000000 is above this gateway's limit of 256/
+  )
+
+  const noMessages = await post(
+    '/v1/chat/completions',
+    JSON.stringify({ model: modelName, messages: [] })
+  )
+  assert.equal(noMessages.status, 400)
+  assert.equal(noMessages.json.error.param, 'messages')
+  const badRole = await post(
+    '/v1/chat/completions',
+    JSON.stringify({ model: modelName, messages: [{ role: 'wizard', content: 'x' }] })
+  )
+  assert.equal(badRole.status, 400)
+  const badTemp = await post(
+    '/v1/completions',
+    JSON.stringify({ model: modelName, prompt: 'x', temperature: 9 })
+  )
+  assert.equal(badTemp.status, 400)
+  assert.equal(badTemp.json.error.param, 'temperature')
+  const badId = await post(
+    '/v1/completions',
+    JSON.stringify({ model: modelName, prompt: [1, 99999] })
+  )
+  assert.equal(badId.status, 400)
+  assert.match(badId.json.error.message, /token id 99999 is outside the vocabulary/)
+  const notFound = await fetch(`${url}/v1/nope`)
+  assert.equal(notFound.status, 404)
+  assert.equal(((await notFound.json()) as { error: { code: string } }).error.code, 'unknown_url')
+
+  // and the official client maps them to its error classes
+  await assert.rejects(
+    client.completions.create({ model: modelName, prompt: 'x', max_tokens: -1 }),
+    OpenAI.BadRequestError
+  )
+  await assert.rejects(
+    client.completions.create({ model: 'nope', prompt: 'x' }),
+    OpenAI.NotFoundError
+  )
+
+  assert.equal(await metric('pov_gateway_spent_pov'), spent0, 'no request above paid anything')
+  assert.equal(await metric('pov_gateway_generations_in_flight'), 0)
+})
+
+/** POSTs `bytes` of JSON-ish body with node:http and returns whatever status the server gave. */
+async function bigPost(target: string, bytes: number): Promise<{ status: number; body: string }> {
+  return await new Promise((resolve, reject) => {
+    const req = httpRequest(
+      target,
+      { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': bytes } },
+      (res) => {
+        let body = ''
+        res.on('data', (d: Buffer) => (body += d.toString()))
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body })
+        })
+      }
+    )
+    req.on('error', reject)
+    const chunk = Buffer.alloc(1 << 20, 0x20)
+    let sent = 0
+    const pump = (): void => {
+      while (sent < bytes) {
+        sent += chunk.length
+        if (!req.write(chunk)) {
+          req.once('drain', pump)
+          return
+        }
+      }
+      req.end()
+    }
+    req.on('response', () => {
+      sent = bytes // the answer came: stop sending
+    })
+    pump()
+  })
+}
+
+test('100 concurrent streams all finish, and their costs add up to what the gateway spent', async () => {
+  const spent0 = await metric('pov_gateway_spent_pov')
+  const results = await Promise.all(
+    Array.from({ length: 100 }, async (_, i) => {
+      const s = await client.completions.create({
+        model: modelName,
+        prompt: `request ${i}`,
+        max_tokens: 2,
+        ignore_eos: true,
+        stream: true,
+        stream_options: { include_usage: true }
+      } as OpenAI.CompletionCreateParamsStreaming)
+      let finish: string | null = null
+      let cost = 0n
+      let tokens = 0
+      for await (const c of s) {
+        if (c.choices.length > 0) finish = c.choices[0].finish_reason ?? finish
+        if (c.usage != null) tokens = c.usage.completion_tokens
+        const p = (c as unknown as { pov?: { cost: string } }).pov
+        if (p != null) cost = BigInt(p.cost)
+      }
+      return { finish, cost, tokens }
+    })
+  )
+  assert.ok(results.every((r) => r.finish === 'length' && r.tokens === 2 && r.cost > 0n))
+  const total = results.reduce((a, r) => a + r.cost, 0n)
+  assert.ok(close((await metric('pov_gateway_spent_pov')) - spent0, Number(formatUnits(total, 18))))
+})
+
+test('a client that disconnects mid-stream cancels its generation and stops paying', async () => {
+  await settled()
+  const spent0 = await metric('pov_gateway_spent_pov')
+  const ac = new AbortController()
+  const r = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: modelName,
+      prompt: 'a long story',
+      max_tokens: 200,
+      ignore_eos: true,
+      stream: true
+    }),
+    signal: ac.signal
+  })
+  assert.equal(r.status, 200)
+  const reader = r.body!.getReader()
+  let events = 0
+  let buf = ''
+  while (events < 4) {
+    const { value, done } = await reader.read()
+    assert.ok(done !== true, 'the stream ended before the disconnect')
+    buf += new TextDecoder().decode(value)
+    events = buf.split('\n\n').length - 1
+  }
+  ac.abort()
+  await settled()
+  const spentAfter = await metric('pov_gateway_spent_pov')
+  await new Promise((r) => setTimeout(r, 1500))
+  assert.equal(
+    await metric('pov_gateway_spent_pov'),
+    spentAfter,
+    'nothing is paid after the generation stopped'
+  )
+  // at most what 50 tokens cost (the per-request cap), and far below 200 tokens
+  const paid = spentAfter - spent0
+  assert.ok(paid > 0 && paid < 50 * 4 * Number(PRICE), `paid ${paid} POV for a cancelled reply`)
+  assert.match(
+    await (await fetch(`${url}/metrics`)).text(),
+    /^pov_gateway_requests_total\{endpoint="\/v1\/completions",status="499"\} [1-9]/m,
+    'the cancelled request is counted as 499'
+  )
+  // every voucher the gateway signed was for a call a node accepted and ran
+  assert.ok(
+    close(await nodesEarned(), await metric('pov_gateway_spent_pov')),
+    'nodes earned exactly what the gateway paid'
+  )
+})
+
+test('the per-request cost cap ends a reply early; the cost never passes it', async () => {
+  const r = await client.completions.create({
+    model: modelName,
+    prompt: 'tell me everything',
+    max_tokens: 200,
+    ignore_eos: true
+  } as OpenAI.CompletionCreateParamsNonStreaming)
+  const pov = (r as unknown as { pov: { cost: string; capped: string | null } }).pov
+  assert.equal(pov.capped, 'request')
+  assert.equal(r.choices[0].finish_reason, 'length')
+  assert.ok(BigInt(pov.cost) <= parseEther(MAX_COST), `cost ${pov.cost}`)
+  assert.ok((r.usage?.completion_tokens ?? 0) > 0 && (r.usage?.completion_tokens ?? 0) < 50)
+})
+
+test('the web page streams a reply with its cost and nodes, and lists the network (headless Chromium)', async () => {
+  if (!existsSync('/usr/bin/chromium')) {
+    const apt = spawnSync(
+      'sh',
+      ['-c', 'apt-get install -y chromium || (apt-get update && apt-get install -y chromium)'],
+      { stdio: 'inherit' }
+    )
+    assert.equal(apt.status, 0, 'apt-get install chromium')
+  }
+  const { chromium } = await import('playwright-core')
+  const profile = await mkdtemp(join(tmpdir(), 'pov-chromium-'))
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync'
+    ],
+    viewport: { width: 1280, height: 900 }
+  })
+  try {
+    await mkdir(SCREENSHOTS, { recursive: true })
+    const page = await browser.newPage()
+    await page.goto(url)
+    await page.waitForSelector(`#model option[value="${modelName}"]`, { state: 'attached' })
+    await page.fill('#max-tokens', '12')
+    await page.fill('#prompt', 'What is the capital of France?')
+    await page.click('#send')
+    // tokens appear while the reply is still streaming
+    await page
+      .waitForSelector('.msg.assistant.streaming .text:not(:empty)', { timeout: 60_000 })
+      .catch(() => {})
+    await page.waitForSelector('.msg.assistant.done', { timeout: 60_000 })
+    const meta = await page.textContent('.msg.assistant .meta')
+    assert.match(meta ?? '', /cost 0\.\d+ POV/)
+    assert.match(meta ?? '', /served by:/)
+    const served = await page.$$eval('.msg.assistant li[data-peer-id]', (li) =>
+      li.map((x) => x.getAttribute('data-peer-id'))
+    )
+    assert.ok(served.length > 0 && served.every((p) => ops.some((o) => o.peerId === p)))
+    assert.notEqual((await page.textContent('.msg.assistant .text'))?.length ?? 0, 0)
+    await page.screenshot({ path: join(SCREENSHOTS, 'chat.png'), fullPage: true })
+
+    await page.click('#tab-network')
+    await page.waitForSelector('table.nodes tbody tr[data-peer-id]')
+    const peers = await page.$$eval('table.nodes tbody tr[data-peer-id]', (tr) =>
+      tr.map((x) => x.getAttribute('data-peer-id'))
+    )
+    assert.deepEqual([...peers].sort(), ops.map((o) => o.peerId).sort())
+    const rtts = await page.$$eval('table.nodes tbody tr td:nth-child(6)', (td) =>
+      td.map((x) => x.textContent)
+    )
+    assert.ok(
+      rtts.every((t) => /^\d+\.\d$/.test(t ?? '')),
+      `measured RTTs ${rtts.join(',')}`
+    )
+    const gov = await page.textContent('#governance tbody')
+    assert.match(gov ?? '', /ModelApproved/)
+    assert.match(gov ?? '', /ProposalExecuted/)
+    await page.screenshot({ path: join(SCREENSHOTS, 'network.png'), fullPage: true })
+  } finally {
+    await browser.close()
+    await rm(profile, { recursive: true, force: true })
+  }
+})
+
+test('a gateway-wide spending cap, bearer tokens, and no listening off loopback without them', async () => {
+  // a second payer (its own vouchers: two gateways must not share one key's voucher stream)
+  const wallet = new Wallet(Wallet.createRandom().privateKey, net.provider)
+  await net.fund(wallet.address, parseEther('10'))
+  await (
+    await (net.contracts.token.connect(wallet) as typeof net.contracts.token).approve(
+      net.deployment.contracts.escrow,
+      parseEther('5')
+    )
+  ).wait()
+  await (
+    await (net.contracts.escrow.connect(wallet) as typeof net.contracts.escrow).deposit(
+      parseEther('5')
+    )
+  ).wait()
+  const metrics = createGatewayMetrics()
+  const service = await GatewayService.init({
+    chain: {
+      provider: net.provider,
+      contracts: net.contracts,
+      chainId: net.deployment.chainId,
+      deployment: net.deployment
+    },
+    signer: wallet,
+    spendingCap: parseEther('0.1'), // 25 tokens
+    metrics
+  })
+  await assert.rejects(
+    GatewayServer.start({ service, host: '0.0.0.0', port: 0 }),
+    /refusing to serve on 0\.0\.0\.0 without access tokens/
+  )
+  const server = await GatewayServer.start({
+    service,
+    host: '127.0.0.1',
+    port: 0,
+    tokens: ['s3cret'],
+    metrics
+  })
+  try {
+    const anon = await fetch(`${server.url}/v1/models`)
+    assert.equal(anon.status, 401)
+    assert.equal(((await anon.json()) as { error: { code: string } }).error.code, 'invalid_api_key')
+    const wrong = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'wrong', maxRetries: 0 })
+    await assert.rejects(wrong.models.list(), OpenAI.AuthenticationError)
+    assert.equal((await fetch(`${server.url}/`)).status, 200, 'the page itself needs no token')
+
+    const c = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 's3cret', maxRetries: 0 })
+    const r = await c.completions.create({
+      model: modelName,
+      prompt: 'spend it all',
+      max_tokens: 100,
+      ignore_eos: true
+    } as OpenAI.CompletionCreateParamsNonStreaming)
+    const pov = (r as unknown as { pov: { cost: string; capped: string } }).pov
+    assert.equal(pov.capped, 'gateway')
+    assert.ok(BigInt(pov.cost) <= parseEther('0.1'))
+    assert.ok(service.spent <= parseEther('0.1'))
+    await assert.rejects(
+      c.completions.create({ model: modelName, prompt: 'more', max_tokens: 5 }),
+      (err: InstanceType<typeof OpenAI.APIError>) => {
+        assert.equal(err.status, 402)
+        assert.equal(err.code, 'spending_cap_reached')
+        return true
+      }
+    )
+  } finally {
+    await server.close()
+    await service.close()
+  }
+})
+
+test('no node available is a 503', async () => {
+  await Promise.all(
+    ops.map(async (op) => {
+      await net.stopNode(op)
+    })
+  )
+  await assert.rejects(
+    client.completions.create({ model: modelName, prompt: 'anyone?', max_tokens: 2 }),
+    (err: InstanceType<typeof OpenAI.APIError>) => {
+      assert.equal(err.status, 503)
+      assert.equal(err.code, 'no_node_available')
+      return true
+    }
+  )
+})
