@@ -447,36 +447,45 @@ test('hostile input: each a clear OpenAI-shaped error, and nothing paid', async 
   assert.equal(await metric('pov_gateway_generations_in_flight'), 0)
 })
 
-/** POSTs `bytes` of JSON-ish body with node:http and returns whatever status the server gave. */
+/**
+ * POSTs `bytes` of body with node:http and returns the status the server gave. The server answers
+ * 413 and closes while the body is still being sent, so a write error after the answer is expected.
+ */
 async function bigPost(target: string, bytes: number): Promise<{ status: number; body: string }> {
   return await new Promise((resolve, reject) => {
-    const req = httpRequest(
-      target,
-      { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': bytes } },
-      (res) => {
-        let body = ''
-        res.on('data', (d: Buffer) => (body += d.toString()))
-        res.on('end', () => {
-          resolve({ status: res.statusCode ?? 0, body })
-        })
-      }
-    )
-    req.on('error', reject)
+    let status = 0
+    let body = ''
+    const req = httpRequest(target, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': bytes }
+    })
+    req.on('response', (res) => {
+      status = res.statusCode ?? 0
+      res.on('data', (d: Buffer) => (body += d.toString()))
+      res.on('end', () => {
+        resolve({ status, body })
+      })
+      res.on('error', () => {
+        resolve({ status, body })
+      })
+    })
+    req.on('error', (err) => {
+      if (status !== 0) resolve({ status, body })
+      else reject(err)
+    })
     const chunk = Buffer.alloc(1 << 20, 0x20)
     let sent = 0
     const pump = (): void => {
-      while (sent < bytes) {
-        sent += chunk.length
-        if (!req.write(chunk)) {
-          req.once('drain', pump)
-          return
-        }
+      // one chunk per drain, so the answer is read as soon as it arrives
+      if (status !== 0 || req.destroyed) return
+      if (sent >= bytes) {
+        req.end()
+        return
       }
-      req.end()
+      sent += chunk.length
+      if (req.write(chunk)) setImmediate(pump)
+      else req.once('drain', pump)
     }
-    req.on('response', () => {
-      sent = bytes // the answer came: stop sending
-    })
     pump()
   })
 }
