@@ -31,7 +31,7 @@ test('a held-back prefix that does not become a stop sequence is released', () =
 })
 
 test('a split multi-byte character is held back until it is whole', () => {
-  let parts = ['a\uFFFD', 'aé']
+  const parts = ['a\uFFFD', 'aé']
   const s = new StopTextStream(() => parts.shift() ?? 'aé', [])
   assert.equal(s.push([1]), 'a')
   assert.equal(s.push([1, 2]), 'é')
