@@ -153,7 +153,7 @@ test('unknown model on every peer: init fails with a clear message', async () =>
   const n = await startNode()
   await assert.rejects(
     Router.init({ opts: { peers: [addr(n)], modelId: '0x' + '11'.repeat(32), hidden: HIDDEN } }),
-    /serves model/
+    /serves another model/
   )
 })
 
