@@ -26,12 +26,16 @@ const pov = (wei: bigint | string): string => `${formatUnits(BigInt(wei), 18)} P
 const dir = await mkdtemp(join(tmpdir(), 'pov-demo-'))
 const net = new LocalNet(dir, say)
 let exiting = false
+let cleanup: Promise<void> | undefined
+// Ctrl-C reaches the children too, so main() fails while the SIGINT handler runs: whichever calls
+// first cleans up, and every caller waits for that before exiting (else the temp dir stays).
 const shutdown = async (code: number): Promise<never> => {
-  if (!exiting) {
-    exiting = true
+  exiting = true
+  cleanup ??= (async () => {
     await net.close()
     if (process.env.POV_DEMO_KEEP == null) await rm(dir, { recursive: true, force: true })
-  }
+  })()
+  await cleanup
   process.exit(code)
 }
 process.on('SIGINT', () => {
@@ -68,7 +72,9 @@ async function main(): Promise<void> {
   }>(['model', 'convert', hf, bundle])
   const modelId = conv.modelId
   const layers = conv.config?.numLayers ?? 2
-  say(`model id ${modelId}`)
+  say(
+    `model id ${modelId}: a tiny Mixtral with random weights (pov model init-tiny --seed 7) — it runs the whole network, but its text is noise`
+  )
 
   say('governance: propose → vote → queue → execute approveModel')
   const round = await net.approveModel({
@@ -153,7 +159,7 @@ async function main(): Promise<void> {
     'The network of experts'
   ])
   say(`tokens ${JSON.stringify(inf.tokens)}${inf.degraded ? ' (DEGRADED)' : ''}`)
-  say(`text   ${JSON.stringify(inf.text)}`)
+  say(`text   ${JSON.stringify(inf.text)} (random weights: noise, not language)`)
   for (const n of inf.payment.nodes)
     say(`  paid ${n.operator}: ${n.calls} calls, ${n.units} units, ${pov(n.amount)}`)
 

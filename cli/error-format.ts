@@ -169,3 +169,26 @@ export function asUserError(err: unknown): unknown {
     return new UserError(describeChainError(err))
   return err
 }
+
+/** A listen failure on a port that is taken, as one line that says what to do; else undefined. */
+export function listenError(
+  err: unknown,
+  addrs: string[] | undefined,
+  flag = '--listen'
+): UserError | undefined {
+  const text = [(err as Error)?.message, String((err as { cause?: unknown })?.cause ?? '')].join(
+    ' '
+  )
+  const code = (err as NodeJS.ErrnoException)?.code
+  const where = addrs?.join(', ') ?? 'the default address'
+  if (code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(text))
+    return new UserError(
+      `cannot listen on ${where}: the port is already in use — stop the process that holds it, or choose another port with ${flag}`
+    )
+  // libp2p names only its own setting when no address could be bound
+  if (/faultTolerance/.test(text))
+    return new UserError(
+      `cannot listen on ${where}: the port is in use or the address is not on this machine — free the port or change ${flag}`
+    )
+  return undefined
+}

@@ -314,6 +314,8 @@ export async function buildAuditReport(
   const checks: NodeCheck[] = []
   for (const op of operators) {
     const n = await c.registry.nodeOf(op)
+    // an operator that withdrew its stake has left: no registration is left to check
+    if (n.stake === 0n && BigInt(n.modelId) === 0n) continue
     const active = await c.registry.isActive(op)
     const approved = await c.models.isApproved(n.modelId)
     const check: NodeCheck = {

@@ -16,25 +16,9 @@ import { preparePaidNode, type PaidSetup } from './paid-start.js'
 import { keystoreDir } from '../options.js'
 import { ETH_KEY_FILE } from '../keystore.js'
 import { UserError } from '../errors.js'
+import { listenError } from '../error-format.js'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-
-/** A listen failure on a port that is taken, as one line that says what to do; else undefined. */
-export function listenError(
-  err: unknown,
-  addrs: string[] | undefined,
-  flag = '--listen'
-): UserError | undefined {
-  const text = [(err as Error)?.message, String((err as { cause?: unknown })?.cause ?? '')].join(
-    ' '
-  )
-  const code = (err as NodeJS.ErrnoException)?.code
-  if (code !== 'EADDRINUSE' && !/EADDRINUSE|faultTolerance|address already in use/i.test(text))
-    return undefined
-  return new UserError(
-    `cannot listen on ${addrs?.join(', ') ?? 'the default address'}: the port is already in use — stop the process that holds it, or choose another port with ${flag}`
-  )
-}
 
 /** Registers the `pov node` commands. */
 export function register(program: Command): void {

@@ -7,7 +7,8 @@ import {
   describeChainError,
   describeFileError,
   formatParam,
-  isoTime
+  isoTime,
+  listenError
 } from '../../../cli/error-format.js'
 import { UserError } from '../../../cli/errors.js'
 import { NoPeerAnsweredError } from '../../../router/router.js'
@@ -101,4 +102,21 @@ test('no node answered: one sentence per address, no flag the command does not h
     'no node answered for model 0xab (/ip4/127.0.0.1/tcp/1: connection refused)'
   )
   assert.doesNotMatch(e.message, /--peers/)
+})
+
+test('a busy port names the address and the flag to change, whatever layer reports it', () => {
+  const libp2p = new Error(
+    'Transport (@libp2p/tcp) could not listen on any available address; see transportManager.faultTolerance'
+  )
+  const busy = listenError(
+    Object.assign(libp2p, { cause: new Error('listen EADDRINUSE: address already in use') }),
+    ['/ip4/127.0.0.1/tcp/4101']
+  )
+  assert.equal(
+    busy?.message,
+    'cannot listen on /ip4/127.0.0.1/tcp/4101: the port is already in use — stop the process that holds it, or choose another port with --listen'
+  )
+  const http = Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' })
+  assert.match(listenError(http, ['127.0.0.1:9464'], '--metrics-port')!.message, /--metrics-port$/)
+  assert.equal(listenError(new Error('other'), undefined), undefined)
 })
