@@ -11,6 +11,7 @@ import { voucherToWire } from '../protocol/payment.js'
 import type { WireDType } from '../protocol/codec.js'
 import { NoPeerAnsweredError, Router } from './router.js'
 import { Payer } from './payer.js'
+import { SpotChecker, type SpotCheckOptions } from './spot-check.js'
 
 export interface PaidNode {
   operator: string
@@ -19,6 +20,9 @@ export interface PaidNode {
   stake: bigint
   shards: number[]
   addrs: string[]
+  /** 0x PeerId bytes and binding signature as registered (fault evidence carries them). */
+  peerIdBytes: string
+  peerSignature: string
 }
 
 export interface PaidRouterOptions {
@@ -47,6 +51,11 @@ export interface PaidRouterOptions {
    * Throwing refuses the payment, and the call fails with that error.
    */
   onCharge?: (c: { operator: string; peerId: string; amount: bigint; units: number }) => void
+  /**
+   * Spot re-execution (router/spot-check.ts); replicas are told apart by operator address and
+   * evidence carries each node's registry binding. @default none
+   */
+  verify?: Omit<SpotCheckOptions, 'modelId' | 'operatorOf' | 'bindingOf'>
   logger?: Logger
 }
 
@@ -56,6 +65,7 @@ export class PaymentSetupError extends Error {
 
 export interface PaidRouter {
   router: Router
+  spotCheck?: SpotChecker
   payer: Payer
   nodes: Map<string, PaidNode>
   /** Per node: what this run paid it. */
@@ -101,7 +111,9 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
           price: BigInt(n.price),
           stake: BigInt(n.stake),
           shards: [],
-          addrs: n.multiaddrs.map((a) => `${a}/p2p/${peerId}`)
+          addrs: n.multiaddrs.map((a) => `${a}/p2p/${peerId}`),
+          peerIdBytes: hexlify(n.peerId),
+          peerSignature: hexlify(n.peerSignature)
         }
         nodes.set(peerId, node)
         byOperator.set(operator, node)
@@ -149,10 +161,33 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
     new PaymentSetupError(
       `none of the ${nodes.size} selected nodes answered (${why}) — they may be down or unreachable; retry later or raise --replicas`
     )
+  const operatorOf = (peer: string): string => nodes.get(peer)?.operator ?? peer
+  const spotCheck =
+    o.verify != null
+      ? new SpotChecker({
+          ...o.verify,
+          modelId: o.modelId,
+          operatorOf,
+          bindingOf: (peer) => {
+            const n = nodes.get(peer)
+            return n == null
+              ? undefined
+              : {
+                  chainId: String(o.chainId),
+                  registry: getAddress(o.registryAddress),
+                  operator: n.operator,
+                  peerIdBytes: n.peerIdBytes,
+                  peerSignature: n.peerSignature
+                }
+          }
+        })
+      : undefined
   let router: Router
   try {
     router = await Router.init({
       opts: {
+        spotCheck,
+        operatorOf,
         peers: [...nodes.values()].map((n) => n.addrs[0]),
         modelId: o.modelId,
         hidden: o.hidden,
@@ -184,6 +219,7 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
   }
   return {
     router,
+    spotCheck,
     payer,
     nodes,
     costs: () => {

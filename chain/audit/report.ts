@@ -11,6 +11,7 @@ import {
 } from 'ethers'
 import { combinedInterface, connectContracts } from '../contracts.js'
 import type { Deployment } from '../deployment.js'
+import { faultReportsOf, listFaultReports, type FaultStatus } from '../faults.js'
 
 export const PROPOSAL_STATES = [
   'Pending',
@@ -119,6 +120,22 @@ export interface AuditReport {
     withdrawnPerNode: Record<string, string>
   }
   checks: NodeCheck[]
+  /** Fault reports and their outcomes (empty when the deployment has no FaultReports). */
+  faults: FaultRow[]
+}
+
+export interface FaultRow {
+  id: number
+  status: FaultStatus
+  reporter: string
+  operator: string
+  evidenceHash: string
+  uri: string
+  bond: string
+  deadline: number
+  slashed: string
+  reward: string
+  timeline: Array<EventRef & { event: string }>
 }
 
 /** Dials a node and returns the model ids / manifest hashes it reports (the router's info protocol). */
@@ -180,11 +197,15 @@ export async function buildAuditReport(
 ): Promise<AuditReport> {
   const c = connectContracts(deployment.contracts, provider)
   const iface = combinedInterface()
-  const names = new Map(Object.entries(deployment.contracts).map(([k, a]) => [getAddress(a), k]))
+  const addresses: Record<string, string> = {
+    ...deployment.contracts,
+    ...(deployment.faultReports != null ? { faultReports: deployment.faultReports } : {})
+  }
+  const names = new Map(Object.entries(addresses).map(([k, a]) => [getAddress(a), k]))
   const fromBlock = opts.fromBlock ?? deployment.startBlock ?? 0
   const toBlock = await provider.getBlockNumber()
   const logs = await provider.getLogs({
-    address: Object.values(deployment.contracts),
+    address: Object.values(addresses),
     fromBlock,
     toBlock
   })
@@ -353,6 +374,27 @@ export async function buildAuditReport(
     checks.push(check)
   }
 
+  // Fault reports: the state of each (views), with its events as a timeline.
+  const faults: FaultRow[] = []
+  if (deployment.faultReports != null) {
+    for (const r of await listFaultReports(faultReportsOf(deployment, provider)))
+      faults.push({
+        id: r.id,
+        status: r.status,
+        reporter: r.reporter,
+        operator: r.operator,
+        evidenceHash: r.evidenceHash,
+        uri: r.uri,
+        bond: r.bond.toString(),
+        deadline: r.deadline,
+        slashed: r.slashed.toString(),
+        reward: r.reward.toString(),
+        timeline: parsed
+          .filter(({ d, from }) => from === 'faultReports' && Number(d.args.reportId) === r.id)
+          .map(({ log, d }) => ({ ...ref(log), event: d.name }))
+      })
+  }
+
   return {
     chainId: deployment.chainId,
     fromBlock,
@@ -362,7 +404,8 @@ export async function buildAuditReport(
     models: [...models.values()],
     registry,
     settlements: { vouchers, perNode, perPayer, total, withdrawals, withdrawnPerNode },
-    checks
+    checks,
+    faults
   }
 }
 

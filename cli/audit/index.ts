@@ -13,16 +13,17 @@ import {
   type NodeDialer
 } from '../../chain/audit/report.js'
 import { dialNodeInfo } from './dial.js'
+import { registerFaultCommands } from './faults.js'
 
 /** Registers `pov audit`: governance, approvals, registry history, settlements, node checks. */
 export function register(program: Command): void {
+  const audit = program.command('audit')
+  registerFaultCommands(audit)
   addJsonOption(
     addChainOptions(
-      program
-        .command('audit')
-        .description(
-          'read the on-chain governance, registry and settlement history and check the served models'
-        )
+      audit.description(
+        'read the on-chain governance, registry and settlement history and check the served models'
+      )
     )
   )
     .option('--from-block <n>', 'first block to read (default: the deployment block)')
@@ -116,6 +117,12 @@ export function renderReport(r: AuditReport): string {
     )
   for (const [payer, t] of Object.entries(s.perPayer))
     out.push(`  payer ${payer}  ${pov(t.amount)} paid, ${t.vouchers} voucher(s)`)
+  out.push('', `Fault reports (${r.faults.length})`)
+  for (const f of r.faults)
+    out.push(
+      `  #${f.id} ${f.status.padEnd(8)} operator ${f.operator} reported by ${f.reporter}, evidence ${f.evidenceHash} ${f.uri}; bond ${pov(f.bond)}${f.status === 'Upheld' ? `, slashed ${pov(f.slashed)}, reporter paid ${pov(f.reward)}` : f.status === 'Pending' ? `, decide by ${formatChainTime(BigInt(f.deadline))}` : ''}`,
+      `    timeline ${f.timeline.map((t) => `${t.event}@${t.block}`).join(' → ')}`
+    )
   out.push('', `Checks (${r.checks.filter((c) => c.ok).length}/${r.checks.length} ok)`)
   for (const c of r.checks)
     out.push(

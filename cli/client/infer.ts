@@ -18,8 +18,9 @@ import {
 } from '../generate/options.js'
 import { runGenerate } from '../generate/handler.js'
 import { openPaidRouter, PaymentSetupError } from '../../router/paid.js'
+import { addVerifyOptions, parseVerifyArgs, verifyParts, type VerifyCliOptions } from '../verify.js'
 
-interface InferOpts extends CommonCliOptions, SamplingCliOptions {
+interface InferOpts extends CommonCliOptions, SamplingCliOptions, VerifyCliOptions {
   model: string
   bundle?: string
   maxPrice?: string
@@ -27,14 +28,16 @@ interface InferOpts extends CommonCliOptions, SamplingCliOptions {
 }
 
 export function registerInfer(program: Command): void {
-  addCommonOptions(
-    addSamplingOptions(
-      program
-        .command('infer')
-        .argument('[prompt]', 'prompt text')
-        .description(
-          'paid generation: nodes from the on-chain registry, a voucher on every expert call, a cost summary per node'
-        )
+  addVerifyOptions(
+    addCommonOptions(
+      addSamplingOptions(
+        program
+          .command('infer')
+          .argument('[prompt]', 'prompt text')
+          .description(
+            'paid generation: nodes from the on-chain registry, a voucher on every expert call, a cost summary per node'
+          )
+      )
     )
   )
     .requiredOption(
@@ -85,9 +88,13 @@ export function registerInfer(program: Command): void {
                 throw new UserError(
                   `bundle ${bundle.dir} is model ${bundle.modelId}, not ${o.model}`
                 )
+              const verify = await verifyParts(parseVerifyArgs(o, o.dataDir), bundle, (l) =>
+                logger.warn(l)
+              )
               let paid
               try {
                 paid = await openPaidRouter({
+                  verify: verify.options,
                   contracts: ctx.contracts,
                   chainId: ctx.chainId,
                   registryAddress: ctx.deployment.contracts.registry,
@@ -106,6 +113,7 @@ export function registerInfer(program: Command): void {
                   logger
                 })
               } catch (err) {
+                await verify.close()
                 if (err instanceof PaymentSetupError) throw new UserError(err.message)
                 throw err
               }
@@ -115,7 +123,9 @@ export function registerInfer(program: Command): void {
                 describe: `${p.nodes.size} paid nodes from the registry`,
                 close: async () => {
                   await p.close()
+                  await verify.close()
                 },
+                verification: () => verify.summary(p.spotCheck!),
                 report: () => {
                   const costs = p.costs()
                   const total = costs.reduce((a, c) => a + c.amount, 0n)

@@ -14,6 +14,8 @@ export interface OpenedExecutor {
   close: () => Promise<void>
   /** A summary printed after generation (pov infer: the cost per node). */
   report?: () => { text: string; json: unknown }
+  /** Spot-check summary (router/spot-check.ts), printed after the tokens. */
+  verification?: () => { text: string; json: unknown }
 }
 
 export async function openExecutor(
@@ -44,15 +46,25 @@ export async function openExecutor(
       // Experts on remote nodes (router/): asks each peer what it serves, then one long-lived
       // stream per peer; failover to replicas, ExpertUnavailableError when none is left.
       const { Router, NoPeerAnsweredError } = await import('../../router/index.js')
+      const { SpotChecker } = await import('../../router/spot-check.js')
+      const { verifyParts } = await import('../verify.js')
+      const verify =
+        spec.verify != null
+          ? await verifyParts(spec.verify, bundle, (l) => opts.logger?.warn(l))
+          : null
+      const spotCheck =
+        verify != null ? new SpotChecker({ ...verify.options, modelId: bundle.modelId }) : undefined
       const router = await Router.init({
         opts: {
+          spotCheck,
           peers: spec.peers,
           modelId: bundle.modelId,
           hidden: bundle.config.hiddenSize,
           wireDType: spec.wireDType,
           busyPollUs: spec.busyPollUs
         }
-      }).catch((err: unknown) => {
+      }).catch(async (err: unknown) => {
+        await verify?.close()
         if (err instanceof NoPeerAnsweredError)
           throw new UserError(
             `${err.message} — check the --peers addresses and that those nodes run this bundle`
@@ -66,10 +78,14 @@ export async function openExecutor(
         )
       return {
         executor: router.executor,
-        describe: `remote (${router.routes.table.peers.size} peers, ${spec.wireDType} on the wire)`,
+        describe: `remote (${router.routes.table.peers.size} peers, ${spec.wireDType} on the wire, ${spec.verify?.rate ?? 0} of calls spot-checked)`,
         close: async () => {
           await router.close()
-        }
+          await verify?.close()
+        },
+        ...(verify != null && spotCheck != null
+          ? { verification: () => verify.summary(spotCheck) }
+          : {})
       }
     }
   }

@@ -133,6 +133,7 @@ export async function runGenerate(
         }
         if (args.logits) out.logits = logits != null ? Array.from(logits) : null
         if (ex.report != null) out.payment = ex.report().json
+        if (ex.verification != null) out.verification = ex.verification().json
         io.stdout.write(
           JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n'
         )
@@ -143,6 +144,7 @@ export async function runGenerate(
           `${t.generatedTokens} tokens (${summary.stopReason}); prefill ${t.prefillMs.toFixed(1)} ms (${t.prefillTokensPerSecond.toFixed(1)} tok/s), decode ${t.decodeTokensPerSecond.toFixed(1)} tok/s${summary.degraded ? '; DEGRADED: some experts were unavailable and substituted' : ''}\n`
         )
         if (ex.report != null) io.stdout.write(ex.report().text + '\n')
+        if (ex.verification != null) io.stderr.write(ex.verification().text + '\n')
       }
       return { ...summary, text }
     } finally {

@@ -5,8 +5,14 @@ import { Option, type Command } from 'commander'
 import { DEVICES, type Device } from '../../model/experts.js'
 import { UserError } from '../errors.js'
 import { busyPollOption, parseBusyPollUs } from '../options.js'
+import {
+  addVerifyOptions,
+  parseVerifyArgs,
+  type VerifyCliOptions,
+  type VerifySpec
+} from '../verify.js'
 
-export interface GenerateCliOptions {
+export interface GenerateCliOptions extends VerifyCliOptions {
   model: string
   local?: boolean
   peers?: string[]
@@ -29,7 +35,14 @@ export interface GenerateArgs {
   /** Where experts run; exactly one executor kind (see executor.ts). */
   executor:
     | { kind: 'local' }
-    | { kind: 'peers'; peers: string[]; wireDType: 'fp32' | 'fp16'; busyPollUs?: number }
+    | {
+        kind: 'peers'
+        peers: string[]
+        wireDType: 'fp32' | 'fp16'
+        busyPollUs?: number
+        /** Spot re-execution (router/spot-check.ts); none: every answer is trusted. */
+        verify?: VerifySpec
+      }
   prompt: { text: string } | { ids: number[] }
   maxTokens: number
   temperature?: number
@@ -82,7 +95,7 @@ export function addSamplingOptions(cmd: Command): Command {
 
 export function addGenerateOptions(cmd: Command): Command {
   return addSamplingOptions(
-    cmd
+    addVerifyOptions(cmd)
       .requiredOption('--model <bundle>', 'model bundle directory (from `pov model convert`)')
       .option('--local', 'run every expert in this process (loads all shards of the bundle)')
       .option(
@@ -152,7 +165,9 @@ export function parseGenerateArgs(o: GenerateCliOptions): GenerateArgs {
   }
   const args: GenerateArgs = {
     model: o.model,
-    executor: remote ? { kind: 'peers', peers: o.peers!, ...parseWireArgs(o) } : { kind: 'local' },
+    executor: remote
+      ? { kind: 'peers', peers: o.peers!, ...parseWireArgs(o), verify: parseVerifyArgs(o) }
+      : { kind: 'local' },
     prompt,
     maxTokens: num(
       o.maxTokens,
