@@ -115,13 +115,37 @@ test("--busy-poll-us: node start and generate --peers pass it on; --no-spin turn
     ])
     return seen
   }
-  assert.deepEqual((await gen(['--busy-poll-us', '0'])).executor, {
+  const { verify, ...executor } = (await gen(['--busy-poll-us', '0'])).executor as {
+    verify?: unknown
+  }
+  assert.deepEqual(executor, {
     kind: 'peers',
     peers: ['/ip4/127.0.0.1/tcp/1/p2p/x'],
     wireDType: 'fp32',
     busyPollUs: 0
   })
+  assert.ok(verify != null, 'spot checks are on by default')
   assert.equal('busyPollUs' in (await gen([])).executor, false)
+
+  // spot-check flags: the library's default rate, the data-dir paths, bad rates refused
+  const { DEFAULT_VERIFY_RATE } = await import('../../../router/spot-check.js')
+  const spec = async (argv: string[]): Promise<unknown> =>
+    ((await gen(argv)).executor as { verify?: unknown }).verify
+  assert.equal(((await spec([])) as { rate: number }).rate, DEFAULT_VERIFY_RATE)
+  assert.deepEqual(
+    await spec([
+      '--verify-rate',
+      '0.1',
+      '--verify-local',
+      '--reputation-file',
+      '/r.json',
+      '--evidence-dir',
+      '/ev'
+    ]),
+    { rate: 0.1, local: true, reputationFile: '/r.json', evidenceDir: '/ev' }
+  )
+  for (const bad of ['-0.1', '1.5', 'x', ''])
+    await assert.rejects(spec(['--verify-rate', bad]), /invalid --verify-rate/)
 })
 
 test("OperatorNode's busy-poll window: default, off with --no-spin, an explicit value wins", async () => {
