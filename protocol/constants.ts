@@ -13,7 +13,11 @@ export const INFO_PROTOCOL = '/pov/info/1.0.0'
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024
 /** Info frames are tiny; a 1 MiB cap leaves room for thousands of (layer, expert) pairs. */
 export const MAX_INFO_FRAME_BYTES = 1024 * 1024
-/** Upper bound on rows in one request (a prefill chunk); bigger prompts are split by the router. */
+/**
+ * Upper bound on rows in one request (a prefill chunk). A node may advertise less
+ * (InfoResponse.maxRows); the router splits calls with more rows than that (router/routes.ts
+ * maxRows, RemoteExpertExecutor).
+ */
 export const MAX_ROWS = 8192
 /** Upper bound on the hidden size a request may claim (Mixtral 8x22B has 6144). */
 export const MAX_HIDDEN = 16384

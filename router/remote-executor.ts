@@ -126,6 +126,8 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     rows: number,
     opts: { signal?: AbortSignal } = {}
   ): Promise<Float32Array> {
+    const limit = this.routes.maxRows(layer, expert)
+    if (rows > limit) return await this.runSplit(layer, expert, x, rows, limit, opts)
     const tensor = encodeTensor(x, this.dtype)
     const primary = await this.answer(layer, expert, tensor, rows, new Set(), opts.signal)
     const checker = this.opts.spotCheck
@@ -167,6 +169,33 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     })
   }
 
+  /**
+   * A call with more rows than its replicas take (a long prompt's prefill): the rows go out in
+   * parts of at most `limit`, in parallel, each a call of its own (retried, hedged, paid and
+   * checked like any other), and the outputs are put back together in order.
+   */
+  private async runSplit(
+    layer: number,
+    expert: number,
+    x: Float32Array,
+    rows: number,
+    limit: number,
+    opts: { signal?: AbortSignal }
+  ): Promise<Float32Array> {
+    const hidden = x.length / rows
+    const parts: Array<Promise<Float32Array>> = []
+    for (let r = 0; r < rows; r += limit) {
+      const n = Math.min(limit, rows - r)
+      parts.push(this.runExpert(layer, expert, x.subarray(r * hidden, (r + n) * hidden), n, opts))
+    }
+    const out = new Float32Array(x.length)
+    let off = 0
+    for (const y of await Promise.all(parts)) {
+      out.set(y, off)
+      off += y.length
+    }
+    return out
+  }
   private operatorOf(peer: string): string {
     return this.opts.operatorOf?.(peer) ?? peer
   }

@@ -143,7 +143,13 @@ export async function discoverStatic(
     const experts = new Set<number>()
     for (let j = 0; j + 1 < m.experts.length; j += 2)
       experts.add(expertKey(m.experts[j], m.experts[j + 1]))
-    peers.push({ peerId: r.value.peerId, addrs: [addrs[i]], shards: m.shards, experts })
+    peers.push({
+      peerId: r.value.peerId,
+      addrs: [addrs[i]],
+      shards: m.shards,
+      experts,
+      ...(r.value.info.maxRows > 0 ? { maxRows: r.value.info.maxRows } : {})
+    })
   })
   if (peers.length === 0) throw new NoPeerAnsweredError(modelId, problems)
   return peers

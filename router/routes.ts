@@ -1,6 +1,7 @@
 // The route manager: who serves which (layer, expert), who is benched, and selection as pure
 // functions over that state (Petals' route manager, with exponential backoff instead of bans).
 import { expertKey } from '../model/experts.js'
+import { MAX_ROWS } from '../protocol/constants.js'
 
 // expertKey lives in model/experts.ts (node and local runtimes use it too); re-exported here for
 // the router's callers.
@@ -13,6 +14,8 @@ export interface PeerRoute {
   shards: number[]
   /** (layer, expert) pairs served, as `expertKey(layer, expert)`. */
   experts: Set<number>
+  /** Rows the peer takes in one call (InfoResponse.maxRows). @default MAX_ROWS */
+  maxRows?: number
 }
 
 export interface RouteTable {
@@ -142,6 +145,19 @@ export class RouteManager {
       if (b != null && (t == null || b.until < t)) t = b.until
     }
     return t
+  }
+
+  /**
+   * Rows one call for (layer, expert) may carry: the smallest limit its replicas advertise, so
+   * that any replica can take any part of a split call (a retry may land anywhere).
+   */
+  maxRows(layer: number, expert: number): number {
+    let n = MAX_ROWS
+    for (const p of this.replicas(layer, expert)) {
+      const m = this.table.peers.get(p)?.maxRows
+      if (m != null && m > 0 && m < n) n = m
+    }
+    return n
   }
 
   /** Replicas listed for (layer, expert), benched or not. */
