@@ -59,7 +59,10 @@ export interface ExpertServiceInit {
   maxBatchRows?: number
   /** @default MAX_FRAME_BYTES */
   maxFrameBytes?: number
-  /** Concurrent expert streams per connection. @default MAX_EXPERT_STREAMS */
+  /**
+   * Concurrent expert streams per peer (over all its connections); one more is reset as soon as
+   * it is negotiated, and counted. @default MAX_EXPERT_STREAMS
+   */
   maxInboundStreams?: number
   /**
    * Keep the event loop polling for this many µs after each frame received or answered
@@ -100,6 +103,7 @@ export class ExpertService implements Startable {
   private readonly served: Served[]
   private readonly maxFrameBytes: number
   private readonly streams = new Set<Stream>()
+  private readonly streamsByPeer = new Map<string, number>()
   private readonly poll: BusyPoll
   private readonly refusals: RefusalLog
   private started = false
@@ -138,7 +142,8 @@ export class ExpertService implements Startable {
       (s, c) => {
         this.handleExpertStream(s, c)
       },
-      { maxInboundStreams: n, maxOutboundStreams: n }
+      // libp2p's cap per connection sits above ours, so a refusal is ours: counted and logged
+      { maxInboundStreams: n + 1, maxOutboundStreams: n }
     )
     await this.components.registrar.handle(
       INFO_PROTOCOL,
@@ -205,6 +210,19 @@ export class ExpertService implements Startable {
    * cap, a bad length varint) resets the stream, and this stream only.
    */
   handleExpertStream(stream: Stream, connection: Pick<Connection, 'remotePeer'>): void {
+    const peer = connection.remotePeer.toString()
+    const cap = this.init.maxInboundStreams ?? MAX_EXPERT_STREAMS
+    const open = this.streamsByPeer.get(peer) ?? 0
+    if (open >= cap) {
+      this.refusals.note(
+        'streams',
+        { peer, open },
+        `expert stream reset: ${open} open from this peer already (reuse one stream)`
+      )
+      stream.abort(new Error(`more than ${cap} expert streams from one peer`))
+      return
+    }
+    this.streamsByPeer.set(peer, open + 1)
     let inFlight = 0
     let ended = false
     this.streams.add(stream)
@@ -263,6 +281,9 @@ export class ExpertService implements Startable {
       },
       onClose: (err) => {
         this.streams.delete(stream)
+        const left = (this.streamsByPeer.get(peer) ?? 1) - 1
+        if (left <= 0) this.streamsByPeer.delete(peer)
+        else this.streamsByPeer.set(peer, left)
         if (err instanceof InvalidFrameError)
           this.refusals.note(
             'frame',

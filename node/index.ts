@@ -8,5 +8,12 @@ export {
 } from './expert-service.js'
 export { MicroBatcher, type BatcherOptions } from './batcher.js'
 export { createNodeMetrics, type NodeMetrics } from './metrics.js'
+export {
+  ConnectionLimits,
+  defaultLimits,
+  parseAllowEntry,
+  type ConnectionLimitsInit
+} from './limits.js'
+export { RefusalLog, type RefusalReason } from './refusals.js'
 export { loadOrCreateKey } from './identity.js'
 export type { ExpertBackend, HostedModel } from './runtime.js'

@@ -17,6 +17,8 @@ import { transportOptions } from '../protocol/transport.js'
 import { expertService, type ExpertService } from './expert-service.js'
 import { loadOrCreateKey } from './identity.js'
 import type { NodeMetrics } from './metrics.js'
+import { ConnectionLimits, type ConnectionLimitsInit } from './limits.js'
+import { RefusalLog } from './refusals.js'
 import type { HostedModel } from './runtime.js'
 import type { Device } from '../model/experts.js'
 
@@ -56,6 +58,8 @@ export interface OperatorNodeOptions {
   busyPollUs?: number
   /** @default 0 (see MicroBatcher) */
   batchWindowMs?: number
+  /** Connection caps, timeouts and the allow-list (node/limits.ts). @default defaultLimits */
+  limits?: ConnectionLimitsInit
   verifyPayment?: (request: ExpertRequest, peer: PeerId) => Promise<void>
 }
 
@@ -79,7 +83,8 @@ export class OperatorNode {
     readonly libp2p: Host,
     readonly runtime: ExpertRuntime,
     readonly hosted: HostedModel,
-    private readonly logger: Logger
+    private readonly logger: Logger,
+    readonly limits: ConnectionLimits
   ) {}
 
   static async init({
@@ -127,10 +132,16 @@ export class OperatorNode {
       } else {
         privateKey = await generateKeyPair('Ed25519')
       }
+      const refusals = new RefusalLog({ logger: log, metrics })
+      const limits = new ConnectionLimits(opts.limits, refusals)
+      const transport = transportOptions()
+      let host: Host | undefined
       const libp2p: Host = (await createLibp2p({
         privateKey,
         addresses: { listen: opts.listen ?? defaultOptions.listen, announce: opts.announce ?? [] },
-        ...transportOptions(),
+        ...transport,
+        connectionManager: { ...transport.connectionManager, ...limits.connectionManager() },
+        connectionGater: limits.gater((peer) => host?.getConnections(peer) ?? []),
         services: {
           identify: identify(),
           ping: ping(),
@@ -140,10 +151,13 @@ export class OperatorNode {
             busyPollUs: busyPollUs(opts),
             verifyPayment: opts.verifyPayment,
             metrics,
+            refusals,
             logger: log.child({ module: 'expert-service' })
           })
         }
       })) as unknown as Host
+      host = libp2p
+      limits.start(libp2p)
       if (metrics != null) {
         const update = (): void => {
           metrics.peersConnected.set(libp2p.getConnections().length)
@@ -151,7 +165,7 @@ export class OperatorNode {
         libp2p.addEventListener('connection:open', update)
         libp2p.addEventListener('connection:close', update)
       }
-      return new OperatorNode(libp2p, runtime, hosted, log)
+      return new OperatorNode(libp2p, runtime, hosted, log, limits)
     } catch (err) {
       await runtime.close()
       throw err
@@ -167,6 +181,7 @@ export class OperatorNode {
 
   async close(): Promise<void> {
     this.logger.info('shutting down')
+    this.limits.stop()
     await this.libp2p.stop() // unregisters the handlers, closes connections
     await this.runtime.close()
   }

@@ -1,7 +1,13 @@
 // `pov node start` options -> OperatorNodeOptions. Defaults live in node/ (defaultOptions).
 import { Option, type Command } from 'commander'
 import { multiaddr } from '@multiformats/multiaddr'
-import { defaultOptions, type OperatorNodeOptions } from '../../node/index.js'
+import {
+  defaultLimits,
+  defaultOptions,
+  parseAllowEntry,
+  type ConnectionLimitsInit,
+  type OperatorNodeOptions
+} from '../../node/index.js'
 import { parseBusyPollUs, parseIntList } from '../options.js'
 import { UserError } from '../errors.js'
 import { DEVICES } from '../../model/experts.js'
@@ -18,6 +24,13 @@ export interface NodeStartArgs {
   workers?: string
   spin?: boolean
   busyPollUs?: string
+  maxConnsPerIp?: string
+  maxConnsPerPeer?: string
+  maxConns?: string
+  handshakeTimeoutMs?: string
+  idleTimeoutMs?: string
+  allow?: string[]
+  allowOnly?: boolean
   json?: boolean
   metrics?: boolean
   metricsPort: string
@@ -100,6 +113,43 @@ export function addNodeStartOptions(cmd: Command): Command {
         `keep the network loop polling this many µs after each expert call, so the next is read without a wake-up (0: off; default ${defaultOptions.busyPollUs})`
       ).env('POV_BUSY_POLL_US')
     )
+    .addOption(
+      new Option(
+        '--max-conns-per-ip <n>',
+        `inbound connections (handshaking or open) from one IP address (default ${defaultLimits.maxConnectionsPerIp})`
+      ).env('POV_MAX_CONNS_PER_IP')
+    )
+    .addOption(
+      new Option(
+        '--max-conns-per-peer <n>',
+        `open connections with one peer id (default ${defaultLimits.maxConnectionsPerPeer})`
+      ).env('POV_MAX_CONNS_PER_PEER')
+    )
+    .addOption(
+      new Option(
+        '--max-conns <n>',
+        `connections in all (default ${defaultLimits.maxConnections})`
+      ).env('POV_MAX_CONNS')
+    )
+    .addOption(
+      new Option(
+        '--handshake-timeout-ms <ms>',
+        `an inbound connection must finish noise + yamux within this (default ${defaultLimits.handshakeTimeoutMs})`
+      ).env('POV_HANDSHAKE_TIMEOUT_MS')
+    )
+    .addOption(
+      new Option(
+        '--idle-timeout-ms <ms>',
+        `close a connection with no stream open for this long; 0: never (default ${defaultLimits.idleTimeoutMs})`
+      ).env('POV_IDLE_TIMEOUT_MS')
+    )
+    .addOption(
+      new Option(
+        '--allow <peer|ip|cidr...>',
+        'trusted routers (peer ids, IP addresses, CIDR ranges): no connection cap or idle timeout applies to them (repeat or comma-separate)'
+      ).argParser(list)
+    )
+    .addOption(new Option('--allow-only', 'refuse every peer not on --allow (a private node)'))
     .addOption(new Option('--metrics', 'serve Prometheus /metrics, /health and /ready'))
     .addOption(new Option('--metrics-port <port>', 'metrics port').default('9464'))
     .addOption(new Option('--metrics-address <addr>', 'metrics bind address').default('127.0.0.1'))
@@ -130,6 +180,8 @@ export function parseArgs(a: NodeStartArgs): OperatorNodeOptions {
   }
   if (a.spin === false) opts.spin = false
   if (a.busyPollUs != null) opts.busyPollUs = parseBusyPollUs(a.busyPollUs)
+  const limits = parseLimits(a)
+  if (limits != null) opts.limits = limits
   if (a.batchWindowMs != null) {
     const ms = Number(a.batchWindowMs)
     if (!Number.isFinite(ms) || ms < 0)
@@ -139,6 +191,40 @@ export function parseArgs(a: NodeStartArgs): OperatorNodeOptions {
     opts.batchWindowMs = ms
   }
   return opts
+}
+
+function parseLimits(a: NodeStartArgs): ConnectionLimitsInit | undefined {
+  const int = (v: string | undefined, flag: string, min: number): number | undefined => {
+    if (v == null) return undefined
+    const n = Number(v)
+    if (!Number.isSafeInteger(n) || n < min)
+      throw new UserError(`invalid ${flag} "${v}": expected an integer ≥ ${min}`)
+    return n
+  }
+  const l: ConnectionLimitsInit = {
+    maxConnectionsPerIp: int(a.maxConnsPerIp, '--max-conns-per-ip', 1),
+    maxConnectionsPerPeer: int(a.maxConnsPerPeer, '--max-conns-per-peer', 1),
+    maxConnections: int(a.maxConns, '--max-conns', 1),
+    handshakeTimeoutMs: int(a.handshakeTimeoutMs, '--handshake-timeout-ms', 100),
+    idleTimeoutMs: int(a.idleTimeoutMs, '--idle-timeout-ms', 0)
+  }
+  if (a.allow != null) {
+    for (const e of a.allow) {
+      try {
+        parseAllowEntry(e)
+      } catch (err) {
+        throw new UserError(`--allow: ${(err as Error).message}`)
+      }
+    }
+    l.allow = a.allow
+  }
+  if (a.allowOnly === true) {
+    if (a.allow == null || a.allow.length === 0)
+      throw new UserError('--allow-only needs at least one --allow entry (else nobody can connect)')
+    l.allowOnly = true
+  }
+  const set = Object.fromEntries(Object.entries(l).filter(([, v]) => v !== undefined))
+  return Object.keys(set).length === 0 ? undefined : (set as ConnectionLimitsInit)
 }
 
 /** --shards for the registry: distinct ids, ascending. */

@@ -156,3 +156,52 @@ test("OperatorNode's busy-poll window: default, off with --no-spin, an explicit 
   assert.equal(busyPollUs({ spin: false, busyPollUs: 300 }), 300)
   assert.equal(busyPollUs({ busyPollUs: 0 }), 0)
 })
+
+test('node start connection limits: flags become OperatorNodeOptions.limits; bad values are clear errors', async () => {
+  const { addNodeStartOptions, parseArgs } = await import('../../../cli/node/options.js')
+  const node = async (argv: string[]): Promise<ReturnType<typeof parseArgs>> => {
+    let seen: ReturnType<typeof parseArgs> | undefined
+    const program = new Command('pov').exitOverride()
+    addNodeStartOptions(program.command('start')).action((o: Parameters<typeof parseArgs>[0]) => {
+      seen = parseArgs(o)
+    })
+    await program.parseAsync(['node', 'pov', 'start', '--model', '/b', '--shards', '0', ...argv])
+    return seen as ReturnType<typeof parseArgs>
+  }
+  assert.equal((await node([])).limits, undefined, 'the defaults of node/limits.ts apply')
+  const peer = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+  assert.deepEqual(
+    (
+      await node([
+        '--max-conns-per-ip',
+        '8',
+        '--max-conns-per-peer',
+        '2',
+        '--max-conns',
+        '100',
+        '--handshake-timeout-ms',
+        '3000',
+        '--idle-timeout-ms',
+        '0',
+        '--allow',
+        `10.0.0.0/8,${peer}`,
+        '--allow',
+        '::1',
+        '--allow-only'
+      ])
+    ).limits,
+    {
+      maxConnectionsPerIp: 8,
+      maxConnectionsPerPeer: 2,
+      maxConnections: 100,
+      handshakeTimeoutMs: 3000,
+      idleTimeoutMs: 0,
+      allow: ['10.0.0.0/8', peer, '::1'],
+      allowOnly: true
+    }
+  )
+  await assert.rejects(node(['--max-conns-per-ip', '0']), /invalid --max-conns-per-ip "0"/)
+  await assert.rejects(node(['--allow', '10.0.0.0/33']), /--allow: invalid allow-list range/)
+  await assert.rejects(node(['--allow', 'example.com']), /--allow: invalid allow-list entry/)
+  await assert.rejects(node(['--allow-only']), /--allow-only needs at least one --allow/)
+})

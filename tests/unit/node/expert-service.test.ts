@@ -13,6 +13,7 @@ import { PaymentError } from '../../../protocol/errors.js'
 import { verifyResponse } from '../../../protocol/signature.js'
 import type { ExpertChannel } from '../../../router/channel.js'
 import { BusyPoll } from '../../../protocol/busy-poll.js'
+import { createNodeMetrics } from '../../../node/metrics.js'
 import {
   HIDDEN,
   MODEL_ID,
@@ -363,4 +364,25 @@ test('busy polling: the node polls after a call, the router only while its call 
   for (let i = 0; i < 100 && h.service.busyPoll.active; i++)
     await new Promise((resolve) => setImmediate(resolve))
   assert.equal(h.service.busyPoll.active, false, 'stopping the service stops its polling')
+})
+
+test('expert streams per peer are capped: one more is reset at once and counted; closing one frees a slot', async () => {
+  const metrics = createNodeMetrics()
+  const h = await harness({ maxInboundStreams: 2, metrics })
+  const a = await h.connect()
+  await h.connect()
+  const third = await h.connect()
+  const closed = new Promise<Error | undefined>((resolve) => {
+    third.raw.addEventListener('close', (e) => {
+      resolve(e.error)
+    })
+  })
+  assert.ok((await closed) != null, 'the stream over the cap was reset')
+  const m = await metrics.refusals.get()
+  assert.equal(m.values.find((v) => v.labels.reason === 'streams')?.value, 1)
+  await assertServes(h, a.client)
+  await a.client.close()
+  for (let i = 0; i < 50 && h.service.openStreams > 1; i++)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  await assertServes(h) // a new stream fits again
 })
