@@ -277,6 +277,13 @@ export class ExpertService implements Startable {
       },
       onRemoteEnd: () => {
         ended = true
+        // a frame cut short by the end of the stream has no request id to answer: dropped
+        if (channel.bufferedBytes > 0)
+          this.refusals.note(
+            'frame',
+            { peer, bytes: channel.bufferedBytes },
+            'expert stream ended inside a frame: the partial frame is dropped'
+          )
         if (inFlight === 0) void channel.close()
       },
       onClose: (err) => {

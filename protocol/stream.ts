@@ -47,6 +47,11 @@ export class FrameChannel {
     })
   }
 
+  /** Bytes of an incomplete frame received so far (dropped if the stream ends now). */
+  get bufferedBytes(): number {
+    return this.decoder.bufferedBytes
+  }
+
   get isOpen(): boolean {
     return !this.closed && this.stream.status === 'open' && this.stream.writeStatus === 'writable'
   }

@@ -386,3 +386,27 @@ test('expert streams per peer are capped: one more is reset at once and counted;
     await new Promise((resolve) => setTimeout(resolve, 10))
   await assertServes(h) // a new stream fits again
 })
+
+test('end of stream: calls in flight are answered, a truncated last frame is dropped and counted, then the node closes', async () => {
+  const metrics = createNodeMetrics()
+  const h = await harness({ model: fakeModel({ delayMs: 20 }), metrics })
+  const { raw } = await h.connect()
+  const seen = responses(raw)
+  const { header, tensor } = request(rowsOf(1))
+  raw.send(encodeRequestFrame(header, tensor))
+  const whole = encodeRequestFrame({ ...header, requestId: header.requestId + 1000n }, tensor)
+  raw.send(whole.subarray(0, whole.byteLength - 5)) // the last 5 bytes never come
+  const closed = new Promise<void>((resolve) => {
+    raw.addEventListener('close', () => {
+      resolve()
+    })
+  })
+  await raw.close()
+  await closed
+  assert.deepEqual(
+    seen.map((r) => [r.requestId, r.status]),
+    [[header.requestId, Status.OK]]
+  )
+  const m = await metrics.refusals.get()
+  assert.equal(m.values.find((v) => v.labels.reason === 'frame')?.value, 1)
+})
