@@ -36,7 +36,7 @@ const logs: Array<Record<string, unknown>> = []
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pov-limits-'))
   await writeTinyCheckpoint(join(dir, 'hf'), { seed: 0 })
-  await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'))
+  await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'), { dense: false })
   bundle = await loadBundle(join(dir, 'bundle'))
 })
 after(async () => {
