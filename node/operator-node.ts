@@ -135,13 +135,13 @@ export class OperatorNode {
       const refusals = new RefusalLog({ logger: log, metrics })
       const limits = new ConnectionLimits(opts.limits, refusals)
       const transport = transportOptions()
-      let host: Host | undefined
+      const ref: { host?: Host } = {} // the gater asks the host, which does not exist yet
       const libp2p: Host = (await createLibp2p({
         privateKey,
         addresses: { listen: opts.listen ?? defaultOptions.listen, announce: opts.announce ?? [] },
         ...transport,
         connectionManager: { ...transport.connectionManager, ...limits.connectionManager() },
-        connectionGater: limits.gater((peer) => host?.getConnections(peer) ?? []),
+        connectionGater: limits.gater((peer) => ref.host?.getConnections(peer) ?? []),
         services: {
           identify: identify(),
           ping: ping(),
@@ -156,7 +156,7 @@ export class OperatorNode {
           })
         }
       })) as unknown as Host
-      host = libp2p
+      ref.host = libp2p
       limits.start(libp2p)
       if (metrics != null) {
         const update = (): void => {
