@@ -20,6 +20,8 @@ export interface DeploymentParams {
   initialSupply: string
   minStake: string
   unbondingPeriod: number
+  /** Floor of the unbonding period (the governance path at deployment), seconds. */
+  minUnbondingPeriod?: number
   unlockPeriod: number
   feeBps: number
   votingDelay: number
@@ -27,6 +29,10 @@ export interface DeploymentParams {
   proposalThreshold: string
   quorumPercent: number
   timelockDelay: number
+  /** Seconds per block assumed when comparing governance (blocks) with unbonding (seconds). */
+  blockTime?: number
+  /** Initial holders besides the treasury (POV wei as decimal strings). */
+  distribution?: Array<{ to: string; amount: string }>
 }
 
 export interface Deployment {

@@ -12,9 +12,12 @@ import {PeerIdLib} from "./PeerIdLib.sol";
 /// @title ExpertRegistry — staked operators serving expert shards of approved models.
 /// @notice One node per operator address. Verified on-chain: the operator's consent (it is the
 /// sender), the model approval, the shard ids, the PeerId's format (an identity multihash of an
-/// Ed25519 or secp256k1 libp2p key) and its uniqueness. Stored for off-chain verification: the
-/// PeerId key's signature over `bindingMessage(operator, peerId)` (libp2p keys use Ed25519 /
-/// sha256-prehashed secp256k1, which the EVM cannot check cheaply). See docs/contracts.md.
+/// Ed25519 or secp256k1 libp2p key). Stored for off-chain verification: the PeerId key's
+/// signature over `bindingMessage(operator, peerId)` (libp2p keys use Ed25519 / sha256-prehashed
+/// secp256k1, which the EVM cannot check cheaply). PeerIds are deliberately not unique on-chain:
+/// a uniqueness check without the signature check let anyone squat a victim's public PeerId;
+/// routers accept only bindings that verify, which a squatter cannot produce. See
+/// docs/contracts.md.
 contract ExpertRegistry is Ownable, IExpertRegistry {
     using SafeERC20 for IERC20;
 
@@ -22,12 +25,19 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
     uint256 public constant MAX_MULTIADDRS = 16;
     uint256 public constant MAX_MULTIADDR_LENGTH = 256;
     bytes32 private constant BINDING_TAG = keccak256("pov.peer-binding.v1");
+    /// @dev Unbonding bounds: never so short that a slash cannot reach the stake, never so long
+    /// that `block.timestamp + period` nears 2^64 (an `unbond()` that overflows traps the stake).
+    uint64 public constant MIN_UNBONDING_PERIOD = 1 hours;
+    uint64 public constant MAX_UNBONDING_PERIOD = 365 days;
+    /// @dev The longest a freezer can hold an operator's withdrawal in one call.
+    uint64 public constant MAX_FREEZE = 30 days;
 
     struct Node {
         uint256 stake;
         uint256 price;
         bytes32 modelId;
         uint64 unbondingEnds;
+        uint64 frozenUntil;
         bool registered;
         uint32[] shards;
         bytes peerId;
@@ -41,11 +51,15 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
     /// @dev keccak256(modelId, shard) → operators serving it (bonded registrations only).
     mapping(bytes32 shardKey => address[]) private _shardOperators;
     mapping(bytes32 shardKey => mapping(address operator => uint256)) private _shardPosition; // index + 1
-    mapping(bytes32 peerIdHash => address) private _peerOwner;
     uint256 private _totalStaked;
     uint256 private _minStake;
     address private _treasury;
     uint64 private _unbondingPeriod;
+    /// @dev The governance path (voting delay + period + timelock delay, in seconds) at deployment:
+    /// the unbonding period can never be set below it, so a slash proposed when an operator starts
+    /// unbonding can execute before it withdraws.
+    uint64 private immutable _minUnbonding;
+    address private _freezer;
 
     constructor(
         IERC20 token_,
@@ -53,10 +67,20 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
         address treasury_,
         uint256 minStake_,
         uint64 unbondingPeriod_,
+        uint64 minUnbondingPeriod_,
         address owner_
     ) Ownable(owner_) {
         _token = token_;
         _models = models_;
+        if (
+            minUnbondingPeriod_ < MIN_UNBONDING_PERIOD || minUnbondingPeriod_ > MAX_UNBONDING_PERIOD
+        )
+            revert RegistryPeriodOutOfRange(
+                minUnbondingPeriod_,
+                MIN_UNBONDING_PERIOD,
+                MAX_UNBONDING_PERIOD
+            );
+        _minUnbonding = minUnbondingPeriod_;
         _setTreasury(treasury_);
         _setMinStake(minStake_);
         _setUnbondingPeriod(unbondingPeriod_);
@@ -146,8 +170,10 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
         if (ends == 0) revert RegistryNotUnbonding(msg.sender);
         if (block.timestamp < ends)
             revert RegistryUnbondingNotOver(msg.sender, ends, block.timestamp);
+        uint64 frozen = node.frozenUntil;
+        if (block.timestamp < frozen)
+            revert RegistryWithdrawalFrozen(msg.sender, frozen, block.timestamp);
         uint256 stake = node.stake;
-        delete _peerOwner[keccak256(node.peerId)];
         delete _nodes[msg.sender];
         _totalStaked -= stake;
         emit StakeWithdrawn(msg.sender, stake);
@@ -158,11 +184,16 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
 
     /// @inheritdoc IExpertRegistry
     function slash(address operator, uint256 amount, string calldata reason) external onlyOwner {
-        Node storage node = _nodes[operator];
-        if (!node.registered) revert RegistryNotRegistered(operator);
         if (amount == 0) revert RegistryZeroAmount();
+        Node storage node = _nodes[operator];
         uint256 stake = node.stake;
-        if (amount > stake) revert RegistrySlashExceedsStake(operator, amount, stake);
+        if (!node.registered || stake == 0) {
+            // the operator left (or was slashed to zero) before the proposal executed: reverting
+            // would take the proposal's other actions down with it
+            emit SlashSkipped(operator, amount, reason);
+            return;
+        }
+        if (amount > stake) amount = stake; // what is left is all there is to take
         unchecked {
             node.stake = stake - amount;
         }
@@ -184,6 +215,23 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
     /// @inheritdoc IExpertRegistry
     function setTreasury(address treasury_) external onlyOwner {
         _setTreasury(treasury_);
+    }
+
+    /// @inheritdoc IExpertRegistry
+    function setFreezer(address freezer_) external onlyOwner {
+        emit FreezerSet(_freezer, freezer_);
+        _freezer = freezer_;
+    }
+
+    /// @inheritdoc IExpertRegistry
+    function freezeWithdrawal(address operator, uint64 until) external {
+        if (msg.sender != _freezer) revert RegistryNotFreezer(msg.sender);
+        Node storage node = _nodes[operator];
+        if (!node.registered) revert RegistryNotRegistered(operator);
+        uint256 max = block.timestamp + MAX_FREEZE;
+        if (until > max) revert RegistryFreezeTooLong(until, max);
+        node.frozenUntil = until;
+        emit WithdrawalFrozen(operator, until);
     }
 
     // ───────────────────────────── views ─────────────────────────────
@@ -224,8 +272,18 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
     }
 
     /// @inheritdoc IExpertRegistry
-    function operatorOfPeer(bytes calldata peerId) external view returns (address) {
-        return _peerOwner[keccak256(peerId)];
+    function withdrawalFrozenUntil(address operator) external view returns (uint64) {
+        return _nodes[operator].frozenUntil;
+    }
+
+    /// @inheritdoc IExpertRegistry
+    function freezer() external view returns (address) {
+        return _freezer;
+    }
+
+    /// @inheritdoc IExpertRegistry
+    function minUnbondingPeriod() external view returns (uint64) {
+        return _minUnbonding;
     }
 
     /// @inheritdoc IExpertRegistry
@@ -319,15 +377,11 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
         _checkShards(reg.modelId, reg.shards);
         _checkMultiaddrs(reg.multiaddrs);
         if (!PeerIdLib.isSupported(reg.peerId)) revert RegistryInvalidPeerId(reg.peerId);
-        bytes32 peerHash = keccak256(reg.peerId);
-        address peerOwner = _peerOwner[peerHash];
-        if (peerOwner != address(0)) revert RegistryPeerIdTaken(reg.peerId, peerOwner);
         // Ed25519 signatures are 64 bytes; libp2p secp256k1 signatures are DER (≤ 72 bytes).
         if (reg.peerSignature.length < 64 || reg.peerSignature.length > 72) {
             revert RegistryInvalidPeerSignature(reg.peerSignature.length);
         }
 
-        _peerOwner[peerHash] = msg.sender;
         node.registered = true;
         node.stake = stake;
         node.price = reg.price;
@@ -439,6 +493,8 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
     }
 
     function _setUnbondingPeriod(uint64 period) private {
+        if (period < _minUnbonding || period > MAX_UNBONDING_PERIOD)
+            revert RegistryPeriodOutOfRange(period, _minUnbonding, MAX_UNBONDING_PERIOD);
         emit UnbondingPeriodSet(_unbondingPeriod, period);
         _unbondingPeriod = period;
     }

@@ -1,15 +1,30 @@
 /**
  * Deploys and wires the POV contracts, then hands every parameter to the timelock.
  *
- * As a script (writes deployments/<chainId>.json):
- *   npm run deploy:local                                  # hardhat node on 127.0.0.1:8545, account #0
- *   POV_DEPLOYER_KEY=0x… npx tsx deploy/deploy.ts --rpc URL [--treasury ADDR] [--out DIR]
+ * As a script (writes deployments/<chainId>.json; every parameter is an option, `--help` lists them):
+ *   npm run deploy:local                                  # hardhat node on 127.0.0.1:8545, account #0, --preset local
+ *   POV_DEPLOYER_KEY=0x… npx tsx deploy/deploy.ts --rpc URL [--preset public] [--distribute ADDR=POV …]
  *
  * As a function: `deployAll(signer, opts)` against any ethers signer (tests, the demo).
  * Needs the compiled artifacts (`npx hardhat build`).
+ *
+ * Two presets (docs/contracts.md, "Deployment presets"): `public` (the default) has governance
+ * and withdrawal periods in days, a 10 % quorum and a proposal threshold; `local` has the
+ * seconds-and-blocks values of the demo and the tests. Whatever the values, the deployment
+ * refuses an unbonding period that does not outlast the governance path (voting delay + voting
+ * period + timelock delay), and warns loudly when one address holds a quorum on its own.
  */
-import { ContractFactory, NonceManager, Wallet, getAddress, parseEther, id } from 'ethers'
+import {
+  ContractFactory,
+  NonceManager,
+  Wallet,
+  formatEther,
+  getAddress,
+  parseEther,
+  id
+} from 'ethers'
 import type { Signer } from 'ethers'
+import { Command, InvalidArgumentError, Option } from 'commander'
 import { pathToFileURL } from 'node:url'
 import { loadArtifact } from '../chain/artifacts.js'
 import type { ContractName } from '../chain/artifacts.js'
@@ -29,29 +44,71 @@ export interface ModelApprovalInput {
   uri: string
 }
 
-export interface DeployOptions {
-  /** Receives the initial supply, slashed stake and fees. @default the deployer */
+export type DeployPreset = 'public' | 'local'
+
+/** The parameters a preset fills in (the options override them one by one). */
+export interface PresetValues {
+  minStake: bigint
+  unbondingPeriod: number
+  unlockPeriod: number
+  feeBps: number
+  votingDelay: number
+  votingPeriod: number
+  proposalThreshold: bigint
+  quorumPercent: number
+  timelockDelay: number
+  blockTime: number
+}
+
+const DAY = 86_400
+
+/**
+ * `public`: a proposal takes ≥ 1 + 5 days of voting (at 12 s blocks) + a 2-day timelock = 8 days,
+ * so an operator who starts unbonding when it is proposed is still bonded when it executes (14
+ * days); payers get their lanes back 2 days after `unlock()`, the time a node has to redeem.
+ * `local`: everything in seconds or single blocks, for the demo and the tests.
+ */
+export const PRESETS: Record<DeployPreset, PresetValues> = {
+  public: {
+    minStake: parseEther('1000'),
+    unbondingPeriod: 14 * DAY,
+    unlockPeriod: 2 * DAY,
+    feeBps: 100,
+    votingDelay: 7_200, // blocks: 1 day at 12 s
+    votingPeriod: 36_000, // blocks: 5 days at 12 s
+    proposalThreshold: parseEther('1000000'), // 0.1 % of the default supply
+    quorumPercent: 10,
+    timelockDelay: 2 * DAY,
+    blockTime: 12
+  },
+  local: {
+    minStake: parseEther('1000'),
+    unbondingPeriod: 3_600,
+    unlockPeriod: 3_600,
+    feeBps: 100,
+    votingDelay: 1,
+    votingPeriod: 20,
+    proposalThreshold: parseEther('1'),
+    quorumPercent: 4,
+    timelockDelay: 60,
+    blockTime: 1
+  }
+}
+
+export interface DeployOptions extends Partial<PresetValues> {
+  /** Where the unset parameters come from. @default 'public' */
+  preset?: DeployPreset
+  /** Receives the initial supply (less `distribution`), slashed stake and fees. @default the deployer */
   treasury?: string
   /** @default 1,000,000,000 POV */
   initialSupply?: bigint
-  /** @default 1,000 POV */
-  minStake?: bigint
-  /** Seconds before an unbonding operator can withdraw. @default 3600 (local demo; use days on a live chain) */
-  unbondingPeriod?: number
-  /** Seconds between a payer's unlock() and withdraw(). @default 3600 */
-  unlockPeriod?: number
-  /** Protocol fee in basis points. @default 100 (1 %) */
-  feeBps?: number
-  /** Blocks between proposal and voting start. @default 1 (local demo) */
-  votingDelay?: number
-  /** Blocks of voting. @default 20 (local demo) */
-  votingPeriod?: number
-  /** @default 0 */
-  proposalThreshold?: bigint
-  /** Quorum as a percentage of the supply at the snapshot. @default 4 */
-  quorumPercent?: number
-  /** Timelock minimum delay in seconds. @default 60 (local demo) */
-  timelockDelay?: number
+  /** Initial holders: each gets `amount` out of the initial supply; the treasury keeps the rest. */
+  distribution?: Array<{ to: string; amount: bigint }>
+  /**
+   * Floor of the registry's unbonding period, fixed for ever (seconds). @default the governance
+   * path (votingDelay + votingPeriod) × blockTime + timelockDelay, at least one hour
+   */
+  minUnbondingPeriod?: number
   /** Models approved before ownership goes to the timelock (handy for demos). @default none */
   models?: ModelApprovalInput[]
   /** When the treasury is the deployer, delegate its votes to itself so it can vote. @default true */
@@ -59,9 +116,39 @@ export interface DeployOptions {
   log?: (line: string) => void
 }
 
+/** Seconds from a proposal to its execution: (voting delay + period) × block time + timelock delay. */
+export function governancePathSeconds(
+  p: Pick<PresetValues, 'votingDelay' | 'votingPeriod' | 'blockTime' | 'timelockDelay'>
+): number {
+  return (p.votingDelay + p.votingPeriod) * p.blockTime + p.timelockDelay
+}
+
+/** The registry's lower bound on any unbonding period (ExpertRegistry.MIN_UNBONDING_PERIOD). */
+export const MIN_UNBONDING_PERIOD = 3_600
+
+/**
+ * The holders that reach the quorum on their own, as loud warnings: such an address passes any
+ * proposal alone (slash, mint, parameters) once its votes are delegated.
+ */
+export function quorumWarnings(
+  holdings: Array<{ holder: string; amount: bigint }>,
+  supply: bigint,
+  quorumPercent: number
+): string[] {
+  const quorum = (supply * BigInt(quorumPercent)) / 100n
+  return holdings
+    .filter((h) => h.amount >= quorum && h.amount > 0n)
+    .map(
+      (h) =>
+        `WARNING: ${h.holder} holds ${formatEther(h.amount)} POV, ${(Number((h.amount * 10_000n) / supply) / 100).toFixed(2)} % of the supply, at or above the ${quorumPercent} % quorum: it alone can pass any proposal (slash any operator, mint, change every parameter). Distribute the supply (--distribute) before this network is public.`
+    )
+}
+
 export interface DeployResult {
   deployment: Deployment
   contracts: PovContracts
+  /** Loud warnings about the deployment (an address holding a quorum alone). */
+  warnings: string[]
 }
 
 async function deploy(
@@ -102,18 +189,50 @@ export async function deployAll(
   const deployer = getAddress(await signer.getAddress())
   const { chainId } = await provider.getNetwork()
   const startBlock = await provider.getBlockNumber()
+  const preset = PRESETS[opts.preset ?? 'public']
+  const v = (k: keyof PresetValues) => opts[k] ?? preset[k]
+  const gov = {
+    votingDelay: v('votingDelay') as number,
+    votingPeriod: v('votingPeriod') as number,
+    timelockDelay: v('timelockDelay') as number,
+    blockTime: v('blockTime') as number
+  }
+  const path = governancePathSeconds(gov)
+  const unbondingPeriod = v('unbondingPeriod') as number
+  const minUnbondingPeriod = opts.minUnbondingPeriod ?? Math.max(MIN_UNBONDING_PERIOD, path)
+  if (unbondingPeriod <= path)
+    throw new Error(
+      `unbonding period ${unbondingPeriod} s does not outlast the governance path of ${path} s ((voting delay ${gov.votingDelay} + period ${gov.votingPeriod} blocks) × ${gov.blockTime} s + timelock ${gov.timelockDelay} s): an operator could unbond and withdraw before a slash executes — raise --unbonding-period or shorten governance`
+    )
+  if (minUnbondingPeriod > unbondingPeriod)
+    throw new Error(
+      `minimum unbonding period ${minUnbondingPeriod} s is above the unbonding period ${unbondingPeriod} s`
+    )
+  const initialSupply = opts.initialSupply ?? parseEther('1000000000')
+  const distribution = (opts.distribution ?? []).map((d) => ({
+    to: getAddress(d.to),
+    amount: d.amount
+  }))
+  const distributed = distribution.reduce((a, d) => a + d.amount, 0n)
+  if (distributed > initialSupply)
+    throw new Error(
+      `the distribution hands out ${formatEther(distributed)} POV, more than the initial supply of ${formatEther(initialSupply)}`
+    )
   const p: DeploymentParams = {
     treasury: getAddress(opts.treasury ?? deployer),
-    initialSupply: (opts.initialSupply ?? parseEther('1000000000')).toString(),
-    minStake: (opts.minStake ?? parseEther('1000')).toString(),
-    unbondingPeriod: opts.unbondingPeriod ?? 3600,
-    unlockPeriod: opts.unlockPeriod ?? 3600,
-    feeBps: opts.feeBps ?? 100,
-    votingDelay: opts.votingDelay ?? 1,
-    votingPeriod: opts.votingPeriod ?? 20,
-    proposalThreshold: (opts.proposalThreshold ?? 0n).toString(),
-    quorumPercent: opts.quorumPercent ?? 4,
-    timelockDelay: opts.timelockDelay ?? 60
+    initialSupply: initialSupply.toString(),
+    minStake: (v('minStake') as bigint).toString(),
+    unbondingPeriod,
+    minUnbondingPeriod,
+    unlockPeriod: v('unlockPeriod') as number,
+    feeBps: v('feeBps') as number,
+    votingDelay: gov.votingDelay,
+    votingPeriod: gov.votingPeriod,
+    proposalThreshold: (v('proposalThreshold') as bigint).toString(),
+    quorumPercent: v('quorumPercent') as number,
+    timelockDelay: gov.timelockDelay,
+    blockTime: gov.blockTime,
+    distribution: distribution.map((d) => ({ to: d.to, amount: d.amount.toString() }))
   }
 
   // The timelock starts with the deployer as admin only to grant the governor its roles; the
@@ -124,13 +243,15 @@ export async function deployAll(
     [p.timelockDelay, [], ['0x0000000000000000000000000000000000000000'], deployer],
     log
   )
-  const token = await deploy(signer, 'PovToken', [p.treasury, p.initialSupply, timelock], log)
+  // With a distribution the deployer mints, hands out the allocations, then sends the rest on.
+  const minter = distribution.length > 0 ? deployer : p.treasury
+  const token = await deploy(signer, 'PovToken', [minter, p.initialSupply, timelock], log)
   // Approvals start owned by the deployer so that opts.models can be approved, then move to the timelock.
   const models = await deploy(signer, 'ModelApprovals', [deployer], log)
   const registry = await deploy(
     signer,
     'ExpertRegistry',
-    [token, models, p.treasury, p.minStake, p.unbondingPeriod, timelock],
+    [token, models, p.treasury, p.minStake, p.unbondingPeriod, p.minUnbondingPeriod, timelock],
     log
   )
   const escrow = await deploy(
@@ -148,6 +269,19 @@ export async function deployAll(
 
   const addresses: ContractAddresses = { token, models, registry, escrow, governor, timelock }
   const c = connectContracts(addresses, signer)
+
+  for (const d of distribution)
+    await send(
+      `distributed ${formatEther(d.amount)} POV to ${d.to}`,
+      c.token.transfer(d.to, d.amount),
+      log
+    )
+  if (minter !== p.treasury && initialSupply > distributed)
+    await send(
+      `treasury ${p.treasury} gets the remaining ${formatEther(initialSupply - distributed)} POV`,
+      c.token.transfer(p.treasury, initialSupply - distributed),
+      log
+    )
 
   for (const m of opts.models ?? []) {
     await send(
@@ -182,6 +316,16 @@ export async function deployAll(
     await send('treasury votes delegated to itself', c.token.delegate(deployer), log)
   }
 
+  const holdings = new Map<string, bigint>()
+  holdings.set(p.treasury, initialSupply - distributed)
+  for (const d of distribution) holdings.set(d.to, (holdings.get(d.to) ?? 0n) + d.amount)
+  const warnings = quorumWarnings(
+    [...holdings].map(([holder, amount]) => ({ holder, amount })),
+    initialSupply,
+    p.quorumPercent
+  )
+  for (const w of warnings) log(w)
+
   const deployment: Deployment = {
     chainId: Number(chainId),
     deployer,
@@ -190,43 +334,128 @@ export async function deployAll(
     contracts: addresses,
     params: p
   }
-  return { deployment, contracts: connectContracts(addresses, baseSigner) }
+  return { deployment, contracts: connectContracts(addresses, baseSigner), warnings }
 }
 
 // ─────────────────────────────── script ───────────────────────────────
 
-function parseArgs(argv: string[]): {
-  rpc: string
-  treasury?: string
-  out?: string
-  local: boolean
-} {
-  let rpc: string | undefined
-  let treasury: string | undefined
-  let out: string | undefined
-  let local = false
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (a === '--network') {
-      const net = argv[++i]
-      if (net !== 'localhost')
-        throw new Error(`unknown network ${net}: use --network localhost or --rpc URL`)
-      rpc = 'http://127.0.0.1:8545'
-      local = true
-    } else if (a === '--rpc') rpc = argv[++i]
-    else if (a === '--treasury') treasury = argv[++i]
-    else if (a === '--out') out = argv[++i]
-    else throw new Error(`unknown argument ${a}`)
+const int = (name: string) => (v: string) => {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a whole number`)
+  return Number(v)
+}
+const pov = (v: string) => {
+  try {
+    return parseEther(v)
+  } catch {
+    throw new InvalidArgumentError(`not a POV amount: ${v}`)
   }
-  if (!rpc)
-    throw new Error(
-      'usage: deploy.ts --network localhost | --rpc URL  [--treasury ADDR] [--out DIR]'
+}
+
+function parseDistribution(v: string, prev: Array<{ to: string; amount: bigint }> = []) {
+  const [to, amount] = v.split('=')
+  if (to == null || amount == null) throw new InvalidArgumentError(`expected ADDR=POV, got ${v}`)
+  try {
+    return [...prev, { to: getAddress(to), amount: parseEther(amount) }]
+  } catch {
+    throw new InvalidArgumentError(`expected ADDR=POV, got ${v}`)
+  }
+}
+
+/** The deploy script's options → (rpc, local, out, DeployOptions). */
+export function parseDeployArgs(argv: string[]): {
+  rpc: string
+  local: boolean
+  out?: string
+  opts: DeployOptions
+} {
+  const cmd = new Command('deploy.ts')
+    .description('Deploys the POV contracts and hands every parameter to the timelock.')
+    .addOption(new Option('--network <name>', 'a known network').choices(['localhost']))
+    .option('--rpc <url>', 'JSON-RPC endpoint (the key comes from POV_DEPLOYER_KEY)')
+    .addOption(
+      new Option(
+        '--preset <preset>',
+        'defaults of the parameters not given (local with --network localhost)'
+      ).choices(['public', 'local'])
     )
-  return { rpc, treasury, out, local }
+    .option(
+      '--treasury <address>',
+      'receives the supply left after --distribute, slashed stake and fees (default: the deployer)'
+    )
+    .option('--initial-supply <pov>', 'POV minted once (default 1000000000)', pov)
+    .option(
+      '--distribute <addr=pov>',
+      'an initial holder and its POV (repeat the option)',
+      parseDistribution
+    )
+    .option('--min-stake <pov>', 'minimum stake of an active node', pov)
+    .option(
+      '--unbonding-period <s>',
+      'seconds before an unbonding operator can withdraw',
+      int('--unbonding-period')
+    )
+    .option(
+      '--min-unbonding-period <s>',
+      'floor of the unbonding period governance can set (default: the governance path)',
+      int('--min-unbonding-period')
+    )
+    .option(
+      '--unlock-period <s>',
+      "seconds between a payer's unlock() and withdraw()",
+      int('--unlock-period')
+    )
+    .option('--fee-bps <bps>', 'protocol fee in basis points (≤ 2000)', int('--fee-bps'))
+    .option(
+      '--voting-delay <blocks>',
+      'blocks between a proposal and its vote',
+      int('--voting-delay')
+    )
+    .option('--voting-period <blocks>', 'blocks of voting', int('--voting-period'))
+    .option('--timelock-delay <s>', 'seconds between queue and execute', int('--timelock-delay'))
+    .option('--quorum <percent>', 'quorum, % of the supply at the snapshot', int('--quorum'))
+    .option('--proposal-threshold <pov>', 'votes needed to propose', pov)
+    .option(
+      '--block-time <s>',
+      'seconds per block, to compare governance (blocks) with unbonding (seconds)',
+      int('--block-time')
+    )
+    .option('--out <dir>', 'where deployments/<chainId>.json goes')
+    .exitOverride()
+  cmd.parse(argv, { from: 'user' })
+  const o = cmd.opts()
+  let rpc = o.rpc as string | undefined
+  const local = o.network === 'localhost'
+  if (local) rpc = 'http://127.0.0.1:8545'
+  if (rpc == null)
+    throw new Error(
+      'usage: deploy.ts --network localhost | --rpc URL [options] (--help lists them)'
+    )
+  return {
+    rpc,
+    local,
+    out: o.out,
+    opts: {
+      preset: o.preset ?? (local ? 'local' : 'public'),
+      treasury: o.treasury,
+      initialSupply: o.initialSupply,
+      distribution: o.distribute,
+      minStake: o.minStake,
+      unbondingPeriod: o.unbondingPeriod,
+      minUnbondingPeriod: o.minUnbondingPeriod,
+      unlockPeriod: o.unlockPeriod,
+      feeBps: o.feeBps,
+      votingDelay: o.votingDelay,
+      votingPeriod: o.votingPeriod,
+      timelockDelay: o.timelockDelay,
+      quorumPercent: o.quorum,
+      proposalThreshold: o.proposalThreshold,
+      blockTime: o.blockTime
+    }
+  }
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2))
+  const args = parseDeployArgs(process.argv.slice(2))
   const provider = createProvider(args.rpc)
   let signer: Signer
   const key = process.env.POV_DEPLOYER_KEY
@@ -241,10 +470,11 @@ async function main(): Promise<void> {
       `cannot reach ${args.rpc}` + (args.local ? ' — start it with npm run chain' : '')
     )
   }
-  const { deployment } = await deployAll(signer, {
-    treasury: args.treasury,
+  const { deployment, warnings } = await deployAll(signer, {
+    ...args.opts,
     log: (l) => console.log(l)
   })
+  for (const w of warnings) console.error(`\n*** ${w} ***\n`)
   const path = writeDeployment(deployment, args.out)
   console.log(`wrote ${path}`)
 }
@@ -253,6 +483,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   main().then(
     () => process.exit(0),
     (err: unknown) => {
+      const code = (err as { code?: string }).code
+      if (code === 'commander.helpDisplayed' || code === 'commander.version') process.exit(0)
+      if (code?.startsWith('commander.') === true) process.exit(1) // commander printed why
       console.error(`deploy failed: ${decodeChainError(err)}`)
       process.exit(1)
     }

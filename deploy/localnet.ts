@@ -51,6 +51,8 @@ export interface OperatorHandle {
   port: number
   shards: number[]
   proc?: ChildProcess
+  /** What the running node wrote to stderr (its log lines). */
+  log?: string
 }
 
 export class LocalNet {
@@ -106,7 +108,7 @@ export class LocalNet {
     this.provider = createProvider(this.rpc)
     this.provider.pollingInterval = 100
     const deployer = await this.provider.getSigner(0)
-    const { deployment, contracts } = await deployAll(deployer, { ...opts.deploy })
+    const { deployment, contracts } = await deployAll(deployer, { preset: 'local', ...opts.deploy })
     this.deployment = deployment
     this.contracts = contracts
     this.deploymentFile = writeDeployment(deployment, this.dir)
@@ -289,8 +291,10 @@ export class LocalNet {
     )
     op.proc = child
     let stderr = ''
+    op.log = ''
     child.stderr?.on('data', (d: Buffer) => {
       stderr += d.toString()
+      op.log += d.toString()
     })
     await new Promise<void>((resolve, reject) => {
       const rl = createInterface({ input: child.stdout! })

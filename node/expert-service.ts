@@ -50,9 +50,10 @@ export interface ExpertServiceInit {
   models: HostedModel[]
   /**
    * Payment hook, called before the expert runs; throw a `PaymentError` to refuse the call
-   * (its code goes back on the wire). @default none: every call is served
+   * (its code goes back on the wire). It may return a refund, called when the call then fails
+   * (the client is not charged for work it did not get). @default none: every call is served
    */
-  verifyPayment?: (request: ExpertRequest, peer: PeerId) => Promise<void>
+  verifyPayment?: (request: ExpertRequest, peer: PeerId) => Promise<void | (() => void)>
   /** Micro-batching window in ms (see MicroBatcher). @default 0 */
   batchWindowMs?: number
   /** Rows per runtime run at most. @default MAX_ROWS */
@@ -332,6 +333,7 @@ export class ExpertService implements Startable {
   private async serve(req: ExpertRequest, peer: PeerId, channel: FrameChannel): Promise<void> {
     const t0 = performance.now()
     let status: Status = Status.OK
+    let refund: void | (() => void) = undefined
     try {
       const served = this.validate(req)
       const x = decodeTensor(req.tensor, req.dtype)
@@ -342,7 +344,7 @@ export class ExpertService implements Startable {
           Status.BAD_REQUEST,
           `input element ${badIn} (row ${Math.floor(badIn / req.hidden)}) is ${x[badIn]}: tensors must be finite`
         )
-      await this.init.verifyPayment?.(req, peer)
+      refund = await this.init.verifyPayment?.(req, peer)
       const y = await served.batcher.submit(req.layer, req.expert, x, req.rows)
       const out = encodeTensor(y, req.dtype)
       const badOut = firstNonFinite(out, req.dtype)
@@ -388,6 +390,7 @@ export class ExpertService implements Startable {
     } catch (err) {
       const e = err as Error
       status = err instanceof ProtocolError ? err.code : Status.INTERNAL
+      if (typeof refund === 'function') refund()
       if (status === Status.INTERNAL)
         this.init.logger?.warn(
           { err: e.message, layer: req.layer, expert: req.expert },

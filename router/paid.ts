@@ -1,6 +1,9 @@
 // The paying router: nodes come from the on-chain registry (stake- and price-aware selection per
-// shard), each node's PeerId binding is verified before it is dialled, and every expert call
-// carries a cumulative voucher priced at that node's on-chain price × rows.
+// shard), each node's PeerId binding is verified before it is dialled, the client's deposit is
+// allocated to a lane per selected node (PovEscrow.allocate, one transaction at setup), and every
+// expert call carries a cumulative voucher priced at that node's on-chain price × rows — signed
+// ahead by `prepayUnits` of work, so steady decoding makes no chain call and about one signature
+// per node per generated token.
 import { MaxUint256, formatUnits, getAddress, hexlify, randomBytes, type Signer } from 'ethers'
 import type { Logger } from 'pino'
 import type { PovContracts } from '../chain/contracts.js'
@@ -10,6 +13,7 @@ import { readVoucherDomain } from '../protocol/voucher.js'
 import { voucherToWire } from '../protocol/payment.js'
 import type { WireDType } from '../protocol/codec.js'
 import { NoPeerAnsweredError, Router } from './router.js'
+import type { RemoteExecutorOptions } from './remote-executor.js'
 import { Payer } from './payer.js'
 import { SpotChecker, type SpotCheckOptions } from './spot-check.js'
 
@@ -56,6 +60,18 @@ export interface PaidRouterOptions {
    * evidence carries each node's registry binding. @default none
    */
   verify?: Omit<SpotCheckOptions, 'modelId' | 'operatorOf' | 'bindingOf'>
+  /**
+   * Units of work a new voucher prepays beyond what is owed (the client's risk per node: this
+   * × the node's price). One decode token of one sequence costs a node at most layers × top-k
+   * units. @default 64 (Mixtral 8x7B: 32 layers × top-2)
+   */
+  prepayUnits?: number
+  /**
+   * What each selected node's lane should hold before the run (POV wei); lanes below it are
+   * topped up from the unallocated deposit. @default the unallocated deposit split evenly over
+   * the selected nodes
+   */
+  laneAmount?: bigint
   logger?: Logger
 }
 
@@ -68,12 +84,22 @@ export interface PaidRouter {
   spotCheck?: SpotChecker
   payer: Payer
   nodes: Map<string, PaidNode>
-  /** Per node: what this run paid it. */
-  costs(): Array<PaidNode & { amount: bigint; calls: number; units: number }>
+  /** Chain JSON-RPC requests since setup ended, voucher signatures, payments refunded. */
+  stats(): { rpcCalls: number; signatures: number; refunds: number }
+  /** Per node: what this run paid it for served calls, and the margin its last voucher prepays. */
+  costs(): Array<PaidNode & { amount: bigint; calls: number; units: number; prepaid: bigint }>
   close(): Promise<void>
 }
 
-/** Finds, verifies and selects nodes for every shard; throws PaymentSetupError saying what to do. */
+/**
+ * Finds, verifies and selects nodes for every shard; throws PaymentSetupError saying what to do.
+ *
+ * Per shard the registry's stake-weighted draw is asked for every eligible node: its order is the
+ * draw sequence of `seed` (draw j is the same whatever k is asked), so taking the first `replicas`
+ * nodes whose PeerId binding verifies is the same as drawing again, deterministically, each time
+ * a drawn node is unusable. Nodes with junk bindings therefore cost an attacker its stake and take
+ * no slot from a serving node.
+ */
 export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string, PaidNode>> {
   const { registry, models } = o.contracts
   if (!(await models.isApproved(o.modelId)))
@@ -87,24 +113,40 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
   const byOperator = new Map<string, PaidNode>()
   const rejected = new Set<string>()
   for (let shard = 0; shard < o.shardCount; shard++) {
-    const picked = await registry.selectNodes(o.modelId, shard, seed, maxPrice, k)
+    const active = await registry.activeNodes(o.modelId, shard)
+    const drawn = await registry.selectNodes(o.modelId, shard, seed, maxPrice, active.length)
     let usable = 0
-    for (const n of picked) {
+    let unverified = 0
+    for (const n of drawn) {
+      if (usable === k) break
       const operator = getAddress(n.operator)
-      if (rejected.has(operator)) continue
+      if (rejected.has(operator)) {
+        unverified++
+        continue
+      }
       let node = byOperator.get(operator)
       if (node == null) {
         const ok = await verifyPeerBinding(
           { chainId: o.chainId, registry: o.registryAddress, operator },
           n.peerId,
           n.peerSignature
-        )
+        ).catch(() => false)
         if (!ok) {
-          o.logger?.warn({ operator }, 'registered PeerId binding does not verify; node skipped')
+          o.logger?.warn(
+            { operator, shard },
+            'registered PeerId binding does not verify; node skipped, drawing again'
+          )
           rejected.add(operator)
+          unverified++
           continue
         }
         const peerId = peerIdFromPublicKey(publicKeyFromPeerIdBytes(n.peerId)).toString()
+        if (nodes.has(peerId)) {
+          // two operators cannot both hold a valid binding of one key: keep the first
+          rejected.add(operator)
+          unverified++
+          continue
+        }
         node = {
           operator,
           peerId,
@@ -122,11 +164,13 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
       usable++
     }
     if (usable === 0) {
-      const active = ((await registry.activeNodes(o.modelId, shard)) as unknown[]).length
+      const priced = drawn.length
       throw new PaymentSetupError(
-        active === 0
+        active.length === 0
           ? `no active node serves shard ${shard} of model ${o.modelId} — wait for operators to register it`
-          : `no node serves shard ${shard} of model ${o.modelId} under the max price of ${formatUnits(maxPrice, 18)} POV per unit (${active} active above it) — raise --max-price or wait`
+          : priced === 0
+            ? `no node serves shard ${shard} of model ${o.modelId} under the max price of ${formatUnits(maxPrice, 18)} POV per unit (${active.length} active above it) — raise --max-price or wait`
+            : `no node with a valid PeerId binding serves shard ${shard} of model ${o.modelId}: ${priced} active, all with bindings that do not verify (${unverified} skipped) — wait for honest operators to register it`
       )
     }
     if (usable < k)
@@ -140,23 +184,38 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
 
 export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> {
   const payerAddress = getAddress(await o.signer.getAddress())
-  const [balance, unlockAt] = await o.contracts.escrow.depositOf(payerAddress)
-  if (balance === 0n)
-    throw new PaymentSetupError(
-      `no deposit in escrow for ${payerAddress} — run \`pov deposit AMOUNT\` first`
-    )
+  const escrow = o.contracts.escrow
+  const [free, unlockAt] = await escrow.depositOf(payerAddress)
   if (unlockAt !== 0n)
     throw new PaymentSetupError(
       `the escrow deposit of ${payerAddress} is unlocking, and nodes refuse new work from it — run \`pov cancel-unlock\` to keep using it`
     )
   const nodes = await selectPaidNodes(o)
-  const domain = await readVoucherDomain(o.contracts.escrow)
+  const domain = await readVoucherDomain(escrow)
+  const prepayUnits = BigInt(o.prepayUnits ?? 64)
+  const priceOf = new Map([...nodes.values()].map((n) => [n.operator, n.price]))
   const payer = await Payer.create({
     signer: o.signer,
     domain,
-    paidOnChain: async (p, payee) => BigInt(await o.contracts.escrow.paid(p, payee)),
-    ledgerPath: o.ledgerPath
+    paidOnChain: async (p, payee) => BigInt(await escrow.paid(p, payee)),
+    ledgerPath: o.ledgerPath,
+    prepay: (payee) => (priceOf.get(payee) ?? 0n) * prepayUnits
   })
+  await fundLanes(o, payer, [...nodes.values()], free)
+  await payer.prepare([...nodes.values()].map((n) => n.operator))
+  // every JSON-RPC request from here on is counted: steady generation should make none
+  const provider = o.contracts.escrow.runner?.provider as
+    | {
+        on?: (e: string, f: (x: unknown) => void) => unknown
+        off?: (e: string, f: (x: unknown) => void) => unknown
+      }
+    | undefined
+  let rpcCalls = 0
+  const onDebug = (e: unknown): void => {
+    const d = e as { action?: string; payload?: unknown }
+    if (d.action === 'sendRpcPayload') rpcCalls += Array.isArray(d.payload) ? d.payload.length : 1
+  }
+  void provider?.on?.('debug', onDebug)
   const unreachable = (why: string): PaymentSetupError =>
     new PaymentSetupError(
       `none of the ${nodes.size} selected nodes answered (${why}) — they may be down or unreachable; retry later or raise --replicas`
@@ -194,13 +253,7 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
         wireDType: o.wireDType,
         callTimeoutMs: o.callTimeoutMs,
         busyPollUs: o.busyPollUs,
-        attachPayment: async ({ peer, rows }) => {
-          const n = nodes.get(peer)
-          if (n == null) throw new Error(`peer ${peer} is not a selected registered node`)
-          const amount = n.price * BigInt(rows)
-          o.onCharge?.({ operator: n.operator, peerId: peer, amount, units: rows })
-          return voucherToWire(await payer.voucherFor(n.operator, amount, rows))
-        }
+        ...paymentHooks(payer, nodes, o.logger, o.onCharge)
       },
       logger: o.logger
     })
@@ -226,12 +279,101 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
       const spent = payer.spent()
       return [...nodes.values()].map((n) => ({
         ...n,
-        ...(spent.get(n.operator) ?? { amount: 0n, calls: 0, units: 0 })
+        ...(spent.get(n.operator) ?? { amount: 0n, calls: 0, units: 0 }),
+        prepaid: payer.prepaid(n.operator)
       }))
     },
+    stats: () => {
+      const st = payer.stats()
+      return { rpcCalls, signatures: st.signatures, refunds: st.refunds }
+    },
     close: async () => {
+      void provider?.off?.('debug', onDebug)
       await router.close()
       await payer.flush()
+    }
+  }
+}
+
+/**
+ * Tops up the lane of every selected node to `laneAmount` (default: the unallocated deposit split
+ * evenly) in one `allocate` transaction; a lane's room is what it holds beyond the vouchers this
+ * client already signed to that node and that were not redeemed yet.
+ */
+async function fundLanes(
+  o: PaidRouterOptions,
+  payer: Payer,
+  nodes: PaidNode[],
+  free: bigint
+): Promise<void> {
+  const escrow = o.contracts.escrow
+  const me = payer.address
+  const rooms = await Promise.all(
+    nodes.map(async (n) => {
+      const [balance, paid] = await escrow.laneOf(me, n.operator)
+      const owed = payer.signedFor(n.operator) - BigInt(paid)
+      return BigInt(balance) - (owed > 0n ? owed : 0n)
+    })
+  )
+  const target = o.laneAmount ?? free / BigInt(nodes.length)
+  const payees: string[] = []
+  const amounts: bigint[] = []
+  let left = free
+  nodes.forEach((n, i) => {
+    const want = target - rooms[i]
+    const give = want < left ? want : left
+    if (give > 0n) {
+      payees.push(n.operator)
+      amounts.push(give)
+      left -= give
+    }
+  })
+  if (payees.length === 0) {
+    if (rooms.every((r) => r <= 0n))
+      throw new PaymentSetupError(
+        `no deposit in escrow for ${me} — run \`pov deposit AMOUNT\` first`
+      )
+    return
+  }
+  const tx = await (escrow.connect(o.signer) as typeof escrow).allocate(payees, amounts)
+  await tx.wait()
+  o.logger?.info(
+    { lanes: payees.length, amount: amounts.reduce((a, b) => a + b, 0n).toString() },
+    'allocated the deposit to the selected nodes'
+  )
+}
+
+/**
+ * The router's payment step for `nodes` (keyed by PeerId): each call is paid through `payer`, and
+ * a call the node refused or failed is refunded (not owed) and logged with the node's reason.
+ */
+export function paymentHooks(
+  payer: Payer,
+  nodes: Map<string, Pick<PaidNode, 'operator' | 'price'>>,
+  logger?: Logger,
+  onCharge?: PaidRouterOptions['onCharge']
+): Required<Pick<RemoteExecutorOptions, 'attachPayment' | 'settlePayment'>> {
+  const refunds = new Map<bigint, () => void>()
+  return {
+    attachPayment: async ({ peer, rows, requestId }) => {
+      const n = nodes.get(peer)
+      if (n == null) throw new Error(`peer ${peer} is not a selected registered node`)
+      const amount = n.price * BigInt(rows)
+      onCharge?.({ operator: n.operator, peerId: peer, amount, units: rows })
+      const p = await payer.pay(n.operator, amount, rows)
+      refunds.set(requestId, p.refund)
+      return voucherToWire(p.voucher)
+    },
+    settlePayment: ({ peer, requestId, ok, status, message, layer, expert }) => {
+      const refund = refunds.get(requestId)
+      refunds.delete(requestId)
+      if (ok) return
+      // the node did not do the work: it is not paid for, and the user sees why
+      refund?.()
+      logger?.warn(
+        { operator: nodes.get(peer)?.operator, peer, layer, expert, status, reason: message },
+        'node refused or failed a paid call (not charged)'
+      )
     }
   }
 }

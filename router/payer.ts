@@ -1,7 +1,14 @@
-// The client's side of payment: one cumulative voucher stream per payee. Each expert call raises
-// that payee's cumulative amount by rows × the node's on-chain price and is signed (EIP-712) in
-// call order, so a node always sees its vouchers increase. The cumulative amounts are persisted
-// per (chain, escrow, payer) so a later run continues above what nodes already hold.
+// The client's side of payment: one cumulative voucher stream per payee, prepaid a little. Each
+// expert call adds rows × the node's price to what this client owes that payee; while the last
+// signed voucher still covers it, the call carries that same voucher again (no signature, no
+// chain read). When it does not, the client signs one voucher for what it owes plus a margin:
+// what this run already owes that payee, capped at `prepay` — so a steady decode signs at most
+// about once per payee per `prepay` worth of work (one generated token's worth by default, see
+// PaidRouterOptions.prepayUnits), and a run never prepays more than it spent. The margin is the
+// client's risk: the node may redeem the last voucher whole. A call the node refused
+// (or failed) is taken back from what is owed, so the client never pays for it beyond the prepaid
+// margin it already chose to risk. The payee's on-chain `paid` is read once per payee, and the
+// signed amounts persist per (chain, escrow, payer) so a later run continues above what nodes hold.
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { getAddress, type Signer } from 'ethers'
@@ -14,22 +21,46 @@ export interface PayerOptions {
   paidOnChain: (payer: string, payee: string) => Promise<bigint>
   /** JSON file holding the last cumulative amount per payee; none = in memory only. */
   ledgerPath?: string
+  /**
+   * The most a new voucher signs beyond what is owed, per payee (POV wei); the margin is also
+   * never more than this run already owes that payee, so a short run prepays little. @default 0
+   */
+  prepay?: (payee: string) => bigint
+}
+
+interface Stream {
+  /** What this client owes the payee in total (cumulative, the floor included). */
+  owed: bigint
+  /** Where this run started (what the chain paid, or the last run signed). */
+  floor: bigint
+  /** The last voucher signed for the payee (covers `owed` while its amount is ≥ it). */
+  last: SignedVoucher | null
+  /** The highest cumulative amount ever signed for the payee (persisted). */
+  signed: bigint
+}
+
+/** A payment attached to one call: the voucher, and how to take the charge back if refused. */
+export interface Payment {
+  voucher: SignedVoucher
+  /** The call was refused or failed: it is not owed. */
+  refund: () => void
 }
 
 export class Payer {
-  private readonly cumulative = new Map<string, bigint>()
+  private readonly streams = new Map<string, Stream>()
+  private readonly saved = new Map<string, bigint>()
   private readonly spentNow = new Map<string, { amount: bigint; calls: number; units: number }>()
   private tail = new Map<string, Promise<unknown>>()
   private saving: Promise<void> | null = null
   private dirty = false
+  private readonly counters = { signatures: 0, chainReads: 0, refunds: 0 }
 
   private constructor(
     readonly address: string,
     private readonly opts: PayerOptions,
     saved: Record<string, string>
   ) {
-    for (const [payee, c] of Object.entries(saved))
-      this.cumulative.set(getAddress(payee), BigInt(c))
+    for (const [payee, c] of Object.entries(saved)) this.saved.set(getAddress(payee), BigInt(c))
   }
 
   static async create(opts: PayerOptions): Promise<Payer> {
@@ -45,36 +76,103 @@ export class Payer {
     return new Payer(getAddress(await opts.signer.getAddress()), opts, saved)
   }
 
+  /** Voucher signatures made, chain reads made and refunds taken by this payer so far. */
+  stats(): { signatures: number; chainReads: number; refunds: number } {
+    return { ...this.counters }
+  }
+
   /**
-   * A voucher paying `payee` `amount` more, for `units` of work. Vouchers to one payee resolve in
-   * call order, so callers that send right after the await keep them increasing on the wire.
+   * Pays `payee` `amount` more, for `units` of work. Payments to one payee resolve in call order,
+   * so callers that send right after the await keep vouchers increasing on the wire.
    */
-  async voucherFor(payee: string, amount: bigint, units = 0): Promise<SignedVoucher> {
+  async pay(payee: string, amount: bigint, units = 0): Promise<Payment> {
     const to = getAddress(payee)
     const prev = this.tail.get(to) ?? Promise.resolve()
     const next = prev
       .catch(() => {})
       .then(async () => {
-        let base = this.cumulative.get(to)
-        const onChain = await this.opts.paidOnChain(this.address, to)
-        if (base == null || base < onChain) base = onChain
-        const cumulativeAmount = base + amount
-        this.cumulative.set(to, cumulativeAmount)
-        const s = this.spentNow.get(to) ?? { amount: 0n, calls: 0, units: 0 }
+        const s = await this.stream(to)
+        s.owed += amount
+        if (s.last == null || s.last.cumulativeAmount < s.owed) {
+          const cap = this.opts.prepay?.(to) ?? 0n
+          const run = s.owed - s.floor
+          const cumulativeAmount = s.owed + (run < cap ? run : cap)
+          const v = { payer: this.address, payee: to, cumulativeAmount }
+          s.last = { ...v, signature: await signVoucher(this.opts.signer, this.opts.domain, v) }
+          this.counters.signatures++
+          if (cumulativeAmount > s.signed) {
+            s.signed = cumulativeAmount
+            this.schedulePersist()
+          }
+        }
+        const sp = this.spentNow.get(to) ?? { amount: 0n, calls: 0, units: 0 }
         this.spentNow.set(to, {
-          amount: s.amount + amount,
-          calls: s.calls + 1,
-          units: s.units + units
+          amount: sp.amount + amount,
+          calls: sp.calls + 1,
+          units: sp.units + units
         })
-        this.schedulePersist()
-        const v = { payer: this.address, payee: to, cumulativeAmount }
-        return { ...v, signature: await signVoucher(this.opts.signer, this.opts.domain, v) }
+        let refunded = false
+        return {
+          voucher: s.last,
+          refund: () => {
+            if (refunded) return
+            refunded = true
+            this.counters.refunds++
+            s.owed -= amount
+            const now = this.spentNow.get(to)
+            if (now != null)
+              this.spentNow.set(to, {
+                amount: now.amount - amount,
+                calls: now.calls - 1,
+                units: now.units - units
+              })
+          }
+        }
       })
     this.tail.set(to, next)
     return await next
   }
 
-  /** What this run paid each payee: amount, calls, units. */
+  /** What the last voucher to `payee` signs beyond what this client owes it (0 when none). */
+  prepaid(payee: string): bigint {
+    const s = this.streams.get(getAddress(payee))
+    if (s?.last == null) return 0n
+    const m = s.last.cumulativeAmount - s.owed
+    return m > 0n ? m : 0n
+  }
+
+  /** The highest cumulative amount this client signed to `payee` (this run or an earlier one). */
+  signedFor(payee: string): bigint {
+    const to = getAddress(payee)
+    return this.streams.get(to)?.signed ?? this.saved.get(to) ?? 0n
+  }
+
+  /** Same as `pay`, without the refund handle. */
+  async voucherFor(payee: string, amount: bigint, units = 0): Promise<SignedVoucher> {
+    return (await this.pay(payee, amount, units)).voucher
+  }
+
+  /** Reads the chain's `paid` of every payee now (setup), so that no call waits on the chain. */
+  async prepare(payees: string[]): Promise<void> {
+    await Promise.all(payees.map(async (p) => await this.stream(getAddress(p))))
+  }
+
+  /** The stream of `payee`, starting above what the chain paid and what earlier runs signed. */
+  private async stream(to: string): Promise<Stream> {
+    let s = this.streams.get(to)
+    if (s == null) {
+      this.counters.chainReads++
+      const onChain = await this.opts.paidOnChain(this.address, to)
+      const saved = this.saved.get(to) ?? 0n
+      // an earlier run's prepaid margin is not reused: the node counts it as spent
+      const floor = saved > onChain ? saved : onChain
+      s = { owed: floor, floor, last: null, signed: floor }
+      this.streams.set(to, s)
+    }
+    return s
+  }
+
+  /** What this run paid each payee for calls that were served: amount, calls, units. */
   spent(): Map<string, { amount: bigint; calls: number; units: number }> {
     return new Map(this.spentNow)
   }
@@ -90,9 +188,11 @@ export class Payer {
     try {
       while (this.dirty) {
         this.dirty = false
+        const all = new Map(this.saved)
+        for (const [k, s] of this.streams) all.set(k, s.signed)
         const body = {
           payer: this.address,
-          cumulative: Object.fromEntries([...this.cumulative].map(([k, v]) => [k, v.toString()]))
+          cumulative: Object.fromEntries([...all].map(([k, v]) => [k, v.toString()]))
         }
         await mkdir(dirname(path), { recursive: true })
         await writeFile(path + '.tmp', JSON.stringify(body, null, 2) + '\n')

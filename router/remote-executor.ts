@@ -84,6 +84,11 @@ export interface RemoteExecutorOptions {
     attempts: number
     hedged: boolean
   }) => void
+  /**
+   * Called once the node answered a call that carried a payment: `ok` false when it refused or
+   * failed it (status and reason from the node), so the payer can take the charge back.
+   */
+  settlePayment?: (ctx: PaymentContext & { ok: boolean; status: Status; message: string }) => void
   /** Observes every attempt (for metrics and tests). */
   onAttempt?: (a: {
     peer: string
@@ -404,6 +409,17 @@ export class RemoteExpertExecutor implements ExpertExecutor {
       tensor,
       { signal, timeoutMs: this.opts.callTimeoutMs ?? 30_000 }
     )
+    if (payment != null)
+      this.opts.settlePayment?.({
+        peer,
+        layer,
+        expert,
+        rows,
+        requestId,
+        ok: res.status === Status.OK,
+        status: res.status,
+        message: res.message
+      })
     if (res.status !== Status.OK) throw new RemoteError(res.status, res.message)
     const expected = rows * this.opts.hidden * bytesPerElement(this.dtype)
     // the node's echo of what it served: a request it misread is caught here, before the output

@@ -22,6 +22,7 @@ export interface RouterOptions {
   callTimeoutMs?: number
   verifySignatures?: RemoteExecutorOptions['verifySignatures']
   attachPayment?: RemoteExecutorOptions['attachPayment']
+  settlePayment?: RemoteExecutorOptions['settlePayment']
   onBadSignature?: RemoteExecutorOptions['onBadSignature']
   /** Spot re-execution of a sampled fraction of calls (router/spot-check.ts). @default none */
   spotCheck?: RemoteExecutorOptions['spotCheck']
@@ -73,6 +74,7 @@ export class Router {
         attachPayment: opts.attachPayment,
         spotCheck: opts.spotCheck,
         operatorOf: opts.operatorOf,
+        settlePayment: opts.settlePayment,
         onBadSignature: (e) => {
           log?.warn(
             { peer: e.peer, layer: e.layer, expert: e.expert },

@@ -45,23 +45,29 @@ export type ModelApprovalsContract = BaseContract & {
 }
 
 export type ExpertRegistryContract = BaseContract & {
+  MAX_FREEZE: BaseContractMethod<[], bigint, bigint>
   MAX_MULTIADDRS: BaseContractMethod<[], bigint, bigint>
   MAX_MULTIADDR_LENGTH: BaseContractMethod<[], bigint, bigint>
   MAX_SHARDS: BaseContractMethod<[], bigint, bigint>
+  MAX_UNBONDING_PERIOD: BaseContractMethod<[], bigint, bigint>
+  MIN_UNBONDING_PERIOD: BaseContractMethod<[], bigint, bigint>
   activeNodes: BaseContractMethod<[modelId: BytesLike, shard: BigNumberish], Array<{ readonly operator: string; readonly modelId: string; readonly shards: Array<bigint>; readonly price: bigint; readonly stake: bigint; readonly peerId: string; readonly multiaddrs: Array<string>; readonly peerSignature: string; readonly unbondingEnds: bigint }>, Array<{ readonly operator: string; readonly modelId: string; readonly shards: Array<bigint>; readonly price: bigint; readonly stake: bigint; readonly peerId: string; readonly multiaddrs: Array<string>; readonly peerSignature: string; readonly unbondingEnds: bigint }>>
   activeNodesPage: BaseContractMethod<[modelId: BytesLike, shard: BigNumberish, offset: BigNumberish, limit: BigNumberish], [nodes: Array<{ readonly operator: string; readonly modelId: string; readonly shards: Array<bigint>; readonly price: bigint; readonly stake: bigint; readonly peerId: string; readonly multiaddrs: Array<string>; readonly peerSignature: string; readonly unbondingEnds: bigint }>, total: bigint], [nodes: Array<{ readonly operator: string; readonly modelId: string; readonly shards: Array<bigint>; readonly price: bigint; readonly stake: bigint; readonly peerId: string; readonly multiaddrs: Array<string>; readonly peerSignature: string; readonly unbondingEnds: bigint }>, total: bigint]>
   addStake: BaseContractMethod<[amount: BigNumberish], void, ContractTransactionResponse>
   bindingMessage: BaseContractMethod<[operator: AddressLike, peerId: BytesLike], string, string>
+  freezeWithdrawal: BaseContractMethod<[operator: AddressLike, until: BigNumberish], void, ContractTransactionResponse>
+  freezer: BaseContractMethod<[], string, string>
   isActive: BaseContractMethod<[operator: AddressLike], boolean, boolean>
   minStake: BaseContractMethod<[], bigint, bigint>
+  minUnbondingPeriod: BaseContractMethod<[], bigint, bigint>
   models: BaseContractMethod<[], string, string>
   nodeOf: BaseContractMethod<[operator: AddressLike], { readonly operator: string; readonly modelId: string; readonly shards: Array<bigint>; readonly price: bigint; readonly stake: bigint; readonly peerId: string; readonly multiaddrs: Array<string>; readonly peerSignature: string; readonly unbondingEnds: bigint }, { readonly operator: string; readonly modelId: string; readonly shards: Array<bigint>; readonly price: bigint; readonly stake: bigint; readonly peerId: string; readonly multiaddrs: Array<string>; readonly peerSignature: string; readonly unbondingEnds: bigint }>
-  operatorOfPeer: BaseContractMethod<[peerId: BytesLike], string, string>
   owner: BaseContractMethod<[], string, string>
   register: BaseContractMethod<[reg: { modelId: BytesLike; shards: Array<BigNumberish>; price: BigNumberish; peerId: BytesLike; multiaddrs: Array<string>; peerSignature: BytesLike }, stake: BigNumberish], void, ContractTransactionResponse>
   registerWithPermit: BaseContractMethod<[reg: { modelId: BytesLike; shards: Array<BigNumberish>; price: BigNumberish; peerId: BytesLike; multiaddrs: Array<string>; peerSignature: BytesLike }, stake: BigNumberish, deadline: BigNumberish, v: BigNumberish, r: BytesLike, s: BytesLike], void, ContractTransactionResponse>
   renounceOwnership: BaseContractMethod<[], void, ContractTransactionResponse>
   selectNodes: BaseContractMethod<[modelId: BytesLike, shard: BigNumberish, seed: BytesLike, maxPrice: BigNumberish, k: BigNumberish], Array<{ readonly operator: string; readonly modelId: string; readonly shards: Array<bigint>; readonly price: bigint; readonly stake: bigint; readonly peerId: string; readonly multiaddrs: Array<string>; readonly peerSignature: string; readonly unbondingEnds: bigint }>, Array<{ readonly operator: string; readonly modelId: string; readonly shards: Array<bigint>; readonly price: bigint; readonly stake: bigint; readonly peerId: string; readonly multiaddrs: Array<string>; readonly peerSignature: string; readonly unbondingEnds: bigint }>>
+  setFreezer: BaseContractMethod<[freezer_: AddressLike], void, ContractTransactionResponse>
   setMinStake: BaseContractMethod<[minStake_: BigNumberish], void, ContractTransactionResponse>
   setTreasury: BaseContractMethod<[treasury_: AddressLike], void, ContractTransactionResponse>
   setUnbondingPeriod: BaseContractMethod<[period: BigNumberish], void, ContractTransactionResponse>
@@ -76,11 +82,15 @@ export type ExpertRegistryContract = BaseContract & {
   updatePrice: BaseContractMethod<[price: BigNumberish], void, ContractTransactionResponse>
   updateShards: BaseContractMethod<[shards: Array<BigNumberish>], void, ContractTransactionResponse>
   withdraw: BaseContractMethod<[], void, ContractTransactionResponse>
+  withdrawalFrozenUntil: BaseContractMethod<[operator: AddressLike], bigint, bigint>
 }
 
 export type PovEscrowContract = BaseContract & {
   MAX_FEE_BPS: BaseContractMethod<[], bigint, bigint>
+  MAX_UNLOCK_PERIOD: BaseContractMethod<[], bigint, bigint>
+  MIN_UNLOCK_PERIOD: BaseContractMethod<[], bigint, bigint>
   accruedFees: BaseContractMethod<[], bigint, bigint>
+  allocate: BaseContractMethod<[payees: Array<AddressLike>, amounts: Array<BigNumberish>], void, ContractTransactionResponse>
   cancelUnlock: BaseContractMethod<[], void, ContractTransactionResponse>
   deposit: BaseContractMethod<[amount: BigNumberish], void, ContractTransactionResponse>
   depositOf: BaseContractMethod<[payer: AddressLike], [balance: bigint, unlockAt: bigint], [balance: bigint, unlockAt: bigint]>
@@ -88,6 +98,7 @@ export type PovEscrowContract = BaseContract & {
   earningsOf: BaseContractMethod<[payee: AddressLike], [earned: bigint, withdrawn: bigint, open: boolean], [earned: bigint, withdrawn: bigint, open: boolean]>
   eip712Domain: BaseContractMethod<[], [fields: string, name: string, version: string, chainId: bigint, verifyingContract: string, salt: string, extensions: Array<bigint>], [fields: string, name: string, version: string, chainId: bigint, verifyingContract: string, salt: string, extensions: Array<bigint>]>
   feeBps: BaseContractMethod<[], bigint, bigint>
+  laneOf: BaseContractMethod<[payer: AddressLike, payee: AddressLike], [balance: bigint, paid_: bigint, unlockAt: bigint], [balance: bigint, paid_: bigint, unlockAt: bigint]>
   openEarningsAccount: BaseContractMethod<[], void, ContractTransactionResponse>
   owner: BaseContractMethod<[], string, string>
   paid: BaseContractMethod<[payer: AddressLike, payee: AddressLike], bigint, bigint>
@@ -106,7 +117,7 @@ export type PovEscrowContract = BaseContract & {
   unlock: BaseContractMethod<[], void, ContractTransactionResponse>
   unlockPeriod: BaseContractMethod<[], bigint, bigint>
   voucherDigest: BaseContractMethod<[voucher: { payer: AddressLike; payee: AddressLike; cumulativeAmount: BigNumberish }], string, string>
-  withdraw: BaseContractMethod<[], void, ContractTransactionResponse>
+  withdraw: BaseContractMethod<[lanes: Array<AddressLike>], void, ContractTransactionResponse>
   withdrawEarnings: BaseContractMethod<[], void, ContractTransactionResponse>
 }
 
@@ -115,6 +126,9 @@ export type PovGovernorContract = BaseContract & {
   CLOCK_MODE: BaseContractMethod<[], string, string>
   COUNTING_MODE: BaseContractMethod<[], string, string>
   EXTENDED_BALLOT_TYPEHASH: BaseContractMethod<[], string, string>
+  MAX_VOTING_DELAY: BaseContractMethod<[], bigint, bigint>
+  MAX_VOTING_PERIOD: BaseContractMethod<[], bigint, bigint>
+  MIN_QUORUM_PERCENT: BaseContractMethod<[], bigint, bigint>
   cancel: BaseContractMethod<[targets: Array<AddressLike>, values: Array<BigNumberish>, calldatas: Array<BytesLike>, descriptionHash: BytesLike], bigint, ContractTransactionResponse>
   castVote: BaseContractMethod<[proposalId: BigNumberish, support: BigNumberish], bigint, ContractTransactionResponse>
   castVoteBySig: BaseContractMethod<[proposalId: BigNumberish, support: BigNumberish, voter: AddressLike, signature: BytesLike], bigint, ContractTransactionResponse>
@@ -166,6 +180,8 @@ export type PovTimelockContract = BaseContract & {
   CANCELLER_ROLE: BaseContractMethod<[], string, string>
   DEFAULT_ADMIN_ROLE: BaseContractMethod<[], string, string>
   EXECUTOR_ROLE: BaseContractMethod<[], string, string>
+  MAX_DELAY: BaseContractMethod<[], bigint, bigint>
+  MIN_DELAY: BaseContractMethod<[], bigint, bigint>
   PROPOSER_ROLE: BaseContractMethod<[], string, string>
   cancel: BaseContractMethod<[id: BytesLike], void, ContractTransactionResponse>
   execute: BaseContractMethod<[target: AddressLike, value: BigNumberish, payload: BytesLike, predecessor: BytesLike, salt: BytesLike], void, ContractTransactionResponse>

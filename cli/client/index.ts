@@ -20,6 +20,7 @@ import {
 } from '../chain.js'
 import { print } from '../output.js'
 import { UserError } from '../errors.js'
+import { lanesOf } from '../../chain/lanes.js'
 import { registerInfer } from './infer.js'
 import { registerWalletCommands } from './wallet.js'
 
@@ -100,15 +101,23 @@ export function register(program: Command): void {
   addCommonOptions(
     program
       .command('withdraw')
-      .description('withdraw the escrow balance once the unlock period is over')
+      .description(
+        'withdraw the escrow balance and what is left in its lanes to nodes once the unlock period is over'
+      )
   ).action(async (opts: Opts) => {
     await withChain(opts, async (ctx) => {
       const wallet = await loadSigner(opts, ctx)
-      const [balance] = await ctx.contracts.escrow.depositOf(wallet.address)
-      const r = await sendTx('withdraw', () => withSigner(ctx.contracts.escrow, wallet).withdraw())
+      const [free] = await ctx.contracts.escrow.depositOf(wallet.address)
+      const lanes = (
+        await lanesOf(ctx.contracts.escrow, wallet.address, ctx.deployment.startBlock ?? 0)
+      ).filter((l) => l.balance > 0n)
+      const balance = lanes.reduce((a, l) => a + l.balance, free)
+      const r = await sendTx('withdraw', () =>
+        withSigner(ctx.contracts.escrow, wallet).withdraw(lanes.map((l) => l.payee))
+      )
       print(
         opts,
-        { withdrawn: balance, tx: r.hash },
+        { withdrawn: balance, lanes: lanes.length, tx: r.hash },
         `withdrew ${formatPov(balance)} (tx ${r.hash})`
       )
     })
@@ -121,18 +130,20 @@ export function register(program: Command): void {
     .action(async (opts: Opts & { address?: string }) => {
       await withChain(opts, async (ctx) => {
         const address = opts.address ?? (await loadSigner(opts, ctx)).address
-        const [eth, pov, [escrow, unlockAt], votes] = await Promise.all([
+        const [eth, pov, [escrow, unlockAt], votes, lanes] = await Promise.all([
           ctx.provider.getBalance(address),
           ctx.contracts.token.balanceOf(address),
           ctx.contracts.escrow.depositOf(address),
-          ctx.contracts.token.getVotes(address)
+          ctx.contracts.token.getVotes(address),
+          lanesOf(ctx.contracts.escrow, address, ctx.deployment.startBlock ?? 0)
         ])
+        const inLanes = lanes.reduce((a, l) => a + l.balance, 0n)
         const unlocking =
           unlockAt === 0n ? 'no' : `yes, withdrawable at ${formatChainTime(unlockAt)}`
         print(
           opts,
-          { address, eth, balance: pov, escrow, unlockAt, votes },
-          `address   ${address}\neth       ${formatUnits(eth, 18)} ETH${eth === 0n ? ' (none for gas: transactions from this address will fail)' : ''}\nbalance   ${formatPov(pov)}\nescrow    ${formatPov(escrow)}\nunlocking ${unlocking}\nvotes     ${formatPov(votes)}`
+          { address, eth, balance: pov, escrow, lanes: inLanes, unlockAt, votes },
+          `address   ${address}\neth       ${formatUnits(eth, 18)} ETH${eth === 0n ? ' (none for gas: transactions from this address will fail)' : ''}\nbalance   ${formatPov(pov)}\nescrow    ${formatPov(escrow)} unallocated, ${formatPov(inLanes)} in ${lanes.length} lanes to nodes\nunlocking ${unlocking}\nvotes     ${formatPov(votes)}`
         )
       })
     })

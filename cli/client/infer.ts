@@ -129,10 +129,16 @@ export function registerInfer(program: Command): void {
                 report: () => {
                   const costs = p.costs()
                   const total = costs.reduce((a, c) => a + c.amount, 0n)
+                  const prepaid = costs.reduce((a, c) => a + c.prepaid, 0n)
+                  const st = p.stats()
                   return {
                     json: {
                       payer: signer.address,
                       total,
+                      prepaid,
+                      signatures: st.signatures,
+                      rpcCallsDuringGeneration: st.rpcCalls,
+                      refusedCalls: st.refunds,
                       nodes: costs.map((c) => ({
                         operator: c.operator,
                         peerId: c.peerId,
@@ -140,7 +146,8 @@ export function registerInfer(program: Command): void {
                         price: c.price,
                         calls: c.calls,
                         units: c.units,
-                        amount: c.amount
+                        amount: c.amount,
+                        prepaid: c.prepaid
                       }))
                     },
                     text: [
@@ -149,7 +156,11 @@ export function registerInfer(program: Command): void {
                         (c) =>
                           `  ${c.operator} (${c.peerId.slice(-8)}) shards ${c.shards.join(',')}: ${c.calls} calls, ${c.units} units × ${formatPov(c.price)} = ${formatPov(c.amount)}`
                       ),
-                      `  total ${formatPov(total)}`
+                      `  ${st.signatures} voucher signatures, ${st.rpcCalls} chain calls while generating, ${st.refunds} refused calls (not charged)`,
+                      `  total ${formatPov(total)}` +
+                        (prepaid > 0n
+                          ? ` (+ ${formatPov(prepaid)} prepaid in the last vouchers, which the nodes may redeem)`
+                          : '')
                     ].join('\n')
                   }
                 }

@@ -21,12 +21,16 @@ import type { NodeMetrics } from '../../node/metrics.js'
 export interface PaidStartArgs extends Omit<CommonCliOptions, 'json'> {
   model: string
   shards?: number[]
+  /** How long the old price is honoured after `updatePrice` (ms). @default 600000 */
+  priceGraceMs?: number
+  /** How often the node re-reads its registry price (ms). @default 5000 */
+  pricePollMs?: number
 }
 
 export interface PaidSetup {
   privateKey: PrivateKey
   shards: number[]
-  verifyPayment: (req: ExpertRequest) => Promise<void>
+  verifyPayment: (req: ExpertRequest) => Promise<() => void>
   summary: Record<string, unknown>
   close: () => Promise<void>
 }
@@ -71,8 +75,31 @@ export async function preparePaidNode(
     const verifier = new PaymentVerifier(
       { payee: operator, pricePerUnit: reg.price, domain },
       store,
-      escrowView(ctx.contracts.escrow)
+      escrowView(ctx.contracts.escrow),
+      {
+        priceGraceMs: a.priceGraceMs,
+        readPrice: async () => BigInt((await ctx.contracts.registry.nodeOf(operator)).price)
+      }
     )
+    // `pov node update --price` on a running node: it charges the new price (and honours the
+    // old one for the grace period) without a restart; one registry read every few seconds
+    const pricePoll = setInterval(() => {
+      ctx.contracts.registry.nodeOf(operator).then(
+        (n) => {
+          const price = BigInt(n.price)
+          if (price === verifier.currentPrice) return
+          logger.info(
+            { old: formatPov(verifier.currentPrice), new: formatPov(price) },
+            'registry price changed; the old one is honoured for the grace period'
+          )
+          verifier.setPrice(price)
+        },
+        (err: unknown) => {
+          logger.debug({ err: (err as Error).message }, 'price poll failed')
+        }
+      )
+    }, a.pricePollMs ?? 5000)
+    pricePoll.unref()
     logger.info(
       { operator: getAddress(operator), price: formatPov(reg.price), shards, vouchers: store.path },
       'serving paid calls only'
@@ -81,9 +108,27 @@ export async function preparePaidNode(
       privateKey: ks.p2pKey,
       shards,
       verifyPayment: async (req) => {
-        const added = await verifier.verify(voucherFromWire(req.payment), req.rows)
-        metrics?.earned.inc(Number(formatUnits(added, 18)))
+        const voucher = voucherFromWire(req.payment)
+        let receipt: Awaited<ReturnType<PaymentVerifier['verify']>>
+        try {
+          receipt = await verifier.verify(voucher, req.rows)
+        } catch (err) {
+          // every refusal is logged: the client sees the same reason in its error
+          logger.warn(
+            {
+              payer: voucher?.payer,
+              layer: req.layer,
+              expert: req.expert,
+              rows: req.rows,
+              reason: (err as Error).message
+            },
+            'paid call refused'
+          )
+          throw err
+        }
+        metrics?.earned.inc(Number(formatUnits(receipt.charged, 18)))
         metrics?.vouchersUnredeemed.set(store.all().length)
+        return receipt.refund
       },
       summary: {
         operator,
@@ -92,6 +137,7 @@ export async function preparePaidNode(
         registeredPeerId: hexlify(reg.peerId)
       },
       close: async () => {
+        clearInterval(pricePoll)
         await store.close()
         ctx.provider.destroy()
       }

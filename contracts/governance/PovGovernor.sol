@@ -11,8 +11,10 @@ import {TimelockController} from "@openzeppelin/contracts/governance/TimelockCon
 import {IVotes} from "@openzeppelin/contracts/governance/utils/IVotes.sol";
 
 /// @title PovGovernor — a plain OpenZeppelin Governor over POV votes, executing via the timelock.
-/// @dev Only composition: settings, simple counting, votes (ERC-6372 clock of the token: block
-/// numbers), quorum fraction, timelock control. Standard events and states.
+/// @dev Composition (settings, simple counting, votes with the token's ERC-6372 clock in block
+/// numbers, quorum fraction, timelock control) plus bounds on every setting, so that no proposal
+/// can set one that freezes governance (a voting period of 2^32−1 blocks) or opens it to anyone
+/// (a quorum or proposal threshold of 0). Standard events and states.
 contract PovGovernor is
     Governor,
     GovernorSettings,
@@ -21,6 +23,13 @@ contract PovGovernor is
     GovernorVotesQuorumFraction,
     GovernorTimelockControl
 {
+    /// @dev ~46 days at 4 s blocks, ~5 months at 12 s: longer would stall governance.
+    uint48 public constant MAX_VOTING_DELAY = 1_000_000;
+    uint32 public constant MAX_VOTING_PERIOD = 1_000_000;
+    uint256 public constant MIN_QUORUM_PERCENT = 1;
+
+    error GovernorSettingOutOfRange(string setting, uint256 value, uint256 min, uint256 max);
+
     constructor(
         IVotes token_,
         TimelockController timelock_,
@@ -35,6 +44,35 @@ contract PovGovernor is
         GovernorVotesQuorumFraction(quorumPercent_)
         GovernorTimelockControl(timelock_)
     {}
+
+    function _setVotingDelay(uint48 newVotingDelay) internal override {
+        if (newVotingDelay > MAX_VOTING_DELAY)
+            revert GovernorSettingOutOfRange("votingDelay", newVotingDelay, 0, MAX_VOTING_DELAY);
+        super._setVotingDelay(newVotingDelay);
+    }
+
+    function _setVotingPeriod(uint32 newVotingPeriod) internal override {
+        if (newVotingPeriod == 0 || newVotingPeriod > MAX_VOTING_PERIOD)
+            revert GovernorSettingOutOfRange("votingPeriod", newVotingPeriod, 1, MAX_VOTING_PERIOD);
+        super._setVotingPeriod(newVotingPeriod);
+    }
+
+    function _setProposalThreshold(uint256 newProposalThreshold) internal override {
+        if (newProposalThreshold == 0)
+            revert GovernorSettingOutOfRange("proposalThreshold", 0, 1, type(uint256).max);
+        super._setProposalThreshold(newProposalThreshold);
+    }
+
+    function _updateQuorumNumerator(uint256 newQuorumNumerator) internal override {
+        if (newQuorumNumerator < MIN_QUORUM_PERCENT || newQuorumNumerator > 100)
+            revert GovernorSettingOutOfRange(
+                "quorumPercent",
+                newQuorumNumerator,
+                MIN_QUORUM_PERCENT,
+                100
+            );
+        super._updateQuorumNumerator(newQuorumNumerator);
+    }
 
     // The following overrides are required by Solidity.
 

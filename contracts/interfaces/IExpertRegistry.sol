@@ -51,6 +51,11 @@ interface IExpertRegistry {
         address treasury,
         string reason
     );
+    /// @dev A slash found nothing to take (the operator had withdrawn, or had no stake left).
+    event SlashSkipped(address indexed operator, uint256 amount, string reason);
+    /// @dev `operator` cannot withdraw its stake before `until` (set by the freezer; 0 = not frozen).
+    event WithdrawalFrozen(address indexed operator, uint64 until);
+    event FreezerSet(address oldValue, address newValue);
     event MinStakeSet(uint256 oldValue, uint256 newValue);
     event UnbondingPeriodSet(uint64 oldValue, uint64 newValue);
     event TreasurySet(address oldValue, address newValue);
@@ -70,16 +75,19 @@ interface IExpertRegistry {
     error RegistryTooManyMultiaddrs(uint256 count, uint256 max);
     error RegistryInvalidMultiaddr(uint256 index, uint256 length);
     error RegistryInvalidPeerId(bytes peerId);
-    error RegistryPeerIdTaken(bytes peerId, address owner);
     error RegistryInvalidPeerSignature(uint256 length);
     error RegistryZeroAmount();
-    error RegistrySlashExceedsStake(address operator, uint256 amount, uint256 stake);
     error RegistryInvalidTreasury(address treasury);
+    error RegistryPeriodOutOfRange(uint64 period, uint64 min, uint64 max);
+    error RegistryWithdrawalFrozen(address operator, uint64 until, uint256 timestamp);
+    error RegistryNotFreezer(address caller);
+    error RegistryFreezeTooLong(uint64 until, uint256 max);
 
     /// @notice Stakes `stake` POV (pulled with transferFrom) and registers the caller as a node.
     /// Requirements: not registered; approved model; shards valid and strictly increasing;
-    /// 1..16 multiaddrs; a well-formed PeerId not used by another operator; a non-empty
-    /// PeerId signature (verified off-chain, see docs/contracts.md); `stake` ≥ minimum stake.
+    /// 1..16 multiaddrs; a well-formed PeerId (not unique: routers take only bindings whose
+    /// signature verifies, see docs/contracts.md); a 64..72-byte PeerId signature; `stake` ≥
+    /// minimum stake.
     /// Emits {NodeRegistered}.
     function register(Registration calldata reg, uint256 stake) external;
 
@@ -116,23 +124,45 @@ interface IExpertRegistry {
     function unbond() external;
 
     /// @notice Withdraws the whole remaining stake once the unbonding period is over and deletes
-    /// the registration (the PeerId becomes free).
-    /// Requirements: unbonding, period over. Emits {StakeWithdrawn}.
+    /// the registration.
+    /// Requirements: unbonding, period over; not frozen ({withdrawalFrozenUntil}). Emits {StakeWithdrawn}.
     function withdraw() external;
 
-    /// @notice Moves `amount` of `operator`'s stake to the treasury.
-    /// Requirements: caller is the owner (the timelock); registered; `amount` ≤ stake.
-    /// Emits {Slashed}.
+    /// @notice Moves `amount` of `operator`'s stake (at most all of it) to the treasury. An
+    /// operator with nothing left to take is skipped, not reverted, so that the other actions of
+    /// the proposal that carries the slash still execute.
+    /// Requirements: caller is the owner (the timelock); `amount` > 0.
+    /// Emits {Slashed}, or {SlashSkipped} when not registered or without stake.
     function slash(address operator, uint256 amount, string calldata reason) external;
 
     /// @notice Sets the minimum stake of an active node. Requirements: owner. Emits {MinStakeSet}.
     function setMinStake(uint256 minStake) external;
 
-    /// @notice Sets the unbonding period in seconds. Requirements: owner. Emits {UnbondingPeriodSet}.
+    /// @notice Sets the unbonding period in seconds. Requirements: owner;
+    /// minUnbondingPeriod() ≤ period ≤ MAX_UNBONDING_PERIOD. Emits {UnbondingPeriodSet}.
     function setUnbondingPeriod(uint64 period) external;
 
     /// @notice Sets where slashed stake goes. Requirements: owner; non-zero. Emits {TreasurySet}.
     function setTreasury(address treasury) external;
+
+    /// @notice Sets the address allowed to freeze withdrawals (e.g. a fault-report contract that
+    /// holds an accused operator's stake until governance decides; 0 disables freezing).
+    /// Requirements: owner. Emits {FreezerSet}.
+    function setFreezer(address freezer) external;
+
+    /// @notice Holds `operator`'s stake withdrawal until `until` (a unix time; lower or 0 lifts
+    /// it). Requirements: caller is the freezer; registered; `until` ≤ now + MAX_FREEZE.
+    /// Emits {WithdrawalFrozen}.
+    function freezeWithdrawal(address operator, uint64 until) external;
+
+    /// @notice Until when `operator`'s withdrawal is frozen (0 when never frozen).
+    function withdrawalFrozenUntil(address operator) external view returns (uint64);
+
+    /// @notice The freezer ({setFreezer}); 0 when none.
+    function freezer() external view returns (address);
+
+    /// @notice The floor of the unbonding period, fixed at deployment to the governance path.
+    function minUnbondingPeriod() external view returns (uint64);
 
     /// @notice The message the PeerId's key signs to bind it to `operator` on this chain and
     /// registry: keccak256(abi.encode(keccak256("pov.peer-binding.v1"), chainid, registry,
@@ -147,9 +177,6 @@ interface IExpertRegistry {
 
     /// @notice The node of `operator` (all fields zero when not registered).
     function nodeOf(address operator) external view returns (NodeView memory);
-
-    /// @notice The operator that registered `peerId` (zero when none).
-    function operatorOfPeer(bytes calldata peerId) external view returns (address);
 
     /// @notice Active nodes serving `shard` of `modelId`.
     function activeNodes(bytes32 modelId, uint32 shard) external view returns (NodeView[] memory);

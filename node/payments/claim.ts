@@ -2,7 +2,8 @@
 // (PovEscrow.redeemBatch), which credits the operator's earnings in the escrow, then takes the
 // earnings out (PovEscrow.withdrawEarnings — pull payments: redemptions move no tokens).
 // Vouchers already fully paid are skipped (a second claim pays nothing and sends nothing), and so
-// are payers with an empty deposit, whose voucher would revert the whole batch. The withdrawal is
+// are payers whose lane to this operator is empty (the escrow would skip them too, with a
+// VoucherSkipped event, but that costs gas). The withdrawal is
 // skipped when nothing is pending, and also picks up earnings a previous claim left behind.
 // `withdraw: false` only redeems: an operator that redeems often (to settle before payers'
 // unlock periods end) and withdraws rarely pays the token transfer once per withdrawal.
@@ -15,8 +16,7 @@ import {
 } from '../../chain/vouchers.js'
 
 export interface ClaimEscrow {
-  paid(payer: string, payee: string): Promise<bigint>
-  depositOf(payer: string): Promise<readonly [bigint, bigint] | unknown>
+  laneOf(payer: string, payee: string): Promise<readonly [bigint, bigint, bigint]>
   redeemBatch(vouchers: RedeemableVoucher[]): Promise<ContractTransactionResponse>
   pendingEarnings(payee: string): Promise<bigint>
   withdrawEarnings(): Promise<ContractTransactionResponse>
@@ -44,7 +44,7 @@ export interface ClaimResult {
 
 /** What is owed to `operator` by each held voucher beyond what the escrow already paid. */
 export async function outstanding(
-  escrow: Pick<ClaimEscrow, 'paid' | 'depositOf'>,
+  escrow: Pick<ClaimEscrow, 'laneOf'>,
   operator: string,
   vouchers: SignedVoucher[]
 ): Promise<Array<ClaimLine & { voucher: SignedVoucher; deposit: bigint }>> {
@@ -54,8 +54,9 @@ export async function outstanding(
     vouchers
       .filter((v) => getAddress(v.payee) === me)
       .map(async (v) => {
-        const [paid, dep] = await Promise.all([escrow.paid(v.payer, me), escrow.depositOf(v.payer)])
-        const deposit = BigInt((dep as readonly bigint[])[0])
+        const [lane, paidRaw] = await escrow.laneOf(v.payer, me)
+        const deposit = BigInt(lane)
+        const paid = BigInt(paidRaw)
         const owed = v.cumulativeAmount > paid ? v.cumulativeAmount - paid : 0n
         return {
           payer: v.payer,
@@ -84,7 +85,7 @@ export async function claimAll(
       return false
     }
     if (l.deposit === 0n) {
-      skipped.push({ payer: l.payer, reason: 'payer has no deposit left' })
+      skipped.push({ payer: l.payer, reason: "the payer's lane to this node is empty" })
       return false
     }
     if (l.cumulativeAmount > MAX_CUMULATIVE_AMOUNT) {

@@ -1,16 +1,33 @@
-// Checks the voucher attached to every paid expert call before anything runs: the payer signed it,
-// it names this node's operator as payee, it raises the cumulative amount by at least the price of
-// the work, and the payer's escrow covers everything this node holds unredeemed. Accepted vouchers
-// are journaled durably (VoucherStore) before the call proceeds.
+// Checks the payment of every paid expert call before anything runs, and decides whether this
+// node will be paid for the work: the node charges each call units × price and accepts it only
+// when the highest voucher it holds from the payer covers everything charged so far, and that
+// voucher is covered by the payer's lane to this node (PovEscrow: only this node's vouchers draw
+// from it, and the payer gets it back only after an unlock period the node sees). So a node that
+// redeems before the payer's unlock ends is paid everything it accepted — whatever the payer signs
+// to itself or to other nodes.
+//
+// Clients prepay a little (router/payer.ts): a voucher covers the next calls too, and a call that
+// is already covered carries the same voucher again — no signature to check, no chain read, no
+// journal write. Chain reads: a payer's lane once, then again at most every `laneCacheMs`.
+// Accepted vouchers are journaled durably (VoucherStore) before the call proceeds.
 import { getAddress } from 'ethers'
 import { isVoucherSignedByPayer, type VoucherDomain } from '../../protocol/voucher.js'
 import { PaymentError, Status } from '../../protocol/errors.js'
 import type { SignedVoucher, VoucherStore } from './voucher-store.js'
 
+/** A payer's lane to this node as the escrow reports it (PovEscrow.laneOf). */
+export interface Lane {
+  /** What is left allocated to this node. */
+  balance: bigint
+  /** What this node's vouchers were already paid from it. */
+  paid: bigint
+  /** When the payer's unlock ends (0 when not unlocking). */
+  unlockAt: bigint
+}
+
 /** The chain reads the verifier needs (the escrow contract, or a fake in unit tests). */
 export interface EscrowView {
-  depositOf(payer: string): Promise<{ balance: bigint; unlockAt: bigint }>
-  paid(payer: string, payee: string): Promise<bigint>
+  laneOf(payer: string, payee: string): Promise<Lane>
 }
 
 export interface PaymentTerms {
@@ -22,16 +39,36 @@ export interface PaymentTerms {
 }
 
 export interface VerifierOptions {
-  /** How long a payer's on-chain deposit is trusted before it is read again. @default 2000 */
-  depositCacheMs?: number
+  /** How long a payer's lane read from the chain is trusted before it is read again. @default 2000 */
+  laneCacheMs?: number
+  /** After a price change, how long the old price is still honoured (ms). @default 600000 */
+  priceGraceMs?: number
+  /**
+   * Reads this node's registry price. When a call is underpaid the price is read again (at most
+   * once a second) before refusing: a client that already priced at a newly lowered price is
+   * served at once, without waiting for the node's next price poll.
+   */
+  readPrice?: () => Promise<bigint>
+  now?: () => number
+}
+
+interface PayerState {
+  /** Cumulative cost of the work accepted from this payer (never below what the chain paid). */
+  charged: bigint
+  lane: Lane & { at: number }
 }
 
 export class PaymentVerifier {
   private readonly payee: string
   private readonly locks = new Map<string, Promise<unknown>>()
-  private readonly deposits = new Map<string, { at: number; balance: bigint; unlockAt: bigint }>()
-  private readonly paidOnChain = new Map<string, bigint>()
+  private readonly payers = new Map<string, PayerState>()
   private readonly cacheMs: number
+  private readonly graceMs: number
+  private readonly now: () => number
+  private price: bigint
+  private priceReadAt = -Infinity
+  /** Prices replaced less than `graceMs` ago, with when they stop being honoured. */
+  private oldPrices: Array<{ price: bigint; until: number }> = []
 
   constructor(
     private readonly terms: PaymentTerms,
@@ -40,18 +77,46 @@ export class PaymentVerifier {
     opts: VerifierOptions = {}
   ) {
     this.payee = getAddress(terms.payee)
-    this.cacheMs = opts.depositCacheMs ?? 2000
+    this.cacheMs = opts.laneCacheMs ?? 2000
+    this.graceMs = opts.priceGraceMs ?? 600_000
+    this.now = opts.now ?? Date.now
+    this.price = terms.pricePerUnit
+    this.readPrice = opts.readPrice
   }
 
+  private readonly readPrice?: () => Promise<bigint>
+
+  /** The registry price this node was last told about. */
+  get currentPrice(): bigint {
+    return this.price
+  }
+
+  /** The price a call is charged now: the lowest of the current price and those still in grace. */
   get pricePerUnit(): bigint {
-    return this.terms.pricePerUnit
+    const t = this.now()
+    this.oldPrices = this.oldPrices.filter((p) => p.until > t)
+    return this.oldPrices.reduce((m, p) => (p.price < m ? p.price : m), this.price)
   }
 
   /**
-   * Verifies and journals `voucher` as payment for `units` of work; returns the amount it adds.
-   * Throws PaymentError (PAYMENT_REQUIRED / PAYMENT_INVALID) with a message that says why.
+   * The registry price changed (`pov node update --price`): calls priced at the old one are still
+   * honoured for the grace period, so clients that priced them before the change are not refused.
    */
-  async verify(voucher: SignedVoucher | undefined, units: number): Promise<bigint> {
+  setPrice(price: bigint): void {
+    if (price === this.price) return
+    this.oldPrices.push({ price: this.price, until: this.now() + this.graceMs })
+    this.price = price
+  }
+
+  /**
+   * Accepts `units` of work paid by `voucher`, or throws PaymentError (PAYMENT_REQUIRED /
+   * PAYMENT_INVALID) saying why; returns a receipt whose `refund()` takes the charge back when
+   * the work is not delivered after all.
+   */
+  async verify(
+    voucher: SignedVoucher | undefined,
+    units: number
+  ): Promise<{ charged: bigint; refund: () => void }> {
     if (voucher == null)
       throw new PaymentError(
         'this node serves paid calls only: attach a voucher (pov infer pays automatically)',
@@ -70,7 +135,14 @@ export class PaymentVerifier {
       .then(async () => await this.check({ ...voucher, payer }, units))
     this.locks.set(payer, run)
     try {
-      return await run
+      const charged = await run
+      return {
+        charged,
+        refund: () => {
+          const s = this.payers.get(payer)
+          if (s != null) s.charged -= charged
+        }
+      }
     } finally {
       if (this.locks.get(payer) === run) this.locks.delete(payer)
     }
@@ -85,63 +157,70 @@ export class PaymentVerifier {
     }
     if (payee !== this.payee)
       throw invalid(`voucher is for payee ${payee}, this node is paid as ${this.payee}`)
-    if (!isVoucherSignedByPayer(this.terms.domain, v, v.signature))
-      throw invalid(`forged voucher: the signature is not ${v.payer}'s`)
-
-    const paid = await this.paid(v.payer)
-    const held = this.store.get(v.payer)?.cumulativeAmount ?? 0n
-    const floor = held > paid ? held : paid
-    if (v.cumulativeAmount <= floor) {
-      throw invalid(
-        `stale or replayed voucher: cumulative ${v.cumulativeAmount} is not above the ${floor} already held from ${v.payer}`
-      )
-    }
-    const price = this.terms.pricePerUnit * BigInt(units)
-    const added = v.cumulativeAmount - floor
-    if (added < price)
-      throw invalid(
-        `underpaid: ${units} units at ${this.terms.pricePerUnit} cost ${price}, the voucher adds ${added}`
-      )
-
-    const dep = await this.deposit(v.payer)
-    if (dep.unlockAt !== 0n)
+    const s = await this.state(v.payer)
+    const lane = s.lane
+    if (lane.unlockAt !== 0n)
       throw new PaymentError(
         `payer ${v.payer} is withdrawing its deposit (unlock started): no new work is accepted`,
         Status.PAYMENT_REQUIRED
       )
-    const unredeemed = v.cumulativeAmount - paid
-    if (unredeemed > dep.balance) {
-      throw new PaymentError(
-        `insufficient escrow: payer ${v.payer} has ${dep.balance} deposited but would owe this node ${unredeemed} — deposit more with \`pov deposit\``,
-        Status.PAYMENT_REQUIRED
+    let price = this.pricePerUnit
+    let cost = price * BigInt(units)
+    let need = s.charged + cost
+    const held = this.store.get(v.payer)?.cumulativeAmount ?? 0n
+    let covered = held > lane.paid ? held : lane.paid
+    let raise = false
+    if (v.cumulativeAmount > covered) {
+      // a new, higher voucher: it must be the payer's, and its lane must cover it
+      if (!isVoucherSignedByPayer(this.terms.domain, v, v.signature))
+        throw invalid(`forged voucher: the signature is not ${v.payer}'s`)
+      const unredeemed = v.cumulativeAmount - lane.paid
+      if (unredeemed > lane.balance)
+        throw new PaymentError(
+          `insufficient escrow: payer ${v.payer} has ${lane.balance} in its lane to this node (${this.payee}) but would owe it ${unredeemed} — the client allocates more with \`pov infer\` (or PovEscrow.allocate)`,
+          Status.PAYMENT_REQUIRED
+        )
+      covered = v.cumulativeAmount
+      raise = true
+    }
+    if (need > covered && this.readPrice != null && this.now() - this.priceReadAt >= 1000) {
+      this.priceReadAt = this.now()
+      this.setPrice(await this.readPrice())
+      price = this.pricePerUnit
+      cost = price * BigInt(units)
+      need = s.charged + cost
+    }
+    if (need > covered)
+      throw invalid(
+        `underpaid: ${units} units at ${price} wei/unit bring this node's charges to ${need}, the voucher covers ${covered} (the voucher is ${v.cumulativeAmount}; a client that priced at an older price is refused once its grace period is over — re-read the registry price)`
       )
+    if (raise) await this.store.put(v)
+    s.charged = need
+    return cost
+  }
+
+  /** The payer's state, reading its lane when first seen or when the cached read is stale. */
+  private async state(payer: string): Promise<PayerState> {
+    let s = this.payers.get(payer)
+    const t = this.now()
+    if (s == null || t - s.lane.at >= this.cacheMs) {
+      const lane = await this.escrow.laneOf(payer, this.payee)
+      if (s == null) {
+        // work this node accepted before a restart is covered by the voucher it holds
+        const held = this.store.get(payer)?.cumulativeAmount ?? 0n
+        s = { charged: held > lane.paid ? held : lane.paid, lane: { ...lane, at: t } }
+        this.payers.set(payer, s)
+      } else {
+        s.lane = { ...lane, at: t }
+        if (lane.paid > s.charged) s.charged = lane.paid
+      }
     }
-    await this.store.put(v)
-    return added
+    return s
   }
 
-  private async paid(payer: string): Promise<bigint> {
-    let p = this.paidOnChain.get(payer)
-    if (p == null) {
-      p = await this.escrow.paid(payer, this.payee)
-      this.paidOnChain.set(payer, p)
-    }
-    return p
-  }
-
-  private async deposit(payer: string): Promise<{ balance: bigint; unlockAt: bigint }> {
-    const c = this.deposits.get(payer)
-    if (c != null && Date.now() - c.at < this.cacheMs) return c
-    const d = await this.escrow.depositOf(payer)
-    const entry = { at: Date.now(), balance: d.balance, unlockAt: d.unlockAt }
-    this.deposits.set(payer, entry)
-    return entry
-  }
-
-  /** Forgets cached chain reads (after a redeem, say). */
+  /** Forgets cached lane reads (after a redeem, say). */
   invalidate(): void {
-    this.deposits.clear()
-    this.paidOnChain.clear()
+    for (const s of this.payers.values()) s.lane.at = -Infinity
   }
 }
 
@@ -151,17 +230,12 @@ function invalid(msg: string): PaymentError {
 
 /** The escrow contract as an EscrowView. */
 export function escrowView(escrow: {
-  depositOf(p: string): Promise<readonly [bigint, bigint] | { balance: bigint; unlockAt: bigint }>
-  paid(a: string, b: string): Promise<bigint>
+  laneOf(payer: string, payee: string): Promise<readonly [bigint, bigint, bigint]>
 }): EscrowView {
   return {
-    async depositOf(payer) {
-      const r = await escrow.depositOf(payer)
-      const [balance, unlockAt] = 'balance' in r ? [r.balance, r.unlockAt] : r
-      return { balance: BigInt(balance), unlockAt: BigInt(unlockAt) }
-    },
-    async paid(payer, payee) {
-      return BigInt(await escrow.paid(payer, payee))
+    async laneOf(payer, payee) {
+      const [balance, paid, unlockAt] = await escrow.laneOf(payer, payee)
+      return { balance: BigInt(balance), paid: BigInt(paid), unlockAt: BigInt(unlockAt) }
     }
   }
 }

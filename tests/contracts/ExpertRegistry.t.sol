@@ -90,7 +90,15 @@ contract ExpertRegistryFuzzTest is TestBase {
         models = new ModelApprovals(address(this));
         models.approveModel(MODEL, IModelApprovals.ModelInfo("fuzz", 4, 8, 8, ""));
         // the handler owns the registry so that it can slash
-        registry = new ExpertRegistry(token, models, TREASURY, 1e18, 1 days, address(0xdead));
+        registry = new ExpertRegistry(
+            token,
+            models,
+            TREASURY,
+            1e18,
+            1 days,
+            1 hours,
+            address(0xdead)
+        );
         handler = new RegistryHandler(token, registry, MODEL);
         vm.prank(address(0xdead));
         registry.transferOwnership(address(handler));

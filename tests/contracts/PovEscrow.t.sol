@@ -62,10 +62,15 @@ contract EscrowHandler is TestBase {
         return vm.addr(payerKeys[i % 3]);
     }
 
-    function deposit(uint256 who, uint256 amount) external {
+    /// @dev Deposits and allocates the deposit to one payee's lane.
+    function deposit(uint256 who, uint256 to, uint256 amount) external {
         amount = bound(amount, 1, 1e24);
-        vm.prank(payer(who));
+        vm.startPrank(payer(who));
         escrow.deposit(amount);
+        try escrow.allocate(_one(payees[to % 3]), _one(amount)) {} catch {
+            _check(false); // a fresh deposit always covers its allocation
+        }
+        vm.stopPrank();
         ghostDeposited += amount;
     }
 
@@ -145,10 +150,26 @@ contract EscrowHandler is TestBase {
         try escrow.unlock() {} catch {}
         vm.warp(block.timestamp + bound(wait, 0, 2 * escrow.unlockPeriod()));
         (uint256 balance, ) = escrow.depositOf(p);
+        address[] memory lanes = new address[](3);
+        for (uint256 j; j < 3; ++j) {
+            lanes[j] = payees[j];
+            (uint256 left, , ) = escrow.laneOf(p, payees[j]);
+            balance += left;
+        }
         vm.prank(p);
-        try escrow.withdraw() {
+        try escrow.withdraw(lanes) {
             ghostWithdrawn += balance;
         } catch {}
+    }
+
+    function _one(address a) private pure returns (address[] memory xs) {
+        xs = new address[](1);
+        xs[0] = a;
+    }
+
+    function _one(uint256 a) private pure returns (uint256[] memory xs) {
+        xs = new uint256[](1);
+        xs[0] = a;
     }
 }
 
@@ -242,6 +263,7 @@ contract PovEscrowFuzzTest is TestBase {
         vm.startPrank(payer);
         token.approve(address(escrow), type(uint256).max);
         escrow.deposit(fzDeposited);
+        escrow.allocate(_addrs(PAYEE), _amounts(fzDeposited));
         vm.stopPrank();
         for (uint256 i; i < increments.length; ++i) {
             _redeemStep(payer, increments[i], feeBps, i);
@@ -273,7 +295,7 @@ contract PovEscrowFuzzTest is TestBase {
         }
         uint256 paid = escrow.paid(payer, PAYEE);
         (uint256 earned, uint256 withdrawn, ) = escrow.earningsOf(PAYEE);
-        // over-deposit rule: a payee is paid min(highest voucher, deposit), never more
+        // over-lane rule: a payee is paid min(highest voucher, its lane), never more
         assertEq(
             paid,
             fzCumulative < fzDeposited ? fzCumulative : fzDeposited,
@@ -289,12 +311,24 @@ contract PovEscrowFuzzTest is TestBase {
         assertEq(escrow.totalDeposits(), fzDeposited - paid, "deposits left");
     }
 
+    function _addrs(address a) private pure returns (address[] memory xs) {
+        xs = new address[](1);
+        xs[0] = a;
+    }
+
+    function _amounts(uint256 a) private pure returns (uint256[] memory xs) {
+        xs = new uint256[](1);
+        xs[0] = a;
+    }
+
     function testFuzz_forgedSignatureNeverPays(uint256 attackerKey, uint96 amount) public {
         attackerKey = bound(attackerKey, 1, 2 ** 128);
         vm.assume(amount > 0);
         address payer = handler.payer(0);
-        vm.prank(payer);
+        vm.startPrank(payer);
         escrow.deposit(amount);
+        escrow.allocate(_addrs(address(0xBEEF)), _amounts(amount));
+        vm.stopPrank();
         IPovEscrow.SignedVoucher memory sv = signCompact(
             vm,
             attackerKey,
@@ -317,8 +351,12 @@ contract PovEscrowFuzzTest is TestBase {
     function testFuzz_foreignVoucherNeverPays(address thief, uint96 amount) public {
         vm.assume(amount > 0 && thief != address(0xBEEF));
         address payer = handler.payer(0);
-        vm.prank(payer);
-        escrow.deposit(amount);
+        vm.startPrank(payer);
+        escrow.deposit(uint256(amount) + 1);
+        escrow.allocate(_addrs(address(0xBEEF)), _amounts(amount));
+        // the thief has a lane too: still, only its own vouchers draw from it
+        escrow.allocate(_addrs(thief == address(0) ? address(1) : thief), _amounts(1));
+        vm.stopPrank();
         IPovEscrow.SignedVoucher memory sv = signCompact(
             vm,
             0xA11CE,

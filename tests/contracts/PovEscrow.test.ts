@@ -17,6 +17,8 @@ import { toRedeemable } from '../../chain/vouchers.js'
 
 const { time } = networkHelpers
 const fee = (x: bigint) => (x * FEE_BPS) / 10_000n
+/** IPovEscrow.SkipReason */
+const SKIP = { InvalidSignature: 1, Stale: 2, EmptyLane: 3 } as const
 
 describe('PovEscrow', () => {
   describe('deposit', () => {
@@ -102,7 +104,12 @@ describe('PovEscrow', () => {
       )
       expect(await escrow.accruedFees()).to.equal(fee(POV(25)))
       expect(await escrow.paid(env.alice.address, env.op1.address)).to.equal(POV(25))
-      expect((await escrow.depositOf(env.alice.address))[0]).to.equal(POV(75))
+      expect(await escrow.laneOf(env.alice.address, env.op1.address)).to.deep.equal([
+        POV(75),
+        POV(25),
+        0n
+      ])
+      expect((await escrow.depositOf(env.alice.address))[0]).to.equal(0)
       expect(await escrow.totalDeposits()).to.equal(POV(75))
       const net = POV(25) - fee(POV(10)) - fee(POV(15))
       expect(await escrow.earningsOf(env.op1.address)).to.deep.equal([net, 0n, true])
@@ -243,26 +250,27 @@ describe('PovEscrow', () => {
       )
       expect(await token.balanceOf(escrow)).to.equal(POV(200))
     })
-    it('reverts on an empty batch or any invalid voucher (atomic)', async () => {
+    it('reverts on an empty batch; skips (VoucherSkipped) a forged, foreign or stale voucher and pays the rest', async () => {
       const env = await load()
       const { escrow } = env.contracts
       await depositFor(env, env.alice, POV(100))
-      await depositFor(env, env.bob, POV(100))
+      await depositFor(env, env.bob, POV(100), env.op2.address)
       const a = await voucher(env, env.alice, env.op1.address, POV(10))
       const foreign = await voucher(env, env.bob, env.op2.address, POV(10))
       await expect(by(escrow, env.op1).redeemBatch([])).to.be.revertedWithCustomError(
         escrow,
         'EscrowEmptyBatch'
       )
-      await expect(
-        by(escrow, env.op1).redeemBatch([a.rv, foreign.rv])
-      ).to.be.revertedWithCustomError(escrow, 'EscrowInvalidSignature')
-      await expect(by(escrow, env.op1).redeemBatch([a.rv, a.rv])).to.be.revertedWithCustomError(
-        escrow,
-        'EscrowStaleVoucher'
-      )
-      expect(await escrow.paid(env.alice.address, env.op1.address)).to.equal(0)
-      expect(await escrow.earningsOf(env.op1.address)).to.deep.equal([0n, 0n, false])
+      const tx = by(escrow, env.op1).redeemBatch([a.rv, foreign.rv, a.rv])
+      await expect(tx)
+        .to.emit(escrow, 'VoucherSkipped')
+        .withArgs(env.bob.address, env.op1.address, POV(10), SKIP.InvalidSignature)
+      await expect(tx)
+        .to.emit(escrow, 'VoucherSkipped')
+        .withArgs(env.alice.address, env.op1.address, POV(10), SKIP.Stale)
+      expect(await escrow.paid(env.alice.address, env.op1.address)).to.equal(POV(10))
+      expect(await escrow.paid(env.bob.address, env.op2.address)).to.equal(0)
+      expect(await escrow.pendingEarnings(env.op1.address)).to.equal(POV(10) - fee(POV(10)))
     })
   })
 
@@ -289,7 +297,7 @@ describe('PovEscrow', () => {
       await expect(by(escrow, env.op2).withdrawEarnings())
         .to.be.revertedWithCustomError(escrow, 'EscrowNothingToWithdraw')
         .withArgs(env.op2.address)
-      await depositFor(env, env.alice, POV(100))
+      await depositFor(env, env.alice, POV(100), env.op2.address)
       await by(escrow, env.op2).redeem((await voucher(env, env.alice, env.op2.address, POV(10))).rv)
       await by(escrow, env.op2).withdrawEarnings()
       await by(escrow, env.op2).redeem((await voucher(env, env.alice, env.op2.address, POV(30))).rv)
@@ -312,7 +320,7 @@ describe('PovEscrow', () => {
       await by(escrow, env.op1).redeem((await voucher(env, env.alice, env.op1.address, POV(10))).rv)
       await by(escrow, env.alice).unlock()
       await time.increase(UNLOCK_PERIOD)
-      await expect(by(escrow, env.alice).withdraw()).to.changeTokenBalance(
+      await expect(by(escrow, env.alice).withdraw([env.op1.address])).to.changeTokenBalance(
         ethers,
         token,
         env.alice,
@@ -346,7 +354,7 @@ describe('PovEscrow', () => {
         'EscrowNothingToWithdraw'
       )
       // op2 never opened: its first credit does
-      await depositFor(env, env.alice, POV(10))
+      await depositFor(env, env.alice, POV(10), env.op2.address)
       await by(escrow, env.op2).redeem((await voucher(env, env.alice, env.op2.address, POV(1))).rv)
       expect((await escrow.earningsOf(env.op2.address))[2]).to.equal(true)
       await expect(by(escrow, env.op2).openEarningsAccount()).not.to.emit(
@@ -358,7 +366,7 @@ describe('PovEscrow', () => {
       const env = await load()
       const { escrow } = env.contracts
       await depositFor(env, env.alice, POV(100))
-      await depositFor(env, env.bob, POV(100))
+      await depositFor(env, env.bob, POV(100), env.op2.address)
       await by(escrow, env.op1).openEarningsAccount()
       const opened = await (
         await by(escrow, env.op1).redeem(
@@ -383,7 +391,7 @@ describe('PovEscrow', () => {
       const { rv } = await voucher(env, env.alice, env.op1.address, POV(10))
       await expect(by(escrow, env.op1).redeem(rv)).to.emit(escrow, 'VoucherRedeemed')
       await time.increaseTo(unlockAt)
-      await expect(by(escrow, env.alice).withdraw()).to.changeTokenBalance(
+      await expect(by(escrow, env.alice).withdraw([env.op1.address])).to.changeTokenBalance(
         ethers,
         token,
         env.alice,
@@ -397,7 +405,7 @@ describe('PovEscrow', () => {
       await depositFor(env, env.alice, POV(7))
       await by(escrow, env.alice).unlock()
       await time.increase(UNLOCK_PERIOD)
-      await expect(by(escrow, env.alice).withdraw())
+      await expect(by(escrow, env.alice).withdraw([env.op1.address]))
         .to.emit(escrow, 'Withdrawn')
         .withArgs(env.alice.address, POV(7))
     })
@@ -405,13 +413,13 @@ describe('PovEscrow', () => {
       const env = await load()
       const { escrow } = env.contracts
       await depositFor(env, env.alice, POV(100))
-      await expect(by(escrow, env.alice).withdraw())
+      await expect(by(escrow, env.alice).withdraw([env.op1.address]))
         .to.be.revertedWithCustomError(escrow, 'EscrowNotUnlocking')
         .withArgs(env.alice.address)
       await by(escrow, env.alice).unlock()
       const [, unlockAt] = await escrow.depositOf(env.alice.address)
       await time.increaseTo(unlockAt - 2n)
-      await expect(by(escrow, env.alice).withdraw())
+      await expect(by(escrow, env.alice).withdraw([env.op1.address]))
         .to.be.revertedWithCustomError(escrow, 'EscrowUnlockPending')
         .withArgs(env.alice.address, unlockAt, unlockAt - 1n)
     })
@@ -422,18 +430,14 @@ describe('PovEscrow', () => {
       const { rv } = await voucher(env, env.alice, env.op1.address, POV(10))
       await by(escrow, env.alice).unlock()
       await time.increase(UNLOCK_PERIOD)
-      await by(escrow, env.alice).withdraw()
+      await by(escrow, env.alice).withdraw([env.op1.address])
       await expect(by(escrow, env.op1).redeem(rv))
         .to.be.revertedWithCustomError(escrow, 'EscrowInsufficientDeposit')
         .withArgs(env.alice.address, POV(10), 0)
     })
-    it('unlock reverts without deposit or when already unlocking; cancelUnlock', async () => {
+    it('unlock reverts when already unlocking; cancelUnlock', async () => {
       const env = await load()
       const { escrow } = env.contracts
-      await expect(by(escrow, env.alice).unlock()).to.be.revertedWithCustomError(
-        escrow,
-        'EscrowInsufficientDeposit'
-      )
       await expect(by(escrow, env.alice).cancelUnlock()).to.be.revertedWithCustomError(
         escrow,
         'EscrowNotUnlocking'
@@ -490,14 +494,14 @@ describe('PovEscrow', () => {
       const env = await load()
       const escrow = by(env.contracts.escrow, env.timelock)
       await expect(escrow.setFeeBps(250)).to.emit(escrow, 'FeeBpsSet').withArgs(FEE_BPS, 250)
-      await expect(escrow.setUnlockPeriod(10))
+      await expect(escrow.setUnlockPeriod(7200))
         .to.emit(escrow, 'UnlockPeriodSet')
-        .withArgs(UNLOCK_PERIOD, 10)
+        .withArgs(UNLOCK_PERIOD, 7200)
       await expect(escrow.setTreasury(env.bob.address))
         .to.emit(escrow, 'TreasurySet')
         .withArgs(env.deployment.params.treasury, env.bob.address)
       expect(await escrow.feeBps()).to.equal(250)
-      expect(await escrow.unlockPeriod()).to.equal(10)
+      expect(await escrow.unlockPeriod()).to.equal(7200)
       expect(await escrow.treasury()).to.equal(env.bob.address)
     })
     it('rejects invalid values', async () => {

@@ -42,6 +42,7 @@ export function by<T extends BaseContract>(c: T, s: Signer): T {
 async function deployFixture() {
   const [deployer, alice, bob, op1, op2, op3, attacker] = await ethers.getSigners()
   const { deployment, contracts } = await deployAll(deployer, {
+    preset: 'local',
     minStake: MIN_STAKE,
     unbondingPeriod: UNBONDING_PERIOD,
     unlockPeriod: UNLOCK_PERIOD,
@@ -108,10 +109,19 @@ export async function registerNode(
   return reg
 }
 
-/** Approves the escrow and deposits `amount` for `payer`. */
-export async function depositFor(env: Env, payer: Signer, amount: bigint) {
+/**
+ * Approves the escrow, deposits `amount` for `payer` and allocates all of it to its lane to
+ * `payee` (default op1); `payee: null` leaves it unallocated.
+ */
+export async function depositFor(
+  env: Env,
+  payer: Signer,
+  amount: bigint,
+  payee: string | null = env.op1.address
+) {
   await by(env.contracts.token, payer).approve(env.deployment.contracts.escrow, amount)
   await by(env.contracts.escrow, payer).deposit(amount)
+  if (payee != null) await by(env.contracts.escrow, payer).allocate([payee], [amount])
 }
 
 /** A voucher signed by `payer`: `v` + 65-byte `sig` (the wire form) and `rv`, the escrow's claim form. */

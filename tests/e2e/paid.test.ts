@@ -171,11 +171,9 @@ test('forged, foreign-payee and replayed vouchers are refused by the node', asyn
   await net.fund(mallory.address, parseEther('10'))
   const token = net.contracts.token.connect(mallory) as typeof net.contracts.token
   await (await token.approve(net.deployment.contracts.escrow, parseEther('5'))).wait()
-  await (
-    await (net.contracts.escrow.connect(mallory) as typeof net.contracts.escrow).deposit(
-      parseEther('5')
-    )
-  ).wait()
+  const mEscrow = net.contracts.escrow.connect(mallory) as typeof net.contracts.escrow
+  await (await mEscrow.deposit(parseEther('5'))).wait()
+  await (await mEscrow.allocate([ops[0].address], [parseEther('5')])).wait()
 
   const forged = {
     ...(await signed(new Wallet(Wallet.createRandom().privateKey), ops[0].address, PRICE_WEI)),
@@ -191,22 +189,43 @@ test('forged, foreign-payee and replayed vouchers are refused by the node', asyn
 
   const good = await signed(mallory, ops[0].address, PRICE_WEI)
   assert.equal((await rawCall(ops[0], good)).status, Status.OK, 'a valid voucher is served')
+  // a replay pays for nothing more: the work it paid for was already charged
   const replay = await rawCall(ops[0], good)
   assert.equal(replay.status, Status.PAYMENT_INVALID)
-  assert.match(replay.message, /stale or replayed/)
+  assert.match(replay.message, /underpaid/)
   const under = await rawCall(ops[0], await signed(mallory, ops[0].address, PRICE_WEI + 1n), 3)
   assert.equal(under.status, Status.PAYMENT_INVALID)
   assert.match(under.message, /underpaid/)
+  // the node logs every refusal with its reason (issue 12: it logged nothing)
+  const deadline = Date.now() + 30_000
+  while ((ops[0].log?.match(/paid call refused/g) ?? []).length < 4 && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100))
+  const refusals = (ops[0].log ?? '').split('\n').filter((l) => l.includes('paid call refused'))
+  assert.equal(refusals.length, 4, 'forged, foreign payee, replay and underpaid are logged')
+  assert.match(refusals[0], /forged voucher/)
 })
 
 let inferCost: Map<string, bigint>
+/** The margin the client's last voucher to each node signs beyond its calls (router/payer.ts). */
+let inferPrepaid: Map<string, bigint>
 let inferTokens: number[]
 test('a paid generation equals the single-process run and pays every node it used', async () => {
   await net.povJson(['deposit', '20', ...net.chainFlags(clientKs(), join(dir, 'client'))])
   const paid = await net.povJson<{
     tokens: number[]
     degraded: boolean
-    payment: { total: string; nodes: Array<{ operator: string; amount: string; units: number }> }
+    payment: {
+      total: string
+      signatures: number
+      rpcCallsDuringGeneration: number
+      nodes: Array<{
+        operator: string
+        amount: string
+        units: number
+        calls: number
+        prepaid: string
+      }>
+    }
   }>([
     'infer',
     '--model',
@@ -235,6 +254,12 @@ test('a paid generation equals the single-process run and pays every node it use
   assert.equal(paid.degraded, false)
   inferTokens = paid.tokens
   inferCost = new Map(paid.payment.nodes.map((n) => [n.operator, BigInt(n.amount)]))
+  inferPrepaid = new Map(paid.payment.nodes.map((n) => [n.operator, BigInt(n.prepaid)]))
+  for (const n of paid.payment.nodes)
+    assert.ok(
+      BigInt(n.prepaid) <= BigInt(n.amount),
+      'a run never prepays more than it spent with a node'
+    )
   for (const n of paid.payment.nodes)
     assert.equal(
       BigInt(n.amount),
@@ -243,6 +268,19 @@ test('a paid generation equals the single-process run and pays every node it use
     )
   assert.ok(BigInt(paid.payment.total) > 0n)
   assert.equal(inferTokens.length, 8)
+  // issue 12, finding 10: no chain call per expert call, far fewer signatures than calls
+  // (the issue measured one RPC round trip and one signature per expert call)
+  const used = paid.payment.nodes.filter((n) => n.calls > 0)
+  const calls = used.reduce((a, n) => a + n.calls, 0)
+  assert.equal(paid.payment.rpcCallsDuringGeneration, 0, 'no chain call while generating')
+  assert.ok(
+    paid.payment.signatures <= used.length * inferTokens.length,
+    `${paid.payment.signatures} signatures ≤ ${used.length} nodes × ${inferTokens.length} tokens`
+  )
+  assert.ok(
+    paid.payment.signatures < calls,
+    `${paid.payment.signatures} signatures, ${calls} calls`
+  )
   // The operator's dashboard sees the money too.
   const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
   const earned = Number(/^pov_earned_total (\S+)$/m.exec(metrics)?.[1])
@@ -287,7 +325,7 @@ test('a node restarted between serving and claiming claims everything (redeem + 
     }>(['node', 'claim', ...net.chainFlags(op.keystore, op.dir)])
     const after = await net.contracts.token.balanceOf(op.address)
     // What the vouchers promised this node: the client's calls (+ mallory's one paid call to op0).
-    const fromClient = inferCost.get(op.address) ?? 0n
+    const fromClient = (inferCost.get(op.address) ?? 0n) + (inferPrepaid.get(op.address) ?? 0n)
     const fromMallory = op === ops[0] ? PRICE_WEI : 0n
     const expectedFee = fee(fromClient) + fee(fromMallory)
     assert.equal(
@@ -401,6 +439,62 @@ test('pov audit --json lists the governance round, the registrations and the set
     report.checks.length === 2 && report.checks.every((c) => c.ok && c.dial?.ok === true),
     'every node serves the approved manifest'
   )
+})
+
+test('a price change: a running node serves clients at the new price at once and honours the old one for the grace period', async () => {
+  // lower op0's price while it runs (issue 12, finding 11: it kept the old one and refused everyone)
+  const lower = parseEther('0.0005')
+  await net.povJson([
+    'node',
+    'update',
+    ...net.chainFlags(ops[0].keystore, ops[0].dir),
+    '--price',
+    '0.0005'
+  ])
+  const run = await net.povJson<{
+    tokens: number[]
+    payment: {
+      refusedCalls: number
+      nodes: Array<{ operator: string; amount: string; units: number; price: string }>
+    }
+  }>([
+    'infer',
+    '--model',
+    bundle.modelId,
+    '--bundle',
+    bundle.dir,
+    '--max-tokens',
+    '3',
+    '--ignore-eos',
+    '--prompt-ids',
+    '1,2,3',
+    ...net.chainFlags(clientKs(), join(dir, 'client'))
+  ])
+  assert.deepEqual(run.tokens, inferTokens.slice(0, 3))
+  assert.equal(run.payment.refusedCalls, 0, 'no call refused at the new price')
+  const n0 = run.payment.nodes.find((n) => n.operator === ops[0].address)!
+  assert.equal(BigInt(n0.price), lower)
+  assert.equal(BigInt(n0.amount), BigInt(n0.units) * lower, 'charged at the new price')
+  // raise it: a client that priced at the older, lower price is still served during the grace
+  await net.povJson([
+    'node',
+    'update',
+    ...net.chainFlags(ops[0].keystore, ops[0].dir),
+    '--price',
+    '0.002'
+  ])
+  const before = (ops[0].log?.match(/paid call refused/g) ?? []).length
+  const stale = await rawCall(ops[0], await signed(mallory, ops[0].address, PRICE_WEI + lower))
+  assert.equal(stale.status, Status.OK, stale.message)
+  assert.equal((ops[0].log?.match(/paid call refused/g) ?? []).length, before)
+  // back to the price the other tests expect
+  await net.povJson([
+    'node',
+    'update',
+    ...net.chainFlags(ops[0].keystore, ops[0].dir),
+    '--price',
+    PRICE
+  ])
 })
 
 test('clear errors: no deployment, too little stake, a reverted transaction, unreachable peers', async () => {

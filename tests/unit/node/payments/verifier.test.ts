@@ -37,12 +37,9 @@ async function voucher(
 function fakeEscrow(balance: bigint, paid = 0n, unlockAt = 0n): EscrowView & { reads: number } {
   const e = {
     reads: 0,
-    async depositOf() {
+    async laneOf() {
       e.reads++
-      return { balance, unlockAt }
-    },
-    async paid() {
-      return paid
+      return { balance, paid, unlockAt }
     }
   }
   return e
@@ -76,8 +73,8 @@ function assertPaymentError(code: Status, re: RegExp) {
 
 test('accepts a valid voucher and journals it durably', async () => {
   const { dir, store, verifier } = await setup(fakeEscrow(1000n))
-  assert.equal(await verifier.verify(await voucher(30n), 3), 30n)
-  assert.equal(await verifier.verify(await voucher(50n), 2), 20n)
+  assert.equal((await verifier.verify(await voucher(30n), 3)).charged, 30n)
+  assert.equal((await verifier.verify(await voucher(50n), 2)).charged, 20n)
   assert.equal(store.get(payer.address)?.cumulativeAmount, 50n)
   await store.close()
   const reopened = await VoucherStore.open(dir)
@@ -115,31 +112,58 @@ test('refuses a voucher for another payee', async () => {
   )
 })
 
-test('refuses a replayed or lower cumulative voucher', async () => {
-  const { verifier } = await setup(fakeEscrow(1000n))
-  const v = await voucher(30n)
-  await verifier.verify(v, 3)
+test('a prepaid voucher covers later calls (no new signature), and a replay covers nothing more', async () => {
+  const escrow = fakeEscrow(1000n)
+  const { verifier, store } = await setup(escrow)
+  const v = await voucher(50n) // prepays 5 units
+  for (let i = 0; i < 5; i++) assert.equal((await verifier.verify(v, 1)).charged, 10n)
   await assert.rejects(
-    verifier.verify(v, 3),
-    assertPaymentError(Status.PAYMENT_INVALID, /stale or replayed/)
+    verifier.verify(v, 1),
+    assertPaymentError(Status.PAYMENT_INVALID, /underpaid: .* charges to 60, the voucher covers 50/)
   )
-  await assert.rejects(
-    verifier.verify(await voucher(20n), 1),
-    assertPaymentError(Status.PAYMENT_INVALID, /stale or replayed/)
-  )
+  await assert.rejects(verifier.verify(await voucher(20n), 1), /underpaid/)
+  assert.equal(store.get(payer.address)?.cumulativeAmount, 50n)
+  assert.equal(escrow.reads, 1, 'the lane is read once, not per call')
 })
 
 test('counts what was already redeemed on-chain as the floor', async () => {
   const { verifier } = await setup(fakeEscrow(1000n, 100n))
-  await assert.rejects(verifier.verify(await voucher(100n), 1), /stale or replayed/)
-  assert.equal(await verifier.verify(await voucher(110n), 1), 10n)
+  await assert.rejects(verifier.verify(await voucher(100n), 1), /underpaid/)
+  assert.equal((await verifier.verify(await voucher(110n), 1)).charged, 10n)
+})
+
+test('a refund takes a charge back (work not delivered)', async () => {
+  const { verifier } = await setup(fakeEscrow(1000n))
+  const v = await voucher(10n)
+  const r = await verifier.verify(v, 1)
+  r.refund()
+  assert.equal((await verifier.verify(v, 1)).charged, 10n)
+})
+
+test('after a price change the old price is honoured for the grace period, then refused', async () => {
+  let t = 1_000
+  const dir = await mkdtemp(join(tmpdir(), 'pov-vouchers-'))
+  const store = await VoucherStore.open(dir)
+  opened.push(store)
+  const verifier = new PaymentVerifier(
+    { payee: operator.address, pricePerUnit: 10n, domain },
+    store,
+    fakeEscrow(1000n),
+    { priceGraceMs: 5_000, laneCacheMs: 1e9, now: () => t }
+  )
+  verifier.setPrice(20n) // raised: a client still paying 10 is served during the grace
+  await verifier.verify(await voucher(10n), 1)
+  t += 5_000
+  await assert.rejects(verifier.verify(await voucher(20n), 1), /underpaid: 1 units at 20/)
+  verifier.setPrice(5n) // lowered: a client paying the old 20 is served, charged 5
+  assert.equal((await verifier.verify(await voucher(30n), 1)).charged, 5n)
 })
 
 test('refuses an underpaying voucher', async () => {
   const { verifier } = await setup(fakeEscrow(1000n))
   await assert.rejects(
     verifier.verify(await voucher(25n), 3),
-    assertPaymentError(Status.PAYMENT_INVALID, /underpaid: 3 units at 10 cost 30/)
+    assertPaymentError(Status.PAYMENT_INVALID, /underpaid: 3 units at 10 wei\/unit bring .* to 30/)
   )
 })
 
@@ -153,7 +177,7 @@ test('refuses when the escrow does not cover what is unredeemed, and a payer wit
   const empty = await setup(fakeEscrow(0n))
   await assert.rejects(
     empty.verifier.verify(await voucher(10n), 1),
-    /insufficient escrow.*pov deposit/
+    /insufficient escrow.*in its lane to this node/
   )
 })
 
@@ -165,7 +189,7 @@ test('refuses new work from a payer that started unlocking', async () => {
 test('concurrent vouchers from one payer are checked in order', async () => {
   const { verifier, store } = await setup(fakeEscrow(1000n))
   const vs = await Promise.all([10n, 20n, 30n, 40n].map(async (c) => await voucher(c)))
-  const added = await Promise.all(vs.map(async (v) => await verifier.verify(v, 1)))
+  const added = await Promise.all(vs.map(async (v) => (await verifier.verify(v, 1)).charged))
   assert.deepEqual(added, [10n, 10n, 10n, 10n])
   assert.equal(store.get(payer.address)?.cumulativeAmount, 40n)
 })
