@@ -407,7 +407,7 @@ describe('issue 12: money safety (chain)', () => {
     })
     await assert.rejects(
       selectPaidNodes(paidOpts(env, { replicas: 2, shardCount: 1, maxPrice: 1n })),
-      /under max price 1 wei\/unit/
+      /under the max price of 0.000000000000000001 POV per unit \(5 active above it\)/
     )
   })
 })
