@@ -528,7 +528,10 @@ test('clear errors: no deployment, too little stake, a reverted transaction, unr
 
   const reverted = await net.pov(['withdraw', ...flags])
   assert.notEqual(reverted.code, 0)
-  assert.match(reverted.stderr, /withdraw failed: EscrowNotUnlocking\(payer=0x[0-9a-fA-F]{40}\)/)
+  assert.match(
+    reverted.stderr,
+    /withdraw failed: the escrow deposit of 0x[0-9a-fA-F]{40} is not unlocking — run `pov unlock`/
+  )
   assert.doesNotMatch(reverted.stderr, /\n\s+at /, 'no stack trace')
 
   const chainDown = await net.pov([
