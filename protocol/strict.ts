@@ -173,37 +173,33 @@ function decodeMessage(
 ): Record<string, unknown> {
   const obj = defaults(s)
   if (path === '') ctx.top = obj
-  const seen = new Set<number>()
+  let seen = 0 // bit n: known field n was read (known field numbers are < 31)
   let pos = start
-  const fail = (code: Status, message: string): void => {
-    ctx.errors.push({ code, message })
-  }
   while (pos < end) {
-    const tag = readVarint(buf, pos, end)
-    pos = tag.end
-    if (!tag.minimal) fail(Status.BAD_REQUEST, `${path}field tag is a non-minimal varint`)
-    if (tag.big != null || tag.value > 0xffffffff) throw new Fatal(`${path}field tag out of range`)
-    const no = Math.floor(tag.value / 8)
-    const wt = tag.value % 8
+    readVarint(buf, pos, end)
+    pos = V.end
+    if (!V.minimal) report(ctx, Status.BAD_REQUEST, `${path}field tag is a non-minimal varint`)
+    if (V.big != null || V.value > 0xffffffff) throw new Fatal(`${path}field tag out of range`)
+    const no = Math.floor(V.value / 8)
+    const wt = V.value % 8
     if (no === 0 || no > MAX_FIELD_NUMBER) throw new Fatal(`${path}field number ${no} is invalid`)
     const f = s.get(no)
-    // the value's extent, by wire type
+    // the value's extent, by wire type (a varint value stays in V)
     let vStart = pos
     let vEnd: number
-    let v: Varint | null = null
     if (wt === VARINT) {
-      v = readVarint(buf, pos, end)
-      vEnd = v.end
+      readVarint(buf, pos, end)
+      vEnd = V.end
     } else if (wt === I64) vEnd = pos + 8
     else if (wt === I32) vEnd = pos + 4
     else if (wt === LEN) {
-      const len = readVarint(buf, pos, end)
-      if (!len.minimal)
-        fail(Status.BAD_REQUEST, `${path}length of field ${no} is a non-minimal varint`)
-      if (len.big != null || len.value > end - len.end)
+      readVarint(buf, pos, end)
+      if (!V.minimal)
+        report(ctx, Status.BAD_REQUEST, `${path}length of field ${no} is a non-minimal varint`)
+      if (V.big != null || V.value > end - V.end)
         throw new Fatal(`${path}field ${no} runs past the end of its message`)
-      vStart = len.end
-      vEnd = len.end + len.value
+      vStart = V.end
+      vEnd = V.end + V.value
     } else
       throw new Fatal(
         `${path}field ${no} has wire type ${wt} (groups and unknown types are not allowed)`
@@ -211,43 +207,48 @@ function decodeMessage(
     if (vEnd > end) throw new Fatal(`${path}field ${no} runs past the end of its message`)
     pos = vEnd
     if (f == null) continue // unknown field: skipped
-    const name = path + f.name
-    const bad = (code: Status, message: string): void => {
-      if (path === '' && f.name === 'requestId') ctx.idBroken = true
-      fail(code, message)
-    }
+    const isId = path === '' && f.name === 'requestId'
     if (f.repeated !== true) {
-      if (seen.has(no)) {
-        bad(Status.BAD_REQUEST, `field ${name} appears more than once`)
+      if ((seen & (1 << no)) !== 0) {
+        report(ctx, Status.BAD_REQUEST, `field ${path}${f.name} appears more than once`, isId)
         continue
       }
-      seen.add(no)
+      seen |= 1 << no
     }
     const scalar = f.kind === 'uint32' || f.kind === 'uint64' || f.kind === 'enum'
     if (scalar && f.repeated === true && wt === LEN) {
       // packed: a run of varints
       let p = vStart
       while (p < vEnd) {
-        const e = readVarint(buf, p, vEnd)
-        p = e.end
-        const val = scalarValue(f, e, name, bad)
+        readVarint(buf, p, vEnd)
+        p = V.end
+        const val = scalarValue(f, ctx, path, false)
         if (val !== undefined) (obj[f.name] as unknown[]).push(val)
       }
       continue
     }
     if (scalar) {
-      if (wt !== VARINT || v == null) {
-        bad(Status.BAD_REQUEST, `field ${name} must be a varint (wire type 0), got wire type ${wt}`)
+      if (wt !== VARINT) {
+        report(
+          ctx,
+          Status.BAD_REQUEST,
+          `field ${path}${f.name} must be a varint (wire type 0), got wire type ${wt}`,
+          isId
+        )
         continue
       }
-      const val = scalarValue(f, v, name, bad)
+      const val = scalarValue(f, ctx, path, isId)
       if (val === undefined) continue
       if (f.repeated === true) (obj[f.name] as unknown[]).push(val)
       else obj[f.name] = val
       continue
     }
     if (wt !== LEN) {
-      bad(Status.BAD_REQUEST, `field ${name} must be length-delimited (wire type 2), got ${wt}`)
+      report(
+        ctx,
+        Status.BAD_REQUEST,
+        `field ${path}${f.name} must be length-delimited (wire type 2), got ${wt}`
+      )
       continue
     }
     if (f.kind === 'bytes') obj[f.name] = buf.subarray(vStart, vEnd)
@@ -255,10 +256,10 @@ function decodeMessage(
       try {
         obj[f.name] = UTF8.decode(buf.subarray(vStart, vEnd))
       } catch {
-        bad(Status.BAD_REQUEST, `field ${name} is not valid UTF-8`)
+        report(ctx, Status.BAD_REQUEST, `field ${path}${f.name} is not valid UTF-8`)
       }
     } else {
-      const m = decodeMessage(buf, vStart, vEnd, f.message as Schema, ctx, name + '.')
+      const m = decodeMessage(buf, vStart, vEnd, f.message as Schema, ctx, `${path}${f.name}.`)
       if (f.repeated === true) (obj[f.name] as unknown[]).push(m)
       else obj[f.name] = m
     }
@@ -266,25 +267,37 @@ function decodeMessage(
   return obj
 }
 
+function report(ctx: Ctx, code: Status, message: string, isId = false): void {
+  if (isId) ctx.idBroken = true
+  ctx.errors.push({ code, message })
+}
+
+/** The value of the varint in V for field `f`, or undefined after reporting why not. */
 function scalarValue(
   f: Field,
-  v: Varint,
-  name: string,
-  bad: (code: Status, message: string) => void
+  ctx: Ctx,
+  path: string,
+  isId: boolean
 ): number | bigint | string | undefined {
-  if (!v.minimal) {
-    bad(f.badEnum ?? Status.BAD_REQUEST, `field ${name} is a non-minimal (over-long) varint`)
+  const name = path + f.name
+  if (!V.minimal) {
+    report(
+      ctx,
+      f.badEnum ?? Status.BAD_REQUEST,
+      `field ${name} is a non-minimal (over-long) varint`,
+      isId
+    )
     return undefined
   }
-  if (f.kind === 'uint64') return v.big ?? BigInt(v.value)
-  if (v.big != null || v.value > 0xffffffff) {
-    bad(f.badEnum ?? Status.BAD_REQUEST, `field ${name} does not fit in 32 bits`)
+  if (f.kind === 'uint64') return V.big ?? BigInt(V.value)
+  if (V.big != null || V.value > 0xffffffff) {
+    report(ctx, f.badEnum ?? Status.BAD_REQUEST, `field ${name} does not fit in 32 bits`, isId)
     return undefined
   }
-  if (f.kind === 'uint32') return v.value
+  if (f.kind === 'uint32') return V.value
   const values = f.values as readonly string[]
-  if (v.value < values.length) return values[v.value]
-  bad(f.badEnum ?? Status.BAD_REQUEST, `field ${name} has unknown value ${v.value}`)
+  if (V.value < values.length) return values[V.value]
+  report(ctx, f.badEnum ?? Status.BAD_REQUEST, `field ${name} has unknown value ${V.value}`, isId)
   return undefined
 }
 
@@ -297,8 +310,11 @@ interface Varint {
   minimal: boolean
 }
 
-/** Unsigned LEB128, at most 10 bytes and 64 bits (anything longer is fatal). */
-function readVarint(buf: Uint8Array, pos: number, end: number): Varint {
+/** The last varint read (one scratch object: decoding allocates nothing per varint). */
+const V: Varint = { value: 0, big: null, end: 0, minimal: true }
+
+/** Reads an unsigned LEB128 varint at `pos` into V: at most 10 bytes and 64 bits (else fatal). */
+function readVarint(buf: Uint8Array, pos: number, end: number): void {
   let value = 0
   let scale = 1
   let big: bigint | null = null
@@ -314,12 +330,15 @@ function readVarint(buf: Uint8Array, pos: number, end: number): Varint {
     scale *= 128
     if ((b & 0x80) === 0) {
       if (i === 9 && b > 1) throw new Fatal('varint exceeds 64 bits')
-      const minimal = i === 0 || b !== 0
       if (big != null && big <= BigInt(Number.MAX_SAFE_INTEGER)) {
         value = Number(big)
         big = null
       }
-      return { value, big, end: pos + i + 1, minimal }
+      V.value = value
+      V.big = big
+      V.end = pos + i + 1
+      V.minimal = i === 0 || b !== 0
+      return
     }
   }
   throw new Fatal('varint longer than 10 bytes')
