@@ -21,7 +21,7 @@ export interface NetworkNode {
   stake: string
   price: string
   addrs: string[]
-  /** Milliseconds for one /pov/info round trip; null when it did not answer. */
+  /** Milliseconds for one /pov/info round trip on an open connection; null when it did not answer. */
   rttMs: number | null
   /** Credited by redeemed vouchers (net of fee), and withdrawn, from the escrow. */
   earned: string
@@ -83,9 +83,12 @@ export class NetworkProbe {
 
   private async rtt(addr: string): Promise<number | null> {
     const client = await this.probeClient()
-    const t0 = performance.now()
+    const timeout = this.opts.probeTimeoutMs ?? 3000
     try {
-      await client.info(addr, { signal: AbortSignal.timeout(this.opts.probeTimeoutMs ?? 3000) })
+      // the first request pays for the dial and handshake; the second is the round trip
+      await client.info(addr, { signal: AbortSignal.timeout(timeout) })
+      const t0 = performance.now()
+      await client.info(addr, { signal: AbortSignal.timeout(timeout) })
       return Math.round((performance.now() - t0) * 100) / 100
     } catch {
       return null
@@ -238,6 +241,9 @@ function summarize(d: LogDescription): string {
     case 'Slashed':
       return `${String(a.operator)} slashed ${pov(BigInt(a.amount))} POV: ${String(a.reason)}`
     default:
-      return d.args.map((x) => String(x)).join(', ')
+      // the parameter setters: (old value, new value)
+      return a.length === 2
+        ? `${String(a[0])} → ${String(a[1])}`
+        : a.map((x) => String(x)).join(', ')
   }
 }

@@ -436,20 +436,24 @@ export class GatewayService {
     let finishReason: GenerationResult['finishReason'] = 'length'
     let degraded = false
     let capped: GenerationResult['capped'] = null
+    // a token can cost more than its units × price: hedged and spot-checked calls are paid too
+    let next = perToken
     try {
       for (;;) {
         if (ids.length > 0) {
-          // stop before a token whose worst-case price would cross a cap
-          if (reqCap != null && account.spent + perToken > reqCap) {
+          // stop before a token whose price (the dearest seen so far) would cross a cap
+          if (reqCap != null && account.spent + next > reqCap) {
             capped = 'request'
             break
           }
-          if (cap != null && this.spent + perToken > cap) {
+          if (cap != null && this.spent + next > cap) {
             capped = 'gateway'
             break
           }
         }
+        const before = account.spent
         const r = await it.next()
+        if (ids.length > 0 && account.spent - before > next) next = account.spent - before
         if (r.done === true) {
           finishReason = r.value.stopReason === 'eos' ? 'stop' : 'length'
           degraded ||= r.value.degraded
@@ -480,7 +484,7 @@ export class GatewayService {
     } finally {
       await it.return(undefined as never).catch(() => {})
     }
-    if (!text.stopped) {
+    if (!text.stopped && ids.length > 0) {
       const tail = text.push(ids, true)
       if (tail !== '') req.onText?.(tail)
     }
