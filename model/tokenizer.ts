@@ -24,7 +24,11 @@ export async function loadTokenizer(dir: string): Promise<PovTokenizer> {
     vocabSize,
     encode: (text, opts) =>
       tok.encode(text, { add_special_tokens: opts?.addSpecialTokens ?? true }).ids,
-    decode: (ids, opts) => tok.decode(ids, { skip_special_tokens: opts?.skipSpecialTokens ?? true })
+    // @huggingface/tokenizers throws on an empty list; a generation can end before its first token
+    decode: (ids, opts) =>
+      ids.length === 0
+        ? ''
+        : tok.decode(ids, { skip_special_tokens: opts?.skipSpecialTokens ?? true })
   }
 }
 

@@ -129,5 +129,6 @@ test('tokenizer.json loads with @huggingface/tokenizers and round-trips text', a
   assert.ok(ids.every((i) => i >= 0 && i < 400))
   assert.ok(ids.length < Buffer.byteLength(text), 'merges shorten the text')
   assert.equal(tok.decode(ids), text)
+  assert.equal(tok.decode([]), '', 'no tokens decode to the empty string')
   assert.deepEqual(tok.encode('hi', { addSpecialTokens: false }).includes(1), false)
 })
