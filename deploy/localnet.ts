@@ -263,7 +263,7 @@ export class LocalNet {
   async startNode(
     op: OperatorHandle,
     bundleDir: string,
-    opts: { metricsPort?: number } = {}
+    opts: { metricsPort?: number; args?: string[] } = {}
   ): Promise<void> {
     const metrics =
       opts.metricsPort != null ? ['--metrics', '--metrics-port', String(opts.metricsPort)] : []
@@ -285,7 +285,8 @@ export class LocalNet {
         '--log-format',
         'json',
         '--log-level',
-        'warn'
+        'warn',
+        ...(opts.args ?? [])
       ],
       true
     )

@@ -12,7 +12,10 @@
 //     Both ends of the expert call busy-poll while a message is due (protocol/busy-poll.ts;
 //     `--no-busy-poll` turns that off), so the run also times a raw-TCP echo whose ends poll
 //     the same way: the like-for-like floor beside the plain raw echo of the target;
-//  2. tokens/s of distributed (2 node processes × 4 shards) vs single-process generation,
+//  2. tokens/s of distributed (2 node processes × 4 shards) vs single-process generation, and
+//     paid distributed generation (a local hardhat chain; 2 paid node processes with the same
+//     flags and shards, registered on it; the paying router of `pov infer`), with the chain
+//     JSON-RPC calls and voucher signatures the paid run made per generated token,
 //     prefill and decode separately, on d_model 1024, d_ff 3584, 4 layers, 8 experts; fp32 on
 //     the wire (the targets), and beside it fp16, and fp32 with the router busy-polling. Every
 //     process shares the 2 cores, so none spins: the nodes run --no-spin, the router does not poll.
@@ -53,7 +56,7 @@ const NODE_FLAGS = ['--threads', '1', '--no-spin']
 const ECHO_PROTOCOL = '/pov-bench/echo/1.0.0'
 const WARMUP_RUNS = 4
 /** Measured rounds of the generation part; one per setup, so the rotating order puts each setup in each position once. */
-const ROUNDS = 4
+const ROUNDS = 5
 /** About what the node spends on a 16 KiB call, and the router between calls (traced: ~300 and ~200 µs). */
 const HOLD_US = 300
 const CLIENT_HOLD_US = 200
@@ -398,6 +401,7 @@ async function generation(): Promise<Record<string, number>> {
   const { loadExpertRuntime } = await import('../../model/runtime/index.js')
   const { generateAll } = await import('../../model/generate.js')
   const nodes: ChildProcess[] = []
+  const cleanups: Array<() => Promise<void>> = []
   try {
     process.stderr.write('writing and converting the d_model 1024 / d_ff 3584 / 4-layer model…\n')
     await writeTinyCheckpoint(join(dir, 'hf'), {
@@ -460,11 +464,14 @@ async function generation(): Promise<Record<string, number>> {
     const routerPolling = await Router.init({
       opts: { peers, modelId: bundle.modelId, hidden: bundle.config.hiddenSize }
     })
+    const paid = await paidSetup(dir, bundle)
+    cleanups.push(paid.close)
     const setups: Array<{ name: string; experts: any; dense: DenseRuntime }> = [
       { name: 'single process', experts: rt, dense },
       { name: 'distributed fp32', experts: router.executor, dense },
       { name: 'distributed fp16', experts: router16.executor, dense },
-      { name: 'distributed fp32, router busy-polling', experts: routerPolling.executor, dense }
+      { name: 'distributed fp32, router busy-polling', experts: routerPolling.executor, dense },
+      { name: 'paid distributed fp32', experts: paid.router.router.executor, dense }
     ]
     // ORT's first runs of a session are slow while its memory arena grows to the row counts it
     // sees (a 128-token prefill speeds up ~2× over its first 3-5 runs, in one process or on the
@@ -486,6 +493,7 @@ async function generation(): Promise<Record<string, number>> {
         })
     }
     const best = setups.map(() => ({ prefill: 0, decode: 0, tokens: [] as number[] }))
+    const paidCounts = { tokens: 0, rpcCalls: 0, signatures: 0 }
     if (setups.length !== ROUNDS)
       throw new Error(`ROUNDS (${ROUNDS}) must equal the number of setups (${setups.length})`)
     for (let rep = 0; rep < ROUNDS; rep++) {
@@ -500,6 +508,7 @@ async function generation(): Promise<Record<string, number>> {
           maxTokens: 1,
           eosTokenId: null
         })
+        const before = paid.router.stats()
         const r = await generateAll({
           dense: su.dense,
           experts: su.experts,
@@ -507,6 +516,12 @@ async function generation(): Promise<Record<string, number>> {
           maxTokens: 32,
           eosTokenId: null
         })
+        if (su.experts === paid.router.router.executor) {
+          const after = paid.router.stats()
+          paidCounts.tokens += r.tokens.length
+          paidCounts.rpcCalls += after.rpcCalls - before.rpcCalls
+          paidCounts.signatures += after.signatures - before.signatures
+        }
         best[i] = {
           prefill: Math.max(best[i].prefill, r.timings.prefillTokensPerSecond),
           decode: Math.max(best[i].decode, r.timings.decodeTokensPerSecond),
@@ -514,7 +529,7 @@ async function generation(): Promise<Record<string, number>> {
         }
       }
     }
-    const [local, remote, remote16, remotePolling] = best
+    const [local, remote, remote16, remotePolling, remotePaid] = best
     await router.close()
     await router16.close()
     await routerPolling.close()
@@ -536,11 +551,90 @@ async function generation(): Promise<Record<string, number>> {
       pollingPrefillTokS: remotePolling.prefill,
       pollingDecodeTokS: remotePolling.decode,
       pollingPrefillRatio: remotePolling.prefill / local.prefill,
-      pollingDecodeRatio: remotePolling.decode / local.decode
+      pollingDecodeRatio: remotePolling.decode / local.decode,
+      paidPrefillTokS: remotePaid.prefill,
+      paidDecodeTokS: remotePaid.decode,
+      paidToUnpaidPrefill: remotePaid.prefill / remote.prefill,
+      paidToUnpaidDecode: remotePaid.decode / remote.decode,
+      paidSameTokens: Number(JSON.stringify(local.tokens) === JSON.stringify(remotePaid.tokens)),
+      paidRpcCallsPerToken: paidCounts.rpcCalls / paidCounts.tokens,
+      paidSignaturesPerToken: paidCounts.signatures / paidCounts.tokens,
+      paidNodes: paid.nodes
     }
   } finally {
+    for (const c of cleanups) await c().catch(() => {})
     await Promise.all(nodes.map(stop))
     await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * The paid setup: a local hardhat chain with the contracts, the model approved by a governance
+ * round, two operators registered for shards 0-3 and 4-7 and started as paid nodes (NODE_FLAGS,
+ * like the unpaid ones), a client with a deposit, and the paying router `pov infer` uses.
+ */
+async function paidSetup(
+  dir: string,
+  bundle: { modelId: string; dir: string; config: { hiddenSize: number; numLayers: number } }
+) {
+  const { LocalNet } = await import('../../deploy/localnet.js')
+  const { openPaidRouter } = await import('../../router/paid.js')
+  const { Wallet, parseEther } = await import('ethers')
+  process.stderr.write('paid setup: local chain, governance round, 2 registered paid nodes…\n')
+  const net = new LocalNet(join(dir, 'chain'))
+  try {
+    await net.start()
+    await net.approveModel({
+      modelId: bundle.modelId,
+      name: 'bench',
+      layers: bundle.config.numLayers,
+      experts: 8,
+      shardCount: 8,
+      uri: 'file://' + bundle.dir
+    })
+    const ops = []
+    for (const [i, shards] of [
+      [0, 1, 2, 3],
+      [4, 5, 6, 7]
+    ].entries())
+      ops.push(
+        await net.addOperator(`op${i}`, {
+          modelId: bundle.modelId,
+          shards,
+          stake: '1000',
+          price: '0.000001',
+          fundPov: parseEther('1100')
+        })
+      )
+    for (const op of ops) await net.startNode(op, bundle.dir, { args: NODE_FLAGS })
+    const client = new Wallet(Wallet.createRandom().privateKey, net.provider)
+    await net.fund(client.address, parseEther('1000'))
+    const escrow = net.contracts.escrow.connect(client) as typeof net.contracts.escrow
+    const token = net.contracts.token.connect(client) as typeof net.contracts.token
+    await (await token.approve(net.deployment.contracts.escrow, parseEther('1000'))).wait()
+    await (await escrow.deposit(parseEther('1000'))).wait()
+    const router = await openPaidRouter({
+      contracts: net.contracts,
+      chainId: net.deployment.chainId,
+      registryAddress: net.deployment.contracts.registry,
+      signer: client,
+      modelId: bundle.modelId,
+      hidden: bundle.config.hiddenSize,
+      shardCount: 8,
+      replicas: 1,
+      busyPollUs: 0
+    })
+    return {
+      router,
+      nodes: ops.length,
+      close: async () => {
+        await router.close()
+        await net.close()
+      }
+    }
+  } catch (err) {
+    await net.close()
+    throw err
   }
 }
 
@@ -595,12 +689,24 @@ if (process.argv.includes('--serve')) {
     console.log(
       `same tokens as single process: fp32 ${gen.sameTokens === 1}, fp16 ${gen.fp16SameTokens === 1} (targets are judged on fp32)`
     )
+    console.log(
+      `\npaid vs unpaid (fp32, ${gen.paidNodes} paid node processes with the unpaid nodes' flags and shards, registered on a local chain)\n              unpaid       paid    paid/unpaid   target`
+    )
+    console.log(
+      `prefill   ${f(gen.remotePrefillTokS, 1)}   ${f(gen.paidPrefillTokS, 1)}   ${f(gen.paidToUnpaidPrefill, 2)}`
+    )
+    console.log(
+      `decode    ${f(gen.remoteDecodeTokS, 1)}   ${f(gen.paidDecodeTokS, 1)}   ${f(gen.paidToUnpaidDecode, 2)}      ≥ 0.9`
+    )
+    console.log(
+      `paid run, per generated token: ${gen.paidRpcCallsPerToken.toFixed(3)} chain JSON-RPC calls, ${gen.paidSignaturesPerToken.toFixed(3)} voucher signatures (all ${gen.paidNodes} nodes together); same tokens as single process: ${gen.paidSameTokens === 1}`
+    )
   }
   console.log(
     JSON.stringify({
       roundTrip: rtt,
       generation: gen,
-      targets: { rtt16KiBRatio: 2, prefillRatio: 0.8, decodeRatio: 0.5 }
+      targets: { rtt16KiBRatio: 2, prefillRatio: 0.8, decodeRatio: 0.5, paidToUnpaidDecode: 0.9 }
     })
   )
 }
