@@ -63,7 +63,7 @@ const REVERT_TEXT: Record<string, (a: Args) => string> = {
   EscrowAlreadyUnlocking: (a) =>
     `the escrow deposit of ${a.payer} is already unlocking, until ${t(a.unlockAt)} — wait for it, or \`pov cancel-unlock\``,
   EscrowInsufficientDeposit: (a) =>
-    `${a.payer} owes ${pov(a.owed)} but its escrow deposit is ${pov(a.deposit)} — deposit more with \`pov deposit AMOUNT\``,
+    `${a.payer} owes ${pov(a.owed)} but has ${pov(a.deposit)} there (its lane to that node, or its unallocated deposit) — deposit more with \`pov deposit AMOUNT\``,
   EscrowNothingToWithdraw: (a) => `${a.payee} has no earnings left to withdraw`,
   EscrowZeroAmount: () => 'the amount must be above 0 POV',
   ModelsNotApproved: (a) =>
@@ -82,10 +82,12 @@ const REVERT_TEXT: Record<string, (a: Args) => string> = {
     `${a.operator} is not unbonding — run \`pov node unbond\` first, then \`pov node withdraw-stake\` after the unbonding period`,
   RegistryUnbondingNotOver: (a) =>
     `the stake of ${a.operator} is withdrawable at ${t(a.withdrawableAt)} (${wait(a.withdrawableAt as bigint, a.timestamp as bigint)}; chain time ${t(a.timestamp)}) — run \`pov node withdraw-stake\` after that`,
-  RegistryPeerIdTaken: (a) =>
-    `this libp2p identity is already registered by ${a.owner} — each node needs its own keystore (\`pov node init\`)`,
-  RegistrySlashExceedsStake: (a) =>
-    `cannot slash ${pov(a.amount)}: ${a.operator} has only ${pov(a.stake)} staked`,
+  RegistryWithdrawalFrozen: (a) =>
+    `the stake of ${a.operator} is frozen until ${t(a.until)} (a fault report is pending; chain time ${t(a.timestamp)}) — it can be withdrawn once governance decides or the freeze ends`,
+  RegistryPeriodOutOfRange: (a) =>
+    `a period of ${a.period} s is outside the registry's bounds [${a.min}, ${a.max}] s`,
+  EscrowPeriodOutOfRange: (a) =>
+    `a period of ${a.period} s is outside the escrow's bounds [${a.min}, ${a.max}] s`,
   GovernorAlreadyCastVote: (a) => `${a.voter} has already voted on this proposal`,
   GovernorUnexpectedProposalState: (a) =>
     `the proposal is ${STATES[Number(a.current)] ?? String(a.current)}, which does not allow this step — see \`pov gov status\``,
