@@ -85,8 +85,11 @@ export interface RemoteExecutorOptions {
     hedged: boolean
   }) => void
   /**
-   * Called once the node answered a call that carried a payment: `ok` false when it refused or
-   * failed it (status and reason from the node), so the payer can take the charge back.
+   * Called once the answer to a call that carried a payment has been checked — status, echo,
+   * shape and signature (the signature is checked for paid calls even with verification 'off';
+   * in 'async' mode this call comes after the answer was used): `ok` false when the node refused
+   * or failed it, or answered something unusable (the reason in `message`), so the payer can
+   * take the charge back.
    */
   settlePayment?: (ctx: PaymentContext & { ok: boolean; status: Status; message: string }) => void
   /** Observes every attempt (for metrics and tests). */
@@ -409,34 +412,42 @@ export class RemoteExpertExecutor implements ExpertExecutor {
       tensor,
       { signal, timeoutMs: this.opts.callTimeoutMs ?? 30_000 }
     )
-    if (payment != null)
-      this.opts.settlePayment?.({
-        peer,
-        layer,
-        expert,
-        rows,
-        requestId,
-        ok: res.status === Status.OK,
-        status: res.status,
-        message: res.message
-      })
-    if (res.status !== Status.OK) throw new RemoteError(res.status, res.message)
+    // a paid call is settled (charged or taken back) only once its answer has passed every check
+    // below, its signature included, so nothing unverified is paid for
+    const settle = (ok: boolean, message: string): void => {
+      if (payment != null)
+        this.opts.settlePayment?.({
+          peer,
+          layer,
+          expert,
+          rows,
+          requestId,
+          ok,
+          status: res.status,
+          message
+        })
+    }
+    if (res.status !== Status.OK) {
+      settle(false, res.message)
+      throw new RemoteError(res.status, res.message)
+    }
     const expected = rows * this.opts.hidden * bytesPerElement(this.dtype)
     // the node's echo of what it served: a request it misread is caught here, before the output
     // is used, whatever the signature mode
-    if (!equalBytes(res.modelId, this.modelId) || res.layer !== layer || res.expert !== expert)
-      throw new Error(
-        `response is for expert ${res.expert} of layer ${res.layer} (model ${bytesToHex(res.modelId)}), not the expert ${expert} of layer ${layer} asked for`
-      )
+    if (!equalBytes(res.modelId, this.modelId) || res.layer !== layer || res.expert !== expert) {
+      const msg = `response is for expert ${res.expert} of layer ${res.layer} (model ${bytesToHex(res.modelId)}), not the expert ${expert} of layer ${layer} asked for`
+      settle(false, msg)
+      throw new Error(msg)
+    }
     if (
       res.dtype !== this.dtype ||
       res.rows !== rows ||
       res.hidden !== this.opts.hidden ||
       res.tensor.byteLength !== expected
     ) {
-      throw new Error(
-        `bad response shape: ${res.dtype} ${res.rows}×${res.hidden} (${res.tensor.byteLength} bytes)`
-      )
+      const msg = `bad response shape: ${res.dtype} ${res.rows}×${res.hidden} (${res.tensor.byteLength} bytes)`
+      settle(false, msg)
+      throw new Error(msg)
     }
     const answer: SignedAnswer = {
       peer,
@@ -445,19 +456,23 @@ export class RemoteExpertExecutor implements ExpertExecutor {
       signature: res.signature,
       y: decodeTensor(res.tensor, this.dtype)
     }
-    const mode = this.verifyMode
+    const BAD_SIGNATURE = 'response signature does not verify against the node key'
+    // an answer paid for is verified even with verification 'off'
+    const mode = payment != null && this.verifyMode === 'off' ? 'async' : this.verifyMode
     if (mode === 'sync') {
-      if (!(await this.signatureOk(layer, expert, tensor, rows, answer)))
-        throw new Error('response signature does not verify against the node key')
+      const ok = await this.signatureOk(layer, expert, tensor, rows, answer)
+      settle(ok, ok ? '' : BAD_SIGNATURE)
+      if (!ok) throw new Error(BAD_SIGNATURE)
     } else if (mode === 'async') {
       setImmediate(() => {
         void this.signatureOk(layer, expert, tensor, rows, answer).then((ok) => {
+          settle(ok, ok ? '' : BAD_SIGNATURE)
           if (ok) return
           this.routes.onFailure(peer)
           this.opts.onBadSignature?.({ peer, layer, expert, requestId })
         })
       })
-    }
+    } else settle(true, '')
     return answer
   }
 

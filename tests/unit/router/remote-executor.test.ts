@@ -228,3 +228,54 @@ test('a response for another expert than asked (a misread request) is refused an
   assert.match(failures[0], /misreading: response is for expert 0 of layer 1 .* not the expert 1/)
   assert.ok(routes.benched.has(lie))
 })
+
+test('a paid call is settled only after its answer checks out: a bad signature is not paid for, even with verification off', async () => {
+  const unsigned = await harness({ sign: false })
+  const signed = await harness()
+  for (const verifySignatures of ['off', 'async', 'sync'] as const) {
+    for (const h of [unsigned, signed]) {
+      const channel = (await h.connect()).client
+      const peer = h.peer.toString()
+      const client = { channel: async () => channel, drop: () => {} } as unknown as WireClient
+      const routes = new RouteManager([
+        { peerId: peer, addrs: [], shards: [1], experts: new Set([expertKey(1, 1)]) }
+      ])
+      const settled: Array<{ ok: boolean; message: string }> = []
+      const ex = new RemoteExpertExecutor(client, routes, {
+        modelId: MODEL_ID,
+        hidden: HIDDEN,
+        verifySignatures,
+        attachPayment: async () => ({
+          payer: new Uint8Array(20),
+          payee: new Uint8Array(20),
+          cumulativeAmount: new Uint8Array([1]),
+          signature: new Uint8Array(65),
+          extra: new Uint8Array(0)
+        }),
+        settlePayment: (c) => {
+          settled.push({ ok: c.ok, message: c.message })
+        }
+      })
+      const x = rowsOf(1)
+      const run = ex.runExpert(1, 1, x, 1)
+      if (h === unsigned && verifySignatures === 'sync')
+        await assert.rejects(run, /signature|replicas/)
+      else
+        assert.deepEqual(
+          await run,
+          x.map((v) => v * 12)
+        )
+      for (let i = 0; i < 100 && settled.length === 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      const want = h === signed
+      assert.deepEqual(
+        settled[0],
+        {
+          ok: want,
+          message: want ? '' : 'response signature does not verify against the node key'
+        },
+        `${verifySignatures}, ${want ? 'signed' : 'unsigned'}`
+      )
+    }
+  }
+})
