@@ -159,10 +159,13 @@ export async function readPassword(
   )
 }
 
-async function promptPassword(confirm: boolean): Promise<string> {
+/** Asks on the terminal, input hidden; prompts go to stderr so --json output on stdout stays clean. */
+export async function promptPassword(
+  confirm: boolean,
+  io: { input?: NodeJS.ReadableStream; output?: NodeJS.WritableStream } = {}
+): Promise<string> {
   const { default: password } = await import('@inquirer/password')
-  // the prompt goes to stderr so that --json output on stdout stays clean
-  const ctx = { output: process.stderr, clearPromptOnDone: true }
+  const ctx = { input: io.input, output: io.output ?? process.stderr, clearPromptOnDone: true }
   try {
     const first = await password(
       {

@@ -133,13 +133,11 @@ export async function discoverStatic(
   results.forEach((r, i) => {
     if (r.status === 'rejected') {
       problems.push(`${addrs[i]}: ${(r.reason as Error).message.split('\n')[0]}`)
-      log?.warn({ addr: addrs[i], err: (r.reason as Error).message }, 'peer unreachable; skipped')
       return
     }
     const m = r.value.info.models.find((m) => bytesToHex(m.modelId).toLowerCase() === want)
     if (m == null) {
       problems.push(`${addrs[i]}: serves another model`)
-      log?.warn({ addr: addrs[i] }, `peer does not serve model ${modelId}; skipped`)
       return
     }
     const experts = new Set<number>()
@@ -153,6 +151,8 @@ export async function discoverStatic(
       ...(r.value.info.maxRows > 0 ? { maxRows: r.value.info.maxRows } : {})
     })
   })
+  // when nobody answered, the error says it all; otherwise the skipped ones are worth a warning
   if (peers.length === 0) throw new NoPeerAnsweredError(modelId, problems)
+  if (problems.length > 0) log?.warn({ skipped: problems }, 'some peers were skipped')
   return peers
 }

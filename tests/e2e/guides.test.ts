@@ -20,13 +20,15 @@ const ORDER: Array<[string, number]> = [
   ['governance.md', 0],
   ['operator.md', 1],
   ['client.md', 0],
+  ['client.md', 2], // pov serve (the gateway) while the node serves
+  ['client.md', 3],
   ['operator.md', 2],
   ['client.md', 1],
   ['auditor.md', 0]
 ]
 const GUIDES = [...new Set(ORDER.map(([g]) => g))]
 /** The ports the guides name, replaced by free ones (other tests may run beside this one). */
-const PORTS = ['4101', '9464']
+const PORTS = ['4101', '9464', '8640']
 
 function blocks(md: string, info: string): string[] {
   const out: string[] = []
@@ -136,7 +138,9 @@ test('operator, governance, client and auditor guides run as written on a fresh 
   assert.match(out, /executed #2: escrow\.setFeeBps\(50\)/)
   assert.match(out, /cost per node:\n.*shards 0,1,2,3,4,5,6,7: \d+ calls/)
   assert.match(out, /unlock cancelled/)
-  assert.match(out, /withdrew 9\.9\d* POV/)
+  assert.match(out, /withdrew 19\.9\d* POV/)
+  assert.match(out, /"completion_tokens":16/)
+  assert.match(out, /data: \[DONE\]/)
   assert.match(out, /withdrew 1500 POV of stake/)
   const { contracts } = net
   const models = await contracts.models.approvedModels()
