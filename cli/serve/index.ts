@@ -10,7 +10,7 @@ import { UserError } from '../errors.js'
 import { createLogger } from '../logger.js'
 import { DEVICES } from '../../model/runtime/ort.js'
 import { GatewayService } from '../../router/gateway/service.js'
-import { GatewayServer, DEFAULT_BODY_LIMIT } from '../../router/gateway/server.js'
+import { GatewayServer, DEFAULT_BODY_LIMIT, isLoopback } from '../../router/gateway/server.js'
 import { createGatewayMetrics } from '../../router/gateway/metrics.js'
 
 /** Away from the ports other stacks use (8545 chain, 8080/8000 web servers, exo, Petals, Livepeer). */
@@ -96,6 +96,10 @@ export function register(program: Command): void {
       const port = int(o.port, '--port', 0)
       if (port > 65535) throw new UserError(`invalid --port "${o.port}"`)
       const tokens = await readTokens(o.tokensFile)
+      if (tokens.length === 0 && !isLoopback(o.host))
+        throw new UserError(
+          `refusing to serve on ${o.host} without access tokens: anyone who reaches it would spend your deposit — give --tokens-file FILE (or POV_SERVE_TOKENS), or listen on 127.0.0.1`
+        )
       const logger = createLogger({
         level: cmd.optsWithGlobals().logLevel,
         format: o.json === true ? 'json' : cmd.optsWithGlobals().logFormat
