@@ -12,8 +12,9 @@ import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { readVoucherDomain } from '../protocol/voucher.js'
 import { voucherToWire } from '../protocol/payment.js'
 import type { WireDType } from '../protocol/codec.js'
-import { NoPeerAnsweredError, Router } from './router.js'
+import { NoPeerAnsweredError, Router, type RouterOptions } from './router.js'
 import type { RemoteExecutorOptions } from './remote-executor.js'
+import { ChainDirectory, type DirectoryChange } from './directory.js'
 import { Payer } from './payer.js'
 import { SpotChecker, type SpotCheckOptions } from './spot-check.js'
 
@@ -37,7 +38,7 @@ export interface PaidRouterOptions {
   modelId: string
   hidden: number
   shardCount: number
-  /** Nodes per shard (replicas for failover). @default 2 — a retry needs a second replica */
+  /** Nodes per shard (replicas for failover); following the registry, the fewest expected before a warning. @default 2 — a retry needs a second replica */
   replicas?: number
   /** Highest price per unit accepted. @default no cap */
   maxPrice?: bigint
@@ -47,6 +48,17 @@ export interface PaidRouterOptions {
   callTimeoutMs?: number
   /** @default DEFAULT_ROUTER_BUSY_POLL_US (RouterOptions.busyPollUs) */
   busyPollUs?: number
+  /**
+   * The bundle's shard map (`manifest.shards[i].experts`). Given, the router follows the
+   * registry (router/directory.ts): every active node under `maxPrice` is a candidate, chosen per
+   * call by measured latency, and joins and leaves reach it while it runs. Without it,
+   * `replicas` nodes per shard are sampled once at start (stake-weighted `selectNodes`).
+   */
+  shardExperts?: ReadonlyArray<Array<[number, number]>>
+  /** How often the registry is asked for changes when following it. @default 2000 */
+  refreshMs?: number
+  /** Retries, hedging and observers of expert calls. */
+  calls?: RouterOptions['calls']
   /** Where the payer's cumulative amounts persist across runs. */
   ledgerPath?: string
   /**
@@ -182,6 +194,48 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
   return nodes
 }
 
+/** The registry followed as a directory: approval checked, first full scan done, every shard served. */
+async function openDirectory(o: PaidRouterOptions): Promise<ChainDirectory> {
+  const { registry, models } = o.contracts
+  if (!(await models.isApproved(o.modelId)))
+    throw new PaymentSetupError(
+      `model ${o.modelId} is not approved on-chain — see \`pov audit\` for approved models`
+    )
+  const provider = o.signer.provider
+  if (provider == null)
+    throw new PaymentSetupError('the signer has no provider to read the registry')
+  const dir = new ChainDirectory({
+    registry,
+    provider,
+    chainId: o.chainId,
+    registryAddress: o.registryAddress,
+    modelId: o.modelId,
+    shardCount: o.shardCount,
+    maxPrice: o.maxPrice,
+    refreshMs: o.refreshMs,
+    onWarn: (msg, fields) => o.logger?.warn(fields, msg)
+  })
+  await dir.fullScan()
+  const served = new Map<number, number>()
+  for (const n of dir.nodes.values())
+    for (const s of n.shards) served.set(s, (served.get(s) ?? 0) + 1)
+  for (let shard = 0; shard < o.shardCount; shard++) {
+    const n = served.get(shard) ?? 0
+    if (n > 0 && n < (o.replicas ?? 2))
+      o.logger?.warn(
+        { shard, replicas: n },
+        'fewer replicas than asked for; a failure of that node cannot be retried'
+      )
+    if (n === 0)
+      throw new PaymentSetupError(
+        o.maxPrice == null
+          ? `no active node serves shard ${shard} of model ${o.modelId} — wait for operators to register it`
+          : `no node serves shard ${shard} of model ${o.modelId} under max price ${o.maxPrice} wei/unit — raise --max-price or wait`
+      )
+  }
+  return dir
+}
+
 export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> {
   const payerAddress = getAddress(await o.signer.getAddress())
   const escrow = o.contracts.escrow
@@ -190,7 +244,8 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
     throw new PaymentSetupError(
       `the escrow deposit of ${payerAddress} is unlocking, and nodes refuse new work from it — run \`pov cancel-unlock\` to keep using it`
     )
-  const nodes = await selectPaidNodes(o)
+  const directory = o.shardExperts != null ? await openDirectory(o) : undefined
+  const nodes = directory != null ? directory.byPeer() : await selectPaidNodes(o)
   const domain = await readVoucherDomain(escrow)
   const prepayUnits = BigInt(o.prepayUnits ?? 64)
   const priceOf = new Map([...nodes.values()].map((n) => [n.operator, n.price]))
@@ -201,7 +256,13 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
     ledgerPath: o.ledgerPath,
     prepay: (payee) => (priceOf.get(payee) ?? 0n) * prepayUnits
   })
-  await fundLanes(o, payer, [...nodes.values()], free)
+  // following the registry, half the free deposit stays unallocated for nodes that join later
+  await fundLanes(
+    directory != null ? { ...o, laneAmount: o.laneAmount ?? free / BigInt(2 * nodes.size) } : o,
+    payer,
+    [...nodes.values()],
+    free
+  )
   await payer.prepare([...nodes.values()].map((n) => n.operator))
   // every JSON-RPC request from here on is counted: steady generation should make none
   const provider = o.contracts.escrow.runner?.provider as
@@ -253,6 +314,17 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
         wireDType: o.wireDType,
         callTimeoutMs: o.callTimeoutMs,
         busyPollUs: o.busyPollUs,
+        directory:
+          directory != null && o.shardExperts != null
+            ? {
+                source: directory,
+                shardExperts: o.shardExperts,
+                // a node that joined is used once its lane is funded
+                admit: (n) => nodes.has(n.peerId)
+              }
+            : undefined,
+        // a restarting node's replicas may all be benched for a moment: wait rather than degrade
+        calls: { unavailableWaitMs: 10_000, ...o.calls },
         ...paymentHooks(payer, nodes, o.logger, o.onCharge)
       },
       logger: o.logger
@@ -269,6 +341,16 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
   if (router.routes.table.peers.size === 0) {
     await router.close()
     throw unreachable('no node reachable')
+  }
+  if (directory != null) {
+    const r = router
+    let following = Promise.resolve()
+    directory.onChange((c) => {
+      following = following.then(async () => {
+        await followDirectory(o, payer, nodes, priceOf, c)
+        r.refreshRoutes()
+      })
+    })
   }
   return {
     router,
@@ -292,6 +374,41 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
       await router.close()
       await payer.flush()
     }
+  }
+}
+
+/**
+ * Keeps `nodes` (what the router may call and pay) in step with the registry: leavers go at once;
+ * a node that joined is added once its lane is funded (half of what is still unallocated, split
+ * over the newcomers) and its voucher stream prepared. A failure leaves the newcomer unused.
+ */
+async function followDirectory(
+  o: PaidRouterOptions,
+  payer: Payer,
+  nodes: Map<string, PaidNode>,
+  priceOf: Map<string, bigint>,
+  c: DirectoryChange
+): Promise<void> {
+  for (const n of c.left) nodes.delete(n.peerId)
+  for (const n of c.changed)
+    if (nodes.has(n.peerId)) {
+      nodes.set(n.peerId, n)
+      priceOf.set(n.operator, n.price)
+    }
+  const joined = c.joined.filter((n) => !nodes.has(n.peerId))
+  if (joined.length === 0) return
+  try {
+    const [free] = await o.contracts.escrow.depositOf(payer.address)
+    for (const n of joined) priceOf.set(n.operator, n.price)
+    await fundLanes({ ...o, laneAmount: free / BigInt(2 * joined.length) }, payer, joined, free)
+    await payer.prepare(joined.map((n) => n.operator))
+    for (const n of joined) nodes.set(n.peerId, n)
+    o.logger?.info({ joined: joined.length }, 'nodes that joined the registry are in use')
+  } catch (err) {
+    o.logger?.warn(
+      { err: (err as Error).message, joined: joined.map((n) => n.operator) },
+      'could not fund lanes for nodes that joined; they stay unused'
+    )
   }
 }
 

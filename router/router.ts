@@ -11,6 +11,7 @@ import { WireClient } from './client.js'
 import { BusyPoll } from '../protocol/busy-poll.js'
 import { RouteManager, expertKey, type PeerRoute, type RouteManagerOptions } from './routes.js'
 import { RemoteExpertExecutor, type RemoteExecutorOptions } from './remote-executor.js'
+import { routeOf, type ChainDirectory, type DirectoryNode } from './directory.js'
 
 export interface RouterOptions {
   /** Node addresses, each with /p2p/<PeerId>. */
@@ -36,6 +37,22 @@ export interface RouterOptions {
    * busy during short waits. 0 turns it off. @default DEFAULT_ROUTER_BUSY_POLL_US
    */
   busyPollUs?: number
+  /**
+   * Follow a registry directory instead of asking `peers`: the table is built from its nodes
+   * (their shards mapped to (layer, expert) pairs by `shardExperts`, the bundle's shard map) and
+   * rebuilt in the background on every join, leave or change, without a restart.
+   */
+  directory?: {
+    source: ChainDirectory
+    shardExperts: ReadonlyArray<Array<[number, number]>>
+    /** Which directory nodes may be called (e.g. only those the payer can pay). @default all */
+    admit?: (n: DirectoryNode) => boolean
+  }
+  /** Retries, hedging and observers of the executor (router/remote-executor.ts). */
+  calls?: Pick<
+    RemoteExecutorOptions,
+    'maxAttempts' | 'hedge' | 'unavailableWaitMs' | 'latency' | 'onCall' | 'onAttempt'
+  >
 }
 
 /** Long enough to cover a decode step's expert call (~1 ms on CPU), short enough not to burn a core through a prefill batch. */
@@ -46,7 +63,10 @@ export class Router {
     readonly libp2p: Libp2p,
     readonly client: WireClient,
     readonly routes: RouteManager,
-    readonly executor: RemoteExpertExecutor
+    readonly executor: RemoteExpertExecutor,
+    private readonly directory?: ChainDirectory,
+    /** Rebuilds the table from the directory (after `admit` changed its mind). */
+    readonly refreshRoutes: () => void = () => {}
   ) {}
 
   static async init({ opts, logger }: { opts: RouterOptions; logger?: Logger }): Promise<Router> {
@@ -63,8 +83,26 @@ export class Router {
           onlyWhileWaiting: true
         })
       })
-      const peers = await discoverStatic(client, opts.peers, opts.modelId, log)
+      const dir = opts.directory
+      const fromDirectory = (): PeerRoute[] =>
+        [...(dir?.source.nodes.values() ?? [])]
+          .filter((n) => dir?.admit?.(n) ?? true)
+          .map((n) => {
+            client.addPeer(n.peerId, n.addrs)
+            return routeOf(n, dir?.shardExperts ?? [])
+          })
+      const peers =
+        dir != null ? fromDirectory() : await discoverStatic(client, opts.peers, opts.modelId, log)
       const routes = new RouteManager(peers, opts.routes)
+      dir?.source.onChange((c) => {
+        routes.setPeers(fromDirectory())
+        for (const n of c.left) client.drop(n.peerId)
+        for (const n of c.changed) client.drop(n.peerId) // maybe a new address
+        log?.info(
+          { joined: c.joined.length, left: c.left.length, changed: c.changed.length },
+          'peer table refreshed from the registry'
+        )
+      })
       const executor = new RemoteExpertExecutor(client, routes, {
         modelId: opts.modelId,
         hidden: opts.hidden,
@@ -82,11 +120,16 @@ export class Router {
           )
           opts.onBadSignature?.(e)
         },
+        ...opts.calls,
         onAttempt: (a) => {
           if (!a.ok) log?.warn(a, 'expert call failed; retrying on another replica')
+          opts.calls?.onAttempt?.(a)
         }
       })
-      return new Router(libp2p, client, routes, executor)
+      dir?.source.start()
+      return new Router(libp2p, client, routes, executor, dir?.source, () => {
+        routes.setPeers(fromDirectory())
+      })
     } catch (err) {
       await libp2p.stop()
       throw err
@@ -103,6 +146,7 @@ export class Router {
   }
 
   async close(): Promise<void> {
+    await this.directory?.stop()
     await this.client.close()
     await this.libp2p.stop()
   }

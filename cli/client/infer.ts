@@ -49,7 +49,11 @@ export function registerInfer(program: Command): void {
       "local bundle of that model (the dense part runs here); default: the approved model's file URI"
     )
     .option('--max-price <pov>', 'highest price per unit of work accepted')
-    .option('--replicas <n>', 'nodes selected per shard (failover needs ≥ 2)', '2')
+    .option(
+      '--replicas <n>',
+      'replicas per shard expected (failover needs ≥ 2); fewer: a warning',
+      '2'
+    )
     .action(async (prompt: string | undefined, o: InferOpts, cmd: Command) => {
       if (!isModelId(o.model)) {
         o.bundle ??= o.model
@@ -102,6 +106,7 @@ export function registerInfer(program: Command): void {
                   modelId: bundle.modelId,
                   hidden: bundle.config.hiddenSize,
                   shardCount: bundle.manifest.shards.length,
+                  shardExperts: bundle.manifest.shards.map((s) => s.experts),
                   replicas,
                   maxPrice,
                   ...wire,
