@@ -217,7 +217,17 @@ export class LocalNet {
   /** `pov node init` + funding + `pov node register`. */
   async addOperator(
     name: string,
-    o: { modelId: string; shards: number[]; stake: string; price: string; fundPov: bigint }
+    o: {
+      modelId: string
+      shards: number[]
+      stake: string
+      price: string
+      fundPov: bigint
+      /** Port the node will listen on. @default a free one */
+      port?: number
+      /** Port to announce on-chain when it differs from the listen port (a proxy or NAT in front). */
+      announcePort?: number
+    }
   ): Promise<OperatorHandle> {
     const dir = join(this.dir, name)
     const keystore = join(dir, 'keystore')
@@ -232,7 +242,7 @@ export class LocalNet {
       String(DEMO_SCRYPT_N)
     ])
     await this.fund(init.address, o.fundPov)
-    const port = await freePort()
+    const port = o.port ?? (await freePort())
     await this.povJson([
       'node',
       'register',
@@ -246,7 +256,7 @@ export class LocalNet {
       '--price',
       o.price,
       '--announce',
-      `/ip4/127.0.0.1/tcp/${port}`
+      `/ip4/127.0.0.1/tcp/${o.announcePort ?? port}`
     ])
     return {
       name,
@@ -281,6 +291,7 @@ export class LocalNet {
         `/ip4/127.0.0.1/tcp/${op.port}`,
         ...this.chainFlags(op.keystore, op.dir),
         ...metrics,
+        ...(opts.args ?? []),
         '--json',
         '--log-format',
         'json',

@@ -1,0 +1,148 @@
+// The network in the wild, small: 4 paid nodes behind delay links (5–20 ms one way), two paying
+// clients that follow the registry; a node SIGKILLed mid-generation and restarted, one unbonding
+// and a new one registering while the clients run. Every generation must equal the
+// single-process run. The full-size version with figures is `npm run bench:network`.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { getAddress } from 'ethers'
+import { SimNetwork, CallLog, timedGeneration, type GenerationRecord } from '../sim/network.js'
+import type { PaidRouter } from '../../router/paid.js'
+import type { DenseRuntime } from '../../model/dense/index.js'
+
+const PROMPT = [1, 2, 3]
+const TOKENS = 5
+
+let dir: string
+let sim: SimNetwork
+let dense: DenseRuntime
+let reference: number[]
+const clients: Array<{ paid: PaidRouter; log: CallLog }> = []
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pov-e2e-network-'))
+  sim = await SimNetwork.start({
+    dir,
+    nodes: 4,
+    shardsPerNode: 2,
+    model: { seed: 7, layers: 2, experts: 4 },
+    seed: 1,
+    delayMs: [5, 20],
+    nodeArgs: ['--threads', '1', '--no-spin']
+  })
+  dense = await sim.dense()
+  const ref = await sim.reference(dense, PROMPT, TOKENS)
+  // greedy tokens are only comparable when no step is a near-tie
+  assert.ok(ref.minMargin > 1e-3, `reference margin ${ref.minMargin}`)
+  reference = ref.tokens
+  for (let i = 0; i < 2; i++) {
+    const log = new CallLog()
+    const paid = await sim.router(await sim.client(), { onCall: log.onCall }, 300)
+    clients.push({ paid, log })
+  }
+})
+
+after(async () => {
+  for (const c of clients) await c.paid.close().catch(() => {})
+  await dense?.close()
+  await sim?.close()
+  if (dir != null) await rm(dir, { recursive: true, force: true })
+})
+
+async function generateAllClients(): Promise<GenerationRecord[]> {
+  return await Promise.all(
+    clients.map(
+      async (c) =>
+        await timedGeneration({
+          dense,
+          experts: c.paid.router.executor,
+          log: c.log,
+          rttOf: (p) => sim.rttOf(p),
+          promptIds: PROMPT,
+          maxTokens: TOKENS,
+          reference
+        })
+    )
+  )
+}
+
+function assertExact(recs: GenerationRecord[]): void {
+  for (const r of recs) {
+    assert.equal(r.error, undefined)
+    assert.deepEqual(r.tokens, reference)
+    assert.equal(r.degraded, false)
+  }
+}
+
+async function until(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const t0 = Date.now()
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+test('two paying clients over delayed links get the single-process tokens; each token costs at least its floor', async () => {
+  const recs = await generateAllClients()
+  assertExact(recs)
+  for (const r of recs) {
+    assert.equal(r.tokenMs.length, TOKENS - 1)
+    for (let i = 0; i < r.tokenMs.length; i++) {
+      // the floor is what the links impose: no token can beat it
+      assert.ok(r.floorMs[i] >= 2 * 2 * 5, `floor ${r.floorMs[i]} covers 2 layers × ≥ 10 ms RTT`)
+      assert.ok(
+        r.tokenMs[i] >= r.floorMs[i] * 0.9,
+        `token ${r.tokenMs[i]} ms vs floor ${r.floorMs[i]}`
+      )
+    }
+  }
+})
+
+test('a node SIGKILLed during generation: calls move to its replica, tokens stay exact; it restarts and serves again', async () => {
+  // the replica client 0 would call first for expert 0 of layer 0
+  const r = clients[0].paid.router
+  const peer = r.routes.select(
+    0,
+    0,
+    new Set(),
+    r.executor.latency.estimates(r.routes.replicas(0, 0), 1)
+  )
+  const victim = sim.nodes.find((n) => n.op.peerId === peer) ?? sim.nodes[0]
+  const running = generateAllClients()
+  await sim.kill(victim)
+  const during = await running
+  assertExact(during)
+  await sim.startNode(victim)
+  const after = await generateAllClients()
+  assertExact(after)
+})
+
+test('a node unbonds and a new one registers: the clients follow the registry without a restart', async () => {
+  const leaving = sim.nodes[1]
+  const newcomer = await sim.addNode(leaving.shards)
+  await sim.unbond(leaving)
+  for (const c of clients)
+    await until(
+      () => c.paid.nodes.has(newcomer.op.peerId) && !c.paid.nodes.has(leaving.op.peerId),
+      'the registry change to reach the router'
+    )
+  const before = new Map(clients.map((c) => [c, callsTo(c.paid, leaving.op.address)]))
+  const recs = await generateAllClients()
+  assertExact(recs)
+  for (const c of clients) {
+    assert.equal(callsTo(c.paid, leaving.op.address), before.get(c), 'no call to the unbonded node')
+    assert.equal(c.paid.router.routes.table.peers.has(leaving.op.peerId), false)
+    assert.ok(c.paid.router.routes.table.peers.has(newcomer.op.peerId))
+  }
+  assert.ok(
+    clients.some((c) => callsTo(c.paid, newcomer.op.address) > 0),
+    'the new node is tried and paid'
+  )
+})
+
+function callsTo(paid: PaidRouter, operator: string): number {
+  const s = paid.payer.spent().get(getAddress(operator))
+  return s?.calls ?? 0
+}

@@ -1,0 +1,110 @@
+// A user-space TCP delay link (this kernel has no netem qdisc): listens on 127.0.0.1, forwards
+// every connection to a target port, and holds each chunk for the link's one-way delay plus a
+// seeded jitter, in each direction. Delivery times never go backwards, so the byte stream keeps
+// its order (a TCP link does not reorder). When one side closes, the other is closed after the
+// data already in flight has been delivered; a refused target closes the client at once.
+import { createServer, connect, type Server, type Socket } from 'node:net'
+
+export interface LinkSpec {
+  /** Port the node really listens on. */
+  targetPort: number
+  /** One-way delay in ms. */
+  delayMs: number
+  /** Extra delay drawn uniformly in [0, jitterMs) per chunk (mean jitterMs / 2). */
+  jitterMs: number
+  seed: number
+  /** Port to listen on (0: any free one). */
+  port?: number
+}
+
+/** mulberry32: small, seeded, good enough for delays. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+export class DelayLink {
+  readonly server: Server
+  private readonly sockets = new Set<Socket>()
+  private readonly random: () => number
+  /** Bytes forwarded in each direction, and connections accepted. */
+  readonly stats = { up: 0, down: 0, connections: 0 }
+
+  constructor(readonly spec: LinkSpec) {
+    this.random = prng(spec.seed)
+    this.server = createServer((client) => {
+      this.stats.connections++
+      this.pipe(client)
+    })
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(this.spec.port ?? 0, '127.0.0.1', () => {
+        resolve()
+      })
+    })
+    return (this.server.address() as { port: number }).port
+  }
+
+  private pipe(client: Socket): void {
+    const upstream = connect(this.spec.targetPort, '127.0.0.1')
+    for (const s of [client, upstream]) {
+      s.setNoDelay(true)
+      this.sockets.add(s)
+      s.once('close', () => this.sockets.delete(s))
+    }
+    this.direction(client, upstream, 'up')
+    this.direction(upstream, client, 'down')
+  }
+
+  private direction(from: Socket, to: Socket, dir: 'up' | 'down'): void {
+    let last = 0
+    const due = (): number => {
+      const t = Math.max(
+        last,
+        performance.now() + this.spec.delayMs + this.random() * this.spec.jitterMs
+      )
+      last = t
+      return t - performance.now()
+    }
+    from.on('data', (chunk: Buffer) => {
+      this.stats[dir] += chunk.length
+      setTimeout(() => {
+        if (!to.destroyed) to.write(chunk)
+      }, due())
+    })
+    from.once('end', () => {
+      setTimeout(() => {
+        if (!to.destroyed) to.end()
+      }, due())
+    })
+    from.once('error', () => {})
+    from.once('close', () => {
+      setTimeout(() => {
+        to.destroy()
+      }, due())
+    })
+  }
+
+  /** Cuts every connection (the node behind it died) but keeps listening. */
+  resetAll(): void {
+    for (const s of this.sockets) s.destroy()
+  }
+
+  async close(): Promise<void> {
+    this.resetAll()
+    await new Promise<void>((resolve) =>
+      this.server.close(() => {
+        resolve()
+      })
+    )
+  }
+}

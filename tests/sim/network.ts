@@ -1,0 +1,342 @@
+// A simulated pov network on this machine, as operators and clients would run it across the
+// internet: a local chain with the contracts and a governance-approved tiny model; N operator
+// nodes (`pov node init / register / start`, real processes, paid calls only), each reachable
+// only through its own delay link (announced on-chain as the node's address) with a seeded
+// one-way delay and jitter; paying clients that follow the registry (router/paid.ts) with
+// latency-aware choice and hedging; and churn: SIGKILL + restart, unbonding, a node joining.
+// Used by tests/e2e/network.test.ts (small) and tests/bench/network.ts (≥ 12 nodes).
+import { join } from 'node:path'
+import { Wallet, parseEther, type Signer } from 'ethers'
+import { LocalNet, freePort, type OperatorHandle } from '../../deploy/localnet.js'
+import { writeTinyCheckpoint, type TinyOptions } from '../../model/tiny.js'
+import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
+import {
+  buildDenseArtifacts,
+  loadDenseRuntime,
+  type DenseRuntime
+} from '../../model/dense/index.js'
+import { loadExpertRuntime } from '../../model/runtime/expert.js'
+import { generateAll, type ExpertExecutor } from '../../model/generate.js'
+import { openPaidRouter, type PaidRouter } from '../../router/paid.js'
+import type { RouterOptions } from '../../router/router.js'
+import { LinkProcess } from './links.js'
+import { prng } from './delay-proxy.js'
+
+export interface SimOptions {
+  dir: string
+  /** Nodes at start. */
+  nodes: number
+  /** Shards per node (1 or 2): node i serves shards i·s … i·s + s − 1 (mod shard count). */
+  shardsPerNode: number
+  model: TinyOptions
+  seed: number
+  /** One-way delay range of the links, ms. @default [5, 60] */
+  delayMs?: [number, number]
+  /** Per-chunk jitter, uniform in [0, jitterMs). @default 2 */
+  jitterMs?: number
+  /** Extra `pov node start` flags (threads, spinning). */
+  nodeArgs?: string[]
+  /** POV per unit. @default '0.0001' */
+  price?: string
+  log?: (line: string) => void
+}
+
+export interface SimNode {
+  index: number
+  op: OperatorHandle
+  shards: number[]
+  delayMs: number
+  jitterMs: number
+  linkPort: number
+  state: 'up' | 'down' | 'unbonding'
+}
+
+export class SimNetwork {
+  readonly nodes: SimNode[] = []
+  readonly net: LocalNet
+  readonly links = new LinkProcess()
+  bundle!: Bundle
+  private readonly random: () => number
+  private readonly log: (line: string) => void
+
+  private constructor(readonly o: SimOptions) {
+    this.log = o.log ?? (() => {})
+    this.net = new LocalNet(o.dir, this.log)
+    this.random = prng(o.seed)
+  }
+
+  static async start(o: SimOptions): Promise<SimNetwork> {
+    const sim = new SimNetwork(o)
+    try {
+      await sim.init()
+    } catch (err) {
+      await sim.close()
+      throw err
+    }
+    return sim
+  }
+
+  get shardCount(): number {
+    return this.bundle.manifest.shards.length
+  }
+
+  get shardExperts(): Array<Array<[number, number]>> {
+    return this.bundle.manifest.shards.map((s) => s.experts)
+  }
+
+  private async init(): Promise<void> {
+    await this.net.start()
+    const hf = join(this.o.dir, 'hf')
+    await writeTinyCheckpoint(hf, this.o.model)
+    await convertCheckpoint(hf, join(this.o.dir, 'bundle'), {
+      quant: 'none',
+      extraBuilders: [buildDenseArtifacts]
+    })
+    this.bundle = await loadBundle(join(this.o.dir, 'bundle'))
+    const c = this.bundle.config
+    await this.net.approveModel({
+      modelId: this.bundle.modelId,
+      name: 'tiny-sim',
+      layers: c.numLayers,
+      experts: c.numExperts,
+      shardCount: this.shardCount,
+      uri: 'file://' + this.bundle.dir
+    })
+    this.log(`model ${this.bundle.modelId}: ${c.numLayers} layers, ${c.numExperts} experts`)
+    const s = this.o.shardsPerNode
+    await Promise.all(
+      Array.from({ length: this.o.nodes }, async (_, i) => {
+        const shards = Array.from({ length: s }, (_, j) => (i * s + j) % this.shardCount)
+        await this.addNode(
+          shards.sort((a, b) => a - b),
+          i
+        )
+      })
+    )
+  }
+
+  /** Registers a node behind a new delay link and starts it; resolves when it serves. */
+  async addNode(shards: number[], index = this.nodes.length): Promise<SimNode> {
+    const [lo, hi] = this.o.delayMs ?? [5, 60]
+    const delayMs = Math.round(lo + this.random() * (hi - lo))
+    const jitterMs = this.o.jitterMs ?? 2
+    const port = await freePort()
+    const linkPort = await this.links.add({
+      targetPort: port,
+      delayMs,
+      jitterMs,
+      seed: this.o.seed * 1000 + index
+    })
+    const op = await this.net.addOperator(`node${index}`, {
+      modelId: this.bundle.modelId,
+      shards,
+      stake: '1000',
+      price: this.o.price ?? '0.0001',
+      fundPov: parseEther('1500'),
+      port,
+      announcePort: linkPort
+    })
+    const node: SimNode = { index, op, shards, delayMs, jitterMs, linkPort, state: 'down' }
+    this.nodes[index] = node
+    await this.startNode(node)
+    this.log(`node${index} shards ${shards.join(',')} one-way ${delayMs} ms, link :${linkPort}`)
+    return node
+  }
+
+  async startNode(n: SimNode): Promise<void> {
+    await this.net.startNode(n.op, this.bundle.dir, { args: this.o.nodeArgs })
+    n.state = 'up'
+  }
+
+  /** SIGKILL: no goodbye, in-flight calls die with the connection. */
+  async kill(n: SimNode): Promise<void> {
+    n.state = 'down'
+    await this.net.stopNode(n.op, 'SIGKILL')
+  }
+
+  /** `pov node unbond`: the registry drops the node at once; the process is stopped after `graceMs`. */
+  async unbond(n: SimNode, graceMs = 3000): Promise<void> {
+    await this.net.povJson(['node', 'unbond', ...this.net.chainFlags(n.op.keystore, n.op.dir)])
+    n.state = 'unbonding'
+    setTimeout(() => {
+      void this.net.stopNode(n.op)
+    }, graceMs).unref()
+  }
+
+  /** Round trip of the link in front of `peerId`, ms: 2 × (delay + mean jitter). */
+  rttOf(peerId: string): number {
+    const n = this.nodes.find((x) => x?.op.peerId === peerId)
+    return n == null ? NaN : 2 * (n.delayMs + n.jitterMs / 2)
+  }
+
+  /** A funded client with `deposit` POV in escrow. */
+  async client(deposit = '50'): Promise<Wallet> {
+    const w = new Wallet(Wallet.createRandom().privateKey, this.net.provider)
+    await this.net.fund(w.address, parseEther(deposit) * 2n)
+    const { token, escrow } = this.net.contracts
+    const amount = parseEther(deposit)
+    await (
+      await (token.connect(w) as typeof token).approve(await escrow.getAddress(), amount)
+    ).wait()
+    await (await (escrow.connect(w) as typeof escrow).deposit(amount)).wait()
+    return w
+  }
+
+  /** A paying router for `signer` that follows the registry. */
+  async router(
+    signer: Signer,
+    calls?: RouterOptions['calls'],
+    refreshMs = 1000
+  ): Promise<PaidRouter> {
+    return await openPaidRouter({
+      contracts: this.net.contracts,
+      chainId: Number(this.net.deployment.chainId),
+      registryAddress: this.net.deployment.contracts.registry,
+      signer,
+      modelId: this.bundle.modelId,
+      hidden: this.bundle.config.hiddenSize,
+      shardCount: this.shardCount,
+      shardExperts: this.shardExperts,
+      refreshMs,
+      busyPollUs: 0, // the processes share two cores
+      calls
+    })
+  }
+
+  async dense(): Promise<DenseRuntime> {
+    return await loadDenseRuntime(this.bundle, { allowSpinning: false })
+  }
+
+  /** The single-process (`--local`) greedy tokens of `promptIds`, and the smallest top-1/top-2 margin met. */
+  async reference(
+    dense: DenseRuntime,
+    promptIds: number[],
+    maxTokens: number
+  ): Promise<{ tokens: number[]; minMargin: number }> {
+    const rt = await loadExpertRuntime(
+      this.bundle,
+      this.bundle.manifest.shards.map((s) => s.id),
+      { intraOpNumThreads: 1, allowSpinning: false }
+    )
+    try {
+      const r = await generateAll({ dense, experts: rt, promptIds, maxTokens, eosTokenId: null })
+      return { tokens: r.tokens, minMargin: Math.min(...r.steps.map((s) => s.margin)) }
+    } finally {
+      await rt.close()
+    }
+  }
+
+  async close(): Promise<void> {
+    this.links.close()
+    await this.net.close()
+  }
+}
+
+export interface GenerationRecord {
+  ok: boolean
+  exact: boolean
+  degraded: boolean
+  error?: string
+  tokens: number[]
+  ttftMs: number
+  /** Per decode token: wall time, and its floor (Σ over layers of the largest RTT among the replicas that answered). */
+  tokenMs: number[]
+  floorMs: number[]
+  calls: number
+  hedged: number
+  retried: number
+}
+
+/** Records the replicas that answered each call, to compute each token's physical floor. */
+export class CallLog {
+  private calls: Array<{ layer: number; peer: string; attempts: number; hedged: boolean }> = []
+  readonly onCall: NonNullable<NonNullable<RouterOptions['calls']>['onCall']> = (c) => {
+    this.calls.push(c)
+  }
+
+  /** Floor of the calls since the last take(): consecutive calls of one layer ran in parallel. */
+  take(rttOf: (peer: string) => number): {
+    floor: number
+    calls: number
+    hedged: number
+    retried: number
+  } {
+    let floor = 0
+    let layer = -1
+    let layerMax = 0
+    let hedged = 0
+    let retried = 0
+    for (const c of this.calls) {
+      if (c.layer !== layer) {
+        floor += layerMax
+        layer = c.layer
+        layerMax = 0
+      }
+      layerMax = Math.max(layerMax, rttOf(c.peer))
+      if (c.hedged) hedged++
+      if (c.attempts > 1 && !c.hedged) retried++
+    }
+    floor += layerMax
+    const calls = this.calls.length
+    this.calls = []
+    return { floor, calls, hedged, retried }
+  }
+}
+
+/** One paid greedy generation through `experts`, timed per token, checked against `reference`. */
+export async function timedGeneration(o: {
+  dense: DenseRuntime
+  experts: ExpertExecutor
+  log: CallLog
+  rttOf: (peer: string) => number
+  promptIds: number[]
+  maxTokens: number
+  reference: number[]
+}): Promise<GenerationRecord> {
+  const rec: GenerationRecord = {
+    ok: false,
+    exact: false,
+    degraded: false,
+    tokens: [],
+    ttftMs: NaN,
+    tokenMs: [],
+    floorMs: [],
+    calls: 0,
+    hedged: 0,
+    retried: 0
+  }
+  o.log.take(o.rttOf) // drop anything left from an earlier run
+  const t0 = performance.now()
+  let last = t0
+  try {
+    const r = await generateAll(
+      {
+        dense: o.dense,
+        experts: o.experts,
+        promptIds: o.promptIds,
+        maxTokens: o.maxTokens,
+        eosTokenId: null
+      },
+      (t) => {
+        const now = performance.now()
+        const f = o.log.take(o.rttOf)
+        rec.calls += f.calls
+        rec.hedged += f.hedged
+        rec.retried += f.retried
+        if (t.phase === 'prefill') rec.ttftMs = now - t0
+        else {
+          rec.tokenMs.push(now - last)
+          rec.floorMs.push(f.floor)
+        }
+        last = now
+      }
+    )
+    rec.tokens = r.tokens
+    rec.degraded = r.degraded
+    rec.ok = true
+    rec.exact = !r.degraded && r.tokens.join() === o.reference.join()
+  } catch (err) {
+    rec.error = (err as Error).message
+  }
+  return rec
+}
