@@ -194,6 +194,9 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
   return nodes
 }
 
+/** Nodes asked at start whether the network answers at all (the first answer is enough). */
+const PROBE_NODES = 16
+
 /** The registry followed as a directory: approval checked, first full scan done, every shard served. */
 async function openDirectory(o: PaidRouterOptions): Promise<ChainDirectory> {
   const { registry, models } = o.contracts
@@ -343,6 +346,18 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
     throw unreachable('no node reachable')
   }
   if (directory != null) {
+    // nothing was dialled yet: one node answering (of a few, asked at once) says the network is there
+    const sample = [...nodes.values()].sort(() => Math.random() - 0.5).slice(0, PROBE_NODES)
+    try {
+      await Promise.any(
+        sample.map(
+          async (n) => await router.client.info(n.addrs[0], { signal: AbortSignal.timeout(10_000) })
+        )
+      )
+    } catch {
+      await router.close()
+      throw unreachable(`none of ${sample.length} asked answered`)
+    }
     const r = router
     let following = Promise.resolve()
     directory.onChange((c) => {
