@@ -1,0 +1,345 @@
+// npm run bench:network — the network in the wild, measured against its physical floor.
+// A local chain; --nodes paid nodes (default 12), each serving 2 of the 8 shards (every shard on
+// 3 nodes), each reachable only through its own delay link (one-way 5–60 ms drawn per node,
+// seeded, plus jitter); paying clients that follow the registry, choose replicas by measured
+// latency and hedge after the p95. Runs:
+//   1. C = 1, 2, 4, 8 concurrent clients, --gens greedy generations each: TTFT, per-token
+//      latency, aggregate tokens/s, every generation compared with the single-process run;
+//   2. churn, with the most clients: a third of the nodes SIGKILLed and restarted one after the
+//      other, one node unbonding and a new one registering, while the clients keep generating.
+// The floor of a decode token is the sum over layers of the largest round trip among the
+// replicas that answered that layer's calls (the k experts of a layer are called in parallel).
+// Targets: ≥ 99.9 % exact completions under churn; decode per-token p50 ≤ 1.25 × floor;
+// 8-client aggregate ≥ 5 × one client. Writes an SVG (per-token latency vs floor, throughput vs
+// clients). The last line of output is one JSON object with every figure.
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { SimNetwork, CallLog, timedGeneration, type GenerationRecord } from '../sim/network.js'
+import { percentile } from '../../router/latency.js'
+import type { PaidRouter } from '../../router/paid.js'
+import type { DenseRuntime } from '../../model/dense/index.js'
+import { plotSvg } from './network-plot.js'
+
+const { values: args } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '12' },
+    clients: { type: 'string', default: '1,2,4,8' },
+    gens: { type: 'string', default: '3' },
+    tokens: { type: 'string', default: '12' },
+    layers: { type: 'string', default: '4' },
+    seed: { type: 'string', default: '1' },
+    svg: { type: 'string', default: 'bench-out/network.svg' },
+    'no-churn': { type: 'boolean', default: false }
+  }
+})
+const NODES = Number(args.nodes)
+const CLIENTS = args.clients.split(',').map(Number)
+const GENS = Number(args.gens)
+const TOKENS = Number(args.tokens)
+const MAX_C = Math.max(...CLIENTS)
+/** Greedy tokens are comparable only when no step is a near-tie (see the generate oracle test). */
+const MIN_MARGIN = 1e-3
+
+const t0 = Date.now()
+const say = (s: string): void => {
+  process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`)
+}
+
+interface Client {
+  paid: PaidRouter
+  log: CallLog
+  prompt: number[]
+  reference: number[]
+}
+
+interface RunFigures {
+  clients: number
+  generations: number
+  ok: number
+  exact: number
+  tokens: number
+  wallS: number
+  tokensPerS: number
+  ttftP50: number
+  ttftP99: number
+  tokenP50: number
+  tokenP99: number
+  floorP50: number
+  /** Median over decode tokens of latency / floor. */
+  ratioP50: number
+  hedgedCalls: number
+  retriedCalls: number
+  calls: number
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'pov-bench-network-'))
+let sim: SimNetwork | undefined
+const clients: Client[] = []
+let dense: DenseRuntime | undefined
+process.on('exit', () => sim?.net.killAll())
+try {
+  say(`starting ${NODES} nodes behind delay links (chain, model approval, registrations)`)
+  sim = await SimNetwork.start({
+    dir,
+    nodes: NODES,
+    shardsPerNode: 2,
+    model: { seed: 7, layers: Number(args.layers), experts: 8 },
+    seed: Number(args.seed),
+    delayMs: [5, 60],
+    jitterMs: 2,
+    // every process shares these cores: one ORT thread per node, no idle spinning
+    nodeArgs: ['--threads', '1', '--no-spin']
+  })
+  const s = sim
+  for (const n of s.nodes)
+    say(
+      `  node${n.index} shards ${n.shards.join(',')}: one-way ${n.delayMs} ms (RTT ${s.rttOf(n.op.peerId)} ms)`
+    )
+  dense = await s.dense()
+  const d = dense
+  say(`${MAX_C} clients: funding, deposits, routers that follow the registry`)
+  for (let i = 0; i < MAX_C; i++) {
+    const prompt = [1, 2, 3 + i]
+    const ref = await s.reference(d, prompt, TOKENS)
+    if (ref.minMargin < MIN_MARGIN)
+      say(
+        `  warning: prompt ${prompt.join(',')} has a near-tie (margin ${ref.minMargin}); its comparison may fail for numeric reasons`
+      )
+    const log = new CallLog()
+    const paid = await s.router(await s.client('200'), { onCall: log.onCall })
+    clients.push({ paid, log, prompt, reference: ref.tokens })
+  }
+  const gen = async (c: Client): Promise<GenerationRecord> =>
+    await timedGeneration({
+      dense: d,
+      experts: c.paid.router.executor,
+      log: c.log,
+      rttOf: (p) => s.rttOf(p),
+      promptIds: c.prompt,
+      maxTokens: TOKENS,
+      reference: c.reference
+    })
+  say('warm-up: one generation per client (connections, latency estimates)')
+  await Promise.all(clients.map(gen))
+
+  const runs: Array<RunFigures & { records: GenerationRecord[] }> = []
+  for (const C of CLIENTS) {
+    say(`run: ${C} client(s) × ${GENS} generations of ${TOKENS} tokens`)
+    const start = performance.now()
+    const recs = (
+      await Promise.all(
+        clients.slice(0, C).map(async (c) => {
+          const out: GenerationRecord[] = []
+          for (let g = 0; g < GENS; g++) out.push(await gen(c))
+          return out
+        })
+      )
+    ).flat()
+    runs.push({ ...figures(C, recs, (performance.now() - start) / 1000), records: recs })
+  }
+
+  let churn:
+    | (RunFigures & {
+        kills: number
+        restarts: number
+        unbonded: number
+        joined: number
+        errors: string[]
+      })
+    | null = null
+  if (!args['no-churn']) {
+    const victims = pickVictims(s, Math.floor(NODES / 3))
+    say(
+      `churn: ${MAX_C} clients generate while ${victims.length} nodes are SIGKILLed and restarted, one unbonds, one joins`
+    )
+    let stop = false
+    const start = performance.now()
+    const loops = clients.map(async (c) => {
+      const out: GenerationRecord[] = []
+      while (!stop) out.push(await gen(c))
+      return out
+    })
+    let kills = 0
+    let restarts = 0
+    for (const v of victims) {
+      say(`  SIGKILL node${v.index} (shards ${v.shards.join(',')})`)
+      await s.kill(v)
+      kills++
+      await sleep(2000)
+      await s.startNode(v)
+      restarts++
+      say(`  node${v.index} restarted`)
+    }
+    const leaving = s.nodes.find((n) => n.state === 'up' && !victims.includes(n)) ?? s.nodes[0]
+    say(`  node${leaving.index} unbonds; a new node registers the same shards`)
+    const joined = await s.addNode(leaving.shards)
+    await s.unbond(leaving)
+    await sleep(8000) // generations run on the new table
+    stop = true
+    const recs = (await Promise.all(loops)).flat()
+    churn = {
+      ...figures(MAX_C, recs, (performance.now() - start) / 1000),
+      kills,
+      restarts,
+      unbonded: 1,
+      joined: joined != null ? 1 : 0,
+      errors: recs
+        .filter((r) => !r.exact)
+        .map((r) => r.error ?? (r.degraded ? 'degraded' : 'tokens differ'))
+    }
+  }
+
+  // ------------------------------------------------------------------ report
+  const one = runs.find((r) => r.clients === 1)
+  const most = runs.find((r) => r.clients === MAX_C)
+  const scaling = one != null && most != null ? most.tokensPerS / one.tokensPerS : NaN
+  const hdr = [
+    'clients',
+    'gens',
+    'exact',
+    'tok/s',
+    'TTFT p50',
+    'TTFT p99',
+    'tok p50',
+    'tok p99',
+    'floor p50',
+    'ratio p50',
+    'hedged',
+    'retried'
+  ]
+  const row = (r: RunFigures, name = String(r.clients)): string[] => [
+    name,
+    String(r.generations),
+    `${r.exact}/${r.generations}`,
+    r.tokensPerS.toFixed(1),
+    ms(r.ttftP50),
+    ms(r.ttftP99),
+    ms(r.tokenP50),
+    ms(r.tokenP99),
+    ms(r.floorP50),
+    r.ratioP50.toFixed(2),
+    `${r.hedgedCalls}/${r.calls}`,
+    String(r.retriedCalls)
+  ]
+  const rows = [
+    ...runs.map((r) => row(r)),
+    ...(churn != null ? [row(churn, `${MAX_C}+churn`)] : [])
+  ]
+  const widths = hdr.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
+  const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i])).join('  ')
+  console.log(
+    `\nbench:network — ${NODES} nodes (2 shards each, 3 replicas per shard), ${args.layers} layers, one-way delays 5–60 ms + jitter`
+  )
+  console.log(line(hdr))
+  for (const r of rows) console.log(line(r))
+  console.log(
+    `aggregate tokens/s at ${MAX_C} clients / 1 client: ${scaling.toFixed(2)}× (target ≥ 5)`
+  )
+  const decodeRatio = most?.ratioP50 ?? NaN
+  console.log(
+    `decode per-token p50 / floor (median over tokens, ${MAX_C} clients): ${(one?.ratioP50 ?? NaN).toFixed(2)} at 1 client, ${decodeRatio.toFixed(2)} at ${MAX_C} (target ≤ 1.25)`
+  )
+  if (churn != null)
+    console.log(
+      `churn: ${churn.exact}/${churn.generations} generations exact (${pct(churn.exact / churn.generations)}; target ≥ 99.9 %) while ${churn.kills} of ${NODES} nodes were SIGKILLed and restarted, 1 unbonded, 1 joined${churn.errors.length > 0 ? `; failures: ${[...new Set(churn.errors)].join(' | ')}` : ''}`
+    )
+  const svgPath = resolve(args.svg)
+  await mkdir(dirname(svgPath), { recursive: true })
+  await writeFile(
+    svgPath,
+    plotSvg({
+      tokens: runs.flatMap((r) =>
+        r.records.flatMap((g) =>
+          g.tokenMs.map((t, i) => ({ clients: r.clients, ms: t, floor: g.floorMs[i] }))
+        )
+      ),
+      throughput: runs.map((r) => ({ clients: r.clients, tokensPerS: r.tokensPerS }))
+    })
+  )
+  console.log(`plot: ${svgPath}`)
+  const strip = ({ records: _r, ...f }: RunFigures & { records: GenerationRecord[] }): RunFigures =>
+    f
+  console.log(
+    JSON.stringify({
+      bench: 'network',
+      nodes: NODES,
+      layers: Number(args.layers),
+      tokensPerGeneration: TOKENS,
+      links: s.nodes.map((n) => ({
+        node: n.index,
+        shards: n.shards,
+        oneWayMs: n.delayMs,
+        jitterMs: n.jitterMs
+      })),
+      runs: runs.map(strip),
+      churn,
+      scaling8vs1: scaling,
+      targets: {
+        churnExactRate: churn != null ? churn.exact / churn.generations : null,
+        churnExactMet: churn != null ? churn.exact / churn.generations >= 0.999 : null,
+        decodeRatioP50: decodeRatio,
+        decodeRatioMet: decodeRatio <= 1.25,
+        decodeRatioP50OneClient: one?.ratioP50 ?? null,
+        scaling,
+        scalingMet: scaling >= 5
+      },
+      svg: svgPath
+    })
+  )
+} finally {
+  for (const c of clients) await c.paid.close().catch(() => {})
+  await dense?.close()
+  await sim?.close()
+  await rm(dir, { recursive: true, force: true })
+}
+
+function figures(C: number, recs: GenerationRecord[], wallS: number): RunFigures {
+  const toks = recs.flatMap((r) => r.tokenMs)
+  const floors = recs.flatMap((r) => r.floorMs)
+  const ratios = recs.flatMap((r) => r.tokenMs.map((t, i) => t / r.floorMs[i]))
+  const ttft = recs.filter((r) => r.ok).map((r) => r.ttftMs)
+  const tokens = recs.reduce((a, r) => a + r.tokens.length, 0)
+  return {
+    clients: C,
+    generations: recs.length,
+    ok: recs.filter((r) => r.ok).length,
+    exact: recs.filter((r) => r.exact).length,
+    tokens,
+    wallS,
+    tokensPerS: tokens / wallS,
+    ttftP50: percentile(ttft, 0.5),
+    ttftP99: percentile(ttft, 0.99),
+    tokenP50: percentile(toks, 0.5),
+    tokenP99: percentile(toks, 0.99),
+    floorP50: percentile(floors, 0.5),
+    ratioP50: percentile(ratios, 0.5),
+    hedgedCalls: recs.reduce((a, r) => a + r.hedged, 0),
+    retriedCalls: recs.reduce((a, r) => a + r.retried, 0),
+    calls: recs.reduce((a, r) => a + r.calls, 0)
+  }
+}
+
+/** `n` nodes to restart one after another; restarts are sequential, so every shard keeps a replica. */
+function pickVictims(s: SimNetwork, n: number): SimNetwork['nodes'] {
+  const out: SimNetwork['nodes'] = []
+  const seen = new Set<string>()
+  for (const node of s.nodes)
+    if (out.length < n && !seen.has(node.shards.join())) {
+      out.push(node)
+      seen.add(node.shards.join())
+    }
+  for (const node of s.nodes) if (out.length < n && !out.includes(node)) out.push(node)
+  return out
+}
+
+async function sleep(msec: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, msec))
+}
+function ms(x: number): string {
+  return Number.isFinite(x) ? `${x.toFixed(0)} ms` : '—'
+}
+function pct(x: number): string {
+  return `${(100 * x).toFixed(1)} %`
+}
