@@ -354,9 +354,14 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
           async (n) => await router.client.info(n.addrs[0], { signal: AbortSignal.timeout(10_000) })
         )
       )
-    } catch {
+    } catch (err) {
       await router.close()
-      throw unreachable(`none of ${sample.length} asked answered`)
+      const errs = (err as AggregateError).errors as Error[]
+      throw unreachable(
+        sample
+          .map((n, i) => `operator ${n.operator} at ${n.addrs[0]}: ${errs[i]?.message}`)
+          .join('; ')
+      )
     }
     const r = router
     let following = Promise.resolve()

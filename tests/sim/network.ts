@@ -88,10 +88,7 @@ export class SimNetwork {
     await this.net.start()
     const hf = join(this.o.dir, 'hf')
     await writeTinyCheckpoint(hf, this.o.model)
-    await convertCheckpoint(hf, join(this.o.dir, 'bundle'), {
-      quant: 'none',
-      extraBuilders: [buildDenseArtifacts]
-    })
+    await convertCheckpoint(hf, join(this.o.dir, 'bundle'), { quant: 'none' })
     this.bundle = await loadBundle(join(this.o.dir, 'bundle'))
     const c = this.bundle.config
     await this.net.approveModel({
