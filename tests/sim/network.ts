@@ -10,11 +10,7 @@ import { Wallet, parseEther, type Signer } from 'ethers'
 import { LocalNet, freePort, type OperatorHandle } from '../../deploy/localnet.js'
 import { writeTinyCheckpoint, type TinyOptions } from '../../model/tiny.js'
 import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
-import {
-  buildDenseArtifacts,
-  loadDenseRuntime,
-  type DenseRuntime
-} from '../../model/dense/index.js'
+import { loadDenseRuntime, type DenseRuntime } from '../../model/dense/index.js'
 import { loadExpertRuntime } from '../../model/runtime/expert.js'
 import { generateAll, type ExpertExecutor } from '../../model/generate.js'
 import { openPaidRouter, type PaidRouter } from '../../router/paid.js'
