@@ -3,7 +3,7 @@
 // under a 16.78M eth_call gas cap), then the registry's events since the last block say which
 // operators changed, and only those are read again (`nodeOf` + `isActive`). A refresh is one
 // `eth_blockNumber` when nothing happened. Joins and leaves reach the router without a restart.
-import { getAddress, MaxUint256, type Provider } from 'ethers'
+import { getAddress, hexlify, MaxUint256, type Provider } from 'ethers'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { ExpertRegistryContract } from '../chain/contracts.js'
 import { publicKeyFromPeerIdBytes, verifyPeerBinding } from '../chain/peer-binding.js'
@@ -18,6 +18,9 @@ export interface DirectoryNode {
   shards: number[]
   /** Registered multiaddrs, each with /p2p/<peerId>. */
   addrs: string[]
+  /** The registered PeerId bytes and binding signature, hex (evidence for fault reports). */
+  peerIdBytes: string
+  peerSignature: string
 }
 
 export interface DirectoryOptions {
@@ -202,7 +205,9 @@ export class ChainDirectory {
       price: BigInt(v.price),
       stake: BigInt(v.stake),
       shards: v.shards.map(Number),
-      addrs: v.multiaddrs.map((a) => `${a}/p2p/${peerId}`)
+      addrs: v.multiaddrs.map((a) => `${a}/p2p/${peerId}`),
+      peerIdBytes: hexlify(v.peerId),
+      peerSignature: hexlify(v.peerSignature)
     }
   }
 
