@@ -230,7 +230,7 @@ try {
   const widths = hdr.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i])).join('  ')
   console.log(
-    `\nbench:network — ${NODES} nodes (2 shards each, 3 replicas per shard), ${args.layers} layers, one-way delays 5–60 ms + jitter`
+    `\nbench:network — ${NODES} nodes (2 shards each, ${(NODES * 2) / 8} replicas per shard), ${args.layers} layers, one-way delays 5–60 ms + jitter`
   )
   console.log(line(hdr))
   for (const r of rows) console.log(line(r))
