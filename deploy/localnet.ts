@@ -273,7 +273,7 @@ export class LocalNet {
   async startNode(
     op: OperatorHandle,
     bundleDir: string,
-    opts: { metricsPort?: number; args?: string[] } = {}
+    opts: { metricsPort?: number; args?: string[]; readyTimeoutMs?: number } = {}
   ): Promise<void> {
     const metrics =
       opts.metricsPort != null ? ['--metrics', '--metrics-port', String(opts.metricsPort)] : []
@@ -302,6 +302,7 @@ export class LocalNet {
       true
     )
     op.proc = child
+    const ready = opts.readyTimeoutMs ?? 60_000
     let stderr = ''
     op.log = ''
     child.stderr?.on('data', (d: Buffer) => {
@@ -311,8 +312,8 @@ export class LocalNet {
     await new Promise<void>((resolve, reject) => {
       const rl = createInterface({ input: child.stdout! })
       const timer = setTimeout(() => {
-        reject(new Error(`node ${op.name} not ready in 60 s: ${stderr}`))
-      }, 60_000)
+        reject(new Error(`node ${op.name} not ready in ${ready / 1000} s: ${stderr}`))
+      }, ready)
       rl.on('line', (line) => {
         try {
           if (JSON.parse(line).event === 'ready') {

@@ -606,7 +606,9 @@ async function paidSetup(
           fundPov: parseEther('1100')
         })
       )
-    for (const op of ops) await net.startNode(op, bundle.dir, { args: NODE_FLAGS })
+    // loading a node on cores shared with the rest of the bench can take minutes
+    for (const op of ops)
+      await net.startNode(op, bundle.dir, { args: NODE_FLAGS, readyTimeoutMs: 600_000 })
     const client = new Wallet(Wallet.createRandom().privateKey, net.provider)
     await net.fund(client.address, parseEther('1000'))
     const escrow = net.contracts.escrow.connect(client) as typeof net.contracts.escrow
