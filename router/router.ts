@@ -29,6 +29,8 @@ export interface RouterOptions {
   spotCheck?: RemoteExecutorOptions['spotCheck']
   /** Who runs a peer (operator address on a paid network). @default the peer id */
   operatorOf?: RemoteExecutorOptions['operatorOf']
+  /** Observes every attempt (metrics, tests). */
+  onAttempt?: RemoteExecutorOptions['onAttempt']
   routes?: RouteManagerOptions
   privateKey?: PrivateKey
   /**
@@ -122,6 +124,7 @@ export class Router {
         },
         ...opts.calls,
         onAttempt: (a) => {
+          opts.onAttempt?.(a)
           if (!a.ok) log?.warn(a, 'expert call failed; retrying on another replica')
           opts.calls?.onAttempt?.(a)
         }
