@@ -1,6 +1,6 @@
 // Fault reports on-chain (contracts/faults/FaultReports.sol): filing a bonded report, the
 // governance actions that decide it, and the list auditors read. docs/trust.md.
-import { Interface, getAddress, type Signer } from 'ethers'
+import { Interface, formatUnits, getAddress, type Signer } from 'ethers'
 import type { ContractRunner } from 'ethers'
 import { connectFaultReports } from './contracts.js'
 import type { PovContracts, FaultReportsContract } from './contracts.js'
@@ -143,4 +143,45 @@ export function rejectFaultActions(fr: FaultReportsContract, id: number): Propos
   return [
     { target: fr.target as string, data: fr.interface.encodeFunctionData('rejectFault', [id]) }
   ]
+}
+
+/** `pov gov propose uphold-fault`: reads the report, slashes `amount` wei and upholds it. */
+export async function upholdFaultProposal(
+  c: PovContracts,
+  fr: FaultReportsContract,
+  id: number,
+  amount: bigint
+): Promise<{ actions: ProposalAction[]; description: string }> {
+  const r = await pendingReport(fr, id)
+  if (amount <= 0n) throw new FaultInputError('the slash amount must be above 0 POV')
+  return {
+    actions: upholdFaultActions(c, fr, r, amount),
+    description: `Uphold fault report #${id}: slash ${formatUnits(amount, 18)} POV of ${r.operator} (evidence ${r.evidenceHash}, ${r.uri})`
+  }
+}
+
+/** `pov gov propose reject-fault`: the reporter's bond goes to the treasury. */
+export async function rejectFaultProposal(
+  fr: FaultReportsContract,
+  id: number
+): Promise<{ actions: ProposalAction[]; description: string }> {
+  const r = await pendingReport(fr, id)
+  return {
+    actions: rejectFaultActions(fr, id),
+    description: `Reject fault report #${id} against ${r.operator} (evidence ${r.evidenceHash})`
+  }
+}
+
+export class FaultInputError extends Error {
+  override name = 'FaultInputError'
+}
+
+async function pendingReport(fr: FaultReportsContract, id: number): Promise<FaultReportView> {
+  const n = Number(await fr.reportCount())
+  if (!Number.isSafeInteger(id) || id < 0 || id >= n)
+    throw new FaultInputError(`no fault report #${id} (there are ${n}) — see \`pov audit\``)
+  const r = await readFaultReport(fr, id)
+  if (r.status !== 'Pending')
+    throw new FaultInputError(`fault report #${id} is ${r.status}, not pending: nothing to decide`)
+  return r
 }

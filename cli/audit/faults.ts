@@ -110,7 +110,9 @@ export function registerFaultCommands(audit: Command): void {
         '--tolerance <t>',
         `largest worst-row relative L2 distance still counted as the same answer (default ${DEFAULT_VERIFY_TOLERANCE})`
       )
-  ).action(async (file: string, o: { model: string; tolerance?: string; json?: boolean }) => {
+  ).action(async (file: string, _o: unknown, cmd: Command) => {
+    // `pov audit`'s own --json / --rpc / --deployment take those flags wherever they appear
+    const o = cmd.optsWithGlobals<{ model: string; tolerance?: string; json?: boolean }>()
     const tol = o.tolerance == null ? DEFAULT_VERIFY_TOLERANCE : Number(o.tolerance)
     if (!(tol > 0 && tol < 1))
       throw new UserError(`invalid --tolerance "${o.tolerance}": expected a number in (0, 1)`)
@@ -131,70 +133,66 @@ export function registerFaultCommands(audit: Command): void {
         '--operator <address>',
         'the accused operator (default: the binding of the signer the router convicted)'
       )
-  ).action(
-    async (
-      file: string,
-      o: {
-        uri: string
-        operator?: string
-        rpc: string
-        deployment?: string
-        keystore?: string
-        passwordFile?: string
-        dataDir: string
-        json?: boolean
-      }
-    ) => {
-      const { bytes, e } = await readEvidence(file)
-      let operator = o.operator
-      if (operator == null) {
-        const convicted = e.answers.find(
-          (a) => a.peerId != null && e.router.convicted.includes(a.peerId) && a.binding != null
+  ).action(async (file: string, _o: unknown, cmd: Command) => {
+    const o = cmd.optsWithGlobals<{
+      uri: string
+      operator?: string
+      rpc: string
+      deployment?: string
+      keystore?: string
+      passwordFile?: string
+      dataDir: string
+      json?: boolean
+    }>()
+    const { bytes, e } = await readEvidence(file)
+    let operator = o.operator
+    if (operator == null) {
+      const convicted = e.answers.find(
+        (a) => a.peerId != null && e.router.convicted.includes(a.peerId) && a.binding != null
+      )
+      if (convicted == null)
+        throw new UserError(
+          'the evidence names no convicted signer with an on-chain binding — pass --operator ADDRESS'
         )
-        if (convicted == null)
-          throw new UserError(
-            'the evidence names no convicted signer with an on-chain binding — pass --operator ADDRESS'
-          )
-        operator = convicted.binding!.operator
-      }
-      try {
-        operator = getAddress(operator)
-      } catch {
-        throw new UserError(`invalid --operator "${operator}": expected a 0x… address`)
-      }
-      const hash = evidenceHash(bytes)
-      await withChain(o, async (ctx) => {
-        let fr
-        try {
-          fr = faultReportsOf(ctx.deployment, ctx.provider)
-        } catch (err) {
-          throw new UserError((err as Error).message)
-        }
-        const wallet = await loadSigner(o, ctx)
-        let r
-        try {
-          r = await reportFault(ctx.contracts, fr, wallet, {
-            operator: operator!,
-            evidenceHash: hash,
-            uri: o.uri
-          })
-        } catch (err) {
-          const { decodeChainError } = await import('../../chain/errors.js')
-          throw new UserError(`reportFault failed: ${decodeChainError(err)}`)
-        }
-        const report = await fr.reportOf(r.id)
-        process.stdout.write(
-          o.json === true
-            ? toJson({
-                reportId: r.id,
-                operator,
-                evidenceHash: hash,
-                deadline: report.deadline,
-                tx: r.tx
-              }) + '\n'
-            : `fault report #${r.id} against ${operator} filed (evidence ${hash}, tx ${r.tx}); its withdrawal is frozen until governance decides — propose: pov gov propose uphold-fault ${r.id} --amount POV\n`
-        )
-      })
+      operator = convicted.binding!.operator
     }
-  )
+    try {
+      operator = getAddress(operator)
+    } catch {
+      throw new UserError(`invalid --operator "${operator}": expected a 0x… address`)
+    }
+    const hash = evidenceHash(bytes)
+    await withChain(o, async (ctx) => {
+      let fr
+      try {
+        fr = faultReportsOf(ctx.deployment, ctx.provider)
+      } catch (err) {
+        throw new UserError((err as Error).message)
+      }
+      const wallet = await loadSigner(o, ctx)
+      let r
+      try {
+        r = await reportFault(ctx.contracts, fr, wallet, {
+          operator: operator!,
+          evidenceHash: hash,
+          uri: o.uri
+        })
+      } catch (err) {
+        const { decodeChainError } = await import('../../chain/errors.js')
+        throw new UserError(`reportFault failed: ${decodeChainError(err)}`)
+      }
+      const report = await fr.reportOf(r.id)
+      process.stdout.write(
+        o.json === true
+          ? toJson({
+              reportId: r.id,
+              operator,
+              evidenceHash: hash,
+              deadline: report.deadline,
+              tx: r.tx
+            }) + '\n'
+          : `fault report #${r.id} against ${operator} filed (evidence ${hash}, tx ${r.tx}); its withdrawal is frozen until governance decides — propose: pov gov propose uphold-fault ${r.id} --amount POV\n`
+      )
+    })
+  })
 }

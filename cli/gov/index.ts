@@ -8,7 +8,15 @@ import {
   addJsonOption,
   type CommonCliOptions
 } from '../options.js'
-import { formatChainTime, formatPov, loadSigner, sendTx, withChain, withSigner } from '../chain.js'
+import {
+  formatChainTime,
+  formatPov,
+  loadSigner,
+  parsePov,
+  sendTx,
+  withChain,
+  withSigner
+} from '../chain.js'
 import type { ChainContext } from '../chain.js'
 import { print } from '../output.js'
 import { UserError } from '../errors.js'
@@ -34,6 +42,13 @@ import {
   type Support
 } from '../../chain/proposals.js'
 import { devClock, requireDevChain } from '../../chain/devchain.js'
+import {
+  FaultInputError,
+  faultReportsOf,
+  rejectFaultProposal,
+  upholdFaultProposal
+} from '../../chain/faults.js'
+import type { FaultReportsContract } from '../../chain/contracts.js'
 
 type Opts = CommonCliOptions
 type ProposeOpts = Opts & { description?: string }
@@ -282,19 +297,20 @@ function registerPropose(gov: Command): void {
   const propose = gov
     .command('propose')
     .description(
-      `propose an action: approve-model, revoke-model, set (${GOV_PARAMS.length} parameters, see \`pov gov params\`), slash`
+      `propose an action: approve-model, revoke-model, set (${GOV_PARAMS.length} parameters, see \`pov gov params\`), slash, uphold-fault, reject-fault`
     )
 
   const submit = async (
     o: ProposeOpts,
-    build: (ctx: ChainContext) => BuiltProposal
+    build: (ctx: ChainContext) => BuiltProposal | Promise<BuiltProposal>
   ): Promise<void> => {
     await withChain(o, async (ctx) => {
       let built: BuiltProposal
       try {
-        built = build(ctx)
+        built = await build(ctx)
       } catch (err) {
-        if (err instanceof GovInputError) throw new UserError(err.message)
+        if (err instanceof GovInputError || err instanceof FaultInputError)
+          throw new UserError(err.message)
         throw err
       }
       const wallet = await loadSigner(o, ctx)
@@ -413,6 +429,59 @@ function registerPropose(gov: Command): void {
         )
       }
     )
+
+  // fault reports (docs/auditor.md): uphold = slash + pay the reporter; reject = forfeit its bond
+  addCommonOptions(
+    propose
+      .command('uphold-fault')
+      .argument('<report>', 'fault report number (`pov audit` lists them)')
+      .argument('<amount>', 'POV slashed from the accused operator (the reporter gets its share)')
+      .description(
+        'uphold a fault report: slash the operator and pay the reporter, in one proposal'
+      )
+  )
+    .option('--description <text>', 'proposal title')
+    .action(async (report: string, amount: string, o: ProposeOpts) => {
+      const value = parsePov(amount, 'amount')
+      await submit(
+        o,
+        async (ctx) =>
+          await upholdFaultProposal(
+            ctx.contracts,
+            faultReportsOrThrow(ctx),
+            reportNumber(report),
+            value
+          )
+      )
+    })
+
+  addCommonOptions(
+    propose
+      .command('reject-fault')
+      .argument('<report>', 'fault report number')
+      .description("reject a fault report: the reporter's bond goes to the treasury")
+  )
+    .option('--description <text>', 'proposal title')
+    .action(async (report: string, o: ProposeOpts) => {
+      await submit(
+        o,
+        async (ctx) => await rejectFaultProposal(faultReportsOrThrow(ctx), reportNumber(report))
+      )
+    })
+}
+
+function reportNumber(v: string): number {
+  if (!/^\d+$/.test(v.trim()))
+    throw new UserError(`invalid fault report "${v}": expected its number, e.g. 0`)
+  return Number(v)
+}
+
+function faultReportsOrThrow(ctx: ChainContext): FaultReportsContract {
+  try {
+    return faultReportsOf(ctx.deployment, ctx.provider)
+  } catch (err) {
+    throw new UserError((err as Error).message)
+  }
 }
 
 async function findProposal(ctx: ChainContext, ref: string): Promise<ProposalStatus> {
