@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Contract, parseEther, ZeroHash, type Signer } from 'ethers'
+import { parseEther, ZeroHash, type Signer } from 'ethers'
 import { createLibp2p } from 'libp2p'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -153,6 +153,7 @@ async function addOperator(name: string, signerIndex: number, rt: ExpertBackend)
   return op
 }
 
+let minMargin = Infinity
 async function run(experts: ExpertExecutor): Promise<number[]> {
   const ids: number[] = []
   for await (const t of generate({
@@ -161,8 +162,10 @@ async function run(experts: ExpertExecutor): Promise<number[]> {
     promptIds: PROMPT,
     maxTokens: MAX_TOKENS,
     eosTokenId: null
-  }))
+  })) {
     ids.push(t.id)
+    if (experts === honestRt) minMargin = Math.min(minMargin, t.margin)
+  }
   return ids
 }
 
@@ -361,8 +364,11 @@ async function checkEvidence(o: Outcome, cheat: string): Promise<string> {
   return file
 }
 
-test('the --local reference has no near-ties at this size (token equality is a real check)', () => {
+test('the --local reference has no near-ties (token equality is a real check)', (t) => {
   assert.equal(local.length, MAX_TOKENS)
+  t.diagnostic(`smallest top-1/top-2 logit margin ${minMargin}`)
+  // a 1 % perturbation of one expert's output moves these logits far less than this margin
+  assert.ok(minMargin > 2e-2, `margin ${minMargin} too small for token equality to mean much`)
 })
 
 test('(b) a 1 % rescale on 10 % of calls is caught within the predicted calls; tokens equal --local', async (t) => {
@@ -419,13 +425,8 @@ test('(a) noise on every call: caught, evidence verifies with `pov audit verify-
   })
   const report = await readFaultReport(fr, id)
   assert.equal(report.status, 'Pending')
-  const frozen = new Contract(
-    net.deployment.contracts.registry,
-    ['function withdrawalFrozenUntil(address) view returns (uint64)'],
-    net.provider
-  )
   assert.ok(
-    (await frozen.getFunction('withdrawalFrozenUntil')(cheat.address)) >= BigInt(report.deadline)
+    (await net.contracts.registry.withdrawalFrozenUntil(cheat.address)) >= BigInt(report.deadline)
   )
 
   // governance: slash and pay the reporter in one full round
