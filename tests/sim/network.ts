@@ -18,6 +18,8 @@ import type { RouterOptions } from '../../router/router.js'
 import { LinkProcess } from './links.js'
 import { prng } from './delay-proxy.js'
 
+const REGISTER_CONCURRENCY = 3
+
 export interface SimOptions {
   dir: string
   /** Nodes at start. */
@@ -97,13 +99,17 @@ export class SimNetwork {
     })
     this.log(`model ${this.bundle.modelId}: ${c.numLayers} layers, ${c.numExperts} experts`)
     const s = this.o.shardsPerNode
+    // a few registrations at a time: each is a `pov` process, and the machine may be small
+    const queue = Array.from({ length: this.o.nodes }, (_, i) => i)
     await Promise.all(
-      Array.from({ length: this.o.nodes }, async (_, i) => {
-        const shards = Array.from({ length: s }, (_, j) => (i * s + j) % this.shardCount)
-        await this.addNode(
-          shards.sort((a, b) => a - b),
-          i
-        )
+      Array.from({ length: REGISTER_CONCURRENCY }, async () => {
+        for (let i = queue.shift(); i != null; i = queue.shift()) {
+          const shards = Array.from({ length: s }, (_, j) => (i * s + j) % this.shardCount)
+          await this.addNode(
+            shards.sort((a, b) => a - b),
+            i
+          )
+        }
       })
     )
   }
