@@ -1,5 +1,5 @@
 // `npm run demo`: the whole product on this machine in one command — a local chain, the contracts,
-// a governance vote approving a generated tiny Mixtral model, four operator nodes that stake and
+// a governance vote approving the small trained Mixtral of models/tiny-en, four operator nodes that stake and
 // register, a client that deposits and runs a paid `pov infer`, the nodes' claims and the audit.
 // Every process it starts is stopped at the end, on error and on Ctrl-C; with POV_DEMO_KEEP=1 the
 // network stays up until Ctrl-C, for `pov serve` (the command is printed last).
@@ -18,6 +18,9 @@ import {
 } from '../deploy/localnet.js'
 
 const t0 = Date.now()
+// The model continues Austen-like prose; a prompt in that register reads best.
+const DEMO_PROMPT = 'She was'
+const DEMO_TOKENS = 24
 const say = (s: string): void => {
   process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${s}\n`)
 }
@@ -62,10 +65,9 @@ async function main(): Promise<void> {
   const port = (await isFree(8545)) ? 8545 : await freePort()
   await net.start({ port })
 
-  say('writing a tiny Mixtral checkpoint (HF format, bf16) and converting it to a bundle')
-  const hf = join(dir, 'hf')
+  say('converting models/tiny-en (a small Mixtral trained on Jane Austen, f16) to a bundle')
+  const hf = join(REPO, 'models', 'tiny-en')
   const bundle = join(dir, 'bundle')
-  await net.povJson(['model', 'init-tiny', hf, '--seed', '7', '--dtype', 'bf16'])
   const conv = await net.povJson<{
     modelId: string
     config?: { numLayers: number; numExperts: number }
@@ -136,7 +138,7 @@ async function main(): Promise<void> {
     ...net.chainFlags(join(client, 'keystore'), client)
   ])
 
-  say('pov infer: 16 tokens, paid per expert call')
+  say(`pov infer: ${DEMO_TOKENS} tokens, paid per expert call`)
   const inf = await net.povJson<{
     text: string
     tokens: number[]
@@ -153,10 +155,10 @@ async function main(): Promise<void> {
     '--bundle',
     bundle,
     '--max-tokens',
-    '16',
+    String(DEMO_TOKENS),
     '--ignore-eos',
     ...net.chainFlags(join(client, 'keystore'), client),
-    'The network of experts'
+    DEMO_PROMPT
   ])
   say(`tokens ${JSON.stringify(inf.tokens)}${inf.degraded ? ' (DEGRADED)' : ''}`)
   say(`text   ${JSON.stringify(inf.text)} (random weights: noise, not language)`)

@@ -6,7 +6,7 @@
 // the node processes. Targets (issue 15): int8 within 1 % of fp32, int4 within 5 %, fp16 wire
 // within 0.1 %. Last line: one JSON object with every figure.
 //
-//   npm run bench:quality [-- --tokens N]     (default: the whole held-out text)
+//   npm run bench:quality [-- --tokens N] [--model HF_DIR]   (default: all held-out text, models/tiny-en)
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
@@ -21,18 +21,18 @@ import type { ExpertExecutor } from '../../model/generate.js'
 import { Router } from '../../router/index.js'
 import { DEFAULT_EVAL_WINDOW } from '../../cli/eval/index.js'
 
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1] : undefined
+}
+
 const ROOT = resolve(import.meta.dirname, '../..')
-const MODEL = join(ROOT, 'models', 'tiny-en')
+const MODEL = arg('model') ?? join(ROOT, 'models', 'tiny-en')
 const TARGETS = { int8: 0.01, int4: 0.05, fp16Wire: 0.001 }
 const SHARDS = [
   [0, 1, 2, 3],
   [4, 5, 6, 7]
 ]
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? process.argv[i + 1] : undefined
-}
 
 interface NodeProc {
   proc: ChildProcess
