@@ -156,6 +156,14 @@ async function main(): Promise<void> {
     bundle,
     '--max-tokens',
     String(DEMO_TOKENS),
+    // greedy decoding of a model this small loops on its likeliest phrase; seeded sampling reads
+    // as prose and is still the same text every run
+    '--temperature',
+    '0.7',
+    '--top-p',
+    '0.9',
+    '--seed',
+    '1',
     '--ignore-eos',
     ...net.chainFlags(join(client, 'keystore'), client),
     DEMO_PROMPT

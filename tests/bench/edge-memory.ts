@@ -25,32 +25,61 @@ async function rssBytes(): Promise<number> {
   return Number(/VmRSS:\s+(\d+)/.exec(s)![1]) * 1024
 }
 
-/** Child mode: load the graph, run one row, report RSS at each stage. */
-async function child(path: string): Promise<void> {
-  const before = await rssBytes()
-  const { session } = await createSession(path, { intraOpNumThreads: 1 })
-  const loaded = await rssBytes()
+const SESSIONS = 3
+
+interface ChildReport {
+  /** RSS before any session, then after each of SESSIONS sessions of the same graph. */
+  rss: number[]
+  /** Best of 5 runs of one row through the last session, ms. */
+  rowMs: number
+}
+
+/** Child mode: SESSIONS sessions of one graph (ORT shares nothing between sessions, so each
+ *  holds its own weights, as a node's one-session-per-expert does); RSS after each; one row. */
+async function child(path: string, prepack: boolean): Promise<void> {
+  const rss = [await rssBytes()]
+  const sessions = []
+  for (let s = 0; s < SESSIONS; s++) {
+    const { session } = await createSession(path, {
+      intraOpNumThreads: 1,
+      ...(prepack ? {} : { ortOptions: { extra: { session: { disable_prepacking: '1' } } } })
+    })
+    sessions.push(session)
+    rss.push(await rssBytes())
+  }
   const x = new ort.Tensor('float32', new Float32Array(MIXTRAL.hidden).fill(0.01), [
     1,
     MIXTRAL.hidden
   ])
-  await session.run({ [EXPERT_INPUT]: x })
-  const ran = await rssBytes()
-  await session.release()
-  process.stdout.write(JSON.stringify({ before, loaded, ran }) + '\n')
+  let rowMs = Infinity
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now()
+    await sessions[0].run({ [EXPERT_INPUT]: x })
+    rowMs = Math.min(rowMs, performance.now() - t0)
+  }
+  for (const s of sessions) await s.release()
+  const report: ChildReport = { rss, rowMs }
+  process.stdout.write(JSON.stringify(report) + '\n')
 }
 
-function runChild(path: string): Promise<{ before: number; loaded: number; ran: number }> {
+function runChild(path: string, prepack: boolean): Promise<ChildReport> {
   return new Promise((resolve, reject) => {
     const p = spawn(
       process.execPath,
-      ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', path],
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+        '--child',
+        path,
+        prepack ? 'prepack' : 'no-prepack'
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] }
     )
     let out = ''
     p.stdout.on('data', (d) => (out += d))
     p.on('exit', (code) => {
-      if (code === 0) resolve(JSON.parse(out))
+      if (code === 0) resolve(JSON.parse(out) as ChildReport)
       else reject(new Error(`child exited with ${code}`))
     })
   })
@@ -83,24 +112,35 @@ async function main(): Promise<void> {
     const path = join(dir, 'expert-int4.onnx')
     await writeFile(path, model)
     const fileBytes = (await stat(path)).size
-    const m = await runChild(path)
     const params = 3 * D * F
-    const perExpertLayer = fileBytes
-    const sessionBytes = m.ran - m.before
-    const runtimeBase = m.before
-    const shard = (k: number): number => k * L * Math.max(perExpertLayer, sessionBytes)
-    const node = (k: number): number => shard(k) + runtimeBase
+    const modes = { prepacked: await runChild(path, true), raw: await runChild(path, false) }
+    // Marginal bytes per session: the first session also pays one-off allocations.
+    const perSession = (c: ChildReport): number => (c.rss[SESSIONS] - c.rss[1]) / (SESSIONS - 1)
+    const runtimeBase = modes.prepacked.rss[0]
     console.log(`Mixtral 8x7B expert (${D} x ${F}, w1/w2/w3), int4 blocks of 32:`)
     console.log(
       `  params per expert per layer ${params}; .onnx ${fileBytes} bytes (${(fileBytes / MIB).toFixed(1)} MiB, ${((fileBytes * 8) / params).toFixed(3)} bits/weight)`
     )
-    console.log(
-      `  RSS: process before load ${(m.before / MIB).toFixed(0)} MiB, after load ${(m.loaded / MIB).toFixed(0)} MiB, after one row ${(m.ran / MIB).toFixed(0)} MiB -> the session holds ${(sessionBytes / MIB).toFixed(1)} MiB (${(sessionBytes / fileBytes).toFixed(2)} x the file)`
-    )
-    for (const k of [1, 2])
+    console.log(`  process RSS before any session: ${(runtimeBase / MIB).toFixed(0)} MiB`)
+    const summary: Record<string, unknown> = {}
+    for (const [name, c] of Object.entries(modes)) {
+      const per = perSession(c)
+      const node = (k: number): number => runtimeBase + k * L * per
       console.log(
-        `  node with ${k} expert shard(s) x ${L} layers: ${(shard(k) / GIB).toFixed(2)} GiB of experts + ${(runtimeBase / MIB).toFixed(0)} MiB runtime = ${(node(k) / GIB).toFixed(2)} GiB — ${node(k) <= 4e9 ? 'fits' : 'does NOT fit'} in 4 GB`
+        `  ORT ${name === 'prepacked' ? 'default (weights prepacked)' : 'session.disable_prepacking=1'}: RSS after ${SESSIONS} sessions ${c.rss.map((r) => (r / MIB).toFixed(0)).join(' -> ')} MiB; ${(per / MIB).toFixed(1)} MiB per session (${(per / fileBytes).toFixed(2)} x the file); one row ${c.rowMs.toFixed(1)} ms`
       )
+      for (const k of [1, 2])
+        console.log(
+          `    node with ${k} expert shard(s) x ${L} layers: ${((k * L * per) / GIB).toFixed(2)} GiB + ${(runtimeBase / MIB).toFixed(0)} MiB = ${(node(k) / GIB).toFixed(2)} GiB (${(node(k) / 1e9).toFixed(2)} GB) — ${node(k) <= 4e9 ? 'fits' : 'does NOT fit'} in 4 GB`
+        )
+      summary[name] = {
+        rss: c.rss,
+        rowMs: c.rowMs,
+        bytesPerSession: per,
+        nodeBytes: { oneShard: node(1), twoShards: node(2) },
+        fits4GB: { oneShard: node(1) <= 4e9, twoShards: node(2) <= 4e9 }
+      }
+    }
     console.log(
       JSON.stringify({
         hidden: D,
@@ -108,10 +148,8 @@ async function main(): Promise<void> {
         layers: L,
         paramsPerExpertLayer: params,
         int4FileBytesPerExpertLayer: fileBytes,
-        rss: m,
-        sessionBytesPerExpertLayer: sessionBytes,
-        nodeBytes: { oneShard: node(1), twoShards: node(2) },
-        fits4GB: { oneShard: node(1) <= 4e9, twoShards: node(2) <= 4e9 }
+        runtimeBaseBytes: runtimeBase,
+        ...summary
       })
     )
   } finally {
@@ -120,5 +158,5 @@ async function main(): Promise<void> {
 }
 
 const i = process.argv.indexOf('--child')
-if (i >= 0) await child(process.argv[i + 1])
+if (i >= 0) await child(process.argv[i + 1], process.argv[i + 2] === 'prepack')
 else await main()
