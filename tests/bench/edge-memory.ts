@@ -36,13 +36,24 @@ interface ChildReport {
 
 /** Child mode: SESSIONS sessions of one graph (ORT shares nothing between sessions, so each
  *  holds its own weights, as a node's one-session-per-expert does); RSS after each; one row. */
-async function child(path: string, prepack: boolean): Promise<void> {
+type Mode = 'prepacked' | 'prepacked-no-arena' | 'raw'
+const MODE_TEXT: Record<Mode, string> = {
+  prepacked: 'default (weights prepacked, CPU memory arena)',
+  'prepacked-no-arena': 'prepacked, enableCpuMemArena=false',
+  raw: 'session.disable_prepacking=1'
+}
+
+async function child(path: string, mode: Mode): Promise<void> {
   const rss = [await rssBytes()]
   const sessions = []
   for (let s = 0; s < SESSIONS; s++) {
     const { session } = await createSession(path, {
       intraOpNumThreads: 1,
-      ...(prepack ? {} : { ortOptions: { extra: { session: { disable_prepacking: '1' } } } })
+      ...(mode === 'raw'
+        ? { ortOptions: { extra: { session: { disable_prepacking: '1' } } } }
+        : mode === 'prepacked-no-arena'
+          ? { ortOptions: { enableCpuMemArena: false } }
+          : {})
     })
     sessions.push(session)
     rss.push(await rssBytes())
@@ -62,18 +73,11 @@ async function child(path: string, prepack: boolean): Promise<void> {
   process.stdout.write(JSON.stringify(report) + '\n')
 }
 
-function runChild(path: string, prepack: boolean): Promise<ChildReport> {
+function runChild(path: string, mode: Mode): Promise<ChildReport> {
   return new Promise((resolve, reject) => {
     const p = spawn(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        fileURLToPath(import.meta.url),
-        '--child',
-        path,
-        prepack ? 'prepack' : 'no-prepack'
-      ],
+      ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', path, mode],
       { stdio: ['ignore', 'pipe', 'inherit'] }
     )
     let out = ''
@@ -113,21 +117,22 @@ async function main(): Promise<void> {
     await writeFile(path, model)
     const fileBytes = (await stat(path)).size
     const params = 3 * D * F
-    const modes = { prepacked: await runChild(path, true), raw: await runChild(path, false) }
+    const modes: Partial<Record<Mode, ChildReport>> = {}
+    for (const m of Object.keys(MODE_TEXT) as Mode[]) modes[m] = await runChild(path, m)
     // Marginal bytes per session: the first session also pays one-off allocations.
     const perSession = (c: ChildReport): number => (c.rss[SESSIONS] - c.rss[1]) / (SESSIONS - 1)
-    const runtimeBase = modes.prepacked.rss[0]
+    const runtimeBase = modes.prepacked!.rss[0]
     console.log(`Mixtral 8x7B expert (${D} x ${F}, w1/w2/w3), int4 blocks of 32:`)
     console.log(
       `  params per expert per layer ${params}; .onnx ${fileBytes} bytes (${(fileBytes / MIB).toFixed(1)} MiB, ${((fileBytes * 8) / params).toFixed(3)} bits/weight)`
     )
     console.log(`  process RSS before any session: ${(runtimeBase / MIB).toFixed(0)} MiB`)
     const summary: Record<string, unknown> = {}
-    for (const [name, c] of Object.entries(modes)) {
+    for (const [name, c] of Object.entries(modes) as Array<[Mode, ChildReport]>) {
       const per = perSession(c)
       const node = (k: number): number => runtimeBase + k * L * per
       console.log(
-        `  ORT ${name === 'prepacked' ? 'default (weights prepacked)' : 'session.disable_prepacking=1'}: RSS after ${SESSIONS} sessions ${c.rss.map((r) => (r / MIB).toFixed(0)).join(' -> ')} MiB; ${(per / MIB).toFixed(1)} MiB per session (${(per / fileBytes).toFixed(2)} x the file); one row ${c.rowMs.toFixed(1)} ms`
+        `  ORT ${MODE_TEXT[name]}: RSS after ${SESSIONS} sessions ${c.rss.map((r) => (r / MIB).toFixed(0)).join(' -> ')} MiB; ${(per / MIB).toFixed(1)} MiB per session (${(per / fileBytes).toFixed(2)} x the file); one row ${c.rowMs.toFixed(1)} ms`
       )
       for (const k of [1, 2])
         console.log(
@@ -158,5 +163,5 @@ async function main(): Promise<void> {
 }
 
 const i = process.argv.indexOf('--child')
-if (i >= 0) await child(process.argv[i + 1], process.argv[i + 2] === 'prepack')
+if (i >= 0) await child(process.argv[i + 1], process.argv[i + 2] as Mode)
 else await main()
