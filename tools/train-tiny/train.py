@@ -429,7 +429,7 @@ def fixture(args):
                           'logitIndices': idx,
                           'logits': [round(float(last[i]), 6) for i in idx]})
             seq.append(int(top.indices[0]))
-        if min(s['margin'] for s in steps) < 0.01 or min(s['minGateGap'] for s in steps) < 1e-3:
+        if min(s['margin'] for s in steps) < 0.01 or min(s['minGateGap'] for s in steps) < 1e-4:
             log(f'fixture: skipping {prompt!r} (near-tie)')
             continue
         out.append({'prompt': prompt, 'promptIds': enc.encode(prompt),

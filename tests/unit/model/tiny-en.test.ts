@@ -3,8 +3,9 @@
 // held-out prompts, logits at every step and a held-out log-likelihood into a fixture; here the
 // committed checkpoint goes through the same path as `pov generate --local` (convert → bundle →
 // dense ONNX graphs + local expert runtime) and `pov eval`, and must agree within 1e-3. The
-// fixture only holds prompts whose top-1/top-2 logit margin and gate 2nd/3rd gap are well above
-// that tolerance at every step (checked again here), so a mismatch is a real one, not a near-tie.
+// fixture only holds prompts whose top-1/top-2 logit margin (> 1e-2) and gate 2nd/3rd gap (> 1e-4)
+// are well above what fp32 vs float64 can move at every step (checked again here), so a mismatch
+// is a real one, not a near-tie.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -23,6 +24,10 @@ import { runEval, parseEvalArgs } from '../../../cli/eval/index.js'
 import { UserError } from '../../../cli/errors.js'
 
 const TOL = 1e-3
+/** Gate probabilities are computed in fp32 here and in float64 there: they differ by ~1e-6, so a
+ *  2nd/3rd gap above this cannot swap the chosen experts. (The <s> position of the trained
+ *  model has a gap of 1.7e-4 in one layer, so the logit tolerance would be too strict here.) */
+const GATE_TOL = 1e-4
 const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 const MODEL = join(REPO, 'models', 'tiny-en')
 
@@ -79,7 +84,7 @@ describe('models/tiny-en vs the PyTorch forward that trained it', () => {
         })
         p.steps.forEach((want, i) => {
           assert.ok(
-            want.margin > 10 * TOL && want.minGateGap > TOL,
+            want.margin > 10 * TOL && want.minGateGap > GATE_TOL,
             `${p.prompt} step ${i}: near-tie in the fixture`
           )
           const got = res.steps[i].logits!
