@@ -169,7 +169,8 @@ async function main(): Promise<void> {
       '2 nodes int4, fp16 wire': TARGETS.int4 + TARGETS.fp16Wire
     }
     const rows = Object.entries(results).map(([name, r]) => {
-      const ref = name.startsWith('2 nodes') ? results['local fp32 (net subset)'].perplexity : base
+      const subset = name.startsWith('2 nodes') || name === 'local fp32 (net subset)'
+      const ref = subset ? results['local fp32 (net subset)'].perplexity : base
       const rel = r.perplexity / ref - 1
       const t = target[name]
       return {
