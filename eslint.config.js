@@ -6,6 +6,7 @@ export default tseslint.config(
   {
     ignores: [
       'node_modules/',
+      'dist/',
       'artifacts/',
       'cache/',
       'types/',
@@ -18,6 +19,11 @@ export default tseslint.config(
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  {
+    // plain-JavaScript launchers (cli/pov.mjs, cli/build.mjs) run on Node
+    files: ['**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', URL: 'readonly' } }
+  },
   {
     rules: {
       '@typescript-eslint/no-unused-vars': [

@@ -2,17 +2,9 @@
 // The `pov` binary: parses, loads keys, calls the library, shuts down. One folder per noun.
 import { createRequire } from 'node:module'
 import { Command, CommanderError } from 'commander'
-import { register as registerModel } from './model/index.js'
-import { register as registerGenerate } from './generate/index.js'
-import { register as registerNode } from './node/index.js'
-import { register as registerClient } from './client/index.js'
-import { register as registerAudit } from './audit/index.js'
-import { register as registerGov } from './gov/index.js'
-import { register as registerDev } from './dev/index.js'
-import { register as registerEval } from './eval/index.js'
-import { register as registerServe } from './serve/index.js'
 import { reportError } from './errors.js'
 import { applyConfigFile } from './options.js'
+import { registerCommands } from './commands.js'
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string }
 
@@ -24,17 +16,8 @@ const program = new Command('pov')
   .showHelpAfterError()
 applyConfigFile(program)
 
-registerModel(program)
-registerGenerate(program)
-registerNode(program)
-registerClient(program)
-registerAudit(program)
-registerGov(program)
-registerDev(program)
-registerEval(program)
-registerServe(program)
-
 try {
+  await registerCommands(program, process.argv.slice(2))
   await program.parseAsync(process.argv)
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode)

@@ -5,9 +5,7 @@ import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb } fro
 import { mkdir, readFile, writeFile, access } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { Wallet, encryptKeystoreJson, type HDNodeWallet } from 'ethers'
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { Wallet, encryptKeystoreJson, scrypt as ethersScrypt, type HDNodeWallet } from 'ethers'
 import type { PrivateKey } from '@libp2p/interface'
 import { UserError } from './errors.js'
 import { describeFileError } from './error-format.js'
@@ -18,6 +16,30 @@ const scrypt = promisify(scryptCb) as (
   len: number,
   opts: object
 ) => Promise<Buffer>
+const scryptBytes = promisify(scryptCb) as (
+  pw: Uint8Array,
+  salt: Uint8Array,
+  len: number,
+  opts: object
+) => Promise<Buffer>
+
+// ethers' keystore scrypt is plain JavaScript (seconds at N = 2^17); Node's is native. Same KDF,
+// same keys: ethers calls this for every keystore it encrypts or decrypts.
+ethersScrypt.register(
+  async (passwd, salt, N, r, p, dkLen) =>
+    await scryptBytes(passwd, salt, dkLen, { N, r, p, maxmem: 256 * N * r + (1 << 20) })
+)
+
+/** libp2p's key code, loaded only by the commands that touch the libp2p key. */
+async function libp2pKeys(): Promise<{
+  generateKeyPair: typeof import('@libp2p/crypto/keys').generateKeyPair
+  privateKeyFromProtobuf: typeof import('@libp2p/crypto/keys').privateKeyFromProtobuf
+  privateKeyToProtobuf: typeof import('@libp2p/crypto/keys').privateKeyToProtobuf
+  peerIdFromPrivateKey: typeof import('@libp2p/peer-id').peerIdFromPrivateKey
+}> {
+  const [keys, ids] = await Promise.all([import('@libp2p/crypto/keys'), import('@libp2p/peer-id')])
+  return { ...keys, peerIdFromPrivateKey: ids.peerIdFromPrivateKey }
+}
 
 export const ETH_KEY_FILE = 'ethereum.json'
 export const P2P_KEY_FILE = 'libp2p.json'
@@ -56,6 +78,7 @@ export async function createKeystore(
   }
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const wallet: HDNodeWallet = Wallet.createRandom()
+  const { generateKeyPair, privateKeyToProtobuf, peerIdFromPrivateKey } = await libp2pKeys()
   const p2pKey = await generateKeyPair('Ed25519')
   const salt = randomBytes(32)
   const iv = randomBytes(12)
@@ -125,6 +148,7 @@ export async function loadKeystore(dir: string, password: string): Promise<Keyst
     const d = createDecipheriv('aes-256-gcm', key, Buffer.from(j.cipher.iv, 'hex'))
     d.setAuthTag(Buffer.from(j.cipher.tag, 'hex'))
     const raw = Buffer.concat([d.update(Buffer.from(j.ciphertext, 'hex')), d.final()])
+    const { privateKeyFromProtobuf, peerIdFromPrivateKey } = await libp2pKeys()
     const p2pKey = privateKeyFromProtobuf(raw)
     return { wallet, p2pKey, peerId: peerIdFromPrivateKey(p2pKey).toString() }
   } catch {

@@ -4,9 +4,8 @@ import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { Option, type Command } from 'commander'
-import { parse as parseYaml } from 'yaml'
 import { UserError } from './errors.js'
-import { DEFAULT_ROUTER_BUSY_POLL_US } from '../router/router.js'
+import { DEFAULT_ROUTER_BUSY_POLL_US } from '../router/defaults.js'
 
 /** Where the local chain listens: 8545 is the usual port of a local Ethereum node. */
 export const DEFAULT_RPC = 'http://127.0.0.1:8545'
@@ -101,12 +100,13 @@ export function applyConfigFile(program: Command): void {
       'POV_CONFIG'
     )
   )
-  program.hook('preAction', (_root, action) => {
+  program.hook('preAction', async (_root, action) => {
     const file = program.opts().config as string | undefined
     if (file == null) return
     let values: Record<string, unknown>
     try {
-      values = parseYaml(readFileSync(file, 'utf8')) ?? {}
+      const { parse } = await import('yaml') // only when a --config file is given
+      values = parse(readFileSync(file, 'utf8')) ?? {}
     } catch (err) {
       throw new UserError(`cannot read --config ${file}: ${(err as Error).message}`)
     }

@@ -12,6 +12,7 @@ import { BusyPoll } from '../protocol/busy-poll.js'
 import { RouteManager, expertKey, type PeerRoute, type RouteManagerOptions } from './routes.js'
 import { RemoteExpertExecutor, type RemoteExecutorOptions } from './remote-executor.js'
 import { routeOf, type ChainDirectory, type DirectoryNode } from './directory.js'
+import { DEFAULT_ROUTER_BUSY_POLL_US } from './defaults.js'
 
 export interface RouterOptions {
   /** Node addresses, each with /p2p/<PeerId>. */
@@ -57,8 +58,7 @@ export interface RouterOptions {
   >
 }
 
-/** Long enough to cover a decode step's expert call (~1 ms on CPU), short enough not to burn a core through a prefill batch. */
-export const DEFAULT_ROUTER_BUSY_POLL_US = 2000
+export { DEFAULT_ROUTER_BUSY_POLL_US }
 
 export class Router {
   private constructor(

@@ -9,15 +9,12 @@ import { connectChain, formatPov, loadSigner, parsePov } from '../chain.js'
 import { UserError } from '../errors.js'
 import { isModelId, resolveModelId } from '../model-ref.js'
 import { asUserError } from '../error-format.js'
-import { createLogger } from '../logger.js'
 import {
   addSamplingOptions,
   parseGenerateArgs,
   parseWireArgs,
   type SamplingCliOptions
 } from '../generate/options.js'
-import { runGenerate } from '../generate/handler.js'
-import { openPaidRouter, PaymentSetupError } from '../../router/paid.js'
 import { addVerifyOptions, parseVerifyArgs, verifyParts, type VerifyCliOptions } from '../verify.js'
 
 interface InferOpts extends CommonCliOptions, SamplingCliOptions, VerifyCliOptions {
@@ -64,6 +61,13 @@ export function registerInfer(program: Command): void {
         throw new UserError(`invalid --replicas "${o.replicas}"`)
       const maxPrice = o.maxPrice != null ? parsePov(o.maxPrice, '--max-price') : undefined
       const wire = parseWireArgs(o)
+      // loaded here, not at start-up: the other commands of this module do not need them
+      const [{ createLogger }, { runGenerate }, { openPaidRouter, PaymentSetupError }] =
+        await Promise.all([
+          import('../logger.js'),
+          import('../generate/handler.js'),
+          import('../../router/paid.js')
+        ])
       const ctx = await connectChain(o)
       const logger = createLogger({
         level: cmd.optsWithGlobals().logLevel,

@@ -5,6 +5,12 @@
 import ort from 'onnxruntime-node'
 
 export { ort }
+
+// ORT's process-wide logger prints a provider that fails to load (the CUDA provider's
+// "Failed to load library …", in red) on stderr before the session creation that tried it
+// throws; that error is what createSession reports, once, with what to do. So only fatal
+// messages go through that logger (read when the first session is created).
+ort.env.logLevel = 'fatal'
 import { DEVICES, type Device } from '../experts.js'
 
 export { DEVICES, type Device }
