@@ -190,26 +190,25 @@ function args(
   return out
 }
 
-export async function buildAuditReport(
-  provider: Provider,
-  deployment: Deployment,
-  opts: { fromBlock?: number; dial?: NodeDialer } = {}
-): Promise<AuditReport> {
-  const c = connectContracts(deployment.contracts, provider)
-  const iface = combinedInterface()
-  const addresses: Record<string, string> = {
-    ...deployment.contracts,
-    ...(deployment.faultReports != null ? { faultReports: deployment.faultReports } : {})
-  }
-  const names = new Map(Object.entries(addresses).map(([k, a]) => [getAddress(a), k]))
-  const fromBlock = opts.fromBlock ?? deployment.startBlock ?? 0
-  const toBlock = await provider.getBlockNumber()
-  const logs = await provider.getLogs({
-    address: Object.values(addresses),
-    fromBlock,
-    toBlock
-  })
-  const parsed: Array<{ log: Log; d: LogDescription; from: string }> = []
+/** A decoded event of one of the deployment's contracts; `from` names the contract. */
+export interface ParsedEvent {
+  log: Log
+  d: LogDescription
+  from: string
+}
+
+/** The contract name of each deployment address (checksummed), for `ParsedEvent.from`. */
+export function contractNames(addresses: Record<string, string>): Map<string, string> {
+  return new Map(Object.entries(addresses).map(([k, a]) => [getAddress(a), k]))
+}
+
+/** Decodes the logs the POV ABIs know (others are skipped), in (block, tx, log index) order. */
+export function parseEvents(
+  logs: readonly Log[],
+  names: ReadonlyMap<string, string>,
+  iface = combinedInterface()
+): ParsedEvent[] {
+  const parsed: ParsedEvent[] = []
   for (const log of logs) {
     let d: LogDescription | null = null
     try {
@@ -217,9 +216,16 @@ export async function buildAuditReport(
     } catch {}
     if (d != null) parsed.push({ log, d, from: names.get(getAddress(log.address)) ?? log.address })
   }
-  parsed.sort((a, b) => order(ref(a.log), ref(b.log)))
+  return parsed.sort((a, b) => order(ref(a.log), ref(b.log)))
+}
 
-  // Governance.
+/** Proposals from the governor's events: calls decoded, votes cast, timeline, eta. `state`,
+ *  `votes` and `quorum` come from the governor's views (readProposalState). */
+export function collectProposals(
+  parsed: readonly ParsedEvent[],
+  names: ReadonlyMap<string, string>,
+  iface = combinedInterface()
+): ProposalReport[] {
   const proposals = new Map<string, ProposalReport>()
   for (const { log, d, from } of parsed) {
     if (from !== 'governor') continue
@@ -257,18 +263,11 @@ export async function buildAuditReport(
     }
     if (d.name === 'ProposalQueued') p.eta = String(d.args.etaSeconds ?? d.args[1])
   }
-  for (const p of proposals.values()) {
-    p.state = PROPOSAL_STATES[Number(await c.governor.state(p.id))] ?? 'Unknown'
-    const [against, forVotes, abstain] = await c.governor.proposalVotes(p.id)
-    p.votes = { for: forVotes.toString(), against: against.toString(), abstain: abstain.toString() }
-    try {
-      p.quorum = String(await c.governor.quorum(p.snapshot))
-    } catch {
-      p.quorum = 'n/a'
-    }
-  }
+  return [...proposals.values()]
+}
 
-  // Models.
+/** Models from the approvals' events (`approved` as of the last event; readModelState asks). */
+export function collectModels(parsed: readonly ParsedEvent[]): ModelReport[] {
   const models = new Map<string, ModelReport>()
   for (const { log, d, from } of parsed) {
     if (from !== 'models') continue
@@ -287,11 +286,18 @@ export async function buildAuditReport(
       })
     }
     const m = models.get(id)
-    m?.history.push({ ...ref(log), event: d.name })
+    if (m == null) continue
+    m.history.push({ ...ref(log), event: d.name })
+    if (d.name === 'ModelRevoked') m.approved = false
   }
-  for (const m of models.values()) m.approved = await c.models.isApproved(m.modelId)
+  return [...models.values()]
+}
 
-  // Registry history.
+/** The registry's history, and every operator that ever registered. */
+export function collectRegistry(parsed: readonly ParsedEvent[]): {
+  registry: RegistryEvent[]
+  operators: string[]
+} {
   const registry: RegistryEvent[] = []
   const operators = new Set<string>()
   for (const { log, d, from } of parsed) {
@@ -300,8 +306,11 @@ export async function buildAuditReport(
     registry.push({ ...ref(log), event: d.name, operator: String(a.operator), args: a })
     if (d.name === 'NodeRegistered') operators.add(String(a.operator))
   }
+  return { registry, operators: [...operators] }
+}
 
-  // Settlements.
+/** Redeemed vouchers with totals per node, per payer and overall; earnings withdrawn. */
+export function collectSettlements(parsed: readonly ParsedEvent[]): AuditReport['settlements'] {
   const vouchers: SettlementRow[] = []
   const perNode: Record<string, Totals> = {}
   const perPayer: Record<string, Totals> = {}
@@ -330,8 +339,48 @@ export async function buildAuditReport(
       BigInt(withdrawnPerNode[d.args.payee] ?? '0') + BigInt(d.args.amount)
     )
   }
+  return { vouchers, perNode, perPayer, total, withdrawals, withdrawnPerNode }
+}
 
-  // Checks: every registered node serves an approved model (and, when dialled, the approved manifest).
+/** The dial part of a node check: does the node report the approved manifest hash? */
+export function dialCheck(
+  modelId: string,
+  served: Array<{ modelId: string; manifestHash: string }>
+): { ok: boolean; detail: string } {
+  const match = served.find((s) => s.modelId.toLowerCase() === modelId.toLowerCase())
+  const ok = match != null && match.manifestHash.toLowerCase() === modelId.toLowerCase()
+  return {
+    ok,
+    detail: ok
+      ? 'node reports the approved manifest hash'
+      : match == null
+        ? `node does not report model ${modelId}`
+        : `node reports manifest hash ${match.manifestHash}, chain approved ${modelId}`
+  }
+}
+
+type Contracts = ReturnType<typeof connectContracts>
+
+/** Fills in each proposal's state, vote totals and quorum from the governor's views. */
+async function readProposalState(proposals: ProposalReport[], c: Contracts): Promise<void> {
+  for (const p of proposals) {
+    p.state = PROPOSAL_STATES[Number(await c.governor.state(p.id))] ?? 'Unknown'
+    const [against, forVotes, abstain] = await c.governor.proposalVotes(p.id)
+    p.votes = { for: forVotes.toString(), against: against.toString(), abstain: abstain.toString() }
+    try {
+      p.quorum = String(await c.governor.quorum(p.snapshot))
+    } catch {
+      p.quorum = 'n/a'
+    }
+  }
+}
+
+/** Every registered node serves an approved model (and, when dialled, the approved manifest). */
+async function checkNodes(
+  operators: string[],
+  c: Contracts,
+  dial: NodeDialer | undefined
+): Promise<NodeCheck[]> {
   const checks: NodeCheck[] = []
   for (const op of operators) {
     const n = await c.registry.nodeOf(op)
@@ -348,24 +397,12 @@ export async function buildAuditReport(
       ok: approved,
       detail: approved ? 'serves an approved model' : `model ${n.modelId} is not approved`
     }
-    if (opts.dial != null && active) {
+    if (dial != null && active) {
       try {
-        const served = await opts.dial({
-          operator: op,
-          peerId: n.peerId,
-          multiaddrs: [...n.multiaddrs]
-        })
-        const match = served.find((s) => s.modelId.toLowerCase() === n.modelId.toLowerCase())
-        const manifestOk =
-          match != null && match.manifestHash.toLowerCase() === n.modelId.toLowerCase()
-        check.dial = {
-          ok: manifestOk,
-          detail: manifestOk
-            ? 'node reports the approved manifest hash'
-            : match == null
-              ? `node does not report model ${n.modelId}`
-              : `node reports manifest hash ${match.manifestHash}, chain approved ${n.modelId}`
-        }
+        check.dial = dialCheck(
+          n.modelId,
+          await dial({ operator: op, peerId: n.peerId, multiaddrs: [...n.multiaddrs] })
+        )
       } catch (err) {
         check.dial = { ok: false, detail: `unreachable: ${(err as Error).message}` }
       }
@@ -373,45 +410,71 @@ export async function buildAuditReport(
     }
     checks.push(check)
   }
+  return checks
+}
 
-  // Fault reports: the state of each (views), with its events as a timeline.
-  const faults: FaultRow[] = []
-  if (deployment.faultReports != null) {
-    for (const r of await listFaultReports(faultReportsOf(deployment, provider)))
-      faults.push({
-        id: r.id,
-        status: r.status,
-        reporter: r.reporter,
-        operator: r.operator,
-        evidenceHash: r.evidenceHash,
-        uri: r.uri,
-        bond: r.bond.toString(),
-        deadline: r.deadline,
-        slashed: r.slashed.toString(),
-        reward: r.reward.toString(),
-        timeline: parsed
-          .filter(({ d, from }) => from === 'faultReports' && Number(d.args.reportId) === r.id)
-          .map(({ log, d }) => ({ ...ref(log), event: d.name }))
-      })
+/** Fault reports: the state of each (views), with its events as a timeline. */
+async function collectFaults(
+  parsed: readonly ParsedEvent[],
+  deployment: Deployment,
+  provider: Provider
+): Promise<FaultRow[]> {
+  if (deployment.faultReports == null) return []
+  return (await listFaultReports(faultReportsOf(deployment, provider))).map((r) => ({
+    id: r.id,
+    status: r.status,
+    reporter: r.reporter,
+    operator: r.operator,
+    evidenceHash: r.evidenceHash,
+    uri: r.uri,
+    bond: r.bond.toString(),
+    deadline: r.deadline,
+    slashed: r.slashed.toString(),
+    reward: r.reward.toString(),
+    timeline: parsed
+      .filter(({ d, from }) => from === 'faultReports' && Number(d.args.reportId) === r.id)
+      .map(({ log, d }) => ({ ...ref(log), event: d.name }))
+  }))
+}
+
+export async function buildAuditReport(
+  provider: Provider,
+  deployment: Deployment,
+  opts: { fromBlock?: number; dial?: NodeDialer } = {}
+): Promise<AuditReport> {
+  const c = connectContracts(deployment.contracts, provider)
+  const addresses: Record<string, string> = {
+    ...deployment.contracts,
+    ...(deployment.faultReports != null ? { faultReports: deployment.faultReports } : {})
   }
+  const names = contractNames(addresses)
+  const fromBlock = opts.fromBlock ?? deployment.startBlock ?? 0
+  const toBlock = await provider.getBlockNumber()
+  const logs = await provider.getLogs({ address: Object.values(addresses), fromBlock, toBlock })
+  const parsed = parseEvents(logs, names)
 
+  const proposals = collectProposals(parsed, names)
+  await readProposalState(proposals, c)
+  const models = collectModels(parsed)
+  for (const m of models) m.approved = await c.models.isApproved(m.modelId)
+  const { registry, operators } = collectRegistry(parsed)
   return {
     chainId: deployment.chainId,
     fromBlock,
     toBlock,
     contracts: deployment.contracts,
-    proposals: [...proposals.values()],
-    models: [...models.values()],
+    proposals,
+    models,
     registry,
-    settlements: { vouchers, perNode, perPayer, total, withdrawals, withdrawnPerNode },
-    checks,
-    faults
+    settlements: collectSettlements(parsed),
+    checks: await checkNodes(operators, c, opts.dial),
+    faults: await collectFaults(parsed, deployment, provider)
   }
 }
 
 function decodeCall(
   iface: ReturnType<typeof combinedInterface>,
-  names: Map<string, string>,
+  names: ReadonlyMap<string, string>,
   target: string,
   value: bigint,
   data: string
