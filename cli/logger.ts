@@ -10,7 +10,12 @@ export function createLogger(opts: { level?: string; format?: string }): Logger 
     level,
     transport: {
       target: 'pino-pretty',
-      options: { destination: 2, colorize: process.stderr.isTTY, ignore: 'pid,hostname' }
+      options: {
+        destination: 2,
+        colorize: process.stderr.isTTY,
+        ignore: 'pid,hostname',
+        singleLine: true // one line per message: fields follow it
+      }
     }
   })
 }

@@ -124,6 +124,7 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
   const nodes = new Map<string, PaidNode>()
   const byOperator = new Map<string, PaidNode>()
   const rejected = new Set<string>()
+  const short: Array<{ shard: number; replicas: number }> = []
   for (let shard = 0; shard < o.shardCount; shard++) {
     const active = await registry.activeNodes(o.modelId, shard)
     const drawn = await registry.selectNodes(o.modelId, shard, seed, maxPrice, active.length)
@@ -185,12 +186,14 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
             : `no node with a valid PeerId binding serves shard ${shard} of model ${o.modelId}: ${priced} active, all with bindings that do not verify (${unverified} skipped) — wait for honest operators to register it`
       )
     }
-    if (usable < k)
-      o.logger?.warn(
-        { shard, replicas: usable },
-        'fewer replicas than asked for; a failure of that node cannot be retried'
-      )
+    if (usable < k) short.push({ shard, replicas: usable })
   }
+  // one line for all of them (one per shard was a screenful on every run)
+  if (short.length > 0)
+    o.logger?.warn(
+      { asked: k, short: short.length },
+      `${short.length} of ${o.shardCount} shards have fewer than ${k} replicas (${short.map((s) => `shard ${s.shard}: ${s.replicas}`).join(', ')}); a failure of their node cannot be retried`
+    )
   return nodes
 }
 
