@@ -30,7 +30,10 @@ export const COMMAND_GROUPS: CommandGroup[] = [
       ['key', 'encrypted keystores'],
       ['deposit', 'deposit POV into the escrow that pays nodes (permit: one transaction)'],
       ['unlock', 'start the unlock period before a withdrawal (nodes can still redeem meanwhile)'],
-      ['withdraw', 'withdraw the escrow balance once the unlock period is over'],
+      [
+        'withdraw',
+        'withdraw the escrow balance and what is left in its lanes to nodes once the unlock period is over'
+      ],
       ['balance', 'ETH and POV balances, escrow deposit and unlock state'],
       ['transfer', 'send POV to an address'],
       [
