@@ -28,6 +28,8 @@ export interface NetworkNode {
   withdrawn: string
   /** What this gateway's vouchers promised it since the gateway started. */
   paidByGateway: string
+  /** What is left in the gateway payer's escrow lane to this operator. */
+  lane: string
 }
 
 export interface NetworkView {
@@ -130,7 +132,8 @@ export class NetworkProbe {
             rttMs: null,
             earned: '0',
             withdrawn: '0',
-            paidByGateway: pov(s.paidTo.get(operator) ?? 0n)
+            paidByGateway: pov(s.paidTo.get(operator) ?? 0n),
+            lane: '0'
           })
         }
         shards.push({ shard, nodes: ops })
@@ -138,7 +141,11 @@ export class NetworkProbe {
       const nodes = [...byOperator.values()]
       await Promise.all(
         nodes.map(async (n) => {
-          const [earned, withdrawn] = await contracts.escrow.earningsOf(n.operator)
+          const [[earned, withdrawn], [lane]] = await Promise.all([
+            contracts.escrow.earningsOf(n.operator),
+            contracts.escrow.laneOf(s.payer, n.operator)
+          ])
+          n.lane = pov(BigInt(lane))
           n.earned = pov(BigInt(earned))
           n.withdrawn = pov(BigInt(withdrawn))
           if (n.peerId !== '' && n.addrs.length > 0)

@@ -125,7 +125,10 @@ export class GatewayService {
   private readonly routers = new Map<string, Promise<PaidRouter>>()
   private readonly accounts = new AsyncLocalStorage<Account>()
   private readonly slots: Slots
-  private deposit: { at: number; p: Promise<[bigint, bigint]> } | null = null
+  private deposit: {
+    at: number
+    p: Promise<{ free: bigint; lanes: bigint | null; unlockAt: bigint }>
+  } | null = null
   /** Wei spent since start, all requests. */
   spent = 0n
   /** Wei paid per operator since start, all requests. */
@@ -237,21 +240,23 @@ export class GatewayService {
     return m
   }
 
-  /** 402 unless the payer has a deposit that is not unlocking (cached for a second). */
+  /**
+   * 402 unless the payer has money to pay with (cached for a second): an unallocated deposit, or
+   * something left in the escrow lanes to the nodes its open routers pay. Before any router is
+   * open, opening one decides (no deposit at all: PaymentSetupError, a 402 too).
+   */
   async checkDeposit(): Promise<void> {
     const now = Date.now()
     if (this.deposit == null || now - this.deposit.at > 1000) {
-      const p = this.o.chain.contracts.escrow
-        .depositOf(this.payer)
-        .then(([b, u]) => [BigInt(b), BigInt(u)] as [bigint, bigint])
+      const p = this.readFunds()
       this.deposit = { at: now, p }
       p.catch(() => {
         this.deposit = null
       })
     }
-    let balance: bigint, unlockAt: bigint
+    let funds: { free: bigint; lanes: bigint | null; unlockAt: bigint }
     try {
-      ;[balance, unlockAt] = await this.deposit.p
+      funds = await this.deposit.p
     } catch (err) {
       throw new ApiError(
         503,
@@ -260,20 +265,37 @@ export class GatewayService {
         'chain_unavailable'
       )
     }
-    if (balance === 0n)
+    if (funds.unlockAt !== 0n)
+      throw new ApiError(
+        402,
+        'insufficient_quota',
+        `the escrow deposit of ${this.payer} is unlocking and nodes refuse work paid from it — run \`pov cancel-unlock\` to keep using it`,
+        'deposit_unlocking'
+      )
+    if (funds.free === 0n && funds.lanes === 0n)
       throw new ApiError(
         402,
         'insufficient_quota',
         `no deposit in escrow for ${this.payer} — run \`pov deposit AMOUNT\` with the gateway's keystore`,
         'no_deposit'
       )
-    if (unlockAt !== 0n)
-      throw new ApiError(
-        402,
-        'insufficient_quota',
-        `the escrow deposit of ${this.payer} is unlocking and nodes refuse work paid from it — withdraw it and deposit again`,
-        'deposit_unlocking'
-      )
+  }
+
+  private async readFunds(): Promise<{ free: bigint; lanes: bigint | null; unlockAt: bigint }> {
+    const escrow = this.o.chain.contracts.escrow
+    const [free, unlockAt] = await escrow.depositOf(this.payer)
+    if (BigInt(free) > 0n || BigInt(unlockAt) !== 0n)
+      return { free: BigInt(free), lanes: null, unlockAt: BigInt(unlockAt) }
+    const operators = new Set<string>()
+    for (const r of (await this.openRouters()).values())
+      for (const n of r.nodes.values()) operators.add(n.operator)
+    if (operators.size === 0) return { free: 0n, lanes: null, unlockAt: 0n }
+    let lanes = 0n
+    for (const [balance] of await Promise.all(
+      [...operators].map(async (op) => await escrow.laneOf(this.payer, op))
+    ))
+      lanes += BigInt(balance)
+    return { free: 0n, lanes, unlockAt: 0n }
   }
 
   private checkGatewayCap(next = 0n): void {

@@ -206,7 +206,7 @@ async function loadNetwork() {
     return
   }
   $('#payer').textContent =
-    `payer ${v.payer.address}: escrow ${v.payer.escrow} POV${v.payer.unlocking ? ' (unlocking)' : ''}, spent by this gateway ${v.payer.spent} POV — chain ${v.chainId}`
+    `payer ${v.payer.address}: unallocated deposit ${v.payer.escrow} POV${v.payer.unlocking ? ' (unlocking)' : ''}, spent by this gateway ${v.payer.spent} POV — chain ${v.chainId}`
   const root = $('#network')
   root.replaceChildren()
   for (const m of v.models) {
@@ -248,6 +248,7 @@ async function loadNetwork() {
             'Earned (POV)',
             'Withdrawn (POV)',
             'Paid by this gateway (POV)',
+            'Left in our lane (POV)',
             'Address'
           ].map((h) => el('th', {}, h))
         )
@@ -268,6 +269,7 @@ async function loadNetwork() {
           el('td', { class: 'num' }, n.earned),
           el('td', { class: 'num' }, n.withdrawn),
           el('td', { class: 'num' }, n.paidByGateway),
+          el('td', { class: 'num' }, n.lane),
           el('td', {}, el('code', {}, n.addrs.join(' ')))
         )
       )
