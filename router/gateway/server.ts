@@ -133,8 +133,8 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
     ) => {
       const e = toApiError(err, o.bodyLimit ?? DEFAULT_BODY_LIMIT)
       if (e.status >= 500) log?.error({ err, url: req.url }, 'request failed')
-      // a body that was not read to its end leaves the connection unusable
-      if (e.status === 413) void reply.header('connection', 'close')
+      // no `connection: close` on a 413: Node reads and drops the rest of the body, so the client
+      // finishes sending and reads this answer (closing early made it see EPIPE instead)
       return await reply.code(e.status).send(e.toJSON())
     }
   )
