@@ -399,7 +399,7 @@ async function main(): Promise<void> {
     )
 
     log(
-      '\n2. cost of checking (3 in-process nodes, tiny model, 48-token prompt, 32 new tokens; median of ${ROUNDS})'
+      `\n2. cost of checking (3 in-process nodes, tiny model, 48-token prompt, 32 new tokens; median of ${ROUNDS})`
     )
     const c = await cost(dir)
     const base = c['0']
