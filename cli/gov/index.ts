@@ -319,8 +319,11 @@ function registerPropose(gov: Command): void {
       const targets = built.actions.map((a) => a.target)
       const values = built.actions.map((a) => a.value ?? 0n)
       const calldatas = built.actions.map((a) => a.data)
-      const [threshold, clock] = await Promise.all([g.proposalThreshold(), g.clock()])
-      const votes = await g.getVotes(wallet.address, clock - 1n)
+      // the Governor counts the votes of the block before the proposal's: today's, once mined
+      const [threshold, votes] = await Promise.all([
+        g.proposalThreshold(),
+        ctx.contracts.token.getVotes(wallet.address)
+      ])
       if (votes < threshold)
         throw new UserError(
           `proposing needs ${formatPov(threshold)} of votes and ${wallet.address} has ${formatPov(votes)} — get POV and \`pov gov delegate\` to yourself`
