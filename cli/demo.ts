@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   const modelId = conv.modelId
   const layers = conv.config?.numLayers ?? 2
   say(
-    `model id ${modelId}: a tiny Mixtral with random weights (pov model init-tiny --seed 7) — it runs the whole network, but its text is noise`
+    `model id ${modelId}: 4 layers × 8 experts, 4.4 M parameters — Austen-like prose, no sense across a sentence`
   )
 
   say('governance: propose → vote → queue → execute approveModel')
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     DEMO_PROMPT
   ])
   say(`tokens ${JSON.stringify(inf.tokens)}${inf.degraded ? ' (DEGRADED)' : ''}`)
-  say(`text   ${JSON.stringify(inf.text)} (random weights: noise, not language)`)
+  say(`text   ${JSON.stringify(DEMO_PROMPT + inf.text)}`)
   for (const n of inf.payment.nodes)
     say(`  paid ${n.operator}: ${n.calls} calls, ${n.units} units, ${pov(n.amount)}`)
 
