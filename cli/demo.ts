@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   const modelId = conv.modelId
   const layers = conv.config?.numLayers ?? 2
   say(
-    `model id ${modelId}: 4 layers × 8 experts, 4.4 M parameters — Austen-like prose, no sense across a sentence`
+    `model id ${modelId}: ${layers} layers × ${conv.config?.numExperts ?? 8} experts, trained on Jane Austen — Austen-like prose, no sense across a sentence`
   )
 
   say('governance: propose → vote → queue → execute approveModel')
