@@ -3,6 +3,7 @@
 // without ETH for gas, an unreachable chain and missing files in plain words.
 import { formatUnits, Transaction } from 'ethers'
 import { decodeRevert, type DecodedRevert } from '../chain/errors.js'
+import { PROPOSAL_STATES } from '../chain/gov-actions.js'
 import { UserError } from './errors.js'
 
 /** A chain timestamp (seconds) as an ISO date without milliseconds. */
@@ -43,16 +44,6 @@ export function formatParam(p: { name: string; type: string; value: unknown }): 
 type Args = Record<string, unknown>
 const t = (v: unknown): string => isoTime(v as bigint)
 const pov = (v: unknown): string => povAmount(v as bigint)
-const STATES = [
-  'Pending',
-  'Active',
-  'Canceled',
-  'Defeated',
-  'Succeeded',
-  'Queued',
-  'Expired',
-  'Executed'
-]
 
 /** The custom errors users meet, each as what happened — what to do. Others are decoded generically. */
 const REVERT_TEXT: Record<string, (a: Args) => string> = {
@@ -90,7 +81,7 @@ const REVERT_TEXT: Record<string, (a: Args) => string> = {
     `a period of ${a.period} s is outside the escrow's bounds [${a.min}, ${a.max}] s`,
   GovernorAlreadyCastVote: (a) => `${a.voter} has already voted on this proposal`,
   GovernorUnexpectedProposalState: (a) =>
-    `the proposal is ${STATES[Number(a.current)] ?? String(a.current)}, which does not allow this step — see \`pov gov status\``,
+    `the proposal is ${PROPOSAL_STATES[Number(a.current)] ?? String(a.current)}, which does not allow this step — see \`pov gov status\``,
   GovernorInsufficientProposerVotes: (a) =>
     `${a.proposer} has ${pov(a.votes)} of votes, below the proposal threshold of ${pov(a.threshold)} — get POV and \`pov gov delegate\``,
   GovernorNonexistentProposal: () => 'no such proposal — `pov gov list` shows them',

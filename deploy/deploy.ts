@@ -32,17 +32,9 @@ import { connectContracts } from '../chain/contracts.js'
 import type { PovContracts } from '../chain/contracts.js'
 import { writeDeployment } from '../chain/deployment.js'
 import { decodeChainError } from '../chain/errors.js'
+import type { ModelApprovalArgs } from '../chain/gov-actions.js'
 import { createProvider } from '../chain/provider.js'
 import type { ContractAddresses, Deployment, DeploymentParams } from '../chain/deployment.js'
-
-export interface ModelApprovalInput {
-  modelId: string
-  name: string
-  layers: number
-  experts: number
-  shardCount: number
-  uri: string
-}
 
 export type DeployPreset = 'public' | 'local'
 
@@ -110,7 +102,7 @@ export interface DeployOptions extends Partial<PresetValues> {
    */
   minUnbondingPeriod?: number
   /** Models approved before ownership goes to the timelock (handy for demos). @default none */
-  models?: ModelApprovalInput[]
+  models?: ModelApprovalArgs[]
   /** When the treasury is the deployer, delegate its votes to itself so it can vote. @default true */
   selfDelegate?: boolean
   log?: (line: string) => void

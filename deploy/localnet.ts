@@ -2,6 +2,7 @@
 // the contracts, a governance round that approves the model, operators that init / register /
 // start nodes, a client that deposits and runs `pov infer`, claims and the audit. Used by
 // `npm run demo` and the paid end-to-end tests. Every child process is killed on close().
+import type { ModelApprovalArgs } from '../chain/gov-actions.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -126,14 +127,7 @@ export class LocalNet {
   }
 
   /** Approves `modelId` through a full Governor round (propose, vote, queue, execute). */
-  async approveModel(model: {
-    modelId: string
-    name: string
-    layers: number
-    experts: number
-    shardCount: number
-    uri: string
-  }): Promise<RoundResult> {
+  async approveModel(model: ModelApprovalArgs): Promise<RoundResult> {
     const voter = await this.signer(0) // the treasury holds (and has delegated) the supply
     const data = this.contracts.models.interface.encodeFunctionData('approveModel', [
       model.modelId,

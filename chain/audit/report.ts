@@ -11,18 +11,10 @@ import {
 } from 'ethers'
 import { combinedInterface, connectContracts } from '../contracts.js'
 import type { Deployment } from '../deployment.js'
+import { PROPOSAL_STATES, type ModelApprovalArgs } from '../gov-actions.js'
 import { faultReportsOf, listFaultReports, type FaultStatus } from '../faults.js'
 
-export const PROPOSAL_STATES = [
-  'Pending',
-  'Active',
-  'Canceled',
-  'Defeated',
-  'Succeeded',
-  'Queued',
-  'Expired',
-  'Executed'
-] as const
+export { PROPOSAL_STATES }
 const SUPPORT = ['against', 'for', 'abstain'] as const
 
 export interface EventRef {
@@ -57,13 +49,7 @@ export interface ProposalReport {
   voters: VoteRow[]
   timeline: Array<EventRef & { event: string }>
 }
-export interface ModelReport {
-  modelId: string
-  name: string
-  layers: number
-  experts: number
-  shardCount: number
-  uri: string
+export interface ModelReport extends ModelApprovalArgs {
   approved: boolean
   history: Array<EventRef & { event: string }>
 }
