@@ -7,7 +7,7 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createRequire } from 'node:module'
@@ -20,11 +20,12 @@ const ORDER: Array<[string, number]> = [
   ['governance.md', 0],
   ['operator.md', 1],
   ['client.md', 0],
-  ['client.md', 2], // pov serve (the gateway) while the node serves
-  ['client.md', 3],
+  ['client.md', 3], // pov serve (the gateway) while the node serves
+  ['client.md', 4],
   ['operator.md', 2],
   ['client.md', 1],
-  ['auditor.md', 0]
+  ['auditor.md', 0],
+  ['client.md', 2] // the trained model, local: convert, generate, eval
 ]
 const GUIDES = [...new Set(ORDER.map(([g]) => g))]
 /** The ports the guides name, replaced by free ones (other tests may run beside this one). */
@@ -81,6 +82,8 @@ test('operator, governance, client and auditor guides run as written on a fresh 
   const work = join(dir, 'work')
   const bin = join(dir, 'bin')
   await Promise.all([mkdir(home), mkdir(work), mkdir(bin)])
+  // the guides run from a checkout: the committed models are where they say
+  await symlink(join(REPO, 'models'), join(work, 'models'))
 
   // `pov` as `npx pov` runs it: the package's bin, under tsx when it is TypeScript
   const pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8'))
@@ -100,8 +103,12 @@ test('operator, governance, client and auditor guides run as written on a fresh 
     )
 
   const ports = await Promise.all(PORTS.map(async () => String(await freePort())))
+  // the guides write scratch bundles to /tmp/…: keep them in this test's own directory
   const swapPorts = (text: string): string =>
-    PORTS.reduce((t, p, i) => t.replaceAll(p, ports[i]), text)
+    PORTS.reduce((t, p, i) => t.replaceAll(p, ports[i]), text).replaceAll(
+      '/tmp/',
+      join(work, 'tmp-')
+    )
   const script = [
     'set -euo pipefail',
     ...ORDER.map(
