@@ -70,12 +70,13 @@ async function main(): Promise<void> {
   const bundle = join(dir, 'bundle')
   const conv = await net.povJson<{
     modelId: string
-    config?: { numLayers: number; numExperts: number }
+    shards: number
+    config: { numLayers: number; numExperts: number }
   }>(['model', 'convert', hf, bundle])
   const modelId = conv.modelId
-  const layers = conv.config?.numLayers ?? 2
+  const layers = conv.config.numLayers
   say(
-    `model id ${modelId}: ${layers} layers × ${conv.config?.numExperts ?? 8} experts, trained on Jane Austen — Austen-like prose, no sense across a sentence`
+    `model id ${modelId}: ${layers} layers × ${conv.config.numExperts} experts, trained on Jane Austen — Austen-like prose, no sense across a sentence`
   )
 
   say('governance: propose → vote → queue → execute approveModel')
@@ -83,8 +84,8 @@ async function main(): Promise<void> {
     modelId,
     name: 'tiny-mixtral-demo',
     layers,
-    experts: 8,
-    shardCount: 8,
+    experts: conv.config.numExperts,
+    shardCount: conv.shards,
     uri: pathToFileURL(bundle).href
   })
   say(`proposal ${round.proposalId.toString().slice(0, 16)}… ${round.state}`)

@@ -181,6 +181,10 @@ export function register(program: Command): void {
             dtype: manifest.dtype,
             artifacts: manifest.artifacts.length,
             shards: manifest.shards.length,
+            config: {
+              numLayers: manifest.config.numLayers,
+              numExperts: manifest.config.numExperts
+            },
             bytes,
             seconds
           },

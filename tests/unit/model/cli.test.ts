@@ -88,6 +88,8 @@ test('pov model init-tiny / convert / inspect', async (t) => {
   assert.equal(res.modelId, b.modelId)
   assert.equal(b.manifest.quant, 'int8')
   assert.equal(b.config.slidingWindow, 32)
+  // the demo approves the model on-chain with these figures
+  assert.deepEqual(res.config, { numLayers: b.config.numLayers, numExperts: b.config.numExperts })
   const info = JSON.parse(
     (await pov('model', 'inspect', join(d, 'bundle'), '--verify', '--json')).stdout
   )
