@@ -75,6 +75,17 @@ export function keystoreDir(opts: { keystore?: string; dataDir?: string }): stri
   return opts.keystore ?? join(opts.dataDir ?? DEFAULT_DATA_DIR, 'keystore')
 }
 
+/** Commander collector for a repeatable option whose values may also be comma-separated. */
+export function collectList(v: string, prev: string[] = []): string[] {
+  return [
+    ...prev,
+    ...v
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '')
+  ]
+}
+
 /** Parses `0,1,2` into integers, with a clear error. */
 export function parseIntList(value: string, what = 'list'): number[] {
   const out = value

@@ -14,21 +14,12 @@ import { voucherToWire } from '../protocol/payment.js'
 import type { WireDType } from '../protocol/codec.js'
 import { NoPeerAnsweredError, Router, type RouterOptions } from './router.js'
 import type { RemoteExecutorOptions } from './remote-executor.js'
-import { ChainDirectory, type DirectoryChange } from './directory.js'
+import { ChainDirectory, type DirectoryChange, type DirectoryNode } from './directory.js'
 import { Payer } from './payer.js'
 import { SpotChecker, type SpotCheckOptions } from './spot-check.js'
 
-export interface PaidNode {
-  operator: string
-  peerId: string
-  price: bigint
-  stake: bigint
-  shards: number[]
-  addrs: string[]
-  /** 0x PeerId bytes and binding signature as registered (fault evidence carries them). */
-  peerIdBytes: string
-  peerSignature: string
-}
+/** A registered node as the paid router uses it: the directory's view of it. */
+export type PaidNode = DirectoryNode
 
 export interface PaidRouterOptions {
   contracts: PovContracts

@@ -9,6 +9,7 @@ import { perplexity, type PerplexityResult } from '../../model/eval.js'
 import { loadTokenizer } from '../../model/tokenizer.js'
 import { DEVICES, type Device } from '../../model/runtime/ort.js'
 import { UserError } from '../errors.js'
+import { collectList } from '../options.js'
 import { openExecutor } from '../generate/executor.js'
 import type { GenerateArgs } from '../generate/options.js'
 
@@ -139,13 +140,7 @@ export function register(program: Command): void {
     .option(
       '--peers <multiaddrs...>',
       'experts on these nodes (multiaddrs with /p2p/<PeerId>, repeat or comma-separate)',
-      (v: string, prev: string[] = []) => [
-        ...prev,
-        ...v
-          .split(',')
-          .map((s) => s.trim())
-          .filter((s) => s !== '')
-      ]
+      collectList
     )
     .addOption(
       new Option('--wire-dtype <dtype>', 'with --peers: tensor encoding on the wire')

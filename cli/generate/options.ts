@@ -4,7 +4,7 @@
 import { Option, type Command } from 'commander'
 import { DEVICES, type Device } from '../../model/experts.js'
 import { UserError } from '../errors.js'
-import { busyPollOption, parseBusyPollUs } from '../options.js'
+import { busyPollOption, collectList, parseBusyPollUs } from '../options.js'
 import {
   addVerifyOptions,
   parseVerifyArgs,
@@ -101,13 +101,7 @@ export function addGenerateOptions(cmd: Command): Command {
       .option(
         '--peers <multiaddrs...>',
         'experts on these nodes (multiaddrs with /p2p/<PeerId>, repeat or comma-separate); the dense part runs here',
-        (v: string, prev: string[] = []) => [
-          ...prev,
-          ...v
-            .split(',')
-            .map((s) => s.trim())
-            .filter((s) => s !== '')
-        ]
+        collectList
       )
       .option(
         '--prompt <text>',

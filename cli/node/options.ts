@@ -8,7 +8,7 @@ import {
   type ConnectionLimitsInit,
   type OperatorNodeOptions
 } from '../../node/index.js'
-import { parseBusyPollUs, parseIntList } from '../options.js'
+import { collectList, parseBusyPollUs, parseIntList } from '../options.js'
 import { UserError } from '../errors.js'
 import { DEVICES } from '../../model/experts.js'
 
@@ -37,14 +37,6 @@ export interface NodeStartArgs {
   metricsAddress: string
 }
 
-const list = (v: string, prev: string[] = []): string[] => [
-  ...prev,
-  ...v
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '')
-]
-
 export function addNodeStartOptions(cmd: Command): Command {
   return cmd
     .addOption(
@@ -62,13 +54,13 @@ export function addNodeStartOptions(cmd: Command): Command {
       new Option(
         '--listen <multiaddr...>',
         'listen addresses (repeat or comma-separate)'
-      ).argParser(list)
+      ).argParser(collectList)
     )
     .addOption(
       new Option(
         '--announce <multiaddr...>',
         'public addresses to announce (behind NAT)'
-      ).argParser(list)
+      ).argParser(collectList)
     )
     .addOption(
       new Option(
@@ -147,7 +139,7 @@ export function addNodeStartOptions(cmd: Command): Command {
       new Option(
         '--allow <peer|ip|cidr...>',
         'trusted routers (peer ids, IP addresses, CIDR ranges): no connection cap or idle timeout applies to them (repeat or comma-separate)'
-      ).argParser(list)
+      ).argParser(collectList)
     )
     .addOption(new Option('--allow-only', 'refuse every peer not on --allow (a private node)'))
     .addOption(new Option('--metrics', 'serve Prometheus /metrics, /health and /ready'))

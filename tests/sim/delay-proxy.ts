@@ -4,6 +4,7 @@
 // its order (a TCP link does not reorder). When one side closes, the other is closed after the
 // data already in flight has been delivered; a refused target closes the client at once.
 import { createServer, connect, type Server, type Socket } from 'node:net'
+import { seededRandom } from '../../model/sampling.js'
 
 export interface LinkSpec {
   /** Port the node really listens on. */
@@ -17,18 +18,6 @@ export interface LinkSpec {
   port?: number
 }
 
-/** mulberry32: small, seeded, good enough for delays. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 export class DelayLink {
   readonly server: Server
   private readonly sockets = new Set<Socket>()
@@ -37,7 +26,7 @@ export class DelayLink {
   readonly stats = { up: 0, down: 0, connections: 0 }
 
   constructor(readonly spec: LinkSpec) {
-    this.random = prng(spec.seed)
+    this.random = seededRandom(spec.seed)
     this.server = createServer((client) => {
       this.stats.connections++
       this.pipe(client)

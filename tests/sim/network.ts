@@ -16,7 +16,7 @@ import { generateAll, type ExpertExecutor } from '../../model/generate.js'
 import { openPaidRouter, type PaidRouter } from '../../router/paid.js'
 import type { RouterOptions } from '../../router/router.js'
 import { LinkProcess } from './links.js'
-import { prng } from './delay-proxy.js'
+import { seededRandom } from '../../model/sampling.js'
 
 const REGISTER_CONCURRENCY = 3
 
@@ -60,7 +60,7 @@ export class SimNetwork {
   private constructor(readonly o: SimOptions) {
     this.log = o.log ?? (() => {})
     this.net = new LocalNet(o.dir, this.log)
-    this.random = prng(o.seed)
+    this.random = seededRandom(o.seed)
   }
 
   static async start(o: SimOptions): Promise<SimNetwork> {
