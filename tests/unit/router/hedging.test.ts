@@ -131,7 +131,8 @@ test('hedging: a call to a replica past its p95 goes to a second one, and the fi
     ['B', 250]
   ])
   const log: string[] = []
-  const ex = executor(['A', 'B'], delays, log)
+  // this phase tests the choice, not hedging: a timer late by a few ms would otherwise hedge A
+  const ex = executor(['A', 'B'], delays, log, { latency: { minSamples: 4, minHedgeMs: 100 } })
   // measure both: A fast, B slow (a wide gap: a loaded CI machine delays timers by tens of ms)
   for (let i = 0; i < 6; i++) await ex.runExpert(0, 0, x, 1)
   assert.ok((ex.latency.estimate('A', 1) as number) < (ex.latency.estimate('B', 1) as number))
