@@ -113,9 +113,21 @@ export async function reportFault(
   return { id: Number(ev.args.reportId), tx: tx.hash }
 }
 
+const SWEEP = new Interface(['function sweep()'])
+
+/**
+ * Sends the slashed stake FaultReports holds, and that no report claims, on to the treasury.
+ * Anyone may call it; proposals that slash end with it so that the stake does not wait there.
+ */
+export function sweepAction(faultReports: string): ProposalAction {
+  return { target: faultReports, data: SWEEP.encodeFunctionData('sweep') }
+}
+
 /**
  * Upholding a report: slash `amount` wei of the accused (the stake goes to FaultReports, the
- * registry's treasury), then split it with the reporter — one proposal, so both or neither.
+ * registry's treasury), then split it with the reporter — one proposal, so both or neither. A
+ * sweep goes first: the reporter's share is of what FaultReports holds at `upholdFault`, which
+ * must be this slash only, not an earlier one still waiting there.
  */
 export function upholdFaultActions(
   c: PovContracts,
@@ -124,6 +136,7 @@ export function upholdFaultActions(
   amount: bigint
 ): ProposalAction[] {
   return [
+    sweepAction(fr.target as string),
     {
       target: c.registry.target as string,
       data: c.registry.interface.encodeFunctionData('slash', [

@@ -6,6 +6,7 @@ import { formatUnits, getAddress, isHexString, parseUnits } from 'ethers'
 import type { ContractAddresses } from './deployment.js'
 import type { PovContracts } from './contracts.js'
 import type { ProposalAction } from './governance.js'
+import { sweepAction } from './faults.js'
 
 /** How a parameter's value is written on the command line and shown back. */
 export type ParamKind = 'pov' | 'seconds' | 'blocks' | 'bps' | 'percent' | 'address' | 'bool'
@@ -321,11 +322,13 @@ export function setParamAction(c: PovContracts, name: string, value: string): Bu
 
 /**
  * Slashes `amount` POV of `operator`'s stake to the treasury. An evidence hash (of a fault file,
- * for instance) is carried in the on-chain reason so auditors can match the slash to it.
+ * for instance) is carried in the on-chain reason so auditors can match the slash to it. Where
+ * FaultReports is the registry's treasury (`faultReports` given), the proposal ends with its
+ * sweep, so the stake goes on to the real treasury at once and no reporter's share is taken of it.
  */
 export function slashAction(
   c: PovContracts,
-  a: { operator: string; amount: string; reason: string; evidence?: string }
+  a: { operator: string; amount: string; reason: string; evidence?: string; faultReports?: string }
 ): BuiltProposal {
   let operator: string
   try {
@@ -345,7 +348,8 @@ export function slashAction(
       {
         target: c.registry.target as string,
         data: c.registry.interface.encodeFunctionData('slash', [operator, amount, reason])
-      }
+      },
+      ...(a.faultReports != null ? [sweepAction(a.faultReports)] : [])
     ],
     description: `Slash ${formatParamValue(p, amount)} of ${operator}: ${reason}`
   }

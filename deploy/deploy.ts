@@ -34,6 +34,11 @@ import { writeDeployment } from '../chain/deployment.js'
 import { decodeChainError } from '../chain/errors.js'
 import type { ModelApprovalArgs } from '../chain/gov-actions.js'
 import { createProvider } from '../chain/provider.js'
+import {
+  defaultDecisionPeriod,
+  deployFaultReportsContract,
+  type FaultReportsParams
+} from './fault-reports.js'
 import type { ContractAddresses, Deployment, DeploymentParams } from '../chain/deployment.js'
 
 export type DeployPreset = 'public' | 'local'
@@ -105,6 +110,13 @@ export interface DeployOptions extends Partial<PresetValues> {
   models?: ModelApprovalArgs[]
   /** When the treasury is the deployer, delegate its votes to itself so it can vote. @default true */
   selfDelegate?: boolean
+  /**
+   * FaultReports, deployed and wired into the registry (freezer and treasury) before the registry
+   * goes to the timelock; `false` leaves it out. Its decision period defaults to twice the
+   * governance path (an uphold proposal must pass before the report's deadline).
+   * @default {} (deployed, FAULT_REPORT_DEFAULTS otherwise)
+   */
+  faultReports?: FaultReportsParams | false
   log?: (line: string) => void
 }
 
@@ -200,6 +212,17 @@ export async function deployAll(
     throw new Error(
       `minimum unbonding period ${minUnbondingPeriod} s is above the unbonding period ${unbondingPeriod} s`
     )
+  const faults =
+    opts.faultReports === false
+      ? null
+      : {
+          ...opts.faultReports,
+          decisionPeriod: opts.faultReports?.decisionPeriod ?? defaultDecisionPeriod(path)
+        }
+  if (faults != null && faults.decisionPeriod <= path)
+    throw new Error(
+      `fault-report decision period ${faults.decisionPeriod} s does not outlast the governance path of ${path} s: a report would expire, and the accused's withdrawal thaw, before the proposal upholding it could execute`
+    )
   const initialSupply = opts.initialSupply ?? parseEther('1000000000')
   const distribution = (opts.distribution ?? []).map((d) => ({
     to: getAddress(d.to),
@@ -240,10 +263,19 @@ export async function deployAll(
   const token = await deploy(signer, 'PovToken', [minter, p.initialSupply, timelock], log)
   // Approvals start owned by the deployer so that opts.models can be approved, then move to the timelock.
   const models = await deploy(signer, 'ModelApprovals', [deployer], log)
+  // With fault reports the registry starts owned by the deployer, to be wired, then moves to the timelock.
   const registry = await deploy(
     signer,
     'ExpertRegistry',
-    [token, models, p.treasury, p.minStake, p.unbondingPeriod, p.minUnbondingPeriod, timelock],
+    [
+      token,
+      models,
+      p.treasury,
+      p.minStake,
+      p.unbondingPeriod,
+      p.minUnbondingPeriod,
+      faults != null ? deployer : timelock
+    ],
     log
   )
   const escrow = await deploy(
@@ -261,6 +293,20 @@ export async function deployAll(
 
   const addresses: ContractAddresses = { token, models, registry, escrow, governor, timelock }
   const c = connectContracts(addresses, signer)
+
+  let faultReports: string | undefined
+  if (faults != null) {
+    faultReports = await deployFaultReportsContract(
+      signer,
+      { token, registry, owner: timelock, treasury: p.treasury },
+      faults
+    )
+    log(`${'FaultReports'.padEnd(15)} ${faultReports}`)
+    // what wireFaultReportsActions proposes for a deployment made without it
+    await send('registry freezer → FaultReports', c.registry.setFreezer(faultReports), log)
+    await send('registry treasury → FaultReports', c.registry.setTreasury(faultReports), log)
+    await send('ExpertRegistry owner → timelock', c.registry.transferOwnership(timelock), log)
+  }
 
   for (const d of distribution)
     await send(
@@ -324,7 +370,8 @@ export async function deployAll(
     startBlock,
     deployedAt: new Date().toISOString(),
     contracts: addresses,
-    params: p
+    params: p,
+    ...(faultReports != null ? { faultReports } : {})
   }
   return { deployment, contracts: connectContracts(addresses, baseSigner), warnings }
 }
@@ -411,6 +458,18 @@ export function parseDeployArgs(argv: string[]): {
       'seconds per block, to compare governance (blocks) with unbonding (seconds)',
       int('--block-time')
     )
+    .option('--no-fault-reports', 'leave FaultReports out (it can be added and wired later)')
+    .option('--report-bond <pov>', 'POV a fault reporter posts (default 100)', pov)
+    .option(
+      '--decision-period <s>',
+      "seconds governance has to decide a fault report, the accused's withdrawal frozen meanwhile (default: twice the governance path)",
+      int('--decision-period')
+    )
+    .option(
+      '--reporter-share <bps>',
+      'share of an upheld slash paid to the reporter, in basis points (≤ 5000, default 2000)',
+      int('--reporter-share')
+    )
     .option('--out <dir>', 'where deployments/<chainId>.json goes')
     .exitOverride()
   cmd.parse(argv, { from: 'user' })
@@ -441,7 +500,15 @@ export function parseDeployArgs(argv: string[]): {
       timelockDelay: o.timelockDelay,
       quorumPercent: o.quorum,
       proposalThreshold: o.proposalThreshold,
-      blockTime: o.blockTime
+      blockTime: o.blockTime,
+      faultReports:
+        o.faultReports === false
+          ? false
+          : {
+              reportBond: o.reportBond,
+              decisionPeriod: o.decisionPeriod,
+              reporterShareBps: o.reporterShare
+            }
     }
   }
 }

@@ -1,7 +1,7 @@
 /**
- * Adds fault reports to a deployment: deploys FaultReports owned by the timelock, records its
- * address in the deployment, and builds the governance proposal that wires it into the registry
- * (the registry is the timelock's, so wiring is a governance decision). docs/trust.md.
+ * FaultReports for a deployment. `deployAll` deploys and wires it itself (before the registry
+ * goes to the timelock); `deployFaultReports` adds it to a deployment made without it, after which
+ * one governance proposal (`wireFaultReportsActions`) wires it into the registry. docs/trust.md.
  */
 import { ContractFactory, getAddress, parseEther } from 'ethers'
 import type { Signer } from 'ethers'
@@ -25,23 +25,58 @@ export const FAULT_REPORT_DEFAULTS = {
   reporterShareBps: 2000
 } as const
 
-/** Deploys FaultReports for `deployment` and returns the deployment with its address added. */
+/**
+ * The decision period a deployment should use: a report must outlive one whole governance round
+ * (its uphold proposal is made, voted, queued and executed before the deadline), so twice the
+ * governance path, within the contract's bounds (1 hour to 30 days).
+ */
+export function defaultDecisionPeriod(governancePathSeconds: number): number {
+  return Math.min(MAX_DECISION_PERIOD, Math.max(MIN_DECISION_PERIOD, 2 * governancePathSeconds))
+}
+
+/** FaultReports.MIN_DECISION_PERIOD and MAX_DECISION_PERIOD. */
+export const MIN_DECISION_PERIOD = 3_600
+export const MAX_DECISION_PERIOD = 30 * 24 * 3_600
+
+/** Deploys FaultReports owned by `owner` next to `token` and `registry`; returns its address. */
+export async function deployFaultReportsContract(
+  signer: Signer,
+  a: { token: string; registry: string; owner: string; treasury: string },
+  p: FaultReportsParams = {}
+): Promise<string> {
+  const { abi, bytecode } = loadArtifact('FaultReports')
+  const contract = await new ContractFactory(abi, bytecode, signer).deploy(
+    a.token,
+    a.registry,
+    getAddress(p.treasury ?? a.treasury),
+    p.reportBond ?? FAULT_REPORT_DEFAULTS.reportBond,
+    p.decisionPeriod ?? FAULT_REPORT_DEFAULTS.decisionPeriod,
+    p.reporterShareBps ?? FAULT_REPORT_DEFAULTS.reporterShareBps,
+    a.owner
+  )
+  await contract.waitForDeployment()
+  return await contract.getAddress()
+}
+
+/**
+ * Adds FaultReports, owned by the timelock, to a deployment made without it and returns the
+ * deployment with its address; it acts once governance wires it (`wireFaultReportsActions`).
+ */
 export async function deployFaultReports(
   signer: Signer,
   deployment: Deployment,
   p: FaultReportsParams = {}
 ): Promise<Deployment> {
-  const { abi, bytecode } = loadArtifact('FaultReports')
   const c = deployment.contracts
-  const contract = await new ContractFactory(abi, bytecode, signer).deploy(
-    c.token,
-    c.registry,
-    getAddress(p.treasury ?? deployment.params.treasury),
-    p.reportBond ?? FAULT_REPORT_DEFAULTS.reportBond,
-    p.decisionPeriod ?? FAULT_REPORT_DEFAULTS.decisionPeriod,
-    p.reporterShareBps ?? FAULT_REPORT_DEFAULTS.reporterShareBps,
-    c.timelock
+  const address = await deployFaultReportsContract(
+    signer,
+    {
+      token: c.token,
+      registry: c.registry,
+      owner: c.timelock,
+      treasury: deployment.params.treasury
+    },
+    p
   )
-  await contract.waitForDeployment()
-  return { ...deployment, faultReports: await contract.getAddress() }
+  return { ...deployment, faultReports: address }
 }

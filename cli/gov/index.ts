@@ -428,7 +428,13 @@ function registerPropose(gov: Command): void {
         o: ProposeOpts & { reason: string; evidence?: string }
       ) => {
         await submit(o, (ctx) =>
-          slashAction(ctx.contracts, { operator, amount, reason: o.reason, evidence: o.evidence })
+          slashAction(ctx.contracts, {
+            operator,
+            amount,
+            reason: o.reason,
+            evidence: o.evidence,
+            faultReports: ctx.deployment.faultReports
+          })
         )
       }
     )

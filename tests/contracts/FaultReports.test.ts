@@ -11,7 +11,9 @@ import {
   UNBONDING_PERIOD,
   type Env
 } from './fixture.js'
-import { deployFaultReports } from '../../deploy/fault-reports.js'
+import { defaultDecisionPeriod, deployFaultReports } from '../../deploy/fault-reports.js'
+import { deployAll, governancePathSeconds, PRESETS } from '../../deploy/deploy.js'
+import { slashAction } from '../../chain/gov-actions.js'
 import { connectContracts } from '../../chain/contracts.js'
 import type { FaultReportsContract, PovContracts } from '../../chain/contracts.js'
 import {
@@ -87,7 +89,12 @@ describe('FaultReports', () => {
     const env = await setup()
     const { registry, token } = env.contracts
     await registerNode(env, env.op1, POV(5000))
+    await registerNode(env, env.op2, POV(2000))
     await report(env)
+    // an earlier slash that no report claims waits in FaultReports: the uphold proposal sweeps it
+    // to the treasury first, so the reporter's share is of this report's slash only
+    const earlier = POV(700)
+    await by(registry, env.timelock).slash(env.op2.address, earlier, 'unrelated')
     const treasury = env.deployment.params.treasury
     const [aliceBefore, treasuryBefore] = [
       await token.balanceOf(env.alice),
@@ -103,7 +110,11 @@ describe('FaultReports', () => {
       { id: 0, operator: env.op1.address, evidenceHash: EVIDENCE },
       slash
     )
+    expect(actions.length).to.equal(3)
     await expect(env.timelock.sendTransaction({ to: actions[0].target, data: actions[0].data }))
+      .to.emit(env.fr, 'Swept')
+      .withArgs(treasury, earlier)
+    await expect(env.timelock.sendTransaction({ to: actions[1].target, data: actions[1].data }))
       .to.emit(registry, 'Slashed')
       .withArgs(
         env.op1.address,
@@ -116,7 +127,7 @@ describe('FaultReports', () => {
       .to.emit(env.fr, 'FaultUpheld')
       .withArgs(0, env.op1.address, env.alice.address, slash, reward)
     expect(await token.balanceOf(env.alice)).to.equal(aliceBefore + BOND + reward)
-    expect(await token.balanceOf(treasury)).to.equal(treasuryBefore + slash - reward)
+    expect(await token.balanceOf(treasury)).to.equal(treasuryBefore + earlier + slash - reward)
     expect(await token.balanceOf(env.fr)).to.equal(0n)
     const r = await env.fr.reportOf(0)
     expect([r.status, r.slashed, r.reward]).to.deep.equal([2n, slash, reward])
@@ -240,5 +251,53 @@ describe('FaultReports', () => {
     const before = await token.balanceOf(treasury)
     await expect(by(env.fr, env.bob).sweep()).to.emit(env.fr, 'Swept').withArgs(treasury, POV(500))
     expect(await token.balanceOf(treasury)).to.equal(before + POV(500))
+  })
+
+  it('deployAll deploys it wired: freezer and treasury of the registry, both owned by the timelock; a slash proposal sweeps', async () => {
+    const env = await load()
+    const { registry, token, timelock } = env.contracts
+    const address = env.deployment.faultReports
+    assert.ok(address != null, 'deployAll left FaultReports out')
+    const fr = faultReportsOf(env.deployment, env.deployer)
+    expect(await registry.freezer()).to.equal(address)
+    expect(await registry.treasury()).to.equal(address)
+    expect(await registry.owner()).to.equal(await timelock.getAddress())
+    expect(await fr.owner()).to.equal(await timelock.getAddress())
+    expect(await fr.treasury()).to.equal(env.deployment.params.treasury)
+    // twice the governance path, at least the contract's 1 hour
+    const path = governancePathSeconds({ ...env.deployment.params, blockTime: 1 }) // local preset
+    expect(await fr.decisionPeriod()).to.equal(BigInt(defaultDecisionPeriod(path)))
+    expect(defaultDecisionPeriod(governancePathSeconds(PRESETS.public))).to.equal(
+      2 * governancePathSeconds(PRESETS.public)
+    )
+    // `pov gov propose slash` ends with a sweep: the stake reaches the treasury in the same proposal
+    await registerNode(env, env.op1, POV(2000))
+    const built = slashAction(env.contracts, {
+      operator: env.op1.address,
+      amount: '400',
+      reason: 'wrong outputs',
+      faultReports: address
+    })
+    expect(built.actions.length).to.equal(2)
+    const treasury = env.deployment.params.treasury
+    const before = await token.balanceOf(treasury)
+    for (const a of built.actions)
+      await env.timelock.sendTransaction({ to: a.target, data: a.data })
+    expect(await token.balanceOf(treasury)).to.equal(before + POV(400))
+    expect(await token.balanceOf(address)).to.equal(0n)
+  })
+
+  it('deployAll without it (faultReports: false) keeps the old wiring; a decision period inside the governance path is refused', async () => {
+    const [deployer] = await ethers.getSigners()
+    const plain = await deployAll(deployer, { preset: 'local', faultReports: false })
+    expect(plain.deployment.faultReports).to.equal(undefined)
+    expect(await plain.contracts.registry.treasury()).to.equal(deployer.address)
+    expect(await plain.contracts.registry.freezer()).to.equal(ethers.ZeroAddress)
+    expect(await plain.contracts.registry.owner()).to.equal(plain.deployment.contracts.timelock)
+    const path = governancePathSeconds(PRESETS.local)
+    await assert.rejects(
+      deployAll(deployer, { preset: 'local', faultReports: { decisionPeriod: path } }),
+      /decision period .* does not outlast the governance path/
+    )
   })
 })

@@ -18,7 +18,6 @@ import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { LocalNet } from '../../deploy/localnet.js'
-import { deployFaultReports } from '../../deploy/fault-reports.js'
 import { writeTinyCheckpoint } from '../../model/tiny.js'
 import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
 import { loadDenseRuntime, type DenseRuntime } from '../../model/dense/index.js'
@@ -29,13 +28,11 @@ import { transportOptions } from '../../protocol/transport.js'
 import { expertService, type ExpertService } from '../../node/expert-service.js'
 import type { ExpertBackend } from '../../node/runtime.js'
 import { signPeerBinding } from '../../chain/peer-binding.js'
-import { writeDeployment } from '../../chain/deployment.js'
 import { governanceRound, devChainClock } from '../../chain/governance.js'
 import {
   faultReportsOf,
   reportFault,
   upholdFaultActions,
-  wireFaultReportsActions,
   readFaultReport
 } from '../../chain/faults.js'
 import type { FaultReportsContract } from '../../chain/contracts.js'
@@ -188,18 +185,7 @@ before(
       shardCount: bundle.manifest.shards.length,
       uri: 'file://' + bundle.dir
     })
-    // fault reports join the deployment: deploy, then one governance round wires the registry
-    const deployer = await net.signer(0)
-    net.deployment = await deployFaultReports(deployer, net.deployment)
-    net.deploymentFile = writeDeployment(net.deployment, dir)
-    await governanceRound({
-      contracts: net.contracts,
-      proposer: deployer,
-      voters: [deployer],
-      actions: wireFaultReportsActions(net.contracts, net.deployment.faultReports!),
-      description: 'Enable fault reports',
-      clock: devChainClock(net.provider)
-    })
+    // fault reports come with the deployment (deployAll wires them into the registry)
     fr = faultReportsOf(net.deployment, net.provider)
 
     dense = await loadDenseRuntime(bundle, { device: 'cpu' })
