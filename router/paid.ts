@@ -57,7 +57,12 @@ export interface PaidRouterOptions {
    * generation that makes the call (so a gateway can attribute and cap cost per request).
    * Throwing refuses the payment, and the call fails with that error.
    */
-  onCharge?: (c: { operator: string; peerId: string; amount: bigint; units: number }) => void
+  onCharge?: (c: CallCharge) => void
+  /**
+   * Sees a charge taken back: the node refused or failed the call, so it is not owed (the
+   * payer's cumulative amount is rolled back too). Called at most once per charge.
+   */
+  onRefund?: (c: CallCharge) => void
   /**
    * Spot re-execution (router/spot-check.ts); replicas are told apart by operator address and
    * evidence carries each node's registry binding. @default none
@@ -322,7 +327,7 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
             : undefined,
         // a restarting node's replicas may all be benched for a moment: wait rather than degrade
         calls: { unavailableWaitMs: 10_000, ...o.calls },
-        ...paymentHooks(payer, nodes, o.logger, o.onCharge)
+        ...paymentHooks(payer, nodes, o.logger, o.onCharge, o.onRefund)
       },
       logger: o.logger
     })
@@ -474,6 +479,15 @@ async function fundLanes(
   )
 }
 
+/** One expert call's charge; `requestId` (the call's) matches a refund with its charge. */
+export interface CallCharge {
+  operator: string
+  peerId: string
+  amount: bigint
+  units: number
+  requestId: bigint
+}
+
 /**
  * The router's payment step for `nodes` (keyed by PeerId): each call is paid through `payer`, and
  * a call the node refused or failed is refunded (not owed) and logged with the node's reason.
@@ -482,25 +496,41 @@ export function paymentHooks(
   payer: Payer,
   nodes: Map<string, Pick<PaidNode, 'operator' | 'price'>>,
   logger?: Logger,
-  onCharge?: PaidRouterOptions['onCharge']
+  onCharge?: PaidRouterOptions['onCharge'],
+  onRefund?: PaidRouterOptions['onRefund']
 ): Required<Pick<RemoteExecutorOptions, 'attachPayment' | 'settlePayment'>> {
-  const refunds = new Map<bigint, () => void>()
+  const refunds = new Map<bigint, { refund: () => void; charge: CallCharge }>()
   return {
     attachPayment: async ({ peer, rows, requestId }) => {
       const n = nodes.get(peer)
       if (n == null) throw new Error(`peer ${peer} is not a selected registered node`)
-      const amount = n.price * BigInt(rows)
-      onCharge?.({ operator: n.operator, peerId: peer, amount, units: rows })
-      const p = await payer.pay(n.operator, amount, rows)
-      refunds.set(requestId, p.refund)
+      const charge: CallCharge = {
+        operator: n.operator,
+        peerId: peer,
+        amount: n.price * BigInt(rows),
+        units: rows,
+        requestId
+      }
+      onCharge?.(charge)
+      let p: Awaited<ReturnType<Payer['pay']>>
+      try {
+        p = await payer.pay(n.operator, charge.amount, rows)
+      } catch (err) {
+        onRefund?.(charge) // no voucher went out: nothing is owed
+        throw err
+      }
+      refunds.set(requestId, { refund: p.refund, charge })
       return voucherToWire(p.voucher)
     },
     settlePayment: ({ peer, requestId, ok, status, message, layer, expert }) => {
-      const refund = refunds.get(requestId)
+      const r = refunds.get(requestId)
       refunds.delete(requestId)
       if (ok) return
       // the node did not do the work: it is not paid for, and the user sees why
-      refund?.()
+      if (r != null) {
+        r.refund()
+        onRefund?.(r.charge)
+      }
       logger?.warn(
         { operator: nodes.get(peer)?.operator, peer, layer, expert, status, reason: message },
         'node refused or failed a paid call (not charged)'

@@ -7,6 +7,7 @@ export interface GatewayMetrics {
   requests: Counter<'endpoint' | 'status'>
   tokens: Counter<'model' | 'kind'>
   cost: Counter<'model'>
+  refunded: Counter<'model'>
   ttft: Histogram<'model'>
   inFlight: Gauge
   queued: Gauge
@@ -33,6 +34,12 @@ export function createGatewayMetrics(opts: { defaults?: boolean } = {}): Gateway
     cost: new Counter({
       name: 'pov_gateway_cost_pov_total',
       help: 'POV committed to nodes in vouchers for expert calls, by model',
+      labelNames: ['model'],
+      registers: [registry]
+    }),
+    refunded: new Counter({
+      name: 'pov_gateway_refunded_pov_total',
+      help: 'POV of expert calls charged then taken back (the node refused or failed the call), by model',
       labelNames: ['model'],
       registers: [registry]
     }),

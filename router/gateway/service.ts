@@ -18,6 +18,7 @@ import { loadTokenizer, type PovTokenizer } from '../../model/tokenizer.js'
 import {
   openPaidRouter,
   PaymentSetupError,
+  type CallCharge,
   type PaidRouter,
   type PaidRouterOptions
 } from '../paid.js'
@@ -114,6 +115,8 @@ export interface GenerationResult {
 interface Account {
   spent: bigint
   nodes: Map<string, NodeCharge>
+  /** Request ids of the calls charged to it, to forget them when the request ends. */
+  charged: Set<bigint>
   ac: AbortController
   refused: SpendRefusedError | null
   model: string
@@ -124,6 +127,8 @@ export class GatewayService {
   readonly payer: string
   private readonly routers = new Map<string, Promise<PaidRouter>>()
   private readonly accounts = new AsyncLocalStorage<Account>()
+  /** The account each call in flight was charged to (a refund finds it by the call's request id). */
+  private readonly chargedTo = new Map<bigint, Account>()
   private readonly slots: Slots
   private deposit: {
     at: number
@@ -326,6 +331,9 @@ export class GatewayService {
         onCharge: (charge) => {
           this.charge(charge)
         },
+        onRefund: (charge) => {
+          this.refund(charge)
+        },
         logger: this.o.logger
       })
       this.routers.set(m.modelId, p)
@@ -344,7 +352,7 @@ export class GatewayService {
   }
 
   /** onCharge: attributes a call's charge to its request, refusing it past a cap. */
-  private charge(c: { operator: string; peerId: string; amount: bigint; units: number }): void {
+  private charge(c: CallCharge): void {
     const a = this.accounts.getStore()
     if (a == null) throw new Error('an expert call outside a gateway request was refused payment')
     const reqCap = this.o.maxCostPerRequest
@@ -367,6 +375,8 @@ export class GatewayService {
     }
     a.spent += c.amount
     this.spent += c.amount
+    a.charged.add(c.requestId)
+    this.chargedTo.set(c.requestId, a)
     this.paidTo.set(c.operator, (this.paidTo.get(c.operator) ?? 0n) + c.amount)
     const n = a.nodes.get(c.peerId) ?? {
       operator: c.operator,
@@ -381,6 +391,32 @@ export class GatewayService {
     a.nodes.set(c.peerId, n)
     const pov = Number(formatUnits(c.amount, 18))
     this.o.metrics?.cost.inc({ model: a.model }, pov)
+    this.o.metrics?.spent.set(Number(formatUnits(this.spent, 18)))
+  }
+
+  /**
+   * onRefund: a call the node refused or failed is not owed; its charge leaves the request's and
+   * the gateway's totals. A refund that arrives after its request ended stays counted (the
+   * request's cost is already reported; the spending cap errs on the safe side).
+   */
+  private refund(c: CallCharge): void {
+    const a = this.chargedTo.get(c.requestId)
+    if (a == null) return
+    this.chargedTo.delete(c.requestId)
+    a.charged.delete(c.requestId)
+    a.spent -= c.amount
+    this.spent -= c.amount
+    const paid = (this.paidTo.get(c.operator) ?? 0n) - c.amount
+    if (paid > 0n) this.paidTo.set(c.operator, paid)
+    else this.paidTo.delete(c.operator)
+    const n = a.nodes.get(c.peerId)
+    if (n != null) {
+      n.calls--
+      n.units -= c.units
+      n.amount -= c.amount
+      if (n.calls === 0) a.nodes.delete(c.peerId)
+    }
+    this.o.metrics?.refunded.inc({ model: a.model }, Number(formatUnits(c.amount, 18)))
     this.o.metrics?.spent.set(Number(formatUnits(this.spent, 18)))
   }
 
@@ -417,15 +453,20 @@ export class GatewayService {
       const account: Account = {
         spent: 0n,
         nodes: new Map(),
+        charged: new Set(),
         ac: new AbortController(),
         refused: null,
         model: m.id
       }
       const signal = AbortSignal.any([req.signal, account.ac.signal])
-      return await this.accounts.run(
-        account,
-        async () => await this.run(req, paid, perToken, account, signal)
-      )
+      try {
+        return await this.accounts.run(
+          account,
+          async () => await this.run(req, paid, perToken, account, signal)
+        )
+      } finally {
+        for (const id of account.charged) this.chargedTo.delete(id)
+      }
     } finally {
       metrics?.inFlight.dec()
       release()

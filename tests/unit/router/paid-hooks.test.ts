@@ -19,7 +19,7 @@ import { VoucherStore } from '../../../node/payments/voucher-store.js'
 import { PaymentVerifier } from '../../../node/payments/verifier.js'
 import { Router } from '../../../router/router.js'
 import { Payer } from '../../../router/payer.js'
-import { paymentHooks } from '../../../router/paid.js'
+import { paymentHooks, type CallCharge } from '../../../router/paid.js'
 import { fakeModel, MODEL_ID, HIDDEN, rowsOf } from '../node/fixtures.js'
 
 type Host = Libp2p<{ expert: ExpertService }>
@@ -75,6 +75,8 @@ test('a refused call is not owed; served calls are, and reuse the prepaid vouche
     paidOnChain: async () => 0n,
     prepay: () => PRICE * 64n
   })
+  const charges: CallCharge[] = []
+  const refunds: CallCharge[] = []
   const nodes = new Map([
     [a.host.peerId.toString(), { operator: opA.address, price: PRICE }],
     [b.host.peerId.toString(), { operator: opB.address, price: PRICE }]
@@ -84,7 +86,13 @@ test('a refused call is not owed; served calls are, and reuse the prepaid vouche
       peers: [a.host, b.host].map((h) => h.getMultiaddrs()[0].toString()),
       modelId: MODEL_ID,
       hidden: HIDDEN,
-      ...paymentHooks(payer, nodes)
+      ...paymentHooks(
+        payer,
+        nodes,
+        undefined,
+        (c) => charges.push(c),
+        (c) => refunds.push(c)
+      )
     }
   })
   cleanup.push(async () => {
@@ -96,6 +104,16 @@ test('a refused call is not owed; served calls are, and reuse the prepaid vouche
   assert.equal(spent.get(opA.address)?.amount ?? 0n, 0n, 'nothing owed to the refusing node')
   assert.equal(spent.get(opB.address)?.amount, PRICE * BigInt(calls), 'every served call owed')
   assert.ok(payer.stats().refunds >= 1, 'the refused attempt was refunded')
+  // the observers (a gateway's per-request accounting) see the same: each refund is one of the
+  // charges, once, and charges less refunds is what the payer owes each operator
+  assert.equal(refunds.length, payer.stats().refunds)
+  assert.equal(new Set(refunds.map((r) => r.requestId)).size, refunds.length)
+  for (const r of refunds) assert.ok(charges.includes(r), 'a refund of a charge never made')
+  for (const op of [opA.address, opB.address]) {
+    const net = (xs: CallCharge[]) =>
+      xs.filter((c) => c.operator === op).reduce((t, c) => t + c.amount, 0n)
+    assert.equal(net(charges) - net(refunds), spent.get(op)?.amount ?? 0n, op)
+  }
   // the serving node holds a voucher covering every call it served, and not beyond the margin
   const held = b.store.get(payer.address)!.cumulativeAmount
   assert.ok(held >= PRICE * BigInt(calls) && held <= PRICE * BigInt(calls) + PRICE * 64n)
