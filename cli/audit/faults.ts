@@ -19,6 +19,7 @@ import { addCommonOptions, addJsonOption } from '../options.js'
 import { loadSigner, withChain } from '../chain.js'
 import { toJson } from '../output.js'
 import { UserError } from '../errors.js'
+import { describeChainError } from '../error-format.js'
 
 /** Exit code when the evidence is valid but proves nobody wrong (like `pov audit`'s failed checks). */
 export const NO_FAULT_EXIT = 3
@@ -178,8 +179,7 @@ export function registerFaultCommands(audit: Command): void {
           uri: o.uri
         })
       } catch (err) {
-        const { decodeChainError } = await import('../../chain/errors.js')
-        throw new UserError(`reportFault failed: ${decodeChainError(err)}`)
+        throw new UserError(`reportFault failed: ${describeChainError(err)}`)
       }
       const report = await fr.reportOf(r.id)
       process.stdout.write(

@@ -31,7 +31,7 @@ import { UserError } from '../errors.js'
 import { resolveModelId } from '../model-ref.js'
 import { signPeerBinding } from '../../chain/peer-binding.js'
 import { combinedInterface } from '../../chain/contracts.js'
-import { decodeChainError } from '../../chain/errors.js'
+import { describeChainError } from '../error-format.js'
 import { VoucherStore } from '../../node/payments/voucher-store.js'
 import { claimAll, outstanding } from '../../node/payments/claim.js'
 
@@ -260,7 +260,7 @@ export function registerPaidNodeCommands(node: Command): void {
             { withdraw: opts.withdraw }
           )
         } catch (err) {
-          throw new UserError(`claim failed: ${decodeChainError(err)}`)
+          throw new UserError(`claim failed: ${describeChainError(err, wallet.address)}`)
         }
         const after = await ctx.contracts.token.balanceOf(wallet.address)
         const redeemGasUsed = res.receipt?.gasUsed ?? 0n
