@@ -1,7 +1,7 @@
 // A user-space TCP delay link (this kernel has no netem qdisc): listens on 127.0.0.1, forwards
 // every connection to a target port, and holds each chunk for the link's one-way delay plus a
-// seeded jitter, in each direction. Delivery times never go backwards, so the byte stream keeps
-// its order (a TCP link does not reorder). When one side closes, the other is closed after the
+// seeded jitter, in each direction. Chunks leave in the order they came (a TCP link does not
+// reorder), each no earlier than its own due time. When one side closes, the other is closed after the
 // data already in flight has been delivered; a refused target closes the client at once.
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { seededRandom } from '../../model/sampling.js'
@@ -55,31 +55,44 @@ export class DelayLink {
   }
 
   private direction(from: Socket, to: Socket, dir: 'up' | 'down'): void {
+    // ONE queue and ONE timer per direction. A timer per chunk reorders: Node starts a timer
+    // from the loop's cached whole-millisecond clock, which lags performance.now() by up to a
+    // loop turn, so a later chunk with the same due time could fire first (seen: noise then
+    // failed its MAC and libp2p aborted the connection — "stream closed" on every call on it).
+    const queue: Array<{ at: number; act: () => void }> = []
+    let timer: NodeJS.Timeout | undefined
     let last = 0
-    const due = (): number => {
-      const t = Math.max(
+    const pump = (): void => {
+      timer = undefined
+      // a timer may fire up to 1 ms early by performance.now(): deliver what is due by then
+      const now = performance.now() + 1
+      while (queue.length > 0 && queue[0].at <= now) queue.shift()?.act()
+      if (queue.length > 0) timer = setTimeout(pump, queue[0].at - performance.now())
+    }
+    const later = (act: () => void): void => {
+      last = Math.max(
         last,
         performance.now() + this.spec.delayMs + this.random() * this.spec.jitterMs
       )
-      last = t
-      return t - performance.now()
+      queue.push({ at: last, act })
+      timer ??= setTimeout(pump, last - performance.now())
     }
     from.on('data', (chunk: Buffer) => {
       this.stats[dir] += chunk.length
-      setTimeout(() => {
+      later(() => {
         if (!to.destroyed) to.write(chunk)
-      }, due())
+      })
     })
     from.once('end', () => {
-      setTimeout(() => {
+      later(() => {
         if (!to.destroyed) to.end()
-      }, due())
+      })
     })
     from.once('error', () => {})
     from.once('close', () => {
-      setTimeout(() => {
+      later(() => {
         to.destroy()
-      }, due())
+      })
     })
   }
 
