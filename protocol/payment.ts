@@ -1,18 +1,27 @@
 // The voucher as it travels in ExpertRequest.payment (protocol/expert.proto) ↔ the EIP-712
 // voucher of protocol/voucher.ts. Addresses are 20 bytes, amounts uint256 big-endian.
-import { getAddress, getBytes, hexlify, toBeArray } from 'ethers'
+import { getBytes, hexlify, toBeArray } from 'ethers'
 import type { Voucher as WireVoucher } from './expert.js'
 import { PaymentError, Status } from './errors.js'
-import type { SignedVoucher } from './voucher.js'
+import { checksummed, type SignedVoucher } from './voucher.js'
 
+/** Wire forms of vouchers still in use: a prepaid voucher travels on many calls unchanged. */
+const WIRE = new WeakMap<SignedVoucher, WireVoucher>()
+
+/** The wire form of `v` (the same object for the same voucher: do not modify it). */
 export function voucherToWire(v: SignedVoucher): WireVoucher {
-  return {
-    payer: getBytes(getAddress(v.payer)) as Uint8Array<ArrayBuffer>,
-    payee: getBytes(getAddress(v.payee)) as Uint8Array<ArrayBuffer>,
-    cumulativeAmount: toBeArray(v.cumulativeAmount) as Uint8Array<ArrayBuffer>,
-    signature: getBytes(v.signature) as Uint8Array<ArrayBuffer>,
-    extra: new Uint8Array(0)
+  let w = WIRE.get(v)
+  if (w == null) {
+    w = {
+      payer: getBytes(checksummed(v.payer)) as Uint8Array<ArrayBuffer>,
+      payee: getBytes(checksummed(v.payee)) as Uint8Array<ArrayBuffer>,
+      cumulativeAmount: toBeArray(v.cumulativeAmount) as Uint8Array<ArrayBuffer>,
+      signature: getBytes(v.signature) as Uint8Array<ArrayBuffer>,
+      extra: new Uint8Array(0)
+    }
+    WIRE.set(v, w)
   }
+  return w
 }
 
 /** Decodes and bounds-checks a wire voucher; malformed fields are a PAYMENT_INVALID error. */
@@ -34,8 +43,8 @@ export function voucherFromWire(w: WireVoucher | undefined): SignedVoucher | und
       Status.PAYMENT_INVALID
     )
   return {
-    payer: getAddress(hexlify(w.payer)),
-    payee: getAddress(hexlify(w.payee)),
+    payer: checksummed(hexlify(w.payer)),
+    payee: checksummed(hexlify(w.payee)),
     cumulativeAmount: BigInt(hexlify(w.cumulativeAmount)),
     signature: hexlify(w.signature)
   }

@@ -26,6 +26,24 @@ export interface Voucher {
   cumulativeAmount: bigint
 }
 
+/** Remembered checksums (a payer talks to a few payees, a node hears from a few payers). */
+const CHECKSUMS = new Map<string, string>()
+const CHECKSUMS_MAX = 4096
+
+/**
+ * `getAddress(a)`, remembered: the EIP-55 checksum is a keccak-256 in JavaScript (~40 µs), and a
+ * paid expert call needs the same few addresses normalised several times. Throws like getAddress.
+ */
+export function checksummed(a: string): string {
+  let c = CHECKSUMS.get(a)
+  if (c == null) {
+    c = getAddress(a)
+    if (CHECKSUMS.size >= CHECKSUMS_MAX) CHECKSUMS.clear()
+    CHECKSUMS.set(a, c)
+  }
+  return c
+}
+
 /** A voucher with the payer's 65-byte EIP-712 signature (hex). */
 export interface SignedVoucher extends Voucher {
   signature: string
@@ -110,7 +128,7 @@ export function isVoucherSignedByPayer(
   signature: string
 ): boolean {
   try {
-    return recoverVoucherSigner(domain, voucher, signature) === getAddress(voucher.payer)
+    return recoverVoucherSigner(domain, voucher, signature) === checksummed(voucher.payer)
   } catch {
     return false
   }

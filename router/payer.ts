@@ -1,18 +1,26 @@
 // The client's side of payment: one cumulative voucher stream per payee, prepaid a little. Each
 // expert call adds rows × the node's price to what this client owes that payee; while the last
 // signed voucher still covers it, the call carries that same voucher again (no signature, no
-// chain read). When it does not, the client signs one voucher for what it owes plus a margin:
-// what this run already owes that payee, capped at `prepay` — so a steady decode signs at most
-// about once per payee per `prepay` worth of work (one generated token's worth by default, see
-// PaidRouterOptions.prepayUnits), and a run never prepays more than it spent. The margin is the
-// client's risk: the node may redeem the last voucher whole. A call the node refused
-// (or failed) is taken back from what is owed, so the client never pays for it beyond the prepaid
-// margin it already chose to risk. The payee's on-chain `paid` is read once per payee, and the
-// signed amounts persist per (chain, escrow, payer) so a later run continues above what nodes hold.
+// chain read). A voucher signs what is owed plus a margin: what this run already owes that payee,
+// capped at `prepay` — so a steady decode signs about once per payee per half `prepay` worth of
+// work (one generated token's worth by default, see PaidRouterOptions.prepayUnits), and a run
+// never prepays more than it spent. The next voucher is signed ahead, off the call's path: once a
+// call leaves less than half the margin, it goes out with the voucher that covers it and the next
+// one is signed while the node works, so a steady decode never waits for a signature (nor the node
+// for its check and journal, see node/payments/verifier.ts). The margin is the client's risk: the
+// node may redeem the last voucher whole. A call the node refused (or failed) is taken back from
+// what is owed, so the client never pays for it beyond the prepaid margin it already chose to
+// risk. The payee's on-chain `paid` is read once per payee, and the signed amounts persist per
+// (chain, escrow, payer) so a later run continues above what nodes hold.
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { getAddress, type Signer } from 'ethers'
-import { signVoucher, type SignedVoucher, type VoucherDomain } from '../protocol/voucher.js'
+import {
+  checksummed,
+  signVoucher,
+  type SignedVoucher,
+  type VoucherDomain
+} from '../protocol/voucher.js'
 
 export interface PayerOptions {
   signer: Signer
@@ -31,10 +39,16 @@ export interface PayerOptions {
 interface Stream {
   /** What this client owes the payee in total (cumulative, the floor included). */
   owed: bigint
+  /** What calls that asked to pay but are not through `pay` yet will add to `owed`. */
+  queued: bigint
   /** Where this run started (what the chain paid, or the last run signed). */
   floor: bigint
   /** The last voucher signed for the payee (covers `owed` while its amount is ≥ it). */
   last: SignedVoucher | null
+  /** The margin `last` was signed with (its amount minus what was owed then). */
+  margin: bigint
+  /** The next voucher, being signed ahead of need. */
+  ahead: Promise<void> | null
   /** The highest cumulative amount ever signed for the payee (persisted). */
   signed: bigint
 }
@@ -45,6 +59,13 @@ export interface Payment {
   /** The call was refused or failed: it is not owed. */
   refund: () => void
 }
+
+/**
+ * A new voucher is signed ahead once what the last one still prepays falls below this share of
+ * the margin it was signed with: late enough that each signature advances by ¾ of a margin, early
+ * enough that a steady stream of calls never outruns it.
+ */
+const AHEAD_BELOW = 4n
 
 export class Payer {
   private readonly streams = new Map<string, Stream>()
@@ -86,24 +107,31 @@ export class Payer {
    * so callers that send right after the await keep vouchers increasing on the wire.
    */
   async pay(payee: string, amount: bigint, units = 0): Promise<Payment> {
-    const to = getAddress(payee)
+    const to = checksummed(payee)
+    // calls asking together (an MoE layer's experts on one node) are covered by one signature
+    const known = this.streams.get(to)
+    if (known != null) known.queued += amount
     const prev = this.tail.get(to) ?? Promise.resolve()
     const next = prev
       .catch(() => {})
       .then(async () => {
-        const s = await this.stream(to)
+        const s = known ?? (await this.stream(to))
+        if (known != null) s.queued -= amount
         s.owed += amount
         if (s.last == null || s.last.cumulativeAmount < s.owed) {
-          const cap = this.opts.prepay?.(to) ?? 0n
-          const run = s.owed - s.floor
-          const cumulativeAmount = s.owed + (run < cap ? run : cap)
-          const v = { payer: this.address, payee: to, cumulativeAmount }
-          s.last = { ...v, signature: await signVoucher(this.opts.signer, this.opts.domain, v) }
-          this.counters.signatures++
-          if (cumulativeAmount > s.signed) {
-            s.signed = cumulativeAmount
-            this.schedulePersist()
-          }
+          // the voucher signed ahead may cover it; else this call waits for a new one
+          if (s.ahead != null) await s.ahead.catch(() => {})
+          if (s.last == null || s.last.cumulativeAmount < s.owed) await this.sign(to, s)
+        }
+        const voucher = s.last as SignedVoucher
+        if (s.ahead == null && voucher.cumulativeAmount - s.owed < s.margin / AHEAD_BELOW) {
+          const ahead = this.sign(to, s, true)
+          s.ahead = ahead
+          void ahead
+            .catch(() => {}) // a call that needs it signs again, and fails with the reason
+            .finally(() => {
+              if (s.ahead === ahead) s.ahead = null
+            })
         }
         const sp = this.spentNow.get(to) ?? { amount: 0n, calls: 0, units: 0 }
         this.spentNow.set(to, {
@@ -113,7 +141,7 @@ export class Payer {
         })
         let refunded = false
         return {
-          voucher: s.last,
+          voucher,
           refund: () => {
             if (refunded) return
             refunded = true
@@ -133,9 +161,36 @@ export class Payer {
     return await next
   }
 
+  /**
+   * Signs the next voucher to `to`: what is owed, the calls already asking included, plus the
+   * margin (what this run owes, capped at `prepay`). Called from a payment (which waits for it)
+   * or ahead of need (on the next turn of the event loop, so the call that asked goes out first).
+   */
+  private async sign(to: string, s: Stream, ahead = false): Promise<void> {
+    if (ahead) await new Promise((resolve) => setImmediate(resolve))
+    const owed = s.owed + s.queued
+    const cap = this.opts.prepay?.(to) ?? 0n
+    const run = owed - s.floor
+    const margin = run < cap ? run : cap
+    const cumulativeAmount = owed + margin
+    if (s.last != null && s.last.cumulativeAmount >= cumulativeAmount) return
+    const v = { payer: this.address, payee: to, cumulativeAmount }
+    const signature = await signVoucher(this.opts.signer, this.opts.domain, v)
+    this.counters.signatures++
+    // a voucher signed meanwhile (a call that could not wait) may be higher: keep the highest
+    if (s.last == null || cumulativeAmount > s.last.cumulativeAmount) {
+      s.last = { ...v, signature }
+      s.margin = margin
+    }
+    if (cumulativeAmount > s.signed) {
+      s.signed = cumulativeAmount
+      this.schedulePersist()
+    }
+  }
+
   /** What the last voucher to `payee` signs beyond what this client owes it (0 when none). */
   prepaid(payee: string): bigint {
-    const s = this.streams.get(getAddress(payee))
+    const s = this.streams.get(checksummed(payee))
     if (s?.last == null) return 0n
     const m = s.last.cumulativeAmount - s.owed
     return m > 0n ? m : 0n
@@ -143,7 +198,7 @@ export class Payer {
 
   /** The highest cumulative amount this client signed to `payee` (this run or an earlier one). */
   signedFor(payee: string): bigint {
-    const to = getAddress(payee)
+    const to = checksummed(payee)
     return this.streams.get(to)?.signed ?? this.saved.get(to) ?? 0n
   }
 
@@ -154,7 +209,7 @@ export class Payer {
 
   /** Reads the chain's `paid` of every payee now (setup), so that no call waits on the chain. */
   async prepare(payees: string[]): Promise<void> {
-    await Promise.all(payees.map(async (p) => await this.stream(getAddress(p))))
+    await Promise.all(payees.map(async (p) => await this.stream(checksummed(p))))
   }
 
   /** The stream of `payee`, starting above what the chain paid and what earlier runs signed. */
@@ -166,7 +221,7 @@ export class Payer {
       const saved = this.saved.get(to) ?? 0n
       // an earlier run's prepaid margin is not reused: the node counts it as spent
       const floor = saved > onChain ? saved : onChain
-      s = { owed: floor, floor, last: null, signed: floor }
+      s = { owed: floor, queued: 0n, floor, last: null, margin: 0n, ahead: null, signed: floor }
       this.streams.set(to, s)
     }
     return s
@@ -206,6 +261,7 @@ export class Payer {
   /** Waits for the ledger to be on disk. */
   async flush(): Promise<void> {
     await Promise.allSettled([...this.tail.values()])
+    await Promise.allSettled([...this.streams.values()].map(async (s) => await s.ahead))
     while (this.saving != null) await this.saving
   }
 }

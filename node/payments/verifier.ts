@@ -8,10 +8,15 @@
 //
 // Clients prepay a little (router/payer.ts): a voucher covers the next calls too, and a call that
 // is already covered carries the same voucher again — no signature to check, no chain read, no
-// journal write. Chain reads: a payer's lane once, then again at most every `laneCacheMs`.
-// Accepted vouchers are journaled durably (VoucherStore) before the call proceeds.
-import { getAddress } from 'ethers'
-import { isVoucherSignedByPayer, type VoucherDomain } from '../../protocol/voucher.js'
+// journal write. A voucher counts as money only once its signature and lane are checked and it is
+// journaled durably (VoucherStore, fdatasync). A call that needs the new voucher waits for all
+// three; a call still covered by the voucher the node already holds (the client signs the next one
+// ahead of need) runs at once, and the new voucher is checked and journaled beside it, off the
+// call's path — so the node is never exposed beyond what it holds, and never counts a voucher it
+// could lose in a crash. Chain reads: a payer's lane once, then re-read in the background once a
+// read is half `laneCacheMs` old; a call waits for a read only when the last one is older than
+// `laneCacheMs` (as before: no call is accepted on a lane read older than that).
+import { checksummed, isVoucherSignedByPayer, type VoucherDomain } from '../../protocol/voucher.js'
 import { PaymentError, Status } from '../../protocol/errors.js'
 import type { SignedVoucher, VoucherStore } from './voucher-store.js'
 
@@ -56,6 +61,12 @@ interface PayerState {
   /** Cumulative cost of the work accepted from this payer (never below what the chain paid). */
   charged: bigint
   lane: Lane & { at: number }
+  /** The lane being re-read in the background. */
+  reading: Promise<void> | null
+  /** A higher voucher being checked and journaled beside the calls it is not needed for yet. */
+  adopting: { amount: bigint; done: Promise<void> } | null
+  /** The signature of the last voucher whose background check failed (not checked again). */
+  rejected: string | null
 }
 
 export class PaymentVerifier {
@@ -76,7 +87,7 @@ export class PaymentVerifier {
     private readonly escrow: EscrowView,
     opts: VerifierOptions = {}
   ) {
-    this.payee = getAddress(terms.payee)
+    this.payee = checksummed(terms.payee)
     this.cacheMs = opts.laneCacheMs ?? 2000
     this.graceMs = opts.priceGraceMs ?? 600_000
     this.now = opts.now ?? Date.now
@@ -124,7 +135,7 @@ export class PaymentVerifier {
       )
     let payer: string
     try {
-      payer = getAddress(voucher.payer)
+      payer = checksummed(voucher.payer)
     } catch {
       throw invalid('voucher payer is not an address')
     }
@@ -151,15 +162,14 @@ export class PaymentVerifier {
   private async check(v: SignedVoucher, units: number): Promise<bigint> {
     let payee: string
     try {
-      payee = getAddress(v.payee)
+      payee = checksummed(v.payee)
     } catch {
       throw invalid('voucher payee is not an address')
     }
     if (payee !== this.payee)
       throw invalid(`voucher is for payee ${payee}, this node is paid as ${this.payee}`)
     const s = await this.state(v.payer)
-    const lane = s.lane
-    if (lane.unlockAt !== 0n)
+    if (s.lane.unlockAt !== 0n)
       throw new PaymentError(
         `payer ${v.payer} is withdrawing its deposit (unlock started): no new work is accepted`,
         Status.PAYMENT_REQUIRED
@@ -167,21 +177,25 @@ export class PaymentVerifier {
     let price = this.pricePerUnit
     let cost = price * BigInt(units)
     let need = s.charged + cost
-    const held = this.store.get(v.payer)?.cumulativeAmount ?? 0n
-    let covered = held > lane.paid ? held : lane.paid
+    let covered = this.covered(v.payer, s)
     let raise = false
     if (v.cumulativeAmount > covered) {
-      // a new, higher voucher: it must be the payer's, and its lane must cover it
-      if (!isVoucherSignedByPayer(this.terms.domain, v, v.signature))
-        throw invalid(`forged voucher: the signature is not ${v.payer}'s`)
-      const unredeemed = v.cumulativeAmount - lane.paid
-      if (unredeemed > lane.balance)
-        throw new PaymentError(
-          `insufficient escrow: payer ${v.payer} has ${lane.balance} in its lane to this node (${this.payee}) but would owe it ${unredeemed} — the client allocates more with \`pov infer\` (or PovEscrow.allocate)`,
-          Status.PAYMENT_REQUIRED
-        )
-      covered = v.cumulativeAmount
-      raise = true
+      if (need <= covered) {
+        // signed ahead of need: this call is covered already; the voucher counts once checked
+        // and on disk
+        this.adoptLater(v, s)
+      } else {
+        if (s.adopting != null) {
+          await s.adopting.done
+          covered = this.covered(v.payer, s)
+        }
+        if (v.cumulativeAmount > covered) {
+          // a new, higher voucher this call needs: it must be the payer's, and its lane must cover it
+          this.vet(v, s)
+          covered = v.cumulativeAmount
+          raise = true
+        }
+      }
     }
     if (need > covered && this.readPrice != null && this.now() - this.priceReadAt >= 1000) {
       this.priceReadAt = this.now()
@@ -199,23 +213,92 @@ export class PaymentVerifier {
     return cost
   }
 
-  /** The payer's state, reading its lane when first seen or when the cached read is stale. */
+  /** What this node may count on from `payer`: its highest journaled voucher, or what the chain paid. */
+  private covered(payer: string, s: PayerState): bigint {
+    const held = this.store.get(payer)?.cumulativeAmount ?? 0n
+    return held > s.lane.paid ? held : s.lane.paid
+  }
+
+  /** Throws PaymentError unless `v` is the payer's and its lane to this node covers it. */
+  private vet(v: SignedVoucher, s: PayerState): void {
+    if (!isVoucherSignedByPayer(this.terms.domain, v, v.signature))
+      throw invalid(`forged voucher: the signature is not ${v.payer}'s`)
+    const unredeemed = v.cumulativeAmount - s.lane.paid
+    if (unredeemed > s.lane.balance)
+      throw new PaymentError(
+        `insufficient escrow: payer ${v.payer} has ${s.lane.balance} in its lane to this node (${this.payee}) but would owe it ${unredeemed} — the client allocates more with \`pov infer\` (or PovEscrow.allocate)`,
+        Status.PAYMENT_REQUIRED
+      )
+  }
+
+  /**
+   * Adopts `v` after the current work (on the next turn of the event loop), once at a time per
+   * payer. A failure is not reported here: the call that needs the voucher checks it again and
+   * is refused with the reason; a voucher that failed is not checked again in the background.
+   */
+  private adoptLater(v: SignedVoucher, s: PayerState): void {
+    if (s.adopting != null && s.adopting.amount >= v.cumulativeAmount) return
+    if (s.rejected === v.signature) return
+    const prev = s.adopting?.done ?? Promise.resolve()
+    const job = {
+      amount: v.cumulativeAmount,
+      done: prev
+        .then(async () => {
+          await new Promise((resolve) => setImmediate(resolve))
+          if (v.cumulativeAmount <= this.covered(v.payer, s)) return
+          this.vet(v, s)
+          await this.store.put(v)
+        })
+        .catch(() => {
+          s.rejected = v.signature
+        })
+        .finally(() => {
+          if (s.adopting === job) s.adopting = null
+        })
+    }
+    s.adopting = job
+  }
+
+  /**
+   * The payer's state, reading its lane when first seen or when the last read is older than
+   * `laneCacheMs`, and re-reading it in the background once it is half that old.
+   */
   private async state(payer: string): Promise<PayerState> {
     let s = this.payers.get(payer)
     const t = this.now()
-    if (s == null || t - s.lane.at >= this.cacheMs) {
+    if (s == null) {
       const lane = await this.escrow.laneOf(payer, this.payee)
-      if (s == null) {
-        // work this node accepted before a restart is covered by the voucher it holds
-        const held = this.store.get(payer)?.cumulativeAmount ?? 0n
-        s = { charged: held > lane.paid ? held : lane.paid, lane: { ...lane, at: t } }
-        this.payers.set(payer, s)
-      } else {
-        s.lane = { ...lane, at: t }
-        if (lane.paid > s.charged) s.charged = lane.paid
+      // work this node accepted before a restart is covered by the voucher it holds
+      const held = this.store.get(payer)?.cumulativeAmount ?? 0n
+      s = {
+        charged: held > lane.paid ? held : lane.paid,
+        lane: { ...lane, at: t },
+        reading: null,
+        adopting: null,
+        rejected: null
       }
+      this.payers.set(payer, s)
+      return s
+    }
+    const age = t - s.lane.at
+    if (age >= this.cacheMs) await this.readLane(payer, s, t)
+    else if (age >= this.cacheMs / 2 && s.reading == null) {
+      const st = s
+      st.reading = this.readLane(payer, st, t)
+        .catch(() => {}) // the next call past laneCacheMs reads again, and fails with the reason
+        .finally(() => {
+          st.reading = null
+        })
     }
     return s
+  }
+
+  /** Reads the lane (started at `t`) into `s`, unless a newer read landed meanwhile. */
+  private async readLane(payer: string, s: PayerState, t: number): Promise<void> {
+    const lane = await this.escrow.laneOf(payer, this.payee)
+    if (t < s.lane.at) return
+    s.lane = { ...lane, at: t }
+    if (lane.paid > s.charged) s.charged = lane.paid
   }
 
   /** Forgets cached lane reads (after a redeem, say). */

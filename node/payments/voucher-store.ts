@@ -3,8 +3,7 @@
 // a crash never loses earned POV. Concurrent appends share one sync (group commit).
 import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { getAddress } from 'ethers'
-import type { SignedVoucher } from '../../protocol/voucher.js'
+import { checksummed, type SignedVoucher } from '../../protocol/voucher.js'
 
 export type { SignedVoucher }
 
@@ -70,10 +69,10 @@ export class VoucherStore {
   }
 
   private remember(v: SignedVoucher): void {
-    const key = getAddress(v.payer)
+    const key = checksummed(v.payer)
     const cur = this.latest.get(key)
     if (cur == null || v.cumulativeAmount > cur.cumulativeAmount)
-      this.latest.set(key, { ...v, payer: key, payee: getAddress(v.payee) })
+      this.latest.set(key, { ...v, payer: key, payee: checksummed(v.payee) })
   }
 
   /** Rewrites the journal with one line per payer (atomic rename). */
@@ -97,7 +96,7 @@ export class VoucherStore {
 
   /** The highest voucher held from `payer`, if any. */
   get(payer: string): SignedVoucher | undefined {
-    return this.latest.get(getAddress(payer))
+    return this.latest.get(checksummed(payer))
   }
 
   /** Every payer's highest voucher. */
@@ -142,8 +141,8 @@ export class VoucherStore {
 
 function toLine(v: SignedVoucher): string {
   const l: Line = {
-    payer: getAddress(v.payer),
-    payee: getAddress(v.payee),
+    payer: checksummed(v.payer),
+    payee: checksummed(v.payee),
     cumulativeAmount: v.cumulativeAmount.toString(),
     signature: v.signature,
     at: Date.now()

@@ -208,3 +208,119 @@ test('a torn last journal line (crash mid-write) is skipped on replay', async ()
   )
   await reopened.close()
 })
+
+/** A real journal whose writes wait for `release()` while `held` (a slow disk). */
+function gate(store: VoucherStore): { release: () => void; hold: () => void } {
+  let held = false
+  let waiting: Array<() => void> = []
+  const put = store.put.bind(store)
+  store.put = async (v) => {
+    if (held) await new Promise<void>((resolve) => waiting.push(resolve))
+    await put(v)
+  }
+  return {
+    hold: () => {
+      held = true
+    },
+    release: () => {
+      held = false
+      for (const w of waiting) w()
+      waiting = []
+    }
+  }
+}
+
+test('a voucher signed ahead of need does not hold up the call it rides on, and counts only once journaled', async () => {
+  const { verifier, store } = await setup(fakeEscrow(1000n))
+  const disk = gate(store)
+  await verifier.verify(await voucher(50n), 3) // needed at once: checked and journaled first
+  assert.equal(store.get(payer.address)?.cumulativeAmount, 50n)
+  disk.hold()
+  // 100 rides on a call that 50 still covers: served while the journal write is pending
+  assert.equal((await verifier.verify(await voucher(100n), 1)).charged, 10n)
+  assert.equal(store.get(payer.address)?.cumulativeAmount, 50n, 'not money before it is on disk')
+  // a call that needs 100 waits for the journal
+  let served = false
+  const needs = verifier.verify(await voucher(100n), 2).then(() => {
+    served = true
+  })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(served, false, 'the call that needs the new voucher waits for its journal line')
+  disk.release()
+  await needs
+  assert.equal(store.get(payer.address)?.cumulativeAmount, 100n)
+})
+
+test('a forged voucher sent ahead of need is never counted, and refused when it is needed', async () => {
+  const { verifier, store } = await setup(fakeEscrow(1000n))
+  await verifier.verify(await voucher(50n), 3)
+  const forged = await voucher(500n, { signer: new Wallet('0x' + '33'.repeat(32)) })
+  // covered by the 50 the node holds: served (the node risks nothing), the forgery is not kept
+  await verifier.verify(forged, 1)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(store.get(payer.address)?.cumulativeAmount, 50n)
+  await assert.rejects(
+    verifier.verify(forged, 2),
+    assertPaymentError(Status.PAYMENT_INVALID, /forged/),
+    'the call that needs it is refused'
+  )
+})
+
+test('a voucher ahead of need that its lane does not cover is refused when needed', async () => {
+  const { verifier, store } = await setup(fakeEscrow(60n))
+  await verifier.verify(await voucher(50n), 3)
+  await verifier.verify(await voucher(100n), 1)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(store.get(payer.address)?.cumulativeAmount, 50n)
+  await assert.rejects(verifier.verify(await voucher(100n), 2), /insufficient escrow/)
+})
+
+test('the lane is re-read in the background once half stale, and a call waits only past laneCacheMs', async () => {
+  let t = 0
+  let unlockAt = 0n
+  let reads = 0
+  let gateOpen = true
+  const waiting: Array<() => void> = []
+  const escrow: EscrowView = {
+    async laneOf() {
+      reads++
+      if (!gateOpen) await new Promise<void>((resolve) => waiting.push(resolve))
+      return { balance: 1000n, paid: 0n, unlockAt }
+    }
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'pov-vouchers-'))
+  const store = await VoucherStore.open(dir)
+  opened.push(store)
+  const verifier = new PaymentVerifier(
+    { payee: operator.address, pricePerUnit: price, domain },
+    store,
+    escrow,
+    { laneCacheMs: 1000, now: () => t }
+  )
+  const v = await voucher(1000n)
+  await verifier.verify(v, 1)
+  assert.equal(reads, 1)
+  t = 600 // half stale: this call is served on the cached read, a new read starts beside it
+  gateOpen = false
+  unlockAt = 99n // the payer starts unlocking
+  await verifier.verify(v, 1)
+  assert.equal(reads, 2)
+  await verifier.verify(v, 1) // one read in flight at a time
+  assert.equal(reads, 2)
+  for (const w of waiting.splice(0)) w()
+  gateOpen = true
+  await new Promise((resolve) => setImmediate(resolve))
+  await assert.rejects(verifier.verify(v, 1), /withdrawing its deposit/, 'the new read is used')
+  // past laneCacheMs a call waits for a fresh read
+  unlockAt = 0n
+  t = 2000
+  gateOpen = false
+  let served = false
+  const p = verifier.verify(v, 1).then(() => {
+    served = true
+  })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(served, false, 'no call is accepted on a lane read older than laneCacheMs')
+  for (const w of waiting.splice(0)) w()
+  await p
+})
