@@ -1,6 +1,8 @@
 // What every chain-facing command needs: a provider that answers, the deployment file, typed
 // contract clients, and (for transactions) the keystore's wallet. Errors say what to do.
 import type { JsonRpcProvider } from 'ethers'
+import { Option, type Command } from 'commander'
+import { print } from './output.js'
 import {
   Signature,
   formatUnits,
@@ -93,6 +95,29 @@ export async function newKeystore(
     scryptN: opts.scryptN != null ? Number(opts.scryptN) : undefined
   })
   return { dir, address, peerId }
+}
+
+/**
+ * Makes `cmd` create a keystore (`pov node init`, `pov key new`): adds `--scrypt-n`, then prints
+ * the keystore, address and PeerId (`text` words it for humans; --json gets the fields).
+ */
+export function keystoreNewAction(
+  cmd: Command,
+  text: (k: { dir: string; address: string; peerId: string }) => string
+): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--scrypt-n <n>',
+        'scrypt cost (power of two); lower only for throw-away keys'
+      ).env('POV_SCRYPT_N')
+    )
+    .action(
+      async (opts: KeyCliOptions & { dataDir?: string; scryptN?: string; json?: boolean }) => {
+        const k = await newKeystore(opts)
+        print(opts, { keystore: k.dir, address: k.address, peerId: k.peerId }, text(k))
+      }
+    )
 }
 
 export async function loadSigner(

@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander'
+import type { Command } from 'commander'
 import { formatUnits } from 'ethers'
 import {
   addCommonOptions,
@@ -11,7 +11,7 @@ import {
   formatChainTime,
   formatPov,
   loadSigner,
-  newKeystore,
+  keystoreNewAction,
   parsePov,
   sendTx,
   signPermit,
@@ -28,31 +28,20 @@ type Opts = CommonCliOptions
 
 /** Registers the client's commands: `pov key new`, `pov deposit|unlock|withdraw|balance`, `pov infer`. */
 export function register(program: Command): void {
-  addJsonOption(
-    addDataDirOption(
-      addKeyOptions(
-        program
-          .command('key')
-          .description('encrypted keystores')
-          .command('new')
-          .description('create an encrypted keystore (Ethereum + libp2p keys)')
+  keystoreNewAction(
+    addJsonOption(
+      addDataDirOption(
+        addKeyOptions(
+          program
+            .command('key')
+            .description('encrypted keystores')
+            .command('new')
+            .description('create an encrypted keystore (Ethereum + libp2p keys)')
+        )
       )
-    )
+    ),
+    (k) => `created keystore ${k.dir}\n  address ${k.address}\n  peer id ${k.peerId}`
   )
-    .addOption(
-      new Option(
-        '--scrypt-n <n>',
-        'scrypt cost (power of two); lower only for throw-away keys'
-      ).env('POV_SCRYPT_N')
-    )
-    .action(async (opts: Opts & { scryptN?: string }) => {
-      const { dir, address, peerId } = await newKeystore(opts)
-      print(
-        opts,
-        { keystore: dir, address, peerId },
-        `created keystore ${dir}\n  address ${address}\n  peer id ${peerId}`
-      )
-    })
 
   addCommonOptions(
     program

@@ -62,7 +62,7 @@ export function registerInfer(program: Command): void {
       const maxPrice = o.maxPrice != null ? parsePov(o.maxPrice, '--max-price') : undefined
       const wire = parseWireArgs(o)
       // loaded here, not at start-up: the other commands of this module do not need them
-      const [{ createLogger }, { runGenerate }, { openPaidRouter, PaymentSetupError }] =
+      const [{ createLogger }, { runGenerateInTerminal }, { openPaidRouter, PaymentSetupError }] =
         await Promise.all([
           import('../logger.js'),
           import('../generate/handler.js'),
@@ -77,108 +77,88 @@ export function registerInfer(program: Command): void {
         const signer = await loadSigner(o, ctx)
         const bundleDir = o.bundle ?? (await bundleFromUri(ctx, o.model))
         const args = parseGenerateArgs({ ...o, model: bundleDir, local: true, prompt })
-        const ac = new AbortController()
-        const onSigint = (): void => {
-          ac.abort(new Error('interrupted'))
-        }
-        process.once('SIGINT', onSigint)
-        try {
-          await runGenerate(
-            args,
-            {
-              stdout: process.stdout,
-              stderr: process.stderr,
-              progress: process.stderr.isTTY === true && o.json !== true
+        await runGenerateInTerminal(args, async (bundle) => {
+          if (bundle.modelId.toLowerCase() !== o.model.toLowerCase())
+            throw new UserError(`bundle ${bundle.dir} is model ${bundle.modelId}, not ${o.model}`)
+          const verify = await verifyParts(parseVerifyArgs(o, o.dataDir), bundle, (l) =>
+            logger.warn(l)
+          )
+          let paid
+          try {
+            paid = await openPaidRouter({
+              verify: verify.options,
+              contracts: ctx.contracts,
+              chainId: ctx.chainId,
+              registryAddress: ctx.deployment.contracts.registry,
+              signer,
+              modelId: bundle.modelId,
+              hidden: bundle.config.hiddenSize,
+              shardCount: bundle.manifest.shards.length,
+              shardExperts: bundle.manifest.shards.map((s) => s.experts),
+              replicas,
+              maxPrice,
+              ...wire,
+              ledgerPath: join(
+                o.dataDir,
+                'payer',
+                `${ctx.chainId}-${ctx.deployment.contracts.escrow}-${signer.address}.json`
+              ),
+              logger
+            })
+          } catch (err) {
+            await verify.close()
+            if (err instanceof PaymentSetupError) throw new UserError(err.message)
+            throw err
+          }
+          const p = paid
+          return {
+            executor: p.router.executor,
+            describe: `${p.nodes.size} paid nodes from the registry`,
+            close: async () => {
+              await p.close()
+              await verify.close()
             },
-            ac.signal,
-            async (bundle) => {
-              if (bundle.modelId.toLowerCase() !== o.model.toLowerCase())
-                throw new UserError(
-                  `bundle ${bundle.dir} is model ${bundle.modelId}, not ${o.model}`
-                )
-              const verify = await verifyParts(parseVerifyArgs(o, o.dataDir), bundle, (l) =>
-                logger.warn(l)
-              )
-              let paid
-              try {
-                paid = await openPaidRouter({
-                  verify: verify.options,
-                  contracts: ctx.contracts,
-                  chainId: ctx.chainId,
-                  registryAddress: ctx.deployment.contracts.registry,
-                  signer,
-                  modelId: bundle.modelId,
-                  hidden: bundle.config.hiddenSize,
-                  shardCount: bundle.manifest.shards.length,
-                  shardExperts: bundle.manifest.shards.map((s) => s.experts),
-                  replicas,
-                  maxPrice,
-                  ...wire,
-                  ledgerPath: join(
-                    o.dataDir,
-                    'payer',
-                    `${ctx.chainId}-${ctx.deployment.contracts.escrow}-${signer.address}.json`
-                  ),
-                  logger
-                })
-              } catch (err) {
-                await verify.close()
-                if (err instanceof PaymentSetupError) throw new UserError(err.message)
-                throw err
-              }
-              const p = paid
+            verification: () => verify.summary(p.spotCheck!),
+            report: () => {
+              const costs = p.costs()
+              const total = costs.reduce((a, c) => a + c.amount, 0n)
+              const prepaid = costs.reduce((a, c) => a + c.prepaid, 0n)
+              const st = p.stats()
               return {
-                executor: p.router.executor,
-                describe: `${p.nodes.size} paid nodes from the registry`,
-                close: async () => {
-                  await p.close()
-                  await verify.close()
+                json: {
+                  payer: signer.address,
+                  total,
+                  prepaid,
+                  signatures: st.signatures,
+                  rpcCallsDuringGeneration: st.rpcCalls,
+                  refusedCalls: st.refunds,
+                  nodes: costs.map((c) => ({
+                    operator: c.operator,
+                    peerId: c.peerId,
+                    shards: c.shards,
+                    price: c.price,
+                    calls: c.calls,
+                    units: c.units,
+                    amount: c.amount,
+                    prepaid: c.prepaid
+                  }))
                 },
-                verification: () => verify.summary(p.spotCheck!),
-                report: () => {
-                  const costs = p.costs()
-                  const total = costs.reduce((a, c) => a + c.amount, 0n)
-                  const prepaid = costs.reduce((a, c) => a + c.prepaid, 0n)
-                  const st = p.stats()
-                  return {
-                    json: {
-                      payer: signer.address,
-                      total,
-                      prepaid,
-                      signatures: st.signatures,
-                      rpcCallsDuringGeneration: st.rpcCalls,
-                      refusedCalls: st.refunds,
-                      nodes: costs.map((c) => ({
-                        operator: c.operator,
-                        peerId: c.peerId,
-                        shards: c.shards,
-                        price: c.price,
-                        calls: c.calls,
-                        units: c.units,
-                        amount: c.amount,
-                        prepaid: c.prepaid
-                      }))
-                    },
-                    text: [
-                      'cost per node:',
-                      ...costs.map(
-                        (c) =>
-                          `  ${c.operator} (${c.peerId.slice(-8)}) shards ${c.shards.join(',')}: ${c.calls} calls, ${c.units} units × ${formatPov(c.price)} = ${formatPov(c.amount)}`
-                      ),
-                      `  ${st.signatures} voucher signatures, ${st.rpcCalls} chain calls while generating, ${st.refunds} refused calls (not charged)`,
-                      `  total ${formatPov(total)}` +
-                        (prepaid > 0n
-                          ? ` (+ ${formatPov(prepaid)} prepaid in the last vouchers, which the nodes may redeem)`
-                          : '')
-                    ].join('\n')
-                  }
-                }
+                text: [
+                  'cost per node:',
+                  ...costs.map(
+                    (c) =>
+                      `  ${c.operator} (${c.peerId.slice(-8)}) shards ${c.shards.join(',')}: ${c.calls} calls, ${c.units} units × ${formatPov(c.price)} = ${formatPov(c.amount)}`
+                  ),
+                  `  ${st.signatures} voucher signatures, ${st.rpcCalls} chain calls while generating, ${st.refunds} refused calls (not charged)`,
+                  `  total ${formatPov(total)}` +
+                    (prepaid > 0n
+                      ? ` (+ ${formatPov(prepaid)} prepaid in the last vouchers, which the nodes may redeem)`
+                      : '')
+                ].join('\n')
               }
             }
-          )
-        } finally {
-          process.off('SIGINT', onSigint)
-        }
+          }
+        })
       } catch (err) {
         throw asUserError(err)
       } finally {

@@ -33,6 +33,35 @@ class TextStream {
 }
 
 /**
+ * `runGenerate` on the terminal (`pov generate`, `pov infer`): tokens to stdout, progress to
+ * stderr when it is a TTY and the output is not --json; Ctrl-C aborts the generation.
+ */
+export async function runGenerateInTerminal(
+  args: GenerateArgs,
+  open?: (bundle: Bundle) => Promise<OpenedExecutor>
+): Promise<GenerationSummary & { text: string }> {
+  const ac = new AbortController()
+  const onSigint = (): void => {
+    ac.abort(new Error('interrupted'))
+  }
+  process.once('SIGINT', onSigint)
+  try {
+    return await runGenerate(
+      args,
+      {
+        stdout: process.stdout,
+        stderr: process.stderr,
+        progress: process.stderr.isTTY === true && !args.json
+      },
+      ac.signal,
+      open
+    )
+  } finally {
+    process.off('SIGINT', onSigint)
+  }
+}
+
+/**
  * `open` replaces the executor chosen by `args.executor` (pov infer passes the paying router);
  * its `report` is printed after the tokens (and included as `payment` in --json).
  */

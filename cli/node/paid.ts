@@ -16,7 +16,7 @@ import {
   formatChainTime,
   formatPov,
   loadSigner,
-  newKeystore,
+  keystoreNewAction,
   openKeystore,
   parsePov,
   sendTx,
@@ -43,29 +43,19 @@ export function voucherDir(dataDir: string = DEFAULT_DATA_DIR): string {
 }
 
 export function registerPaidNodeCommands(node: Command): void {
-  addJsonOption(
-    addDataDirOption(
-      addKeyOptions(
-        node
-          .command('init')
-          .description('create the operator keystore: an Ethereum key and a libp2p identity')
+  keystoreNewAction(
+    addJsonOption(
+      addDataDirOption(
+        addKeyOptions(
+          node
+            .command('init')
+            .description('create the operator keystore: an Ethereum key and a libp2p identity')
+        )
       )
-    )
+    ),
+    (k) =>
+      `created operator keystore ${k.dir}\n  operator address ${k.address}\n  libp2p peer id   ${k.peerId}\nnext: fund the address with POV, then \`pov node register\``
   )
-    .addOption(
-      new Option(
-        '--scrypt-n <n>',
-        'scrypt cost (power of two); lower only for throw-away keys'
-      ).env('POV_SCRYPT_N')
-    )
-    .action(async (opts: Opts & { scryptN?: string }) => {
-      const { dir, address, peerId } = await newKeystore(opts)
-      print(
-        opts,
-        { keystore: dir, address, peerId },
-        `created operator keystore ${dir}\n  operator address ${address}\n  libp2p peer id   ${peerId}\nnext: fund the address with POV, then \`pov node register\``
-      )
-    })
 
   addCommonOptions(
     node.command('register').description('stake POV and register the shards this node serves')
