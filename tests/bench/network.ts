@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { SimNetwork, CallLog, timedGeneration, type GenerationRecord } from '../sim/network.js'
+import type { Lateness } from '../sim/links.js'
 import { percentile } from '../../router/latency.js'
 import type { PaidRouter } from '../../router/paid.js'
 import type { DenseRuntime } from '../../model/dense/index.js'
@@ -47,6 +48,12 @@ const say = (s: string): void => {
   process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`)
 }
 
+/** Failed attempts (not aborted hedge losers) by message, across all clients. */
+const failures = new Map<string, number>()
+const onAttempt = (a: { ok: boolean; error?: string }): void => {
+  if (!a.ok) failures.set(a.error ?? '?', (failures.get(a.error ?? '?') ?? 0) + 1)
+}
+
 interface Client {
   paid: PaidRouter
   log: CallLog
@@ -67,11 +74,19 @@ interface RunFigures {
   tokenP50: number
   tokenP99: number
   floorP50: number
+  /** Per decode token, p50: Σ over layers of the longest call as the router timed it. */
+  callP50: number
+  /** Per decode token, p50: the rest — the router's own work between calls (dense layers, gate, combine). */
+  localP50: number
+  /** Per decode token, p50: calls − floor — what links, wire and nodes add above the drawn RTTs. */
+  excessP50: number
   /** Median over decode tokens of latency / floor. */
   ratioP50: number
   hedgedCalls: number
   retriedCalls: number
   calls: number
+  /** How late the delay links delivered chunks against their drawn delays (the simulation's own error). */
+  linkLateness?: Lateness
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'pov-bench-network-'))
@@ -108,7 +123,7 @@ try {
         `  warning: prompt ${prompt.join(',')} has a near-tie (margin ${ref.minMargin}); its comparison may fail for numeric reasons`
       )
     const log = new CallLog()
-    const paid = await s.router(await s.client('200'), { onCall: log.onCall })
+    const paid = await s.router(await s.client('200'), { onCall: log.onCall, onAttempt })
     clients.push({ paid, log, prompt, reference: ref.tokens })
   }
   const gen = async (c: Client): Promise<GenerationRecord> =>
@@ -127,6 +142,7 @@ try {
   const runs: Array<RunFigures & { records: GenerationRecord[] }> = []
   for (const C of CLIENTS) {
     say(`run: ${C} client(s) × ${GENS} generations of ${TOKENS} tokens`)
+    await s.links.lateness() // from here on
     const start = performance.now()
     const recs = (
       await Promise.all(
@@ -137,7 +153,11 @@ try {
         })
       )
     ).flat()
-    runs.push({ ...figures(C, recs, (performance.now() - start) / 1000), records: recs })
+    runs.push({
+      ...figures(C, recs, (performance.now() - start) / 1000),
+      linkLateness: await s.links.lateness(),
+      records: recs
+    })
   }
 
   let churn:
@@ -205,6 +225,8 @@ try {
     'tok p50',
     'tok p99',
     'floor p50',
+    'calls p50',
+    'local p50',
     'ratio p50',
     'hedged',
     'retried'
@@ -219,6 +241,8 @@ try {
     ms(r.tokenP50),
     ms(r.tokenP99),
     ms(r.floorP50),
+    ms(r.callP50),
+    ms(r.localP50),
     r.ratioP50.toFixed(2),
     `${r.hedgedCalls}/${r.calls}`,
     String(r.retriedCalls)
@@ -241,6 +265,14 @@ try {
   console.log(
     `decode per-token p50 / floor (median over tokens, ${MAX_C} clients): ${(one?.ratioP50 ?? NaN).toFixed(2)} at 1 client, ${decodeRatio.toFixed(2)} at ${MAX_C} (target ≤ 1.25)`
   )
+  console.log(
+    `per decode token (p50): calls ${ms(one?.callP50 ?? NaN)} (floor ${ms(one?.floorP50 ?? NaN)}, excess ${ms(one?.excessP50 ?? NaN)}), router work between calls ${ms(one?.localP50 ?? NaN)} at 1 client; ${ms(most?.callP50 ?? NaN)} (excess ${ms(most?.excessP50 ?? NaN)}), ${ms(most?.localP50 ?? NaN)} at ${MAX_C}`
+  )
+  console.log(
+    `delay links, chunk delivery minus drawn delay (p50 / p99 / max): ${runs.map((r) => `${r.clients}: ${late(r.linkLateness)}`).join(', ')}`
+  )
+  if (failures.size > 0)
+    console.log(`failed attempts: ${[...failures].map(([m, n]) => `${n} × ${m}`).join(' | ')}`)
   if (churn != null)
     console.log(
       `churn: ${churn.exact}/${churn.generations} generations exact (${pct(churn.exact / churn.generations)}; target ≥ 99.9 %) while ${churn.kills} of ${NODES} nodes were SIGKILLed and restarted, 1 unbonded, 1 joined${churn.errors.length > 0 ? `; failures: ${[...new Set(churn.errors)].join(' | ')}` : ''}`
@@ -275,6 +307,7 @@ try {
       })),
       runs: runs.map(strip),
       churn,
+      failedAttempts: Object.fromEntries(failures),
       scaling8vs1: scaling,
       targets: {
         churnExactRate: churn != null ? churn.exact / churn.generations : null,
@@ -299,6 +332,9 @@ function figures(C: number, recs: GenerationRecord[], wallS: number): RunFigures
   const toks = recs.flatMap((r) => r.tokenMs)
   const floors = recs.flatMap((r) => r.floorMs)
   const ratios = recs.flatMap((r) => r.tokenMs.map((t, i) => t / r.floorMs[i]))
+  const calls = recs.flatMap((r) => r.callMs)
+  const local = recs.flatMap((r) => r.tokenMs.map((t, i) => t - r.callMs[i]))
+  const excess = recs.flatMap((r) => r.callMs.map((c, i) => c - r.floorMs[i]))
   const ttft = recs.filter((r) => r.ok).map((r) => r.ttftMs)
   const tokens = recs.reduce((a, r) => a + r.tokens.length, 0)
   return {
@@ -314,6 +350,9 @@ function figures(C: number, recs: GenerationRecord[], wallS: number): RunFigures
     tokenP50: percentile(toks, 0.5),
     tokenP99: percentile(toks, 0.99),
     floorP50: percentile(floors, 0.5),
+    callP50: percentile(calls, 0.5),
+    localP50: percentile(local, 0.5),
+    excessP50: percentile(excess, 0.5),
     ratioP50: percentile(ratios, 0.5),
     hedgedCalls: recs.reduce((a, r) => a + r.hedged, 0),
     retriedCalls: recs.reduce((a, r) => a + r.retried, 0),
@@ -339,6 +378,11 @@ async function sleep(msec: number): Promise<void> {
 }
 function ms(x: number): string {
   return Number.isFinite(x) ? `${x.toFixed(0)} ms` : '—'
+}
+function late(l: Lateness | undefined): string {
+  return l == null || l.chunks === 0
+    ? '—'
+    : `${l.p50.toFixed(1)} / ${l.p99.toFixed(1)} / ${l.max.toFixed(0)} ms`
 }
 function pct(x: number): string {
   return `${(100 * x).toFixed(1)} %`

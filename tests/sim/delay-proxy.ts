@@ -6,6 +6,8 @@
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { seededRandom } from '../../model/sampling.js'
 
+const LATENESS_WINDOW = 4096
+
 export interface LinkSpec {
   /** Port the node really listens on. */
   targetPort: number
@@ -24,6 +26,9 @@ export class DelayLink {
   private readonly random: () => number
   /** Bytes forwarded in each direction, and connections accepted. */
   readonly stats = { up: 0, down: 0, connections: 0 }
+  /** The recent chunks' delivery time minus due time, ms (the timers' own error; negative: early). */
+  private readonly lateness = new Float64Array(LATENESS_WINDOW)
+  private latenessN = 0
 
   constructor(readonly spec: LinkSpec) {
     this.random = seededRandom(spec.seed)
@@ -66,7 +71,11 @@ export class DelayLink {
       timer = undefined
       // a timer may fire up to 1 ms early by performance.now(): deliver what is due by then
       const now = performance.now() + 1
-      while (queue.length > 0 && queue[0].at <= now) queue.shift()?.act()
+      while (queue.length > 0 && queue[0].at <= now) {
+        const { at, act } = queue.shift()!
+        this.lateness[this.latenessN++ % LATENESS_WINDOW] = now - 1 - at
+        act()
+      }
       if (queue.length > 0) timer = setTimeout(pump, queue[0].at - performance.now())
     }
     const later = (act: () => void): void => {
@@ -94,6 +103,13 @@ export class DelayLink {
         to.destroy()
       })
     })
+  }
+
+  /** Lateness samples since the last take (at most LATENESS_WINDOW, the latest). */
+  takeLateness(): Float64Array {
+    const out = this.lateness.slice(0, Math.min(this.latenessN, LATENESS_WINDOW))
+    this.latenessN = 0
+    return out
   }
 
   /** Cuts every connection (the node behind it died) but keeps listening. */

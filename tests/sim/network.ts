@@ -241,6 +241,8 @@ export interface GenerationRecord {
   /** Per decode token: wall time, and its floor (Σ over layers of the largest RTT among the replicas that answered). */
   tokenMs: number[]
   floorMs: number[]
+  /** Per decode token: Σ over layers of the longest call as the router timed it (RTT + node + queues). */
+  callMs: number[]
   calls: number
   hedged: number
   retried: number
@@ -248,7 +250,13 @@ export interface GenerationRecord {
 
 /** Records the replicas that answered each call, to compute each token's physical floor. */
 export class CallLog {
-  private calls: Array<{ layer: number; peer: string; attempts: number; hedged: boolean }> = []
+  private calls: Array<{
+    layer: number
+    peer: string
+    ms: number
+    attempts: number
+    hedged: boolean
+  }> = []
   readonly onCall: NonNullable<NonNullable<RouterOptions['calls']>['onCall']> = (c) => {
     this.calls.push(c)
   }
@@ -256,29 +264,37 @@ export class CallLog {
   /** Floor of the calls since the last take(): consecutive calls of one layer ran in parallel. */
   take(rttOf: (peer: string) => number): {
     floor: number
+    /** The same sum over the calls' measured times. */
+    callMs: number
     calls: number
     hedged: number
     retried: number
   } {
     let floor = 0
+    let callMs = 0
     let layer = -1
     let layerMax = 0
+    let layerMs = 0
     let hedged = 0
     let retried = 0
     for (const c of this.calls) {
       if (c.layer !== layer) {
         floor += layerMax
+        callMs += layerMs
         layer = c.layer
         layerMax = 0
+        layerMs = 0
       }
       layerMax = Math.max(layerMax, rttOf(c.peer))
+      layerMs = Math.max(layerMs, c.ms)
       if (c.hedged) hedged++
       if (c.attempts > 1 && !c.hedged) retried++
     }
     floor += layerMax
+    callMs += layerMs
     const calls = this.calls.length
     this.calls = []
-    return { floor, calls, hedged, retried }
+    return { floor, callMs, calls, hedged, retried }
   }
 }
 
@@ -300,6 +316,7 @@ export async function timedGeneration(o: {
     ttftMs: NaN,
     tokenMs: [],
     floorMs: [],
+    callMs: [],
     calls: 0,
     hedged: 0,
     retried: 0
@@ -326,6 +343,7 @@ export async function timedGeneration(o: {
         else {
           rec.tokenMs.push(now - last)
           rec.floorMs.push(f.floor)
+          rec.callMs.push(f.callMs)
         }
         last = now
       }
