@@ -123,7 +123,13 @@ try {
         `  warning: prompt ${prompt.join(',')} has a near-tie (margin ${ref.minMargin}); its comparison may fail for numeric reasons`
       )
     const log = new CallLog()
-    const paid = await s.router(await s.client('200'), { onCall: log.onCall, onAttempt })
+    const paid = await s.router(await s.client('200'), {
+      onCall: log.onCall,
+      onAttempt: (a) => {
+        onAttempt(a)
+        log.onAttempt(a)
+      }
+    })
     clients.push({ paid, log, prompt, reference: ref.tokens })
   }
   const gen = async (c: Client): Promise<GenerationRecord> =>
@@ -207,7 +213,13 @@ try {
       joined: joined != null ? 1 : 0,
       errors: recs
         .filter((r) => !r.exact)
-        .map((r) => r.error ?? (r.degraded ? 'degraded' : 'tokens differ'))
+        .map(
+          (r) =>
+            (r.error ?? (r.degraded ? 'degraded' : 'tokens differ')) +
+            (r.failedAttempts.length > 0
+              ? ` (failed attempts: ${r.failedAttempts.slice(0, 4).join('; ')}${r.failedAttempts.length > 4 ? ` … ${r.failedAttempts.length} in all` : ''})`
+              : '')
+        )
     }
   }
 

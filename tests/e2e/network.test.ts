@@ -19,7 +19,7 @@ let dir: string
 let sim: SimNetwork
 let dense: DenseRuntime
 let reference: number[]
-const clients: Array<{ paid: PaidRouter; log: CallLog; failed: string[] }> = []
+const clients: Array<{ paid: PaidRouter; log: CallLog }> = []
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pov-e2e-network-'))
@@ -39,18 +39,12 @@ before(async () => {
   reference = ref.tokens
   for (let i = 0; i < 2; i++) {
     const log = new CallLog()
-    const failed: string[] = []
     const paid = await sim.router(
       await sim.client(),
-      {
-        onCall: log.onCall,
-        onAttempt: (a) => {
-          if (!a.ok) failed.push(`L${a.layer}E${a.expert} ${a.peer.slice(-6)}: ${a.error}`)
-        }
-      },
+      { onCall: log.onCall, onAttempt: log.onAttempt },
       300
     )
-    clients.push({ paid, log, failed })
+    clients.push({ paid, log })
   }
 })
 
@@ -81,8 +75,8 @@ async function generateAllClients(): Promise<GenerationRecord[]> {
 /** Exact, and if not, why: a failed or degraded generation says so before its tokens differ. */
 function assertExact(recs: GenerationRecord[]): void {
   recs.forEach((r, i) => {
-    const attempts = clients[i].failed.splice(0)
-    const why = attempts.length > 0 ? `; failed attempts: ${attempts.join(' | ')}` : ''
+    const why =
+      r.failedAttempts.length > 0 ? `; failed attempts: ${r.failedAttempts.join(' | ')}` : ''
     assert.equal(r.error, undefined, `client ${i}: ${r.error}${why}`)
     assert.equal(r.degraded, false, `client ${i}: degraded (an expert had no replica left)${why}`)
     assert.deepEqual(r.tokens, reference, `client ${i}: tokens differ from --local${why}`)

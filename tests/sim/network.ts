@@ -246,6 +246,8 @@ export interface GenerationRecord {
   calls: number
   hedged: number
   retried: number
+  /** Failed attempts met on the way (`L<layer>E<expert> <peer>: <error>`): why a generation degraded. */
+  failedAttempts: string[]
 }
 
 /** Records the replicas that answered each call, to compute each token's physical floor. */
@@ -257,8 +259,13 @@ export class CallLog {
     attempts: number
     hedged: boolean
   }> = []
+  private failures: string[] = []
   readonly onCall: NonNullable<NonNullable<RouterOptions['calls']>['onCall']> = (c) => {
     this.calls.push(c)
+  }
+
+  readonly onAttempt: NonNullable<NonNullable<RouterOptions['calls']>['onAttempt']> = (a) => {
+    if (!a.ok) this.failures.push(`L${a.layer}E${a.expert} ${a.peer.slice(-6)}: ${a.error}`)
   }
 
   /** Floor of the calls since the last take(): consecutive calls of one layer ran in parallel. */
@@ -269,6 +276,8 @@ export class CallLog {
     calls: number
     hedged: number
     retried: number
+    /** Failed attempts since the last take(). */
+    failures: string[]
   } {
     let floor = 0
     let callMs = 0
@@ -293,8 +302,10 @@ export class CallLog {
     floor += layerMax
     callMs += layerMs
     const calls = this.calls.length
+    const failures = this.failures
     this.calls = []
-    return { floor, callMs, calls, hedged, retried }
+    this.failures = []
+    return { floor, callMs, calls, hedged, retried, failures }
   }
 }
 
@@ -319,7 +330,8 @@ export async function timedGeneration(o: {
     callMs: [],
     calls: 0,
     hedged: 0,
-    retried: 0
+    retried: 0,
+    failedAttempts: []
   }
   o.log.take(o.rttOf) // drop anything left from an earlier run
   const t0 = performance.now()
@@ -339,6 +351,7 @@ export async function timedGeneration(o: {
         rec.calls += f.calls
         rec.hedged += f.hedged
         rec.retried += f.retried
+        rec.failedAttempts.push(...f.failures)
         if (t.phase === 'prefill') rec.ttftMs = now - t0
         else {
           rec.tokenMs.push(now - last)
@@ -355,5 +368,6 @@ export async function timedGeneration(o: {
   } catch (err) {
     rec.error = (err as Error).message
   }
+  rec.failedAttempts.push(...o.log.take(o.rttOf).failures)
   return rec
 }
