@@ -12,8 +12,9 @@
 // Targets: ≥ 99.9 % exact completions under churn; decode per-token p50 ≤ 1.25 × floor;
 // 8-client aggregate ≥ 5 × one client. Writes an SVG (per-token latency vs floor, throughput vs
 // clients). The last line of output is one JSON object with every figure.
+import { readFileSync } from 'node:fs'
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { SimNetwork, CallLog, timedGeneration, type GenerationRecord } from '../sim/network.js'
@@ -80,6 +81,8 @@ interface RunFigures {
   localP50: number
   /** Per decode token, p50: calls − floor — what links, wire and nodes add above the drawn RTTs. */
   excessP50: number
+  /** Per decode token, p50: the floor had every call gone to its closest live replica. */
+  bestFloorP50: number
   /** Median over decode tokens of latency / floor. */
   ratioP50: number
   hedgedCalls: number
@@ -87,6 +90,23 @@ interface RunFigures {
   calls: number
   /** How late the delay links delivered chunks against their drawn delays (the simulation's own error). */
   linkLateness?: Lateness
+  /** CPU time spent during the run, by process group, and the machine's busy share. */
+  cpu?: CpuFigures
+}
+
+interface CpuFigures {
+  /** CPU seconds: the bench process (every client's router and dense layers), the nodes, the chain, the links. */
+  routersS: number
+  nodesS: number
+  chainS: number
+  linksS: number
+  /** Of all of them, per generated token, ms. */
+  msPerToken: number
+  /** The machine's busy share over the run (both cores, everyone's processes), 0–1. */
+  machineBusy: number
+  /** This bench's processes' share of the machine's capacity, 0–1. */
+  ours: number
+  loadAvg: number
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'pov-bench-network-'))
@@ -138,6 +158,7 @@ try {
       experts: c.paid.router.executor,
       log: c.log,
       rttOf: (p) => s.rttOf(p),
+      bestRttOf: (l, e) => s.bestRtt(l, e),
       promptIds: c.prompt,
       maxTokens: TOKENS,
       reference: c.reference
@@ -149,6 +170,7 @@ try {
   for (const C of CLIENTS) {
     say(`run: ${C} client(s) × ${GENS} generations of ${TOKENS} tokens`)
     await s.links.lateness() // from here on
+    const cpu0 = cpuSample(s)
     const start = performance.now()
     const recs = (
       await Promise.all(
@@ -159,9 +181,11 @@ try {
         })
       )
     ).flat()
+    const f = figures(C, recs, (performance.now() - start) / 1000)
     runs.push({
-      ...figures(C, recs, (performance.now() - start) / 1000),
+      ...f,
       linkLateness: await s.links.lateness(),
+      cpu: cpuFigures(cpu0, cpuSample(s), f),
       records: recs
     })
   }
@@ -281,6 +305,17 @@ try {
     `per decode token (p50): calls ${ms(one?.callP50 ?? NaN)} (floor ${ms(one?.floorP50 ?? NaN)}, excess ${ms(one?.excessP50 ?? NaN)}), router work between calls ${ms(one?.localP50 ?? NaN)} at 1 client; ${ms(most?.callP50 ?? NaN)} (excess ${ms(most?.excessP50 ?? NaN)}), ${ms(most?.localP50 ?? NaN)} at ${MAX_C}`
   )
   console.log(
+    `replica choice: floor p50 ${runs.map((r) => `${r.clients}: ${ms(r.floorP50)} (closest replicas ${ms(r.bestFloorP50)})`).join(', ')}`
+  )
+  console.log(
+    'CPU (s: routers+dense in this process / nodes / chain / links; per token; machine busy; this bench; load):'
+  )
+  for (const r of runs)
+    if (r.cpu != null)
+      console.log(
+        `  ${r.clients} client(s): ${r.cpu.routersS.toFixed(1)} / ${r.cpu.nodesS.toFixed(1)} / ${r.cpu.chainS.toFixed(1)} / ${r.cpu.linksS.toFixed(1)} s; ${r.cpu.msPerToken.toFixed(0)} ms CPU per token; machine ${pct(r.cpu.machineBusy)} busy, this bench ${pct(r.cpu.ours)} of ${cpus().length} cores; load ${r.cpu.loadAvg.toFixed(1)}`
+      )
+  console.log(
     `delay links, chunk delivery minus drawn delay (p50 / p99 / max): ${runs.map((r) => `${r.clients}: ${late(r.linkLateness)}`).join(', ')}`
   )
   if (failures.size > 0)
@@ -347,6 +382,7 @@ function figures(C: number, recs: GenerationRecord[], wallS: number): RunFigures
   const calls = recs.flatMap((r) => r.callMs)
   const local = recs.flatMap((r) => r.tokenMs.map((t, i) => t - r.callMs[i]))
   const excess = recs.flatMap((r) => r.callMs.map((c, i) => c - r.floorMs[i]))
+  const best = recs.flatMap((r) => r.bestFloorMs)
   const ttft = recs.filter((r) => r.ok).map((r) => r.ttftMs)
   const tokens = recs.reduce((a, r) => a + r.tokens.length, 0)
   return {
@@ -365,6 +401,7 @@ function figures(C: number, recs: GenerationRecord[], wallS: number): RunFigures
     callP50: percentile(calls, 0.5),
     localP50: percentile(local, 0.5),
     excessP50: percentile(excess, 0.5),
+    bestFloorP50: percentile(best, 0.5),
     ratioP50: percentile(ratios, 0.5),
     hedgedCalls: recs.reduce((a, r) => a + r.hedged, 0),
     retriedCalls: recs.reduce((a, r) => a + r.retried, 0),
@@ -391,6 +428,68 @@ async function sleep(msec: number): Promise<void> {
 function ms(x: number): string {
   return Number.isFinite(x) ? `${x.toFixed(0)} ms` : '—'
 }
+interface CpuSample {
+  t: number
+  routers: number
+  nodes: number
+  chain: number
+  links: number
+  machine: { busy: number; total: number }
+}
+
+/** CPU seconds of a process so far (utime + stime from /proc; 0 once it is gone). */
+function cpuSecondsOf(pid: number | undefined): number {
+  if (pid == null) return 0
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / 100 // USER_HZ is 100 on Linux
+  } catch {
+    return 0
+  }
+}
+
+function cpuSample(s: SimNetwork): CpuSample {
+  const nodePids = new Set(s.nodes.map((n) => n?.op.proc?.pid))
+  const sum = (pids: Iterable<number | undefined>): number => {
+    let x = 0
+    for (const p of pids) x += cpuSecondsOf(p)
+    return x
+  }
+  const cu = process.cpuUsage()
+  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/)
+  const t = ticks.map(Number)
+  const total = t.slice(0, 8).reduce((a, x) => a + x, 0)
+  return {
+    t: performance.now(),
+    routers: (cu.user + cu.system) / 1e6,
+    nodes: sum(nodePids),
+    chain: sum([...s.net.procs].map((p) => p.pid).filter((p) => !nodePids.has(p))),
+    links: cpuSecondsOf(s.links.pid),
+    machine: { busy: total - t[3] - t[4], total }
+  }
+}
+
+function cpuFigures(a: CpuSample, b: CpuSample, f: RunFigures): CpuFigures {
+  const wall = (b.t - a.t) / 1000
+  const routersS = b.routers - a.routers
+  const nodesS = b.nodes - a.nodes
+  const chainS = b.chain - a.chain
+  const linksS = b.links - a.links
+  const all = routersS + nodesS + chainS + linksS
+  const cores = cpus().length
+  return {
+    routersS,
+    nodesS,
+    chainS,
+    linksS,
+    msPerToken: (1000 * all) / f.tokens,
+    machineBusy: (b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total),
+    ours: all / (wall * cores),
+    loadAvg: loadavg()[0]
+  }
+}
+
 function late(l: Lateness | undefined): string {
   return l == null || l.chunks === 0
     ? '—'

@@ -62,6 +62,11 @@ export class LinkProcess {
     })
   }
 
+  /** The link process (for its CPU time). */
+  get pid(): number | undefined {
+    return this.child.pid
+  }
+
   close(): void {
     this.child.kill('SIGKILL')
   }

@@ -168,6 +168,18 @@ export class SimNetwork {
     return n == null ? NaN : 2 * (n.delayMs + n.jitterMs / 2)
   }
 
+  /** RTT of the closest node up that serves (layer, expert), ms. */
+  bestRtt(layer: number, expert: number): number {
+    const shard = this.shardExperts.findIndex((xs) =>
+      xs.some(([l, e]) => l === layer && e === expert)
+    )
+    let best = Infinity
+    for (const n of this.nodes)
+      if (n?.state === 'up' && n.shards.includes(shard))
+        best = Math.min(best, this.rttOf(n.op.peerId))
+    return best
+  }
+
   /** A funded client with `deposit` POV in escrow. */
   async client(deposit = '50'): Promise<Wallet> {
     const w = new Wallet(Wallet.createRandom().privateKey, this.net.provider)
@@ -243,6 +255,8 @@ export interface GenerationRecord {
   floorMs: number[]
   /** Per decode token: Σ over layers of the longest call as the router timed it (RTT + node + queues). */
   callMs: number[]
+  /** Per decode token: the floor had each call gone to its closest live replica (when asked for). */
+  bestFloorMs: number[]
   calls: number
   hedged: number
   retried: number
@@ -254,6 +268,7 @@ export interface GenerationRecord {
 export class CallLog {
   private calls: Array<{
     layer: number
+    expert: number
     peer: string
     ms: number
     attempts: number
@@ -269,10 +284,15 @@ export class CallLog {
   }
 
   /** Floor of the calls since the last take(): consecutive calls of one layer ran in parallel. */
-  take(rttOf: (peer: string) => number): {
+  take(
+    rttOf: (peer: string) => number,
+    bestRttOf?: (layer: number, expert: number) => number
+  ): {
     floor: number
     /** The same sum over the calls' measured times. */
     callMs: number
+    /** The same sum over each call's closest live replica (NaN without `bestRttOf`). */
+    best: number
     calls: number
     hedged: number
     retried: number
@@ -284,28 +304,34 @@ export class CallLog {
     let layer = -1
     let layerMax = 0
     let layerMs = 0
+    let best = 0
+    let layerBest = 0
     let hedged = 0
     let retried = 0
     for (const c of this.calls) {
       if (c.layer !== layer) {
         floor += layerMax
         callMs += layerMs
+        best += layerBest
         layer = c.layer
         layerMax = 0
         layerMs = 0
+        layerBest = 0
       }
       layerMax = Math.max(layerMax, rttOf(c.peer))
       layerMs = Math.max(layerMs, c.ms)
+      layerBest = Math.max(layerBest, bestRttOf?.(c.layer, c.expert) ?? NaN)
       if (c.hedged) hedged++
       if (c.attempts > 1 && !c.hedged) retried++
     }
     floor += layerMax
     callMs += layerMs
+    best += layerBest
     const calls = this.calls.length
     const failures = this.failures
     this.calls = []
     this.failures = []
-    return { floor, callMs, calls, hedged, retried, failures }
+    return { floor, callMs, best, calls, hedged, retried, failures }
   }
 }
 
@@ -315,6 +341,8 @@ export async function timedGeneration(o: {
   experts: ExpertExecutor
   log: CallLog
   rttOf: (peer: string) => number
+  /** RTT of the closest live replica of (layer, expert), for the best possible floor. */
+  bestRttOf?: (layer: number, expert: number) => number
   promptIds: number[]
   maxTokens: number
   reference: number[]
@@ -328,6 +356,7 @@ export async function timedGeneration(o: {
     tokenMs: [],
     floorMs: [],
     callMs: [],
+    bestFloorMs: [],
     calls: 0,
     hedged: 0,
     retried: 0,
@@ -347,7 +376,7 @@ export async function timedGeneration(o: {
       },
       (t) => {
         const now = performance.now()
-        const f = o.log.take(o.rttOf)
+        const f = o.log.take(o.rttOf, o.bestRttOf)
         rec.calls += f.calls
         rec.hedged += f.hedged
         rec.retried += f.retried
@@ -357,6 +386,7 @@ export async function timedGeneration(o: {
           rec.tokenMs.push(now - last)
           rec.floorMs.push(f.floor)
           rec.callMs.push(f.callMs)
+          rec.bestFloorMs.push(f.best)
         }
         last = now
       }
