@@ -350,7 +350,10 @@ export class RemoteExpertExecutor implements ExpertExecutor {
         const ms = performance.now() - t0
         if (!abort.signal.aborted) {
           this.routes.onFailure(peer)
-          this.client.drop(peer)
+          // a status answer came over a working stream: only this call was refused. Dropping
+          // the stream would fail the peer's other calls in flight on it too, each one more
+          // failure on its bench
+          if (!(err instanceof RemoteError)) this.client.drop(peer)
           this.opts.onAttempt?.({ peer, layer, expert, ok: false, ms, error: err.message })
         }
         return { ok: false, peer, err }

@@ -118,3 +118,41 @@ test('every answer is the answer to its own input through hedges, late losers, r
   assert.ok(stats.late > 0, `late answers of aborted attempts: ${stats.late}`)
   assert.ok(stats.failed > 10, `failed attempts: ${stats.failed}`)
 })
+
+test('a node refusing one call (a status answer) keeps its stream: its other calls in flight are not failed', async () => {
+  const drops: string[] = []
+  const client: ExpertCallClient = {
+    drop: (p) => drops.push(p),
+    channel: async (peer: string) => ({
+      call: async (req, tensor) => {
+        await new Promise((r) => setTimeout(r, 2))
+        const refused = peer === 'A' && req.expert === 0
+        return {
+          requestId: req.requestId,
+          modelId: req.modelId,
+          layer: req.layer,
+          expert: req.expert,
+          status: refused ? Status.OVERLOADED : Status.OK,
+          message: refused ? 'busy' : '',
+          dtype: req.dtype,
+          rows: refused ? 0 : req.rows,
+          hidden: refused ? 0 : req.hidden,
+          tensor: refused ? new Uint8Array() : tensor,
+          signature: new Uint8Array()
+        } as unknown as ExpertResponse
+      }
+    })
+  }
+  const experts = new Set([expertKey(0, 0), expertKey(0, 1)])
+  const ex = new RemoteExpertExecutor(
+    client,
+    new RouteManager(['A', 'B'].map((p) => ({ peerId: p, addrs: [], shards: [0], experts }))),
+    { modelId: MODEL_ID, hidden: HIDDEN, verifySignatures: 'off', hedge: false }
+  )
+  ex.latency.observe('A', 1, 1) // A is chosen first
+  ex.latency.observe('B', 1, 50)
+  const x = new Float32Array(HIDDEN).fill(0.5)
+  await Promise.all([ex.runExpert(0, 0, x, 1), ex.runExpert(0, 1, x, 1)])
+  assert.deepEqual(drops, [], 'no stream dropped for a refusal')
+  assert.equal(ex.routes.benched.has('A'), true, 'the refusing node is still benched')
+})
