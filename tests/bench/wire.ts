@@ -20,8 +20,9 @@
 //     the wire (the targets), and beside it fp16, and fp32 with the router busy-polling. Every
 //     process shares the 2 cores, so none spins: the nodes run --no-spin, the router does not poll.
 //     Then, as steadier views of what payment costs than the best-of-5 rows: paid and unpaid
-//     decode back to back in PAIRS pairs (median ratio), and one-row expert calls alternating
-//     between the unpaid and the paid router (medians, µs);
+//     decode back to back in PAIRS pairs (median ratio), and one-row expert calls taking turns
+//     on the unpaid router, a router paying the unpaid nodes (the client's side of payment
+//     alone: those nodes ignore vouchers) and the paid router (medians, µs);
 // Targets: 16 KiB RTT ≤ 2× raw TCP; distributed prefill ≥ 0.8×, decode ≥ 0.5× single process;
 // paid decode ≥ 0.9× unpaid.
 // The last line of output is one JSON object with every figure.
@@ -563,25 +564,46 @@ async function generation(): Promise<Record<string, number>> {
       pairRatios.push((tokS.get(paidSetupRow) ?? 0) / (tokS.get(unpaidSetup) ?? 1))
       process.stderr.write(`  paid/unpaid ${pairRatios[k].toFixed(2)}\n`)
     }
+    // a third router pays the unpaid nodes (which ignore vouchers) through the same payer: the
+    // client's side of payment alone, on the unpaid nodes' processes
+    const { paymentHooks } = await import('../../router/paid.js')
+    const { Wallet } = await import('ethers')
+    const routerPaying = await Router.init({
+      opts: {
+        peers,
+        modelId: bundle.modelId,
+        hidden: bundle.config.hiddenSize,
+        busyPollUs: 0,
+        ...paymentHooks(
+          paid.router.payer,
+          new Map(
+            started.map((s) => [
+              s.ready.peerId,
+              { operator: Wallet.createRandom().address, price: 1n }
+            ])
+          )
+        )
+      }
+    })
     const row = Float32Array.from({ length: HIDDEN }, (_, i) => ((i % 89) - 44) / 440)
-    const callUs = { unpaid: [] as number[], paid: [] as number[] }
-    for (let i = 0; i < PAID_CALLS; i++) {
-      const layer = i % bundle.config.numLayers
-      const expert = (i * 3) % 8
-      for (const [k, ex] of (i % 2 === 0
-        ? [
-            ['unpaid', router.executor],
-            ['paid', paid.router.router.executor]
-          ]
-        : [
-            ['paid', paid.router.router.executor],
-            ['unpaid', router.executor]
-          ]) as Array<['unpaid' | 'paid', typeof router.executor]>) {
+    const callers = [
+      ['unpaid', router.executor],
+      ['clientPays', routerPaying.executor],
+      ['paid', paid.router.router.executor]
+    ] as const
+    const callUs = { unpaid: [] as number[], clientPays: [] as number[], paid: [] as number[] }
+    for (let i = -PAID_CALLS / 10; i < PAID_CALLS; i++) {
+      const layer = (i + PAID_CALLS) % bundle.config.numLayers
+      const expert = ((i + PAID_CALLS) * 3) % 8
+      // each caller takes each position in turn
+      for (let j = 0; j < callers.length; j++) {
+        const [k, ex] = callers[(i + PAID_CALLS + j) % callers.length]
         const t0 = performance.now()
         await ex.runExpert(layer, expert, row, 1)
-        callUs[k].push((performance.now() - t0) * 1000)
+        if (i >= 0) callUs[k].push((performance.now() - t0) * 1000)
       }
     }
+    await routerPaying.close()
     await router.close()
     await router16.close()
     await routerPolling.close()
@@ -616,6 +638,8 @@ async function generation(): Promise<Record<string, number>> {
       paidCallP50Us: pct(callUs.paid, 0.5),
       unpaidCallP90Us: pct(callUs.unpaid, 0.9),
       paidCallP90Us: pct(callUs.paid, 0.9),
+      clientPaysCallP50Us: pct(callUs.clientPays, 0.5),
+      clientPaysCallP90Us: pct(callUs.clientPays, 0.9),
       paidRpcCallsPerToken: paidCounts.rpcCalls / paidCounts.tokens,
       paidSignaturesPerToken: paidCounts.signatures / paidCounts.tokens,
       paidNodes: paid.nodes
@@ -763,7 +787,7 @@ if (process.argv.includes('--serve')) {
       `decode, ${PAIRS} pairs back to back (each order half the time), median of paid/unpaid: ${gen.paidPairedDecodeRatio.toFixed(2)} (${gen.paidPairedDecodeRatioMin.toFixed(2)}–${gen.paidPairedDecodeRatioMax.toFixed(2)})`
     )
     console.log(
-      `one-row expert call (a decode step's), ${PAID_CALLS} each, alternating, µs: unpaid p50 ${gen.unpaidCallP50Us.toFixed(0)} p90 ${gen.unpaidCallP90Us.toFixed(0)} | paid p50 ${gen.paidCallP50Us.toFixed(0)} p90 ${gen.paidCallP90Us.toFixed(0)}`
+      `one-row expert call (a decode step's), ${PAID_CALLS} each, in turn, µs: unpaid p50 ${gen.unpaidCallP50Us.toFixed(0)} p90 ${gen.unpaidCallP90Us.toFixed(0)} | the client paying the unpaid nodes p50 ${gen.clientPaysCallP50Us.toFixed(0)} p90 ${gen.clientPaysCallP90Us.toFixed(0)} | paid p50 ${gen.paidCallP50Us.toFixed(0)} p90 ${gen.paidCallP90Us.toFixed(0)}`
     )
     console.log(
       `paid run, per generated token: ${gen.paidRpcCallsPerToken.toFixed(3)} chain JSON-RPC calls, ${gen.paidSignaturesPerToken.toFixed(3)} voucher signatures (all ${gen.paidNodes} nodes together); same tokens as single process: ${gen.paidSameTokens === 1}`
