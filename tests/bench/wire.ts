@@ -567,20 +567,21 @@ async function generation(): Promise<Record<string, number>> {
     // a third router pays the unpaid nodes (which ignore vouchers) through the same payer: the
     // client's side of payment alone, on the unpaid nodes' processes
     const { paymentHooks } = await import('../../router/paid.js')
-    const { Wallet } = await import('ethers')
     const routerPaying = await Router.init({
       opts: {
         peers,
         modelId: bundle.modelId,
         hidden: bundle.config.hiddenSize,
         busyPollUs: 0,
+        // each paid as the paid node serving its shards (the same payees, prices and margins)
         ...paymentHooks(
           paid.router.payer,
           new Map(
-            started.map((s) => [
-              s.ready.peerId,
-              { operator: Wallet.createRandom().address, price: 1n }
-            ])
+            started.map((s, i) => {
+              const op = [...paid.router.nodes.values()].find((n) => n.shards.includes(i * 4))
+              if (op == null) throw new Error(`no paid node serves shard ${i * 4}`)
+              return [s.ready.peerId, op]
+            })
           )
         )
       }
