@@ -121,7 +121,11 @@ export class Payer {
         if (s.last == null || s.last.cumulativeAmount < s.owed) {
           // the voucher signed ahead may cover it; else this call waits for a new one
           if (s.ahead != null) await s.ahead.catch(() => {})
-          if (s.last == null || s.last.cumulativeAmount < s.owed) await this.sign(to, s)
+          if (s.last == null || s.last.cumulativeAmount < s.owed)
+            await this.sign(to, s).catch((err: unknown) => {
+              s.owed -= amount // no voucher went out: the call is not owed
+              throw err
+            })
         }
         const voucher = s.last as SignedVoucher
         if (s.ahead == null && voucher.cumulativeAmount - s.owed < s.margin / AHEAD_BELOW) {

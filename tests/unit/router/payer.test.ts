@@ -107,3 +107,19 @@ test('a refused call is taken back from what is owed', async () => {
   assert.equal(p.stats().refunds, 1)
   await p.flush()
 })
+
+test('a call whose voucher could not be signed is not owed', async () => {
+  const signer = new GatedWallet(Wallet.createRandom().privateKey)
+  const p = await payer(signer)
+  await p.pay(payee, PRICE, 1)
+  const sign = signer.signTypedData.bind(signer)
+  signer.signTypedData = async () => {
+    throw new Error('keystore locked')
+  }
+  await assert.rejects(p.pay(payee, CAP * 4n, 256), /keystore locked/)
+  signer.signTypedData = sign
+  const { voucher } = await p.pay(payee, PRICE, 1)
+  assert.ok(voucher.cumulativeAmount < CAP * 4n, 'the failed call is not in what is owed')
+  assert.equal(p.spent().get(payee)?.amount, PRICE * 2n)
+  await p.flush()
+})
