@@ -69,14 +69,15 @@ export class DelayLink {
     let last = 0
     const pump = (): void => {
       timer = undefined
-      // a timer may fire up to 1 ms early by performance.now(): deliver what is due by then
-      const now = performance.now() + 1
+      // never early (a timer can fire up to 1 ms before its time by performance.now()): what
+      // is not due yet waits for the next timer, so no chunk beats the link's delay
+      const now = performance.now()
       while (queue.length > 0 && queue[0].at <= now) {
         const { at, act } = queue.shift()!
-        this.lateness[this.latenessN++ % LATENESS_WINDOW] = now - 1 - at
+        this.lateness[this.latenessN++ % LATENESS_WINDOW] = now - at
         act()
       }
-      if (queue.length > 0) timer = setTimeout(pump, queue[0].at - performance.now())
+      if (queue.length > 0) timer = setTimeout(pump, queue[0].at - now)
     }
     const later = (act: () => void): void => {
       last = Math.max(

@@ -16,20 +16,27 @@ function busy(ms: number): void {
   while (performance.now() < end);
 }
 
-test('a delay link keeps the byte order while jitter and a busy loop vary the delays', async () => {
+test('a delay link keeps the byte order and never delivers early while jitter and a busy loop vary the delays', async () => {
+  const DELAY = 3
+  const sentAt: number[] = []
+  let early = 0
   let received = Buffer.alloc(0)
   let done!: () => void
   const all = new Promise<void>((resolve) => (done = resolve))
   const sink = createServer((s) => {
     s.on('data', (d: Buffer) => {
+      const before = Math.floor(received.length / CHUNK)
       received = Buffer.concat([received, d])
+      const now = performance.now()
+      for (let i = before; i < Math.floor(received.length / CHUNK); i++)
+        if (now - sentAt[i] < DELAY) early++
       if (received.length >= CHUNKS * CHUNK) done()
     })
   })
   await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve))
   const link = new DelayLink({
     targetPort: (sink.address() as { port: number }).port,
-    delayMs: 3,
+    delayMs: DELAY,
     jitterMs: 4,
     seed: 1
   })
@@ -42,6 +49,7 @@ test('a delay link keeps the byte order while jitter and a busy loop vary the de
     const c = sent.subarray(i * CHUNK, (i + 1) * CHUNK)
     c.fill(i % 251)
     c.writeUInt32BE(i, 0)
+    sentAt.push(performance.now())
     client.write(c)
     // separate reads at the link, some of them late in a long loop turn
     await nextTurn()
@@ -60,5 +68,6 @@ test('a delay link keeps the byte order while jitter and a busy loop vary the de
     )
       firstBad = i
   assert.equal(firstBad, -1, `chunk ${firstBad} arrived out of order`)
+  assert.equal(early, 0, `${early} chunks arrived sooner than the link's ${DELAY} ms`)
   assert.ok(link.stats.up === CHUNKS * CHUNK)
 })
