@@ -15,6 +15,13 @@ export interface LatencyOptions {
   quantile?: number
   /** Never hedge sooner than this (loopback calls take ~0.3 ms: hedging them is waste). @default 2 */
   minHedgeMs?: number
+  /**
+   * For replica choice, a peer's excess over its fastest recent call (its round trip) halves
+   * every this many ms without a new sample: one slow call (a busy moment) does not keep the
+   * closest replica out of use for good, since an unused peer is never measured again. @default 1000
+   */
+  forgetMs?: number
+  now?: () => number
 }
 
 interface Stats {
@@ -22,7 +29,23 @@ interface Stats {
   samples: Float64Array
   n: number
   next: number
+  /** When the last sample came (the tracker's clock). */
+  at: number
 }
+
+/** What replica choice needs of each measured peer (router/routes.ts selectReplica). */
+export interface ChoiceEstimates {
+  /** Expected time of one more call, ms. */
+  expected: Map<string, number>
+  /** What each call this router already has in flight to the peer adds to it, ms. */
+  perCall: Map<string, number>
+}
+
+/**
+ * Below this, per-call costs are noise: a call in flight still costs this much, so concurrent
+ * calls spread over equally near replicas.
+ */
+export const MIN_PER_CALL_MS = 0.5
 
 /** Calls of more rows than this are a separate size class (prefill vs decode). */
 export const SMALL_CALL_ROWS = 8
@@ -36,6 +59,8 @@ export class LatencyTracker {
   private readonly minSamples: number
   private readonly quantile: number
   readonly minHedgeMs: number
+  private readonly forgetMs: number
+  private readonly now: () => number
 
   constructor(opts: LatencyOptions = {}) {
     this.alpha = opts.alpha ?? 0.2
@@ -43,15 +68,18 @@ export class LatencyTracker {
     this.minSamples = opts.minSamples ?? 8
     this.quantile = opts.quantile ?? 0.95
     this.minHedgeMs = opts.minHedgeMs ?? 2
+    this.forgetMs = opts.forgetMs ?? 1000
+    this.now = opts.now ?? (() => performance.now())
   }
 
   observe(peer: string, rows: number, ms: number): void {
     const key = `${peer}|${sizeClass(rows)}`
     let s = this.stats.get(key)
     if (s == null) {
-      s = { ewma: ms, samples: new Float64Array(this.window), n: 0, next: 0 }
+      s = { ewma: ms, samples: new Float64Array(this.window), n: 0, next: 0, at: 0 }
       this.stats.set(key, s)
     } else s.ewma += this.alpha * (ms - s.ewma)
+    s.at = this.now()
     s.samples[s.next] = ms
     s.next = (s.next + 1) % this.window
     s.n = Math.min(s.n + 1, this.window)
@@ -68,6 +96,28 @@ export class LatencyTracker {
     for (const p of peers) {
       const e = this.estimate(p, rows)
       if (e != null) out.set(p, e)
+    }
+    return out
+  }
+
+  /**
+   * Replica choice over `peers` for calls of `rows` (unmeasured peers left out). Expected time:
+   * the fastest recent call (≈ the round trip) plus the EWMA's excess over it, which fades while
+   * the peer goes unused. Per call in flight: that excess (queueing and service spread), at
+   * least MIN_PER_CALL_MS — not the whole call time: a second call to a far node waits for the
+   * node, not for a second round trip.
+   */
+  forChoice(peers: Iterable<string>, rows: number): ChoiceEstimates {
+    const out: ChoiceEstimates = { expected: new Map(), perCall: new Map() }
+    const now = this.now()
+    for (const p of peers) {
+      const s = this.stats.get(`${p}|${sizeClass(rows)}`)
+      if (s == null) continue
+      let base = Infinity
+      for (let i = 0; i < s.n; i++) if (s.samples[i] < base) base = s.samples[i]
+      const excess = Math.max(0, s.ewma - base)
+      out.expected.set(p, base + excess * 2 ** (-(now - s.at) / this.forgetMs))
+      out.perCall.set(p, Math.max(MIN_PER_CALL_MS, excess))
     }
     return out
   }

@@ -241,12 +241,8 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     let hedgePeer: string | undefined
     const t0 = performance.now()
     const start = (): boolean => {
-      const peer = this.routes.select(
-        layer,
-        expert,
-        tried,
-        this.latency.estimates(this.routes.replicas(layer, expert), rows)
-      )
+      const est = this.latency.forChoice(this.routes.replicas(layer, expert), rows)
+      const peer = this.routes.select(layer, expert, tried, est.expected, est.perCall)
       if (peer == null) return false
       tried.add(peer)
       attempts++

@@ -44,8 +44,9 @@ export function buildTable(peers: PeerRoute[]): RouteTable {
 
 /**
  * Picks a replica for (layer, expert): not benched at `now`, not in `exclude` (already tried for
- * this call), with the lowest expected time = measured call time (EWMA, `estimates`) × (1 + calls
- * this router has in flight to it). A replica not measured yet counts as fastest, so a new node
+ * this call), with the lowest expected time = expected call time (`estimates`) + calls this
+ * router has in flight to it × what each adds (`perCall`; without it, the call time itself:
+ * estimate × (1 + in flight)). A replica not measured yet counts as fastest, so a new node
  * gets tried and measured. Ties broken by rotating with the expert key so the experts of a shard
  * spread over its replicas. Returns null when no replica is left.
  */
@@ -57,7 +58,8 @@ export function selectReplica(
   now: number,
   exclude: ReadonlySet<string> = new Set(),
   load: ReadonlyMap<string, number> = new Map(),
-  estimates: ReadonlyMap<string, number> = new Map()
+  estimates: ReadonlyMap<string, number> = new Map(),
+  perCall?: ReadonlyMap<string, number>
 ): string | null {
   const all = table.byExpert.get(expertKey(layer, expert))
   if (all == null || all.length === 0) return null
@@ -69,7 +71,8 @@ export function selectReplica(
     if (exclude.has(p)) continue
     const b = benched.get(p)
     if (b != null && b.until > now) continue
-    const cost = Math.max(estimates.get(p) ?? 0, MIN_ESTIMATE_MS) * (1 + (load.get(p) ?? 0))
+    const e = Math.max(estimates.get(p) ?? 0, MIN_ESTIMATE_MS)
+    const cost = e + (load.get(p) ?? 0) * Math.max(perCall?.get(p) ?? e, MIN_ESTIMATE_MS)
     if (cost < bestCost) {
       best = p
       bestCost = cost
@@ -123,7 +126,8 @@ export class RouteManager {
     layer: number,
     expert: number,
     exclude?: ReadonlySet<string>,
-    estimates?: ReadonlyMap<string, number>
+    estimates?: ReadonlyMap<string, number>,
+    perCall?: ReadonlyMap<string, number>
   ): string | null {
     return selectReplica(
       this.table,
@@ -133,7 +137,8 @@ export class RouteManager {
       this.now(),
       exclude,
       this.load,
-      estimates
+      estimates,
+      perCall
     )
   }
 

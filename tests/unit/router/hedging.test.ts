@@ -2,7 +2,7 @@
 // bench — the executor driven through a fake wire client whose replicas answer after set delays.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { LatencyTracker, percentile } from '../../../router/latency.js'
+import { LatencyTracker, MIN_PER_CALL_MS, percentile } from '../../../router/latency.js'
 import { RouteManager, buildTable, expertKey, selectReplica } from '../../../router/routes.js'
 import { RemoteExpertExecutor, type ExpertCallClient } from '../../../router/remote-executor.js'
 import { Status, type ExpertResponse } from '../../../protocol/expert.js'
@@ -66,6 +66,49 @@ test('selection: the lower measured latency wins; unmeasured replicas are tried 
     ),
     'A'
   )
+})
+
+test('choice estimates: the round trip plus an excess that fades while the peer goes unused', () => {
+  let now = 0
+  const l = new LatencyTracker({ forgetMs: 1000, now: () => now })
+  for (const ms of [60, 61, 60]) l.observe('near', 1, ms)
+  l.observe('near', 1, 260) // one slow call (a busy moment)
+  for (const ms of [80, 81, 80, 80]) l.observe('far', 1, ms)
+  let c = l.forChoice(['near', 'far', 'unmeasured'], 1)
+  assert.equal(c.expected.has('unmeasured'), false)
+  const nearEwma = l.estimate('near', 1) as number
+  assert.ok(nearEwma > 90, `the slow call weighs on the EWMA (${nearEwma})`)
+  assert.equal(c.expected.get('near'), nearEwma, 'just measured: the EWMA as it is')
+  assert.equal(
+    c.perCall.get('near'),
+    nearEwma - 60,
+    'per call in flight: the excess over the round trip'
+  )
+  assert.ok((c.perCall.get('far') as number) >= MIN_PER_CALL_MS)
+  now = 3000 // three half-lives without a sample of either
+  c = l.forChoice(['near', 'far'], 1)
+  assert.ok(Math.abs((c.expected.get('near') as number) - (60 + (nearEwma - 60) / 8)) < 1e-9)
+  assert.ok((c.expected.get('near') as number) < (c.expected.get('far') as number), 'tried again')
+})
+
+test('selection: a call in flight to a far node adds its per-call cost, not a second round trip', () => {
+  const table = buildTable([peer('near'), peer('far')])
+  const est = new Map([
+    ['near', 60],
+    ['far', 80]
+  ])
+  const perCall = new Map([
+    ['near', 1],
+    ['far', 1]
+  ])
+  const busy = new Map([['near', 1]])
+  // the layer's other expert is already on its way to `near`: 60 + 1 < 80
+  assert.equal(selectReplica(table, 0, 0, new Map(), 0, new Set(), busy, est, perCall), 'near')
+  // without per-call costs a call in flight counts as a whole call: 60 × 2 > 80
+  assert.equal(selectReplica(table, 0, 0, new Map(), 0, new Set(), busy, est), 'far')
+  // many in flight still spread the load
+  const many = new Map([['near', 25]])
+  assert.equal(selectReplica(table, 0, 0, new Map(), 0, new Set(), many, est, perCall), 'far')
 })
 
 /** A fake wire client: replica `id` answers after delays[id] ms (or fails when the delay is 'fail'). */
