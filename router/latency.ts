@@ -85,6 +85,16 @@ export class LatencyTracker {
     s.n = Math.min(s.n + 1, this.window)
   }
 
+  /**
+   * A call abandoned after `ms` (it lost a hedge race): it would have taken longer, which tells
+   * something only when that is more than expected, so only then it raises the EWMA. Never a
+   * sample: the loser of a race that the first call won may have been sent a moment before.
+   */
+  observeAtLeast(peer: string, rows: number, ms: number): void {
+    const s = this.stats.get(`${peer}|${sizeClass(rows)}`)
+    if (s != null && ms > s.ewma) s.ewma += this.alpha * (ms - s.ewma)
+  }
+
   /** EWMA call time of `peer` for calls of `rows`; undefined before the first sample. */
   estimate(peer: string, rows: number): number | undefined {
     return this.stats.get(`${peer}|${sizeClass(rows)}`)?.ewma

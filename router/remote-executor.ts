@@ -293,7 +293,7 @@ export class RemoteExpertExecutor implements ExpertExecutor {
         if (settled.ok) {
           for (const [p, a] of inflight) {
             // the loser took at least this long: count it, so a slow peer stops being chosen
-            this.latency.observe(p, rows, performance.now() - a.t0)
+            this.latency.observeAtLeast(p, rows, performance.now() - a.t0)
             a.abort.abort(new Error('hedge lost'))
           }
           inflight.clear()

@@ -250,6 +250,18 @@ try {
     }
   }
 
+  // what the first client's router believes of each node, beside the link's drawn round trip
+  const view = clients[0].paid.router.executor.latency.forChoice(
+    s.nodes.map((n) => n.op.peerId),
+    1
+  )
+  const beliefs = s.nodes.map((n) => ({
+    node: n.index,
+    rttMs: s.rttOf(n.op.peerId),
+    expectedMs: view.expected.get(n.op.peerId) ?? null,
+    perCallMs: view.perCall.get(n.op.peerId) ?? null
+  }))
+
   // ------------------------------------------------------------------ report
   const one = runs.find((r) => r.clients === 1)
   const most = runs.find((r) => r.clients === MAX_C)
@@ -311,6 +323,9 @@ try {
     `replica choice: floor p50 ${runs.map((r) => `${r.clients}: ${ms(r.floorP50)} (closest replicas ${ms(r.bestFloorP50)})`).join(', ')}`
   )
   console.log(
+    `client 0's view of the nodes (drawn RTT → expected call ms): ${beliefs.map((b) => `node${b.node} ${b.rttMs} → ${b.expectedMs?.toFixed(0) ?? '?'}`).join(', ')}`
+  )
+  console.log(
     'CPU (s: routers+dense in this process / nodes / chain / links; per token; machine busy; this bench; load):'
   )
   for (const r of runs)
@@ -358,6 +373,7 @@ try {
       runs: runs.map(strip),
       churn,
       failedAttempts: Object.fromEntries(failures),
+      beliefs,
       scaling8vs1: scaling,
       targets: {
         churnExactRate: churn != null ? churn.exact / churn.generations : null,

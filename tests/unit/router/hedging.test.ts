@@ -91,6 +91,19 @@ test('choice estimates: the round trip plus an excess that fades while the peer 
   assert.ok((c.expected.get('near') as number) < (c.expected.get('far') as number), 'tried again')
 })
 
+test('a hedge loser counts only when it ran past the estimate, and never as a sample', () => {
+  const l = new LatencyTracker()
+  l.observeAtLeast('far', 1, 3) // unmeasured: nothing to go on
+  assert.equal(l.estimate('far', 1), undefined)
+  for (const ms of [80, 80]) l.observe('far', 1, ms)
+  // a hedge to `far` sent 3 ms before the primary answered: abandoned at 3 ms
+  l.observeAtLeast('far', 1, 3)
+  assert.equal(l.estimate('far', 1), 80)
+  assert.equal(l.forChoice(['far'], 1).expected.get('far'), 80, 'the round trip stays 80')
+  l.observeAtLeast('far', 1, 180) // abandoned after 180 ms: slower than believed
+  assert.equal(l.estimate('far', 1), 100)
+})
+
 test('selection: a call in flight to a far node adds its per-call cost, not a second round trip', () => {
   const table = buildTable([peer('near'), peer('far')])
   const est = new Map([
