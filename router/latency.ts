@@ -21,6 +21,11 @@ export interface LatencyOptions {
    * closest replica out of use for good, since an unused peer is never measured again. @default 1000
    */
   forgetMs?: number
+  /**
+   * A peer with no sample for this long counts as unmeasured for replica choice, so it is tried
+   * (and measured) again: its last samples may all come from a busy moment. @default 10000
+   */
+  staleMs?: number
   now?: () => number
 }
 
@@ -60,6 +65,7 @@ export class LatencyTracker {
   private readonly quantile: number
   readonly minHedgeMs: number
   private readonly forgetMs: number
+  private readonly staleMs: number
   private readonly now: () => number
 
   constructor(opts: LatencyOptions = {}) {
@@ -69,6 +75,7 @@ export class LatencyTracker {
     this.quantile = opts.quantile ?? 0.95
     this.minHedgeMs = opts.minHedgeMs ?? 2
     this.forgetMs = opts.forgetMs ?? 1000
+    this.staleMs = opts.staleMs ?? 10_000
     this.now = opts.now ?? (() => performance.now())
   }
 
@@ -111,7 +118,7 @@ export class LatencyTracker {
   }
 
   /**
-   * Replica choice over `peers` for calls of `rows` (unmeasured peers left out). Expected time:
+   * Replica choice over `peers` for calls of `rows` (unmeasured and stale peers left out). Expected time:
    * the fastest recent call (≈ the round trip) plus the EWMA's excess over it, which fades while
    * the peer goes unused. Per call in flight: that excess (queueing and service spread), at
    * least MIN_PER_CALL_MS — not the whole call time: a second call to a far node waits for the
@@ -122,7 +129,7 @@ export class LatencyTracker {
     const now = this.now()
     for (const p of peers) {
       const s = this.stats.get(`${p}|${sizeClass(rows)}`)
-      if (s == null) continue
+      if (s == null || now - s.at > this.staleMs) continue
       let base = Infinity
       for (let i = 0; i < s.n; i++) if (s.samples[i] < base) base = s.samples[i]
       const excess = Math.max(0, s.ewma - base)

@@ -293,7 +293,7 @@ export class RemoteExpertExecutor implements ExpertExecutor {
         if (settled.ok) {
           for (const [p, a] of inflight) {
             // the loser took at least this long: count it, so a slow peer stops being chosen
-            this.latency.observeAtLeast(p, rows, performance.now() - a.t0)
+            this.latency.observeAtLeast(p, rows, performance.now() - a.sent.at)
             a.abort.abort(new Error('hedge lost'))
           }
           inflight.clear()
@@ -333,11 +333,14 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     }
     signal?.addEventListener('abort', onOuter, { once: true })
     const t0 = performance.now()
+    // the estimate is of the call itself: a first call's dial (several round trips) or a wait
+    // for a voucher would make a near node look far for good
+    const sent = { at: t0 }
     this.routes.load.set(peer, (this.routes.load.get(peer) ?? 0) + 1)
-    const done = this.attempt(peer, layer, expert, tensor, rows, abort.signal).then(
+    const done = this.attempt(peer, layer, expert, tensor, rows, abort.signal, sent).then(
       (a): Settled => {
         const ms = performance.now() - t0
-        this.latency.observe(peer, rows, ms)
+        this.latency.observe(peer, rows, performance.now() - sent.at)
         this.routes.onSuccess(peer)
         this.opts.onAttempt?.({ peer, layer, expert, ok: true, ms })
         return { ok: true, peer, a }
@@ -359,7 +362,7 @@ export class RemoteExpertExecutor implements ExpertExecutor {
       signal?.removeEventListener('abort', onOuter)
       this.routes.load.set(peer, (this.routes.load.get(peer) ?? 1) - 1)
     })
-    return { peer, t0, abort, done }
+    return { peer, t0, sent, abort, done }
   }
 
   private async signatureOk(
@@ -392,11 +395,13 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     expert: number,
     tensor: Uint8Array,
     rows: number,
-    signal?: AbortSignal
+    signal?: AbortSignal,
+    sent?: { at: number }
   ): Promise<SignedAnswer> {
     const requestId = this.nextId++
     const payment = await this.opts.attachPayment?.({ peer, layer, expert, rows, requestId })
     const ch = await this.client.channel(peer)
+    if (sent != null) sent.at = performance.now()
     const res = await ch.call(
       {
         requestId,
@@ -499,6 +504,8 @@ type Settled = { ok: true; peer: string; a: SignedAnswer } | { ok: false; peer: 
 interface Attempt {
   peer: string
   t0: number
+  /** When the request went out (after any dial and payment step). */
+  sent: { at: number }
   abort: AbortController
   done: Promise<Settled>
 }

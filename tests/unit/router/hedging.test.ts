@@ -89,6 +89,8 @@ test('choice estimates: the round trip plus an excess that fades while the peer 
   c = l.forChoice(['near', 'far'], 1)
   assert.ok(Math.abs((c.expected.get('near') as number) - (60 + (nearEwma - 60) / 8)) < 1e-9)
   assert.ok((c.expected.get('near') as number) < (c.expected.get('far') as number), 'tried again')
+  now = 3000 + 10_001 // no sample for longer than staleMs: measured again, as if new
+  assert.equal(l.forChoice(['near'], 1).expected.has('near'), false)
 })
 
 test('a hedge loser counts only when it ran past the estimate, and never as a sample', () => {
