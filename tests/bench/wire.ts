@@ -9,6 +9,9 @@
 //     HOLD_US and whose client is busy CLIENT_HOLD_US before each request (as a node and a
 //     router are): on this VM a peer that has idled longer wakes up slower, so every µs of
 //     processing also costs extra wake-up latency;
+//     The same 16 KiB call is also timed paid (a second node in the server process runs the
+//     node's voucher verifier and journal on a fixed in-memory lane; the router pays it through
+//     the client's payer), taking turns with unpaid calls;
 //     Both ends of the expert call busy-poll while a message is due (protocol/busy-poll.ts;
 //     `--no-busy-poll` turns that off), so the run also times a raw-TCP echo whose ends poll
 //     the same way: the like-for-like floor beside the plain raw echo of the target;
@@ -51,6 +54,13 @@ import type { DenseRuntime } from '../../model/dense/index.js'
 import { Router } from '../../router/index.js'
 import { DEFAULT_ROUTER_BUSY_POLL_US } from '../../router/router.js'
 import { BusyPoll } from '../../protocol/busy-poll.js'
+import { Wallet } from 'ethers'
+import { voucherDomain } from '../../protocol/voucher.js'
+import { voucherFromWire } from '../../protocol/payment.js'
+import { VoucherStore } from '../../node/payments/voucher-store.js'
+import { PaymentVerifier } from '../../node/payments/verifier.js'
+import { Payer } from '../../router/payer.js'
+import { paymentHooks } from '../../router/paid.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const HIDDEN = 1024
@@ -78,6 +88,17 @@ const nodePoll = (on: boolean): BusyPoll =>
   new BusyPoll({ windowUs: on ? nodeDefaults.busyPollUs : 0 })
 const routerPoll = (on: boolean): BusyPoll =>
   new BusyPoll({ windowUs: on ? DEFAULT_ROUTER_BUSY_POLL_US : 0, onlyWhileWaiting: true })
+/**
+ * The paid round trip (part 1): a second node in the server process checks every call's voucher
+ * with the node's verifier and journal (its lane a fixed in-memory one: no chain is read per call
+ * by design), and the router pays it through the client's payer; unpaid and paid calls alternate.
+ */
+const PAID_RTT = {
+  iters: 2000,
+  domain: voucherDomain('0x00000000000000000000000000000000000000e5', 31337),
+  payee: new Wallet('0x' + '22'.repeat(32)).address,
+  price: 10n
+}
 const PAYLOADS = [
   { name: '16KiB', rows: 4, iters: 2000 },
   { name: '1MiB', rows: 256, iters: 200 }
@@ -99,6 +120,23 @@ async function serve(): Promise<void> {
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     ...transportOptions(),
     services: { expert: expertService({ models: [model], busyPollUs: NODE_POLL_US }) }
+  })
+  const verifier = new PaymentVerifier(
+    { payee: PAID_RTT.payee, pricePerUnit: PAID_RTT.price, domain: PAID_RTT.domain },
+    await VoucherStore.open(await mkdtemp(join(tmpdir(), 'pov-bench-vouchers-'))),
+    { laneOf: async () => ({ balance: 10n ** 30n, paid: 0n, unlockAt: 0n }) }
+  )
+  const paidNode = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    ...transportOptions(),
+    services: {
+      expert: expertService({
+        models: [model],
+        busyPollUs: NODE_POLL_US,
+        verifyPayment: async (req) =>
+          (await verifier.verify(voucherFromWire(req.payment), req.rows)).refund
+      })
+    }
   })
   // bare libp2p echo on the same host: the transport's own cost, without the expert protocol
   const echoPoll = nodePoll(BUSY_POLL)
@@ -125,13 +163,15 @@ async function serve(): Promise<void> {
     JSON.stringify({
       event: 'ready',
       addr: node.getMultiaddrs()[0].toString(),
+      paidAddr: paidNode.getMultiaddrs()[0].toString(),
+      paidPeerId: paidNode.peerId.toString(),
       port,
       heldPort,
       polledPort
     }) + '\n'
   )
   process.once('SIGTERM', () => {
-    void Promise.resolve(node.stop()).then(() => process.exit(0))
+    void Promise.all([node.stop(), paidNode.stop()]).then(() => process.exit(0))
   })
 }
 
@@ -321,6 +361,11 @@ interface RoundTrip {
   /** Raw TCP with both ends busy-polling (as the expert call's ends do), and the call against it. */
   polledTcpMedianUs: number
   ratioToPolledMedian: number
+  /** 16 KiB only: unpaid and paid calls alternating (PAID_RTT), medians and p99s, µs. */
+  altUnpaidMedianUs?: number
+  altUnpaidP99Us?: number
+  paidMedianUs?: number
+  paidP99Us?: number
   /** Raw TCP with each reply held HOLD_US, and what that costs beyond the hold itself. */
   heldMedianUs?: number
   wakeUpExtraUs?: number
@@ -337,6 +382,24 @@ async function roundTrips(): Promise<Record<string, RoundTrip>> {
       modelId: MODEL_ID,
       hidden: HIDDEN,
       ...(BUSY_POLL ? {} : { busyPollUs: 0 })
+    }
+  })
+  const payer = await Payer.create({
+    signer: Wallet.createRandom(),
+    domain: PAID_RTT.domain,
+    paidOnChain: async () => 0n,
+    prepay: () => PAID_RTT.price * 64n
+  })
+  const routerPaid = await Router.init({
+    opts: {
+      peers: [ready.paidAddr],
+      modelId: MODEL_ID,
+      hidden: HIDDEN,
+      ...(BUSY_POLL ? {} : { busyPollUs: 0 }),
+      ...paymentHooks(
+        payer,
+        new Map([[ready.paidPeerId, { operator: PAID_RTT.payee, price: PAID_RTT.price }]])
+      )
     }
   })
   const res: Record<string, any> = {}
@@ -372,8 +435,33 @@ async function roundTrips(): Promise<Record<string, RoundTrip>> {
       const polledPoll = routerPoll(true)
       await rawTcpRtts(ready.polledPort, x.byteLength, warm, 0, polledPoll)
       const polledTcp = await rawTcpRtts(ready.polledPort, x.byteLength, p.iters, 0, polledPoll)
+      // unpaid and paid calls taking turns (16 KiB: a decode step's size), after a warm-up
+      const alt = { unpaid: [] as number[], paid: [] as number[] }
+      if (p.name === '16KiB')
+        for (let i = -warm; i < PAID_RTT.iters; i++)
+          for (const [k, r] of (i % 2 === 0
+            ? [
+                ['unpaid', router],
+                ['paid', routerPaid]
+              ]
+            : [
+                ['paid', routerPaid],
+                ['unpaid', router]
+              ]) as Array<['unpaid' | 'paid', Router]>) {
+            const t0 = performance.now()
+            await r.executor.runExpert(0, 0, x, p.rows)
+            if (i >= 0) alt[k].push(performance.now() - t0)
+          }
       const crypto = cryptoFloorUs(x.byteLength)
       res[p.name] = {
+        ...(alt.paid.length > 0
+          ? {
+              altUnpaidMedianUs: pct(alt.unpaid, 0.5) * 1000,
+              altUnpaidP99Us: pct(alt.unpaid, 0.99) * 1000,
+              paidMedianUs: pct(alt.paid, 0.5) * 1000,
+              paidP99Us: pct(alt.paid, 0.99) * 1000
+            }
+          : {}),
         ...(heldTcp != null
           ? {
               heldMedianUs: pct(heldTcp, 0.5) * 1000,
@@ -396,6 +484,7 @@ async function roundTrips(): Promise<Record<string, RoundTrip>> {
     }
   } finally {
     await router.close()
+    await routerPaid.close()
     await stop(proc)
   }
   return res
@@ -566,7 +655,6 @@ async function generation(): Promise<Record<string, number>> {
     }
     // a third router pays the unpaid nodes (which ignore vouchers) through the same payer: the
     // client's side of payment alone, on the unpaid nodes' processes
-    const { paymentHooks } = await import('../../router/paid.js')
     const routerPaying = await Router.init({
       opts: {
         peers,
@@ -758,6 +846,11 @@ if (process.argv.includes('--serve')) {
     console.log(
       `${k.padEnd(10)} ${f(v.polledTcpMedianUs)}   ${f(v.p2pMedianUs)}   ${f(v.ratioToPolledMedian, 2)}`
     )
+  for (const [k, v] of Object.entries(rtt))
+    if (v.paidMedianUs != null)
+      console.log(
+        `\npaid vs unpaid call, ${k}, ${PAID_RTT.iters} each taking turns (the node's voucher check and journal, the client's payer), µs\n           unpaid p50 | paid p50 | paid − unpaid | unpaid p99 | paid p99\n${k.padEnd(10)} ${f(v.altUnpaidMedianUs ?? 0)}   ${f(v.paidMedianUs)}   ${f(v.paidMedianUs - (v.altUnpaidMedianUs ?? 0))}   ${f(v.altUnpaidP99Us ?? 0)}   ${f(v.paidP99Us ?? 0)}`
+      )
   const gen = process.argv.includes('--no-generation') ? null : await generation()
   if (gen != null) {
     console.log(
