@@ -15,6 +15,12 @@ export class ProtocolError extends Error {
 }
 
 /**
+ * How a node's PAYMENT_INVALID message starts when the voucher is genuine but does not cover the
+ * node's count of the payer's charges (a client resyncs on it: router/payer.ts `resync`).
+ */
+export const UNDERPAID = 'underpaid:'
+
+/**
  * Thrown by a node's `verifyPayment` hook to refuse a call; the node answers with `code`
  * (PAYMENT_REQUIRED when no voucher was attached, PAYMENT_INVALID when it does not verify).
  */

@@ -11,6 +11,7 @@ import { verifyPeerBinding, publicKeyFromPeerIdBytes } from '../chain/peer-bindi
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { readVoucherDomain } from '../protocol/voucher.js'
 import { voucherToWire } from '../protocol/payment.js'
+import { Status, UNDERPAID } from '../protocol/errors.js'
 import type { WireDType } from '../protocol/codec.js'
 import { NoPeerAnsweredError, Router, type RouterOptions } from './router.js'
 import type { RemoteExecutorOptions } from './remote-executor.js'
@@ -531,6 +532,17 @@ export function paymentHooks(
         r.refund()
         onRefund?.(r.charge)
       }
+      // a restarted node counts our last voucher as spent whole: concede it once, sign above it
+      if (
+        r != null &&
+        status === Status.PAYMENT_INVALID &&
+        message.startsWith(UNDERPAID) &&
+        payer.resync(r.charge.operator)
+      )
+        logger?.info(
+          { operator: r.charge.operator, peer },
+          'node counts the last voucher as spent (restarted?): the next voucher is signed above it'
+        )
       logger?.warn(
         { operator: nodes.get(peer)?.operator, peer, layer, expert, status, reason: message },
         'node refused or failed a paid call (not charged)'

@@ -51,6 +51,8 @@ interface Stream {
   ahead: Promise<void> | null
   /** The highest cumulative amount ever signed for the payee (persisted). */
   signed: bigint
+  /** Whether this run already conceded the payee its last voucher whole (`resync`). */
+  resynced: boolean
 }
 
 /** A payment attached to one call: the voucher, and how to take the charge back if refused. */
@@ -192,6 +194,22 @@ export class Payer {
     }
   }
 
+  /**
+   * The payee refused the last voucher as not covering the call although, by this client's count,
+   * it does: a node that restarted cannot know how much of a voucher's prepaid margin it already
+   * served, so it counts the whole voucher as spent. Concede that (the node may redeem the voucher
+   * whole anyway, so it costs nothing the margin did not already risk): what is owed becomes the
+   * last voucher's amount, and the next call signs above it. Once per payee per run, so a node
+   * that keeps refusing gains at most one more margin; returns whether it conceded.
+   */
+  resync(payee: string): boolean {
+    const s = this.streams.get(checksummed(payee))
+    if (s?.last == null || s.resynced) return false
+    s.resynced = true
+    if (s.last.cumulativeAmount > s.owed) s.owed = s.last.cumulativeAmount
+    return true
+  }
+
   /** What the last voucher to `payee` signs beyond what this client owes it (0 when none). */
   prepaid(payee: string): bigint {
     const s = this.streams.get(checksummed(payee))
@@ -225,7 +243,16 @@ export class Payer {
       const saved = this.saved.get(to) ?? 0n
       // an earlier run's prepaid margin is not reused: the node counts it as spent
       const floor = saved > onChain ? saved : onChain
-      s = { owed: floor, queued: 0n, floor, last: null, margin: 0n, ahead: null, signed: floor }
+      s = {
+        owed: floor,
+        queued: 0n,
+        floor,
+        last: null,
+        margin: 0n,
+        ahead: null,
+        signed: floor,
+        resynced: false
+      }
       this.streams.set(to, s)
     }
     return s

@@ -17,7 +17,7 @@
 // read is half `laneCacheMs` old; a call waits for a read only when the last one is older than
 // `laneCacheMs` (as before: no call is accepted on a lane read older than that).
 import { checksummed, isVoucherSignedByPayer, type VoucherDomain } from '../../protocol/voucher.js'
-import { PaymentError, Status } from '../../protocol/errors.js'
+import { PaymentError, Status, UNDERPAID } from '../../protocol/errors.js'
 import type { SignedVoucher, VoucherStore } from './voucher-store.js'
 
 /** A payer's lane to this node as the escrow reports it (PovEscrow.laneOf). */
@@ -206,7 +206,7 @@ export class PaymentVerifier {
     }
     if (need > covered)
       throw invalid(
-        `underpaid: ${units} units at ${price} wei/unit bring this node's charges to ${need}, the voucher covers ${covered} (the voucher is ${v.cumulativeAmount}; a client that priced at an older price is refused once its grace period is over — re-read the registry price)`
+        `${UNDERPAID} ${units} units at ${price} wei/unit bring this node's charges to ${need}, the voucher covers ${covered} (the voucher is ${v.cumulativeAmount}; a client that priced at an older price is refused once its grace period is over — re-read the registry price)`
       )
     if (raise) await this.store.put(v)
     s.charged = need

@@ -31,17 +31,24 @@ after(async () => {
 const domain = voucherDomain('0x00000000000000000000000000000000000000e5', 31337)
 const PRICE = 10n
 
-/** A paid node: the real verifier over a lane of `lane` wei; `refuse` makes it refuse every call. */
+/**
+ * A paid node: the real verifier over a lane of `lane` wei; `refuse` makes it refuse every call.
+ * `restart()` gives it a new verifier over its reopened journal, as a restarted process has.
+ */
 async function paidNode(operator: { address: string }, lane: bigint, refuse = false) {
   const dir = await mkdtemp(join(tmpdir(), 'pov-paid-hooks-'))
-  const store = await VoucherStore.open(dir)
-  const verifier = new PaymentVerifier(
-    { payee: operator.address, pricePerUnit: PRICE, domain },
-    store,
-    {
-      laneOf: async () => ({ balance: lane, paid: 0n, unlockAt: 0n })
-    }
-  )
+  const open = async () => {
+    const store = await VoucherStore.open(dir)
+    const verifier = new PaymentVerifier(
+      { payee: operator.address, pricePerUnit: PRICE, domain },
+      store,
+      {
+        laneOf: async () => ({ balance: lane, paid: 0n, unlockAt: 0n })
+      }
+    )
+    return { store, verifier }
+  }
+  let state = await open()
   const h = (await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     ...transportOptions(),
@@ -50,17 +57,26 @@ async function paidNode(operator: { address: string }, lane: bigint, refuse = fa
         models: [fakeModel()],
         verifyPayment: async (req) => {
           if (refuse) throw new PaymentError('refused for the test', Status.PAYMENT_REQUIRED)
-          return (await verifier.verify(voucherFromWire(req.payment), req.rows)).refund
+          return (await state.verifier.verify(voucherFromWire(req.payment), req.rows)).refund
         }
       })
     }
   })) as unknown as Host
   cleanup.push(async () => {
     await h.stop()
-    await store.close()
+    await state.store.close()
     await rm(dir, { recursive: true, force: true })
   })
-  return { host: h, store }
+  return {
+    host: h,
+    get store() {
+      return state.store
+    },
+    restart: async () => {
+      await state.store.close()
+      state = await open()
+    }
+  }
 }
 
 test('a refused call is not owed; served calls are, and reuse the prepaid voucher', async () => {
@@ -121,4 +137,51 @@ test('a refused call is not owed; served calls are, and reuse the prepaid vouche
     payer.stats().signatures < calls / 4,
     `${payer.stats().signatures} signatures for ${calls} calls`
   )
+})
+
+test('a node that restarted counts the last voucher as spent: the payer concedes it once and goes on', async () => {
+  const payerKey = Wallet.createRandom()
+  const op = Wallet.createRandom()
+  const b = await paidNode(op, 10n ** 18n)
+  const payer = await Payer.create({
+    signer: new Wallet(payerKey.privateKey),
+    domain,
+    paidOnChain: async () => 0n,
+    prepay: () => PRICE * 64n
+  })
+  const attempts: Array<{ ok: boolean; error?: string }> = []
+  const router = await Router.init({
+    opts: {
+      peers: [b.host.getMultiaddrs()[0].toString()],
+      modelId: MODEL_ID,
+      hidden: HIDDEN,
+      // the paid router's setting: a benched node's replicas are waited for, not given up on
+      calls: { unavailableWaitMs: 10_000, onAttempt: (a) => attempts.push(a) },
+      ...paymentHooks(
+        payer,
+        new Map([[b.host.peerId.toString(), { operator: op.address, price: PRICE }]])
+      )
+    }
+  })
+  cleanup.push(async () => {
+    await router.close()
+  })
+  for (let i = 0; i < 5; i++) await router.executor.runExpert(1, 1, rowsOf(1), 1)
+  const held = b.store.get(payer.address)!.cumulativeAmount
+  assert.ok(held > PRICE * 5n, 'the voucher it holds prepays beyond the 5 calls served')
+  await b.restart()
+  // the call after the restart carries the same voucher: refused as underpaid (not owed); the
+  // payer then signs above the held voucher, and the retry (once the node's bench ends) is served
+  const refundsBefore = payer.stats().refunds
+  await router.executor.runExpert(1, 1, rowsOf(1), 1)
+  const failed = attempts.filter((a) => !a.ok)
+  assert.equal(failed.length, 1, JSON.stringify(failed))
+  assert.match(failed[0].error ?? '', /underpaid/)
+  assert.equal(payer.stats().refunds, refundsBefore + 1)
+  for (let i = 0; i < 4; i++) await router.executor.runExpert(1, 1, rowsOf(1), 1)
+  assert.equal(payer.spent().get(op.address)?.amount, PRICE * 10n, 'the refused attempt not owed')
+  assert.ok(b.store.get(payer.address)!.cumulativeAmount >= held + PRICE * 5n)
+  assert.equal(attempts.filter((a) => !a.ok).length, 1)
+  // once per payee per run: a node that keeps refusing gains at most one more margin
+  assert.equal(payer.resync(op.address), false)
 })
