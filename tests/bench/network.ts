@@ -192,6 +192,19 @@ try {
     })
   }
 
+  // what the first client's router believes of each node after the runs (before churn), beside
+  // the link's drawn round trip
+  const view = clients[0].paid.router.executor.latency.forChoice(
+    s.nodes.map((n) => n.op.peerId),
+    1
+  )
+  const beliefs = s.nodes.map((n) => ({
+    node: n.index,
+    rttMs: s.rttOf(n.op.peerId),
+    expectedMs: view.expected.get(n.op.peerId) ?? null,
+    perCallMs: view.perCall.get(n.op.peerId) ?? null
+  }))
+
   let churn:
     | (RunFigures & {
         kills: number
@@ -249,18 +262,6 @@ try {
         )
     }
   }
-
-  // what the first client's router believes of each node, beside the link's drawn round trip
-  const view = clients[0].paid.router.executor.latency.forChoice(
-    s.nodes.map((n) => n.op.peerId),
-    1
-  )
-  const beliefs = s.nodes.map((n) => ({
-    node: n.index,
-    rttMs: s.rttOf(n.op.peerId),
-    expectedMs: view.expected.get(n.op.peerId) ?? null,
-    perCallMs: view.perCall.get(n.op.peerId) ?? null
-  }))
 
   // ------------------------------------------------------------------ report
   const one = runs.find((r) => r.clients === 1)
