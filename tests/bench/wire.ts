@@ -121,9 +121,11 @@ async function serve(): Promise<void> {
     ...transportOptions(),
     services: { expert: expertService({ models: [model], busyPollUs: NODE_POLL_US }) }
   })
+  const vouchers = await mkdtemp(join(tmpdir(), 'pov-bench-vouchers-'))
+  const store = await VoucherStore.open(vouchers)
   const verifier = new PaymentVerifier(
     { payee: PAID_RTT.payee, pricePerUnit: PAID_RTT.price, domain: PAID_RTT.domain },
-    await VoucherStore.open(await mkdtemp(join(tmpdir(), 'pov-bench-vouchers-'))),
+    store,
     { laneOf: async () => ({ balance: 10n ** 30n, paid: 0n, unlockAt: 0n }) }
   )
   const paidNode = await createLibp2p({
@@ -171,7 +173,12 @@ async function serve(): Promise<void> {
     }) + '\n'
   )
   process.once('SIGTERM', () => {
-    void Promise.all([node.stop(), paidNode.stop()]).then(() => process.exit(0))
+    void Promise.all([node.stop(), paidNode.stop()])
+      .then(async () => {
+        await store.close()
+        await rm(vouchers, { recursive: true, force: true })
+      })
+      .then(() => process.exit(0))
   })
 }
 
