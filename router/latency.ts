@@ -85,7 +85,15 @@ export class LatencyTracker {
     if (s == null) {
       s = { ewma: ms, samples: new Float64Array(this.window), n: 0, next: 0, at: 0 }
       this.stats.set(key, s)
-    } else s.ewma += this.alpha * (ms - s.ewma)
+    } else {
+      // the excess fades for good, not only in forChoice: else a near node whose EWMA a busy
+      // moment inflated is picked again once it faded, answers fast, and the next sample (at
+      // weight alpha) barely moves the EWMA while restarting the fade — it looks far again
+      const now = this.now()
+      const base = minSample(s)
+      s.ewma = base + Math.max(0, s.ewma - base) * 2 ** (-(now - s.at) / this.forgetMs)
+      s.ewma += this.alpha * (ms - s.ewma)
+    }
     s.at = this.now()
     s.samples[s.next] = ms
     s.next = (s.next + 1) % this.window
@@ -130,10 +138,9 @@ export class LatencyTracker {
     for (const p of peers) {
       const s = this.stats.get(`${p}|${sizeClass(rows)}`)
       if (s == null || now - s.at > this.staleMs) continue
-      let base = Infinity
-      for (let i = 0; i < s.n; i++) if (s.samples[i] < base) base = s.samples[i]
-      const excess = Math.max(0, s.ewma - base)
-      out.expected.set(p, base + excess * 2 ** (-(now - s.at) / this.forgetMs))
+      const base = minSample(s)
+      const excess = Math.max(0, s.ewma - base) * 2 ** (-(now - s.at) / this.forgetMs)
+      out.expected.set(p, base + excess)
       out.perCall.set(p, Math.max(MIN_PER_CALL_MS, excess))
     }
     return out
@@ -152,6 +159,13 @@ export class LatencyTracker {
     this.stats.delete(`${peer}|S`)
     this.stats.delete(`${peer}|L`)
   }
+}
+
+/** The fastest call in the window (≈ the round trip plus the node's quickest service). */
+function minSample(s: Stats): number {
+  let m = Infinity
+  for (let i = 0; i < s.n; i++) if (s.samples[i] < m) m = s.samples[i]
+  return m
 }
 
 /** The q-quantile (nearest rank) of `xs`. */

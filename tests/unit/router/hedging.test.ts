@@ -89,6 +89,11 @@ test('choice estimates: the round trip plus an excess that fades while the peer 
   c = l.forChoice(['near', 'far'], 1)
   assert.ok(Math.abs((c.expected.get('near') as number) - (60 + (nearEwma - 60) / 8)) < 1e-9)
   assert.ok((c.expected.get('near') as number) < (c.expected.get('far') as number), 'tried again')
+  // picked again, it answers in 61 ms: the faded excess stays faded (it was inflated by a busy
+  // moment long ago), so the node still looks near
+  l.observe('near', 1, 61)
+  c = l.forChoice(['near', 'far'], 1)
+  assert.ok((c.expected.get('near') as number) < 70, `near looks near (${c.expected.get('near')})`)
   now = 3000 + 10_001 // no sample for longer than staleMs: measured again, as if new
   assert.equal(l.forChoice(['near'], 1).expected.has('near'), false)
 })
