@@ -74,12 +74,8 @@ test('calls reuse one stream per peer, verify signatures, and fail over when a n
       .map((c) => c.remotePeer.toString())
     assert.equal(new Set(peersWithStream).size, used)
     // stop the replica the router would call next
-    const next = router.routes.select(
-      1,
-      1,
-      new Set(),
-      router.executor.latency.estimates(router.routes.replicas(1, 1), 2)
-    )
+    const est = router.executor.latency.forChoice(router.routes.replicas(1, 1), 2)
+    const next = router.routes.select(1, 1, new Set(), est.expected, est.perCall)
     const first = next === a.peerId.toString() ? a : b
     const other = first === a ? b : a
     await first.stop()
