@@ -146,7 +146,15 @@ test('operator, governance, client and auditor guides run as written on a fresh 
   assert.match(out, /cost per node:\n.*shards 0,1,2,3,4,5,6,7: \d+ calls/)
   assert.match(out, /unlock cancelled/)
   assert.match(out, /withdrew 19\.9\d* POV/)
-  assert.match(out, /"completion_tokens":16/)
+  // the chat request samples (OpenAI's default temperature 1, no seed): it may end at EOS early
+  const chat =
+    /"finish_reason":"(stop|length)"\}\],"usage":\{"prompt_tokens":\d+,"completion_tokens":(\d+)/.exec(
+      out
+    )
+  assert.ok(chat != null, 'the chat completion and its usage')
+  const completion = Number(chat[2])
+  if (chat[1] === 'length') assert.equal(completion, 16)
+  else assert.ok(completion >= 1 && completion <= 16, `${completion} completion tokens`)
   assert.match(out, /data: \[DONE\]/)
   assert.match(out, /withdrew 1500 POV of stake/)
   const { contracts } = net
