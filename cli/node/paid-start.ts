@@ -87,12 +87,14 @@ export async function preparePaidNode(
       ctx.contracts.registry.nodeOf(operator).then(
         (n) => {
           const price = BigInt(n.price)
-          if (price === verifier.currentPrice) return
-          logger.info(
-            { old: formatPov(verifier.currentPrice), new: formatPov(price) },
-            'registry price changed; the old one is honoured for the grace period'
-          )
-          verifier.setPrice(price)
+          if (price !== verifier.currentPrice)
+            logger.info(
+              { old: formatPov(verifier.currentPrice), new: formatPov(price) },
+              price > verifier.currentPrice
+                ? 'registry price raised; the old one is honoured for the grace period'
+                : 'registry price lowered; applied from the previous price read'
+            )
+          verifier.setPrice(price) // every read: a lowered price applies from the previous one
         },
         (err: unknown) => {
           logger.debug({ err: (err as Error).message }, 'price poll failed')

@@ -67,6 +67,8 @@ interface PayerState {
   adopting: { amount: bigint; done: Promise<void> } | null
   /** The signature of the last voucher whose background check failed (not checked again). */
   rejected: string | null
+  /** Units accepted from this payer since the node last read its registry price. */
+  unitsSinceRead: bigint
 }
 
 export class PaymentVerifier {
@@ -110,13 +112,25 @@ export class PaymentVerifier {
   }
 
   /**
-   * The registry price changed (`pov node update --price`): calls priced at the old one are still
-   * honoured for the grace period, so clients that priced them before the change are not refused.
+   * The registry price as just read (call it on every read, changed or not). A raised price: calls
+   * priced at the old one are still honoured for the grace period, so clients that priced them
+   * before the change are not refused. A lowered price applies from the previous read: the chain
+   * had it at some point since, a client may have priced calls at it already, and charging those
+   * at the old price would leave its vouchers short of this node's count (refusals, "underpaid").
    */
   setPrice(price: bigint): void {
-    if (price === this.price) return
-    this.oldPrices.push({ price: this.price, until: this.now() + this.graceMs })
-    this.price = price
+    if (price !== this.price) {
+      const before = this.pricePerUnit
+      this.oldPrices.push({ price: this.price, until: this.now() + this.graceMs })
+      this.price = price
+      const after = this.pricePerUnit
+      if (after < before)
+        for (const s of this.payers.values()) {
+          const credit = (before - after) * s.unitsSinceRead
+          s.charged = s.charged > credit ? s.charged - credit : 0n
+        }
+    }
+    for (const s of this.payers.values()) s.unitsSinceRead = 0n
   }
 
   /**
@@ -210,6 +224,7 @@ export class PaymentVerifier {
       )
     if (raise) await this.store.put(v)
     s.charged = need
+    s.unitsSinceRead += BigInt(units)
     return cost
   }
 
@@ -275,7 +290,8 @@ export class PaymentVerifier {
         lane: { ...lane, at: t },
         reading: null,
         adopting: null,
-        rejected: null
+        rejected: null,
+        unitsSinceRead: 0n
       }
       this.payers.set(payer, s)
       return s

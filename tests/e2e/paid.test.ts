@@ -474,12 +474,15 @@ test('a price change: a running node serves clients at the new price at once and
     ...net.chainFlags(clientKs(), join(dir, 'client'))
   ])
   assert.deepEqual(run.tokens, inferTokens.slice(0, 3))
-  // one refusal was seen in a run on the shared 2-core VM (not explained yet); a refused call is
-  // refunded, which the amount check below covers
-  assert.ok(run.payment.refusedCalls <= 1, `${run.payment.refusedCalls} calls refused`)
+  // the node learns the lowered price at its next read; the calls it charged at the old price
+  // meanwhile are re-charged at the new one then (runs here saw 1–2 "underpaid" refusals before)
+  assert.equal(run.payment.refusedCalls, 0, `${run.payment.refusedCalls} calls refused`)
   const n0 = run.payment.nodes.find((n) => n.operator === ops[0].address)!
   assert.equal(BigInt(n0.price), lower)
   assert.equal(BigInt(n0.amount), BigInt(n0.units) * lower, 'charged at the new price')
+  // the node's price poll (every 5 s) reads the lowered price before it is raised again: a
+  // short run may never make the node re-read it, and a price the node never saw it cannot honour
+  await new Promise((resolve) => setTimeout(resolve, 6_000))
   // raise it: a client that priced at the older, lower price is still served during the grace
   await net.povJson([
     'node',

@@ -159,6 +159,33 @@ test('after a price change the old price is honoured for the grace period, then 
   assert.equal((await verifier.verify(await voucher(30n), 1)).charged, 5n)
 })
 
+test('a lowered price applies from the previous price read: a client that priced at it is not refused', async () => {
+  let t = 1_000
+  const dir = await mkdtemp(join(tmpdir(), 'pov-vouchers-'))
+  const store = await VoucherStore.open(dir)
+  opened.push(store)
+  let onChain = 10n
+  const verifier = new PaymentVerifier(
+    { payee: operator.address, pricePerUnit: 10n, domain },
+    store,
+    fakeEscrow(1000n),
+    { laneCacheMs: 1e9, now: () => t, readPrice: async () => onChain }
+  )
+  await verifier.verify(await voucher(20n), 2) // 2 units at 10, before the change
+  verifier.setPrice(10n) // the node's poll: unchanged
+  onChain = 5n // `pov node update --price` lowers it; the node has not polled yet
+  // a client that read the new price prepays 4 units at 5 beyond the 20 it owes (40), and its
+  // calls reach the node first: charged at the old 10 until the node reads the price again
+  assert.equal((await verifier.verify(await voucher(40n), 1)).charged, 10n)
+  assert.equal((await verifier.verify(await voucher(40n), 1)).charged, 10n)
+  t += 1_000
+  // the client's count: 20 + 3 × 5 = 35 ≤ 40; the node's was 20 + 3 × 10 = 50 > 40 — refused,
+  // unless the units since the last read are charged at the lowered price
+  assert.equal((await verifier.verify(await voucher(40n), 1)).charged, 5n)
+  assert.equal((await verifier.verify(await voucher(40n), 1)).charged, 5n)
+  await assert.rejects(verifier.verify(await voucher(40n), 2), /underpaid: 2 units at 5 .* to 50/)
+})
+
 test('refuses an underpaying voucher', async () => {
   const { verifier } = await setup(fakeEscrow(1000n))
   await assert.rejects(
