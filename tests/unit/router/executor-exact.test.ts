@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { RouteManager, expertKey } from '../../../router/routes.js'
 import { RemoteExpertExecutor, type ExpertCallClient } from '../../../router/remote-executor.js'
 import { Status, type ExpertResponse } from '../../../protocol/expert.js'
+import { okResponse } from './fake-response.js'
 import { seededRandom } from '../../../model/sampling.js'
 
 const HIDDEN = 8
@@ -42,19 +43,7 @@ function replicas(random: () => number, stats: { late: number; failed: number })
             }
             const x = new Float32Array(tensor.buffer, tensor.byteOffset, tensor.byteLength / 4)
             const y = Float32Array.from(x, (v) => f(req.layer, req.expert, v))
-            resolve({
-              requestId: req.requestId,
-              modelId: req.modelId,
-              layer: req.layer,
-              expert: req.expert,
-              status: Status.OK,
-              message: '',
-              dtype: req.dtype,
-              rows: req.rows,
-              hidden: req.hidden,
-              tensor: new Uint8Array(y.buffer),
-              signature: new Uint8Array()
-            } as unknown as ExpertResponse)
+            resolve(okResponse(req, new Uint8Array(y.buffer)))
           }, ms)
         })
     })

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict'
 import { LatencyTracker, MIN_PER_CALL_MS, percentile } from '../../../router/latency.js'
 import { RouteManager, buildTable, expertKey, selectReplica } from '../../../router/routes.js'
 import { RemoteExpertExecutor, type ExpertCallClient } from '../../../router/remote-executor.js'
-import { Status, type ExpertResponse } from '../../../protocol/expert.js'
+import type { ExpertResponse } from '../../../protocol/expert.js'
+import { okResponse } from './fake-response.js'
 
 const HIDDEN = 4
 const MODEL_ID = '0x' + '11'.repeat(32)
@@ -147,19 +148,7 @@ function fakeClient(delays: Map<string, number | 'fail'>, log: string[]): Expert
             return
           }
           const t = setTimeout(() => {
-            resolve({
-              requestId: req.requestId,
-              modelId: req.modelId,
-              layer: req.layer,
-              expert: req.expert,
-              status: Status.OK,
-              message: '',
-              dtype: req.dtype,
-              rows: req.rows,
-              hidden: req.hidden,
-              tensor,
-              signature: new Uint8Array()
-            } as unknown as ExpertResponse)
+            resolve(okResponse(req, tensor))
           }, d)
           opts?.signal?.addEventListener('abort', () => {
             clearTimeout(t)
