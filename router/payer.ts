@@ -51,8 +51,8 @@ interface Stream {
   ahead: Promise<void> | null
   /** The highest cumulative amount ever signed for the payee (persisted). */
   signed: bigint
-  /** Whether this run already conceded the payee its last voucher whole (`resync`). */
-  resynced: boolean
+  /** What was owed right after the last `resync` conceded a voucher (null: none this run). */
+  resyncedAt: bigint | null
 }
 
 /** A payment attached to one call: the voucher, and how to take the charge back if refused. */
@@ -199,14 +199,17 @@ export class Payer {
    * it does: a node that restarted cannot know how much of a voucher's prepaid margin it already
    * served, so it counts the whole voucher as spent. Concede that (the node may redeem the voucher
    * whole anyway, so it costs nothing the margin did not already risk): what is owed becomes the
-   * last voucher's amount, and the next call signs above it. Once per payee per run, so a node
-   * that keeps refusing gains at most one more margin; returns whether it conceded.
+   * last voucher's amount, and the next call signs above it. Again only once the node has served
+   * at least one margin's worth since the last concession: a node that restarts often is followed,
+   * while one that refuses to collect margins gets at most one per margin of work it did (the
+   * client pays it at most twice for that work); returns whether it conceded.
    */
   resync(payee: string): boolean {
     const s = this.streams.get(checksummed(payee))
-    if (s?.last == null || s.resynced) return false
-    s.resynced = true
+    if (s?.last == null) return false
+    if (s.resyncedAt != null && s.owed - s.resyncedAt < s.margin) return false
     if (s.last.cumulativeAmount > s.owed) s.owed = s.last.cumulativeAmount
+    s.resyncedAt = s.owed
     return true
   }
 
@@ -251,7 +254,7 @@ export class Payer {
         margin: 0n,
         ahead: null,
         signed: floor,
-        resynced: false
+        resyncedAt: null
       }
       this.streams.set(to, s)
     }

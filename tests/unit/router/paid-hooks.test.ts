@@ -139,7 +139,7 @@ test('a refused call is not owed; served calls are, and reuse the prepaid vouche
   )
 })
 
-test('a node that restarted counts the last voucher as spent: the payer concedes it once and goes on', async () => {
+test('a node that restarted counts the last voucher as spent: the payer concedes it (again only after a margin of work) and goes on', async () => {
   const payerKey = Wallet.createRandom()
   const op = Wallet.createRandom()
   const b = await paidNode(op, 10n ** 18n)
@@ -182,6 +182,13 @@ test('a node that restarted counts the last voucher as spent: the payer concedes
   assert.equal(payer.spent().get(op.address)?.amount, PRICE * 10n, 'the refused attempt not owed')
   assert.ok(b.store.get(payer.address)!.cumulativeAmount >= held + PRICE * 5n)
   assert.equal(attempts.filter((a) => !a.ok).length, 1)
-  // once per payee per run: a node that keeps refusing gains at most one more margin
+  // not again until the node has served a margin's worth: a node that keeps refusing gains
+  // at most one margin per margin of work
   assert.equal(payer.resync(op.address), false)
+  // after more work, a second restart is followed too
+  for (let i = 0; i < 70; i++) await router.executor.runExpert(1, 1, rowsOf(1), 1) // > 64-unit margin
+  await b.restart()
+  await router.executor.runExpert(1, 1, rowsOf(1), 1)
+  assert.equal(attempts.filter((a) => !a.ok).length, 2)
+  assert.equal(payer.spent().get(op.address)?.amount, PRICE * 81n)
 })
