@@ -19,6 +19,7 @@ import { addCommonOptions, addJsonOption } from '../options.js'
 import { loadSigner, withChain } from '../chain.js'
 import { toJson } from '../output.js'
 import { UserError } from '../errors.js'
+import type { CommonCliOptions } from '../options.js'
 import { describeChainError } from '../error-format.js'
 
 /** Exit code when the evidence is valid but proves nobody wrong (like `pov audit`'s failed checks). */
@@ -135,16 +136,7 @@ export function registerFaultCommands(audit: Command): void {
         'the accused operator (default: the binding of the signer the router convicted)'
       )
   ).action(async (file: string, _o: unknown, cmd: Command) => {
-    const o = cmd.optsWithGlobals<{
-      uri: string
-      operator?: string
-      rpc: string
-      deployment?: string
-      keystore?: string
-      passwordFile?: string
-      dataDir: string
-      json?: boolean
-    }>()
+    const o = cmd.optsWithGlobals<CommonCliOptions & { uri: string; operator?: string }>()
     const { bytes, e } = await readEvidence(file)
     let operator = o.operator
     if (operator == null) {
