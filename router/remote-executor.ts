@@ -47,13 +47,14 @@ export interface RemoteExecutorOptions {
   /** A call with no answer by then is retried elsewhere. Generous: a CPU prefill batch takes seconds. @default 30000 */
   callTimeoutMs?: number
   /**
-   * Check the node's signature on every response. 'async' (default): the output is used at once
-   * and the signature checked right after, off the call's latency path (verifying costs
-   * ~100 µs at 16 KiB on a 2-vCPU AMD EPYC VM, 2026-12: two SHA-256 and an Ed25519 verify); a bad signature benches the peer and
-   * is reported through onBadSignature. 'sync': checked before the output is returned (a bad one
-   * is retried on another replica). 'off': not checked. @default 'async'
+   * Check the node's signature on every response before its output is used: 'sync' (default)
+   * — a bad one is not used, the peer is benched with a backoff that grows with every bad
+   * answer and that no later success resets (RouteManager.onBadAnswer), and the call is retried
+   * on another replica. Costs one Ed25519 verify and two SHA-256 per call (bench:verify,
+   * "signature check"). 'off': not checked, for in-process fakes without keys; a paid call is
+   * checked anyway. `true` = 'sync', `false` = 'off'. @default 'sync'
    */
-  verifySignatures?: 'sync' | 'async' | 'off' | boolean
+  verifySignatures?: 'sync' | 'off' | boolean
   onBadSignature?: (e: { peer: string; layer: number; expert: number; requestId: bigint }) => void
   /** Payment step: returns the voucher to attach to this call (or none). */
   attachPayment?: (ctx: PaymentContext) => Promise<Voucher | undefined>
@@ -86,8 +87,8 @@ export interface RemoteExecutorOptions {
   }) => void
   /**
    * Called once the answer to a call that carried a payment has been checked — status, echo,
-   * shape and signature (the signature is checked for paid calls even with verification 'off';
-   * in 'async' mode this call comes after the answer was used): `ok` false when the node refused
+   * shape and signature (the signature is checked for paid calls even with verification 'off'),
+   * before the answer is used: `ok` false when the node refused
    * or failed it, or answered something unusable (the reason in `message`), so the payer can
    * take the charge back.
    */
@@ -106,7 +107,7 @@ export interface RemoteExecutorOptions {
 export class RemoteExpertExecutor implements ExpertExecutor {
   private readonly modelId: Uint8Array<ArrayBuffer>
   private readonly dtype: DType
-  private readonly verifyMode: 'sync' | 'async' | 'off'
+  private readonly verifyMode: 'sync' | 'off'
   private readonly keys = new Map<string, PublicKey>()
   private nextId: bigint
   readonly latency: LatencyTracker
@@ -121,7 +122,7 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     this.modelId = hexToBytes(opts.modelId)
     this.dtype = toProtoDType(opts.wireDType ?? 'fp32')
     const v = opts.verifySignatures
-    this.verifyMode = v === true ? 'sync' : v === false ? 'off' : (v ?? 'async')
+    this.verifyMode = v === false || v === 'off' ? 'off' : 'sync'
     // never 0: a node answers a request whose id it could not read under id 0
     this.nextId = (BigInt(Math.floor(Math.random() * 2 ** 48)) << 16n) + 1n
     this.latency = new LatencyTracker(opts.latency)
@@ -140,13 +141,8 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     const primary = await this.answer(layer, expert, tensor, rows, new Set(), opts.signal)
     const checker = this.opts.spotCheck
     if (checker == null || !checker.sample()) return primary.y
-    // the primary's signature must hold before its answer can be evidence
-    if (
-      this.verifyMode === 'async' &&
-      !(await this.signatureOk(layer, expert, tensor, rows, primary))
-    )
-      return (await this.answer(layer, expert, tensor, rows, new Set([primary.peer]), opts.signal))
-        .y
+    // every answer here was verified (signature and echo) before it was returned: it can be
+    // evidence, and a referee that signs wrongly was retried on the next replica
     return await checker.check({
       layer,
       expert,
@@ -162,13 +158,7 @@ export class RemoteExpertExecutor implements ExpertExecutor {
             .filter((p) => excludeOperators.has(this.operatorOf(p)))
         )
         try {
-          const a = await this.answer(layer, expert, tensor, rows, skip, opts.signal, true)
-          if (
-            this.verifyMode === 'async' &&
-            !(await this.signatureOk(layer, expert, tensor, rows, a))
-          )
-            return null
-          return a
+          return await this.answer(layer, expert, tensor, rows, skip, opts.signal, true)
         } catch (err) {
           if (opts.signal?.aborted === true) throw err
           return null
@@ -348,7 +338,7 @@ export class RemoteExpertExecutor implements ExpertExecutor {
       (err: Error): Settled => {
         const ms = performance.now() - t0
         if (!abort.signal.aborted) {
-          this.routes.onFailure(peer)
+          if (!(err instanceof BadAnswerError)) this.routes.onFailure(peer)
           // a status answer came over a working stream: only this call was refused. Dropping
           // the stream would fail the peer's other calls in flight on it too, each one more
           // failure on its bench
@@ -460,22 +450,16 @@ export class RemoteExpertExecutor implements ExpertExecutor {
       signature: res.signature,
       y: decodeTensor(res.tensor, this.dtype)
     }
-    const BAD_SIGNATURE = 'response signature does not verify against the node key'
     // an answer paid for is verified even with verification 'off'
-    const mode = payment != null && this.verifyMode === 'off' ? 'async' : this.verifyMode
-    if (mode === 'sync') {
+    if (this.verifyMode === 'sync' || payment != null) {
       const ok = await this.signatureOk(layer, expert, tensor, rows, answer)
       settle(ok, ok ? '' : BAD_SIGNATURE)
-      if (!ok) throw new Error(BAD_SIGNATURE)
-    } else if (mode === 'async') {
-      setImmediate(() => {
-        void this.signatureOk(layer, expert, tensor, rows, answer).then((ok) => {
-          settle(ok, ok ? '' : BAD_SIGNATURE)
-          if (ok) return
-          this.routes.onFailure(peer)
-          this.opts.onBadSignature?.({ peer, layer, expert, requestId })
-        })
-      })
+      if (!ok) {
+        // benched here with its own backoff; the rejection below adds no ordinary failure
+        this.routes.onBadAnswer(peer)
+        this.opts.onBadSignature?.({ peer, layer, expert, requestId })
+        throw new BadAnswerError(BAD_SIGNATURE)
+      }
     } else settle(true, '')
     return answer
   }
@@ -491,6 +475,13 @@ export class RemoteExpertExecutor implements ExpertExecutor {
     }
     return k
   }
+}
+
+const BAD_SIGNATURE = 'response signature does not verify against the node key'
+
+/** The node answered, but its answer failed verification (benched by RouteManager.onBadAnswer). */
+class BadAnswerError extends Error {
+  override name = 'BadAnswerError'
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -27,6 +27,11 @@ export interface RouteTable {
 export interface Bench {
   until: number
   failures: number
+  /**
+   * Answers that failed verification (a bad signature): never forgiven by a success, each one
+   * benches the peer 4 × longer than the last, up to `badAnswerMaxMs`.
+   */
+  strikes?: number
 }
 
 export function buildTable(peers: PeerRoute[]): RouteTable {
@@ -100,6 +105,11 @@ export interface RouteManagerOptions {
   benchBaseMs?: number
   /** Longest bench: a peer that keeps failing is retried about once a minute. @default 60000 */
   benchMaxMs?: number
+  /**
+   * Longest bench after unverifiable answers (router/remote-executor.ts): a peer that keeps
+   * signing wrongly is asked about once an hour. @default 3600000
+   */
+  badAnswerMaxMs?: number
   now?: () => number
 }
 
@@ -109,12 +119,14 @@ export class RouteManager {
   readonly load = new Map<string, number>()
   private readonly baseMs: number
   private readonly maxMs: number
+  private readonly badMaxMs: number
   private readonly now: () => number
 
   constructor(peers: PeerRoute[] = [], opts: RouteManagerOptions = {}) {
     this.table = buildTable(peers)
     this.baseMs = opts.benchBaseMs ?? 1000
     this.maxMs = opts.benchMaxMs ?? 60_000
+    this.badMaxMs = opts.badAnswerMaxMs ?? 3_600_000
     this.now = opts.now ?? Date.now
   }
 
@@ -171,14 +183,39 @@ export class RouteManager {
   }
 
   onFailure(peer: string): Bench {
-    const b = benchAfterFailure(this.benched.get(peer), this.now(), this.baseMs, this.maxMs)
+    const prev = this.benched.get(peer)
+    const b = benchAfterFailure(prev, this.now(), this.baseMs, this.maxMs)
+    if (prev?.strikes != null) {
+      b.strikes = prev.strikes
+      b.until = Math.max(b.until, prev.until)
+    }
     this.benched.set(peer, b)
     return b
   }
 
-  /** A success after the bench expired clears the failure count. */
+  /**
+   * An answer that failed verification (its signature): base · 4^(strikes−1), up to
+   * `badAnswerMaxMs`. Strikes outlive successes: a node that signs wrongly between good answers
+   * is asked less and less often, never back to normal.
+   */
+  onBadAnswer(peer: string): Bench {
+    const prev = this.benched.get(peer)
+    const strikes = (prev?.strikes ?? 0) + 1
+    const now = this.now()
+    const until = Math.max(
+      prev?.until ?? 0,
+      now + Math.min(this.badMaxMs, this.baseMs * 4 ** (strikes - 1))
+    )
+    const b: Bench = { failures: (prev?.failures ?? 0) + 1, until, strikes }
+    this.benched.set(peer, b)
+    return b
+  }
+
+  /** A success after the bench expired clears the failure count (strikes stay). */
   onSuccess(peer: string): void {
     const b = this.benched.get(peer)
-    if (b != null && b.until <= this.now()) this.benched.delete(peer)
+    if (b == null || b.until > this.now()) return
+    if (b.strikes == null) this.benched.delete(peer)
+    else b.failures = 0
   }
 }

@@ -153,25 +153,66 @@ test('unknown model on every peer: init fails with a clear message', async () =>
   )
 })
 
-test('async verification (default): a bad signature benches the peer and is reported', async () => {
-  const bad = await startNode({ sign: false })
+test('default verification: an unsigned wrong answer is never used; the node is benched longer at every bad answer', async () => {
+  // a node that answers wrongly (× 3) and signs nothing, beside an honest replica
+  const m = fakeModel()
+  const run = m.runtime.runExpert
+  const bad = (await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    ...transportOptions(),
+    services: {
+      expert: expertService({
+        models: [
+          {
+            ...m,
+            runtime: {
+              ...m.runtime,
+              runExpert: async (l, e, x, rows) => (await run(l, e, x, rows)).map((v) => v * 3)
+            }
+          }
+        ],
+        sign: false
+      })
+    }
+  })) as unknown as Host
+  hosts.push(bad)
+  const honest = await startNode()
   const reported: string[] = []
   const router = await Router.init({
     opts: {
-      peers: [addr(bad)],
+      peers: [addr(bad), addr(honest)],
       modelId: MODEL_ID,
       hidden: HIDDEN,
+      routes: { benchBaseMs: 2 },
+      calls: { hedge: false },
       onBadSignature: (e) => {
         reported.push(e.peer)
       }
     }
   })
+  const badId = bad.peerId.toString()
+  const benches: number[] = []
   try {
-    const x = rowsOf(1)
-    assert.deepEqual(await router.executor.runExpert(0, 0, x, 1), x) // used at once
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    assert.deepEqual(reported, [bad.peerId.toString()])
-    assert.ok(router.routes.benched.has(bad.peerId.toString()))
+    const x = rowsOf(2)
+    for (let i = 0; i < 40; i++) {
+      // every answer used is the honest one: the unsigned one was checked before use
+      assert.deepEqual(
+        await router.executor.runExpert(1, 1, x, 2),
+        x.map((v) => v * 12)
+      )
+      const b = router.routes.benched.get(badId)
+      if (b?.strikes != null && b.strikes > benches.length) benches.push(b.until - Date.now())
+      await new Promise((resolve) => setTimeout(resolve, 4))
+    }
+    assert.ok(
+      reported.length >= 2,
+      `the bad node was asked again after its bench: ${reported.length}`
+    )
+    assert.ok(reported.every((p) => p === badId))
+    const b = router.routes.benched.get(badId)
+    assert.equal(b?.strikes, reported.length, 'one strike per bad answer, none forgiven')
+    // 2 ms, then 8 ms, 32 ms...: the last bench is the longest yet
+    assert.ok(benches.length >= 2 && benches.at(-1)! > benches[0], benches.join(' < '))
   } finally {
     await router.close()
   }
@@ -228,7 +269,7 @@ test('a response for another expert than asked (a misread request) is refused an
 test('a paid call is settled only after its answer checks out: a bad signature is not paid for, even with verification off', async () => {
   const unsigned = await harness({ sign: false })
   const signed = await harness()
-  for (const verifySignatures of ['off', 'async', 'sync'] as const) {
+  for (const verifySignatures of ['off', 'sync'] as const) {
     for (const h of [unsigned, signed]) {
       const channel = (await h.connect()).client
       const peer = h.peer.toString()
@@ -254,8 +295,7 @@ test('a paid call is settled only after its answer checks out: a bad signature i
       })
       const x = rowsOf(1)
       const run = ex.runExpert(1, 1, x, 1)
-      if (h === unsigned && verifySignatures === 'sync')
-        await assert.rejects(run, /signature|replicas/)
+      if (h === unsigned) await assert.rejects(run, /signature|replicas/)
       else
         assert.deepEqual(
           await run,

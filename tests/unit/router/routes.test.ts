@@ -126,3 +126,28 @@ test('bench backoff doubles up to the cap; success after expiry resets', () => {
   rm.onSuccess('A')
   assert.equal(rm.benched.has('A'), false)
 })
+
+test('bad answers: each bench 4 × the last, and a success in between forgives nothing', () => {
+  let now = 0
+  const r = new RouteManager([peer('A', [[0, 0]])], {
+    benchBaseMs: 1000,
+    badAnswerMaxMs: 100_000,
+    now: () => now
+  })
+  const lengths: number[] = []
+  for (let i = 0; i < 5; i++) {
+    const b = r.onBadAnswer('A')
+    lengths.push(b.until - now)
+    now = b.until
+    r.onSuccess('A') // a good answer after the bench ended
+    assert.equal(r.select(0, 0), 'A', 'asked again once the bench is over')
+  }
+  assert.deepEqual(lengths, [1000, 4000, 16_000, 64_000, 100_000])
+  assert.equal(r.benched.get('A')?.strikes, 5)
+  // an ordinary failure after strikes keeps them, and never shortens a bench
+  r.onBadAnswer('A')
+  const long = r.benched.get('A')!.until
+  r.onFailure('A')
+  assert.equal(r.benched.get('A')!.until, long)
+  assert.equal(r.benched.get('A')!.strikes, 6)
+})
