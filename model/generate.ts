@@ -4,9 +4,11 @@
 // all experts of a layer in parallel.
 import type { DenseRuntime, KvCache } from './dense/runtime.js'
 import { ExpertUnavailableError, type ExpertExecutor } from './experts.js'
-import { seededRandom, sampleToken, topMargin } from './sampling.js'
+import { seededRandom, sampleToken, tokenDistribution, topMargin } from './sampling.js'
+import { DraftLength, speculativeAccept, type SpeculativeOptions } from './speculative.js'
+import type { DraftProposal } from './draft.js'
 
-export { ExpertUnavailableError, type ExpertExecutor }
+export { ExpertUnavailableError, type ExpertExecutor, type SpeculativeOptions }
 
 /** Thrown when a token has no available expert left in a layer. */
 export class NoExpertAvailableError extends Error {
@@ -73,6 +75,23 @@ export interface GenerateOptions {
   returnLogits?: boolean
   signal?: AbortSignal
   onMoe?: (event: MoeEvent) => void
+  /** Speculative decoding: a draft proposes tokens, one pass of the target over them keeps the
+   *  longest accepted prefix plus its own next token. Unset: one token per pass. */
+  speculative?: SpeculativeOptions
+  /** Reported after every decode round (for benches and logs). */
+  onRound?: (round: RoundEvent) => void
+}
+
+/** One decode round: a pass of the target over the last token and the drafted ones. */
+export interface RoundEvent {
+  /** Tokens asked of the draft (0: a plain decode step). */
+  asked: number
+  proposed: number
+  accepted: number
+  /** Tokens this round emitted (accepted + the target's own, fewer at eos). */
+  emitted: number
+  draftMs: number
+  verifyMs: number
 }
 
 export interface GenerationTimings {
@@ -87,8 +106,15 @@ export interface GenerationTimings {
   expertCalls: number
   /** promptTokens / prefill seconds. */
   prefillTokensPerSecond: number
-  /** Decode passes / decode seconds (the first token comes from prefill). */
+  /** Tokens after the first / decode seconds (the first token comes from prefill). */
   decodeTokensPerSecond: number
+  /** Decode rounds: passes of the target after prefill (each yields 1 + accepted tokens). */
+  rounds: number
+  /** Drafted tokens proposed, and accepted by the target (0 without speculation). */
+  draftedTokens: number
+  acceptedTokens: number
+  /** Time spent in the draft, all rounds. */
+  draftMs: number
 }
 
 export interface GenerationSummary {
@@ -266,54 +292,151 @@ export async function forwardAll(
   return { logits, degraded: st.degraded }
 }
 
-/** Streams generated tokens; the generator's return value is the summary (see generateAll). */
+/** Streams generated tokens; the generator's return value is the summary (see generateAll).
+ *  With `speculative`, each decode round is one target pass over the last token and up to k
+ *  drafted ones; at temperature 0 the tokens are exactly those of plain decoding, above it they
+ *  follow the same distribution (model/speculative.ts). */
 export async function* generate(
   o: GenerateOptions
 ): AsyncGenerator<GeneratedToken, GenerationSummary> {
   const c = o.dense.config
+  const V = c.vocabSize
   if (o.promptIds.length === 0)
     throw new RangeError('generate: the prompt is empty (give at least one token, e.g. BOS)')
   if (!Number.isSafeInteger(o.maxTokens) || o.maxTokens < 0)
     throw new RangeError(`generate: maxTokens must be a non-negative integer, got ${o.maxTokens}`)
   const eos = o.eosTokenId === undefined ? c.eosTokenId : o.eosTokenId
   const random = seededRandom(o.seed ?? 0)
+  const spec = o.speculative
+  const accept = spec?.acceptRule ?? speculativeAccept
+  const length =
+    spec != null
+      ? new DraftLength(spec.draftTokens, {
+          max: spec.maxDraftTokens,
+          maxCostRatio: spec.maxCostRatio
+        })
+      : null
   const st: PassState = { degraded: false, expertMs: 0, expertCalls: 0 }
   const tokens: number[] = []
   let prefillMs = 0
   let decodeMs = 0
+  let draftMs = 0
+  let rounds = 0
+  let drafted = 0
+  let accepted = 0
   let stopReason: GenerationSummary['stopReason'] = o.maxTokens === 0 ? 'empty' : 'max_tokens'
   const cache = o.dense.newCache()
-  let seq = [...o.promptIds]
-  let pos = 0
-
-  for (let index = 0; index < o.maxTokens; index++) {
-    o.signal?.throwIfAborted()
-    const phase = index === 0 ? 'prefill' : 'decode'
-    const t0 = performance.now()
-    const positions = seq.map((_, i) => pos + i)
-    const logits = await forward(o, cache, seq, positions, phase, st)
-    const id = sampleToken(logits, o, random)
-    const ms = performance.now() - t0
-    if (phase === 'prefill') prefillMs = ms
-    else decodeMs += ms
-    pos += seq.length
-    seq = [id]
-    tokens.push(id)
+  const context = [...o.promptIds]
+  const step = (
+    id: number,
+    logits: Float32Array,
+    phase: GeneratedToken['phase']
+  ): GeneratedToken => {
     const tok: GeneratedToken = {
       id,
-      index,
+      index: tokens.length,
       margin: topMargin(logits),
       degraded: st.degraded,
       phase
     }
     if (o.returnLogits === true) tok.logits = logits
-    yield tok
-    if (eos != null && id === eos) {
-      stopReason = 'eos'
-      break
-    }
+    tokens.push(id)
+    context.push(id)
+    return tok
   }
-  const decodeSteps = Math.max(0, tokens.length - 1)
+
+  if (o.maxTokens > 0) {
+    o.signal?.throwIfAborted()
+    const t0 = performance.now()
+    const logits = await forward(
+      o,
+      cache,
+      o.promptIds,
+      o.promptIds.map((_, i) => i),
+      'prefill',
+      st
+    )
+    const tok = step(sampleToken(logits, o, random), logits, 'prefill')
+    prefillMs = performance.now() - t0
+    yield tok
+    if (eos != null && tok.id === eos) stopReason = 'eos'
+  }
+  // `pos`: position of the last token, the one not yet in the KV cache
+  let pos = o.promptIds.length
+  while (stopReason !== 'eos' && tokens.length < o.maxTokens) {
+    o.signal?.throwIfAborted()
+    const t0 = performance.now()
+    const left = o.maxTokens - tokens.length
+    let proposal: DraftProposal = { tokens: [], q: [] }
+    let asked = 0
+    let roundDraftMs = 0
+    if (spec != null && length != null && left > 1) {
+      asked = Math.min(length.next(), left - 1)
+      if (asked > 0) {
+        proposal = await spec.draft.propose(context, asked, {
+          temperature: o.temperature ?? 0,
+          topP: o.topP ?? 1,
+          random
+        })
+        checkProposal(proposal, asked, V, spec.draft.name)
+        roundDraftMs = performance.now() - t0
+      }
+    }
+    const ids = [context[context.length - 1], ...proposal.tokens]
+    const tv = performance.now()
+    const logits = await forward(
+      o,
+      cache,
+      ids,
+      ids.map((_, i) => pos + i),
+      'decode',
+      st,
+      ids.length > 1
+    )
+    const verifyMs = performance.now() - tv
+    // rows 0..n: the target's logits for the token after ids[0..i]
+    const row = (i: number): Float32Array =>
+      ids.length > 1 ? logits.slice(i * V, (i + 1) * V) : logits
+    const out: GeneratedToken[] = []
+    let kept = 0
+    let ended = false
+    for (let i = 0; i < proposal.tokens.length && !ended; i++) {
+      const r = row(i)
+      const d = proposal.tokens[i]
+      const instead = accept(tokenDistribution(r, o), proposal.q[i] ?? null, d, random)
+      out.push(step(instead ?? d, r, 'decode'))
+      if (instead == null) kept++
+      else ended = true
+      if (eos != null && out[out.length - 1].id === eos) {
+        ended = true
+        stopReason = 'eos'
+      }
+    }
+    if (!ended) {
+      const r = row(proposal.tokens.length)
+      out.push(step(sampleToken(r, o, random), r, 'decode'))
+      if (eos != null && out[out.length - 1].id === eos) stopReason = 'eos'
+    }
+    // the cache holds ids[0..n]; keep the last token and the accepted drafts, drop the rest
+    pos += kept + 1
+    cache.truncate(pos)
+    rounds++
+    drafted += proposal.tokens.length
+    accepted += kept
+    draftMs += roundDraftMs
+    const m = {
+      asked,
+      proposed: proposal.tokens.length,
+      accepted: kept,
+      verifyMs,
+      draftMs: roundDraftMs
+    }
+    length?.record(m)
+    decodeMs += performance.now() - t0
+    o.onRound?.({ ...m, emitted: out.length })
+    for (const tok of out) yield tok
+  }
+  const decoded = Math.max(0, tokens.length - 1)
   return {
     tokens,
     degraded: st.degraded,
@@ -326,9 +449,30 @@ export async function* generate(
       expertMs: st.expertMs,
       expertCalls: st.expertCalls,
       prefillTokensPerSecond: prefillMs > 0 ? o.promptIds.length / (prefillMs / 1000) : 0,
-      decodeTokensPerSecond: decodeMs > 0 ? decodeSteps / (decodeMs / 1000) : 0
+      decodeTokensPerSecond: decodeMs > 0 ? decoded / (decodeMs / 1000) : 0,
+      rounds,
+      draftedTokens: drafted,
+      acceptedTokens: accepted,
+      draftMs
     }
   }
+}
+
+/** A draft's proposal must be what was asked: at most k in-vocabulary ids, a q per token. */
+function checkProposal(p: DraftProposal, k: number, vocab: number, name: string): void {
+  const bad = (why: string): never => {
+    throw new RangeError(`draft ${name}: ${why}`)
+  }
+  if (p.tokens.length > k) bad(`proposed ${p.tokens.length} tokens, at most ${k} were asked`)
+  if (p.q.length !== p.tokens.length)
+    bad(`${p.q.length} distributions for ${p.tokens.length} tokens`)
+  p.tokens.forEach((id, i) => {
+    if (!Number.isSafeInteger(id) || id < 0 || id >= vocab)
+      bad(`token ${id} is outside the vocabulary (0..${vocab - 1})`)
+    const q = p.q[i]
+    if (q != null && q.length !== vocab)
+      bad(`distribution ${i} has ${q.length} values, not ${vocab}`)
+  })
 }
 
 /** Runs `generate` to the end; returns the summary plus every step. */

@@ -40,6 +40,35 @@ export interface SamplingOptions {
   topP?: number
 }
 
+/** Temperature-scaled weights of the nucleus: `order[0..kept)` are the kept token ids, most
+ *  likely first, `weights` their unnormalised probabilities, `mass` the kept weights' sum. */
+interface Nucleus {
+  weights: Float64Array
+  order: number[]
+  kept: number
+  mass: number
+}
+
+function nucleus(logits: ArrayLike<number>, temperature: number, topP: number): Nucleus {
+  if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${topP}`)
+  let max = -Infinity
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i]
+  const weights = new Float64Array(logits.length)
+  let sum = 0
+  for (let i = 0; i < logits.length; i++) {
+    weights[i] = Math.exp((logits[i] - max) / temperature)
+    sum += weights[i]
+  }
+  const order = Array.from({ length: logits.length }, (_, i) => i).sort(
+    (a, b) => weights[b] - weights[a] || a - b
+  )
+  // Keep the smallest prefix whose mass reaches topP (always at least one token).
+  let kept = 0
+  let mass = 0
+  while (kept < order.length && (kept === 0 || mass < topP * sum)) mass += weights[order[kept++]]
+  return { weights, order, kept, mass }
+}
+
 /** Picks the next token from `logits`. `random` is only used when temperature > 0. */
 export function sampleToken(
   logits: ArrayLike<number>,
@@ -48,27 +77,41 @@ export function sampleToken(
 ): number {
   const temperature = opts.temperature ?? 0
   if (!(temperature > 0)) return argmax(logits)
-  const topP = opts.topP ?? 1
-  if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${topP}`)
-  let max = -Infinity
-  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i]
-  const probs = new Float64Array(logits.length)
-  let sum = 0
-  for (let i = 0; i < logits.length; i++) {
-    probs[i] = Math.exp((logits[i] - max) / temperature)
-    sum += probs[i]
-  }
-  const order = Array.from({ length: logits.length }, (_, i) => i).sort(
-    (a, b) => probs[b] - probs[a] || a - b
-  )
-  // Keep the smallest prefix whose mass reaches topP (always at least one token).
-  let kept = 0
-  let mass = 0
-  while (kept < order.length && (kept === 0 || mass < topP * sum)) mass += probs[order[kept++]]
+  const { weights, order, kept, mass } = nucleus(logits, temperature, opts.topP ?? 1)
   let r = random() * mass
   for (let i = 0; i < kept; i++) {
-    r -= probs[order[i]]
+    r -= weights[order[i]]
     if (r < 0) return order[i]
   }
   return order[kept - 1]
+}
+
+/** The exact distribution sampleToken draws from (vocab-sized, sums to 1; one-hot at the
+ *  argmax at temperature 0): what speculative sampling compares the draft against. */
+export function tokenDistribution(logits: ArrayLike<number>, opts: SamplingOptions): Float64Array {
+  const temperature = opts.temperature ?? 0
+  const p = new Float64Array(logits.length)
+  if (!(temperature > 0)) {
+    p[argmax(logits)] = 1
+    return p
+  }
+  const { weights, order, kept, mass } = nucleus(logits, temperature, opts.topP ?? 1)
+  for (let i = 0; i < kept; i++) p[order[i]] = weights[order[i]] / mass
+  return p
+}
+
+/** Draws an index from non-negative `weights` (need not sum to 1); null when they are all 0. */
+export function sampleFrom(weights: ArrayLike<number>, random: () => number): number | null {
+  let sum = 0
+  for (let i = 0; i < weights.length; i++) sum += weights[i]
+  if (!(sum > 0)) return null
+  let r = random() * sum
+  let last = -1
+  for (let i = 0; i < weights.length; i++) {
+    if (!(weights[i] > 0)) continue
+    last = i
+    r -= weights[i]
+    if (r < 0) return i
+  }
+  return last
 }

@@ -61,6 +61,27 @@ export class KvCache {
   get length(): number {
     return this.layers[0].positions.length
   }
+
+  /** Drops every key at position >= `end` (they are the newest ones): the roll-back of
+   *  speculative decoding past the rejected draft tokens. */
+  truncate(end: number): void {
+    for (const lc of this.layers) {
+      let keep = lc.positions.length
+      while (keep > 0 && lc.positions[keep - 1] >= end) keep--
+      if (keep === lc.positions.length) continue
+      const [nkv, S, D] = lc.k.dims
+      const slice = (t: ort.Tensor): ort.Tensor => {
+        const src = t.data as Float32Array
+        const dst = new Float32Array(nkv * keep * D)
+        for (let h = 0; h < nkv; h++)
+          dst.set(src.subarray(h * S * D, (h * S + keep) * D), h * keep * D)
+        return new ort.Tensor('float32', dst, [nkv, keep, D])
+      }
+      lc.k = slice(lc.k)
+      lc.v = slice(lc.v)
+      lc.positions = lc.positions.slice(0, keep)
+    }
+  }
 }
 
 export interface DenseRuntime {
@@ -100,14 +121,15 @@ export function attentionBias(
   return bias
 }
 
-/** Drops keys no later query can see (position <= last - window), so a long sequence keeps
+/** Drops keys no later query can see (position <= from - window, every later query being at
+ *  `from` or after), so a long sequence keeps
  *  O(window) keys. Done only once the cache exceeds the window by a quarter, so the copy is
  *  amortised over many decode steps. */
-function trimToWindow(lc: LayerCache, window: number, lastPosition: number): void {
+function trimToWindow(lc: LayerCache, window: number, from: number): void {
   const S = lc.positions.length
   if (S <= window + Math.ceil(window / 4)) return
   let drop = 0
-  while (drop < S && lc.positions[drop] <= lastPosition - window) drop++
+  while (drop < S && lc.positions[drop] <= from - window) drop++
   if (drop === 0) return
   const [nkv, , D] = lc.k.dims
   const keep = S - drop
@@ -192,11 +214,13 @@ export async function loadDenseRuntime(
       lc.k = out.present_k
       lc.v = out.present_v
       lc.positions = keyPositions
+      // trimmed up to the pass's first position, not its last: speculative decoding may roll
+      // the later ones back, and the queries after that still see keys the last one does not
       if (c.slidingWindow != null)
         trimToWindow(
           lc,
           c.slidingWindow,
-          positions.reduce((a, b) => Math.max(a, b), -1)
+          positions.reduce((a, b) => Math.min(a, b), Infinity)
         )
       return {
         hidden: floatData(out.hidden_out),
