@@ -4,6 +4,7 @@ import { Option, type Command } from 'commander'
 import cliProgress, { type SingleBar } from 'cli-progress'
 import { writeTinyCheckpoint, tinyDefaults, type TinyOptions } from '../../model/tiny.js'
 import { convertCheckpoint, loadBundle, type ProgressEvent } from '../../model/bundle/index.js'
+import { findDraft } from '../../model/draft/model-draft.js'
 import { readMixtralConfig } from '../../model/config.js'
 import { UserError } from '../errors.js'
 
@@ -138,6 +139,11 @@ export function register(program: Command): void {
     .option('--force', 'replace an existing bundle in <bundle-dir>')
     .option('--copy', 'copy the checkpoint files into the bundle instead of hard-linking them')
     .option('--experts-only', 'skip the dense (router) graphs')
+    .option(
+      '--draft <dir>',
+      'speculative-decoding draft to carry into the bundle (default: <hf-dir>/draft when present)'
+    )
+    .option('--no-draft', 'carry no draft')
     .option('--json', 'machine-readable output, no progress bar')
     .action(
       async (
@@ -148,6 +154,7 @@ export function register(program: Command): void {
           force?: boolean
           copy?: boolean
           expertsOnly?: boolean
+          draft?: string | false
           json?: boolean
         }
       ) => {
@@ -160,7 +167,8 @@ export function register(program: Command): void {
             force: o.force,
             link: o.copy === true ? 'copy' : 'hardlink',
             onProgress: bar.onProgress,
-            dense: o.expertsOnly !== true
+            dense: o.expertsOnly !== true,
+            draft: o.draft
           })
         } catch (err) {
           const e = err as Error
@@ -172,6 +180,7 @@ export function register(program: Command): void {
         }
         const seconds = (performance.now() - t0) / 1000
         const bytes = manifest.artifacts.reduce((a, b) => a + b.size, 0)
+        const draft = await findDraft(bundleDir)
         out(
           o.json === true,
           {
@@ -186,9 +195,10 @@ export function register(program: Command): void {
               numExperts: manifest.config.numExperts
             },
             bytes,
+            draft: draft?.name ?? null,
             seconds
           },
-          `bundle ${bundleDir}\n  model id  ${manifest.modelId}\n  dtype     ${manifest.dtype}, quant ${manifest.quant}\n  artifacts ${manifest.artifacts.length} (${(bytes / 2 ** 20).toFixed(1)} MiB), ${manifest.shards.length} shards\n  took      ${seconds.toFixed(1)} s`
+          `bundle ${bundleDir}\n  model id  ${manifest.modelId}\n  dtype     ${manifest.dtype}, quant ${manifest.quant}\n  artifacts ${manifest.artifacts.length} (${(bytes / 2 ** 20).toFixed(1)} MiB), ${manifest.shards.length} shards\n  draft     ${draft == null ? 'none' : `${draft.name} (draft/, not part of the model id)`}\n  took      ${seconds.toFixed(1)} s`
         )
       }
     )

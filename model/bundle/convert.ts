@@ -6,6 +6,10 @@
 //   expert-lLLL-eEEE.onnx              one graph per (layer, expert)
 //   weights/<checkpoint files>         quant 'none' only: the safetensors files, hard-linked
 //   dense/…                            the router's dense graphs (model/dense; unless dense: false)
+//   draft/config.json, *.safetensors   the speculative-decoding draft, when the checkpoint has one
+//                                      (model/draft/model-draft.ts); NOT in the manifest: a draft
+//                                      never changes what the model computes, only how fast, so it
+//                                      is no part of the model id governance approves
 //
 // One artifact per (layer, expert) rather than one per shard: a call always names one
 // (layer, expert), so one session per expert runs exactly that graph (no If/switch, no wasted
@@ -23,7 +27,8 @@ import { copyFile, link, mkdir, readdir, rm, stat, writeFile } from 'node:fs/pro
 import { basename, join, relative, resolve, sep } from 'node:path'
 import { createHash } from 'node:crypto'
 import { readMixtralConfig, type MixtralConfig } from '../config.js'
-import { CheckpointReader, type SafeDtype } from '../safetensors.js'
+import { CheckpointReader, INDEX_FILE, type SafeDtype } from '../safetensors.js'
+import { DRAFT_DIR, readDraftWeights } from '../draft/model-draft.js'
 import { ONNX_TYPE_OF, type DataType, type ExternalRef } from '../onnx/builder.js'
 import {
   buildExpertModel,
@@ -96,6 +101,9 @@ export interface ConvertOptions {
   force?: boolean
   /** 'hardlink' (default; copies across file systems) or 'copy'. */
   link?: 'hardlink' | 'copy'
+  /** A model draft to carry into the bundle's draft/ (checked first: loads, shares the
+   *  vocabulary). @default `<hfDir>/draft` when that exists; false: none. */
+  draft?: string | false
 }
 
 const DTYPE_NAME: Record<SafeDtype, string> = { F32: 'f32', F16: 'f16', BF16: 'bf16' }
@@ -297,9 +305,38 @@ export async function convertCheckpoint(
       modelId: computeModelId(body)
     }
     await writeFile(join(bundleDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n')
+    await placeDraft(hfDir, bundleDir, config, opts)
     return manifest
   } finally {
     await reader.close()
+  }
+}
+
+/** Copies the model draft (see ConvertOptions.draft) into `bundleDir/draft/` after checking it. */
+async function placeDraft(
+  hfDir: string,
+  bundleDir: string,
+  config: MixtralConfig,
+  opts: ConvertOptions
+): Promise<void> {
+  if (opts.draft === false) return
+  const src = resolve(opts.draft ?? join(hfDir, DRAFT_DIR))
+  if (opts.draft == null && !(await exists(src))) return
+  let draft
+  try {
+    draft = await readDraftWeights(src)
+  } catch (err) {
+    throw new ConvertError(`the draft in ${src} cannot be used: ${(err as Error).message}`)
+  }
+  if (draft.config.vocabSize !== config.vocabSize)
+    throw new ConvertError(
+      `the draft in ${src} has a vocabulary of ${draft.config.vocabSize} tokens, the model ${config.vocabSize}: a draft must share the model's tokenizer`
+    )
+  const dst = join(bundleDir, DRAFT_DIR)
+  await mkdir(dst, { recursive: true })
+  for (const f of await readdir(src)) {
+    if (f === 'config.json' || f === INDEX_FILE || f.endsWith('.safetensors'))
+      await placeFile(join(src, f), join(dst, f), opts.link ?? 'hardlink')
   }
 }
 
