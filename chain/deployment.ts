@@ -42,6 +42,9 @@ export interface Deployment {
   startBlock: number
   deployedAt: string
   contracts: ContractAddresses
+  /** Hash of the chain's block 0: tells a restarted dev chain (same id, new genesis) from the one
+   *  deployed to. Absent in files written before it was recorded. */
+  genesisHash?: string
   /** FaultReports (docs/trust.md), added to a deployment by deploy/fault-reports.ts; absent before. */
   faultReports?: string
   params: DeploymentParams
@@ -89,4 +92,30 @@ export function writeDeployment(dep: Deployment, dir = defaultDeploymentsDir()):
   mkdirSync(dirname(path), { recursive: true })
   writeFileSync(path, JSON.stringify(dep, null, 2) + '\n')
   return path
+}
+
+/** Why a deployment file does not describe the chain at hand, or null when it does: code at its
+ *  addresses, and (where recorded) the same genesis block — a restarted dev chain keeps its id,
+ *  and another project's node may answer on the same port. */
+export async function deploymentMismatch(
+  rpc: { send: (method: string, params: unknown[]) => Promise<unknown> },
+  dep: Deployment
+): Promise<string | null> {
+  const [registryCode, tokenCode, genesis] = await Promise.all([
+    rpc.send('eth_getCode', [dep.contracts.registry, 'latest']) as Promise<string>,
+    rpc.send('eth_getCode', [dep.contracts.token, 'latest']) as Promise<string>,
+    dep.genesisHash != null
+      ? (rpc.send('eth_getBlockByNumber', ['0x0', false]) as Promise<{ hash: string } | null>)
+      : Promise.resolve(null)
+  ])
+  if (dep.genesisHash != null && genesis != null && genesis.hash !== dep.genesisHash)
+    return `it was deployed to another chain with the same id ${dep.chainId} (genesis ${dep.genesisHash.slice(0, 10)}…, this one ${genesis.hash.slice(0, 10)}…: restarted, or another node answers on this port)`
+  if (registryCode === '0x' || tokenCode === '0x')
+    return `there is no contract code at its addresses on chain ${dep.chainId} (a restarted or different chain)`
+  return null
+}
+
+/** The file a deployment is read from, as the user would type it. */
+export function deploymentFileFor(chainId: bigint | number, file?: string): string {
+  return display(file ?? deploymentPath(chainId))
 }

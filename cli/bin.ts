@@ -13,7 +13,8 @@ const program = new Command('pov')
   .version(version, '-V, --version', 'print the version of pov')
   .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.POV_LOG_LEVEL ?? 'info')
   .option('--log-format <format>', 'json|pretty', process.env.POV_LOG_FORMAT ?? 'pretty')
-  .showHelpAfterError()
+  // a typo gets commander's one-line error (with its "Did you mean …?") and a hint, not the whole help
+  .showHelpAfterError('(add --help for usage)')
 applyConfigFile(program)
 
 try {

@@ -5,6 +5,7 @@ import { Option, type Command } from 'commander'
 import { print } from './output.js'
 import {
   Signature,
+  getAddress,
   formatUnits,
   parseUnits,
   type Wallet,
@@ -12,8 +13,13 @@ import {
   type TransactionReceipt
 } from 'ethers'
 import { connectContracts, type PovContracts } from '../chain/contracts.js'
-import { createProvider } from '../chain/provider.js'
-import { readDeployment, type Deployment } from '../chain/deployment.js'
+import { createProvider, probeChainId } from '../chain/provider.js'
+import {
+  deploymentFileFor,
+  deploymentMismatch,
+  readDeployment,
+  type Deployment
+} from '../chain/deployment.js'
 import { describeChainError, isoTime } from './error-format.js'
 import {
   createKeystore,
@@ -34,23 +40,34 @@ export interface ChainContext {
 }
 
 export async function connectChain(opts: ChainCliOptions): Promise<ChainContext> {
-  const provider = createProvider(opts.rpc)
-  provider.pollingInterval = 250
   let chainId: number
   try {
-    chainId = Number(await withTimeout(provider.send('eth_chainId', []), 5000))
+    chainId = await probeChainId(opts.rpc, 5000)
   } catch (err) {
-    provider.destroy()
     throw new UserError(
       `cannot reach the chain at ${opts.rpc} (${(err as Error).message.split('\n')[0]}) — start one with \`npm run chain\` or pass --rpc URL`
     )
   }
+  const provider = createProvider(opts.rpc, chainId)
+  provider.pollingInterval = 250
   let deployment: Deployment
+  let mismatch: string | null
   try {
     deployment = readDeployment(chainId, { file: opts.deployment })
+    mismatch = await withTimeout(deploymentMismatch(provider, deployment), 5000)
   } catch (err) {
     provider.destroy()
     throw new UserError((err as Error).message)
+  }
+  if (mismatch != null) {
+    provider.destroy()
+    const file = deploymentFileFor(chainId, opts.deployment)
+    throw new UserError(
+      `${file} does not match the chain at ${opts.rpc}: ${mismatch} — ` +
+        (chainId === 31337 || chainId === 1337
+          ? 'redeploy with `npm run deploy:local`, or pass --rpc of the chain it was deployed to'
+          : 'pass the --rpc and --deployment of the same network')
+    )
   }
   return {
     provider,
@@ -221,4 +238,21 @@ export function withSigner<T extends { connect(runner: Wallet): unknown }>(
   signer: Wallet
 ): T {
   return contract.connect(signer) as T
+}
+
+/** A user-typed address, checksummed; a mixed-case typo is named as a checksum error (ethers
+ *  would say only "bad address checksum"), anything else as not an address. */
+export function parseAddress(value: string, what = 'address'): string {
+  const v = value.trim()
+  try {
+    return getAddress(v)
+  } catch {
+    if (/^0x[0-9a-fA-F]{40}$/.test(v))
+      throw new UserError(
+        `invalid ${what} "${v}": its mixed-case checksum (EIP-55) does not match — a typo? Copy it again, or write it all lowercase to skip the check`
+      )
+    throw new UserError(
+      `invalid ${what} "${v}": expected 0x followed by 40 hex digits${/^0x[0-9a-fA-F]*$/.test(v) ? ` (it has ${v.length - 2})` : ''}`
+    )
+  }
 }

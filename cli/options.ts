@@ -5,10 +5,12 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { Option, type Command } from 'commander'
 import { UserError } from './errors.js'
+import { defaultLocalRpc } from '../chain/local-chain.js'
 import { DEFAULT_ROUTER_BUSY_POLL_US } from '../router/defaults.js'
 
-/** Where the local chain listens: 8545 is the usual port of a local Ethereum node. */
-export const DEFAULT_RPC = 'http://127.0.0.1:8545'
+/** Where the local chain listens: the one `npm run chain` recorded, else 8545 (the usual port of a
+ *  local Ethereum node). */
+export const DEFAULT_RPC = defaultLocalRpc()
 export const DEFAULT_DATA_DIR = join(homedir(), '.pov')
 
 export interface ChainCliOptions {

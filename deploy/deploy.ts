@@ -2,7 +2,7 @@
  * Deploys and wires the POV contracts, then hands every parameter to the timelock.
  *
  * As a script (writes deployments/<chainId>.json; every parameter is an option, `--help` lists them):
- *   npm run deploy:local                                  # hardhat node on 127.0.0.1:8545, account #0, --preset local
+ *   npm run deploy:local                                  # the `npm run chain` node (else 127.0.0.1:8545), account #0, --preset local
  *   POV_DEPLOYER_KEY=0x… npx tsx deploy/deploy.ts --rpc URL [--preset public] [--distribute ADDR=POV …]
  *
  * As a function: `deployAll(signer, opts)` against any ethers signer (tests, the demo).
@@ -31,6 +31,7 @@ import type { ContractName } from '../chain/artifacts.js'
 import { connectContracts } from '../chain/contracts.js'
 import type { PovContracts } from '../chain/contracts.js'
 import { writeDeployment } from '../chain/deployment.js'
+import { defaultLocalRpc } from '../chain/local-chain.js'
 import { decodeChainError } from '../chain/errors.js'
 import type { ModelApprovalArgs } from '../chain/gov-actions.js'
 import { createProvider } from '../chain/provider.js'
@@ -364,10 +365,12 @@ export async function deployAll(
   )
   for (const w of warnings) log(w)
 
+  const genesisHash = (await provider.getBlock(0))?.hash ?? undefined
   const deployment: Deployment = {
     chainId: Number(chainId),
     deployer,
     startBlock,
+    ...(genesisHash != null ? { genesisHash } : {}),
     deployedAt: new Date().toISOString(),
     contracts: addresses,
     params: p,
@@ -476,7 +479,7 @@ export function parseDeployArgs(argv: string[]): {
   const o = cmd.opts()
   let rpc = o.rpc as string | undefined
   const local = o.network === 'localhost'
-  if (local) rpc = 'http://127.0.0.1:8545'
+  if (local) rpc ??= defaultLocalRpc() // the chain `npm run chain` recorded, else 8545
   if (rpc == null)
     throw new Error(
       'usage: deploy.ts --network localhost | --rpc URL [options] (--help lists them)'

@@ -15,6 +15,9 @@ export interface NodeMetrics {
   vouchersUnredeemed: Gauge
   /** Connections, streams and requests refused or reset, by reason (node/refusals.ts). */
   refusals: Counter<'reason'>
+  /** 1 for each reason the node is not (fully) in good standing (chain/standing.ts codes, plus
+   *  chain-unreachable); all 0 when routers pick it. */
+  standingIssue: Gauge<'code'>
 }
 
 export function createNodeMetrics(opts: { defaults?: boolean } = {}): NodeMetrics {
@@ -69,6 +72,12 @@ export function createNodeMetrics(opts: { defaults?: boolean } = {}): NodeMetric
       name: 'pov_refusals_total',
       help: 'Connections, streams and requests refused or reset, by reason',
       labelNames: ['reason'],
+      registers: [registry]
+    }),
+    standingIssue: new Gauge({
+      name: 'pov_standing_issue',
+      help: '1 while this reason keeps the node from good standing (not-registered, unbonding, below-min-stake, frozen, model-revoked, chain-unreachable)',
+      labelNames: ['code'],
       registers: [registry]
     })
   }

@@ -98,11 +98,24 @@ export class OperatorNode {
   }): Promise<OperatorNode> {
     const log = logger.child({ module: 'node' })
     const bundle = await loadBundle(opts.model, { verify: 'lazy' })
+    // loading a real Mixtral shard takes minutes: a line at the start, then at most one every 2 s
+    let lastReport = 0
+    const t0 = performance.now()
+    const onProgress = (loaded: number, total: number): void => {
+      const now = performance.now()
+      if (loaded !== total && loaded !== 1 && now - lastReport < 2000) return
+      lastReport = now
+      log.info(
+        { loaded, total, seconds: Math.round((now - t0) / 100) / 10 },
+        `loading experts ${loaded}/${total}`
+      )
+    }
     const ort = {
       device: opts.device ?? defaultOptions.device,
       logger: log,
       intraOpNumThreads: opts.threads,
-      allowSpinning: opts.spin
+      allowSpinning: opts.spin,
+      onProgress
     }
     const workers = opts.workers ?? defaultOptions.workers
     const runtime =
@@ -170,6 +183,11 @@ export class OperatorNode {
       await runtime.close()
       throw err
     }
+  }
+
+  /** The execution provider the experts run on (after any fallback to CPU). */
+  get device(): string {
+    return this.runtime.device
   }
 
   get peerId(): string {

@@ -222,20 +222,23 @@ async function openDirectory(o: PaidRouterOptions): Promise<ChainDirectory> {
   const served = new Map<number, number>()
   for (const n of dir.nodes.values())
     for (const s of n.shards) served.set(s, (served.get(s) ?? 0) + 1)
+  const short: Array<[shard: number, replicas: number]> = []
   for (let shard = 0; shard < o.shardCount; shard++) {
     const n = served.get(shard) ?? 0
-    if (n > 0 && n < (o.replicas ?? 2))
-      o.logger?.warn(
-        { shard, replicas: n },
-        'fewer replicas than asked for; a failure of that node cannot be retried'
-      )
+    if (n > 0 && n < (o.replicas ?? 2)) short.push([shard, n])
     if (n === 0)
       throw new PaymentSetupError(
         o.maxPrice == null
           ? `no active node serves shard ${shard} of model ${o.modelId} — wait for operators to register it`
-          : `no node serves shard ${shard} of model ${o.modelId} under max price ${o.maxPrice} wei/unit — raise --max-price or wait`
+          : `no node serves shard ${shard} of model ${o.modelId} under max price ${formatUnits(o.maxPrice, 18)} POV/unit — raise --max-price or wait`
       )
   }
+  // one line for all shards (one per shard was a screenful on every run)
+  if (short.length > 0)
+    o.logger?.warn(
+      { asked: o.replicas ?? 2, short: short.length },
+      `${short.length} of ${o.shardCount} shards have fewer replicas than asked for (${short.map(([s, n]) => `shard ${s}: ${n}`).join(', ')}); a failure of their node cannot be retried`
+    )
   return dir
 }
 
@@ -475,7 +478,13 @@ async function fundLanes(
   const tx = await (escrow.connect(o.signer) as typeof escrow).allocate(payees, amounts)
   await tx.wait()
   o.logger?.info(
-    { lanes: payees.length, amount: amounts.reduce((a, b) => a + b, 0n).toString() },
+    {
+      lanes: payees.length,
+      amount: `${formatUnits(
+        amounts.reduce((a, b) => a + b, 0n),
+        18
+      )} POV`
+    },
     'allocated the deposit to the selected nodes'
   )
 }

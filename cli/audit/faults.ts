@@ -2,7 +2,6 @@
 // signer was wrong) and `pov audit report-fault` (a bonded on-chain report). docs/auditor.md.
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { getAddress } from 'ethers'
 import { loadBundle } from '../../model/bundle/load.js'
 import { loadExpertRuntime } from '../../model/runtime/expert.js'
 import {
@@ -16,7 +15,7 @@ import {
 import { DEFAULT_VERIFY_TOLERANCE } from '../../router/tolerance.js'
 import { faultReportsOf, reportFault } from '../../chain/faults.js'
 import { addCommonOptions, addJsonOption } from '../options.js'
-import { loadSigner, withChain } from '../chain.js'
+import { loadSigner, parseAddress, withChain } from '../chain.js'
 import { toJson } from '../output.js'
 import { UserError } from '../errors.js'
 import type { CommonCliOptions } from '../options.js'
@@ -149,11 +148,7 @@ export function registerFaultCommands(audit: Command): void {
         )
       operator = convicted.binding!.operator
     }
-    try {
-      operator = getAddress(operator)
-    } catch {
-      throw new UserError(`invalid --operator "${operator}": expected a 0x… address`)
-    }
+    operator = parseAddress(operator, '--operator')
     const hash = evidenceHash(bytes)
     await withChain(o, async (ctx) => {
       let fr

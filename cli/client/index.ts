@@ -12,6 +12,7 @@ import {
   formatPov,
   loadSigner,
   keystoreNewAction,
+  parseAddress,
   parsePov,
   sendTx,
   signPermit,
@@ -117,8 +118,10 @@ export function register(program: Command): void {
   )
     .option('--address <addr>', "any address (default: the keystore's)")
     .action(async (opts: Opts & { address?: string }) => {
+      // checked before connecting: a typo is answered without a chain round trip
+      const given = opts.address != null ? parseAddress(opts.address, '--address') : undefined
       await withChain(opts, async (ctx) => {
-        const address = opts.address ?? (await loadSigner(opts, ctx)).address
+        const address = given ?? (await loadSigner(opts, ctx)).address
         const [eth, pov, [escrow, unlockAt], votes, lanes] = await Promise.all([
           ctx.provider.getBalance(address),
           ctx.contracts.token.balanceOf(address),

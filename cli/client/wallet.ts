@@ -1,8 +1,15 @@
 // `pov transfer` (send POV) and `pov cancel-unlock` (keep a deposit that was being unlocked).
-import { getAddress } from 'ethers'
 import type { Command } from 'commander'
 import { addCommonOptions, type CommonCliOptions } from '../options.js'
-import { formatPov, loadSigner, parsePov, sendTx, withChain, withSigner } from '../chain.js'
+import {
+  formatPov,
+  loadSigner,
+  parseAddress,
+  parsePov,
+  sendTx,
+  withChain,
+  withSigner
+} from '../chain.js'
 import { UserError } from '../errors.js'
 import { print } from '../output.js'
 
@@ -16,12 +23,7 @@ export function registerWalletCommands(program: Command): void {
       .argument('<amount>', 'POV to send')
       .description('send POV to an address')
   ).action(async (toIn: string, amount: string, opts: Opts) => {
-    let to: string
-    try {
-      to = getAddress(toIn)
-    } catch {
-      throw new UserError(`invalid address "${toIn}": expected 0x followed by 40 hex digits`)
-    }
+    const to = parseAddress(toIn, 'recipient')
     const value = parsePov(amount, 'amount')
     await withChain(opts, async (ctx) => {
       const wallet = await loadSigner(opts, ctx)

@@ -2,7 +2,7 @@
 // with ETH and POV, fast-forward blocks and time. Refused on any other chain.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { getAddress, parseEther } from 'ethers'
+import { parseEther } from 'ethers'
 import { Option, type Command } from 'commander'
 import {
   addChainOptions,
@@ -11,7 +11,7 @@ import {
   keystoreDir,
   type CommonCliOptions
 } from '../options.js'
-import { formatChainTime, formatPov, parsePov, withChain } from '../chain.js'
+import { formatChainTime, formatPov, parseAddress, parsePov, withChain } from '../chain.js'
 import { print } from '../output.js'
 import { UserError } from '../errors.js'
 import { ETH_KEY_FILE } from '../keystore.js'
@@ -133,11 +133,7 @@ export function register(program: Command): void {
 }
 
 function checkedAddress(v: string): string {
-  try {
-    return getAddress(v)
-  } catch {
-    throw new UserError(`invalid address "${v}": expected 0x followed by 40 hex digits`)
-  }
+  return parseAddress(v)
 }
 
 /** The keystore's address, read from the keystore file's public `address` field. */

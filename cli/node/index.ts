@@ -48,7 +48,8 @@ async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void
   const g = cmd.optsWithGlobals()
   const logger = createLogger({
     level: g.logLevel,
-    format: args.json === true ? 'json' : g.logFormat
+    format: args.json === true ? 'json' : g.logFormat,
+    repeatWindowMs: 60_000 // long-running: a persisting problem is reported again each minute
   })
   // With a keystore the node is an on-chain operator: registered shards, identity and price.
   const metrics: NodeMetrics | null =
@@ -98,8 +99,15 @@ async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void
             void metrics.registry.metrics().then((body) => {
               res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body)
             })
-          } else if (req.url === '/health' || req.url === '/ready') {
+          } else if (req.url === '/health') {
             res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')
+          } else if (req.url === '/ready') {
+            // ready: experts loaded (the server starts after that) and, for a paid node, the chain
+            // reachable and the node in good standing; the body says why not
+            const r = paid?.readiness() ?? { ok: true, reasons: [] }
+            res
+              .writeHead(r.ok ? 200 : 503, { 'content-type': 'application/json' })
+              .end(JSON.stringify(r))
           } else res.writeHead(404).end()
         })
   if (server != null)
@@ -121,12 +129,13 @@ async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void
     addrs: node.addrs,
     modelId: node.hosted.modelId,
     shards: node.hosted.shards,
-    experts: node.hosted.experts.length
+    experts: node.hosted.experts.length,
+    device: node.device
   }
   if (args.json === true) process.stdout.write(JSON.stringify(ready) + '\n')
   else
     process.stdout.write(
-      `ready: ${node.peerId} serving shards ${ready.shards.join(',')} of ${ready.modelId}\n${node.addrs.map((a) => `  ${a}`).join('\n')}\n`
+      `ready: ${node.peerId} serving shards ${ready.shards.join(',')} of ${ready.modelId} (${ready.experts} experts on ${deviceName(ready.device)})\n${node.addrs.map((a) => `  ${a}`).join('\n')}\n`
     )
 
   await new Promise<void>((resolve) => {
@@ -151,4 +160,9 @@ async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void
     })
   })
   if (args.json === true) process.stdout.write(JSON.stringify({ event: 'stopped' }) + '\n')
+}
+
+/** The execution provider in words, as operators look for it. */
+function deviceName(d: string): string {
+  return d === 'cuda' ? 'CUDA (GPU)' : d === 'webgpu' ? 'WebGPU (GPU)' : 'CPU'
 }

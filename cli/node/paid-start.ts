@@ -17,6 +17,7 @@ import type { ExpertRequest } from '../../protocol/expert.js'
 import { VoucherStore } from '../../node/payments/voucher-store.js'
 import { PaymentVerifier, escrowView } from '../../node/payments/verifier.js'
 import type { NodeMetrics } from '../../node/metrics.js'
+import { StandingWatch, type Readiness } from './standing-watch.js'
 
 export interface PaidStartArgs extends Omit<CommonCliOptions, 'json'> {
   model: string
@@ -32,6 +33,8 @@ export interface PaidSetup {
   shards: number[]
   verifyPayment: (req: ExpertRequest) => Promise<() => void>
   summary: Record<string, unknown>
+  /** Whether routers pick this node and the chain is reachable (for /ready). */
+  readiness: () => Readiness
   close: () => Promise<void>
 }
 
@@ -102,6 +105,10 @@ export async function preparePaidNode(
       )
     }, a.pricePollMs ?? 5000)
     pricePoll.unref()
+    const standing = new StandingWatch(ctx.contracts, operator, logger, metrics, async () =>
+      BigInt((await ctx.provider.getBlock('latest'))?.timestamp ?? Math.floor(Date.now() / 1000))
+    )
+    await standing.start()
     logger.info(
       { operator: getAddress(operator), price: formatPov(reg.price), shards, vouchers: store.path },
       'serving paid calls only'
@@ -138,8 +145,10 @@ export async function preparePaidNode(
         price: reg.price.toString(),
         registeredPeerId: hexlify(reg.peerId)
       },
+      readiness: () => standing.readiness(),
       close: async () => {
         clearInterval(pricePoll)
+        standing.stop()
         await store.close()
         ctx.provider.destroy()
       }

@@ -32,6 +32,7 @@ import { resolveModelId } from '../model-ref.js'
 import { signPeerBinding } from '../../chain/peer-binding.js'
 import { combinedInterface } from '../../chain/contracts.js'
 import { describeChainError } from '../error-format.js'
+import { readStanding } from '../../chain/standing.js'
 import { VoucherStore } from '../../node/payments/voucher-store.js'
 import { claimAll, outstanding } from '../../node/payments/claim.js'
 
@@ -86,14 +87,15 @@ export function registerPaidNodeCommands(node: Command): void {
           announce: string[]
         }
       ) => {
+        // every input is checked before connecting: a typo is answered without a chain round trip
+        const shards = parseShards(opts.shards)
+        const stake = parsePov(opts.stake, '--stake')
+        const price = parsePov(opts.price, '--price')
+        const announce = parseAnnounce(opts.announce)
+        opts.model = resolveModelId(opts.model)
         await withChain(opts, async (ctx) => {
           const ks = await openKeystore(opts)
           const wallet = ks.wallet.connect(ctx.provider)
-          const shards = parseShards(opts.shards)
-          const stake = parsePov(opts.stake, '--stake')
-          const price = parsePov(opts.price, '--price')
-          const announce = parseAnnounce(opts.announce)
-          opts.model = resolveModelId(opts.model)
           if (!(await ctx.contracts.models.isApproved(opts.model)))
             throw new UserError(
               `model ${opts.model} is not approved by governance — \`pov gov list\` and \`pov audit\` show the approved models`
@@ -176,7 +178,13 @@ export function registerPaidNodeCommands(node: Command): void {
       const operator = ks.wallet.address
       const n = await ctx.contracts.registry.nodeOf(operator)
       const registered = n.operator !== ZeroAddress // nodeOf is all zero for an unknown operator; a stake slashed to 0 is still registered
-      const active = await ctx.contracts.registry.isActive(operator)
+      const standing = await readStanding(
+        ctx.contracts,
+        operator,
+        formatPov,
+        BigInt((await ctx.provider.getBlock('latest'))?.timestamp ?? 0)
+      )
+      const active = standing.active
       const lines = await outstanding(
         ctx.contracts.escrow,
         operator,
@@ -198,6 +206,9 @@ export function registerPaidNodeCommands(node: Command): void {
         stake: n.stake,
         multiaddrs: n.multiaddrs,
         unbondingEnds: n.unbondingEnds,
+        minStake: standing.minStake,
+        frozenUntil: standing.frozenUntil,
+        issues: standing.issues,
         unredeemed,
         unredeemedVouchers: lines.filter((l) => l.owed > 0n).length,
         earned: earned.net,
@@ -218,7 +229,13 @@ export function registerPaidNodeCommands(node: Command): void {
           `unredeemed   ${formatPov(unredeemed)} in ${out.unredeemedVouchers} voucher(s) — \`pov node claim\` redeems them`,
           `earned       ${formatPov(earned.net)} net of ${formatPov(earned.fee)} protocol fee, over ${earned.count} redemption(s)`,
           `pending      ${formatPov(pending)} redeemed, not yet withdrawn from escrow${pending > 0n ? ' — `pov node claim` withdraws it' : ''} (withdrawn so far ${formatPov(withdrawn)})`,
-          `balance      ${formatPov(balance)}`
+          `balance      ${formatPov(balance)}`,
+          ...(standing.issues.length === 0
+            ? [`standing     ok — routers pick this node`]
+            : standing.issues.map(
+                (i, k) =>
+                  `${k === 0 ? 'standing     ' : '             '}${i.blocking ? 'NOT SERVING' : 'note'}: ${i.reason} — ${i.remedy}`
+              ))
         ].join('\n')
       )
     })

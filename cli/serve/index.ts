@@ -102,7 +102,8 @@ export function register(program: Command): void {
         )
       const logger = createLogger({
         level: cmd.optsWithGlobals().logLevel,
-        format: o.json === true ? 'json' : cmd.optsWithGlobals().logFormat
+        format: o.json === true ? 'json' : cmd.optsWithGlobals().logFormat,
+        repeatWindowMs: 60_000 // long-running: a persisting problem is reported again each minute
       })
       logger.info({ settings: redacted({ ...o, tokens: tokens.length }) }, 'pov serve')
       const ctx = await connectChain(o)

@@ -25,6 +25,9 @@ try {
     allowSpinning: init.allowSpinning,
     verify: init.verify,
     only: (l, e) => mine.has(expertKey(l, e)),
+    onProgress: () => {
+      post({ type: 'progress' })
+    },
     logger: {
       warn: (obj, msg) => {
         post({ type: 'log', level: 'warn', obj, msg })

@@ -23,6 +23,8 @@ export interface ExpertRuntimeOptions {
   verify?: boolean
   /** Load only the (layer, expert) pairs of those shards this accepts (a worker's part). */
   only?: (layer: number, expert: number) => boolean
+  /** Called after each expert's session is created (minutes for a real Mixtral: show progress). */
+  onProgress?: (loaded: number, total: number) => void
 }
 
 export interface ExpertRuntime extends ExpertBackend {
@@ -87,6 +89,7 @@ export async function loadExpertRuntime(
       })
       device = s.device
       sessions.set(key(l, e), s.session)
+      opts.onProgress?.(i + 1, pairs.length)
     }
   } catch (err) {
     await Promise.all(

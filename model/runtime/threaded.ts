@@ -39,6 +39,8 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready'; device: Device; experts: Array<[number, number]> }
+  /** One more expert session created. */
+  | { type: 'progress' }
   | { type: 'result'; id: number; y: Float32Array }
   | { type: 'error'; id: number; name: string; message: string }
   | { type: 'failed'; message: string }
@@ -107,6 +109,8 @@ export async function loadThreadedExpertRuntime(
   }
   const share = Array.from({ length: n }, () => [] as Array<[number, number]>)
   for (const [l, list] of hosted) for (const e of list) share[assignWorker(list, e, n)].push([l, e])
+  const total = share.reduce((a, s) => a + s.length, 0)
+  let loaded = 0
   const handles: WorkerHandle[] = []
   const owner = new Map<number, WorkerHandle>()
   let device: Device = opts.device ?? 'cpu'
@@ -160,6 +164,9 @@ export async function loadThreadedExpertRuntime(
             reject(err)
             break
           }
+          case 'progress':
+            opts.onProgress?.(++loaded, total)
+            break
           case 'log':
             opts.logger?.[m.level]?.(m.obj, m.msg)
             break

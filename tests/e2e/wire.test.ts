@@ -111,7 +111,10 @@ function startNode(shards: number[], i: number): Promise<NodeProc> {
     const lines = createInterface({ input: proc.stdout! })
     lines.on('line', (line) => {
       const ev = JSON.parse(line)
-      if (ev.event === 'ready') resolve({ proc, peerId: ev.peerId, addr: ev.addrs[0], shards })
+      if (ev.event !== 'ready') return
+      // the ready line names the execution provider
+      if (ev.device !== 'cpu') reject(new Error(`ready line without device: ${line}`))
+      else resolve({ proc, peerId: ev.peerId, addr: ev.addrs[0], shards })
     })
     proc.on('exit', (code) => {
       reject(new Error(`node ${shards} exited ${code} before ready: ${err}`))

@@ -47,14 +47,31 @@ test("threaded runtime: the in-thread runtime's outputs, bit for bit, from 2 wor
   const dir = await bundleDir(t)
   const bundle = await loadBundle(dir)
   const shards = [1, 4, 6]
-  const direct = await loadExpertRuntime(bundle, shards)
-  const threaded = await loadThreadedExpertRuntime(dir, shards, { workers: 2 })
+  const directProgress: number[] = []
+  const threadedProgress: Array<[number, number]> = []
+  const direct = await loadExpertRuntime(bundle, shards, {
+    onProgress: (n) => directProgress.push(n)
+  })
+  const threaded = await loadThreadedExpertRuntime(dir, shards, {
+    workers: 2,
+    onProgress: (n, total) => threadedProgress.push([n, total])
+  })
   t.after(async () => {
     await direct.close()
     await threaded.close()
   })
   const D = bundle.config.hiddenSize
   assert.deepEqual(threaded.experts(), direct.experts())
+  // loading reports each expert as it comes (a real Mixtral shard takes minutes), in both runtimes
+  const n = direct.experts().length
+  assert.deepEqual(
+    directProgress,
+    [...Array(n).keys()].map((i) => i + 1)
+  )
+  assert.deepEqual(
+    threadedProgress,
+    [...Array(n).keys()].map((i) => [i + 1, n])
+  )
   assert.equal(threaded.hidden, D)
   assert.equal(threaded.modelId, bundle.modelId)
   for (const [l, e] of direct.experts()) {
