@@ -56,9 +56,10 @@ export interface PaidRouterOptions {
   /**
    * Sees every expert call's charge before its payment is made, in the async context of the
    * generation that makes the call (so a gateway can attribute and cap cost per request).
-   * Throwing refuses the payment, and the call fails with that error.
+   * Throwing refuses the payment, and the call fails with that error; a returned promise is
+   * awaited first (a lane being topped up), and its rejection refuses the payment too.
    */
-  onCharge?: (c: CallCharge) => void
+  onCharge?: (c: CallCharge) => void | Promise<void>
   /**
    * Sees a charge taken back: the node refused or failed the call, so it is not owed (the
    * payer's cumulative amount is rolled back too). Called at most once per charge.
@@ -521,7 +522,9 @@ export function paymentHooks(
         units: rows,
         requestId
       }
-      onCharge?.(charge)
+      // awaited only when it asks to wait: a synchronous check keeps calls in order
+      const waiting = onCharge?.(charge)
+      if (waiting != null) await waiting
       let p: Awaited<ReturnType<Payer['pay']>>
       try {
         p = await payer.pay(n.operator, charge.amount, rows)

@@ -221,6 +221,25 @@ export class Payer {
     return m > 0n ? m : 0n
   }
 
+  /**
+   * The highest cumulative amount a voucher to `payee` may sign once `extra` more is owed: what
+   * is owed (calls asking included) plus the most a margin adds. Its lane must cover this (the
+   * escrow's balance + paid), or the node refuses the voucher.
+   */
+  exposure(payee: string, extra = 0n): bigint {
+    const to = checksummed(payee)
+    const s = this.streams.get(to)
+    const owed = s == null ? (this.saved.get(to) ?? 0n) : s.owed + s.queued
+    return owed + extra + (this.opts.prepay?.(to) ?? 0n)
+  }
+
+  /** What this client owes `payee` in total so far (cumulative, calls asking included). */
+  owed(payee: string): bigint {
+    const to = checksummed(payee)
+    const s = this.streams.get(to)
+    return s == null ? (this.saved.get(to) ?? 0n) : s.owed + s.queued
+  }
+
   /** The highest cumulative amount this client signed to `payee` (this run or an earlier one). */
   signedFor(payee: string): bigint {
     const to = checksummed(payee)

@@ -34,11 +34,14 @@ export const badRequest = (
   code = 'invalid_value'
 ): ApiError => new ApiError(400, 'invalid_request_error', message, code, param)
 
-/** Why a generation stopped early because money ran out or a cap was reached. */
+/**
+ * Why a generation stopped early: a cost cap was reached (`request`, `gateway`), or the payer's
+ * deposit is spent (`funds`: no lane covers the next voucher and nothing is left to allocate).
+ */
 export class SpendRefusedError extends Error {
   override name = 'SpendRefusedError'
   constructor(
-    readonly cap: 'request' | 'gateway',
+    readonly cap: 'request' | 'gateway' | 'funds',
     message: string
   ) {
     super(message)

@@ -12,6 +12,11 @@ export interface GatewayMetrics {
   inFlight: Gauge
   queued: Gauge
   spent: Gauge
+  depositFree: Gauge
+  laneRoom: Gauge<'operator'>
+  allocated: Counter
+  queueWait: Histogram
+  queueEstimate: Gauge
 }
 
 export function createGatewayMetrics(opts: { defaults?: boolean } = {}): GatewayMetrics {
@@ -56,13 +61,40 @@ export function createGatewayMetrics(opts: { defaults?: boolean } = {}): Gateway
       registers: [registry]
     }),
     queued: new Gauge({
-      name: 'pov_gateway_generations_queued',
+      name: 'pov_gateway_queue_length',
       help: 'Generation requests waiting for a slot',
       registers: [registry]
     }),
     spent: new Gauge({
       name: 'pov_gateway_spent_pov',
       help: 'POV spent since start (counted against the gateway spending cap)',
+      registers: [registry]
+    }),
+    depositFree: new Gauge({
+      name: 'pov_gateway_deposit_unallocated_pov',
+      help: "The payer's escrow deposit not yet allocated to a lane, as last read",
+      registers: [registry]
+    }),
+    laneRoom: new Gauge({
+      name: 'pov_gateway_lane_room_pov',
+      help: "What the payer's lane to each operator still covers beyond what is owed and one voucher margin",
+      labelNames: ['operator'],
+      registers: [registry]
+    }),
+    allocated: new Counter({
+      name: 'pov_gateway_lane_topups_pov_total',
+      help: 'POV moved from the unallocated deposit into lanes while serving',
+      registers: [registry]
+    }),
+    queueWait: new Histogram({
+      name: 'pov_gateway_queue_wait_seconds',
+      help: 'How long a generation request waited for a slot',
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers: [registry]
+    }),
+    queueEstimate: new Gauge({
+      name: 'pov_gateway_queue_estimated_wait_seconds',
+      help: 'Estimated wait for a slot of a request arriving now (queue length × mean generation time ÷ slots)',
       registers: [registry]
     })
   }

@@ -301,6 +301,7 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
         stop,
         signal: ac.signal,
         receivedAt: performance.now(),
+        promptParam: kind === 'chat' ? 'messages' : 'prompt',
         onStart: () => {
           if (!stream) return
           // from here on the answer is ours to write: status 200 and events
@@ -323,9 +324,17 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
         return
       }
       if (!reply.sent) throw err
-      // headers are out: the error travels as an event, as OpenAI streams do
+      // headers are out: the choice ends saying so, and the error travels as an event, as
+      // OpenAI streams do
       const e = toApiError(err as Error, 0)
       if (e.status >= 500) log?.error({ err, id }, 'generation failed mid-stream')
+      sse.send(
+        chunk(
+          kind === 'chat'
+            ? { delta: {}, finish_reason: 'error' }
+            : { text: '', finish_reason: 'error' }
+        )
+      )
       sse.send(e.toJSON())
       sse.done()
       return
@@ -338,6 +347,17 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
       total_tokens: result.promptTokens + result.completionTokens
     }
     const pov = povJson(result)
+    const spent =
+      result.capped === 'funds'
+        ? new ApiError(
+            402,
+            'insufficient_quota',
+            `the escrow deposit is spent after ${result.completionTokens} tokens — run \`pov deposit AMOUNT\` with the gateway's keystore (the gateway picks it up without a restart)`,
+            'insufficient_funds'
+          )
+        : null
+    // nothing generated: the request failed, and says why (a reply cut short keeps its text)
+    if (!stream && spent != null && result.completionTokens === 0) throw spent
     if (!stream) {
       const choice =
         kind === 'chat'
@@ -359,6 +379,7 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
       )
     )
     if (includeUsage) sse.send({ ...chunk({}), choices: [], usage, pov })
+    if (spent != null) sse.send(spent.toJSON())
     sse.done()
   }
 

@@ -24,6 +24,7 @@ import {
 } from '../paid.js'
 import { loadChatTemplate, type ChatTemplate } from './chat-template.js'
 import { ApiError, SpendRefusedError } from './errors.js'
+import { LaneKeeper, type Funds, type LaneKeeperOptions } from './lanes.js'
 import type { GatewayMetrics } from './metrics.js'
 import { StopTextStream } from './text-stream.js'
 
@@ -54,6 +55,8 @@ export interface GatewayServiceOptions {
     PaidRouterOptions,
     'replicas' | 'maxPrice' | 'wireDType' | 'busyPollUs' | 'callTimeoutMs' | 'ledgerPath'
   >
+  /** How the lanes are kept funded (router/gateway/lanes.ts). */
+  lanes?: Pick<LaneKeeperOptions, 'tickMs' | 'horizonMs' | 'depositReadMs'>
   device?: 'cpu' | 'cuda'
   logger?: Logger
   metrics?: GatewayMetrics | null
@@ -96,6 +99,8 @@ export interface GenerationRequest {
   signal: AbortSignal
   /** performance.now() when the request arrived (time to first token counts from there). */
   receivedAt: number
+  /** The request field the prompt came in (`messages` or `prompt`), for errors about it. */
+  promptParam?: string
   onStart?: (info: { nodes: number }) => void
   onText?: (delta: string) => void
 }
@@ -104,12 +109,25 @@ export interface GenerationResult {
   text: string
   promptTokens: number
   completionTokens: number
-  finishReason: 'stop' | 'length'
+  /** 'insufficient_funds': the payer's deposit is spent (no lane covers the next voucher). */
+  finishReason: 'stop' | 'length' | 'insufficient_funds'
   cost: bigint
   nodes: NodeCharge[]
   degraded: boolean
-  /** Set when a cost cap ended the reply early (finish_reason is then 'length'). */
-  capped: 'request' | 'gateway' | null
+  /** Set when a cost cap (finish_reason 'length') or the deposit ('funds') ended the reply early. */
+  capped: 'request' | 'gateway' | 'funds' | null
+}
+
+/** The wait queue as a client arriving now would meet it. */
+export interface QueueView {
+  running: number
+  slots: number
+  waiting: number
+  maxQueue: number
+  /** Mean seconds a generation holds a slot (recent ones), null before the first ends. */
+  meanGenerationS: number | null
+  /** Seconds a request arriving now would wait for a slot (0 with a slot free). */
+  estimatedWaitS: number
 }
 
 interface Account {
@@ -120,20 +138,18 @@ interface Account {
   ac: AbortController
   refused: SpendRefusedError | null
   model: string
+  keeper: LaneKeeper
+  paid: PaidRouter
 }
 
 export class GatewayService {
   readonly models = new Map<string, ServedModel>()
   readonly payer: string
-  private readonly routers = new Map<string, Promise<PaidRouter>>()
+  private readonly routers = new Map<string, Promise<{ paid: PaidRouter; keeper: LaneKeeper }>>()
   private readonly accounts = new AsyncLocalStorage<Account>()
   /** The account each call in flight was charged to (a refund finds it by the call's request id). */
   private readonly chargedTo = new Map<bigint, Account>()
   private readonly slots: Slots
-  private deposit: {
-    at: number
-    p: Promise<{ free: bigint; lanes: bigint | null; unlockAt: bigint }>
-  } | null = null
   /** Wei spent since start, all requests. */
   spent = 0n
   /** Wei paid per operator since start, all requests. */
@@ -246,61 +262,56 @@ export class GatewayService {
   }
 
   /**
-   * 402 unless the payer has money to pay with (cached for a second): an unallocated deposit, or
-   * something left in the escrow lanes to the nodes its open routers pay. Before any router is
-   * open, opening one decides (no deposit at all: PaymentSetupError, a 402 too).
+   * 402 unless the payer can pay for `cost` more (the prompt's prefill, at the dearest selected
+   * price): the lanes' room and the unallocated deposit together (re-read from the chain when
+   * they fall short, so a fresh `pov deposit` counts at once). Before the model's router is open,
+   * opening it decides (no deposit at all: PaymentSetupError, a 402 too).
    */
-  async checkDeposit(): Promise<void> {
-    const now = Date.now()
-    if (this.deposit == null || now - this.deposit.at > 1000) {
-      const p = this.readFunds()
-      this.deposit = { at: now, p }
-      p.catch(() => {
-        this.deposit = null
-      })
+  async checkFunds(keeper: LaneKeeper, cost: bigint): Promise<Funds> {
+    let funds = keeper.funds()
+    if (funds.available < cost || funds.unlocking) {
+      try {
+        funds = await keeper.fresh()
+      } catch (err) {
+        throw new ApiError(
+          503,
+          'service_unavailable',
+          `cannot read the escrow deposit from the chain: ${(err as Error).message}`,
+          'chain_unavailable'
+        )
+      }
     }
-    let funds: { free: bigint; lanes: bigint | null; unlockAt: bigint }
-    try {
-      funds = await this.deposit.p
-    } catch (err) {
-      throw new ApiError(
-        503,
-        'service_unavailable',
-        `cannot read the escrow deposit from the chain: ${(err as Error).message}`,
-        'chain_unavailable'
-      )
-    }
-    if (funds.unlockAt !== 0n)
+    if (funds.unlocking)
       throw new ApiError(
         402,
         'insufficient_quota',
         `the escrow deposit of ${this.payer} is unlocking and nodes refuse work paid from it — run \`pov cancel-unlock\` to keep using it`,
         'deposit_unlocking'
       )
-    if (funds.free === 0n && funds.lanes === 0n)
+    if (funds.available < cost)
       throw new ApiError(
         402,
         'insufficient_quota',
-        `no deposit in escrow for ${this.payer} — run \`pov deposit AMOUNT\` with the gateway's keystore`,
-        'no_deposit'
+        `the escrow deposit of ${this.payer} is spent: ${formatUnits(funds.available, 18)} POV left (unallocated ${formatUnits(funds.free, 18)}, the rest in lanes to nodes), this request needs about ${formatUnits(cost, 18)} POV to start — run \`pov deposit AMOUNT\` with the gateway's keystore (the gateway picks it up without a restart)`,
+        'insufficient_funds'
       )
+    return funds
   }
 
-  private async readFunds(): Promise<{ free: bigint; lanes: bigint | null; unlockAt: bigint }> {
-    const escrow = this.o.chain.contracts.escrow
-    const [free, unlockAt] = await escrow.depositOf(this.payer)
-    if (BigInt(free) > 0n || BigInt(unlockAt) !== 0n)
-      return { free: BigInt(free), lanes: null, unlockAt: BigInt(unlockAt) }
-    const operators = new Set<string>()
-    for (const r of (await this.openRouters()).values())
-      for (const n of r.nodes.values()) operators.add(n.operator)
-    if (operators.size === 0) return { free: 0n, lanes: null, unlockAt: 0n }
-    let lanes = 0n
-    for (const [balance] of await Promise.all(
-      [...operators].map(async (op) => await escrow.laneOf(this.payer, op))
-    ))
-      lanes += BigInt(balance)
-    return { free: 0n, lanes, unlockAt: 0n }
+  /** The funds of every open router (the page and /v1/pov/network show them). */
+  async funds(): Promise<Map<string, Funds>> {
+    const out = new Map<string, Funds>()
+    for (const [id, p] of this.routers) {
+      try {
+        out.set(id, (await p).keeper.funds())
+      } catch {}
+    }
+    return out
+  }
+
+  /** The queue a request arriving now meets. */
+  queue(): QueueView {
+    return this.slots.view()
   }
 
   private checkGatewayCap(next = 0n): void {
@@ -314,28 +325,46 @@ export class GatewayService {
       )
   }
 
-  /** The paying router of `m`, opened on first use; a failed open is retried by the next request. */
-  async router(m: ServedModel): Promise<PaidRouter> {
+  /**
+   * The paying router of `m` and the keeper of its lanes, opened on first use; a failed open is
+   * retried by the next request.
+   */
+  async router(m: ServedModel): Promise<{ paid: PaidRouter; keeper: LaneKeeper }> {
     let p = this.routers.get(m.modelId)
     if (p == null) {
       const c = this.o.chain
-      p = openPaidRouter({
-        ...this.o.router,
-        contracts: c.contracts,
-        chainId: c.chainId,
-        registryAddress: c.deployment.contracts.registry,
-        signer: this.o.signer,
-        modelId: m.modelId,
-        hidden: m.bundle.config.hiddenSize,
-        shardCount: m.bundle.manifest.shards.length,
-        onCharge: (charge) => {
-          this.charge(charge)
-        },
-        onRefund: (charge) => {
-          this.refund(charge)
-        },
-        logger: this.o.logger
-      })
+      p = (async () => {
+        const paid = await openPaidRouter({
+          ...this.o.router,
+          contracts: c.contracts,
+          chainId: c.chainId,
+          registryAddress: c.deployment.contracts.registry,
+          signer: this.o.signer,
+          modelId: m.modelId,
+          hidden: m.bundle.config.hiddenSize,
+          shardCount: m.bundle.manifest.shards.length,
+          onCharge: (charge) => this.charge(charge),
+          onRefund: (charge) => {
+            this.refund(charge)
+          },
+          logger: this.o.logger
+        })
+        try {
+          const keeper = await LaneKeeper.open({
+            escrow: c.contracts.escrow,
+            signer: this.o.signer,
+            payer: paid.payer,
+            operators: () => [...new Set([...paid.nodes.values()].map((n) => n.operator))],
+            logger: this.o.logger,
+            metrics: this.o.metrics,
+            ...this.o.lanes
+          })
+          return { paid, keeper }
+        } catch (err) {
+          await paid.close()
+          throw err
+        }
+      })()
       this.routers.set(m.modelId, p)
       p.catch(() => {
         this.routers.delete(m.modelId)
@@ -351,10 +380,52 @@ export class GatewayService {
     }
   }
 
-  /** onCharge: attributes a call's charge to its request, refusing it past a cap. */
-  private charge(c: CallCharge): void {
+  /**
+   * onCharge: attributes a call's charge to its request, refusing it past a cap, or when its lane
+   * cannot cover the voucher and the deposit has nothing left to top it up (then the request
+   * ends: no voucher the node would refuse goes out). Waits only while a lane is topped up.
+   */
+  private charge(c: CallCharge): void | Promise<void> {
     const a = this.accounts.getStore()
     if (a == null) throw new Error('an expert call outside a gateway request was refused payment')
+    if (a.keeper.headroom(c.operator, c.amount) < 0n)
+      return (async () => {
+        if (!(await a.keeper.cover(c.operator, c.amount).catch(() => false))) {
+          // money left in another lane of this shard: the router retries there (and benches
+          // this node until its lane is topped up)
+          if (GatewayService.otherLaneCovers(a, c))
+            throw new Error(
+              `the escrow lane to ${c.operator} cannot cover the next voucher and nothing is left to allocate; another replica is paid instead`
+            )
+          const f = a.keeper.funds()
+          const refused = new SpendRefusedError(
+            'funds',
+            `the escrow deposit of ${this.payer} is spent: the lane to ${c.operator} cannot cover the next voucher and ${formatUnits(f.free, 18)} POV is unallocated — run \`pov deposit AMOUNT\``
+          )
+          a.refused ??= refused
+          a.ac.abort(refused)
+          throw refused
+        }
+        this.book(c, a)
+      })()
+    this.book(c, a)
+  }
+
+  /** Whether another selected node sharing a shard with the call's node has lane room for it. */
+  private static otherLaneCovers(a: Account, c: CallCharge): boolean {
+    const me = a.paid.nodes.get(c.peerId)
+    if (me == null) return false
+    for (const n of a.paid.nodes.values())
+      if (
+        n.peerId !== c.peerId &&
+        n.shards.some((s) => me.shards.includes(s)) &&
+        a.keeper.headroom(n.operator, c.amount) >= 0n
+      )
+        return true
+    return false
+  }
+
+  private book(c: CallCharge, a: Account): void {
     const reqCap = this.o.maxCostPerRequest
     const cap = this.o.spendingCap
     let refused: SpendRefusedError | null = null
@@ -429,26 +500,28 @@ export class GatewayService {
 
   async generate(req: GenerationRequest): Promise<GenerationResult> {
     const m = req.model
-    await this.checkDeposit()
     this.checkGatewayCap()
+    const { paid, keeper } = await this.router(m)
+    const perToken = BigInt(m.unitsPerToken) * GatewayService.maxPrice(paid)
+    const prefill = BigInt(req.promptIds.length) * perToken
+    const reqCap = this.o.maxCostPerRequest
+    if (reqCap != null && prefill > reqCap)
+      throw new ApiError(
+        400,
+        'invalid_request_error',
+        `the prompt's ${req.promptIds.length} tokens may cost up to ${formatUnits(prefill, 18)} POV, above the per-request cap of ${formatUnits(reqCap, 18)} POV — shorten the prompt`,
+        'cost_cap_exceeded',
+        req.promptParam ?? 'messages'
+      )
+    // fail fast, before waiting in the queue: a deposit that cannot pay the prompt is a 402
+    await this.checkFunds(keeper, prefill)
     const release = await this.slots.acquire(req.signal)
     const metrics = this.o.metrics
     metrics?.inFlight.inc()
     try {
-      const paid = await this.router(m)
       req.signal.throwIfAborted()
-      const perToken = BigInt(m.unitsPerToken) * GatewayService.maxPrice(paid)
-      const prefill = BigInt(req.promptIds.length) * perToken
-      const reqCap = this.o.maxCostPerRequest
-      if (reqCap != null && prefill > reqCap)
-        throw new ApiError(
-          400,
-          'invalid_request_error',
-          `the prompt's ${req.promptIds.length} tokens may cost up to ${formatUnits(prefill, 18)} POV, above the per-request cap of ${formatUnits(reqCap, 18)} POV — shorten the prompt`,
-          'cost_cap_exceeded',
-          'messages'
-        )
       this.checkGatewayCap(prefill)
+      await this.checkFunds(keeper, prefill)
       req.onStart?.({ nodes: paid.nodes.size })
       const account: Account = {
         spent: 0n,
@@ -456,7 +529,9 @@ export class GatewayService {
         charged: new Set(),
         ac: new AbortController(),
         refused: null,
-        model: m.id
+        model: m.id,
+        keeper,
+        paid
       }
       const signal = AbortSignal.any([req.signal, account.ac.signal])
       try {
@@ -534,8 +609,10 @@ export class GatewayService {
         }
       }
     } catch (err) {
-      if (account.refused != null) capped = account.refused.cap
-      else if (req.signal.aborted) throw req.signal.reason ?? err
+      if (account.refused != null) {
+        capped = account.refused.cap
+        if (capped === 'funds') finishReason = 'insufficient_funds'
+      } else if (req.signal.aborted) throw req.signal.reason ?? err
       else if (err instanceof NoExpertAvailableError || isExpertUnavailable(err))
         throw new ApiError(
           503,
@@ -570,18 +647,24 @@ export class GatewayService {
     const out = new Map<string, PaidRouter>()
     for (const [id, p] of this.routers) {
       try {
-        out.set(id, await p)
+        out.set(id, (await p).paid)
       } catch {}
     }
     return out
   }
 
   async close(): Promise<void> {
-    const routers = await this.openRouters()
+    const open = new Map<string, { paid: PaidRouter; keeper: LaneKeeper }>()
+    for (const [id, p] of this.routers) {
+      try {
+        open.set(id, await p)
+      } catch {}
+    }
     this.routers.clear()
     await Promise.allSettled(
-      [...routers.values()].map(async (r) => {
-        await r.close()
+      [...open.values()].map(async (r) => {
+        r.keeper.close()
+        await r.paid.close()
       })
     )
     await Promise.allSettled(
@@ -592,10 +675,15 @@ export class GatewayService {
   }
 }
 
-/** A counting semaphore with a bounded wait queue; a waiter whose signal aborts leaves the queue. */
+/**
+ * A counting semaphore with a bounded wait queue; a waiter whose signal aborts leaves the queue.
+ * It times how long slots are held (a moving mean) to tell a newcomer its likely wait.
+ */
 class Slots {
   private active = 0
   private readonly waiting: Array<() => void> = []
+  /** Exponential moving mean of the seconds a slot is held (null before the first release). */
+  private meanHeldS: number | null = null
 
   constructor(
     private readonly max: number,
@@ -603,10 +691,33 @@ class Slots {
     private readonly metrics: GatewayMetrics | null
   ) {}
 
+  view(): QueueView {
+    const waiting = this.waiting.length
+    const full = this.active >= this.max
+    // a newcomer waits for everyone queued ahead and for one slot to free: the slots drain the
+    // queue `max` at a time, each round taking a mean generation
+    const rounds = full ? Math.floor(waiting / this.max) + 0.5 : 0
+    return {
+      running: this.active,
+      slots: this.max,
+      waiting,
+      maxQueue: this.maxQueue,
+      meanGenerationS: this.meanHeldS,
+      estimatedWaitS: Math.round(rounds * (this.meanHeldS ?? 0) * 100) / 100
+    }
+  }
+
+  private publish(): void {
+    this.metrics?.queued.set(this.waiting.length)
+    this.metrics?.queueEstimate.set(this.view().estimatedWaitS)
+  }
+
   async acquire(signal: AbortSignal): Promise<() => void> {
     signal.throwIfAborted()
+    const t0 = performance.now()
     if (this.active < this.max) {
       this.active++
+      this.metrics?.queueWait.observe(0)
       return this.releaser()
     }
     if (this.waiting.length >= this.maxQueue)
@@ -624,26 +735,30 @@ class Slots {
       const onAbort = (): void => {
         const i = this.waiting.indexOf(go)
         if (i >= 0) this.waiting.splice(i, 1)
-        this.metrics?.queued.set(this.waiting.length)
+        this.publish()
         reject(signal.reason)
       }
       signal.addEventListener('abort', onAbort, { once: true })
       this.waiting.push(go)
-      this.metrics?.queued.set(this.waiting.length)
+      this.publish()
     })
+    this.metrics?.queueWait.observe((performance.now() - t0) / 1000)
     return this.releaser()
   }
 
   private releaser(): () => void {
     let done = false
+    const t0 = performance.now()
     return () => {
       if (done) return
       done = true
+      const held = (performance.now() - t0) / 1000
+      this.meanHeldS = this.meanHeldS == null ? held : 0.8 * this.meanHeldS + 0.2 * held
       const next = this.waiting.shift()
-      this.metrics?.queued.set(this.waiting.length)
       if (next != null)
         next() // the slot passes straight to the next waiter
       else this.active--
+      this.publish()
     }
   }
 }

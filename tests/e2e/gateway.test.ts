@@ -156,6 +156,8 @@ async function metric(name: string, base = url): Promise<number> {
   return sum
 }
 
+const metricAt = async (base: string, name: string): Promise<number> => await metric(name, base)
+
 /** POV the nodes accepted in vouchers, from their own metrics. */
 async function nodesEarned(): Promise<number> {
   let sum = 0
@@ -708,6 +710,220 @@ test('a gateway-wide spending cap, bearer tokens, and no listening off loopback 
   } finally {
     await server.close()
     await service.close()
+  }
+})
+
+/** A second payer (its own voucher stream) with `deposit` POV in escrow, and its gateway. */
+async function payerGateway(deposit: string): Promise<{
+  wallet: Wallet
+  service: GatewayService
+  server: GatewayServer
+  client: OpenAI
+  deposit: (pov: string) => Promise<void>
+  close: () => Promise<void>
+}> {
+  const wallet = new Wallet(Wallet.createRandom().privateKey, net.provider)
+  await net.fund(wallet.address, parseEther('50'))
+  const escrow = net.contracts.escrow.connect(wallet) as typeof net.contracts.escrow
+  const token = net.contracts.token.connect(wallet) as typeof net.contracts.token
+  const depositMore = async (pov: string): Promise<void> => {
+    await (await token.approve(net.deployment.contracts.escrow, parseEther(pov))).wait()
+    await (await escrow.deposit(parseEther(pov))).wait()
+  }
+  await depositMore(deposit)
+  const metrics = createGatewayMetrics()
+  const service = await GatewayService.init({
+    chain: {
+      provider: net.provider,
+      contracts: net.contracts,
+      chainId: net.deployment.chainId,
+      deployment: net.deployment
+    },
+    signer: wallet,
+    metrics,
+    lanes: { tickMs: 200 }
+  })
+  const server = await GatewayServer.start({ service, host: '127.0.0.1', port: 0, metrics })
+  return {
+    wallet,
+    service,
+    server,
+    client: new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 }),
+    deposit: depositMore,
+    close: async () => {
+      await server.close()
+      await service.close()
+    }
+  }
+}
+
+type Outcome =
+  | { kind: 'done'; finish: string | null; cost: bigint; tokens: number }
+  | {
+      kind: 'error'
+      status: number | undefined
+      code: string | null | undefined
+      finish: string | null
+      cost: bigint
+      tokens: number
+    }
+  | { kind: 'hung' }
+
+/**
+ * One request through the official client — a chat stream, a completion stream or a plain
+ * completion — and how it ended; a request that neither ends nor fails in 60 s is 'hung'.
+ */
+async function outcome(c: OpenAI, i: number, maxTokens: number): Promise<Outcome> {
+  let finish: string | null = null
+  let cost = 0n
+  let tokens = 0
+  const note = (x: unknown): void => {
+    const p = (x as { pov?: { cost: string } }).pov
+    if (p != null) cost = BigInt(p.cost)
+    const u = (x as { usage?: { completion_tokens: number } | null }).usage
+    if (u != null) tokens = u.completion_tokens
+  }
+  const run = async (): Promise<Outcome> => {
+    try {
+      if (i % 3 === 0) {
+        const s = await c.chat.completions.create({
+          model: modelName,
+          messages: [{ role: 'user', content: `story ${i}` }],
+          max_tokens: maxTokens,
+          ignore_eos: true,
+          stream: true,
+          stream_options: { include_usage: true }
+        } as OpenAI.ChatCompletionCreateParamsStreaming)
+        for await (const x of s) {
+          if (x.choices.length > 0) finish = x.choices[0].finish_reason ?? finish
+          note(x)
+        }
+      } else if (i % 3 === 1) {
+        const s = await c.completions.create({
+          model: modelName,
+          prompt: `story ${i}`,
+          max_tokens: maxTokens,
+          ignore_eos: true,
+          stream: true,
+          stream_options: { include_usage: true }
+        } as OpenAI.CompletionCreateParamsStreaming)
+        for await (const x of s) {
+          if (x.choices.length > 0) finish = x.choices[0].finish_reason ?? finish
+          note(x)
+        }
+      } else {
+        const r = await c.completions.create({
+          model: modelName,
+          prompt: `story ${i}`,
+          max_tokens: maxTokens,
+          ignore_eos: true
+        } as OpenAI.CompletionCreateParamsNonStreaming)
+        finish = r.choices[0].finish_reason
+        note(r)
+      }
+      return { kind: 'done', finish, cost, tokens }
+    } catch (err) {
+      if (!(err instanceof OpenAI.APIError)) throw err
+      return { kind: 'error', status: err.status, code: err.code, finish, cost, tokens }
+    }
+  }
+  let timer: NodeJS.Timeout | undefined
+  const hung = new Promise<Outcome>((resolve) => {
+    timer = setTimeout(() => {
+      resolve({ kind: 'hung' })
+    }, 60_000)
+  })
+  try {
+    return await Promise.race([run(), hung])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+test('a deposit spent to the end: every request ends (402 or finish_reason insufficient_funds), none hangs', async () => {
+  const g = await payerGateway('0.6')
+  try {
+    const outcomes: Outcome[] = []
+    // rounds of 3 concurrent requests (chat stream, completion stream, plain) until all three
+    // are refused at once
+    for (let round = 0; round < 40; round++) {
+      const r = await Promise.all(
+        [0, 1, 2].map(async (k) => await outcome(g.client, 3 * round + k, 24))
+      )
+      outcomes.push(...r)
+      if (r.every((o) => o.kind === 'error' && o.status === 402)) break
+    }
+    const hung = outcomes.filter((o) => o.kind === 'hung').length
+    const done = outcomes.filter((o) => o.kind === 'done')
+    const errors = outcomes.filter((o) => o.kind === 'error')
+    console.log(
+      `# spend-to-the-end: ${outcomes.length} requests, ${done.length} finished, ${errors.length} refused or cut (${errors.map((e) => `${e.status ?? 'stream'}:${e.code}`).join(' ')}), ${hung} hung; spent ${formatUnits(g.service.spent, 18)} of 0.6 POV`
+    )
+    assert.equal(hung, 0, 'no request hangs')
+    assert.ok(done.length > 0, 'the deposit paid for some requests first')
+    for (const e of errors) {
+      assert.equal(e.code, 'insufficient_funds', `refused for the deposit: ${e.status} ${e.code}`)
+      // a stream cut short says why in its last choice, then the error event
+      if (e.status === undefined) assert.equal(e.finish, 'insufficient_funds')
+      else assert.equal(e.status, 402)
+    }
+    const last = outcomes.slice(-3)
+    assert.ok(
+      last.every((o) => o.kind === 'error' && o.status === 402),
+      'at the end, each request is a 402 at once'
+    )
+    // the lanes were used to (nearly) the end: at most one voucher margin (64 units) per lane left
+    const funds = [...(await g.service.funds()).values()][0]
+    assert.equal(funds.free, 0n)
+    const margin = 64n * parseEther(PRICE)
+    assert.ok(
+      g.service.spent >= parseEther('0.6') - 2n * margin - 2n * parseEther(MAX_COST),
+      `spent ${formatUnits(g.service.spent, 18)} POV of 0.6`
+    )
+    // and a deposit made now is used without a restart
+    await g.deposit('1')
+    const after = await outcome(g.client, 2, 8)
+    assert.equal(
+      after.kind,
+      'done',
+      JSON.stringify(after, (_k, v) => (typeof v === 'bigint' ? String(v) : v))
+    )
+  } finally {
+    await g.close()
+  }
+})
+
+test('a deposit topped up mid-run: the lanes follow it, requests go on without a restart', async () => {
+  const g = await payerGateway('0.5')
+  try {
+    const outcomes: Outcome[] = []
+    let cost = 0n
+    let deposited = false
+    // 2 concurrent requests at a time; 1 POV more arrives once a fifth of the first deposit is spent
+    for (let round = 0; round < 30 && cost < parseEther('1.1'); round++) {
+      const r = await Promise.all(
+        [0, 1].map(async (k) => await outcome(g.client, 2 * round + k, 16))
+      )
+      outcomes.push(...r)
+      for (const o of r) if (o.kind !== 'hung') cost += o.cost
+      if (!deposited && cost > parseEther('0.1')) {
+        await g.deposit('1')
+        deposited = true
+      }
+    }
+    const failed = outcomes.filter((o) => o.kind !== 'done')
+    console.log(
+      `# top-up mid-run: ${outcomes.length} requests, ${failed.length} not finished, spent ${formatUnits(cost, 18)} POV, ${g.service.spent} wei; lanes topped up ${await metricAt(g.server.url, 'pov_gateway_lane_topups_pov_total')} POV`
+    )
+    assert.ok(deposited)
+    assert.deepEqual(failed, [], 'no request failed or hung')
+    assert.ok(
+      cost > parseEther('0.5'),
+      `more than the first deposit was spent: ${formatUnits(cost, 18)}`
+    )
+    assert.ok((await metricAt(g.server.url, 'pov_gateway_lane_topups_pov_total')) > 0)
+  } finally {
+    await g.close()
   }
 })
 

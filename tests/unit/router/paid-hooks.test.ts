@@ -106,7 +106,9 @@ test('a refused call is not owed; served calls are, and reuse the prepaid vouche
         payer,
         nodes,
         undefined,
-        (c) => charges.push(c),
+        (c) => {
+          charges.push(c)
+        },
         (c) => refunds.push(c)
       )
     }
