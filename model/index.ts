@@ -18,7 +18,11 @@ export * from './runtime/index.js'
 export { GraphBuilder, DT, MS_DOMAIN, float, floats } from './onnx/builder.js'
 export {
   buildExpertModel,
-  buildQuantExpertModel,
+  buildInt4ExpertFromFloats,
+  buildInt4ExpertModel,
+  buildInt8ExpertModel,
+  INT4_BLOCK,
+  INT4_BLOCKS,
   expertReference,
   EXPERT_INPUT,
   EXPERT_OUTPUT

@@ -6,6 +6,7 @@ import { writeTinyCheckpoint, tinyDefaults, type TinyOptions } from '../../model
 import { convertCheckpoint, loadBundle, type ProgressEvent } from '../../model/bundle/index.js'
 import { findDraft } from '../../model/draft/model-draft.js'
 import { readMixtralConfig } from '../../model/config.js'
+import { INT4_BLOCK, INT4_BLOCKS } from '../../model/onnx/expert.js'
 import { UserError } from '../errors.js'
 
 function int(name: string, min = 1): (v: string) => number {
@@ -136,6 +137,12 @@ export function register(program: Command): void {
         .choices(['none', 'int8', 'int4'])
         .default('none')
     )
+    .addOption(
+      new Option(
+        '--int4-block <n>',
+        `int4 block size along K (default ${INT4_BLOCK}; 128 fits a Mixtral 8x7B shard in 4 GB, docs/quality.md)`
+      ).choices(INT4_BLOCKS.map(String))
+    )
     .option('--force', 'replace an existing bundle in <bundle-dir>')
     .option('--copy', 'copy the checkpoint files into the bundle instead of hard-linking them')
     .option('--experts-only', 'skip the dense (router) graphs')
@@ -151,6 +158,7 @@ export function register(program: Command): void {
         bundleDir: string,
         o: {
           quant: 'none' | 'int8' | 'int4'
+          int4Block?: string
           force?: boolean
           copy?: boolean
           expertsOnly?: boolean
@@ -164,6 +172,7 @@ export function register(program: Command): void {
         try {
           manifest = await convertCheckpoint(hfDir, bundleDir, {
             quant: o.quant,
+            int4Block: o.int4Block == null ? undefined : Number(o.int4Block),
             force: o.force,
             link: o.copy === true ? 'copy' : 'hardlink',
             onProgress: bar.onProgress,

@@ -22,7 +22,9 @@
 // immune to the source being moved or deleted); across file systems they are copied. Symlinks
 // are not used: they break when the source moves and could point outside the bundle.
 // bf16/f16 weights keep their dtype on disk; the graph Casts them to fp32 (ORT folds that at load).
-// int8 / int4: weights are read, quantised in fp32 and stored inline in each expert graph.
+// int8: weights are read, quantised in fp32 and stored inline in each expert graph.
+// int4: the same, but the packed weights go to `expert-lLLL-eEEE.onnx.data` beside the graph
+// (ONNX external data, page-aligned): ORT maps it and keeps only its prepacked copy resident.
 import { copyFile, link, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, join, relative, resolve, sep } from 'node:path'
 import { createHash } from 'node:crypto'
@@ -32,7 +34,10 @@ import { DRAFT_DIR, readDraftWeights } from '../draft/model-draft.js'
 import { ONNX_TYPE_OF, type DataType, type ExternalRef } from '../onnx/builder.js'
 import {
   buildExpertModel,
-  buildQuantExpertModel,
+  buildInt4ExpertFromFloats,
+  buildInt8ExpertModel,
+  INT4_BLOCK,
+  INT4_BLOCKS,
   EXPERT_INPUT,
   EXPERT_OUTPUT,
   type Quant
@@ -104,6 +109,8 @@ export interface ConvertOptions {
   /** A model draft to carry into the bundle's draft/ (checked first: loads, shares the
    *  vocabulary). @default `<hfDir>/draft` when that exists; false: none. */
   draft?: string | false
+  /** int4 block size along K (INT4_BLOCKS; default INT4_BLOCK): larger = fewer bytes, coarser. */
+  int4Block?: number
 }
 
 const DTYPE_NAME: Record<SafeDtype, string> = { F32: 'f32', F16: 'f16', BF16: 'bf16' }
@@ -162,6 +169,11 @@ export async function convertCheckpoint(
   const quant = opts.quant ?? 'none'
   if (!['none', 'int8', 'int4'].includes(quant))
     throw new ConvertError(`unknown quantisation "${quant}" (none|int8|int4)`)
+  const int4Block = opts.int4Block ?? INT4_BLOCK
+  if (!(INT4_BLOCKS as readonly number[]).includes(int4Block))
+    throw new ConvertError(`int4 block size ${int4Block} is not one of ${INT4_BLOCKS.join(', ')}`)
+  if (opts.int4Block != null && quant !== 'int4')
+    throw new ConvertError(`an int4 block size applies to --quant int4 only (quant is ${quant})`)
   const config = await readMixtralConfig(hfDir)
   const reader = await CheckpointReader.open(hfDir)
   try {
@@ -243,7 +255,14 @@ export async function convertCheckpoint(
             w2: await reader.readFloat32(`${p}.w2.weight`, [D, F]),
             w3: await reader.readFloat32(`${p}.w3.weight`, [F, D])
           }
-          bytes = buildQuantExpertModel(dims, w, quant, meta)
+          if (quant === 'int8') bytes = buildInt8ExpertModel(dims, w, meta)
+          else {
+            const location = int4DataPath(expertArtifactPath(l, e))
+            const built = buildInt4ExpertFromFloats(dims, w, { block: int4Block, location, meta })
+            bytes = built.model
+            artifacts.push(await writeChunks(bundleDir, location, built.data.chunks))
+            dependsOn.add(location)
+          }
         }
         const path = expertArtifactPath(l, e)
         await mkdir(join(bundleDir, path, '..'), { recursive: true })
@@ -360,6 +379,28 @@ async function placeSideFiles(
     const { sha256, size } = await sha256File(join(bundleDir, f))
     artifacts.push({ path: f, kind, sha256, size })
   }
+}
+
+/** Where an int4 expert graph's external data lives: beside it, `<graph>.data`. */
+export function int4DataPath(graphPath: string): string {
+  return `${graphPath}.data`
+}
+
+/** Writes `chunks` to bundleDir/path and returns its manifest entry (kind 'weights'). */
+export async function writeChunks(
+  bundleDir: string,
+  path: string,
+  chunks: Uint8Array[]
+): Promise<ArtifactEntry> {
+  const h = createHash('sha256')
+  let size = 0
+  for (const c of chunks) {
+    h.update(c)
+    size += c.byteLength
+  }
+  await mkdir(join(bundleDir, path, '..'), { recursive: true })
+  await writeFile(join(bundleDir, path), chunks)
+  return { path, kind: 'weights', sha256: h.digest('hex'), size }
 }
 
 function checkArtifacts(bundleDir: string, artifacts: ArtifactEntry[]): void {

@@ -4,7 +4,10 @@
 //    bf16/f16 get a Cast to fp32, which ORT constant-folds at session creation (so compute is
 //    fp32 and memory is fp32 — ORT has no bf16 GEMM on CPU). Gemm(transB=1) uses W as stored.
 //  - 'int8': DynamicQuantizeMatMul (activations quantised per call, weights per column).
-//  - 'int4': MatMulNBits, 4-bit blocks of 32, accuracy_level 4 (int8 activations).
+//  - 'int4': MatMulNBits, 4-bit blocks (INT4_BLOCKS), accuracy_level 4 (int8 activations); the
+//    packed weights are external data in a file beside the graph (int4ExpertData), each tensor at
+//    a page-aligned offset: ORT maps that file, prepacks B from the mapping and drops it, so B is
+//    resident once (the prepacked copy) instead of twice (docs/quality.md, the edge case).
 import { DT, GraphBuilder, MS_DOMAIN, type DataType, type ExternalRef } from './builder.js'
 import { quantizeInt4Blocks, quantizeInt8PerColumn } from './quant.js'
 
@@ -23,6 +26,11 @@ export const EXPERT_INPUT = 'x'
 export const EXPERT_OUTPUT = 'y'
 /** MatMulNBits block size; 32 is what llama.cpp's q4 and ORT's quantiser default to. */
 export const INT4_BLOCK = 32
+/** The block sizes `pov model convert --int4-block` offers (larger: fewer scale bytes per weight). */
+export const INT4_BLOCKS = [32, 64, 128] as const
+export type Int4Block = (typeof INT4_BLOCKS)[number]
+/** External data sections start on this boundary, so each tensor maps onto whole pages. */
+export const INT4_DATA_ALIGN = 4096
 /** accuracy_level 4 = int8 compute for the activations: several times faster on CPU than fp32. */
 export const INT4_ACCURACY_LEVEL = 4
 
@@ -70,37 +78,118 @@ function linearInt8(
   return g.op('DynamicQuantizeMatMul', [x, qb, sc], {}, { name, domain: MS_DOMAIN })
 }
 
+/** One MatMulNBits weight, already packed: B [N, kBlocks, block/2], scales, zero points. */
+export interface Int4Linear {
+  b: Uint8Array
+  scales: Float32Array
+  zeroPoints: Uint8Array
+}
+
+/** External data of an int4 expert graph: sections at INT4_DATA_ALIGN-aligned offsets. */
+export interface Int4ExpertData {
+  /** The file's bytes, in order (padding included); write them one after another. */
+  chunks: Uint8Array[]
+  bytes: number
+}
+
 function linearInt4(
   g: GraphBuilder,
   name: string,
   x: string,
-  w: Float32Array,
+  w: Int4Linear,
   n: number,
-  k: number
+  k: number,
+  block: number,
+  data: Int4ExpertData,
+  location: string
 ): string {
-  const { b, scales, zeroPoints, kBlocks } = quantizeInt4Blocks(w, n, k, INT4_BLOCK)
-  const qb = g.initializer(`${name}_q4`, DT.UINT8, [n, kBlocks, INT4_BLOCK / 2], b)
-  const sc = g.initializer(`${name}_scales`, DT.FLOAT, [n * kBlocks], scales)
-  const zp = g.initializer(`${name}_zp`, DT.UINT8, [zeroPoints.length], zeroPoints)
+  const kBlocks = Math.ceil(k / block)
+  const want = { b: n * kBlocks * (block / 2), scales: n * kBlocks, zp: n * Math.ceil(kBlocks / 2) }
+  if (w.b.length !== want.b || w.scales.length !== want.scales || w.zeroPoints.length !== want.zp)
+    throw new Error(
+      `${name}: int4 [${n}, ${k}] in blocks of ${block} needs ${want.b} B bytes, ${want.scales} scales, ${want.zp} zero-point bytes; got ${w.b.length}, ${w.scales.length}, ${w.zeroPoints.length}`
+    )
+  const ext = (
+    suffix: string,
+    dt: DataType,
+    dims: number[],
+    v: Uint8Array | Float32Array
+  ): string => {
+    const pad = (INT4_DATA_ALIGN - (data.bytes % INT4_DATA_ALIGN)) % INT4_DATA_ALIGN
+    if (pad > 0) data.chunks.push(new Uint8Array(pad))
+    data.bytes += pad
+    const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+    const ref = { location, offset: data.bytes, length: bytes.byteLength }
+    data.chunks.push(bytes)
+    data.bytes += bytes.byteLength
+    return g.externalInitializer(`${name}_${suffix}`, dt, dims, ref)
+  }
+  const qb = ext('q4', DT.UINT8, [n, kBlocks, block / 2], w.b)
+  const sc = ext('scales', DT.FLOAT, [n * kBlocks], w.scales)
+  const zp = ext('zp', DT.UINT8, [w.zeroPoints.length], w.zeroPoints)
   return g.op(
     'MatMulNBits',
     [x, qb, sc, zp],
-    { K: k, N: n, bits: 4, block_size: INT4_BLOCK, accuracy_level: INT4_ACCURACY_LEVEL },
+    { K: k, N: n, bits: 4, block_size: block, accuracy_level: INT4_ACCURACY_LEVEL },
     { name, domain: MS_DOMAIN }
   )
 }
 
-/** Quantised expert graph; weights are fp32 values (read from the checkpoint) and end up inline. */
-export function buildQuantExpertModel(
+/**
+ * int4 expert graph from packed weights (quantised by quantizeInt4Blocks, or random bytes for a
+ * memory bench). The weights go to `data`, to be written at `location` (relative to the graph's
+ * directory, inside it); the graph only references them.
+ */
+export function buildInt4ExpertModel(
+  d: ExpertDims,
+  w: { w1: Int4Linear; w2: Int4Linear; w3: Int4Linear },
+  opts: { block: number; location: string; meta?: Record<string, string> }
+): { model: Uint8Array; data: Int4ExpertData } {
+  if (!(INT4_BLOCKS as readonly number[]).includes(opts.block))
+    throw new Error(`int4 block size ${opts.block} is not one of ${INT4_BLOCKS.join(', ')}`)
+  const data: Int4ExpertData = { chunks: [], bytes: 0 }
+  const g = new GraphBuilder('expert')
+  g.useDomain(MS_DOMAIN, 1)
+  const x = g.input(EXPERT_INPUT, DT.FLOAT, ['rows', d.hidden])
+  const lin = (name: string, input: string, lw: Int4Linear, n: number, k: number): string =>
+    linearInt4(g, name, input, lw, n, k, opts.block, data, opts.location)
+  const a = lin('w1', x, w.w1, d.inter, d.hidden)
+  const b = lin('w3', x, w.w3, d.inter, d.hidden)
+  const h = g.mul(g.silu(a), b, 'gated')
+  const y = lin('w2', h, w.w2, d.hidden, d.inter)
+  g.output(y, DT.FLOAT, ['rows', d.hidden], EXPERT_OUTPUT)
+  return { model: g.toModel({ metadata: opts.meta ?? {} }), data }
+}
+
+/** int4 expert graph from fp32 weights: quantised in blocks of `block`, then as buildInt4ExpertModel. */
+export function buildInt4ExpertFromFloats(
   d: ExpertDims,
   w: { w1: Float32Array; w2: Float32Array; w3: Float32Array },
-  quant: 'int8' | 'int4',
+  opts: { block: number; location: string; meta?: Record<string, string> }
+): { model: Uint8Array; data: Int4ExpertData } {
+  const q = (v: Float32Array, n: number, k: number): Int4Linear =>
+    quantizeInt4Blocks(v, n, k, opts.block)
+  return buildInt4ExpertModel(
+    d,
+    {
+      w1: q(w.w1, d.inter, d.hidden),
+      w2: q(w.w2, d.hidden, d.inter),
+      w3: q(w.w3, d.inter, d.hidden)
+    },
+    opts
+  )
+}
+
+/** int8 expert graph; weights are fp32 values (read from the checkpoint) and end up inline. */
+export function buildInt8ExpertModel(
+  d: ExpertDims,
+  w: { w1: Float32Array; w2: Float32Array; w3: Float32Array },
   meta: Record<string, string> = {}
 ): Uint8Array {
   const g = new GraphBuilder('expert')
   g.useDomain(MS_DOMAIN, 1)
   const x = g.input(EXPERT_INPUT, DT.FLOAT, ['rows', d.hidden])
-  const lin = quant === 'int8' ? linearInt8 : linearInt4
+  const lin = linearInt8
   const a = lin(g, 'w1', x, w.w1, d.inter, d.hidden)
   const b = lin(g, 'w3', x, w.w3, d.inter, d.hidden)
   const h = g.mul(g.silu(a), b, 'gated')

@@ -1,6 +1,7 @@
 // Edge-node memory: one expert of a real Mixtral 8x7B (hidden 4096, expert FFN 14336) as the int4
-// graph `pov model convert --quant int4` writes (MatMulNBits, blocks of 32, fp32 scales, 4-bit
-// zero points), with seeded random weights — the byte count does not depend on their values.
+// graph `pov model convert --quant int4 --int4-block B` writes (MatMulNBits, fp32 scales, 4-bit
+// zero points, weights as external data beside the graph), with seeded random weights — the byte
+// count does not depend on their values. Block size from INT4_BLOCK_ENV (default 32).
 // Measures the .onnx size (bytes per expert per layer) and, in a fresh child process, the RSS
 // before and after onnxruntime loads it and runs one token through it (does ORT keep a second,
 // prepacked copy?). From those: a node holding one or two Mixtral 8x7B expert shards (an expert
@@ -12,10 +13,11 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { buildQuantExpertModel, EXPERT_INPUT } from '../../model/onnx/expert.js'
+import { buildInt4ExpertFromFloats, EXPERT_INPUT, INT4_BLOCK } from '../../model/onnx/expert.js'
 import { createSession, ort } from '../../model/runtime/ort.js'
 
 const MIXTRAL = { hidden: 4096, inter: 14336, layers: 32, experts: 8 }
+const BLOCK = Number(process.env.INT4_BLOCK_ENV ?? INT4_BLOCK)
 const GIB = 2 ** 30
 const MIB = 2 ** 20
 
@@ -108,21 +110,22 @@ async function main(): Promise<void> {
   const { hidden: D, inter: F, layers: L } = MIXTRAL
   const dir = await mkdtemp(join(tmpdir(), 'pov-edge-'))
   try {
-    const model = buildQuantExpertModel(
+    const path = join(dir, 'expert-int4.onnx')
+    const { model, data } = buildInt4ExpertFromFloats(
       { hidden: D, inter: F },
       { w1: seededWeights(F * D, 1), w2: seededWeights(D * F, 2), w3: seededWeights(F * D, 3) },
-      'int4'
+      { block: BLOCK, location: 'expert-int4.onnx.data' }
     )
-    const path = join(dir, 'expert-int4.onnx')
     await writeFile(path, model)
-    const fileBytes = (await stat(path)).size
+    await writeFile(`${path}.data`, data.chunks)
+    const fileBytes = (await stat(path)).size + data.bytes
     const params = 3 * D * F
     const modes: Partial<Record<Mode, ChildReport>> = {}
     for (const m of Object.keys(MODE_TEXT) as Mode[]) modes[m] = await runChild(path, m)
     // Marginal bytes per session: the first session also pays one-off allocations.
     const perSession = (c: ChildReport): number => (c.rss[SESSIONS] - c.rss[1]) / (SESSIONS - 1)
     const runtimeBase = modes.prepacked!.rss[0]
-    console.log(`Mixtral 8x7B expert (${D} x ${F}, w1/w2/w3), int4 blocks of 32:`)
+    console.log(`Mixtral 8x7B expert (${D} x ${F}, w1/w2/w3), int4 blocks of ${BLOCK}:`)
     console.log(
       `  params per expert per layer ${params}; .onnx ${fileBytes} bytes (${(fileBytes / MIB).toFixed(1)} MiB, ${((fileBytes * 8) / params).toFixed(3)} bits/weight)`
     )
@@ -151,6 +154,7 @@ async function main(): Promise<void> {
         hidden: D,
         inter: F,
         layers: L,
+        block: BLOCK,
         paramsPerExpertLayer: params,
         int4FileBytesPerExpertLayer: fileBytes,
         runtimeBaseBytes: runtimeBase,
