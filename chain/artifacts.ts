@@ -17,7 +17,9 @@ export const CONTRACT_SOURCES = {
   PovEscrow: 'PovEscrow.sol',
   PovGovernor: 'governance/PovGovernor.sol',
   PovTimelock: 'governance/PovTimelock.sol',
-  FaultReports: 'faults/FaultReports.sol'
+  FaultReports: 'faults/FaultReports.sol',
+  InferenceRequests: 'inference/InferenceRequests.sol',
+  InferenceBounty: 'examples/InferenceBounty.sol'
 } as const
 
 export type ContractName = keyof typeof CONTRACT_SOURCES

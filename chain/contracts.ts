@@ -11,9 +11,13 @@ import PovEscrowAbi from './abi/PovEscrow.json' with { type: 'json' }
 import PovGovernorAbi from './abi/PovGovernor.json' with { type: 'json' }
 import PovTimelockAbi from './abi/PovTimelock.json' with { type: 'json' }
 import FaultReportsAbi from './abi/FaultReports.json' with { type: 'json' }
+import InferenceRequestsAbi from './abi/InferenceRequests.json' with { type: 'json' }
+import InferenceBountyAbi from './abi/InferenceBounty.json' with { type: 'json' }
 import type {
   ExpertRegistryContract,
   FaultReportsContract,
+  InferenceBountyContract,
+  InferenceRequestsContract,
   ModelApprovalsContract,
   PovEscrowContract,
   PovGovernorContract,
@@ -32,7 +36,9 @@ export const ABIS = {
   PovEscrow: PovEscrowAbi as InterfaceAbi,
   PovGovernor: PovGovernorAbi as InterfaceAbi,
   PovTimelock: PovTimelockAbi as InterfaceAbi,
-  FaultReports: FaultReportsAbi as InterfaceAbi
+  FaultReports: FaultReportsAbi as InterfaceAbi,
+  InferenceRequests: InferenceRequestsAbi as InterfaceAbi,
+  InferenceBounty: InferenceBountyAbi as InterfaceAbi
 } as const
 
 export interface PovContracts {
@@ -74,6 +80,22 @@ export function connectFaultReports(
   runner?: ContractRunner | null
 ): FaultReportsContract {
   return at<FaultReportsContract>('FaultReports', address, runner)
+}
+
+/** The InferenceRequests client (kept apart from PovContracts: older deployments have none). */
+export function connectInferenceRequests(
+  address: string,
+  runner?: ContractRunner | null
+): InferenceRequestsContract {
+  return at<InferenceRequestsContract>('InferenceRequests', address, runner)
+}
+
+/** A client of the example consumer contracts/examples/InferenceBounty.sol. */
+export function connectInferenceBounty(
+  address: string,
+  runner?: ContractRunner | null
+): InferenceBountyContract {
+  return at<InferenceBountyContract>('InferenceBounty', address, runner)
 }
 
 /**

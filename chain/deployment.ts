@@ -47,6 +47,8 @@ export interface Deployment {
   genesisHash?: string
   /** FaultReports (docs/trust.md), added to a deployment by deploy/fault-reports.ts; absent before. */
   faultReports?: string
+  /** InferenceRequests (docs/contracts.md), deployed by deployAll or deploy/inference-requests.ts; absent before. */
+  inferenceRequests?: string
   params: DeploymentParams
 }
 

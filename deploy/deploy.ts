@@ -41,6 +41,11 @@ import {
   type FaultReportsParams
 } from './fault-reports.js'
 import type { ContractAddresses, Deployment, DeploymentParams } from '../chain/deployment.js'
+import {
+  defaultDisputePeriod,
+  deployInferenceRequestsContract,
+  type InferenceRequestsParams
+} from './inference-requests.js'
 
 export type DeployPreset = 'public' | 'local'
 
@@ -118,6 +123,13 @@ export interface DeployOptions extends Partial<PresetValues> {
    * @default {} (deployed, FAULT_REPORT_DEFAULTS otherwise)
    */
   faultReports?: FaultReportsParams | false
+  /**
+   * InferenceRequests (on-chain requests answered by the network), owned by the timelock;
+   * `false` leaves it out. Its dispute period defaults to twice the governance path, its
+   * challenge window to 1 hour (60 s with the local preset).
+   * @default {}
+   */
+  inferenceRequests?: InferenceRequestsParams | false
   log?: (line: string) => void
 }
 
@@ -309,6 +321,21 @@ export async function deployAll(
     await send('ExpertRegistry owner → timelock', c.registry.transferOwnership(timelock), log)
   }
 
+  let inferenceRequests: string | undefined
+  if (opts.inferenceRequests !== false) {
+    const ir = opts.inferenceRequests ?? {}
+    inferenceRequests = await deployInferenceRequestsContract(
+      signer,
+      { token, models, owner: timelock, treasury: p.treasury },
+      {
+        ...ir,
+        challengeWindow: ir.challengeWindow ?? (opts.preset === 'local' ? 60 : undefined),
+        disputePeriod: ir.disputePeriod ?? defaultDisputePeriod(path)
+      }
+    )
+    log(`${'InferenceRequests'.padEnd(15)} ${inferenceRequests}`)
+  }
+
   for (const d of distribution)
     await send(
       `distributed ${formatEther(d.amount)} POV to ${d.to}`,
@@ -374,7 +401,8 @@ export async function deployAll(
     deployedAt: new Date().toISOString(),
     contracts: addresses,
     params: p,
-    ...(faultReports != null ? { faultReports } : {})
+    ...(faultReports != null ? { faultReports } : {}),
+    ...(inferenceRequests != null ? { inferenceRequests } : {})
   }
   return { deployment, contracts: connectContracts(addresses, baseSigner), warnings }
 }

@@ -236,3 +236,59 @@ export type FaultReportsContract = BaseContract & {
   upholdFault: BaseContractMethod<[reportId: BigNumberish], void, ContractTransactionResponse>
 }
 
+export type InferenceRequestsContract = BaseContract & {
+  MAX_CALLBACK_GAS: BaseContractMethod<[], bigint, bigint>
+  MAX_CHALLENGE_WINDOW: BaseContractMethod<[], bigint, bigint>
+  MAX_DEADLINE: BaseContractMethod<[], bigint, bigint>
+  MAX_DISPUTE_PERIOD: BaseContractMethod<[], bigint, bigint>
+  MAX_TIE_MARGIN: BaseContractMethod<[], bigint, bigint>
+  MAX_TOKENS: BaseContractMethod<[], bigint, bigint>
+  MIN_CHALLENGE_WINDOW: BaseContractMethod<[], bigint, bigint>
+  MIN_DISPUTE_PERIOD: BaseContractMethod<[], bigint, bigint>
+  cancel: BaseContractMethod<[requestId: BigNumberish, req: { requester: AddressLike; modelId: BytesLike; promptHash: BytesLike; maxTokens: BigNumberish; fee: BigNumberish; bond: BigNumberish; deadline: BigNumberish; challengeWindow: BigNumberish; callback: AddressLike; selector: BytesLike; callbackGasLimit: BigNumberish }], void, ContractTransactionResponse>
+  challenge: BaseContractMethod<[requestId: BigNumberish, req: { requester: AddressLike; modelId: BytesLike; promptHash: BytesLike; maxTokens: BigNumberish; fee: BigNumberish; bond: BigNumberish; deadline: BigNumberish; challengeWindow: BigNumberish; callback: AddressLike; selector: BytesLike; callbackGasLimit: BigNumberish }, posted: { tokens: Array<BigNumberish>; margins: Array<BigNumberish>; evidenceHash: BytesLike }, mine: { tokens: Array<BigNumberish>; margins: Array<BigNumberish>; evidenceHash: BytesLike }, evidenceUri: string], void, ContractTransactionResponse>
+  challengeWindow: BaseContractMethod<[], bigint, bigint>
+  disputeOf: BaseContractMethod<[requestId: BigNumberish], { readonly challenger: string; readonly deadline: bigint; readonly position: bigint; readonly outcome: bigint; readonly resultHash: string }, { readonly challenger: string; readonly deadline: bigint; readonly position: bigint; readonly outcome: bigint; readonly resultHash: string }>
+  disputePeriod: BaseContractMethod<[], bigint, bigint>
+  expireDispute: BaseContractMethod<[requestId: BigNumberish, req: { requester: AddressLike; modelId: BytesLike; promptHash: BytesLike; maxTokens: BigNumberish; fee: BigNumberish; bond: BigNumberish; deadline: BigNumberish; challengeWindow: BigNumberish; callback: AddressLike; selector: BytesLike; callbackGasLimit: BigNumberish }], void, ContractTransactionResponse>
+  finalize: BaseContractMethod<[requestId: BigNumberish, req: { requester: AddressLike; modelId: BytesLike; promptHash: BytesLike; maxTokens: BigNumberish; fee: BigNumberish; bond: BigNumberish; deadline: BigNumberish; challengeWindow: BigNumberish; callback: AddressLike; selector: BytesLike; callbackGasLimit: BigNumberish }, result: { tokens: Array<BigNumberish>; margins: Array<BigNumberish>; evidenceHash: BytesLike }], void, ContractTransactionResponse>
+  fulfil: BaseContractMethod<[requestId: BigNumberish, req: { requester: AddressLike; modelId: BytesLike; promptHash: BytesLike; maxTokens: BigNumberish; fee: BigNumberish; bond: BigNumberish; deadline: BigNumberish; challengeWindow: BigNumberish; callback: AddressLike; selector: BytesLike; callbackGasLimit: BigNumberish }, result: { tokens: Array<BigNumberish>; margins: Array<BigNumberish>; evidenceHash: BytesLike }, evidenceUri: string], void, ContractTransactionResponse>
+  fulfilBond: BaseContractMethod<[], bigint, bigint>
+  hashRequest: BaseContractMethod<[req: { requester: AddressLike; modelId: BytesLike; promptHash: BytesLike; maxTokens: BigNumberish; fee: BigNumberish; bond: BigNumberish; deadline: BigNumberish; challengeWindow: BigNumberish; callback: AddressLike; selector: BytesLike; callbackGasLimit: BigNumberish }], string, string>
+  hashResult: BaseContractMethod<[result: { tokens: Array<BigNumberish>; margins: Array<BigNumberish>; evidenceHash: BytesLike }], string, string>
+  models: BaseContractMethod<[], string, string>
+  owner: BaseContractMethod<[], string, string>
+  recordOf: BaseContractMethod<[requestId: BigNumberish], { readonly paramsHash: string; readonly status: bigint; readonly resultBy: string; readonly fulfilledAt: bigint; readonly resultHash: string }, { readonly paramsHash: string; readonly status: bigint; readonly resultBy: string; readonly fulfilledAt: bigint; readonly resultHash: string }>
+  renounceOwnership: BaseContractMethod<[], void, ContractTransactionResponse>
+  request: BaseContractMethod<[r: { modelId: BytesLike; prompt: BytesLike; promptHash: BytesLike; promptUri: string; maxTokens: BigNumberish; fee: BigNumberish; deadline: BigNumberish; callback: AddressLike; selector: BytesLike; callbackGasLimit: BigNumberish }], bigint, ContractTransactionResponse>
+  requestCount: BaseContractMethod<[], bigint, bigint>
+  resolveDispute: BaseContractMethod<[requestId: BigNumberish, req: { requester: AddressLike; modelId: BytesLike; promptHash: BytesLike; maxTokens: BigNumberish; fee: BigNumberish; bond: BigNumberish; deadline: BigNumberish; challengeWindow: BigNumberish; callback: AddressLike; selector: BytesLike; callbackGasLimit: BigNumberish }, outcome: BigNumberish], void, ContractTransactionResponse>
+  setChallengeWindow: BaseContractMethod<[window: BigNumberish], void, ContractTransactionResponse>
+  setDisputePeriod: BaseContractMethod<[period: BigNumberish], void, ContractTransactionResponse>
+  setFulfilBond: BaseContractMethod<[bond: BigNumberish], void, ContractTransactionResponse>
+  setTieMargin: BaseContractMethod<[microLogits: BigNumberish], void, ContractTransactionResponse>
+  setTreasury: BaseContractMethod<[treasury_: AddressLike], void, ContractTransactionResponse>
+  tieMargin: BaseContractMethod<[], bigint, bigint>
+  token: BaseContractMethod<[], string, string>
+  transferOwnership: BaseContractMethod<[newOwner: AddressLike], void, ContractTransactionResponse>
+  treasury: BaseContractMethod<[], string, string>
+}
+
+export type InferenceBountyContract = BaseContract & {
+  acceptToken: BaseContractMethod<[], bigint, bigint>
+  callbackGas: BaseContractMethod<[], bigint, bigint>
+  claim: BaseContractMethod<[answer: string, fee: BigNumberish, deadline: BigNumberish], bigint, ContractTransactionResponse>
+  claimant: BaseContractMethod<[], string, string>
+  fund: BaseContractMethod<[amount: BigNumberish], void, ContractTransactionResponse>
+  judging: BaseContractMethod<[], bigint, bigint>
+  modelId: BaseContractMethod<[], string, string>
+  onInferenceResult: BaseContractMethod<[requestId: BigNumberish, tokens: Array<BigNumberish>], void, ContractTransactionResponse>
+  oracle: BaseContractMethod<[], string, string>
+  promptFor: BaseContractMethod<[answer: string], string, string>
+  question: BaseContractMethod<[], string, string>
+  reopen: BaseContractMethod<[], void, ContractTransactionResponse>
+  reward: BaseContractMethod<[], bigint, bigint>
+  state: BaseContractMethod<[], bigint, bigint>
+  token: BaseContractMethod<[], string, string>
+}
+

@@ -12,6 +12,9 @@
  * has opened its earnings account (`openEarningsAccount`, which `pov node register` sends once);
  * the "unopened" rows show a payee whose very first redemption creates that slot instead.
  * Redemptions move no tokens (pull payments): `withdrawEarnings` pays the payee in one transfer.
+ *
+ * InferenceRequests (issue 25): request, fulfil, finalise (with a callback storing 16 tokens) and
+ * challenge of a 16-token result, with and without the transaction's calldata gas.
  */
 import { network } from 'hardhat'
 import { Wallet } from 'ethers'
@@ -23,9 +26,18 @@ import { signVoucher, voucherDomain } from '../../protocol/voucher.js'
 import type { Voucher } from '../../protocol/voucher.js'
 import type { PovContracts } from '../../chain/contracts.js'
 import { toRedeemable } from '../../chain/vouchers.js'
+import {
+  challengeRequest,
+  inferenceRequestsOf,
+  readRequest,
+  type OracleResult
+} from '../../chain/oracle.js'
 
 const TARGET_SINGLE = 80_000n
 const TARGET_BATCH_PER_VOUCHER = 40_000n
+// issue 25: InferenceRequests, excluding the transaction's calldata (21,000 base included)
+const TARGET_ORACLE_REQUEST = 120_000n
+const TARGET_ORACLE_FULFIL = 150_000n
 
 const { ethers, networkHelpers } = await network.create()
 const [deployer, operator, payee, fresh1, fresh10] = await ethers.getSigners()
@@ -168,6 +180,71 @@ const withdrawFirst = await gasOf(as(c.escrow, payee).withdrawEarnings())
 await redeemOne(single, POV(3))
 const withdrawRepeat = await gasOf(as(c.escrow, payee).withdrawEarnings())
 
+// InferenceRequests: a 16-token request (short prompt, callback), its result, a challenge, the
+// finalisation with a callback that stores the tokens. "excl. calldata" subtracts the
+// transaction's calldata gas (16 per non-zero byte, 4 per zero byte), which the target leaves out.
+const ir = inferenceRequestsOf(deployment, deployer)
+const consumer = await ethers.deployContract('OracleConsumerMock', [ir.target])
+const [, , , , , asker, fulfiller, checker] = await ethers.getSigners()
+for (const w of [asker, fulfiller, checker]) await c.token.transfer(w.address, POV(10_000))
+await as(c.token, asker).approve(ir.target as string, ethers.MaxUint256)
+await as(c.token, fulfiller).approve(ir.target as string, ethers.MaxUint256)
+await as(c.token, checker).approve(ir.target as string, ethers.MaxUint256)
+function calldataGas(data: string): bigint {
+  let g = 0n
+  for (let i = 2; i < data.length; i += 2) g += data.slice(i, i + 2) === '00' ? 4n : 16n
+  return g
+}
+async function gasAndCalldata(
+  p: Promise<{ data: string; wait(): Promise<{ gasUsed: bigint } | null> }>
+): Promise<[bigint, bigint]> {
+  const tx = await p
+  const receipt = await tx.wait()
+  return [receipt!.gasUsed, calldataGas(tx.data)]
+}
+const ORACLE_TOKENS = 16
+async function oracleRequest(): Promise<[number, bigint, bigint]> {
+  const now = (await ethers.provider.getBlock('latest'))!.timestamp
+  const [gas, cd] = await gasAndCalldata(
+    as(ir, asker).request({
+      modelId,
+      prompt: ethers.toUtf8Bytes('Is the following message abusive? Answer yes or no.'),
+      promptHash: ethers.ZeroHash,
+      promptUri: '',
+      maxTokens: ORACLE_TOKENS,
+      fee: POV(1),
+      deadline: now + 3600,
+      callback: consumer.target,
+      selector: consumer.interface.getFunction('onInferenceResult')!.selector,
+      callbackGasLimit: 200_000
+    })
+  )
+  return [Number(await ir.requestCount()) - 1, gas, cd]
+}
+const oracleResult = (shift: number): OracleResult => ({
+  tokens: Array.from({ length: ORACLE_TOKENS }, (_, i) => 1000 + i + (i >= 8 ? shift : 0)),
+  margins: Array.from({ length: ORACLE_TOKENS }, (_, i) => 150_000 + 7919 * i),
+  evidenceHash: ethers.id('evidence')
+})
+await oracleRequest() // the contract's first POV and first record: one-off cold slots
+const [reqId, oracleRequestGas, oracleRequestCd] = await oracleRequest()
+const reqView = await readRequest(ir, reqId)
+const [oracleFulfilGas, oracleFulfilCd] = await gasAndCalldata(
+  as(ir, fulfiller).fulfil(reqId, reqView.params, oracleResult(0), 'ipfs://evidence')
+)
+await networkHelpers.time.increase(reqView.params.challengeWindow + 1)
+const [oracleFinaliseGas, oracleFinaliseCd] = await gasAndCalldata(
+  as(ir, checker).finalize(reqId, reqView.params, oracleResult(0))
+)
+const [chId] = await oracleRequest()
+const chView = await readRequest(ir, chId)
+await as(ir, fulfiller).fulfil(chId, chView.params, oracleResult(1), 'ipfs://evidence')
+const challengeTx = challengeRequest(c, ir, checker, await readRequest(ir, chId), oracleResult(0))
+const challengeHash = await challengeTx
+const challengeReceipt = await ethers.provider.getTransactionReceipt(challengeHash)
+const challengeData = (await ethers.provider.getTransaction(challengeHash))!.data
+const oracleChallengeGas = challengeReceipt!.gasUsed
+const oracleChallengeCd = calldataGas(challengeData)
 const fmt = (g: bigint) => g.toLocaleString('en-US').padStart(9)
 const rows: Array<[string, bigint, bigint | null]> = [
   ['deposit (first, after approve)', depositFirst, null],
@@ -188,7 +265,19 @@ const rows: Array<[string, bigint, bigint | null]> = [
   ['withdraw deposit + 11 lanes (payer)', withdrawTenLanes, null],
   ['withdrawEarnings (payee held no POV)', withdrawFirst, null],
   ['withdrawEarnings (payee holds POV)', withdrawRepeat, null],
-  ['claim 10 first: batch + withdraw, /voucher', (r10FirstTotal + withdrawRepeat) / 10n, null]
+  ['claim 10 first: batch + withdraw, /voucher', (r10FirstTotal + withdrawRepeat) / 10n, null],
+  [
+    'oracle request (16 tokens max), excl. calldata',
+    oracleRequestGas - oracleRequestCd,
+    TARGET_ORACLE_REQUEST
+  ],
+  [
+    'oracle fulfil (16 tokens), excl. calldata',
+    oracleFulfilGas - oracleFulfilCd,
+    TARGET_ORACLE_FULFIL
+  ],
+  ['oracle finalise + callback, excl. calldata', oracleFinaliseGas - oracleFinaliseCd, null],
+  ['oracle challenge (16 tokens), excl. calldata', oracleChallengeGas - oracleChallengeCd, null]
 ]
 console.log('POV chain plane — gas (hardhat EDR, solc optimizer 10k runs, fee 1 %)\n')
 console.log(`${'operation'.padEnd(46)} ${'gas'.padStart(9)}  ${'target'.padStart(9)}  ok`)
@@ -220,6 +309,13 @@ console.log(
 console.log(
   'redemptions move no tokens: a claim adds one withdrawEarnings transaction (one transfer) for the whole batch'
 )
+const oracleOk =
+  oracleRequestGas - oracleRequestCd <= TARGET_ORACLE_REQUEST &&
+  oracleFulfilGas - oracleFulfilCd <= TARGET_ORACLE_FULFIL
+console.log(
+  `oracle targets met (request ≤ 120k, fulfil ≤ 150k, calldata excluded): ${oracleOk ? 'yes' : 'NO'}` +
+    ` — with calldata: request ${oracleRequestGas}, fulfil ${oracleFulfilGas}, finalise ${oracleFinaliseGas}, challenge ${oracleChallengeGas}`
+)
 console.log(
   JSON.stringify({
     depositFirst: Number(depositFirst),
@@ -241,9 +337,20 @@ console.log(
     withdrawEarningsFirst: Number(withdrawFirst),
     withdrawEarningsRepeat: Number(withdrawRepeat),
     claim10FirstPerVoucher: Number((r10FirstTotal + withdrawRepeat) / 10n),
+    oracleRequest: Number(oracleRequestGas),
+    oracleRequestCalldata: Number(oracleRequestCd),
+    oracleFulfil: Number(oracleFulfilGas),
+    oracleFulfilCalldata: Number(oracleFulfilCd),
+    oracleFinalise: Number(oracleFinaliseGas),
+    oracleFinaliseCalldata: Number(oracleFinaliseCd),
+    oracleChallenge: Number(oracleChallengeGas),
+    oracleChallengeCalldata: Number(oracleChallengeCd),
+    oracleTargetsMet: oracleOk,
     targets: {
       redeemOne: Number(TARGET_SINGLE),
-      redeemBatchPerVoucher: Number(TARGET_BATCH_PER_VOUCHER)
+      redeemBatchPerVoucher: Number(TARGET_BATCH_PER_VOUCHER),
+      oracleRequest: Number(TARGET_ORACLE_REQUEST),
+      oracleFulfil: Number(TARGET_ORACLE_FULFIL)
     },
     targetsMetRepeat: steady,
     targetsMetFirst: first,

@@ -1,0 +1,87 @@
+/**
+ * InferenceRequests for a deployment (contracts/inference/InferenceRequests.sol, docs/contracts.md
+ * "Inference requests"). `deployAll` deploys it owned by the timelock; `deployInferenceRequests`
+ * adds it to a deployment made without it (it needs no wiring: it only reads ModelApprovals).
+ */
+import { ContractFactory, getAddress, parseEther } from 'ethers'
+import type { Signer } from 'ethers'
+import { loadArtifact } from '../chain/artifacts.js'
+import type { Deployment } from '../chain/deployment.js'
+
+export interface InferenceRequestsParams {
+  /** POV a fulfiller (and a challenger) posts per result. @default 100 POV */
+  fulfilBond?: bigint
+  /** Seconds a posted result can be challenged. @default 1 hour (public), 60 s (local) */
+  challengeWindow?: number
+  /** Seconds governance has to decide a dispute. @default twice the governance path */
+  disputePeriod?: number
+  /** Margins below this many micro-logits are near-ties. @default TIE_MARGIN_MICRO */
+  tieMargin?: number
+  /** Where both bonds go when both sides of a dispute were wrong. @default the deployment's treasury */
+  treasury?: string
+}
+
+/**
+ * The near-tie margin, micro-logits (0.05 logits). Honest runs agree on logits to 1e-4 on one
+ * machine (tests/unit/model/generate.test.ts) and each expert output to a relative 1e-3 across
+ * CPU/GPU (router/tolerance.ts, bench:verify); through the last layers that moves a logit by
+ * about 1e-3 of its magnitude (≤ 10 on the models shipped). Twice that on each side: 0.05.
+ */
+export const TIE_MARGIN_MICRO = 50_000
+
+/** Micro-logits as the contract records a margin (saturating uint32). */
+export function marginToMicro(margin: number): number {
+  if (!Number.isFinite(margin)) return 0xffffffff
+  return Math.min(0xffffffff, Math.max(0, Math.round(margin * 1e6)))
+}
+
+export const INFERENCE_DEFAULTS = {
+  fulfilBond: parseEther('100'),
+  challengeWindow: 3_600,
+  tieMargin: TIE_MARGIN_MICRO
+} as const
+
+/** InferenceRequests.MIN/MAX_DISPUTE_PERIOD. */
+export const MIN_DISPUTE_PERIOD = 3_600
+export const MAX_DISPUTE_PERIOD = 30 * 24 * 3_600
+
+/** A dispute must outlive one governance round (proposed, voted, queued, executed): twice the path. */
+export function defaultDisputePeriod(governancePathSeconds: number): number {
+  return Math.min(MAX_DISPUTE_PERIOD, Math.max(MIN_DISPUTE_PERIOD, 2 * governancePathSeconds))
+}
+
+/** Deploys InferenceRequests owned by `owner`; returns its address. */
+export async function deployInferenceRequestsContract(
+  signer: Signer,
+  a: { token: string; models: string; owner: string; treasury: string },
+  p: InferenceRequestsParams & { disputePeriod: number }
+): Promise<string> {
+  const { abi, bytecode } = loadArtifact('InferenceRequests')
+  const contract = await new ContractFactory(abi, bytecode, signer).deploy(
+    a.token,
+    a.models,
+    getAddress(p.treasury ?? a.treasury),
+    p.fulfilBond ?? INFERENCE_DEFAULTS.fulfilBond,
+    p.challengeWindow ?? INFERENCE_DEFAULTS.challengeWindow,
+    p.disputePeriod,
+    p.tieMargin ?? INFERENCE_DEFAULTS.tieMargin,
+    a.owner
+  )
+  await contract.waitForDeployment()
+  return await contract.getAddress()
+}
+
+/** Adds InferenceRequests, owned by the timelock, to a deployment made without it. */
+export async function deployInferenceRequests(
+  signer: Signer,
+  deployment: Deployment,
+  p: InferenceRequestsParams & { disputePeriod: number }
+): Promise<Deployment> {
+  const c = deployment.contracts
+  const address = await deployInferenceRequestsContract(
+    signer,
+    { token: c.token, models: c.models, owner: c.timelock, treasury: deployment.params.treasury },
+    p
+  )
+  return { ...deployment, inferenceRequests: address }
+}
