@@ -38,7 +38,8 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
     uint32 private _disputePeriod;
     uint32 private _tieMargin;
 
-    Record[] private _records;
+    uint256 private _count;
+    mapping(uint256 requestId => Record) private _records;
     mapping(uint256 requestId => Dispute) private _disputes;
 
     constructor(
@@ -98,16 +99,11 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
             selector: r.selector,
             callbackGasLimit: r.callbackGasLimit
         });
-        requestId = _records.length;
-        _records.push(
-            Record({
-                paramsHash: keccak256(abi.encode(req)),
-                status: Status.Open,
-                resultBy: address(0),
-                fulfilledAt: 0,
-                resultHash: bytes32(0)
-            })
-        );
+        requestId = _count++;
+        // only the two non-zero fields: writing the zero ones would cost a cold access each
+        Record storage rec = _records[requestId];
+        rec.paramsHash = keccak256(abi.encode(req));
+        rec.status = Status.Open;
         emit RequestPosted(requestId, msg.sender, req, r.prompt, r.promptUri);
         if (r.fee != 0) _token.safeTransferFrom(msg.sender, address(this), r.fee);
     }
@@ -295,19 +291,19 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
 
     /// @inheritdoc IInferenceRequests
     function recordOf(uint256 requestId) external view returns (Record memory) {
-        if (requestId >= _records.length) revert OracleUnknownRequest(requestId);
+        if (requestId >= _count) revert OracleUnknownRequest(requestId);
         return _records[requestId];
     }
 
     /// @inheritdoc IInferenceRequests
     function disputeOf(uint256 requestId) external view returns (Dispute memory) {
-        if (requestId >= _records.length) revert OracleUnknownRequest(requestId);
+        if (requestId >= _count) revert OracleUnknownRequest(requestId);
         return _disputes[requestId];
     }
 
     /// @inheritdoc IInferenceRequests
     function requestCount() external view returns (uint256) {
-        return _records.length;
+        return _count;
     }
 
     /// @inheritdoc IInferenceRequests
@@ -361,7 +357,7 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
         uint256 requestId,
         Request calldata req
     ) private view returns (Record storage rec) {
-        if (requestId >= _records.length) revert OracleUnknownRequest(requestId);
+        if (requestId >= _count) revert OracleUnknownRequest(requestId);
         rec = _records[requestId];
         bytes32 given = keccak256(abi.encode(req));
         if (given != rec.paramsHash) revert OracleParamsMismatch(requestId, rec.paramsHash, given);
