@@ -89,8 +89,12 @@ test('operator, governance, client and auditor guides run as written on a fresh 
   const pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8'))
   const entry = join(REPO, typeof pkg.bin === 'string' ? pkg.bin : pkg.bin.pov)
   const tsx = createRequire(import.meta.url).resolve('tsx')
-  const run = entry.endsWith('.ts') ? `--import "${tsx}" "${entry}"` : `"${entry}"`
-  await writeFile(join(bin, 'pov'), `#!/bin/sh\nexec "${process.execPath}" ${run} "$@"\n`, {
+  const run = entry.endsWith('.ts')
+    ? `"${process.execPath}" --import "${tsx}" "${entry}"`
+    : /\.(m?js)$/.test(entry)
+      ? `"${process.execPath}" "${entry}"`
+      : `"${entry}"` // the installed launcher itself (a shell script)
+  await writeFile(join(bin, 'pov'), `#!/bin/sh\nexec ${run} "$@"\n`, {
     mode: 0o755
   })
   if (spawnSync('sh', ['-c', 'command -v curl']).status !== 0)
