@@ -33,11 +33,11 @@ export function addVerifyOptions(cmd: Command): Command {
   return cmd
     .option(
       '--verify-rate <p>',
-      `fraction of expert calls re-run on another operator's replica and compared, 0..1 (default ${DEFAULT_VERIFY_RATE})`
+      `fraction of expert calls re-run on another operator's replica (or the router's own run) and compared, 0..1 (default ${DEFAULT_VERIFY_RATE}); 1: no answer is used before a second operator or the router confirms it`
     )
     .option(
       '--verify-local',
-      "also load the bundle's experts here: the router's own run referees a mismatch (memory: every expert)"
+      "load every expert of the bundle here at start (default: the router loads just the one expert a mismatch needs, when it needs it)"
     )
     .option(
       '--reputation-file <file>',
@@ -87,7 +87,9 @@ export async function verifyParts(
   } catch (err) {
     throw new UserError((err as Error).message)
   }
-  let local: (ExpertExecutor & { close: () => Promise<void> }) | undefined
+  // the referee of a mismatch (router/spot-check.ts): every expert loaded now with
+  // --verify-local, else only the (layer, expert) a check needs, when it needs it
+  let local: ExpertExecutor & { close: () => Promise<void> }
   if (spec.local) {
     const { loadExpertRuntime } = await import('../model/runtime/expert.js')
     local = await loadExpertRuntime(
@@ -95,6 +97,15 @@ export async function verifyParts(
       bundle.manifest.shards.map((s) => s.id),
       { intraOpNumThreads: 1, allowSpinning: false }
     )
+  } else {
+    const { OnDemandExperts } = await import('../router/referee.js')
+    local = new OnDemandExperts(bundle, {
+      onLoad: (e) => {
+        log?.(
+          `spot check: loaded expert ${e.expert} of layer ${e.layer} from the bundle to referee a mismatch (${e.ms.toFixed(0)} ms)`
+        )
+      }
+    })
   }
   const faults: Array<{ peer: string; operator?: string; evidence?: string }> = []
   return {
@@ -118,7 +129,7 @@ export async function verifyParts(
       }
     },
     close: async () => {
-      await local?.close()
+      await local.close()
     }
   }
 }

@@ -9,6 +9,8 @@ import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
 import { publicKeyFromPeerIdBytes, verifyPeerBinding } from '../chain/peer-binding.js'
 import { DType } from '../protocol/expert.js'
 import { bytesPerElement, bytesToHex, decodeTensor, hexToBytes } from '../protocol/codec.js'
+import type { Voucher as WireVoucher } from '../protocol/expert.js'
+import { voucherFromWire } from '../protocol/payment.js'
 import { sha256, verifyDigest } from '../protocol/signature.js'
 import { DEFAULT_VERIFY_TOLERANCE, outputDistance } from './tolerance.js'
 
@@ -38,6 +40,25 @@ export interface EvidenceAnswer {
   signature?: string
   /** The output tensor as on the wire, base64. */
   output: string
+  /**
+   * What the payer paid for this answer (a paid network): the voucher sent with the call, signed
+   * by the payer (EIP-712, docs/protocol.md#vouchers), and the call's charge. With the node's
+   * signed wrong answer above, this is the payer's claim to get `charge` back (docs/trust.md).
+   */
+  payment?: EvidencePayment
+}
+
+export interface EvidencePayment {
+  /** 0x payer address. */
+  payer: string
+  /** 0x payee (operator) address. */
+  payee: string
+  /** Decimal POV wei: the voucher's cumulative amount, this call included. */
+  cumulativeAmount: string
+  /** 0x 65-byte EIP-712 voucher signature by the payer. */
+  voucherSignature: string
+  /** Decimal POV wei: what this call was charged (price × rows), when the router knew it. */
+  charge?: string
 }
 
 export interface FaultEvidence {
@@ -76,6 +97,18 @@ export function evidenceHash(fileBytes: Uint8Array): string {
   return keccak256(fileBytes)
 }
 
+/** The evidence form of the voucher a call carried, and its charge when known. */
+export function paymentEvidence(v: WireVoucher, charge?: bigint): EvidencePayment {
+  const s = voucherFromWire(v)!
+  return {
+    payer: s.payer,
+    payee: s.payee,
+    cumulativeAmount: s.cumulativeAmount.toString(),
+    voucherSignature: s.signature,
+    ...(charge != null ? { charge: charge.toString() } : {})
+  }
+}
+
 export function buildEvidence(call: {
   modelId: string
   layer: number
@@ -90,6 +123,7 @@ export function buildEvidence(call: {
     requestId?: bigint
     output: Uint8Array
     signature?: Uint8Array
+    payment?: EvidencePayment
   }>
   tolerance: number
   convicted: string[]
@@ -111,7 +145,8 @@ export function buildEvidence(call: {
       ...(a.requestId != null ? { requestId: a.requestId.toString() } : {}),
       outputHash: bytesToHex(sha256(a.output)),
       ...(a.signature != null ? { signature: bytesToHex(a.signature) } : {}),
-      output: b64(a.output)
+      output: b64(a.output),
+      ...(a.payment != null ? { payment: a.payment } : {})
     })),
     router: {
       tolerance: call.tolerance,
@@ -148,6 +183,18 @@ export function parseEvidence(text: string): FaultEvidence {
       fail(`answer ${i}: output or outputHash missing`)
     if (a.source === 'node' && (a.peerId == null || a.signature == null || a.requestId == null))
       fail(`answer ${i}: a node answer needs peerId, requestId and signature`)
+    const p = a.payment
+    if (
+      p != null &&
+      (!/^0x[0-9a-f]{40}$/i.test(String(p.payer)) ||
+        !/^0x[0-9a-f]{40}$/i.test(String(p.payee)) ||
+        !/^[0-9]+$/.test(String(p.cumulativeAmount)) ||
+        !/^0x[0-9a-f]{130}$/i.test(String(p.voucherSignature)) ||
+        (p.charge != null && !/^[0-9]+$/.test(String(p.charge))))
+    )
+      fail(
+        `answer ${i}: payment needs payer, payee, a decimal cumulativeAmount and a 65-byte voucherSignature`
+      )
   }
   return e
 }
@@ -164,6 +211,8 @@ export interface SignerVerdict {
   /** Distance of the signed output from the re-executed expert (router/tolerance.ts). */
   distance: number
   wrong: boolean
+  /** A wrong answer that was paid for: what the payer may claim back (the file's voucher). */
+  refund?: EvidencePayment
 }
 
 export interface FaultVerdict {
@@ -254,6 +303,7 @@ export async function verifyFaultEvidence(
     if (!outputHashOk) problems.push(`${short}: output does not match its signed hash`)
     if (!signatureOk) problems.push(`${short}: signature does not verify (not this node's answer)`)
     if (bindingOk === false) problems.push(`${short}: the PeerId→operator binding does not verify`)
+    const wrong = signatureOk && outputHashOk && inputHashOk && distance > tolerance
     signers.push({
       peerId,
       operator: a.binding?.operator ?? null,
@@ -261,7 +311,8 @@ export async function verifyFaultEvidence(
       bindingOk,
       outputHashOk,
       distance,
-      wrong: signatureOk && outputHashOk && inputHashOk && distance > tolerance
+      wrong,
+      ...(wrong && a.payment != null ? { refund: a.payment } : {})
     })
   }
   return {

@@ -295,6 +295,10 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
           ...o.verify,
           modelId: o.modelId,
           operatorOf,
+          chargeOf: (peer, rows) => {
+            const n = nodes.get(peer)
+            return n == null ? undefined : n.price * BigInt(rows)
+          },
           bindingOf: (peer) => {
             const n = nodes.get(peer)
             return n == null

@@ -448,7 +448,8 @@ export class RemoteExpertExecutor implements ExpertExecutor {
       requestId,
       output: res.tensor,
       signature: res.signature,
-      y: decodeTensor(res.tensor, this.dtype)
+      y: decodeTensor(res.tensor, this.dtype),
+      ...(payment != null ? { payment } : {})
     }
     // an answer paid for is verified even with verification 'off'
     if (this.verifyMode === 'sync' || payment != null) {

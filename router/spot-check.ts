@@ -1,15 +1,25 @@
 // Spot re-execution: a sampled fraction of expert calls is asked again — of a replica run by
-// another operator, or of the router's own copy of the experts — and the answers compared
-// (router/tolerance.ts). On a mismatch a third opinion decides; the majority answer is what the
-// generation uses, so its tokens stay right; a node outside the majority is convicted: never
-// used again (router/reputation.ts) and an evidence file is written (router/evidence.ts).
+// another operator, or of the router's own run of that one expert (router/referee.ts) — and
+// the answers compared (router/tolerance.ts). On a mismatch a referee decides: the router's own
+// run when it is one of the answers (it is the bundle's expert itself), else a third operator's
+// replica, else the router's own run. The referee's answer is what the generation uses, so its
+// tokens stay right; a node that disagrees with it is convicted: never used again
+// (router/reputation.ts) and an evidence file is written (router/evidence.ts). Two answers that
+// differ are never settled by taking the primary's word: with no referee at all the call fails.
+// At rate 1 (strict) every answer is confirmed before use, or the call fails.
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { ExpertExecutor } from '../model/generate.js'
-import type { DType } from '../protocol/expert.js'
+import { ExpertUnavailableError, type ExpertExecutor } from '../model/generate.js'
+import type { DType, Voucher as WireVoucher } from '../protocol/expert.js'
 import { decodeTensor, encodeTensor } from '../protocol/codec.js'
 import { DEFAULT_VERIFY_TOLERANCE, outputDistance } from './tolerance.js'
-import { buildEvidence, encodeEvidence, evidenceHash, type EvidenceBinding } from './evidence.js'
+import {
+  buildEvidence,
+  encodeEvidence,
+  evidenceHash,
+  paymentEvidence,
+  type EvidenceBinding
+} from './evidence.js'
 import type { Reputation } from './reputation.js'
 
 /** 2 %: a node cheating on every call is caught within ~50 of its calls on average, for ~2 % more expert work (docs/trust.md). */
@@ -23,6 +33,8 @@ export interface SignedAnswer {
   output: Uint8Array
   signature: Uint8Array
   y: Float32Array
+  /** The voucher sent with the call (a paid network): what the payer may claim back if the answer is proven wrong. */
+  payment?: WireVoucher
 }
 
 export interface SpotCheckCall {
@@ -53,6 +65,14 @@ export interface Fault {
 
 export type CheckOutcome = 'agreed' | 'convicted' | 'undecided' | 'unchecked'
 
+/**
+ * A call whose answer could not be confirmed under strict checking (rate 1): nothing unconfirmed
+ * is used, so the generation stops rather than go on with an answer nobody confirmed.
+ */
+export class UnverifiedAnswerError extends Error {
+  override name = 'UnverifiedAnswerError'
+}
+
 export interface SpotCheckOptions {
   /** Fraction of calls re-run, in [0, 1]. @default DEFAULT_VERIFY_RATE */
   rate?: number
@@ -61,8 +81,13 @@ export interface SpotCheckOptions {
   modelId: string
   /** Uniform [0, 1) source deciding which calls are checked. @default Math.random */
   random?: () => number
-  /** The router's own experts of this model (a second or third opinion that is never wrong). */
+  /**
+   * The router's own run of an expert (router/referee.ts: loaded on demand): asked when no other
+   * operator's replica is left, and trusted over any node (it is the approved bundle's expert).
+   */
   local?: ExpertExecutor
+  /** What the payer was charged for a peer's answer to a call of `rows` rows (written into evidence). @default none */
+  chargeOf?: (peer: string, rows: number) => bigint | undefined
   /** Who runs a peer (an operator address on a paid network). @default the peer id itself */
   operatorOf?: (peer: string) => string
   /** The on-chain binding of a peer, written into evidence. */
@@ -113,6 +138,11 @@ export class SpotChecker {
     return this.opts.operatorOf?.(peer) ?? peer
   }
 
+  /** Rate 1: every call is checked, and an answer nobody confirmed is never used. */
+  get strict(): boolean {
+    return this.rate >= 1
+  }
+
   /** Checks one call; returns the output the generation should use. */
   async check(call: SpotCheckCall): Promise<Float32Array> {
     const { primary } = call
@@ -139,9 +169,14 @@ export class SpotChecker {
       this.counts[outcome]++
       this.opts.onCheck?.({ layer: call.layer, expert: call.expert, peer: primary.peer, outcome })
     }
+    const where = `expert ${call.expert} of layer ${call.layer}`
     const second = await another()
     if (second == null) {
       done('unchecked')
+      if (this.strict)
+        throw new UnverifiedAnswerError(
+          `no second operator and no referee for ${where}: the answer cannot be confirmed (--verify-rate 1 uses nothing unconfirmed)`
+        )
       return primary.y
     }
     opinions.push(second)
@@ -149,26 +184,35 @@ export class SpotChecker {
       done('agreed')
       return primary.y
     }
-    const third = await another()
-    if (third == null) {
-      // two answers, no referee: nobody can be convicted; the router's own run wins if it was one
-      done('undecided')
-      return second.peer == null ? second.y : primary.y
+    // a mismatch: the router's own run, when it answered, is the referee; else one more opinion
+    if (second.peer != null) {
+      const third = await another()
+      if (third != null) opinions.push(third)
     }
-    opinions.push(third)
-    // the majority: the first pair that agrees (at most one pair can, unless the tolerance
-    // is so loose that a single opinion agrees with two that disagree — then the primary stays)
+    const local = opinions.find((o) => o.peer == null)
+    if (local != null) {
+      const wrong = opinions.filter((o) => o.peer != null && !this.agree(o.y, local.y, call.hidden))
+      await this.convict(call, opinions, wrong, local.y)
+      done(wrong.length > 0 ? 'convicted' : 'agreed')
+      return wrong.some((o) => o.peer === primary.peer) ? local.y : primary.y
+    }
+    // three operators' answers: the first pair that agrees is the majority (at most one pair can,
+    // unless the tolerance is so loose that one answer agrees with two that disagree)
     let majority: [Opinion, Opinion] | null = null
-    for (let i = 0; i < 3 && majority == null; i++)
-      for (let j = i + 1; j < 3 && majority == null; j++)
+    for (let i = 0; i < opinions.length && majority == null; i++)
+      for (let j = i + 1; j < opinions.length && majority == null; j++)
         if (this.agree(opinions[i].y, opinions[j].y, call.hidden))
           majority = [opinions[i], opinions[j]]
     if (majority == null) {
+      // answers that differ and nothing to settle them: neither is used
       done('undecided')
-      return opinions.find((o) => o.peer == null)?.y ?? primary.y
+      const msg = `${opinions.length} operators answered ${where} differently and no referee is left (give the router the bundle to referee)`
+      throw this.strict
+        ? new UnverifiedAnswerError(msg)
+        : new ExpertUnavailableError(call.layer, call.expert, msg)
     }
     const [m] = majority
-    const wrong = opinions.filter((o) => !majority.includes(o) && o.peer != null)
+    const wrong = opinions.filter((o) => !majority.includes(o))
     await this.convict(call, opinions, wrong, m.y)
     done(wrong.length > 0 ? 'convicted' : 'agreed')
     return majority.includes(opinions[0]) ? primary.y : m.y
@@ -201,7 +245,15 @@ export class SpotChecker {
               binding: this.opts.bindingOf?.(o.answer.peer),
               requestId: o.answer.requestId,
               output: o.answer.output,
-              signature: o.answer.signature
+              signature: o.answer.signature,
+              ...(o.answer.payment != null
+                ? {
+                    payment: paymentEvidence(
+                      o.answer.payment,
+                      this.opts.chargeOf?.(o.answer.peer, call.rows)
+                    )
+                  }
+                : {})
             }
           : { output: encodeTensor(o.y, call.dtype) }
       ),

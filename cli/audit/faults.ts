@@ -86,6 +86,11 @@ export function renderVerdict(v: FaultVerdict & { evidenceHash: string }): strin
     out.push(
       `  ${s.wrong ? 'WRONG  ' : 'correct'} ${s.peerId}${s.operator != null ? ` operator ${s.operator}` : ''}: distance ${s.distance.toExponential(2)}, signature ${s.signatureOk ? 'valid' : 'INVALID'}, binding ${s.bindingOk == null ? 'not in file' : s.bindingOk ? 'valid' : 'INVALID'}`
     )
+  for (const s of v.signers)
+    if (s.refund != null)
+      out.push(
+        `  refund due: ${s.refund.charge ?? '(charge not recorded)'} POV wei paid by ${s.refund.payer} to ${s.refund.payee} for this wrong answer (voucher up to ${s.refund.cumulativeAmount})`
+      )
   for (const p of v.problems) out.push(`  problem: ${p}`)
   out.push(
     v.wrong.length > 0

@@ -174,34 +174,122 @@ test('honest replicas agree: no accusation over many checked calls', async () =>
   }
 })
 
-test('two answers that differ and no referee: nobody is convicted; the router’s own copy decides when it has one', async () => {
+test('two replicas (the demo layout): a mismatch never uses the primary’s word; the router’s own run referees and convicts', async () => {
   const honest = await startNode()
   const cheat = await startNode(tampered(1.5))
+  const cheatId = cheat.peerId.toString()
+  // no referee at all: a call whose two answers differ fails rather than use either
   const noRef = new SpotChecker({ rate: 1, modelId: MODEL_ID, reputation: new Reputation() })
   const r = await routerWith([honest, cheat], noRef)
   try {
-    for (let i = 0; i < 6; i++) await r.executor.runExpert(0, 1, rowsOf(1), 1)
-    assert.ok(noRef.counts.undecided > 0)
+    const x = rowsOf(1)
+    for (let i = 0; i < 6; i++)
+      await assert.rejects(r.executor.runExpert(0, 1, x, 1), /differently and no referee/)
+    assert.equal(noRef.counts.undecided, 6)
     assert.equal(noRef.counts.convicted, 0)
   } finally {
     await r.close()
   }
+  // default rate, the router's own run as referee: the first checked call convicts the cheat,
+  // whichever of the two was the primary, and the referee's answer is used
   const local = fakeModel().runtime
+  let sampled = 0
   const withLocal = new SpotChecker({
+    modelId: MODEL_ID,
+    reputation: new Reputation(),
+    local: { runExpert: local.runExpert },
+    random: () => (sampled++ === 3 ? 0 : 0.99) // the 4th call is the one checked
+  })
+  assert.equal(withLocal.rate, 0.02, 'default flags')
+  const r2 = await routerWith([honest, cheat], withLocal)
+  try {
+    const x = rowsOf(2)
+    const outs: boolean[] = []
+    for (let i = 0; i < 8; i++) {
+      const y = await r2.executor.runExpert(0, 1, x, 2)
+      outs.push(y.every((v, j) => v === truth(0, 1, x)[j]))
+    }
+    assert.equal(withLocal.counts.convicted + withLocal.counts.agreed, 1)
+    // convicted on its first check if it answered it, or as the referee's second opinion
+    assert.equal(withLocal.reputation.isConvicted(cheatId), true)
+    assert.equal(withLocal.reputation.isConvicted(honest.peerId.toString()), false)
+    assert.deepEqual(
+      outs.slice(4),
+      [true, true, true, true],
+      'after the conviction: only right answers'
+    )
+    assert.equal(outs[3], true, 'the checked call uses the right answer')
+  } finally {
+    await r2.close()
+  }
+})
+
+test('one replica: the router’s own run is the second opinion and convicts', async () => {
+  const cheat = await startNode(tampered(0.9))
+  const local = fakeModel().runtime
+  const checker = new SpotChecker({
     rate: 1,
     modelId: MODEL_ID,
     reputation: new Reputation(),
     local: { runExpert: local.runExpert }
   })
-  const r2 = await routerWith([honest, cheat], withLocal)
+  const r = await routerWith([cheat], checker)
   try {
-    const x = rowsOf(2)
-    for (let i = 0; i < 6; i++)
-      assert.deepEqual(await r2.executor.runExpert(0, 1, x, 2), truth(0, 1, x))
-    assert.equal(withLocal.reputation.isConvicted(cheat.peerId.toString()), true)
-    assert.equal(withLocal.reputation.isConvicted(honest.peerId.toString()), false)
+    const x = rowsOf(1)
+    // the checked call's answer is the referee's
+    assert.deepEqual(await r.executor.runExpert(1, 0, x, 1), truth(1, 0, x))
+    assert.equal(checker.counts.convicted, 1)
+    assert.equal(checker.reputation.isConvicted(cheat.peerId.toString()), true)
+    // and it is not asked again: nobody is left
+    await assert.rejects(r.executor.runExpert(1, 0, x, 1), /convicted/)
+  } finally {
+    await r.close()
+  }
+  // strict checking with no referee: an answer nobody can confirm is not used
+  const honest = await startNode()
+  const strict = new SpotChecker({ rate: 1, modelId: MODEL_ID, reputation: new Reputation() })
+  const r2 = await routerWith([honest], strict)
+  try {
+    await assert.rejects(r2.executor.runExpert(0, 0, rowsOf(1), 1), {
+      name: 'UnverifiedAnswerError'
+    })
   } finally {
     await r2.close()
+  }
+})
+
+test('a referee whose signature does not verify falls through to the next replica', async () => {
+  const honest = [await startNode(), await startNode()]
+  const unsigned = (await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    ...transportOptions(),
+    services: { expert: expertService({ models: [fakeModel()], sign: false }) }
+  })) as unknown as Host
+  hosts.push(unsigned)
+  const bad: string[] = []
+  const checker = new SpotChecker({ rate: 1, modelId: MODEL_ID, reputation: new Reputation() })
+  const r = await Router.init({
+    opts: {
+      peers: [...honest, unsigned].map(addr),
+      modelId: MODEL_ID,
+      hidden: HIDDEN,
+      spotCheck: checker,
+      // short benches: the unsigned node keeps being asked, as primary and as referee
+      routes: { benchBaseMs: 1, badAnswerMaxMs: 1 },
+      calls: { hedge: false },
+      onBadSignature: (e) => bad.push(e.peer)
+    }
+  })
+  try {
+    for (let i = 0; i < 30; i++) {
+      await r.executor.runExpert(0, 0, rowsOf(1, i), 1)
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    assert.ok(bad.length > 0, 'the unsigned node was asked')
+    // every check found a verified second answer: none ended unchecked
+    assert.deepEqual(checker.counts, { agreed: 30, convicted: 0, undecided: 0, unchecked: 0 })
+  } finally {
+    await r.close()
   }
 })
 
