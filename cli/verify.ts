@@ -37,7 +37,7 @@ export function addVerifyOptions(cmd: Command): Command {
     )
     .option(
       '--verify-local',
-      "load every expert of the bundle here at start (default: the router loads just the one expert a mismatch needs, when it needs it)"
+      'load every expert of the bundle here at start (default: the router loads just the one expert a mismatch needs, when it needs it)'
     )
     .option(
       '--reputation-file <file>',
