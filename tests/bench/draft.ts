@@ -1,6 +1,7 @@
 // Draft benchmark: how often the committed draft of models/tiny-en (models/tiny-en/draft) guesses
 // what the target itself produces, on held-out prompts, with the real target (the bundle's dense
-// graphs + local experts, the `pov generate --local` path).
+// graphs + local experts, the `pov generate --local` path); the n-gram draft (no training) is
+// measured the same way beside it.
 //
 //   greedy  the target's greedy continuation is computed once; speculative rounds are replayed
 //           on it: the draft proposes k tokens after the accepted context, the longest prefix
@@ -25,7 +26,7 @@ import { loadExpertRuntime } from '../../model/runtime/expert.js'
 import { forwardAll, generateAll, type ScoreOptions } from '../../model/generate.js'
 import { loadTokenizer } from '../../model/tokenizer.js'
 import { sampleFrom, seededRandom, tokenDistribution } from '../../model/sampling.js'
-import { findDraft } from '../../model/draft/model-draft.js'
+import { NgramDraft, findDraft } from '../../model/draft/index.js'
 import type { Draft } from '../../model/draft.js'
 
 function arg(name: string): string | undefined {
@@ -50,12 +51,14 @@ interface RoundStats {
 }
 
 function summary(s: RoundStats): Record<string, number> {
+  const per = (a: number, b: number): number => (b > 0 ? a / b : 0)
   return {
-    acceptance: s.accepted / s.drafted,
+    acceptance: per(s.accepted, s.drafted),
+    drafted: s.drafted,
     meanAccepted: s.accepted / s.rounds,
     meanTokensPerRound: s.generated / s.rounds,
-    draftMsPerToken: s.draftMs / s.drafted,
-    draftCpuMsPerToken: s.draftCpuMs / s.drafted,
+    draftMsPerToken: per(s.draftMs, s.drafted),
+    draftCpuMsPerToken: per(s.draftCpuMs, s.drafted),
     draftMsPerRound: s.draftMs / s.rounds
   }
 }
@@ -137,8 +140,9 @@ async function sampledRounds(
     let next = -1
     for (; j < prop.tokens.length; j++) {
       const p = row(j)
-      const q = prop.q[j]!
       const x = prop.tokens[j]
+      // null: a deterministic draft, q one-hot at x
+      const q = prop.q[j] ?? Float32Array.from({ length: vocab }, (_, v) => (v === x ? 1 : 0))
       if (random() < Math.min(1, p[x] / q[x])) continue
       const residual = new Float64Array(vocab)
       for (let v = 0; v < vocab; v++) residual[v] = Math.max(0, p[v] - q[v])
@@ -151,6 +155,48 @@ async function sampledRounds(
     s.rounds++
     s.generated += j + 1
   }
+}
+
+interface DraftResult {
+  name: string
+  greedyAgreement: number
+  greedy: Map<number, RoundStats>
+  t1: Map<number, RoundStats>
+}
+
+async function measure(
+  draft: Draft,
+  target: ScoreOptions,
+  vocab: number,
+  prompts: number[][],
+  targetGreedy: number[][]
+): Promise<DraftResult> {
+  const r: DraftResult = {
+    name: draft.name,
+    greedyAgreement: 0,
+    greedy: new Map(KS.map((k) => [k, empty()])),
+    t1: new Map(KS.map((k) => [k, empty()]))
+  }
+  let agree = 0
+  let positions = 0
+  for (const [n, prompt] of prompts.entries()) {
+    const gen = targetGreedy[n]
+    // One-token agreement at every position of the target's greedy continuation.
+    for (let i = 0; i < gen.length; i++) {
+      const p = await draft.propose([...prompt, ...gen.slice(0, i)], 1, {
+        temperature: 0,
+        topP: 1,
+        random: Math.random
+      })
+      if (p.tokens[0] === gen[i]) agree++
+      positions++
+    }
+    for (const k of KS) await greedyRounds(draft, prompt, gen, k, r.greedy.get(k)!)
+    for (const k of KS)
+      await sampledRounds(draft, target, vocab, prompt, TOKENS, k, 1000 * k + n, r.t1.get(k)!)
+  }
+  r.greedyAgreement = agree / positions
+  return r
 }
 
 async function main(): Promise<void> {
@@ -176,12 +222,8 @@ async function main(): Promise<void> {
     const load0 = loadavg()[0]
     const t0 = performance.now()
     const target: ScoreOptions = { dense, experts }
-
-    const greedy = new Map<number, RoundStats>(KS.map((k) => [k, empty()]))
-    let agree = 0
-    let positions = 0
-    const sampled = new Map<number, RoundStats>(KS.map((k) => [k, empty()]))
-    for (const [n, prompt] of prompts.entries()) {
+    const targetGreedy: number[][] = []
+    for (const prompt of prompts) {
       const res = await generateAll({
         dense,
         experts,
@@ -189,30 +231,11 @@ async function main(): Promise<void> {
         maxTokens: TOKENS,
         eosTokenId: null
       })
-      const gen = res.tokens
-      // One-token agreement at every position of the target's greedy continuation.
-      for (let i = 0; i < gen.length; i++) {
-        const p = await draft.propose([...prompt, ...gen.slice(0, i)], 1, {
-          temperature: 0,
-          topP: 1,
-          random: Math.random
-        })
-        if (p.tokens[0] === gen[i]) agree++
-        positions++
-      }
-      for (const k of KS) await greedyRounds(draft, prompt, gen, k, greedy.get(k)!)
-      for (const k of KS)
-        await sampledRounds(
-          draft,
-          target,
-          bundle.config.vocabSize,
-          prompt,
-          TOKENS,
-          k,
-          1000 * k + n,
-          sampled.get(k)!
-        )
+      targetGreedy.push(res.tokens)
     }
+    const results: DraftResult[] = []
+    for (const d of [draft, new NgramDraft()])
+      results.push(await measure(d, target, bundle.config.vocabSize, prompts, targetGreedy))
     await experts.close()
     await dense.close()
     await draft.close()
@@ -221,39 +244,40 @@ async function main(): Promise<void> {
 
     const fmt = (v: number, d = 2): string => v.toFixed(d)
     console.log(
-      `draft ${draft.name} (${draft.config.numLayers} layers, hidden ${draft.config.hiddenSize}) vs ${MODEL}: ${prompts.length} held-out prompts × ${TOKENS} tokens`
-    )
-    console.log(
-      `greedy one-token agreement (draft argmax = target argmax): ${fmt(agree / positions, 3)}`
+      `drafts vs ${MODEL}: ${prompts.length} held-out prompts × ${TOKENS} tokens; ${draft.name}: ${draft.config.numLayers} layers, hidden ${draft.config.hiddenSize}`
     )
     console.log('')
     console.log(
-      '| mode | k | acceptance | accepted/round | tokens/round | draft ms/token | draft ms/round |'
+      '| draft | mode | k | acceptance | accepted/round | tokens/round | draft ms/token (wall) | draft CPU ms/token | draft ms/round |'
     )
-    console.log('| --- | --- | --- | --- | --- | --- | --- | --- |')
-    const json: Record<string, unknown> = {
-      draft: draft.name,
-      prompts: prompts.length,
-      tokensPerPrompt: TOKENS,
-      greedyAgreement: agree / positions,
-      greedy: {} as Record<string, unknown>,
-      t1: {} as Record<string, unknown>
-    }
-    for (const [mode, m] of [
-      ['greedy', greedy],
-      ['t1', sampled]
-    ] as const) {
-      for (const k of KS) {
-        const s = summary(m.get(k)!)
-        ;(json[mode] as Record<string, unknown>)[k] = s
-        console.log(
-          `| ${mode === 'greedy' ? 'T = 0' : 'T = 1'} | ${k} | ${fmt(s.acceptance, 3)} | ${fmt(s.meanAccepted)} | ${fmt(s.meanTokensPerRound)} | ${fmt(s.draftMsPerToken, 3)} | ${fmt(s.draftCpuMsPerToken, 3)} | ${fmt(s.draftMsPerRound, 3)} |`
-        )
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    const json: Record<string, unknown> = { prompts: prompts.length, tokensPerPrompt: TOKENS }
+    for (const r of results) {
+      const j: Record<string, unknown> = { greedyAgreement: r.greedyAgreement }
+      for (const [mode, m] of [
+        ['greedy', r.greedy],
+        ['t1', r.t1]
+      ] as const) {
+        const byK: Record<string, unknown> = {}
+        for (const k of KS) {
+          const s = summary(m.get(k)!)
+          byK[k] = s
+          console.log(
+            `| ${r.name} | ${mode === 'greedy' ? 'T = 0' : 'T = 1'} | ${k} | ${fmt(s.acceptance, 3)} | ${fmt(s.meanAccepted)} | ${fmt(s.meanTokensPerRound)} | ${fmt(s.draftMsPerToken, 3)} | ${fmt(s.draftCpuMsPerToken, 3)} | ${fmt(s.draftMsPerRound, 3)} |`
+          )
+        }
+        j[mode] = byK
       }
+      json[r.name] = j
     }
+    console.log('')
+    for (const r of results)
+      console.log(
+        `${r.name}: greedy one-token agreement (its argmax = the target's) ${fmt(r.greedyAgreement, 3)}`
+      )
     Object.assign(json, { wallS, loadavg1Start: load0, loadavg1End: load1 })
     console.log(
-      `\nload average (1 min): ${fmt(load0)} at start, ${fmt(load1)} at end; ${fmt(wallS, 1)} s`
+      `load average (1 min): ${fmt(load0)} at start, ${fmt(load1)} at end; ${fmt(wallS, 1)} s`
     )
     console.log(JSON.stringify(json))
   } finally {
