@@ -76,7 +76,14 @@ export function registerInfer(program: Command): void {
       try {
         const signer = await loadSigner(o, ctx)
         const bundleDir = o.bundle ?? (await bundleFromUri(ctx, o.model))
-        const args = parseGenerateArgs({ ...o, model: bundleDir, local: true, prompt })
+        // the paying router is the executor; speculative decoding is on unless --no-speculative
+        const args = parseGenerateArgs({
+          ...o,
+          speculative: o.speculative ?? true,
+          model: bundleDir,
+          local: true,
+          prompt
+        })
         await runGenerateInTerminal(args, async (bundle) => {
           if (bundle.modelId.toLowerCase() !== o.model.toLowerCase())
             throw new UserError(`bundle ${bundle.dir} is model ${bundle.modelId}, not ${o.model}`)

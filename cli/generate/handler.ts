@@ -2,6 +2,7 @@
 import { loadBundle } from '../../model/bundle/load.js'
 import { loadDenseRuntime } from '../../model/dense/index.js'
 import { generate, type GenerationSummary } from '../../model/generate.js'
+import { openDraft, type Draft } from '../../model/draft/index.js'
 import { loadTokenizer, type PovTokenizer } from '../../model/tokenizer.js'
 import { UserError } from '../errors.js'
 import { openExecutor, type OpenedExecutor } from './executor.js'
@@ -95,8 +96,11 @@ export async function runGenerate(
       open != null
         ? await open(bundle)
         : await openExecutor(args.executor, bundle, { device: args.device })
+    const draft: Draft | null = args.speculative.enabled ? await openDraft(bundle.dir) : null
     try {
-      say(`dense on ${dense.device}, experts ${ex.describe}`)
+      say(
+        `dense on ${dense.device}, experts ${ex.describe}${draft != null ? `, speculative decoding (draft ${draft.name}, k ${args.speculative.draftTokens ?? 'adaptive'})` : ''}`
+      )
       const stream = args.json ? null : new TextStream(tokenizer, io.stdout)
       const tokens: number[] = []
       let logits: Float32Array | undefined
@@ -110,7 +114,10 @@ export async function runGenerate(
         seed: args.seed,
         eosTokenId: args.ignoreEos ? null : bundle.config.eosTokenId,
         returnLogits: args.logits,
-        signal
+        signal,
+        ...(draft != null
+          ? { speculative: { draft, draftTokens: args.speculative.draftTokens } }
+          : {})
       })
       let r
       try {
@@ -158,6 +165,7 @@ export async function runGenerate(
           text,
           degraded: summary.degraded,
           stopReason: summary.stopReason,
+          draft: draft?.name ?? null,
           timings: summary.timings
         }
         if (args.logits) out.logits = logits != null ? Array.from(logits) : null
@@ -170,13 +178,14 @@ export async function runGenerate(
         io.stdout.write('\n')
         const t = summary.timings
         io.stderr.write(
-          `${t.generatedTokens} tokens (${summary.stopReason}); prefill ${t.prefillMs.toFixed(1)} ms (${t.prefillTokensPerSecond.toFixed(1)} tok/s), decode ${t.decodeTokensPerSecond.toFixed(1)} tok/s${summary.degraded ? '; DEGRADED: some experts were unavailable and substituted' : ''}\n`
+          `${t.generatedTokens} tokens (${summary.stopReason}); prefill ${t.prefillMs.toFixed(1)} ms (${t.prefillTokensPerSecond.toFixed(1)} tok/s), decode ${t.decodeTokensPerSecond.toFixed(1)} tok/s${draft != null ? ` (${t.rounds} rounds, ${t.acceptedTokens}/${t.draftedTokens} drafted tokens accepted)` : ''}${summary.degraded ? '; DEGRADED: some experts were unavailable and substituted' : ''}\n`
         )
         if (ex.report != null) io.stdout.write(ex.report().text + '\n')
         if (ex.verification != null) io.stderr.write(ex.verification().text + '\n')
       }
       return { ...summary, text }
     } finally {
+      await draft?.close?.()
       await ex.close()
     }
   } finally {

@@ -28,6 +28,16 @@ export interface GenerateCliOptions extends VerifyCliOptions {
   ignoreEos?: boolean
   json?: boolean
   logits?: boolean
+  /** --speculative / --no-speculative; undefined: neither given. */
+  speculative?: boolean
+  draftTokens?: string
+}
+
+/** Speculative decoding (model/speculative.ts) as the flags asked for it. */
+export interface SpeculativeArgs {
+  enabled: boolean
+  /** Fixed tokens drafted per round; undefined: adaptive. */
+  draftTokens?: number
 }
 
 export interface GenerateArgs {
@@ -52,6 +62,7 @@ export interface GenerateArgs {
   device: Device
   json: boolean
   logits: boolean
+  speculative: SpeculativeArgs
 }
 
 /** The flags `pov generate` and `pov infer` share (the prompt text and --json are their own). */
@@ -67,6 +78,8 @@ export type SamplingCliOptions = Pick<
   | 'device'
   | 'ignoreEos'
   | 'logits'
+  | 'speculative'
+  | 'draftTokens'
 >
 
 /** Sampling, device and wire flags, shared by `pov generate` and `pov infer`. */
@@ -91,6 +104,50 @@ export function addSamplingOptions(cmd: Command): Command {
         .env('POV_DEVICE')
     )
     .option('--logits', "with --json: include the last position's logits")
+    .addOption(speculativeOption())
+    .addOption(noSpeculativeOption())
+    .addOption(draftTokensOption())
+}
+
+/** `--speculative`: also `pov serve`'s. */
+export function speculativeOption(): Option {
+  return new Option(
+    '--speculative',
+    "speculative decoding: a local draft proposes tokens, the experts check several in one round (the bundle's draft, else n-gram lookup); default with --peers, in pov infer and pov serve"
+  )
+}
+
+export function noSpeculativeOption(): Option {
+  return new Option('--no-speculative', 'one token per round of expert calls')
+}
+
+export function draftTokensOption(): Option {
+  return new Option(
+    '--draft-tokens <k>',
+    'tokens drafted per round (default: adaptive, from the measured acceptance and round time)'
+  )
+}
+
+/** --speculative, --no-speculative, --draft-tokens; `byDefault`: on when neither is given. */
+export function parseSpeculativeArgs(
+  o: Pick<GenerateCliOptions, 'speculative' | 'draftTokens'>,
+  byDefault: boolean
+): SpeculativeArgs {
+  const enabled = o.speculative ?? byDefault
+  const out: SpeculativeArgs = { enabled }
+  if (o.draftTokens != null) {
+    if (o.speculative === false)
+      throw new UserError('--draft-tokens goes with speculative decoding, not --no-speculative')
+    const k = num(
+      o.draftTokens,
+      '--draft-tokens',
+      (n) => Number.isSafeInteger(n) && n >= 0 && n <= 64,
+      'an integer from 0 to 64'
+    )!
+    out.enabled = true
+    out.draftTokens = k
+  }
+  return out
 }
 
 export function addGenerateOptions(cmd: Command): Command {
@@ -172,7 +229,9 @@ export function parseGenerateArgs(o: GenerateCliOptions): GenerateArgs {
     ignoreEos: o.ignoreEos === true,
     device: o.device as Device,
     json: o.json === true,
-    logits: o.logits === true
+    logits: o.logits === true,
+    // --local is the single-process reference: plain unless asked
+    speculative: parseSpeculativeArgs(o, remote)
   }
   const t = num(o.temperature, '--temperature', (n) => n >= 0, 'a number >= 0')
   if (t !== undefined) args.temperature = t

@@ -12,6 +12,12 @@ import { DEVICES } from '../../model/runtime/ort.js'
 import { GatewayService } from '../../router/gateway/service.js'
 import { GatewayServer, DEFAULT_BODY_LIMIT, isLoopback } from '../../router/gateway/server.js'
 import { createGatewayMetrics } from '../../router/gateway/metrics.js'
+import {
+  draftTokensOption,
+  noSpeculativeOption,
+  parseSpeculativeArgs,
+  speculativeOption
+} from '../generate/options.js'
 
 /** Away from the ports other stacks use (8545 chain, 8080/8000 web servers, exo, Petals, Livepeer). */
 export const DEFAULT_SERVE_PORT = 8640
@@ -37,6 +43,8 @@ interface ServeOpts {
   passwordFile?: string
   dataDir: string
   json?: boolean
+  speculative?: boolean
+  draftTokens?: string
 }
 
 export function register(program: Command): void {
@@ -86,6 +94,9 @@ export function register(program: Command): void {
         .choices([...DEVICES])
         .default('cpu')
     )
+    .addOption(speculativeOption())
+    .addOption(noSpeculativeOption())
+    .addOption(draftTokensOption())
     .action(async (o: ServeOpts, cmd: Command) => {
       const int = (v: string, what: string, min: number): number => {
         const n = Number(v)
@@ -133,6 +144,7 @@ export function register(program: Command): void {
             )
           },
           device: o.device === 'cuda' ? 'cuda' : 'cpu',
+          speculative: parseSpeculativeArgs(o, true),
           logger,
           metrics
         })

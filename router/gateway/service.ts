@@ -14,6 +14,7 @@ import type { Deployment } from '../../chain/deployment.js'
 import { loadBundle, type Bundle } from '../../model/bundle/index.js'
 import { loadDenseRuntime, type DenseRuntime } from '../../model/dense/index.js'
 import { generate, isExpertUnavailable, NoExpertAvailableError } from '../../model/generate.js'
+import { openDraft } from '../../model/draft/index.js'
 import { loadTokenizer, type PovTokenizer } from '../../model/tokenizer.js'
 import {
   openPaidRouter,
@@ -58,6 +59,9 @@ export interface GatewayServiceOptions {
   /** How the lanes are kept funded (router/gateway/lanes.ts). */
   lanes?: Pick<LaneKeeperOptions, 'tickMs' | 'horizonMs' | 'depositReadMs'>
   device?: 'cpu' | 'cuda'
+  /** Speculative decoding (model/speculative.ts): on unless `enabled` is false; `draftTokens`
+   *  fixes k (default adaptive). */
+  speculative?: { enabled?: boolean; draftTokens?: number }
   logger?: Logger
   metrics?: GatewayMetrics | null
 }
@@ -558,7 +562,10 @@ export class GatewayService {
     const m = req.model
     const reqCap = this.o.maxCostPerRequest
     const cap = this.o.spendingCap
+    const spec = this.o.speculative
+    const draft = spec?.enabled !== false ? await openDraft(m.bundle.dir) : null
     const it = generate({
+      ...(draft != null ? { speculative: { draft, draftTokens: spec?.draftTokens } } : {}),
       dense: m.dense,
       experts: paid.router.executor,
       promptIds: req.promptIds,
@@ -623,6 +630,7 @@ export class GatewayService {
       else throw err
     } finally {
       await it.return(undefined as never).catch(() => {})
+      await draft?.close?.()
     }
     if (!text.stopped && ids.length > 0) {
       const tail = text.push(ids, true)

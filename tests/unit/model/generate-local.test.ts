@@ -112,6 +112,52 @@ describe('pov generate handler', () => {
     assert.match(j.modelId, /^0x[0-9a-f]{64}$/)
   })
 
+  test('--speculative: the same tokens as plain, and timings.rounds / acceptedTokens / draftMs', async () => {
+    const { bundleDir } = await convert({ dtype: 'f32', seed: 1 })
+    const run = async (
+      extra: Partial<Parameters<typeof parseGenerateArgs>[0]>
+    ): Promise<{
+      tokens: number[]
+      draft: string | null
+      timings: Record<string, number>
+    }> => {
+      let out = ''
+      const args = parseGenerateArgs({
+        model: bundleDir,
+        local: true,
+        promptIds: '1,10,20,30,40,50',
+        maxTokens: '24',
+        device: 'cpu',
+        json: true,
+        ignoreEos: true,
+        ...extra
+      })
+      await runGenerate(args, {
+        stdout: {
+          write: (s: string) => {
+            out += s
+          }
+        },
+        stderr: { write: () => {} },
+        progress: false
+      })
+      return JSON.parse(out)
+    }
+    const plain = await run({})
+    assert.equal(plain.draft, null)
+    assert.equal(plain.timings.rounds, 23)
+    assert.equal(plain.timings.acceptedTokens, 0)
+    for (const extra of [{ speculative: true }, { draftTokens: '3' }]) {
+      const spec = await run(extra)
+      assert.deepEqual(spec.tokens, plain.tokens)
+      assert.equal(spec.draft, 'ngram')
+      const t = spec.timings
+      assert.equal(t.rounds + t.acceptedTokens, 23)
+      assert.ok(t.acceptedTokens <= t.draftedTokens)
+      assert.ok(t.draftMs >= 0 && typeof t.draftMs === 'number')
+    }
+  })
+
   test('text prompt streams decoded text', async () => {
     const { bundleDir } = await convert({ dtype: 'f32', seed: 2 })
     let out = ''
@@ -159,6 +205,27 @@ describe('pov generate handler', () => {
           promptIds: '1,a'
         }),
       /--prompt-ids/
+    )
+    const base = { model: 'x', maxTokens: '4', device: 'cpu', prompt: 'a' }
+    // on by default with --peers, off with --local unless asked
+    assert.equal(parseGenerateArgs({ ...base, peers: ['/ip4/1.2.3.4'] }).speculative.enabled, true)
+    assert.equal(parseGenerateArgs({ ...base, local: true }).speculative.enabled, false)
+    assert.deepEqual(parseGenerateArgs({ ...base, local: true, draftTokens: '2' }).speculative, {
+      enabled: true,
+      draftTokens: 2
+    })
+    assert.equal(
+      parseGenerateArgs({ ...base, peers: ['/ip4/1.2.3.4'], speculative: false }).speculative
+        .enabled,
+      false
+    )
+    assert.throws(
+      () => parseGenerateArgs({ ...base, local: true, draftTokens: 'x' }),
+      /--draft-tokens/
+    )
+    assert.throws(
+      () => parseGenerateArgs({ ...base, local: true, draftTokens: '2', speculative: false }),
+      /--no-speculative/
     )
   })
 })
