@@ -19,7 +19,7 @@ export interface MemoryCgroup {
   currentBytes: () => Promise<number>
   /** Highest charge seen (null where the kernel does not keep it: v2 before Linux 5.19). */
   peakBytes: () => Promise<number | null>
-  /** Times the charge reached the limit (the kernel then reclaimed), and OOM kills. */
+  /** Times the charge hit the limit (v2 memory.events max, v1 failcnt), and OOM kills. */
   limitEvents: () => Promise<{ hitLimit: number; oomKills: number }>
   /** Removes the group (its processes must have exited). */
   remove: () => Promise<void>
