@@ -1,6 +1,6 @@
 // Fault reports on-chain (contracts/faults/FaultReports.sol): filing a bonded report, the
 // governance actions that decide it, and the list auditors read. docs/trust.md.
-import { Interface, formatUnits, getAddress, type Signer } from 'ethers'
+import { Interface, formatUnits, getAddress, hexlify, randomBytes, type Signer } from 'ethers'
 import type { ContractRunner } from 'ethers'
 import { connectFaultReports } from './contracts.js'
 import type { PovContracts, FaultReportsContract } from './contracts.js'
@@ -17,8 +17,12 @@ export interface FaultReportView {
   evidenceHash: string
   uri: string
   bond: bigint
+  /** The price of the convicted call(s) the reporter claims back out of the slash. */
+  refund: bigint
   createdAt: number
   deadline: number
+  /** Block of the reporter's commitment (the earliest one of an evidence file can be upheld). */
+  committedAt: number
   status: FaultStatus
   slashed: bigint
   reward: bigint
@@ -72,8 +76,10 @@ export async function readFaultReport(
     evidenceHash: r.evidenceHash,
     uri: r.uri,
     bond: BigInt(r.bond),
+    refund: BigInt(r.refund),
     createdAt: Number(r.createdAt),
     deadline: Number(r.deadline),
+    committedAt: Number(r.committedAt),
     status: FAULT_STATUS[Number(r.status)] ?? 'None',
     slashed: BigInt(r.slashed),
     reward: BigInt(r.reward)
@@ -85,20 +91,40 @@ export async function listFaultReports(fr: FaultReportsContract): Promise<FaultR
   return await Promise.all(Array.from({ length: n }, async (_, i) => await readFaultReport(fr, i)))
 }
 
-/** Files a report as `reporter`: approves the bond, reports, returns the report id. */
+/**
+ * Files a report as `reporter`, in two transactions: the commitment (which names nobody), then,
+ * once it is mined, the reveal with the bond (approved first). A copier who sees the reveal can
+ * only commit later, so it can neither take the reward nor block the evidence. `refund` (wei) is
+ * the price of the convicted call(s) the reporter claims back (0 for none; governance checks it
+ * against the evidence before upholding). Returns the report id.
+ */
 export async function reportFault(
   c: PovContracts,
   faultReports: FaultReportsContract,
   reporter: Signer,
-  a: { operator: string; evidenceHash: string; uri: string }
+  a: { operator: string; evidenceHash: string; uri: string; refund?: bigint; salt?: string }
 ): Promise<{ id: number; tx: string }> {
   const fr = faultReports.connect(reporter) as FaultReportsContract
-  const bond = BigInt(await fr.reportBond())
-  if (bond > 0n) {
-    const token = c.token.connect(reporter) as PovContracts['token']
-    await (await token.approve(fr.target as string, bond)).wait()
-  }
-  const tx = await fr.reportFault(getAddress(a.operator), a.evidenceHash, a.uri)
+  const operator = getAddress(a.operator)
+  const refund = a.refund ?? 0n
+  const salt = a.salt ?? hexlify(randomBytes(32))
+  const commitment = await fr.commitmentOf(
+    await reporter.getAddress(),
+    operator,
+    a.evidenceHash,
+    refund,
+    salt
+  )
+  const committed = await (await fr.commitReport(commitment)).wait()
+  const bond = BigInt(await fr.bondFor(operator))
+  const token = c.token.connect(reporter) as PovContracts['token']
+  await (await token.approve(fr.target as string, bond)).wait()
+  // the reveal must land in a later block than the commitment
+  const provider = reporter.provider
+  if (provider != null && committed != null)
+    while ((await provider.getBlockNumber()) <= committed.blockNumber)
+      await new Promise((r) => setTimeout(r, 250))
+  const tx = await fr.reportFault(operator, a.evidenceHash, refund, salt, a.uri)
   const receipt = await tx.wait()
   const ev = receipt?.logs
     .map((l) => {
@@ -165,7 +191,7 @@ export async function upholdFaultProposal(
   id: number,
   amount: bigint
 ): Promise<{ actions: ProposalAction[]; description: string }> {
-  const r = await pendingReport(fr, id)
+  const r = await undecidedReport(fr, id)
   if (amount <= 0n) throw new FaultInputError('the slash amount must be above 0 POV')
   return {
     actions: upholdFaultActions(c, fr, r, amount),
@@ -173,12 +199,12 @@ export async function upholdFaultProposal(
   }
 }
 
-/** `pov gov propose reject-fault`: the reporter's bond goes to the treasury. */
+/** `pov gov propose reject-fault`: the reporter's bond goes to the accused operator. */
 export async function rejectFaultProposal(
   fr: FaultReportsContract,
   id: number
 ): Promise<{ actions: ProposalAction[]; description: string }> {
-  const r = await pendingReport(fr, id)
+  const r = await undecidedReport(fr, id)
   return {
     actions: rejectFaultActions(fr, id),
     description: `Reject fault report #${id} against ${r.operator} (evidence ${r.evidenceHash})`
@@ -189,12 +215,13 @@ export class FaultInputError extends Error {
   override name = 'FaultInputError'
 }
 
-async function pendingReport(fr: FaultReportsContract, id: number): Promise<FaultReportView> {
+/** A report governance can still decide: pending, or expired without a verdict. */
+async function undecidedReport(fr: FaultReportsContract, id: number): Promise<FaultReportView> {
   const n = Number(await fr.reportCount())
   if (!Number.isSafeInteger(id) || id < 0 || id >= n)
     throw new FaultInputError(`no fault report #${id} (there are ${n}) — see \`pov audit\``)
   const r = await readFaultReport(fr, id)
-  if (r.status !== 'Pending')
-    throw new FaultInputError(`fault report #${id} is ${r.status}, not pending: nothing to decide`)
+  if (r.status !== 'Pending' && r.status !== 'Expired')
+    throw new FaultInputError(`fault report #${id} is ${r.status}: already decided`)
   return r
 }

@@ -241,18 +241,6 @@ export interface BuiltProposal {
   description: string
 }
 
-/** The states of an OpenZeppelin Governor proposal, indexed by `state(id)`. */
-export const PROPOSAL_STATES = [
-  'Pending',
-  'Active',
-  'Canceled',
-  'Defeated',
-  'Succeeded',
-  'Queued',
-  'Expired',
-  'Executed'
-] as const
-
 export interface ModelApprovalArgs {
   modelId: string
   name: string

@@ -3,7 +3,7 @@
 // On a live chain the waits are real; on a local dev chain `devChainClock` fast-forwards them.
 import { id, type Provider, type Signer } from 'ethers'
 import type { PovContracts } from './contracts.js'
-import { PROPOSAL_STATES } from './audit/report.js'
+import { PROPOSAL_STATES } from './proposal-states.js'
 
 export interface ProposalAction {
   target: string

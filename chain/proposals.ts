@@ -5,7 +5,7 @@
 import { getAddress, id as keccakText, type Provider } from 'ethers'
 import { combinedInterface, type PovContracts } from './contracts.js'
 import type { Deployment } from './deployment.js'
-import { PROPOSAL_STATES } from './audit/report.js'
+import { PROPOSAL_STATES } from './proposal-states.js'
 
 export type ProposalState = (typeof PROPOSAL_STATES)[number]
 export const SUPPORT_VALUES = { against: 0, for: 1, abstain: 2 } as const

@@ -3,7 +3,7 @@
 // without ETH for gas, an unreachable chain and missing files in plain words.
 import { formatUnits, Transaction } from 'ethers'
 import { decodeRevert, type DecodedRevert } from '../chain/errors.js'
-import { PROPOSAL_STATES } from '../chain/gov-actions.js'
+import { PROPOSAL_STATES } from '../chain/proposal-states.js'
 import { UserError } from './errors.js'
 
 /** A chain timestamp (seconds) as an ISO date without milliseconds. */
@@ -75,10 +75,18 @@ const REVERT_TEXT: Record<string, (a: Args) => string> = {
     `the stake of ${a.operator} is withdrawable at ${t(a.withdrawableAt)} (${wait(a.withdrawableAt as bigint, a.timestamp as bigint)}; chain time ${t(a.timestamp)}) — run \`pov node withdraw-stake\` after that`,
   RegistryWithdrawalFrozen: (a) =>
     `the stake of ${a.operator} is frozen until ${t(a.until)} (a fault report is pending; chain time ${t(a.timestamp)}) — it can be withdrawn once governance decides or the freeze ends`,
-  RegistryPeriodOutOfRange: (a) =>
-    `a period of ${a.period} s is outside the registry's bounds [${a.min}, ${a.max}] s`,
-  EscrowPeriodOutOfRange: (a) =>
-    `a period of ${a.period} s is outside the escrow's bounds [${a.min}, ${a.max}] s`,
+  SettingOutOfRange: (a) =>
+    `${a.setting} ${a.value} is outside its bounds [${a.min}, ${a.max}] (periods in seconds, amounts in wei)`,
+  RegistryInvalidFreezer: (a) =>
+    `${a.freezer} cannot be the registry's freezer: it must be a contract whose registry() is this registry (FaultReports), or 0 to switch freezing off`,
+  GovernorPathOutlastsUnbonding: (a) =>
+    `the governance path with its margin (${a.pathWithMargin} s) would reach the registry's unbonding period (${a.unbondingPeriod} s) — lengthen the unbonding period first`,
+  FaultsNotFirstReport: (a) =>
+    `fault report #${a.reportId} copies the evidence of report #${a.firstReportId}, committed earlier: only that one can be upheld`,
+  FaultsRevealTooEarly: () =>
+    'the report is revealed in the block of its commitment — reveal it in a later block',
+  FaultsNotCommitted: () =>
+    'no commitment matches this report (reporter, operator, evidence, refund, salt) — commit it first',
   GovernorAlreadyCastVote: (a) => `${a.voter} has already voted on this proposal`,
   GovernorUnexpectedProposalState: (a) =>
     `the proposal is ${PROPOSAL_STATES[Number(a.current)] ?? String(a.current)}, which does not allow this step — see \`pov gov status\``,

@@ -7,7 +7,14 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IExpertRegistry} from "./interfaces/IExpertRegistry.sol";
 import {IModelApprovals} from "./interfaces/IModelApprovals.sol";
+import {IGovernancePath} from "./interfaces/IGovernancePath.sol";
 import {PeerIdLib} from "./PeerIdLib.sol";
+import {Bounds} from "./utils/Bounds.sol";
+
+/// @dev What a freezer must answer for {ExpertRegistry.setFreezer} to accept it.
+interface IFreezerOf {
+    function registry() external view returns (address);
+}
 
 /// @title ExpertRegistry — staked operators serving expert shards of approved models.
 /// @notice One node per operator address. Verified on-chain: the operator's consent (it is the
@@ -31,6 +38,9 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
     uint64 public constant MAX_UNBONDING_PERIOD = 365 days;
     /// @dev The longest a freezer can hold an operator's withdrawal in one call.
     uint64 public constant MAX_FREEZE = 30 days;
+    /// @dev Unbonding must exceed the governance path by half of it: a slash proposed the moment
+    /// an operator starts unbonding executes with that much time to spare (block times drift).
+    uint16 public constant UNBONDING_MARGIN_BPS = 5000;
 
     struct Node {
         uint256 stake;
@@ -59,6 +69,9 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
     /// the unbonding period can never be set below it, so a slash proposed when an operator starts
     /// unbonding can execute before it withdraws.
     uint64 private immutable _minUnbonding;
+    /// @dev The governor: its path (read live) keeps the unbonding period above it, and it refuses
+    /// settings that would lengthen its path past the unbonding period (PovGovernor.bindRegistry).
+    IGovernancePath private immutable _governance;
     address private _freezer;
 
     constructor(
@@ -68,19 +81,19 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
         uint256 minStake_,
         uint64 unbondingPeriod_,
         uint64 minUnbondingPeriod_,
+        IGovernancePath governance_,
         address owner_
     ) Ownable(owner_) {
         _token = token_;
         _models = models_;
-        if (
-            minUnbondingPeriod_ < MIN_UNBONDING_PERIOD || minUnbondingPeriod_ > MAX_UNBONDING_PERIOD
-        )
-            revert RegistryPeriodOutOfRange(
-                minUnbondingPeriod_,
-                MIN_UNBONDING_PERIOD,
-                MAX_UNBONDING_PERIOD
-            );
+        Bounds.check(
+            "minUnbondingPeriod",
+            minUnbondingPeriod_,
+            MIN_UNBONDING_PERIOD,
+            MAX_UNBONDING_PERIOD
+        );
         _minUnbonding = minUnbondingPeriod_;
+        _governance = governance_;
         _setTreasury(treasury_);
         _setMinStake(minStake_);
         _setUnbondingPeriod(unbondingPeriod_);
@@ -219,6 +232,8 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
 
     /// @inheritdoc IExpertRegistry
     function setFreezer(address freezer_) external onlyOwner {
+        if (freezer_ != address(0) && !_freezesThis(freezer_))
+            revert RegistryInvalidFreezer(freezer_);
         emit FreezerSet(_freezer, freezer_);
         _freezer = freezer_;
     }
@@ -284,6 +299,25 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
     /// @inheritdoc IExpertRegistry
     function minUnbondingPeriod() external view returns (uint64) {
         return _minUnbonding;
+    }
+
+    /// @inheritdoc IExpertRegistry
+    function unbondingFloor() public view returns (uint64) {
+        if (address(_governance) == address(0)) return _minUnbonding;
+        uint256 path = _governance.governancePath();
+        uint256 floor = path + (path * UNBONDING_MARGIN_BPS) / 10_000;
+        if (floor < _minUnbonding) return _minUnbonding;
+        return floor > type(uint64).max ? type(uint64).max : uint64(floor);
+    }
+
+    /// @inheritdoc IExpertRegistry
+    function governance() external view returns (address) {
+        return address(_governance);
+    }
+
+    /// @inheritdoc IExpertRegistry
+    function stakeOf(address operator) external view returns (uint256) {
+        return _nodes[operator].stake;
     }
 
     /// @inheritdoc IExpertRegistry
@@ -493,10 +527,19 @@ contract ExpertRegistry is Ownable, IExpertRegistry {
     }
 
     function _setUnbondingPeriod(uint64 period) private {
-        if (period < _minUnbonding || period > MAX_UNBONDING_PERIOD)
-            revert RegistryPeriodOutOfRange(period, _minUnbonding, MAX_UNBONDING_PERIOD);
+        Bounds.check("unbondingPeriod", period, unbondingFloor(), MAX_UNBONDING_PERIOD);
         emit UnbondingPeriodSet(_unbondingPeriod, period);
         _unbondingPeriod = period;
+    }
+
+    /// @dev A freezer must be a contract that names this registry as the one it freezes.
+    function _freezesThis(address freezer_) private view returns (bool) {
+        if (freezer_.code.length == 0) return false;
+        try IFreezerOf(freezer_).registry() returns (address r) {
+            return r == address(this);
+        } catch {
+            return false;
+        }
     }
 
     function _setTreasury(address treasury_) private {

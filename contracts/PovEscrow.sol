@@ -8,6 +8,7 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {IPovEscrow} from "./interfaces/IPovEscrow.sol";
+import {Bounds} from "./utils/Bounds.sol";
 
 /// @title PovEscrow — client deposits, per-payee lanes, cumulative EIP-712 vouchers, pull payments.
 /// @notice A client (payer) deposits POV and allocates it to the nodes it will pay: each
@@ -458,8 +459,7 @@ contract PovEscrow is EIP712, Ownable, IPovEscrow {
     }
 
     function _setUnlockPeriod(uint64 period) private {
-        if (period < MIN_UNLOCK_PERIOD || period > MAX_UNLOCK_PERIOD)
-            revert EscrowPeriodOutOfRange(period, MIN_UNLOCK_PERIOD, MAX_UNLOCK_PERIOD);
+        Bounds.check("unlockPeriod", period, MIN_UNLOCK_PERIOD, MAX_UNLOCK_PERIOD);
         emit UnlockPeriodSet(_unlockPeriod, period);
         _unlockPeriod = period;
     }

@@ -117,6 +117,11 @@ export interface DeployOptions extends Partial<PresetValues> {
   /** When the treasury is the deployer, delegate its votes to itself so it can vote. @default true */
   selfDelegate?: boolean
   /**
+   * Let one address hold a quorum on its own under the `public` preset (refused otherwise, before
+   * anything is deployed; the `local` preset only warns). @default false
+   */
+  allowQuorumHolder?: boolean
+  /**
    * FaultReports, deployed and wired into the registry (freezer and treasury) before the registry
    * goes to the timelock; `false` leaves it out. Its decision period defaults to twice the
    * governance path (an uphold proposal must pass before the report's deadline).
@@ -144,6 +149,17 @@ export function governancePathSeconds(
 export const MIN_UNBONDING_PERIOD = 3_600
 
 /**
+ * ExpertRegistry.UNBONDING_MARGIN_BPS (= PovGovernor's): the unbonding period must exceed the
+ * governance path by half of it, enforced on-chain in both directions.
+ */
+export const UNBONDING_MARGIN_BPS = 5_000
+
+/** The shortest unbonding period the registry accepts under a governance path of `path` seconds. */
+export function unbondingFloorSeconds(path: number): number {
+  return path + Math.floor((path * UNBONDING_MARGIN_BPS) / 10_000)
+}
+
+/**
  * The holders that reach the quorum on their own, as loud warnings: such an address passes any
  * proposal alone (slash, mint, parameters) once its votes are delegated.
  */
@@ -159,6 +175,16 @@ export function quorumWarnings(
       (h) =>
         `WARNING: ${h.holder} holds ${formatEther(h.amount)} POV, ${(Number((h.amount * 10_000n) / supply) / 100).toFixed(2)} % of the supply, at or above the ${quorumPercent} % quorum: it alone can pass any proposal (slash any operator, mint, change every parameter). Distribute the supply (--distribute) before this network is public.`
     )
+}
+
+/** The `public` preset refuses a deployment in which one address holds a quorum on its own. */
+export class QuorumHolderError extends Error {
+  override name = 'QuorumHolderError'
+  constructor(readonly warnings: string[]) {
+    super(
+      `refused: ${warnings.join(' ')} The public preset does not deploy this; give --distribute ADDR=POV so that no address reaches the quorum, or --allow-quorum-holder to deploy it anyway (a test network).`
+    )
+  }
 }
 
 export interface DeployResult {
@@ -217,9 +243,10 @@ export async function deployAll(
   const path = governancePathSeconds(gov)
   const unbondingPeriod = v('unbondingPeriod') as number
   const minUnbondingPeriod = opts.minUnbondingPeriod ?? Math.max(MIN_UNBONDING_PERIOD, path)
-  if (unbondingPeriod <= path)
+  const floor = unbondingFloorSeconds(path)
+  if (unbondingPeriod < floor)
     throw new Error(
-      `unbonding period ${unbondingPeriod} s does not outlast the governance path of ${path} s ((voting delay ${gov.votingDelay} + period ${gov.votingPeriod} blocks) × ${gov.blockTime} s + timelock ${gov.timelockDelay} s): an operator could unbond and withdraw before a slash executes — raise --unbonding-period or shorten governance`
+      `unbonding period ${unbondingPeriod} s does not outlast the governance path of ${path} s ((voting delay ${gov.votingDelay} + period ${gov.votingPeriod} blocks) × ${gov.blockTime} s + timelock ${gov.timelockDelay} s) with its ${UNBONDING_MARGIN_BPS / 100} % margin (${floor} s): an operator could unbond and withdraw before a slash executes — raise --unbonding-period or shorten governance`
     )
   if (minUnbondingPeriod > unbondingPeriod)
     throw new Error(
@@ -246,8 +273,19 @@ export async function deployAll(
     throw new Error(
       `the distribution hands out ${formatEther(distributed)} POV, more than the initial supply of ${formatEther(initialSupply)}`
     )
+  const treasury = getAddress(opts.treasury ?? deployer)
+  const holdings = new Map<string, bigint>()
+  holdings.set(treasury, initialSupply - distributed)
+  for (const d of distribution) holdings.set(d.to, (holdings.get(d.to) ?? 0n) + d.amount)
+  const warnings = quorumWarnings(
+    [...holdings].map(([holder, amount]) => ({ holder, amount })),
+    initialSupply,
+    v('quorumPercent') as number
+  )
+  if ((opts.preset ?? 'public') === 'public' && warnings.length > 0 && !opts.allowQuorumHolder)
+    throw new QuorumHolderError(warnings)
   const p: DeploymentParams = {
-    treasury: getAddress(opts.treasury ?? deployer),
+    treasury,
     initialSupply: initialSupply.toString(),
     minStake: (v('minStake') as bigint).toString(),
     unbondingPeriod,
@@ -276,6 +314,22 @@ export async function deployAll(
   const token = await deploy(signer, 'PovToken', [minter, p.initialSupply, timelock], log)
   // Approvals start owned by the deployer so that opts.models can be approved, then move to the timelock.
   const models = await deploy(signer, 'ModelApprovals', [deployer], log)
+  // The governor comes before the registry: the registry reads its path (live) to keep the
+  // unbonding period above it; the governor and the timelock are bound back to it below.
+  const governor = await deploy(
+    signer,
+    'PovGovernor',
+    [
+      token,
+      timelock,
+      p.votingDelay,
+      p.votingPeriod,
+      p.proposalThreshold,
+      p.quorumPercent,
+      p.blockTime
+    ],
+    log
+  )
   // With fault reports the registry starts owned by the deployer, to be wired, then moves to the timelock.
   const registry = await deploy(
     signer,
@@ -287,6 +341,7 @@ export async function deployAll(
       p.minStake,
       p.unbondingPeriod,
       p.minUnbondingPeriod,
+      governor,
       faults != null ? deployer : timelock
     ],
     log
@@ -297,15 +352,13 @@ export async function deployAll(
     [token, p.treasury, p.feeBps, p.unlockPeriod, timelock],
     log
   )
-  const governor = await deploy(
-    signer,
-    'PovGovernor',
-    [token, timelock, p.votingDelay, p.votingPeriod, p.proposalThreshold, p.quorumPercent],
-    log
-  )
 
   const addresses: ContractAddresses = { token, models, registry, escrow, governor, timelock }
   const c = connectContracts(addresses, signer)
+  // Both directions of "unbonding outlasts the governance path": the governor refuses a longer
+  // voting path, the timelock (asking the governor) a longer delay.
+  await send('governor bound to the registry', c.governor.bindRegistry(registry), log)
+  await send('timelock delay guarded by the governor', c.timelock.bindGuard(governor), log)
 
   let faultReports: string | undefined
   if (faults != null) {
@@ -382,14 +435,6 @@ export async function deployAll(
     await send('treasury votes delegated to itself', c.token.delegate(deployer), log)
   }
 
-  const holdings = new Map<string, bigint>()
-  holdings.set(p.treasury, initialSupply - distributed)
-  for (const d of distribution) holdings.set(d.to, (holdings.get(d.to) ?? 0n) + d.amount)
-  const warnings = quorumWarnings(
-    [...holdings].map(([holder, amount]) => ({ holder, amount })),
-    initialSupply,
-    p.quorumPercent
-  )
   for (const w of warnings) log(w)
 
   const genesisHash = (await provider.getBlock(0))?.hash ?? undefined
@@ -489,8 +534,17 @@ export function parseDeployArgs(argv: string[]): {
       'seconds per block, to compare governance (blocks) with unbonding (seconds)',
       int('--block-time')
     )
+    .option(
+      '--allow-quorum-holder',
+      'deploy under the public preset even when one address holds a quorum alone (refused otherwise)'
+    )
     .option('--no-fault-reports', 'leave FaultReports out (it can be added and wired later)')
-    .option('--report-bond <pov>', 'POV a fault reporter posts (default 100)', pov)
+    .option('--report-bond <pov>', 'least POV a fault reporter posts (default 100, ≥ 1)', pov)
+    .option(
+      '--bond-bps <bps>',
+      "a fault report's bond as a share of the accused's stake, basis points (default 100, ≥ 10)",
+      int('--bond-bps')
+    )
     .option(
       '--decision-period <s>',
       "seconds governance has to decide a fault report, the accused's withdrawal frozen meanwhile (default: twice the governance path)",
@@ -532,11 +586,13 @@ export function parseDeployArgs(argv: string[]): {
       quorumPercent: o.quorum,
       proposalThreshold: o.proposalThreshold,
       blockTime: o.blockTime,
+      allowQuorumHolder: o.allowQuorumHolder === true,
       faultReports:
         o.faultReports === false
           ? false
           : {
               reportBond: o.reportBond,
+              bondBps: o.bondBps,
               decisionPeriod: o.decisionPeriod,
               reporterShareBps: o.reporterShare
             }

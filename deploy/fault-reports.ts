@@ -9,8 +9,10 @@ import { loadArtifact } from '../chain/artifacts.js'
 import type { Deployment } from '../chain/deployment.js'
 
 export interface FaultReportsParams {
-  /** POV a reporter posts, lost when governance rejects the report. @default 100 POV */
+  /** The least POV a reporter posts, lost to the accused unless upheld. @default 100 POV (≥ 1) */
   reportBond?: bigint
+  /** The bond as a share of the accused's stake, when that is more. @default 100 bps (≥ 10) */
+  bondBps?: number
   /** Seconds governance has to decide; the accused's withdrawal is frozen meanwhile. @default 3 days */
   decisionPeriod?: number
   /** Share of an upheld slash paid to the reporter, in basis points. @default 2000 (20 %) */
@@ -21,6 +23,7 @@ export interface FaultReportsParams {
 
 export const FAULT_REPORT_DEFAULTS = {
   reportBond: parseEther('100'),
+  bondBps: 100,
   decisionPeriod: 3 * 24 * 3600,
   reporterShareBps: 2000
 } as const
@@ -50,6 +53,7 @@ export async function deployFaultReportsContract(
     a.registry,
     getAddress(p.treasury ?? a.treasury),
     p.reportBond ?? FAULT_REPORT_DEFAULTS.reportBond,
+    p.bondBps ?? FAULT_REPORT_DEFAULTS.bondBps,
     p.decisionPeriod ?? FAULT_REPORT_DEFAULTS.decisionPeriod,
     p.reporterShareBps ?? FAULT_REPORT_DEFAULTS.reporterShareBps,
     a.owner

@@ -51,12 +51,14 @@ export type ExpertRegistryContract = BaseContract & {
   MAX_SHARDS: BaseContractMethod<[], bigint, bigint>
   MAX_UNBONDING_PERIOD: BaseContractMethod<[], bigint, bigint>
   MIN_UNBONDING_PERIOD: BaseContractMethod<[], bigint, bigint>
+  UNBONDING_MARGIN_BPS: BaseContractMethod<[], bigint, bigint>
   activeNodes: BaseContractMethod<[modelId: BytesLike, shard: BigNumberish], Array<{ readonly operator: string; readonly modelId: string; readonly shards: Array<bigint>; readonly price: bigint; readonly stake: bigint; readonly peerId: string; readonly multiaddrs: Array<string>; readonly peerSignature: string; readonly unbondingEnds: bigint }>, Array<{ readonly operator: string; readonly modelId: string; readonly shards: Array<bigint>; readonly price: bigint; readonly stake: bigint; readonly peerId: string; readonly multiaddrs: Array<string>; readonly peerSignature: string; readonly unbondingEnds: bigint }>>
   activeNodesPage: BaseContractMethod<[modelId: BytesLike, shard: BigNumberish, offset: BigNumberish, limit: BigNumberish], [nodes: Array<{ readonly operator: string; readonly modelId: string; readonly shards: Array<bigint>; readonly price: bigint; readonly stake: bigint; readonly peerId: string; readonly multiaddrs: Array<string>; readonly peerSignature: string; readonly unbondingEnds: bigint }>, total: bigint], [nodes: Array<{ readonly operator: string; readonly modelId: string; readonly shards: Array<bigint>; readonly price: bigint; readonly stake: bigint; readonly peerId: string; readonly multiaddrs: Array<string>; readonly peerSignature: string; readonly unbondingEnds: bigint }>, total: bigint]>
   addStake: BaseContractMethod<[amount: BigNumberish], void, ContractTransactionResponse>
   bindingMessage: BaseContractMethod<[operator: AddressLike, peerId: BytesLike], string, string>
   freezeWithdrawal: BaseContractMethod<[operator: AddressLike, until: BigNumberish], void, ContractTransactionResponse>
   freezer: BaseContractMethod<[], string, string>
+  governance: BaseContractMethod<[], string, string>
   isActive: BaseContractMethod<[operator: AddressLike], boolean, boolean>
   minStake: BaseContractMethod<[], bigint, bigint>
   minUnbondingPeriod: BaseContractMethod<[], bigint, bigint>
@@ -72,11 +74,13 @@ export type ExpertRegistryContract = BaseContract & {
   setTreasury: BaseContractMethod<[treasury_: AddressLike], void, ContractTransactionResponse>
   setUnbondingPeriod: BaseContractMethod<[period: BigNumberish], void, ContractTransactionResponse>
   slash: BaseContractMethod<[operator: AddressLike, amount: BigNumberish, reason: string], void, ContractTransactionResponse>
+  stakeOf: BaseContractMethod<[operator: AddressLike], bigint, bigint>
   token: BaseContractMethod<[], string, string>
   totalStaked: BaseContractMethod<[], bigint, bigint>
   transferOwnership: BaseContractMethod<[newOwner: AddressLike], void, ContractTransactionResponse>
   treasury: BaseContractMethod<[], string, string>
   unbond: BaseContractMethod<[], void, ContractTransactionResponse>
+  unbondingFloor: BaseContractMethod<[], bigint, bigint>
   unbondingPeriod: BaseContractMethod<[], bigint, bigint>
   updateMultiaddrs: BaseContractMethod<[multiaddrs: Array<string>], void, ContractTransactionResponse>
   updatePrice: BaseContractMethod<[price: BigNumberish], void, ContractTransactionResponse>
@@ -129,18 +133,23 @@ export type PovGovernorContract = BaseContract & {
   MAX_VOTING_DELAY: BaseContractMethod<[], bigint, bigint>
   MAX_VOTING_PERIOD: BaseContractMethod<[], bigint, bigint>
   MIN_QUORUM_PERCENT: BaseContractMethod<[], bigint, bigint>
+  SECONDS_PER_BLOCK: BaseContractMethod<[], bigint, bigint>
+  UNBONDING_MARGIN_BPS: BaseContractMethod<[], bigint, bigint>
+  bindRegistry: BaseContractMethod<[registry_: AddressLike], void, ContractTransactionResponse>
   cancel: BaseContractMethod<[targets: Array<AddressLike>, values: Array<BigNumberish>, calldatas: Array<BytesLike>, descriptionHash: BytesLike], bigint, ContractTransactionResponse>
   castVote: BaseContractMethod<[proposalId: BigNumberish, support: BigNumberish], bigint, ContractTransactionResponse>
   castVoteBySig: BaseContractMethod<[proposalId: BigNumberish, support: BigNumberish, voter: AddressLike, signature: BytesLike], bigint, ContractTransactionResponse>
   castVoteWithReason: BaseContractMethod<[proposalId: BigNumberish, support: BigNumberish, reason: string], bigint, ContractTransactionResponse>
   castVoteWithReasonAndParams: BaseContractMethod<[proposalId: BigNumberish, support: BigNumberish, reason: string, params: BytesLike], bigint, ContractTransactionResponse>
   castVoteWithReasonAndParamsBySig: BaseContractMethod<[proposalId: BigNumberish, support: BigNumberish, voter: AddressLike, reason: string, params: BytesLike, signature: BytesLike], bigint, ContractTransactionResponse>
+  checkTimelockDelay: BaseContractMethod<[delay: BigNumberish], void, void>
   clock: BaseContractMethod<[], bigint, bigint>
   eip712Domain: BaseContractMethod<[], [fields: string, name: string, version: string, chainId: bigint, verifyingContract: string, salt: string, extensions: Array<bigint>], [fields: string, name: string, version: string, chainId: bigint, verifyingContract: string, salt: string, extensions: Array<bigint>]>
   execute: BaseContractMethod<[targets: Array<AddressLike>, values: Array<BigNumberish>, calldatas: Array<BytesLike>, descriptionHash: BytesLike], bigint, ContractTransactionResponse>
   getProposalId: BaseContractMethod<[targets: Array<AddressLike>, values: Array<BigNumberish>, calldatas: Array<BytesLike>, descriptionHash: BytesLike], bigint, bigint>
   getVotes: BaseContractMethod<[account: AddressLike, timepoint: BigNumberish], bigint, bigint>
   getVotesWithParams: BaseContractMethod<[account: AddressLike, timepoint: BigNumberish, params: BytesLike], bigint, bigint>
+  governancePath: BaseContractMethod<[], bigint, bigint>
   hasVoted: BaseContractMethod<[proposalId: BigNumberish, account: AddressLike], boolean, boolean>
   hashProposal: BaseContractMethod<[targets: Array<AddressLike>, values: Array<BigNumberish>, calldatas: Array<BytesLike>, descriptionHash: BytesLike], bigint, bigint>
   name: BaseContractMethod<[], string, string>
@@ -161,6 +170,7 @@ export type PovGovernorContract = BaseContract & {
   quorumDenominator: BaseContractMethod<[], bigint, bigint>
   'quorumNumerator(uint256)': BaseContractMethod<[timepoint: BigNumberish], bigint, bigint>
   'quorumNumerator()': BaseContractMethod<[], bigint, bigint>
+  registry: BaseContractMethod<[], string, string>
   relay: BaseContractMethod<[target: AddressLike, value: BigNumberish, data: BytesLike], void, ContractTransactionResponse>
   setProposalThreshold: BaseContractMethod<[newProposalThreshold: BigNumberish], void, ContractTransactionResponse>
   setVotingDelay: BaseContractMethod<[newVotingDelay: BigNumberish], void, ContractTransactionResponse>
@@ -183,6 +193,7 @@ export type PovTimelockContract = BaseContract & {
   MAX_DELAY: BaseContractMethod<[], bigint, bigint>
   MIN_DELAY: BaseContractMethod<[], bigint, bigint>
   PROPOSER_ROLE: BaseContractMethod<[], string, string>
+  bindGuard: BaseContractMethod<[guard_: AddressLike], void, ContractTransactionResponse>
   cancel: BaseContractMethod<[id: BytesLike], void, ContractTransactionResponse>
   execute: BaseContractMethod<[target: AddressLike, value: BigNumberish, payload: BytesLike, predecessor: BytesLike, salt: BytesLike], void, ContractTransactionResponse>
   executeBatch: BaseContractMethod<[targets: Array<AddressLike>, values: Array<BigNumberish>, payloads: Array<BytesLike>, predecessor: BytesLike, salt: BytesLike], void, ContractTransactionResponse>
@@ -191,6 +202,7 @@ export type PovTimelockContract = BaseContract & {
   getRoleAdmin: BaseContractMethod<[role: BytesLike], string, string>
   getTimestamp: BaseContractMethod<[id: BytesLike], bigint, bigint>
   grantRole: BaseContractMethod<[role: BytesLike, account: AddressLike], void, ContractTransactionResponse>
+  guard: BaseContractMethod<[], string, string>
   hasRole: BaseContractMethod<[role: BytesLike, account: AddressLike], boolean, boolean>
   hashOperation: BaseContractMethod<[target: AddressLike, value: BigNumberish, data: BytesLike, predecessor: BytesLike, salt: BytesLike], string, string>
   hashOperationBatch: BaseContractMethod<[targets: Array<AddressLike>, values: Array<BigNumberish>, payloads: Array<BytesLike>, predecessor: BytesLike, salt: BytesLike], string, string>
@@ -212,9 +224,19 @@ export type PovTimelockContract = BaseContract & {
 export type FaultReportsContract = BaseContract & {
   MAX_DECISION_PERIOD: BaseContractMethod<[], bigint, bigint>
   MAX_REPORTER_SHARE_BPS: BaseContractMethod<[], bigint, bigint>
+  MIN_BOND_BPS: BaseContractMethod<[], bigint, bigint>
   MIN_DECISION_PERIOD: BaseContractMethod<[], bigint, bigint>
+  MIN_REPORT_BOND: BaseContractMethod<[], bigint, bigint>
+  PATH_MARGIN_BPS: BaseContractMethod<[], bigint, bigint>
+  bondBps: BaseContractMethod<[], bigint, bigint>
+  bondFor: BaseContractMethod<[operator: AddressLike], bigint, bigint>
+  commitReport: BaseContractMethod<[commitment: BytesLike], void, ContractTransactionResponse>
+  commitmentOf: BaseContractMethod<[reporter: AddressLike, operator: AddressLike, evidenceHash: BytesLike, refund: BigNumberish, salt: BytesLike], string, string>
+  committedAt: BaseContractMethod<[commitment: BytesLike], bigint, bigint>
   decisionPeriod: BaseContractMethod<[], bigint, bigint>
   expireFault: BaseContractMethod<[reportId: BigNumberish], void, ContractTransactionResponse>
+  firstReportOf: BaseContractMethod<[evidenceHash: BytesLike], bigint, bigint>
+  freezeWindow: BaseContractMethod<[], bigint, bigint>
   owner: BaseContractMethod<[], string, string>
   pendingReports: BaseContractMethod<[operator: AddressLike], bigint, bigint>
   registry: BaseContractMethod<[], string, string>
@@ -222,9 +244,10 @@ export type FaultReportsContract = BaseContract & {
   renounceOwnership: BaseContractMethod<[], void, ContractTransactionResponse>
   reportBond: BaseContractMethod<[], bigint, bigint>
   reportCount: BaseContractMethod<[], bigint, bigint>
-  reportFault: BaseContractMethod<[operator: AddressLike, evidenceHash: BytesLike, uri: string], bigint, ContractTransactionResponse>
-  reportOf: BaseContractMethod<[reportId: BigNumberish], { readonly reporter: string; readonly operator: string; readonly evidenceHash: string; readonly bond: bigint; readonly createdAt: bigint; readonly deadline: bigint; readonly status: bigint; readonly slashed: bigint; readonly reward: bigint; readonly uri: string }, { readonly reporter: string; readonly operator: string; readonly evidenceHash: string; readonly bond: bigint; readonly createdAt: bigint; readonly deadline: bigint; readonly status: bigint; readonly slashed: bigint; readonly reward: bigint; readonly uri: string }>
+  reportFault: BaseContractMethod<[operator: AddressLike, evidenceHash: BytesLike, refund: BigNumberish, salt: BytesLike, uri: string], bigint, ContractTransactionResponse>
+  reportOf: BaseContractMethod<[reportId: BigNumberish], { readonly reporter: string; readonly operator: string; readonly evidenceHash: string; readonly bond: bigint; readonly refund: bigint; readonly createdAt: bigint; readonly deadline: bigint; readonly committedAt: bigint; readonly status: bigint; readonly slashed: bigint; readonly reward: bigint; readonly uri: string }, { readonly reporter: string; readonly operator: string; readonly evidenceHash: string; readonly bond: bigint; readonly refund: bigint; readonly createdAt: bigint; readonly deadline: bigint; readonly committedAt: bigint; readonly status: bigint; readonly slashed: bigint; readonly reward: bigint; readonly uri: string }>
   reporterShareBps: BaseContractMethod<[], bigint, bigint>
+  setBondBps: BaseContractMethod<[bps: BigNumberish], void, ContractTransactionResponse>
   setDecisionPeriod: BaseContractMethod<[period: BigNumberish], void, ContractTransactionResponse>
   setReportBond: BaseContractMethod<[bond: BigNumberish], void, ContractTransactionResponse>
   setReporterShare: BaseContractMethod<[bps: BigNumberish], void, ContractTransactionResponse>

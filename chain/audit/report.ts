@@ -11,7 +11,8 @@ import {
 } from 'ethers'
 import { combinedInterface, connectContracts } from '../contracts.js'
 import type { Deployment } from '../deployment.js'
-import { PROPOSAL_STATES, type ModelApprovalArgs } from '../gov-actions.js'
+import type { ModelApprovalArgs } from '../gov-actions.js'
+import { PROPOSAL_STATES } from '../proposal-states.js'
 import { faultReportsOf, listFaultReports, type FaultStatus } from '../faults.js'
 
 export { PROPOSAL_STATES }

@@ -2,6 +2,7 @@
 // signer was wrong) and `pov audit report-fault` (a bonded on-chain report). docs/auditor.md.
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
+import { parseEther } from 'ethers'
 import { loadBundle } from '../../model/bundle/load.js'
 import { loadExpertRuntime } from '../../model/runtime/expert.js'
 import {
@@ -139,8 +140,23 @@ export function registerFaultCommands(audit: Command): void {
         '--operator <address>',
         'the accused operator (default: the binding of the signer the router convicted)'
       )
+      .option(
+        '--refund <pov>',
+        'the price paid for the convicted call(s), repaid out of the slash when upheld (default 0)'
+      )
   ).action(async (file: string, _o: unknown, cmd: Command) => {
-    const o = cmd.optsWithGlobals<CommonCliOptions & { uri: string; operator?: string }>()
+    const o = cmd.optsWithGlobals<
+      CommonCliOptions & { uri: string; operator?: string; refund?: string }
+    >()
+    let refund = 0n
+    if (o.refund != null) {
+      try {
+        refund = parseEther(o.refund)
+      } catch {
+        throw new UserError(`invalid --refund "${o.refund}": expected a POV amount`)
+      }
+      if (refund < 0n) throw new UserError(`invalid --refund "${o.refund}": negative`)
+    }
     const { bytes, e } = await readEvidence(file)
     let operator = o.operator
     if (operator == null) {
@@ -168,7 +184,8 @@ export function registerFaultCommands(audit: Command): void {
         r = await reportFault(ctx.contracts, fr, wallet, {
           operator: operator!,
           evidenceHash: hash,
-          uri: o.uri
+          uri: o.uri,
+          refund
         })
       } catch (err) {
         throw new UserError(`reportFault failed: ${describeChainError(err)}`)

@@ -78,7 +78,7 @@ interface IExpertRegistry {
     error RegistryInvalidPeerSignature(uint256 length);
     error RegistryZeroAmount();
     error RegistryInvalidTreasury(address treasury);
-    error RegistryPeriodOutOfRange(uint64 period, uint64 min, uint64 max);
+    error RegistryInvalidFreezer(address freezer);
     error RegistryWithdrawalFrozen(address operator, uint64 until, uint256 timestamp);
     error RegistryNotFreezer(address caller);
     error RegistryFreezeTooLong(uint64 until, uint256 max);
@@ -139,7 +139,8 @@ interface IExpertRegistry {
     function setMinStake(uint256 minStake) external;
 
     /// @notice Sets the unbonding period in seconds. Requirements: owner;
-    /// minUnbondingPeriod() ≤ period ≤ MAX_UNBONDING_PERIOD. Emits {UnbondingPeriodSet}.
+    /// unbondingFloor() ≤ period ≤ MAX_UNBONDING_PERIOD (the floor follows the governance path
+    /// live, with its margin). Emits {UnbondingPeriodSet}.
     function setUnbondingPeriod(uint64 period) external;
 
     /// @notice Sets where slashed stake goes. Requirements: owner; non-zero. Emits {TreasurySet}.
@@ -147,7 +148,8 @@ interface IExpertRegistry {
 
     /// @notice Sets the address allowed to freeze withdrawals (e.g. a fault-report contract that
     /// holds an accused operator's stake until governance decides; 0 disables freezing).
-    /// Requirements: owner. Emits {FreezerSet}.
+    /// Requirements: owner; 0, or a contract whose `registry()` is this registry (an EOA or an
+    /// unrelated contract as freezer could freeze any operator for nothing). Emits {FreezerSet}.
     function setFreezer(address freezer) external;
 
     /// @notice Holds `operator`'s stake withdrawal until `until` (a unix time; lower or 0 lifts
@@ -161,8 +163,18 @@ interface IExpertRegistry {
     /// @notice The freezer ({setFreezer}); 0 when none.
     function freezer() external view returns (address);
 
-    /// @notice The floor of the unbonding period, fixed at deployment to the governance path.
+    /// @notice The floor of the unbonding period fixed at deployment.
     function minUnbondingPeriod() external view returns (uint64);
+
+    /// @notice The lowest unbonding period allowed now: the larger of minUnbondingPeriod() and the
+    /// governance path plus UNBONDING_MARGIN_BPS of it (0 path when no governance is bound).
+    function unbondingFloor() external view returns (uint64);
+
+    /// @notice The governance-path source (the governor); 0 when none was given.
+    function governance() external view returns (address);
+
+    /// @notice `operator`'s bonded stake (0 when not registered); cheaper than nodeOf.
+    function stakeOf(address operator) external view returns (uint256);
 
     /// @notice The message the PeerId's key signs to bind it to `operator` on this chain and
     /// registry: keccak256(abi.encode(keccak256("pov.peer-binding.v1"), chainid, registry,

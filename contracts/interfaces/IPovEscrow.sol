@@ -92,7 +92,6 @@ interface IPovEscrow {
     error EscrowEmptyBatch();
     error EscrowAmountTooLarge(uint256 amount);
     error EscrowNothingToWithdraw(address payee);
-    error EscrowPeriodOutOfRange(uint64 period, uint64 min, uint64 max);
     error EscrowLengthMismatch(uint256 payees, uint256 amounts);
     error EscrowInvalidPayee(address payee);
 

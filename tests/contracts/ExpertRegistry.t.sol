@@ -7,6 +7,7 @@ import {ModelApprovals} from "../../contracts/ModelApprovals.sol";
 import {ExpertRegistry} from "../../contracts/ExpertRegistry.sol";
 import {IExpertRegistry} from "../../contracts/interfaces/IExpertRegistry.sol";
 import {IModelApprovals} from "../../contracts/interfaces/IModelApprovals.sol";
+import {IGovernancePath} from "../../contracts/interfaces/IGovernancePath.sol";
 
 /// @dev Random registrations, stake top-ups, unbonds, withdrawals and (as the owner) slashes.
 contract RegistryHandler is TestBase {
@@ -97,6 +98,7 @@ contract ExpertRegistryFuzzTest is TestBase {
             1e18,
             1 days,
             1 hours,
+            IGovernancePath(address(0)),
             address(0xdead)
         );
         handler = new RegistryHandler(token, registry, MODEL);

@@ -145,9 +145,27 @@ describe('deploy/deploy.ts against hardhat node', () => {
       })
       // hardhat node account #1 (well-known test key)
       const key = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d'
-      const res = await run(
+      // the public preset without --distribute leaves the deployer a quorum alone: refused …
+      const refused = await run(
         process.execPath,
         ['--import', 'tsx', 'deploy/deploy.ts', '--rpc', url, '--out', tmp],
+        { POV_DEPLOYER_KEY: key }
+      )
+      assert.equal(refused.code, 1, refused.out)
+      assert.match(refused.out, /deploy failed: refused: .* --allow-quorum-holder/)
+      // … unless explicitly allowed
+      const res = await run(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'deploy/deploy.ts',
+          '--rpc',
+          url,
+          '--out',
+          tmp,
+          '--allow-quorum-holder'
+        ],
         { POV_DEPLOYER_KEY: key }
       )
       assert.equal(res.code, 0, res.out)

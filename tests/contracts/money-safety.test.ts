@@ -162,18 +162,25 @@ describe('issue 12: money safety (chain)', () => {
     expect(governancePathSeconds({ ...PRESETS.local, votingPeriod: 5 })).to.equal(66)
     expect(min).to.equal(3600n)
     await expect(by(registry, env.timelock).setUnbondingPeriod(min - 1n))
-      .to.be.revertedWithCustomError(registry, 'RegistryPeriodOutOfRange')
-      .withArgs(min - 1n, min, 365n * 86_400n)
+      .to.be.revertedWithCustomError(registry, 'SettingOutOfRange')
+      .withArgs('unbondingPeriod', min - 1n, min, 365n * 86_400n)
 
-    // a freezer (a fault-report contract) holds an accused operator's withdrawal
+    // a freezer (the fault-report contract: an EOA is refused) holds an accused operator's withdrawal
     await registerNode(env, env.op1)
-    await by(registry, env.timelock).setFreezer(env.bob.address)
+    await expect(
+      by(registry, env.timelock).setFreezer(env.bob.address)
+    ).to.be.revertedWithCustomError(registry, 'RegistryInvalidFreezer')
+    const freezerAddress = env.deployment.faultReports!
+    expect(await registry.freezer()).to.equal(freezerAddress)
+    await networkHelpers.impersonateAccount(freezerAddress)
+    await networkHelpers.setBalance(freezerAddress, POV(1))
+    const freezer = await ethers.getSigner(freezerAddress)
     await by(registry, env.op1).unbond()
     const until = BigInt(await time.latest()) + 30n * 86_400n
     await expect(by(registry, env.attacker).freezeWithdrawal(env.op1.address, until))
       .to.be.revertedWithCustomError(registry, 'RegistryNotFreezer')
       .withArgs(env.attacker.address)
-    await expect(by(registry, env.bob).freezeWithdrawal(env.op1.address, until))
+    await expect(by(registry, freezer).freezeWithdrawal(env.op1.address, until))
       .to.emit(registry, 'WithdrawalFrozen')
       .withArgs(env.op1.address, until)
     await time.increase(Number(await registry.unbondingPeriod()))
@@ -181,7 +188,7 @@ describe('issue 12: money safety (chain)', () => {
       registry,
       'RegistryWithdrawalFrozen'
     )
-    await by(registry, env.bob).freezeWithdrawal(env.op1.address, 0n) // lifted
+    await by(registry, freezer).freezeWithdrawal(env.op1.address, 0n) // lifted
     await by(registry, env.op1).withdraw()
 
     // the operator left before the slash executes: the slash is skipped, the fee change lands
@@ -212,16 +219,24 @@ describe('issue 12: money safety (chain)', () => {
     expect(skipped.length).to.equal(1)
   })
 
-  it('5. governance: every parameter a deploy option, public defaults, a loud warning when one address holds quorum', async () => {
+  it('5. governance: every parameter a deploy option, public defaults; the public preset refuses one address holding a quorum unless told to', async () => {
     const [deployer, a, b, c] = await ethers.getSigners()
-    const single = await deployAll(deployer, { preset: 'public' })
+    // the default deployment (no --distribute: the deployer keeps the supply) is refused …
+    await assert.rejects(
+      deployAll(deployer, { preset: 'public' }),
+      (e: Error) => e.name === 'QuorumHolderError' && /alone can pass any proposal/.test(e.message)
+    )
+    // … unless explicitly allowed (a test network); the local preset only warns
+    const single = await deployAll(deployer, { preset: 'public', allowQuorumHolder: true })
     expect(single.deployment.params.votingDelay).to.equal(PRESETS.public.votingDelay)
     expect(single.deployment.params.quorumPercent).to.equal(10)
     expect(BigInt(single.deployment.params.proposalThreshold)).to.be.greaterThan(0n)
     expect(single.warnings.join('\n')).to.match(/WARNING: .* alone can pass any proposal/)
+    const local = await deployAll(deployer, { preset: 'local' })
+    expect(local.warnings.length).to.equal(1)
     const third = POV(330_000_000)
-    const spread = await deployAll(deployer, {
-      preset: 'public',
+    const spreadOpts = {
+      preset: 'public' as const,
       distribution: [
         { to: a.address, amount: POV(90_000_000) },
         { to: b.address, amount: POV(90_000_000) },
@@ -229,11 +244,22 @@ describe('issue 12: money safety (chain)', () => {
       ],
       treasury: deployer.address,
       initialSupply: third
-    })
+    }
+    // 90 of 330 M is 27 % each: every holder is above a 10 % quorum — refused, then allowed and warned
+    await assert.rejects(deployAll(deployer, spreadOpts), /QuorumHolder|refused/)
+    const spread = await deployAll(deployer, { ...spreadOpts, allowQuorumHolder: true })
     expect(await spread.contracts.token.balanceOf(a.address)).to.equal(POV(90_000_000))
     expect(await spread.contracts.token.balanceOf(deployer.address)).to.be.greaterThan(0n)
-    // 90 of 330 M is 27 % each: every holder is above a 10 % quorum — still warned
     expect(spread.warnings.length).to.equal(4)
+    // a supply spread below the quorum deploys under the public preset without the flag
+    const fair = await deployAll(deployer, {
+      preset: 'public',
+      initialSupply: POV(300),
+      distribution: [a, b, c].map((s) => ({ to: s.address, amount: POV(95) })),
+      treasury: deployer.address,
+      quorumPercent: 50
+    })
+    expect(fair.warnings).to.deep.equal([])
     const args = parseDeployArgs([
       '--rpc',
       'http://127.0.0.1:1',
@@ -254,7 +280,8 @@ describe('issue 12: money safety (chain)', () => {
       '--distribute',
       `${a.address}=12`,
       '--distribute',
-      `${b.address}=13`
+      `${b.address}=13`,
+      '--allow-quorum-holder'
     ])
     expect(args.opts).to.include({
       preset: 'public',
@@ -264,8 +291,10 @@ describe('issue 12: money safety (chain)', () => {
       unbondingPeriod: 1_000_000,
       unlockPeriod: 7200,
       quorumPercent: 20,
-      proposalThreshold: POV(5)
+      proposalThreshold: POV(5),
+      allowQuorumHolder: true
     })
+    expect(parseDeployArgs(['--rpc', 'http://127.0.0.1:1']).opts.allowQuorumHolder).to.equal(false)
     expect(args.opts.distribution).to.deep.equal([
       { to: a.address, amount: POV(12) },
       { to: b.address, amount: POV(13) }
@@ -277,15 +306,13 @@ describe('issue 12: money safety (chain)', () => {
     const { escrow, registry, governor, timelock } = env.contracts
     const max64 = 2n ** 64n - 1n
     for (const p of [0n, max64])
-      await expect(by(escrow, env.timelock).setUnlockPeriod(p)).to.be.revertedWithCustomError(
-        escrow,
-        'EscrowPeriodOutOfRange'
-      )
+      await expect(by(escrow, env.timelock).setUnlockPeriod(p))
+        .to.be.revertedWithCustomError(escrow, 'SettingOutOfRange')
+        .withArgs('unlockPeriod', p, 3600, 90 * 86_400)
     for (const p of [0n, max64])
-      await expect(by(registry, env.timelock).setUnbondingPeriod(p)).to.be.revertedWithCustomError(
-        registry,
-        'RegistryPeriodOutOfRange'
-      )
+      await expect(by(registry, env.timelock).setUnbondingPeriod(p))
+        .to.be.revertedWithCustomError(registry, 'SettingOutOfRange')
+        .withArgs('unbondingPeriod', p, 3600, 365 * 86_400)
     // governor settings (set through a proposal, bounded in the setter the constructor uses too)
     const { abi, bytecode } = loadArtifact('PovGovernor')
     const factory = new ContractFactory(abi, bytecode, env.deployer)
@@ -299,7 +326,7 @@ describe('issue 12: money safety (chain)', () => {
       [1n, 5n, 1n, 0n] // no quorum
     ]) {
       await assert.rejects(
-        factory.deploy(t, tl, delay, period, threshold, quorum),
+        factory.deploy(t, tl, delay, period, threshold, quorum, 12),
         (e: { data?: string }) =>
           governor.interface.parseError(e.data ?? '0x')?.name === 'GovernorSettingOutOfRange'
       )
