@@ -3,7 +3,16 @@
 // command that fixes it, the metric, and "not ready" while the chain does not answer.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { by, load, MIN_STAKE, MODEL_ID, networkHelpers, POV, registerNode } from './fixture.js'
+import {
+  by,
+  ethers,
+  load,
+  MIN_STAKE,
+  MODEL_ID,
+  networkHelpers,
+  POV,
+  registerNode
+} from './fixture.js'
 import { readStanding } from '../../chain/standing.js'
 import { formatPov } from '../../cli/chain.js'
 import { StandingWatch } from '../../cli/node/standing-watch.js'
@@ -70,9 +79,13 @@ describe('operator standing', () => {
     const { registry } = env.contracts
     const op = env.op2.address
     await registerNode(env, env.op2, MIN_STAKE)
-    await by(registry, env.timelock).setFreezer(env.deployment.contracts.timelock)
+    // the deployment's freezer (FaultReports) freezes it, as a fault report would
+    const freezerAddress = await registry.freezer()
+    await networkHelpers.impersonateAccount(freezerAddress)
+    await networkHelpers.setBalance(freezerAddress, POV(1))
+    const freezer = await ethers.getSigner(freezerAddress)
     const until = (await now()) + 86_400n
-    await by(registry, env.timelock).freezeWithdrawal(op, until)
+    await by(registry, freezer).freezeWithdrawal(op, until)
     const frozen = await readStanding(env.contracts, op, formatPov, await now())
     assert.deepEqual(codes(frozen), ['frozen'])
     assert.equal(frozen.issues[0].blocking, false)
