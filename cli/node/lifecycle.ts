@@ -16,6 +16,7 @@ import {
 } from '../chain.js'
 import { parseAnnounce, parseShards } from './options.js'
 import { print } from '../output.js'
+import { parsePrice } from './paid.js'
 import { UserError } from '../errors.js'
 
 type Opts = CommonCliOptions
@@ -37,46 +38,51 @@ export function registerLifecycleCommands(node: Command): void {
     node.command('update').description('change the registered price, shards or announced addresses')
   )
     .option('--price <pov>', 'new POV price per unit of work')
+    .option('--allow-free', 'accept --price 0')
     .option('--shards <list>', 'new shard ids served, e.g. 0,1')
     .option('--announce <multiaddr...>', 'new public addresses routers dial')
-    .action(async (opts: Opts & { price?: string; shards?: string; announce?: string[] }) => {
-      if (opts.price == null && opts.shards == null && opts.announce == null)
-        throw new UserError('nothing to update: give --price, --shards and/or --announce')
-      const price = opts.price != null ? parsePov(opts.price, '--price') : null
-      const shards = opts.shards != null ? parseShards(opts.shards) : null
-      const announce = opts.announce != null ? parseAnnounce(opts.announce) : null
-      await withChain(opts, async (ctx) => {
-        const wallet = await loadSigner(opts, ctx)
-        const reg = await registration(ctx, wallet.address)
-        if (reg.unbondingEnds !== 0n)
-          throw new UserError(
-            `${wallet.address} is unbonding (ends ${when(reg.unbondingEnds)}): its registration can no longer change`
+    .action(
+      async (
+        opts: Opts & { price?: string; shards?: string; announce?: string[]; allowFree?: boolean }
+      ) => {
+        if (opts.price == null && opts.shards == null && opts.announce == null)
+          throw new UserError('nothing to update: give --price, --shards and/or --announce')
+        const price = opts.price != null ? parsePrice(opts.price, opts.allowFree) : null
+        const shards = opts.shards != null ? parseShards(opts.shards) : null
+        const announce = opts.announce != null ? parseAnnounce(opts.announce) : null
+        await withChain(opts, async (ctx) => {
+          const wallet = await loadSigner(opts, ctx)
+          const reg = await registration(ctx, wallet.address)
+          if (reg.unbondingEnds !== 0n)
+            throw new UserError(
+              `${wallet.address} is unbonding (ends ${when(reg.unbondingEnds)}): its registration can no longer change`
+            )
+          const registry = withSigner(ctx.contracts.registry, wallet)
+          const txs: Record<string, string> = {}
+          if (price != null)
+            txs.price = (await sendTx('updatePrice', () => registry.updatePrice(price))).hash
+          if (shards != null)
+            txs.shards = (await sendTx('updateShards', () => registry.updateShards(shards))).hash
+          if (announce != null)
+            txs.multiaddrs = (
+              await sendTx('updateMultiaddrs', () => registry.updateMultiaddrs(announce))
+            ).hash
+          const n = await ctx.contracts.registry.nodeOf(wallet.address)
+          print(
+            opts,
+            {
+              operator: wallet.address,
+              price: n.price,
+              shards: n.shards.map(Number),
+              multiaddrs: n.multiaddrs,
+              txs
+            },
+            `updated ${Object.keys(txs).join(', ')}: price ${formatPov(n.price)}, shards ${n.shards.join(',')}, addresses ${n.multiaddrs.join(' ')}\n` +
+              'a running node serves what it read at start: restart `pov node start` to serve new shards'
           )
-        const registry = withSigner(ctx.contracts.registry, wallet)
-        const txs: Record<string, string> = {}
-        if (price != null)
-          txs.price = (await sendTx('updatePrice', () => registry.updatePrice(price))).hash
-        if (shards != null)
-          txs.shards = (await sendTx('updateShards', () => registry.updateShards(shards))).hash
-        if (announce != null)
-          txs.multiaddrs = (
-            await sendTx('updateMultiaddrs', () => registry.updateMultiaddrs(announce))
-          ).hash
-        const n = await ctx.contracts.registry.nodeOf(wallet.address)
-        print(
-          opts,
-          {
-            operator: wallet.address,
-            price: n.price,
-            shards: n.shards.map(Number),
-            multiaddrs: n.multiaddrs,
-            txs
-          },
-          `updated ${Object.keys(txs).join(', ')}: price ${formatPov(n.price)}, shards ${n.shards.join(',')}, addresses ${n.multiaddrs.join(' ')}\n` +
-            'a running node serves what it read at start: restart `pov node start` to serve new shards'
-        )
-      })
-    })
+        })
+      }
+    )
 
   addCommonOptions(node.command('add-stake').description('add POV to the stake'))
     .argument('<pov>', 'POV to add')

@@ -15,6 +15,8 @@ import { readVoucherDomain } from '../../protocol/voucher.js'
 import { voucherFromWire } from '../../protocol/payment.js'
 import type { ExpertRequest } from '../../protocol/expert.js'
 import { VoucherStore } from '../../node/payments/voucher-store.js'
+import { DirLockedError, lockDir, type DirLock } from '../../node/payments/dir-lock.js'
+import { keystoreDir } from '../options.js'
 import { PaymentVerifier, escrowView } from '../../node/payments/verifier.js'
 import type { NodeMetrics } from '../../node/metrics.js'
 import { StandingWatch, type Readiness } from './standing-watch.js'
@@ -38,13 +40,34 @@ export interface PaidSetup {
   close: () => Promise<void>
 }
 
+/** The voucher journal, refused with one clear line when another node holds it. */
+async function openJournal(dir: string): Promise<VoucherStore> {
+  try {
+    return await VoucherStore.open(dir)
+  } catch (err) {
+    if (err instanceof DirLockedError) throw new UserError(err.message)
+    throw err
+  }
+}
+
 export async function preparePaidNode(
   a: PaidStartArgs,
   logger: Logger,
   metrics: NodeMetrics | null = null
 ): Promise<PaidSetup> {
   const ks = await openKeystore(a)
-  const ctx = await connectChain(a)
+  // one node per identity: refused here, before any chain call (the journal is locked below)
+  let keyLock: DirLock
+  try {
+    keyLock = lockDir(keystoreDir(a), 'the keystore')
+  } catch (err) {
+    if (err instanceof DirLockedError) throw new UserError(err.message)
+    throw err
+  }
+  const ctx = await connectChain(a).catch((err: unknown) => {
+    keyLock.release()
+    throw err
+  })
   try {
     const operator = ks.wallet.address
     const reg = await ctx.contracts.registry.nodeOf(operator)
@@ -74,7 +97,7 @@ export async function preparePaidNode(
         `shards ${extra.join(',')} are not in the registration (${registered.join(',')}) — update it with the registry first`
       )
     const domain = await readVoucherDomain(ctx.contracts.escrow)
-    const store = await VoucherStore.open(voucherDir(a.dataDir))
+    const store = await openJournal(voucherDir(a.dataDir))
     const verifier = new PaymentVerifier(
       { payee: operator, pricePerUnit: reg.price, domain },
       store,
@@ -151,10 +174,12 @@ export async function preparePaidNode(
         standing.stop()
         await store.close()
         ctx.provider.destroy()
+        keyLock.release()
       }
     }
   } catch (err) {
     ctx.provider.destroy()
+    keyLock.release()
     throw err
   }
 }

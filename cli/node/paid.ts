@@ -39,6 +39,19 @@ import { claimAll, outstanding } from '../../node/payments/claim.js'
 type Opts = CommonCliOptions
 
 /** Where a node keeps its voucher journal. */
+/**
+ * `--price`: a price of 0 is refused without `--allow-free` (a node registered at 0 serves every
+ * client for nothing, and nothing it serves can be reclaimed), before any chain call.
+ */
+export function parsePrice(value: string, allowFree = false): bigint {
+  const price = parsePov(value, '--price')
+  if (price === 0n && !allowFree)
+    throw new UserError(
+      '--price 0 would serve every client for nothing — give a price such as 0.0001, or add --allow-free if that is what you want'
+    )
+  return price
+}
+
 export function voucherDir(dataDir: string = DEFAULT_DATA_DIR): string {
   return join(dataDir, 'vouchers')
 }
@@ -71,6 +84,7 @@ export function registerPaidNodeCommands(node: Command): void {
       '--price <pov>',
       'POV per unit of work (one token row through one expert of one layer)'
     )
+    .option('--allow-free', 'accept --price 0 (serving every paid-network client for nothing)')
     .addOption(
       new Option(
         '--announce <multiaddr...>',
@@ -85,12 +99,13 @@ export function registerPaidNodeCommands(node: Command): void {
           stake: string
           price: string
           announce: string[]
+          allowFree?: boolean
         }
       ) => {
         // every input is checked before connecting: a typo is answered without a chain round trip
         const shards = parseShards(opts.shards)
         const stake = parsePov(opts.stake, '--stake')
-        const price = parsePov(opts.price, '--price')
+        const price = parsePrice(opts.price, opts.allowFree)
         const announce = parseAnnounce(opts.announce)
         opts.model = resolveModelId(opts.model)
         await withChain(opts, async (ctx) => {

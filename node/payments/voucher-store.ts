@@ -4,6 +4,7 @@
 import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { checksummed, type SignedVoucher } from '../../protocol/voucher.js'
+import { lockDir, type DirLock } from './dir-lock.js'
 
 export type { SignedVoucher }
 
@@ -22,16 +23,27 @@ export class VoucherStore {
   private fh: FileHandle | null = null
   private pending: Array<{ line: string; resolve: () => void; reject: (e: unknown) => void }> = []
   private flushing: Promise<void> | null = null
+  private lock: DirLock | null = null
 
   private constructor(readonly path: string) {}
 
-  /** Opens (creating) the journal in `dir` and replays it: the highest voucher per payer wins. */
+  /**
+   * Opens (creating) the journal in `dir` and replays it: the highest voucher per payer wins.
+   * One writer per journal: a second node on the same directory is refused (DirLockedError).
+   */
   static async open(dir: string): Promise<VoucherStore> {
     await mkdir(dir, { recursive: true })
-    const store = await VoucherStore.replay(dir)
-    await store.compact()
-    store.fh = await open(store.path, 'a')
-    return store
+    const lock = lockDir(dir, 'the voucher journal in')
+    try {
+      const store = await VoucherStore.replay(dir)
+      await store.compact()
+      store.fh = await open(store.path, 'a')
+      store.lock = lock
+      return store
+    } catch (err) {
+      lock.release()
+      throw err
+    }
   }
 
   /**
@@ -136,6 +148,8 @@ export class VoucherStore {
     await this.flushing
     await this.fh?.close()
     this.fh = null
+    this.lock?.release()
+    this.lock = null
   }
 }
 
