@@ -32,7 +32,9 @@ test('kick keeps the loop turning for the window, then lets it sleep', async () 
 })
 
 test('timers and I/O callbacks still run while polling', async () => {
-  const p = new BusyPoll({ windowUs: 50_000 })
+  // a window far longer than the sleep: on a loaded machine a 10 ms timer can take 50+ ms, which
+  // must not end the window before the check (seen on a 2-core VM at load 15)
+  const p = new BusyPoll({ windowUs: 5_000_000 })
   p.kick()
   const t0 = performance.now()
   await sleep(10)
