@@ -16,6 +16,7 @@ import type { WireDType } from '../protocol/codec.js'
 import { NoPeerAnsweredError, Router, type RouterOptions } from './router.js'
 import type { RemoteExecutorOptions } from './remote-executor.js'
 import { ChainDirectory, type DirectoryChange, type DirectoryNode } from './directory.js'
+import { activeNodesPaged, stakeWeightedOrder } from '../chain/registry-pages.js'
 import { Payer } from './payer.js'
 import { SpotChecker, type SpotCheckOptions } from './spot-check.js'
 
@@ -123,9 +124,12 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
   const byOperator = new Map<string, PaidNode>()
   const rejected = new Set<string>()
   const short: Array<{ shard: number; replicas: number }> = []
+  // every shard read at one block, so that the pages agree
+  const head = await o.signer.provider?.getBlockNumber()
   for (let shard = 0; shard < o.shardCount; shard++) {
-    const active = await registry.activeNodes(o.modelId, shard)
-    const drawn = await registry.selectNodes(o.modelId, shard, seed, maxPrice, active.length)
+    // paged, and the draw redone here: activeNodes / selectNodes(k = all) grow with the shard
+    const active = await activeNodesPaged(registry, o.modelId, shard, { blockTag: head })
+    const drawn = stakeWeightedOrder(active, seed, maxPrice)
     let usable = 0
     let unverified = 0
     for (const n of drawn) {

@@ -13,6 +13,7 @@ import { publicKeyFromPeerIdBytes } from '../../chain/peer-binding.js'
 import { transportOptions } from '../../protocol/transport.js'
 import { WireClient } from '../client.js'
 import type { GatewayService } from './service.js'
+import { activeNodesPaged } from '../../chain/registry-pages.js'
 
 export interface NetworkNode {
   operator: string
@@ -109,7 +110,7 @@ export class NetworkProbe {
       const lists = await Promise.all(
         Array.from(
           { length: shardCount },
-          async (_, shard) => await contracts.registry.activeNodes(m.modelId, shard)
+          async (_, shard) => await activeNodesPaged(contracts.registry, m.modelId, shard)
         )
       )
       lists.forEach((list, shard) => {

@@ -19,6 +19,7 @@ import {
 } from './schemas.js'
 import type { GatewayService, GenerationResult, ServedModel } from './service.js'
 import { SseStream } from './sse.js'
+import { activeNodesPaged } from '../../chain/registry-pages.js'
 
 export interface GatewayServerOptions {
   service: GatewayService
@@ -485,7 +486,10 @@ async function modelPrices(service: GatewayService): Promise<Map<string, ModelPr
   for (const m of service.models.values()) {
     const shardCount = m.bundle.manifest.shards.length
     const lists = await Promise.all(
-      Array.from({ length: shardCount }, async (_, s) => await registry.activeNodes(m.modelId, s))
+      Array.from(
+        { length: shardCount },
+        async (_, s) => await activeNodesPaged(registry, m.modelId, s)
+      )
     )
     const operators = new Set<string>()
     const missing: number[] = []

@@ -1,11 +1,13 @@
 // Discovery at scale: 1,000 registered nodes on one shard. `activeNodes` for that shard needs more
-// gas than an eth_call is usually allowed (16.78M); the router's ChainDirectory reads the same
-// nodes through `activeNodesPage` and then follows joins and leaves through events alone.
+// gas than an eth_call is usually allowed (16.78M), and so does `selectNodes(k = every node)`; the
+// router's paths (ChainDirectory, `selectPaidNodes` of pov route/serve, the gateway's views) read
+// the same nodes through `activeNodesPage` (chain/registry-pages.ts), every call under a fixed
+// budget, and the directory then follows joins and leaves through events alone.
 import { describe, it } from 'node:test'
 import { expect } from 'chai'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import type { Signer } from 'ethers'
+import type { ContractRunner, Signer, TransactionRequest } from 'ethers'
 import {
   by,
   ethers,
@@ -20,9 +22,32 @@ import { signPeerBinding } from '../../chain/peer-binding.js'
 import { ChainDirectory, routeOf } from '../../router/directory.js'
 import { buildTable, expertKey } from '../../router/routes.js'
 import { defaultShards } from '../../model/bundle/manifest.js'
+import { selectPaidNodes } from '../../router/paid.js'
+import { stakeWeightedOrder, activeNodesPaged } from '../../chain/registry-pages.js'
+import type { ExpertRegistryContract } from '../../chain/contracts.js'
 
 const NODES = 1000
 const CALL_GAS_CAP = 16_777_216n
+/** The most gas any one eth_call on a router's path may take, whatever the number of nodes. */
+const ROUTER_CALL_BUDGET = 6_000_000n
+
+/** The registry behind a runner that measures every eth_call's gas before making it. */
+function metered(registry: ExpertRegistryContract): {
+  registry: ExpertRegistryContract
+  gas: bigint[]
+} {
+  const gas: bigint[] = []
+  const provider = ethers.provider
+  const runner: ContractRunner = {
+    provider,
+    async call(tx: TransactionRequest) {
+      const { blockTag: _, ...rest } = tx
+      gas.push(await provider.estimateGas(rest))
+      return await provider.call(tx)
+    }
+  }
+  return { registry: registry.connect(runner) as ExpertRegistryContract, gas }
+}
 
 async function operator(env: Env, i: number): Promise<Signer> {
   const addr = ethers.getAddress('0x' + (0x100000 + i).toString(16).padStart(40, '0'))
@@ -78,6 +103,46 @@ describe('discovery at 1,000 nodes', () => {
       `activeNodes(shard 0): ${oneCallGas != null ? `${oneCallGas} gas` : 'over the block gas limit'}; one page of 100: ${pageGas} gas`
     )
     expect(pageGas < CALL_GAS_CAP / 2n).to.equal(true)
+
+    // the router's one-shot selection (pov route / pov serve without following): before, it called
+    // activeNodes and selectNodes(k = every node) per shard, both past the cap here
+    let drawAllGas: bigint | null = null
+    try {
+      drawAllGas = await registry.selectNodes.estimateGas(MODEL_ID, 0, ethers.ZeroHash, 13n, NODES)
+    } catch {
+      // over the block gas limit
+    }
+    if (drawAllGas != null) expect(drawAllGas > ROUTER_CALL_BUDGET).to.equal(true)
+    const m = metered(registry)
+    const picked = await selectPaidNodes({
+      contracts: { ...env.contracts, registry: m.registry },
+      chainId: env.deployment.chainId,
+      registryAddress: env.deployment.contracts.registry,
+      signer: env.alice,
+      modelId: MODEL_ID,
+      hidden: 8,
+      shardCount: MODEL.shardCount,
+      replicas: 2,
+      seed: ethers.id('router seed'),
+      maxPrice: 13n
+    })
+    const maxGas = m.gas.reduce((a, g) => (g > a ? g : a), 0n)
+    t.diagnostic(
+      `selectNodes(k = ${NODES}): ${drawAllGas != null ? `${drawAllGas} gas` : 'over the block gas limit'}; selectPaidNodes: ${m.gas.length} calls, the largest ${maxGas} gas (budget ${ROUTER_CALL_BUDGET})`
+    )
+    expect(m.gas.length).to.equal(10 + (MODEL.shardCount - 1) * 2)
+    expect(maxGas < ROUTER_CALL_BUDGET).to.equal(true)
+    for (let shard = 0; shard < MODEL.shardCount; shard++)
+      expect([...picked.values()].filter((n) => n.shards.includes(shard)).length).to.equal(2)
+    // the off-chain draw is the registry's own: the same nodes in the same order
+    const all = await activeNodesPaged(registry, MODEL_ID, 0)
+    expect(all.length).to.equal(NODES)
+    for (const seed of [ethers.id('a'), ethers.id('b')]) {
+      const onChain = await registry.selectNodes(MODEL_ID, 0, seed, 13n, 4)
+      expect(stakeWeightedOrder(all, seed, 13n, 4).map((n) => n.operator)).to.deep.equal(
+        onChain.map((n) => n.operator)
+      )
+    }
 
     const dir = new ChainDirectory({
       registry,
