@@ -21,6 +21,20 @@ export const REQUEST_STATUS = [
 ] as const
 export type RequestStatus = (typeof REQUEST_STATUS)[number]
 
+/**
+ * The near-tie margin, micro-logits (0.05 logits). Honest runs agree on logits to 1e-4 on one
+ * machine (tests/unit/model/generate.test.ts) and each expert output to a relative 1e-3 across
+ * CPU/GPU (router/tolerance.ts, bench:verify); through the last layers that moves a logit by
+ * about 1e-3 of its magnitude (≤ 10 on the models shipped). Twice that on each side: 0.05.
+ */
+export const TIE_MARGIN_MICRO = 50_000
+
+/** Micro-logits as the contract records a margin (saturating uint32). */
+export function marginToMicro(margin: number): number {
+  if (!Number.isFinite(margin)) return 0xffffffff
+  return Math.min(0xffffffff, Math.max(0, Math.round(margin * 1e6)))
+}
+
 export const OUTCOMES = ['None', 'FulfillerRight', 'ChallengerRight', 'Tie', 'BothWrong'] as const
 export type Outcome = (typeof OUTCOMES)[number]
 

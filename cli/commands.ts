@@ -57,6 +57,15 @@ export const COMMAND_GROUPS: CommandGroup[] = [
     load: async () => await import('./audit/index.js')
   },
   {
+    commands: [
+      [
+        'oracle',
+        'on-chain inference requests: request, serve (fulfil and check), check, challenge, finalize'
+      ]
+    ],
+    load: async () => await import('./oracle/index.js')
+  },
+  {
     commands: [['gov', 'governance: propose, vote, queue, execute; list proposals and parameters']],
     load: async () => await import('./gov/index.js')
   },

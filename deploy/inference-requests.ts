@@ -7,6 +7,7 @@ import { ContractFactory, getAddress, parseEther } from 'ethers'
 import type { Signer } from 'ethers'
 import { loadArtifact } from '../chain/artifacts.js'
 import type { Deployment } from '../chain/deployment.js'
+import { TIE_MARGIN_MICRO } from '../chain/oracle.js'
 
 export interface InferenceRequestsParams {
   /** POV a fulfiller (and a challenger) posts per result. @default 100 POV */
@@ -19,20 +20,6 @@ export interface InferenceRequestsParams {
   tieMargin?: number
   /** Where both bonds go when both sides of a dispute were wrong. @default the deployment's treasury */
   treasury?: string
-}
-
-/**
- * The near-tie margin, micro-logits (0.05 logits). Honest runs agree on logits to 1e-4 on one
- * machine (tests/unit/model/generate.test.ts) and each expert output to a relative 1e-3 across
- * CPU/GPU (router/tolerance.ts, bench:verify); through the last layers that moves a logit by
- * about 1e-3 of its magnitude (≤ 10 on the models shipped). Twice that on each side: 0.05.
- */
-export const TIE_MARGIN_MICRO = 50_000
-
-/** Micro-logits as the contract records a margin (saturating uint32). */
-export function marginToMicro(margin: number): number {
-  if (!Number.isFinite(margin)) return 0xffffffff
-  return Math.min(0xffffffff, Math.max(0, Math.round(margin * 1e6)))
 }
 
 export const INFERENCE_DEFAULTS = {

@@ -14,6 +14,7 @@ import type { Deployment } from '../deployment.js'
 import type { ModelApprovalArgs } from '../gov-actions.js'
 import { PROPOSAL_STATES } from '../proposal-states.js'
 import { faultReportsOf, listFaultReports, type FaultStatus } from '../faults.js'
+import { collectInference, type InferenceRow } from './inference.js'
 
 export { PROPOSAL_STATES }
 const SUPPORT = ['against', 'for', 'abstain'] as const
@@ -109,6 +110,8 @@ export interface AuditReport {
   checks: NodeCheck[]
   /** Fault reports and their outcomes (empty when the deployment has no FaultReports). */
   faults: FaultRow[]
+  /** Inference requests, results, disputes and payouts (empty without InferenceRequests). */
+  inference: InferenceRow[]
 }
 
 export interface FaultRow {
@@ -455,7 +458,8 @@ export async function buildAuditReport(
     registry,
     settlements: collectSettlements(parsed),
     checks: await checkNodes(operators, c, opts.dial),
-    faults: await collectFaults(parsed, deployment, provider)
+    faults: await collectFaults(parsed, deployment, provider),
+    inference: await collectInference(deployment, provider, fromBlock)
   }
 }
 

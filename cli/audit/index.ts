@@ -123,6 +123,25 @@ export function renderReport(r: AuditReport): string {
       `  #${f.id} ${f.status.padEnd(8)} operator ${f.operator} reported by ${f.reporter}, evidence ${f.evidenceHash} ${f.uri}; bond ${pov(f.bond)}${f.status === 'Upheld' ? `, slashed ${pov(f.slashed)}, reporter paid ${pov(f.reward)}` : f.status === 'Pending' ? `, decide by ${formatChainTime(BigInt(f.deadline))}` : ''}`,
       `    timeline ${f.timeline.map((t) => `${t.event}@${t.block}`).join(' → ')}`
     )
+  out.push('', `Inference requests (${r.inference.length})`)
+  for (const q of r.inference) {
+    out.push(
+      `  #${q.id} ${q.status.padEnd(9)} by ${q.requester}, fee ${pov(q.fee)}, bond ${pov(q.bond)}, ≤ ${q.maxTokens} tokens, ${q.prompt != null ? JSON.stringify(q.prompt) : q.promptUri}`
+    )
+    if (q.result != null)
+      out.push(
+        `    result by ${q.result.by}: [${q.result.tokens.join(',')}] evidence ${q.result.evidenceHash}${q.result.evidenceUri !== '' ? ` ${q.result.evidenceUri}` : ''}`
+      )
+    if (q.dispute != null)
+      out.push(
+        `    challenged by ${q.dispute.by} at token ${q.dispute.position}: [${q.dispute.tokens.join(',')}], outcome ${q.dispute.outcome}`
+      )
+    for (const p of q.payouts) out.push(`    paid ${pov(p.amount)} to ${p.to} (${p.why})`)
+    if (q.callbackOk != null)
+      out.push(
+        `    callback ${q.callback} ${q.callbackOk ? 'ran' : 'FAILED (fee and result final)'}`
+      )
+  }
   out.push('', `Checks (${r.checks.filter((c) => c.ok).length}/${r.checks.length} ok)`)
   for (const c of r.checks)
     out.push(

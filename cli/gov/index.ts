@@ -297,7 +297,7 @@ function registerPropose(gov: Command): void {
   const propose = gov
     .command('propose')
     .description(
-      `propose an action: approve-model, revoke-model, set (${GOV_PARAMS.length} parameters, see \`pov gov params\`), slash, uphold-fault, reject-fault`
+      `propose an action: approve-model, revoke-model, set (${GOV_PARAMS.length} parameters, see \`pov gov params\`), slash, uphold-fault, reject-fault, resolve-dispute`
     )
 
   const submit = async (
@@ -476,6 +476,44 @@ function registerPropose(gov: Command): void {
         o,
         async (ctx) => await rejectFaultProposal(faultReportsOrThrow(ctx), reportNumber(report))
       )
+    })
+
+  // inference request disputes (docs/contracts.md "Inference requests"): decided after re-running
+  // the request (`pov oracle check`), with the near-tie rule
+  addCommonOptions(
+    propose
+      .command('resolve-dispute')
+      .argument('<request>', 'inference request number (`pov audit` lists them)')
+      .argument(
+        '<outcome>',
+        'FulfillerRight | ChallengerRight | Tie (near-tie: both honest) | BothWrong'
+      )
+      .description('decide a disputed inference request: who gets both bonds and whose result')
+  )
+    .option('--description <text>', 'proposal title')
+    .action(async (request: string, outcome: string, o: ProposeOpts) => {
+      const { inferenceRequestsOf, resolveDisputeProposal, OUTCOMES } =
+        await import('../../chain/oracle.js')
+      if (!(OUTCOMES as readonly string[]).includes(outcome) || outcome === 'None')
+        throw new UserError(`invalid outcome "${outcome}": one of ${OUTCOMES.slice(1).join(', ')}`)
+      if (!/^\d+$/.test(request.trim()))
+        throw new UserError(`invalid request "${request}": expected its number, e.g. 0`)
+      await submit(o, async (ctx) => {
+        try {
+          return await resolveDisputeProposal(
+            inferenceRequestsOf(ctx.deployment, ctx.provider),
+            Number(request),
+            outcome as Exclude<(typeof OUTCOMES)[number], 'None'>
+          )
+        } catch (err) {
+          if (
+            err instanceof Error &&
+            /^(OracleInputError|InferenceRequestsMissingError)$/.test(err.name)
+          )
+            throw new UserError(err.message)
+          throw err
+        }
+      })
     })
 }
 

@@ -22,7 +22,7 @@ import {
   type OracleResult,
   type RequestView
 } from '../../chain/oracle.js'
-import { TIE_MARGIN_MICRO } from '../../deploy/inference-requests.js'
+import { TIE_MARGIN_MICRO } from '../../chain/oracle.js'
 
 const { time } = networkHelpers
 const FEE = POV(5)
