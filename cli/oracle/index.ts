@@ -34,6 +34,7 @@ import {
 } from '../../chain/oracle.js'
 import type { InferenceRequestsContract } from '../../chain/contracts.js'
 import { addModelOptions, openOracleModel, saveEvidence, type ModelCliOptions } from './model.js'
+import { registerBounty } from './bounty.js'
 
 /** Exit code of `pov oracle check` when the posted result is wrong (like `pov audit`'s failed checks). */
 export const DISAGREE_EXIT = 3
@@ -97,6 +98,8 @@ export function register(program: Command): void {
     .description(
       'on-chain inference requests: request, serve (fulfil and check), check, challenge, finalize'
     )
+
+  registerBounty(oracle)
 
   addCommonOptions(
     oracle
