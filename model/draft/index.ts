@@ -1,5 +1,7 @@
 // Which draft a generation uses: the bundle's trained draft when it ships one, else the n-gram
 // draft (no training, works for any model).
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Draft } from '../draft.js'
 import { NgramDraft } from './ngram.js'
 import { findDraft, type FindDraftOptions } from './model-draft.js'
@@ -18,5 +20,19 @@ export type { Draft, DraftProposal, DraftSampling } from '../draft.js'
  *  carries one, else the n-gram draft. A draft that is there but broken is an error (DraftError),
  *  not a silent fallback. */
 export async function openDraft(dir: string, opts: FindDraftOptions = {}): Promise<Draft> {
-  return (await findDraft(dir, opts)) ?? new NgramDraft()
+  const vocabSize = opts.vocabSize ?? (await targetVocabSize(dir))
+  return (await findDraft(dir, { ...opts, vocabSize })) ?? new NgramDraft()
+}
+
+/** vocab_size of the bundle's (or model directory's) own config.json, when it has one: a model
+ *  draft must share it. */
+async function targetVocabSize(dir: string): Promise<number | undefined> {
+  try {
+    const v = (
+      JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>
+    ).vocab_size
+    return typeof v === 'number' ? v : undefined
+  } catch {
+    return undefined
+  }
 }

@@ -6,8 +6,8 @@
 // Roll-back: the draft remembers the tokens its KV cache holds; a new context keeps the longest
 // common prefix and recomputes the rest, so after a rejection the proposals are exactly those of
 // a fresh draft on the same context (tests/unit/model/model-draft.test.ts).
-import { readFile, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { readdir, readFile, stat } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import type { Draft, DraftProposal, DraftSampling } from '../draft.js'
 import { argmax, sampleFrom, tokenDistribution } from '../sampling.js'
 import { CheckpointReader } from '../safetensors.js'
@@ -436,6 +436,32 @@ export async function loadModelDraft(dir: string): Promise<ModelDraft> {
   return new ModelDraft(await readDraftWeights(dir))
 }
 
+/** Weights already read, by directory: a gateway opens a draft per request (each with its own KV
+ *  cache) and they all share one read-only copy. Keyed by the files' sizes and mtimes too, so a
+ *  draft replaced on disk is read again. */
+const weightsCache = new Map<string, { key: string; weights: Promise<DraftWeights> }>()
+
+async function sharedWeights(dir: string): Promise<DraftWeights> {
+  let key = ''
+  try {
+    for (const f of (await readdir(dir)).sort()) {
+      if (f !== 'config.json' && !f.endsWith('.safetensors') && !f.endsWith('.json')) continue
+      const st = await stat(join(dir, f))
+      key += `${f}:${st.size}:${st.mtimeMs};`
+    }
+  } catch (err) {
+    throw new DraftError(`draft ${dir}: cannot list: ${(err as Error).message}`)
+  }
+  const hit = weightsCache.get(dir)
+  if (hit?.key === key) return await hit.weights
+  const weights = readDraftWeights(dir)
+  weightsCache.set(dir, { key, weights })
+  weights.catch(() => {
+    if (weightsCache.get(dir)?.weights === weights) weightsCache.delete(dir)
+  })
+  return await weights
+}
+
 async function isDir(p: string): Promise<boolean> {
   try {
     return (await stat(p)).isDirectory()
@@ -455,9 +481,9 @@ export async function findDraft(
   bundleOrModelDir: string,
   opts: FindDraftOptions = {}
 ): Promise<ModelDraft | null> {
-  const dir = join(bundleOrModelDir, DRAFT_DIR)
+  const dir = resolve(bundleOrModelDir, DRAFT_DIR)
   if (!(await isDir(dir))) return null
-  const draft = await loadModelDraft(dir)
+  const draft = new ModelDraft(await sharedWeights(dir))
   if (opts.vocabSize != null && draft.config.vocabSize !== opts.vocabSize)
     throw new DraftError(
       `draft ${dir}: vocabulary of ${draft.config.vocabSize} tokens, the target has ${opts.vocabSize}: a draft must share the target's tokenizer`

@@ -17,6 +17,7 @@ import {
   loadModelDraft,
   parseDraftConfig
 } from '../../../model/draft/model-draft.js'
+import { openDraft } from '../../../model/draft/index.js'
 import { convertCheckpoint, ConvertError } from '../../../model/bundle/convert.js'
 import { seededRandom, tokenDistribution } from '../../../model/sampling.js'
 import { writeSafetensors } from '../../../model/safetensors.js'
@@ -224,6 +225,26 @@ describe('broken drafts', () => {
       findDraft(MODEL, { vocabSize: 32000 }),
       /must share the target's tokenizer/
     )
+  })
+
+  test("openDraft: the model draft, checked against the directory's own vocabulary; else n-gram", async () => {
+    assert.equal((await openDraft(MODEL)).name, 'tiny-en-draft')
+    assert.equal((await openDraft(join(root, 'nothing-here'))).name, 'ngram')
+    const dir = join(root, 'other-vocab')
+    await cp(DRAFT, join(dir, 'draft'), { recursive: true })
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ vocab_size: 32000 }))
+    await assert.rejects(openDraft(dir), /4096 tokens, the target has 32000/)
+  })
+
+  test('drafts opened for concurrent generations keep their own caches over shared weights', async () => {
+    const a = (await findDraft(MODEL))!
+    const b = (await findDraft(MODEL))!
+    assert.notEqual(a, b)
+    const [p, q] = [fixture.prompts[0].promptIds, fixture.prompts[1].promptIds]
+    const first = await a.propose(p, 3, greedy)
+    await b.propose(q, 3, greedy)
+    assert.deepEqual(a.cachedTokens, [...p, ...first.tokens.slice(0, 2)])
+    assert.deepEqual(await a.propose(p, 3, greedy), first)
   })
 })
 
