@@ -1,7 +1,8 @@
 // Draft benchmark: how often the committed draft of models/tiny-en (models/tiny-en/draft) guesses
 // what the target itself produces, on held-out prompts, with the real target (the bundle's dense
-// graphs + local experts, the `pov generate --local` path); the n-gram draft (no training) is
-// measured the same way beside it.
+// graphs + local experts, the `pov generate --local` path); the n-gram draft (no training) and
+// the combination openDraft gives a bundle with a draft (model/draft/combined.ts) are measured
+// the same way beside it.
 //
 //   greedy  the target's greedy continuation is computed once; speculative rounds are replayed
 //           on it: the draft proposes k tokens after the accepted context, the longest prefix
@@ -26,7 +27,7 @@ import { loadExpertRuntime } from '../../model/runtime/expert.js'
 import { forwardAll, generateAll, type ScoreOptions } from '../../model/generate.js'
 import { loadTokenizer } from '../../model/tokenizer.js'
 import { sampleFrom, seededRandom, tokenDistribution } from '../../model/sampling.js'
-import { NgramDraft, findDraft } from '../../model/draft/index.js'
+import { CombinedDraft, NgramDraft, findDraft, loadModelDraft } from '../../model/draft/index.js'
 import type { Draft } from '../../model/draft.js'
 
 function arg(name: string): string | undefined {
@@ -234,7 +235,11 @@ async function main(): Promise<void> {
       targetGreedy.push(res.tokens)
     }
     const results: DraftResult[] = []
-    for (const d of [draft, new NgramDraft()])
+    for (const d of [
+      draft,
+      new NgramDraft(),
+      new CombinedDraft(await loadModelDraft(join(bundle.dir, 'draft')))
+    ])
       results.push(await measure(d, target, bundle.config.vocabSize, prompts, targetGreedy))
     await experts.close()
     await dense.close()

@@ -17,7 +17,7 @@ import {
   loadModelDraft,
   parseDraftConfig
 } from '../../../model/draft/model-draft.js'
-import { openDraft } from '../../../model/draft/index.js'
+import { CombinedDraft, NgramDraft, openDraft } from '../../../model/draft/index.js'
 import { convertCheckpoint, ConvertError } from '../../../model/bundle/convert.js'
 import { seededRandom, tokenDistribution } from '../../../model/sampling.js'
 import { writeSafetensors } from '../../../model/safetensors.js'
@@ -228,12 +228,41 @@ describe('broken drafts', () => {
   })
 
   test("openDraft: the model draft, checked against the directory's own vocabulary; else n-gram", async () => {
-    assert.equal((await openDraft(MODEL)).name, 'tiny-en-draft')
+    assert.equal((await openDraft(MODEL)).name, 'tiny-en-draft+ngram')
     assert.equal((await openDraft(join(root, 'nothing-here'))).name, 'ngram')
     const dir = join(root, 'other-vocab')
     await cp(DRAFT, join(dir, 'draft'), { recursive: true })
     await writeFile(join(dir, 'config.json'), JSON.stringify({ vocab_size: 32000 }))
     await assert.rejects(openDraft(dir), /4096 tokens, the target has 32000/)
+  })
+
+  test('the combined draft: n-gram guesses on a repeating context at temperature 0, else the model draft', async () => {
+    const model = await loadModelDraft(DRAFT)
+    const combined = new CombinedDraft(await loadModelDraft(DRAFT))
+    const fresh = fixture.prompts[0].promptIds
+    const looping = [1, 500, 600, 700, 800, 500, 600]
+    assert.deepEqual(
+      await combined.propose(looping, 4, greedy),
+      await new NgramDraft().propose(looping, 4)
+    )
+    assert.deepEqual((await combined.propose(looping, 4, greedy)).tokens, [700, 800, 500, 600])
+    assert.deepEqual(
+      await combined.propose(fresh, 4, greedy),
+      await model.propose(fresh, 4, greedy)
+    )
+    const t1 = await combined.propose(looping, 3, {
+      temperature: 1,
+      topP: 1,
+      random: seededRandom(5)
+    })
+    assert.deepEqual(
+      t1,
+      await model.propose(looping, 3, { temperature: 1, topP: 1, random: seededRandom(5) })
+    )
+    assert.ok(
+      t1.q.every((q) => q != null),
+      'at temperature 1 every q comes from the model draft'
+    )
   })
 
   test('drafts opened for concurrent generations keep their own caches over shared weights', async () => {
