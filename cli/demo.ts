@@ -144,7 +144,14 @@ async function main(): Promise<void> {
     text: string
     tokens: number[]
     degraded: boolean
-    timings: { prefillMs: number; decodeTokensPerSecond: number }
+    draft: string | null
+    timings: {
+      prefillMs: number
+      decodeTokensPerSecond: number
+      rounds: number
+      draftedTokens: number
+      acceptedTokens: number
+    }
     payment: {
       total: string
       nodes: Array<{ operator: string; calls: number; units: number; amount: string }>
@@ -171,6 +178,12 @@ async function main(): Promise<void> {
   ])
   say(`tokens ${JSON.stringify(inf.tokens)}${inf.degraded ? ' (DEGRADED)' : ''}`)
   say(`text   ${JSON.stringify(DEMO_PROMPT + inf.text)}`)
+  const t = inf.timings
+  say(
+    inf.draft == null
+      ? 'speculative decoding off'
+      : `speculative decoding, draft ${inf.draft}: ${t.acceptedTokens}/${t.draftedTokens} drafted tokens accepted, ${inf.tokens.length} tokens from ${t.rounds + 1} passes of the network (prefill included)`
+  )
   for (const n of inf.payment.nodes)
     say(`  paid ${n.operator}: ${n.calls} calls, ${n.units} units, ${pov(n.amount)}`)
 
