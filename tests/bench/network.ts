@@ -20,9 +20,13 @@ import { parseArgs } from 'node:util'
 import { SimNetwork, CallLog, timedGeneration, type GenerationRecord } from '../sim/network.js'
 import type { Lateness } from '../sim/links.js'
 import { percentile } from '../../router/latency.js'
+import { seededRandom } from '../../model/sampling.js'
 import type { PaidRouter } from '../../router/paid.js'
 import type { DenseRuntime } from '../../model/dense/index.js'
 import { plotSvg } from './network-plot.js'
+import { NgramDraft } from '../../model/draft/ngram.js'
+import type { Draft } from '../../model/draft.js'
+import type { SpeculativeOptions } from '../../model/speculative.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -34,6 +38,8 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '1' },
     svg: { type: 'string', default: 'bench-out/network.svg' },
     'no-churn': { type: 'boolean', default: false },
+    /** Skip the speculative-decoding runs (1 and the most clients, n-gram draft; a bad draft). */
+    'no-speculative': { type: 'boolean', default: false },
     /** Kill/restart cycles in the churn run: more generations under churn (~130 per cycle at 8 clients). */
     'churn-rounds': { type: 'string', default: '1' }
   }
@@ -87,6 +93,16 @@ interface RunFigures {
   bestFloorP50: number
   /** Median over decode tokens of latency / floor. */
   ratioP50: number
+  /** Median over decode tokens of latency / the closest-replica floor. */
+  ratioBestP50: number
+  /** Decode rounds (speculative decoding: one per target pass), drafted and accepted tokens, and
+   *  draft time, all generations. */
+  rounds: number
+  draftedTokens: number
+  acceptedTokens: number
+  draftMs: number
+  /** Work units paid per generated token (prefill included), when measured. */
+  unitsPerToken?: number
   hedgedCalls: number
   retriedCalls: number
   calls: number
@@ -154,7 +170,7 @@ try {
     })
     clients.push({ paid, log, prompt, reference: ref.tokens })
   }
-  const gen = async (c: Client): Promise<GenerationRecord> =>
+  const gen = async (c: Client, speculative?: SpeculativeOptions): Promise<GenerationRecord> =>
     await timedGeneration({
       dense: d,
       experts: c.paid.router.executor,
@@ -163,33 +179,69 @@ try {
       bestRttOf: (l, e) => s.bestRtt(l, e),
       promptIds: c.prompt,
       maxTokens: TOKENS,
-      reference: c.reference
+      reference: c.reference,
+      ...(speculative != null ? { speculative } : {})
     })
-  say('warm-up: one generation per client (connections, latency estimates)')
-  await Promise.all(clients.map(gen))
-
-  const runs: Array<RunFigures & { records: GenerationRecord[] }> = []
-  for (const C of CLIENTS) {
-    say(`run: ${C} client(s) × ${GENS} generations of ${TOKENS} tokens`)
+  /** Work units paid so far by the first `C` clients (a row through one expert = 1 unit). */
+  const unitsPaid = (C: number): number =>
+    clients
+      .slice(0, C)
+      .reduce((a, c) => a + [...c.paid.payer.spent().values()].reduce((b, x) => b + x.units, 0), 0)
+  /** C clients × GENS generations, all at once. */
+  const run = async (
+    C: number,
+    speculative?: () => SpeculativeOptions
+  ): Promise<RunFigures & { records: GenerationRecord[] }> => {
     await s.links.lateness() // from here on
     const cpu0 = cpuSample(s)
+    const units0 = unitsPaid(C)
     const start = performance.now()
     const recs = (
       await Promise.all(
         clients.slice(0, C).map(async (c) => {
           const out: GenerationRecord[] = []
-          for (let g = 0; g < GENS; g++) out.push(await gen(c))
+          for (let g = 0; g < GENS; g++) out.push(await gen(c, speculative?.()))
           return out
         })
       )
     ).flat()
     const f = figures(C, recs, (performance.now() - start) / 1000)
-    runs.push({
+    return {
       ...f,
+      unitsPerToken: (unitsPaid(C) - units0) / f.tokens,
       linkLateness: await s.links.lateness(),
       cpu: cpuFigures(cpu0, cpuSample(s), f),
       records: recs
-    })
+    }
+  }
+  say('warm-up: one generation per client (connections, latency estimates)')
+  await Promise.all(clients.map(async (c) => await gen(c)))
+
+  const runs: Array<RunFigures & { records: GenerationRecord[] }> = []
+  for (const C of CLIENTS) {
+    say(`run: ${C} client(s) × ${GENS} generations of ${TOKENS} tokens`)
+    runs.push(await run(C))
+  }
+
+  // speculative decoding (model/speculative.ts) on the same prompts: the n-gram draft (the
+  // random tiny model has no trained draft) with adaptive k, at 1 and at the most clients; and
+  // a deliberately bad draft (random tokens) at 1 client, which adaptive k must make harmless
+  const specRuns: Array<RunFigures & { records: GenerationRecord[]; draft: string }> = []
+  if (!args['no-speculative']) {
+    for (const C of [...new Set([1, MAX_C])]) {
+      say(`speculative run: ${C} client(s), n-gram draft, adaptive k`)
+      specRuns.push({ ...(await run(C, () => ({ draft: new NgramDraft() }))), draft: 'ngram' })
+    }
+    say('speculative run: 1 client, a bad draft (random tokens), adaptive k')
+    const rnd = seededRandom(99)
+    const bad: Draft = {
+      name: 'random',
+      async propose(_context, k) {
+        const tokens = Array.from({ length: k }, () => Math.floor(rnd() * d.config.vocabSize))
+        return { tokens, q: tokens.map(() => null) }
+      }
+    }
+    specRuns.push({ ...(await run(1, () => ({ draft: bad }))), draft: 'random' })
   }
 
   // what the first client's router believes of each node after the runs (before churn), beside
@@ -301,6 +353,7 @@ try {
   ]
   const rows = [
     ...runs.map((r) => row(r)),
+    ...specRuns.map((r) => row(r, `${r.clients} spec ${r.draft}`)),
     ...(churn != null ? [row(churn, `${MAX_C}+churn`)] : [])
   ]
   const widths = hdr.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
@@ -343,6 +396,90 @@ try {
     console.log(
       `churn: ${churn.exact}/${churn.generations} generations exact (${pct(churn.exact / churn.generations)}; target ≥ 99.9 %) while a third of the ${NODES} nodes were SIGKILLed and restarted (${churn.kills} kills), 1 unbonded, 1 joined${churn.errors.length > 0 ? `; failures: ${[...new Set(churn.errors)].join(' | ')}` : ''}`
     )
+  // speculative decoding against plain decoding on the same prompts and network
+  const plainAt = (C: number): (typeof runs)[number] | undefined =>
+    runs.find((r) => r.clients === C)
+  const specAt = (C: number, draft = 'ngram'): (typeof specRuns)[number] | undefined =>
+    specRuns.find((r) => r.clients === C && r.draft === draft)
+  const decodeTokens = (r: RunFigures): number => r.rounds + r.acceptedTokens
+  const speculative =
+    specRuns.length === 0
+      ? null
+      : (() => {
+          const s1 = specAt(1)
+          const s8 = specAt(MAX_C)
+          const bad = specAt(1, 'random')
+          const p1 = plainAt(1)
+          const p8 = plainAt(MAX_C)
+          const ngram = specRuns.filter((r) => r.draft === 'ngram')
+          const sum = (f: (r: RunFigures) => number, rs = ngram): number =>
+            rs.reduce((a, r) => a + f(r), 0)
+          const ratio = (a?: number, b?: number): number | null =>
+            a != null && b != null && b > 0 ? a / b : null
+          return {
+            draft: 'ngram',
+            clientsMost: MAX_C,
+            ratioClosestFloorP50OneClient: s1?.ratioBestP50 ?? null,
+            ratioClosestFloorP50EightClients: s8?.ratioBestP50 ?? null,
+            plainRatioClosestFloorP50OneClient: p1?.ratioBestP50 ?? null,
+            plainRatioClosestFloorP50EightClients: p8?.ratioBestP50 ?? null,
+            exactT0: sum((r) => r.exact, specRuns) / sum((r) => r.generations, specRuns),
+            exactT0Generations: `${sum((r) => r.exact, specRuns)}/${sum((r) => r.generations, specRuns)}`,
+            acceptanceRate:
+              sum((r) => r.acceptedTokens) /
+              Math.max(
+                1,
+                sum((r) => r.draftedTokens)
+              ),
+            meanTokensPerRound:
+              sum(decodeTokens) /
+              Math.max(
+                1,
+                sum((r) => r.rounds)
+              ),
+            meanDraftedPerRoundOneClient: s1 != null ? s1.draftedTokens / s1.rounds : null,
+            meanDraftedPerRoundEightClients: s8 != null ? s8.draftedTokens / s8.rounds : null,
+            draftMsPerRound:
+              sum((r) => r.draftMs) /
+              Math.max(
+                1,
+                sum((r) => r.rounds)
+              ),
+            costPerTokenVsPlain: ratio(
+              sum((r) => (r.unitsPerToken ?? NaN) * r.tokens) / sum((r) => r.tokens),
+              [p1, p8].reduce((a, r) => a + (r?.unitsPerToken ?? NaN) * (r?.tokens ?? 0), 0) /
+                [p1, p8].reduce((a, r) => a + (r?.tokens ?? 0), 0)
+            ),
+            tokenP50VsPlainOneClient: ratio(s1?.tokenP50, p1?.tokenP50),
+            tokensPerS8VsPlain: ratio(s8?.tokensPerS, p8?.tokensPerS),
+            badDraft:
+              bad != null && p1 != null
+                ? {
+                    acceptanceRate: bad.acceptedTokens / Math.max(1, bad.draftedTokens),
+                    meanDraftedPerRound: bad.draftedTokens / bad.rounds,
+                    tokenP50VsPlain: ratio(bad.tokenP50, p1.tokenP50),
+                    tokensPerSVsPlain: ratio(bad.tokensPerS, p1.tokensPerS),
+                    costPerTokenVsPlain: ratio(bad.unitsPerToken, p1.unitsPerToken),
+                    exact: `${bad.exact}/${bad.generations}`
+                  }
+                : null
+          }
+        })()
+  if (speculative != null) {
+    const x = (v: number | null | undefined, d = 2): string =>
+      v != null && Number.isFinite(v) ? v.toFixed(d) : '—'
+    console.log(
+      `speculative (n-gram draft, adaptive k): per accepted token p50 / closest-replica floor ${x(speculative.ratioClosestFloorP50OneClient)} at 1 client (plain ${x(speculative.plainRatioClosestFloorP50OneClient)}; target ≤ 0.5), ${x(speculative.ratioClosestFloorP50EightClients)} at ${MAX_C} (plain ${x(speculative.plainRatioClosestFloorP50EightClients)}); exact ${speculative.exactT0Generations}`
+    )
+    console.log(
+      `  acceptance ${x(speculative.acceptanceRate)}, ${x(speculative.meanTokensPerRound)} tokens per round, drafted per round ${x(speculative.meanDraftedPerRoundOneClient)} at 1 client / ${x(speculative.meanDraftedPerRoundEightClients)} at ${MAX_C}, draft ${x(speculative.draftMsPerRound, 3)} ms per round; cost per token ${x(speculative.costPerTokenVsPlain)} × plain (target ≤ 1.5); ${MAX_C}-client tokens/s ${x(speculative.tokensPerS8VsPlain)} × plain (target ≥ 1)`
+    )
+    const b = speculative.badDraft
+    if (b != null)
+      console.log(
+        `  bad draft (random tokens): acceptance ${x(b.acceptanceRate)}, ${x(b.meanDraftedPerRound)} drafted per round; per-token p50 ${x(b.tokenP50VsPlain)} × plain, tokens/s ${x(b.tokensPerSVsPlain)} × plain, cost ${x(b.costPerTokenVsPlain)} × plain; exact ${b.exact}`
+      )
+  }
   const svgPath = resolve(args.svg)
   await mkdir(dirname(svgPath), { recursive: true })
   await writeFile(
@@ -372,6 +509,8 @@ try {
         jitterMs: n.jitterMs
       })),
       runs: runs.map(strip),
+      speculativeRuns: specRuns.map(({ records: _r, ...f }) => f),
+      speculative,
       churn,
       failedAttempts: Object.fromEntries(failures),
       beliefs,
@@ -423,6 +562,14 @@ function figures(C: number, recs: GenerationRecord[], wallS: number): RunFigures
     excessP50: percentile(excess, 0.5),
     bestFloorP50: percentile(best, 0.5),
     ratioP50: percentile(ratios, 0.5),
+    ratioBestP50: percentile(
+      recs.flatMap((r) => r.tokenMs.map((t, i) => t / r.bestFloorMs[i])),
+      0.5
+    ),
+    rounds: recs.reduce((a, r) => a + r.rounds, 0),
+    draftedTokens: recs.reduce((a, r) => a + r.draftedTokens, 0),
+    acceptedTokens: recs.reduce((a, r) => a + r.acceptedTokens, 0),
+    draftMs: recs.reduce((a, r) => a + r.draftMs, 0),
     hedgedCalls: recs.reduce((a, r) => a + r.hedged, 0),
     retriedCalls: recs.reduce((a, r) => a + r.retried, 0),
     calls: recs.reduce((a, r) => a + r.calls, 0)

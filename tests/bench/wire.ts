@@ -74,6 +74,8 @@ const WARMUP_RUNS = 4
 const ROUNDS = 5
 /** Paid/unpaid decode pairs run after the rounds (alternating which goes first): the median of their ratios. */
 const PAIRS = 8
+/** Plain/speculative decode pairs on the unpaid distributed fp32 setup (n-gram draft, adaptive k). */
+const SPEC_PAIRS = 4
 /** One-row expert calls timed on each of the unpaid and the paid fp32 routers (alternating). */
 const PAID_CALLS = 400
 /** About what the node spends on a 16 KiB call, and the router between calls (traced: ~300 and ~200 µs). */
@@ -498,13 +500,15 @@ async function roundTrips(): Promise<Record<string, RoundTrip>> {
 }
 
 // ---------------------------------------------------------------- part 2: generation
-async function generation(): Promise<Record<string, number>> {
+
+async function generation() {
   const dir = await mkdtemp(join(tmpdir(), 'pov-bench-'))
   const { writeTinyCheckpoint } = await import('../../model/tiny.js')
   const { convertCheckpoint, loadBundle } = await import('../../model/bundle/index.js')
   const { loadDenseRuntime } = await import('../../model/dense/index.js')
   const { loadExpertRuntime } = await import('../../model/runtime/index.js')
   const { generateAll } = await import('../../model/generate.js')
+  const { NgramDraft } = await import('../../model/draft/ngram.js')
   const nodes: ChildProcess[] = []
   const cleanups: Array<() => Promise<void>> = []
   try {
@@ -660,6 +664,42 @@ async function generation(): Promise<Record<string, number>> {
       pairRatios.push((tokS.get(paidSetupRow) ?? 0) / (tokS.get(unpaidSetup) ?? 1))
       process.stderr.write(`  paid/unpaid ${pairRatios[k].toFixed(2)}\n`)
     }
+    // speculative decoding on loopback: plain and speculative decode back to back on the unpaid
+    // distributed fp32 setup (each order half the time); same tokens required
+    const spec = {
+      ratios: [] as number[],
+      exact: 0,
+      rounds: 0,
+      drafted: 0,
+      accepted: 0,
+      draftMs: 0
+    }
+    for (let k = 0; k < SPEC_PAIRS; k++) {
+      process.stderr.write(`plain/speculative decode pair ${k + 1}/${SPEC_PAIRS}…\n`)
+      const once = async (speculative: boolean, maxTokens: number) =>
+        await generateAll({
+          dense: unpaidSetup.dense,
+          experts: unpaidSetup.experts,
+          promptIds: prompt,
+          maxTokens,
+          eosTokenId: null,
+          ...(speculative ? { speculative: { draft: new NgramDraft() } } : {})
+        })
+      const out = new Map<boolean, Awaited<ReturnType<typeof once>>>()
+      for (const sp of k % 2 === 0 ? [false, true] : [true, false]) {
+        await once(sp, 1)
+        out.set(sp, await once(sp, 32))
+      }
+      const a = out.get(false)!
+      const b = out.get(true)!
+      spec.ratios.push(b.timings.decodeTokensPerSecond / a.timings.decodeTokensPerSecond)
+      if (JSON.stringify(a.tokens) === JSON.stringify(b.tokens)) spec.exact++
+      spec.rounds += b.timings.rounds
+      spec.drafted += b.timings.draftedTokens
+      spec.accepted += b.timings.acceptedTokens
+      spec.draftMs += b.timings.draftMs
+      process.stderr.write(`  speculative/plain ${spec.ratios[k].toFixed(2)}\n`)
+    }
     // a third router pays the unpaid nodes (which ignore vouchers) through the same payer: the
     // client's side of payment alone, on the unpaid nodes' processes
     const routerPaying = await Router.init({
@@ -738,7 +778,18 @@ async function generation(): Promise<Record<string, number>> {
       clientPaysCallP90Us: pct(callUs.clientPays, 0.9),
       paidRpcCallsPerToken: paidCounts.rpcCalls / paidCounts.tokens,
       paidSignaturesPerToken: paidCounts.signatures / paidCounts.tokens,
-      paidNodes: paid.nodes
+      paidNodes: paid.nodes,
+      speculative: {
+        draft: 'ngram',
+        decodeVsPlainMedian: pct(spec.ratios, 0.5),
+        decodeVsPlainMin: Math.min(...spec.ratios),
+        decodeVsPlainMax: Math.max(...spec.ratios),
+        exactT0: spec.exact / SPEC_PAIRS,
+        acceptanceRate: spec.accepted / Math.max(1, spec.drafted),
+        meanTokensPerRound: (spec.rounds + spec.accepted) / Math.max(1, spec.rounds),
+        draftMsPerRound: spec.draftMs / Math.max(1, spec.rounds),
+        rowsPerTokenVsPlain: (spec.rounds + spec.drafted) / Math.max(1, spec.rounds + spec.accepted)
+      }
     }
   } finally {
     for (const c of cleanups) await c().catch(() => {})
@@ -889,6 +940,9 @@ if (process.argv.includes('--serve')) {
     )
     console.log(
       `one-row expert call (a decode step's), ${PAID_CALLS} each, in turn, µs: unpaid p50 ${gen.unpaidCallP50Us.toFixed(0)} p90 ${gen.unpaidCallP90Us.toFixed(0)} | the client paying the unpaid nodes p50 ${gen.clientPaysCallP50Us.toFixed(0)} p90 ${gen.clientPaysCallP90Us.toFixed(0)} | paid p50 ${gen.paidCallP50Us.toFixed(0)} p90 ${gen.paidCallP90Us.toFixed(0)}`
+    )
+    console.log(
+      `speculative decoding (n-gram draft, adaptive k), unpaid distributed fp32, ${SPEC_PAIRS} pairs back to back: decode tokens/s ${gen.speculative.decodeVsPlainMedian.toFixed(2)} × plain (${gen.speculative.decodeVsPlainMin.toFixed(2)}–${gen.speculative.decodeVsPlainMax.toFixed(2)}); acceptance ${gen.speculative.acceptanceRate.toFixed(2)}, ${gen.speculative.meanTokensPerRound.toFixed(2)} tokens per round, draft ${gen.speculative.draftMsPerRound.toFixed(3)} ms per round, rows per token ${gen.speculative.rowsPerTokenVsPlain.toFixed(2)} × plain; same tokens ${gen.speculative.exactT0 * SPEC_PAIRS}/${SPEC_PAIRS}`
     )
     console.log(
       `paid run, per generated token: ${gen.paidRpcCallsPerToken.toFixed(3)} chain JSON-RPC calls, ${gen.paidSignaturesPerToken.toFixed(3)} voucher signatures (all ${gen.paidNodes} nodes together); same tokens as single process: ${gen.paidSameTokens === 1}`

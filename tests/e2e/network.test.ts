@@ -11,6 +11,8 @@ import { getAddress } from 'ethers'
 import { SimNetwork, CallLog, timedGeneration, type GenerationRecord } from '../sim/network.js'
 import type { PaidRouter } from '../../router/paid.js'
 import type { DenseRuntime } from '../../model/dense/index.js'
+import { generateAll, type MoeEvent } from '../../model/generate.js'
+import type { Draft } from '../../model/draft.js'
 
 const PROMPT = [1, 2, 3]
 const TOKENS = 5
@@ -127,6 +129,76 @@ test('a node SIGKILLed during generation: calls move to its replica, tokens stay
   await sim.startNode(victim)
   const after = await generateAllClients()
   assertExact(after)
+})
+
+test('speculative decoding over the network: multi-row verify passes, a node SIGKILLed in the middle of one loses no accepted token', async () => {
+  const N = 12
+  const ref = await sim.reference(dense, PROMPT, N)
+  assert.ok(ref.minMargin > 1e-3, `reference margin ${ref.minMargin}`)
+  // a draft that knows the continuation and gets every 4th token wrong: long accepted runs and
+  // rejections, every verify pass several rows
+  const draft: Draft = {
+    name: 'scripted',
+    async propose(context, k) {
+      const from = context.length - PROMPT.length
+      const tokens = ref.tokens
+        .slice(from, from + k)
+        .map((t, i) => ((from + i) % 4 === 3 ? (t + 1) % dense.config.vocabSize : t))
+      return { tokens, q: tokens.map(() => null) }
+    }
+  }
+  const c = clients[0]
+  const r = c.paid.router
+  // the node this client calls for the most experts of the last layer
+  const votes = new Map<string, number>()
+  for (let e = 0; e < dense.config.numExperts; e++) {
+    const p = r.routes.select(
+      LAYERS - 1,
+      e,
+      new Set(),
+      r.executor.latency.estimates(r.routes.replicas(LAYERS - 1, e), 1)
+    )
+    if (p != null) votes.set(p, (votes.get(p) ?? 0) + 1)
+  }
+  const peer = [...votes].sort((a, b) => b[1] - a[1])[0][0]
+  const victim = sim.nodes.find((n) => n.op.peerId === peer)!
+  let killing: Promise<void> | undefined
+  let killedDuring: MoeEvent | undefined
+  const spentBefore = [...c.paid.payer.spent().values()].reduce((a, x) => a + x.units, 0)
+  const res = await generateAll({
+    dense,
+    experts: r.executor,
+    promptIds: PROMPT,
+    maxTokens: N,
+    eosTokenId: null,
+    speculative: { draft, draftTokens: 3 },
+    onMoe: (e) => {
+      // after the first layer of the second verify pass: the last layer's calls meet the kill
+      if (e.phase === 'decode' && e.tokens > 1 && e.layer === 0 && killing == null) {
+        if (killedDuring === undefined) {
+          killedDuring = e
+          return
+        }
+        killing = sim.kill(victim)
+      }
+    }
+  })
+  await killing
+  assert.ok(killing != null, 'the kill happened inside a verify pass')
+  assert.deepEqual(res.tokens, ref.tokens, 'tokens differ from --local')
+  assert.equal(res.degraded, false)
+  const t = res.timings
+  assert.ok(t.acceptedTokens > 0 && t.acceptedTokens < t.draftedTokens, JSON.stringify(t))
+  assert.equal(t.rounds + t.acceptedTokens, N - 1)
+  // every verified row is paid, rejected ones included: prefill + (rounds + drafted) decode rows
+  const units = [...c.paid.payer.spent().values()].reduce((a, x) => a + x.units, 0) - spentBefore
+  const rows = PROMPT.length + t.rounds + t.draftedTokens
+  assert.ok(
+    units >= rows * LAYERS * dense.config.topK,
+    `${units} units paid for ${rows} rows × ${LAYERS} layers × top-${dense.config.topK}`
+  )
+  await sim.startNode(victim)
+  assertExact(await generateAllClients())
 })
 
 test('a node unbonds and a new one registers: the clients follow the registry without a restart', async () => {

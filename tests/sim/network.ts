@@ -12,7 +12,12 @@ import { writeTinyCheckpoint, type TinyOptions } from '../../model/tiny.js'
 import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
 import { loadDenseRuntime, type DenseRuntime } from '../../model/dense/index.js'
 import { loadExpertRuntime } from '../../model/runtime/expert.js'
-import { generateAll, type ExpertExecutor } from '../../model/generate.js'
+import {
+  generateAll,
+  type ExpertExecutor,
+  type RoundEvent,
+  type SpeculativeOptions
+} from '../../model/generate.js'
 import { openPaidRouter, type PaidRouter } from '../../router/paid.js'
 import type { RouterOptions } from '../../router/router.js'
 import { LinkProcess } from './links.js'
@@ -262,6 +267,12 @@ export interface GenerationRecord {
   retried: number
   /** Failed attempts met on the way (`L<layer>E<expert> <peer>: <error>`): why a generation degraded. */
   failedAttempts: string[]
+  /** Decode rounds, drafted and accepted tokens, draft time (speculative decoding; plain: one
+   *  round per decode token, nothing drafted). */
+  rounds: number
+  draftedTokens: number
+  acceptedTokens: number
+  draftMs: number
 }
 
 /** Records the replicas that answered each call, to compute each token's physical floor. */
@@ -335,7 +346,9 @@ export class CallLog {
   }
 }
 
-/** One paid greedy generation through `experts`, timed per token, checked against `reference`. */
+/** One paid greedy generation through `experts`, timed per token, checked against `reference`.
+ *  With speculative decoding a round yields several tokens at once: each of them is given the
+ *  round's time divided by their number, and the round's floor. */
 export async function timedGeneration(o: {
   dense: DenseRuntime
   experts: ExpertExecutor
@@ -346,6 +359,7 @@ export async function timedGeneration(o: {
   promptIds: number[]
   maxTokens: number
   reference: number[]
+  speculative?: SpeculativeOptions
 }): Promise<GenerationRecord> {
   const rec: GenerationRecord = {
     ok: false,
@@ -360,11 +374,17 @@ export async function timedGeneration(o: {
     calls: 0,
     hedged: 0,
     retried: 0,
-    failedAttempts: []
+    failedAttempts: [],
+    rounds: 0,
+    draftedTokens: 0,
+    acceptedTokens: 0,
+    draftMs: 0
   }
   o.log.take(o.rttOf) // drop anything left from an earlier run
   const t0 = performance.now()
   let last = t0
+  let round: RoundEvent | undefined
+  let pending = 0
   try {
     const r = await generateAll(
       {
@@ -372,10 +392,19 @@ export async function timedGeneration(o: {
         experts: o.experts,
         promptIds: o.promptIds,
         maxTokens: o.maxTokens,
-        eosTokenId: null
+        eosTokenId: null,
+        ...(o.speculative != null ? { speculative: o.speculative } : {}),
+        onRound: (r) => {
+          round = r
+        }
       },
       (t) => {
         const now = performance.now()
+        if (t.phase === 'decode' && pending > 0) {
+          pending-- // a later token of a round already accounted for
+          last = now
+          return
+        }
         const f = o.log.take(o.rttOf, o.bestRttOf)
         rec.calls += f.calls
         rec.hedged += f.hedged
@@ -383,14 +412,22 @@ export async function timedGeneration(o: {
         rec.failedAttempts.push(...f.failures)
         if (t.phase === 'prefill') rec.ttftMs = now - t0
         else {
-          rec.tokenMs.push(now - last)
-          rec.floorMs.push(f.floor)
-          rec.callMs.push(f.callMs)
-          rec.bestFloorMs.push(f.best)
+          const n = round?.emitted ?? 1
+          for (let i = 0; i < n; i++) {
+            rec.tokenMs.push((now - last) / n)
+            rec.floorMs.push(f.floor)
+            rec.callMs.push(f.callMs)
+            rec.bestFloorMs.push(f.best)
+          }
+          pending = n - 1
         }
         last = now
       }
     )
+    rec.rounds = r.timings.rounds
+    rec.draftedTokens = r.timings.draftedTokens
+    rec.acceptedTokens = r.timings.acceptedTokens
+    rec.draftMs = r.timings.draftMs
     rec.tokens = r.tokens
     rec.degraded = r.degraded
     rec.ok = true
