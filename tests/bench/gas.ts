@@ -26,6 +26,7 @@ import { signVoucher, voucherDomain } from '../../protocol/voucher.js'
 import type { Voucher } from '../../protocol/voucher.js'
 import type { PovContracts } from '../../chain/contracts.js'
 import { toRedeemable } from '../../chain/vouchers.js'
+import { faultReportsOf } from '../../chain/faults.js'
 import {
   challengeRequest,
   inferenceRequestsOf,
@@ -245,6 +246,27 @@ const challengeReceipt = await ethers.provider.getTransactionReceipt(challengeHa
 const challengeData = (await ethers.provider.getTransaction(challengeHash))!.data
 const oracleChallengeGas = challengeReceipt!.gasUsed
 const oracleChallengeCd = calldataGas(challengeData)
+// issue 22: a fault report is two transactions (commit, then the bonded reveal that freezes the
+// stake); expiry pays the bond to the accused; the router's registry reads are pages of 100
+const fr = faultReportsOf(deployment, deployer)
+const faultOperator = await operator.getAddress()
+const faultSalt = ethers.id('gas salt')
+const commitment = await fr.commitmentOf(
+  deployer.address,
+  faultOperator,
+  ethers.id('gas evidence'),
+  0n,
+  faultSalt
+)
+const commitGas = await gasOf(fr.commitReport(commitment))
+await c.token.approve(deployment.faultReports!, await fr.bondFor(faultOperator))
+const revealGas = await gasOf(
+  fr.reportFault(faultOperator, ethers.id('gas evidence'), 0n, faultSalt, 'ipfs://evidence')
+)
+const faultId = Number(await fr.reportCount()) - 1
+await networkHelpers.time.increaseTo((await fr.reportOf(faultId)).deadline)
+const expireGas = await gasOf(fr.expireFault(faultId))
+const pageGas = await c.registry.activeNodesPage.estimateGas(modelId, 0, 0, 100)
 const fmt = (g: bigint) => g.toLocaleString('en-US').padStart(9)
 const rows: Array<[string, bigint, bigint | null]> = [
   ['deposit (first, after approve)', depositFirst, null],
@@ -277,7 +299,11 @@ const rows: Array<[string, bigint, bigint | null]> = [
     TARGET_ORACLE_FULFIL
   ],
   ['oracle finalise + callback, excl. calldata', oracleFinaliseGas - oracleFinaliseCd, null],
-  ['oracle challenge (16 tokens), excl. calldata', oracleChallengeGas - oracleChallengeCd, null]
+  ['oracle challenge (16 tokens), excl. calldata', oracleChallengeGas - oracleChallengeCd, null],
+  ['fault report: commitReport', commitGas, null],
+  ['fault report: reportFault (bond + freeze)', revealGas, null],
+  ['fault report: expireFault (bond to accused)', expireGas, null],
+  ['activeNodesPage(100), eth_call, 1 node', pageGas, null]
 ]
 console.log('POV chain plane — gas (hardhat EDR, solc optimizer 10k runs, fee 1 %)\n')
 console.log(`${'operation'.padEnd(46)} ${'gas'.padStart(9)}  ${'target'.padStart(9)}  ok`)
@@ -346,6 +372,10 @@ console.log(
     oracleChallenge: Number(oracleChallengeGas),
     oracleChallengeCalldata: Number(oracleChallengeCd),
     oracleTargetsMet: oracleOk,
+    faultCommit: Number(commitGas),
+    faultReveal: Number(revealGas),
+    faultExpire: Number(expireGas),
+    activeNodesPageCall: Number(pageGas),
     targets: {
       redeemOne: Number(TARGET_SINGLE),
       redeemBatchPerVoucher: Number(TARGET_BATCH_PER_VOUCHER),
