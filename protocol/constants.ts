@@ -25,7 +25,7 @@ export const MAX_HIDDEN = 16384
 export const MAX_IN_FLIGHT_PER_STREAM = 256
 /** Concurrent expert streams per connection, each direction (one per router is the norm). */
 export const MAX_EXPERT_STREAMS = 32
-/** Domain separator of the response signature (docs/protocol.md#signature). */
-export const SIGNATURE_DOMAIN = 'pov/expert/1.0.0/response'
+/** Domain separator of the response signature, with its layout's version: bumped whenever the signed bytes change (docs/protocol.md#versions-and-required-protocols). */
+export const SIGNATURE_DOMAIN = 'pov/expert-response/v2'
 /** Model ids and manifest hashes are 32 bytes (sha256). */
 export const MODEL_ID_BYTES = 32

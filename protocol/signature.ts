@@ -43,12 +43,12 @@ export function sha256(b: Uint8Array): Uint8Array {
   return createHash('sha256').update(b).digest()
 }
 
-/** Length of the signed message: 25 + 1 + 8 + 32 + 5 × 4 + 32 + 32. */
+/** Length of the signed message: 22 + 1 + 8 + 32 + 5 × 4 + 32 + 32. */
 export const SIGNED_MESSAGE_BYTES = DOMAIN.byteLength + 1 + 8 + 32 + 5 * 4 + 32 + 32
 
 /**
  * domain ‖ 0x00 ‖ request_id (u64 BE) ‖ model_id (32) ‖ layer ‖ expert ‖ dtype ‖ rows ‖ hidden
- * (u32 BE each) ‖ sha256(input) ‖ sha256(output): 150 bytes.
+ * (u32 BE each) ‖ sha256(input) ‖ sha256(output): 147 bytes (the v2 layout: any change to it bumps the domain version, docs/protocol.md#versions-and-required-protocols).
  */
 export function signedDigestMessage(f: SignedDigest): Uint8Array {
   if (f.modelId.byteLength !== 32) throw new Error('model id must be 32 bytes')
