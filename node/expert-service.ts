@@ -144,14 +144,16 @@ export class ExpertService implements Startable {
         this.handleExpertStream(s, c)
       },
       // libp2p's cap per connection sits above ours, so a refusal is ours: counted and logged
-      { maxInboundStreams: n + 1, maxOutboundStreams: n }
+      // runOnLimitedConnection: a node behind NAT serves through its relay (with the relay's
+      // limits, docs/network.md#relays) until DCUtR has made a direct connection
+      { maxInboundStreams: n + 1, maxOutboundStreams: n, runOnLimitedConnection: true }
     )
     await this.components.registrar.handle(
       INFO_PROTOCOL,
       async (s) => {
         await this.handleInfoStream(s)
       },
-      { maxInboundStreams: 4, maxOutboundStreams: 4 }
+      { maxInboundStreams: 4, maxOutboundStreams: 4, runOnLimitedConnection: true }
     )
     this.started = true
   }

@@ -17,3 +17,11 @@ export {
 export { RefusalLog, type RefusalReason } from './refusals.js'
 export { loadOrCreateKey } from './identity.js'
 export type { ExpertBackend, HostedModel } from './runtime.js'
+export {
+  defaultRelayLimits,
+  reachability,
+  reachabilityServices,
+  type Reachability,
+  type ReachabilityOptions,
+  type RelayLimits
+} from './nat.js'

@@ -4,6 +4,7 @@
 // address and per peer, a handshake timeout, an idle timeout, and an allow-list of trusted
 // routers that the caps never apply to. Every refusal is counted and logged (RefusalLog).
 import type { Connection, ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface'
+import { Circuit } from '@multiformats/multiaddr-matcher'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { BlockList, isIP } from 'node:net'
 import type { RefusalLog } from './refusals.js'
@@ -126,7 +127,9 @@ export class ConnectionLimits {
 
   private onRawConnection(maConn: MultiaddrConnection): boolean {
     const ip = hostOf(maConn.remoteAddr)
-    if (ip == null || this.isAllowedIp(ip)) return false
+    // a relayed connection's address is the relay's: every client behind one relay would share
+    // one IP's cap; the per-peer cap still applies after the handshake (the relay limits the rest)
+    if (ip == null || this.isAllowedIp(ip) || Circuit.matches(maConn.remoteAddr)) return false
     const n = this.byIp.get(ip) ?? 0
     if (n >= this.settings.maxConnectionsPerIp) {
       this.refusals?.note(

@@ -21,6 +21,12 @@ import { ConnectionLimits, type ConnectionLimitsInit } from './limits.js'
 import { RefusalLog } from './refusals.js'
 import type { HostedModel } from './runtime.js'
 import type { Device } from '../model/experts.js'
+import {
+  reachability,
+  reachabilityServices,
+  type Reachability,
+  type ReachabilityOptions
+} from './nat.js'
 
 export interface OperatorNodeOptions {
   /** Model bundle directory. */
@@ -61,6 +67,11 @@ export interface OperatorNodeOptions {
   /** Connection caps, timeouts and the allow-list (node/limits.ts). @default defaultLimits */
   limits?: ConnectionLimitsInit
   verifyPayment?: (request: ExpertRequest, peer: PeerId) => Promise<void>
+  /**
+   * NAT traversal (node/nat.ts): relays to reserve a slot on, UPnP/NAT-PMP port mapping, and
+   * whether this node relays for others. @default UPnP on, no relays, not a relay
+   */
+  reachability?: ReachabilityOptions
 }
 
 export const defaultOptions = {
@@ -148,14 +159,19 @@ export class OperatorNode {
       const refusals = new RefusalLog({ logger: log, metrics })
       const limits = new ConnectionLimits(opts.limits, refusals)
       const transport = transportOptions()
+      const nat = reachabilityServices(opts.reachability ?? {})
       const ref: { host?: Host } = {} // the gater asks the host, which does not exist yet
       const libp2p: Host = (await createLibp2p({
         privateKey,
-        addresses: { listen: opts.listen ?? defaultOptions.listen, announce: opts.announce ?? [] },
+        addresses: {
+          listen: [...(opts.listen ?? defaultOptions.listen), ...nat.listen],
+          announce: opts.announce ?? []
+        },
         ...transport,
         connectionManager: { ...transport.connectionManager, ...limits.connectionManager() },
         connectionGater: limits.gater((peer) => ref.host?.getConnections(peer) ?? []),
         services: {
+          ...nat.services,
           identify: identify(),
           ping: ping(),
           expert: expertService({
@@ -195,6 +211,28 @@ export class OperatorNode {
   }
   get addrs(): string[] {
     return this.libp2p.getMultiaddrs().map((a) => a.toString())
+  }
+
+  /** How the node can be reached now (AutoNAT, port mapping, relay reservations). */
+  reachability(): Reachability {
+    return reachability(this.libp2p)
+  }
+
+  /** Calls `listener` with the new reachability whenever the node's addresses change. */
+  onReachability(listener: (r: Reachability) => void): () => void {
+    let last = ''
+    const update = (): void => {
+      const r = this.reachability()
+      const key = JSON.stringify(r)
+      if (key === last) return
+      last = key
+      listener(r)
+    }
+    this.libp2p.addEventListener('self:peer:update', update)
+    update()
+    return () => {
+      this.libp2p.removeEventListener('self:peer:update', update)
+    }
   }
 
   async close(): Promise<void> {

@@ -1,13 +1,16 @@
-// The transport stack both roles use (docs/protocol.md#transport): TCP, Noise XX, Yamux, with
+// The transport stack both roles use (docs/protocol.md#transport): TCP (and TCP through a
+// Circuit Relay v2 relay, for nodes behind NAT: docs/network.md), Noise XX, Yamux, with
 // the caps raised for multi-MiB expert frames (docs/toolchain.md: defaults are 4 MiB read buffers and
 // 5 inbound connections/s, which drops the 6th loopback dial).
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 import { tcp } from '@libp2p/tcp'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { Circuit } from '@multiformats/multiaddr-matcher'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import type { Libp2pOptions } from 'libp2p'
-import type { ConnectionEncrypter, StreamMuxerFactory } from '@libp2p/interface'
+import type { Connection, ConnectionEncrypter, StreamMuxerFactory } from '@libp2p/interface'
 import type { Socket } from 'node:net'
 import { MAX_FRAME_BYTES } from './constants.js'
 
@@ -17,7 +20,9 @@ export function transportOptions(): Pick<
 > {
   quietEmptyLengthReads()
   return {
-    transports: [tcp()],
+    // the relay transport dials …/p2p/<relay>/p2p-circuit/p2p/<node> addresses, and listens on
+    // them for a node that reserved a slot (node/nat.ts)
+    transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [coalescedWrites(noise())],
     streamMuxers: [
       announcedWindows(
@@ -40,6 +45,11 @@ export function transportOptions(): Pick<
       maxIncomingPendingConnections: 256
     }
   }
+}
+
+/** A connection that does not go through a relay (and carries no relay limits). */
+export function isDirect(c: Pick<Connection, 'remoteAddr' | 'limits'>): boolean {
+  return c.limits == null && !Circuit.matches(c.remoteAddr)
 }
 
 /**

@@ -10,6 +10,7 @@ import { encodeFrame } from '../protocol/framing.js'
 import { readOneFrame } from '../protocol/stream.js'
 import { ExpertChannel } from './channel.js'
 import { NO_BUSY_POLL, type BusyPoll } from '../protocol/busy-poll.js'
+import { isDirect } from '../protocol/transport.js'
 
 export interface WireClientOptions {
   /** Dial + protocol negotiation budget. @default 5000 */
@@ -20,6 +21,8 @@ export interface WireClientOptions {
 
 export class WireClient {
   private readonly channels = new Map<string, Promise<ExpertChannel>>()
+  /** Channels opened over a relay: moved to the direct connection once DCUtR made one. */
+  private readonly relayed = new WeakSet<ExpertChannel>()
   private readonly addrs = new Map<string, Multiaddr[]>()
   private readonly dialTimeoutMs: number
   private readonly poll: BusyPoll
@@ -46,10 +49,17 @@ export class WireClient {
     opts: { signal?: AbortSignal } = {}
   ): Promise<{ peerId: string; info: InfoResponse }> {
     const ma = multiaddr(target)
-    const id = ma.getComponents().find((c) => c.name === 'p2p')?.value
+    // the last /p2p/ part: a relayed address names the relay first (…/p2p/<relay>/p2p-circuit/p2p/<node>)
+    const id = ma
+      .getComponents()
+      .filter((c) => c.name === 'p2p')
+      .pop()?.value
     if (id == null) throw new Error(`peer address ${target} has no /p2p/<PeerId> part`)
     const signal = opts.signal ?? AbortSignal.timeout(this.dialTimeoutMs * 2)
-    const stream = await this.libp2p.dialProtocol(ma, INFO_PROTOCOL, { signal })
+    const stream = await this.libp2p.dialProtocol(ma, INFO_PROTOCOL, {
+      signal,
+      runOnLimitedConnection: true // a node only reachable through a relay (docs/network.md)
+    })
     stream.send(encodeFrame(InfoRequest.encode({})))
     const frame = await readOneFrame(stream, MAX_INFO_FRAME_BYTES, { signal })
     await stream.close().catch(() => {})
@@ -63,8 +73,9 @@ export class WireClient {
     const existing = this.channels.get(peer)
     if (existing != null) {
       const ch = await existing.catch(() => null)
-      if (ch?.isOpen === true) return ch
+      if (ch?.isOpen === true && !(this.relayed.has(ch) && this.hasDirect(peer))) return ch
       if (this.channels.get(peer) === existing) this.channels.delete(peer)
+      if (ch?.isOpen === true) this.retire(ch)
     }
     const opening = this.open(peer)
     this.channels.set(peer, opening)
@@ -79,9 +90,31 @@ export class WireClient {
     const stream = await this.libp2p.dialProtocol(target, EXPERT_PROTOCOL, {
       signal: AbortSignal.timeout(this.dialTimeoutMs),
       // the protocol id travels with the first request (saves a round trip; docs/toolchain.md)
-      negotiateFully: false
+      negotiateFully: false,
+      // a relayed connection is limited (docs/network.md#relays): calls may run on it until
+      // DCUtR has upgraded it, then channel() moves them to the direct connection
+      runOnLimitedConnection: true
     })
-    return new ExpertChannel(stream, { poll: this.poll })
+    const ch = new ExpertChannel(stream, { poll: this.poll })
+    if (!this.hasDirect(peer)) this.relayed.add(ch)
+    return ch
+  }
+
+  /** Whether a direct (not relayed) connection to `peer` is open. */
+  hasDirect(peer: string): boolean {
+    return this.libp2p
+      .getConnections(peerIdFromString(peer))
+      .some((c) => c.status === 'open' && isDirect(c))
+  }
+
+  /** Closes a replaced relayed channel once its calls have been answered (at most 30 s later). */
+  private retire(ch: ExpertChannel): void {
+    const t0 = Date.now()
+    const check = (): void => {
+      if (ch.inFlight === 0 || Date.now() - t0 > 30_000) void ch.close().catch(() => {})
+      else setTimeout(check, 50).unref()
+    }
+    check()
   }
 
   /** Drops a peer's channel (after a failure) so the next call opens a fresh one. */

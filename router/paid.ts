@@ -41,6 +41,8 @@ export interface PaidRouterOptions {
   callTimeoutMs?: number
   /** @default DEFAULT_ROUTER_BUSY_POLL_US (RouterOptions.busyPollUs) */
   busyPollUs?: number
+  /** Listen addresses, so nodes behind NAT can upgrade relayed connections (RouterOptions.listen). @default none */
+  listen?: string[]
   /**
    * The bundle's shard map (`manifest.shards[i].experts`). Given, the router follows the
    * registry (router/directory.ts): every active node under `maxPrice` is a candidate, chosen per
@@ -329,6 +331,7 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
         wireDType: o.wireDType,
         callTimeoutMs: o.callTimeoutMs,
         busyPollUs: o.busyPollUs,
+        listen: o.listen,
         directory:
           directory != null && o.shardExperts != null
             ? {

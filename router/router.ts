@@ -2,6 +2,8 @@
 // addresses), static peers asked over /pov/info/1.0.0 what they serve, a route manager and
 // the RemoteExpertExecutor the generation loop uses.
 import { createLibp2p } from 'libp2p'
+import { identify } from '@libp2p/identify'
+import { dcutr } from '@libp2p/dcutr'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
@@ -34,6 +36,12 @@ export interface RouterOptions {
   onAttempt?: RemoteExecutorOptions['onAttempt']
   routes?: RouteManagerOptions
   privateKey?: PrivateKey
+  /**
+   * Listen addresses. A router that can be dialed (a public address, or a port forwarded to it)
+   * lets a node behind NAT that it reached through a relay dial it back directly (DCUtR), so
+   * calls leave the relay (docs/network.md#hole-punching). @default none (dial only)
+   */
+  listen?: string[]
   /**
    * Busy-poll the event loop while expert calls are in flight, for at most this many µs after
    * each request (protocol/busy-poll.ts): saves the wake-up on every response, for a core kept
@@ -75,8 +83,10 @@ export class Router {
     const log = logger?.child({ module: 'router' })
     const libp2p = await createLibp2p({
       privateKey: opts.privateKey ?? (await generateKeyPair('Ed25519')),
-      addresses: { listen: [] },
-      ...transportOptions()
+      addresses: { listen: opts.listen ?? [] },
+      ...transportOptions(),
+      // identify tells a node our addresses; dcutr upgrades a relayed connection to a direct one
+      services: { identify: identify(), dcutr: dcutr() }
     })
     try {
       const client = new WireClient(libp2p, {

@@ -1,6 +1,11 @@
 import { createServer } from 'node:http'
 import type { Command } from 'commander'
-import { OperatorNode, createNodeMetrics, type NodeMetrics } from '../../node/index.js'
+import {
+  OperatorNode,
+  createNodeMetrics,
+  type NodeMetrics,
+  type Reachability
+} from '../../node/index.js'
 import { createLogger } from '../logger.js'
 import { addNodeStartOptions, parseArgs, type NodeStartArgs } from './options.js'
 import {
@@ -40,6 +45,14 @@ export function register(program: Command): void {
   })
   registerPaidNodeCommands(node)
   registerLifecycleCommands(node)
+}
+
+function reachabilityLine(r: Reachability): string {
+  if (r.state === 'public' || r.state === 'mapped')
+    return `reachable directly${r.state === 'mapped' ? ' (router port mapping)' : ''} at ${r.direct.join(', ')}`
+  if (r.state === 'relayed')
+    return `reachable only through a relay at ${r.relayed.join(', ')}; announce it with \`pov node update --announce\``
+  return 'not reachable from outside yet: forward a TCP port to --listen, enable UPnP on the router, or give --relay-via <relay address>'
 }
 
 type PaidArgs = Omit<CommonCliOptions, 'json'>
@@ -137,6 +150,12 @@ async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void
     process.stdout.write(
       `ready: ${node.peerId} serving shards ${ready.shards.join(',')} of ${ready.modelId} (${ready.experts} experts on ${deviceName(ready.device)})\n${node.addrs.map((a) => `  ${a}`).join('\n')}\n`
     )
+  // how the node can be reached (AutoNAT, port mapping, relay), each time it changes
+  node.onReachability((r) => {
+    if (args.json === true)
+      process.stdout.write(JSON.stringify({ event: 'reachability', ...r }) + '\n')
+    else logger.info(r, reachabilityLine(r))
+  })
 
   await new Promise<void>((resolve) => {
     let stopping = false

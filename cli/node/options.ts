@@ -4,6 +4,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import {
   defaultLimits,
   defaultOptions,
+  defaultRelayLimits,
   parseAllowEntry,
   type ConnectionLimitsInit,
   type OperatorNodeOptions
@@ -31,6 +32,9 @@ export interface NodeStartArgs {
   idleTimeoutMs?: string
   allow?: string[]
   allowOnly?: boolean
+  relay?: boolean
+  relayVia?: string[]
+  upnp?: boolean
   json?: boolean
   metrics?: boolean
   metricsPort: string
@@ -142,6 +146,21 @@ export function addNodeStartOptions(cmd: Command): Command {
       ).argParser(collectList)
     )
     .addOption(new Option('--allow-only', 'refuse every peer not on --allow (a private node)'))
+    .addOption(
+      new Option(
+        '--relay',
+        `relay for nodes behind NAT (a public node; at most ${defaultRelayLimits.maxReservations} reservations, each relayed connection ${defaultRelayLimits.dataLimitBytes / 2 ** 20} MiB per direction and ${defaultRelayLimits.durationLimitMs / 60_000} min)`
+      )
+    )
+    .addOption(
+      new Option(
+        '--relay-via <multiaddr...>',
+        'behind NAT: reserve a slot on these relays (addresses ending in /p2p/<relay PeerId>) and be reachable at <relay>/p2p-circuit (repeat or comma-separate)'
+      ).argParser(collectList)
+    )
+    .addOption(
+      new Option('--no-upnp', 'do not ask the home router for a port mapping (UPnP, NAT-PMP)')
+    )
     .addOption(new Option('--metrics', 'serve Prometheus /metrics, /health and /ready'))
     .addOption(new Option('--metrics-port <port>', 'metrics port').default('9464'))
     .addOption(new Option('--metrics-address <addr>', 'metrics bind address').default('127.0.0.1'))
@@ -171,6 +190,25 @@ export function parseArgs(a: NodeStartArgs): OperatorNodeOptions {
     opts.workers = n
   }
   if (a.spin === false) opts.spin = false
+  if (a.relay === true || a.relayVia != null || a.upnp === false) {
+    for (const r of a.relayVia ?? []) {
+      let ok = false
+      try {
+        ok = multiaddr(r)
+          .getComponents()
+          .some((c) => c.name === 'p2p')
+      } catch {}
+      if (!ok)
+        throw new UserError(
+          `invalid --relay-via "${r}": expected a relay's multiaddr ending in /p2p/<PeerId>, e.g. /ip4/203.0.113.7/tcp/4101/p2p/12D3KooW…`
+        )
+    }
+    opts.reachability = {
+      relay: a.relay === true ? {} : false,
+      relays: a.relayVia,
+      upnp: a.upnp !== false
+    }
+  }
   if (a.busyPollUs != null) opts.busyPollUs = parseBusyPollUs(a.busyPollUs)
   const limits = parseLimits(a)
   if (limits != null) opts.limits = limits

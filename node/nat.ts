@@ -1,0 +1,128 @@
+// Reachability of a node behind a home router, composed from libp2p's own services (issue #23,
+// docs/network.md#home-routers-nat): AutoNAT asks peers to dial us back (am I reachable?),
+// UPnP IGD / NAT-PMP asks the router for a port mapping, a Circuit Relay v2 reservation makes
+// the node reachable through a public relay when neither works, and DCUtR upgrades a relayed
+// connection to a direct one. A public node may also relay for others (`--relay`).
+import { autoNAT } from '@libp2p/autonat'
+import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
+import { uPnPNAT } from '@libp2p/upnp-nat'
+import type { Libp2p } from '@libp2p/interface'
+import type { AddressManager } from '@libp2p/interface-internal'
+import { isPrivate } from '@libp2p/utils'
+import { Circuit } from '@multiformats/multiaddr-matcher'
+import { multiaddr } from '@multiformats/multiaddr'
+
+/** What a relay offers the nodes that reserve a slot on it. */
+export interface RelayLimits {
+  /** Nodes that may hold a reservation at once. @default 64 */
+  maxReservations?: number
+  /** A reservation lasts this long; the node renews it before it runs out. @default 1 h */
+  reservationTtlMs?: number
+  /**
+   * Each relayed connection (one client ↔ one node) is closed after this long; the client then
+   * dials again through the relay, or directly once DCUtR found a way. @default 10 min
+   */
+  durationLimitMs?: number
+  /**
+   * Bytes each relayed connection may carry in each direction before the relay closes it.
+   * libp2p's default (128 KiB) would end a relayed Mixtral generation after a few tokens (about
+   * 1 MiB per token per node); 64 MiB carries about 60 of them. @default 64 MiB
+   */
+  dataLimitBytes?: number
+}
+
+export const defaultRelayLimits: Required<RelayLimits> = {
+  maxReservations: 64,
+  reservationTtlMs: 60 * 60_000,
+  durationLimitMs: 10 * 60_000,
+  dataLimitBytes: 64 * 1024 * 1024
+}
+
+export interface ReachabilityOptions {
+  /**
+   * Public relays to reserve a slot on (multiaddrs ending in /p2p/<relay PeerId>); the node then
+   * also listens at `<relay>/p2p-circuit` and can be announced there. @default none
+   */
+  relays?: string[]
+  /** Ask the home router for a port mapping (UPnP IGD, NAT-PMP). @default true */
+  upnp?: boolean
+  /** Offer relaying to NATed nodes with these limits; false: no relay. @default false */
+  relay?: RelayLimits | false
+}
+
+/** The listen addresses, transports and services a node adds for reachability. */
+export function reachabilityServices(opts: ReachabilityOptions): {
+  listen: string[]
+  services: Record<string, (components: any) => unknown>
+} {
+  const services: Record<string, (components: any) => unknown> = {
+    autoNAT: autoNAT(),
+    dcutr: dcutr()
+  }
+  if (opts.upnp !== false) services.upnpNAT = uPnPNAT({ portMappingDescription: 'pov node' })
+  if (opts.relay !== false && opts.relay != null) {
+    const l = { ...defaultRelayLimits, ...opts.relay }
+    services.relay = circuitRelayServer({
+      reservations: {
+        maxReservations: l.maxReservations,
+        reservationTtl: l.reservationTtlMs,
+        defaultDurationLimit: l.durationLimitMs,
+        defaultDataLimit: BigInt(l.dataLimitBytes),
+        applyDefaultLimit: true
+      }
+    })
+  }
+  const listen = (opts.relays ?? []).map((r) => {
+    const ma = multiaddr(r)
+    if (ma.getComponents().find((c) => c.name === 'p2p') == null)
+      throw new Error(`relay address ${r} has no /p2p/<PeerId> part`)
+    return `${r}/p2p-circuit`
+  })
+  return { listen, services }
+}
+
+/** How the node can be reached right now, from libp2p's address manager. */
+export interface Reachability {
+  /**
+   * public: a public listen address confirmed by AutoNAT; mapped: a router port mapping
+   * confirmed by AutoNAT; relayed: only through a relay reservation; unreachable: none yet.
+   */
+  state: 'public' | 'mapped' | 'relayed' | 'unreachable'
+  /** Addresses confirmed dialable from outside (public or mapped). */
+  direct: string[]
+  /** Relayed addresses (a reservation is held on each relay). */
+  relayed: string[]
+  /** Candidate addresses not (yet) confirmed by AutoNAT. */
+  unconfirmed: string[]
+}
+
+export function reachability(libp2p: Libp2p): Reachability {
+  // the address manager is libp2p's, not on its public interface; the fields read are stable
+  const am = (libp2p as unknown as { components: { addressManager: AddressManager } }).components
+    .addressManager
+  const r: Reachability = { state: 'unreachable', direct: [], relayed: [], unconfirmed: [] }
+  let mapped = false
+  const self = `/p2p/${libp2p.peerId.toString()}`
+  for (const a of am.getAddressesWithMetadata()) {
+    // dialable as given: with our /p2p/<PeerId> (a relayed address needs it after /p2p-circuit)
+    const s = a.multiaddr.toString().endsWith(self)
+      ? a.multiaddr.toString()
+      : a.multiaddr.toString() + self
+    if (Circuit.matches(a.multiaddr)) r.relayed.push(s)
+    else if (isPrivate(a.multiaddr)) continue
+    else if (a.verified) {
+      r.direct.push(s)
+      if (a.type === 'ip-mapping' || a.type === 'observed') mapped = true
+    } else r.unconfirmed.push(s)
+  }
+  r.state =
+    r.direct.length > 0
+      ? mapped
+        ? 'mapped'
+        : 'public'
+      : r.relayed.length > 0
+        ? 'relayed'
+        : 'unreachable'
+  return r
+}
