@@ -75,19 +75,25 @@ export class LocalNet {
 
   /** Starts `hardhat node` on `port` (default: a free one) and deploys the contracts. */
   async start(
-    opts: { port?: number; deploy?: Parameters<typeof deployAll>[1] } = {}
+    opts: {
+      port?: number
+      /** Address the chain binds (a test network's public address). @default 127.0.0.1 */
+      hostname?: string
+      deploy?: Parameters<typeof deployAll>[1]
+    } = {}
   ): Promise<void> {
     await mkdir(this.dir, { recursive: true })
     await writeFile(this.passwordFile, `pov-demo-${Math.random().toString(36).slice(2)}\n`, {
       mode: 0o600
     })
     const port = opts.port ?? (await freePort())
-    this.rpc = `http://127.0.0.1:${port}`
+    const host = opts.hostname ?? '127.0.0.1'
+    this.rpc = `http://${host}:${port}`
     const chain = this.spawn(process.execPath, [
       HARDHAT_CLI,
       'node',
       '--hostname',
-      '127.0.0.1',
+      host,
       '--port',
       String(port)
     ])
@@ -221,6 +227,8 @@ export class LocalNet {
       port?: number
       /** Port to announce on-chain when it differs from the listen port (a proxy or NAT in front). */
       announcePort?: number
+      /** Addresses to announce instead (a relayed address, a NAT's public side). */
+      announce?: string[]
     }
   ): Promise<OperatorHandle> {
     const dir = join(this.dir, name)
@@ -250,7 +258,7 @@ export class LocalNet {
       '--price',
       o.price,
       '--announce',
-      `/ip4/127.0.0.1/tcp/${o.announcePort ?? port}`
+      ...(o.announce ?? [`/ip4/127.0.0.1/tcp/${o.announcePort ?? port}`])
     ])
     return {
       name,
@@ -267,13 +275,25 @@ export class LocalNet {
   async startNode(
     op: OperatorHandle,
     bundleDir: string,
-    opts: { metricsPort?: number; args?: string[]; readyTimeoutMs?: number } = {}
+    opts: {
+      metricsPort?: number
+      args?: string[]
+      readyTimeoutMs?: number
+      /** Listen addresses. @default /ip4/127.0.0.1/tcp/<op.port> */
+      listen?: string[]
+      /** A command the node runs under, e.g. `ip netns exec <ns>` (tests/sim/nat-lab.ts). */
+      wrap?: string[]
+      /** Every JSON event the node prints on stdout (ready, reachability, …). */
+      onEvent?: (event: Record<string, unknown>) => void
+    } = {}
   ): Promise<void> {
     const metrics =
       opts.metricsPort != null ? ['--metrics', '--metrics-port', String(opts.metricsPort)] : []
+    const wrap = opts.wrap ?? []
     const child = this.spawn(
-      process.execPath,
+      wrap[0] ?? process.execPath,
       [
+        ...(wrap.length > 0 ? [...wrap.slice(1), process.execPath] : []),
         '--import',
         'tsx',
         POV_CLI,
@@ -282,7 +302,7 @@ export class LocalNet {
         '--model',
         bundleDir,
         '--listen',
-        `/ip4/127.0.0.1/tcp/${op.port}`,
+        ...(opts.listen ?? [`/ip4/127.0.0.1/tcp/${op.port}`]),
         ...this.chainFlags(op.keystore, op.dir),
         ...metrics,
         ...(opts.args ?? []),
@@ -310,7 +330,9 @@ export class LocalNet {
       }, ready)
       rl.on('line', (line) => {
         try {
-          if (JSON.parse(line).event === 'ready') {
+          const event = JSON.parse(line)
+          opts.onEvent?.(event)
+          if (event.event === 'ready') {
             clearTimeout(timer)
             resolve()
           }

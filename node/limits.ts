@@ -191,9 +191,13 @@ export class ConnectionLimits {
 
   /**
    * Closes connections that have had no stream open for `idleTimeoutMs` (checked every quarter
-   * of it). Allowed peers and addresses are left alone.
+   * of it). Allowed peers and addresses are left alone, and so are connections `keep` names (a
+   * relay reservation lives on an idle connection: closing it makes the node unreachable).
    */
-  start(host: { getConnections: () => Connection[] }): void {
+  start(
+    host: { getConnections: () => Connection[] },
+    keep: (c: Connection) => boolean = () => false
+  ): void {
     const idle = this.settings.idleTimeoutMs
     if (idle <= 0 || this.sweep != null) return
     this.sweep = setInterval(
@@ -204,6 +208,7 @@ export class ConnectionLimits {
           live.add(c.id)
           if (
             c.streams.length > 0 ||
+            keep(c) ||
             this.isAllowedPeer(c.remotePeer) ||
             this.isAllowedIp(hostOf(c.remoteAddr))
           ) {

@@ -4,11 +4,12 @@
 // the node reachable through a public relay when neither works, and DCUtR upgrades a relayed
 // connection to a direct one. A public node may also relay for others (`--relay`).
 import { autoNAT } from '@libp2p/autonat'
-import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
+import { circuitRelayServer, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { uPnPNAT } from '@libp2p/upnp-nat'
 import type { Libp2p } from '@libp2p/interface'
-import type { AddressManager } from '@libp2p/interface-internal'
+import type { AddressManager, TransportManager } from '@libp2p/interface-internal'
+import type { Logger } from 'pino'
 import { isPrivate } from '@libp2p/utils'
 import { Circuit } from '@multiformats/multiaddr-matcher'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -54,13 +55,22 @@ export interface ReachabilityOptions {
 /** The listen addresses, transports and services a node adds for reachability. */
 export function reachabilityServices(opts: ReachabilityOptions): {
   listen: string[]
+  /** PeerIds of the relays in `relays` (their connections carry the reservations). */
+  relayPeers: Set<string>
   services: Record<string, (components: any) => unknown>
 } {
   const services: Record<string, (components: any) => unknown> = {
     autoNAT: autoNAT(),
     dcutr: dcutr()
   }
-  if (opts.upnp !== false) services.upnpNAT = uPnPNAT({ portMappingDescription: 'pov node' })
+  if (opts.upnp !== false)
+    services.upnpNAT = uPnPNAT({
+      portMappingDescription: 'pov node',
+      // the router created the forwarding itself (and a gateway with a private external address,
+      // a double NAT, is refused): AutoNAT would only confirm it on the next new connection to
+      // an AutoNAT server, and a node keeps few connections
+      autoConfirmAddress: true
+    })
   if (opts.relay !== false && opts.relay != null) {
     const l = { ...defaultRelayLimits, ...opts.relay }
     services.relay = circuitRelayServer({
@@ -73,13 +83,74 @@ export function reachabilityServices(opts: ReachabilityOptions): {
       }
     })
   }
+  const relayPeers = new Set<string>()
   const listen = (opts.relays ?? []).map((r) => {
-    const ma = multiaddr(r)
-    if (ma.getComponents().find((c) => c.name === 'p2p') == null)
-      throw new Error(`relay address ${r} has no /p2p/<PeerId> part`)
+    const id = multiaddr(r)
+      .getComponents()
+      .filter((c) => c.name === 'p2p')
+      .pop()?.value
+    if (id == null) throw new Error(`relay address ${r} has no /p2p/<PeerId> part`)
+    relayPeers.add(id)
     return `${r}/p2p-circuit`
   })
-  return { listen, services }
+  return { listen, relayPeers, services }
+}
+
+/**
+ * Connections that carry a relay reservation, ours on a relay or a node's on us: idle by nature
+ * (no stream between relayed calls), and closing one drops the reservation.
+ */
+export function holdsReservation(
+  libp2p: Libp2p,
+  relayPeers: Set<string>
+): (c: { remotePeer: { toString: () => string } }) => boolean {
+  const relay = (libp2p.services as { relay?: CircuitRelayService }).relay
+  return (c) =>
+    relayPeers.has(c.remotePeer.toString()) ||
+    (relay?.reservations.has(c.remotePeer as never) ?? false)
+}
+
+/**
+ * Reserves again on each configured relay that no longer holds our reservation (the relay
+ * restarted, the connection to it broke): libp2p reserves on a configured relay once, at start.
+ * Checked every `intervalMs`; returns the function that stops it.
+ */
+export function keepReservations(
+  libp2p: Libp2p,
+  relays: string[],
+  log: Pick<Logger, 'warn' | 'info'>,
+  intervalMs = 5000
+): () => void {
+  if (relays.length === 0) return () => {}
+  const tm = (libp2p as unknown as { components: { transportManager: TransportManager } })
+    .components.transportManager
+  let busy = false
+  const timer = setInterval(() => {
+    if (busy) return
+    const held = reachability(libp2p).relayed
+    const lost = relays.filter((r) => !held.some((a) => a.startsWith(r + '/p2p-circuit')))
+    if (lost.length === 0) return
+    busy = true
+    log.warn({ relays: lost }, 'no reservation on this relay (any more): reserving again')
+    void Promise.allSettled(lost.map(async (r) => await tm.listen([multiaddr(`${r}/p2p-circuit`)])))
+      .then((rs) => {
+        rs.forEach((x, i) => {
+          if (x.status === 'rejected')
+            log.warn(
+              { relay: lost[i], err: (x.reason as Error).message },
+              'relay reservation failed; retrying in a moment'
+            )
+          else log.info({ relay: lost[i] }, 'relay reservation held again')
+        })
+      })
+      .finally(() => {
+        busy = false
+      })
+  }, intervalMs)
+  timer.unref()
+  return () => {
+    clearInterval(timer)
+  }
 }
 
 /** How the node can be reached right now, from libp2p's address manager. */

@@ -13,7 +13,7 @@ import {
   type ExpertRuntime
 } from '../model/runtime/index.js'
 import type { ExpertRequest } from '../protocol/expert.js'
-import { transportOptions } from '../protocol/transport.js'
+import { relayedTransportOptions } from '../protocol/transport.js'
 import { expertService, type ExpertService } from './expert-service.js'
 import { loadOrCreateKey } from './identity.js'
 import type { NodeMetrics } from './metrics.js'
@@ -22,6 +22,8 @@ import { RefusalLog } from './refusals.js'
 import type { HostedModel } from './runtime.js'
 import type { Device } from '../model/experts.js'
 import {
+  holdsReservation,
+  keepReservations,
   reachability,
   reachabilityServices,
   type Reachability,
@@ -95,7 +97,8 @@ export class OperatorNode {
     readonly runtime: ExpertRuntime,
     readonly hosted: HostedModel,
     private readonly logger: Logger,
-    readonly limits: ConnectionLimits
+    readonly limits: ConnectionLimits,
+    private readonly stopKeeper: () => void = () => {}
   ) {}
 
   static async init({
@@ -158,7 +161,7 @@ export class OperatorNode {
       }
       const refusals = new RefusalLog({ logger: log, metrics })
       const limits = new ConnectionLimits(opts.limits, refusals)
-      const transport = transportOptions()
+      const transport = relayedTransportOptions()
       const nat = reachabilityServices(opts.reachability ?? {})
       const ref: { host?: Host } = {} // the gater asks the host, which does not exist yet
       const libp2p: Host = (await createLibp2p({
@@ -186,7 +189,7 @@ export class OperatorNode {
         }
       })) as unknown as Host
       ref.host = libp2p
-      limits.start(libp2p)
+      limits.start(libp2p, holdsReservation(libp2p, nat.relayPeers))
       if (metrics != null) {
         const update = (): void => {
           metrics.peersConnected.set(libp2p.getConnections().length)
@@ -194,7 +197,9 @@ export class OperatorNode {
         libp2p.addEventListener('connection:open', update)
         libp2p.addEventListener('connection:close', update)
       }
-      return new OperatorNode(libp2p, runtime, hosted, log, limits)
+      const relays = (opts.reachability?.relays ?? []).map((r) => r.replace(/\/p2p-circuit$/, ''))
+      const stopKeeper = keepReservations(libp2p, relays, log.child({ module: 'nat' }))
+      return new OperatorNode(libp2p, runtime, hosted, log, limits, stopKeeper)
     } catch (err) {
       await runtime.close()
       throw err
@@ -238,6 +243,7 @@ export class OperatorNode {
   async close(): Promise<void> {
     this.logger.info('shutting down')
     this.limits.stop()
+    this.stopKeeper()
     await this.libp2p.stop() // unregisters the handlers, closes connections
     await this.runtime.close()
   }

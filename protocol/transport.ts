@@ -20,9 +20,7 @@ export function transportOptions(): Pick<
 > {
   quietEmptyLengthReads()
   return {
-    // the relay transport dials …/p2p/<relay>/p2p-circuit/p2p/<node> addresses, and listens on
-    // them for a node that reserved a slot (node/nat.ts)
-    transports: [tcp(), circuitRelayTransport()],
+    transports: [tcp()],
     connectionEncrypters: [coalescedWrites(noise())],
     streamMuxers: [
       announcedWindows(
@@ -45,6 +43,16 @@ export function transportOptions(): Pick<
       maxIncomingPendingConnections: 256
     }
   }
+}
+
+/**
+ * transportOptions() plus the Circuit Relay v2 transport, which dials
+ * …/p2p/<relay>/p2p-circuit/p2p/<node> addresses (nodes behind NAT, docs/network.md) and listens
+ * on them for a node that reserved a slot. It needs the identify service on the host.
+ */
+export function relayedTransportOptions(): ReturnType<typeof transportOptions> {
+  const t = transportOptions()
+  return { ...t, transports: [...(t.transports ?? []), circuitRelayTransport()] }
 }
 
 /** A connection that does not go through a relay (and carries no relay limits). */

@@ -23,6 +23,7 @@ export class WireClient {
   private readonly channels = new Map<string, Promise<ExpertChannel>>()
   /** Channels opened over a relay: moved to the direct connection once DCUtR made one. */
   private readonly relayed = new WeakSet<ExpertChannel>()
+  private readonly paths = new Map<string, 'direct' | 'relayed'>()
   private readonly addrs = new Map<string, Multiaddr[]>()
   private readonly dialTimeoutMs: number
   private readonly poll: BusyPoll
@@ -96,8 +97,15 @@ export class WireClient {
       runOnLimitedConnection: true
     })
     const ch = new ExpertChannel(stream, { poll: this.poll })
-    if (!this.hasDirect(peer)) this.relayed.add(ch)
+    const relayed = !this.hasDirect(peer)
+    if (relayed) this.relayed.add(ch)
+    this.paths.set(peer, relayed ? 'relayed' : 'direct')
     return ch
+  }
+
+  /** Whether the latest expert channel to `peer` runs through a relay or directly. */
+  pathOf(peer: string): 'direct' | 'relayed' | undefined {
+    return this.paths.get(peer)
   }
 
   /** Whether a direct (not relayed) connection to `peer` is open. */

@@ -7,7 +7,7 @@ import { dcutr } from '@libp2p/dcutr'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
-import { transportOptions } from '../protocol/transport.js'
+import { relayedTransportOptions } from '../protocol/transport.js'
 import { bytesToHex, type WireDType } from '../protocol/codec.js'
 import { WireClient } from './client.js'
 import { BusyPoll } from '../protocol/busy-poll.js'
@@ -39,7 +39,8 @@ export interface RouterOptions {
   /**
    * Listen addresses. A router that can be dialed (a public address, or a port forwarded to it)
    * lets a node behind NAT that it reached through a relay dial it back directly (DCUtR), so
-   * calls leave the relay (docs/network.md#hole-punching). @default none (dial only)
+   * calls leave the relay (docs/network.md#hole-punching). They are announced as given, so give
+   * the public address and a fixed port. @default none (dial only)
    */
   listen?: string[]
   /**
@@ -83,8 +84,13 @@ export class Router {
     const log = logger?.child({ module: 'router' })
     const libp2p = await createLibp2p({
       privateKey: opts.privateKey ?? (await generateKeyPair('Ed25519')),
-      addresses: { listen: opts.listen ?? [] },
-      ...transportOptions(),
+      // a router has no AutoNAT: the addresses it was told to listen on are taken as reachable
+      // (identify then tells nodes where DCUtR can dial back); a port 0 is not announceable
+      addresses: {
+        listen: opts.listen ?? [],
+        announce: (opts.listen ?? []).filter((a) => !/\/tcp\/0$/.test(a))
+      },
+      ...relayedTransportOptions(),
       // identify tells a node our addresses; dcutr upgrades a relayed connection to a direct one
       services: { identify: identify(), dcutr: dcutr() }
     })

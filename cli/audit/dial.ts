@@ -1,10 +1,11 @@
 // The auditor's dialer: a client-only libp2p host that asks each registered node, over
 // /pov/info/1.0.0, which model ids and manifest hashes it serves.
 import { createLibp2p } from 'libp2p'
+import { identify } from '@libp2p/identify'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { publicKeyFromPeerIdBytes } from '../../chain/peer-binding.js'
-import { transportOptions } from '../../protocol/transport.js'
+import { relayedTransportOptions } from '../../protocol/transport.js'
 import { bytesToHex } from '../../protocol/codec.js'
 import { WireClient } from '../../router/client.js'
 import type { NodeDialer } from '../../chain/audit/report.js'
@@ -18,7 +19,8 @@ export async function dialNodeInfo(): Promise<{ dial: NodeDialer; close: () => P
   const libp2p = await createLibp2p({
     privateKey: await generateKeyPair('Ed25519'),
     addresses: { listen: [] },
-    ...transportOptions()
+    ...relayedTransportOptions(),
+    services: { identify: identify() } // the relay transport needs it
   })
   const client = new WireClient(libp2p)
   const dial: NodeDialer = async (node) => {

@@ -266,7 +266,11 @@ export function parseShards(value: string): number[] {
 export function parseAnnounce(addrs: string[]): string[] {
   return addrs.map((a) => {
     try {
-      return multiaddr(a).decapsulateCode(421).toString()
+      // only a trailing /p2p/<PeerId>: a relayed address keeps its relay's (…/p2p/<relay>/p2p-circuit)
+      const ma = multiaddr(a)
+      return ma.getComponents().at(-1)?.name === 'p2p'
+        ? ma.decapsulateCode(421).toString()
+        : ma.toString()
     } catch {
       throw new UserError(`invalid --announce address "${a}"`)
     }

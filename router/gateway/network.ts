@@ -4,13 +4,14 @@
 // gateway's own), each operator's earnings from the escrow, what this gateway paid it, and the
 // recent governance events.
 import { createLibp2p } from 'libp2p'
+import { identify } from '@libp2p/identify'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { formatUnits, getAddress, type LogDescription } from 'ethers'
 import { combinedInterface } from '../../chain/contracts.js'
 import { publicKeyFromPeerIdBytes } from '../../chain/peer-binding.js'
-import { transportOptions } from '../../protocol/transport.js'
+import { relayedTransportOptions } from '../../protocol/transport.js'
 import { WireClient } from '../client.js'
 import type { GatewayService } from './service.js'
 import { activeNodesPaged } from '../../chain/registry-pages.js'
@@ -77,7 +78,8 @@ export class NetworkProbe {
       const libp2p = await createLibp2p({
         privateKey: await generateKeyPair('Ed25519'),
         addresses: { listen: [] },
-        ...transportOptions()
+        ...relayedTransportOptions(),
+        services: { identify: identify() } // the relay transport needs it
       })
       return { libp2p, client: new WireClient(libp2p) }
     })()

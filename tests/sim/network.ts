@@ -42,6 +42,8 @@ export interface SimOptions {
   /** POV per unit. @default '0.0001' */
   price?: string
   log?: (line: string) => void
+  /** Address the chain binds. @default 127.0.0.1 */
+  chainHost?: string
 }
 
 export interface SimNode {
@@ -88,7 +90,7 @@ export class SimNetwork {
   }
 
   private async init(): Promise<void> {
-    await this.net.start()
+    await this.net.start({ hostname: this.o.chainHost })
     const hf = join(this.o.dir, 'hf')
     await writeTinyCheckpoint(hf, this.o.model)
     await convertCheckpoint(hf, join(this.o.dir, 'bundle'), { quant: 'none' })
@@ -202,7 +204,9 @@ export class SimNetwork {
   async router(
     signer: Signer,
     calls?: RouterOptions['calls'],
-    refreshMs = 1000
+    refreshMs = 1000,
+    /** Listen addresses (a client nodes behind NAT can dial back, tests/sim/nat-network.ts). */
+    listen?: string[]
   ): Promise<PaidRouter> {
     return await openPaidRouter({
       contracts: this.net.contracts,
@@ -215,7 +219,8 @@ export class SimNetwork {
       shardExperts: this.shardExperts,
       refreshMs,
       busyPollUs: 0, // the processes share two cores
-      calls
+      calls,
+      listen
     })
   }
 

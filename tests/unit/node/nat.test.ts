@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { createLibp2p } from 'libp2p'
 import { identify } from '@libp2p/identify'
 import type { Libp2p } from '@libp2p/interface'
-import { transportOptions, isDirect } from '../../../protocol/transport.js'
+import { relayedTransportOptions, isDirect } from '../../../protocol/transport.js'
 import { expertService, type ExpertService } from '../../../node/expert-service.js'
 import { reachability, reachabilityServices, type RelayLimits } from '../../../node/nat.js'
 import { Router } from '../../../router/router.js'
@@ -24,7 +24,7 @@ async function startRelay(limits: RelayLimits = {}): Promise<Libp2p> {
   const nat = reachabilityServices({ relay: limits, upnp: false })
   const h = await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    ...transportOptions(),
+    ...relayedTransportOptions(),
     services: { ...nat.services, identify: identify() }
   })
   hosts.push(h)
@@ -36,7 +36,7 @@ async function startNatedNode(relay: Libp2p): Promise<Libp2p<{ expert: ExpertSer
   const nat = reachabilityServices({ relays: [relay.getMultiaddrs()[0].toString()], upnp: false })
   const h = (await createLibp2p({
     addresses: { listen: nat.listen },
-    ...transportOptions(),
+    ...relayedTransportOptions(),
     services: {
       ...nat.services,
       identify: identify(),
