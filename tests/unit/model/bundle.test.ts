@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeTinyCheckpoint } from '../../../model/tiny.js'
+import { onnx } from '../../../model/onnx/builder.js'
 import {
   convertCheckpoint,
   loadBundle,
@@ -156,5 +157,39 @@ test('canonicalJson sorts keys at every level', () => {
   assert.equal(
     canonicalJson({ b: 1, a: [{ d: 2, c: null }], e: undefined }),
     '{"a":[{"c":null,"d":2}],"b":1}'
+  )
+})
+
+test('int4: --int4-block sets MatMulNBits block_size, weights go to <graph>.data (verified with it); bad block sizes are refused', async (t) => {
+  const d = await tmp(t)
+  await writeTinyCheckpoint(join(d, 'hf'), {})
+  const m = await convertCheckpoint(join(d, 'hf'), join(d, 'b'), {
+    quant: 'int4',
+    int4Block: 128,
+    dense: false
+  })
+  const graph = m.artifacts.find((a) => a.path === expertArtifactPath(0, 0))!
+  assert.deepEqual(graph.dependsOn, [`${graph.path}.data`])
+  assert.equal(m.artifacts.find((a) => a.path === `${graph.path}.data`)?.kind, 'weights')
+  const model = onnx.ModelProto.decode(await readFile(join(d, 'b', graph.path)))
+  const blocks = model
+    .graph!.node!.filter((n) => n.opType === 'MatMulNBits')
+    .map((n) => Number(n.attribute!.find((a) => a.name === 'block_size')!.i))
+  assert.deepEqual(blocks, [128, 128, 128])
+  // the data file is checked with its graph: a flipped byte is caught before ORT loads it
+  const data = join(d, 'b', `${graph.path}.data`)
+  const bytes = await readFile(data)
+  bytes[0] ^= 1
+  await writeFile(data, bytes)
+  const b = await loadBundle(join(d, 'b'), { verify: 'lazy' })
+  await assert.rejects(b.verify([graph.path]), /onnx\.data: sha256 .* does not match/)
+
+  await assert.rejects(
+    convertCheckpoint(join(d, 'hf'), join(d, 'c'), { quant: 'int4', int4Block: 48 }),
+    /int4 block size 48 is not one of 32, 64, 128/
+  )
+  await assert.rejects(
+    convertCheckpoint(join(d, 'hf'), join(d, 'c'), { quant: 'int8', int4Block: 128 }),
+    /applies to --quant int4 only/
   )
 })
