@@ -95,7 +95,21 @@ export function tokenDistribution(logits: ArrayLike<number>, opts: SamplingOptio
     p[argmax(logits)] = 1
     return p
   }
-  const { weights, order, kept, mass } = nucleus(logits, temperature, opts.topP ?? 1)
+  const topP = opts.topP ?? 1
+  if (topP === 1) {
+    // no nucleus to cut: the same values without sorting the vocabulary (a draft computes this
+    // for every token it proposes at temperature > 0)
+    let max = -Infinity
+    for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i]
+    let sum = 0
+    for (let i = 0; i < logits.length; i++) {
+      p[i] = Math.exp((logits[i] - max) / temperature)
+      sum += p[i]
+    }
+    for (let i = 0; i < logits.length; i++) p[i] /= sum
+    return p
+  }
+  const { weights, order, kept, mass } = nucleus(logits, temperature, topP)
   for (let i = 0; i < kept; i++) p[order[i]] = weights[order[i]] / mass
   return p
 }

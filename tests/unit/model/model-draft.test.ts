@@ -19,7 +19,7 @@ import {
 } from '../../../model/draft/model-draft.js'
 import { CombinedDraft, NgramDraft, openDraft } from '../../../model/draft/index.js'
 import { convertCheckpoint, ConvertError } from '../../../model/bundle/convert.js'
-import { seededRandom, tokenDistribution } from '../../../model/sampling.js'
+import { sampleToken, seededRandom, tokenDistribution } from '../../../model/sampling.js'
 import { writeSafetensors } from '../../../model/safetensors.js'
 
 const TOL = 1e-3
@@ -112,6 +112,27 @@ describe('the Draft contract', () => {
     await assert.rejects(draft.propose(context, -1, sampling), RangeError)
     await assert.rejects(draft.propose([], 2, sampling), /context is empty/)
     await assert.rejects(draft.propose([V], 2, sampling), /outside the vocabulary/)
+  })
+
+  test('tokenDistribution is the distribution sampleToken draws from (top-p 1 and 0.8)', () => {
+    const logits = Float32Array.from({ length: 50 }, (_, i) => Math.sin(i * 1.7) * 3)
+    for (const opts of [
+      { temperature: 0.7, topP: 1 },
+      { temperature: 0.7, topP: 0.8 }
+    ]) {
+      const q = tokenDistribution(logits, opts)
+      assert.ok(Math.abs(q.reduce((a, b) => a + b, 0) - 1) < 1e-12)
+      const random = seededRandom(3)
+      const counts = new Float64Array(50)
+      const N = 20000
+      for (let i = 0; i < N; i++) counts[sampleToken(logits, opts, random)]++
+      for (let i = 0; i < 50; i++) {
+        if (q[i] === 0) assert.equal(counts[i], 0, `token ${i} is outside the nucleus`)
+        // 5 standard deviations of a binomial count
+        else
+          assert.ok(Math.abs(counts[i] / N - q[i]) < 5 * Math.sqrt(q[i] / N) + 1e-3, `token ${i}`)
+      }
+    }
   })
 
   test('a roll-back after a rejection proposes what a fresh draft proposes on that context', async () => {
