@@ -16,7 +16,7 @@ import {
 import { DEFAULT_VERIFY_TOLERANCE } from '../../router/tolerance.js'
 import { faultReportsOf, reportFault } from '../../chain/faults.js'
 import { addCommonOptions, addJsonOption } from '../options.js'
-import { loadSigner, parseAddress, withChain } from '../chain.js'
+import { formatPov, loadSigner, parseAddress, withChain } from '../chain.js'
 import { toJson } from '../output.js'
 import { UserError } from '../errors.js'
 import type { CommonCliOptions } from '../options.js'
@@ -142,13 +142,13 @@ export function registerFaultCommands(audit: Command): void {
       )
       .option(
         '--refund <pov>',
-        'the price paid for the convicted call(s), repaid out of the slash when upheld (default 0)'
+        "the price paid for the convicted call(s), repaid out of the slash when upheld (default: the charges the evidence records for the accused operator's wrong answers)"
       )
   ).action(async (file: string, _o: unknown, cmd: Command) => {
     const o = cmd.optsWithGlobals<
       CommonCliOptions & { uri: string; operator?: string; refund?: string }
     >()
-    let refund = 0n
+    let refund: bigint | null = null
     if (o.refund != null) {
       try {
         refund = parseEther(o.refund)
@@ -170,6 +170,7 @@ export function registerFaultCommands(audit: Command): void {
       operator = convicted.binding!.operator
     }
     operator = parseAddress(operator, '--operator')
+    const claimed = refund ?? claimedRefund(e, operator)
     const hash = evidenceHash(bytes)
     await withChain(o, async (ctx) => {
       let fr
@@ -185,7 +186,7 @@ export function registerFaultCommands(audit: Command): void {
           operator: operator!,
           evidenceHash: hash,
           uri: o.uri,
-          refund
+          refund: claimed
         })
       } catch (err) {
         throw new UserError(`reportFault failed: ${describeChainError(err)}`)
@@ -198,10 +199,27 @@ export function registerFaultCommands(audit: Command): void {
               operator,
               evidenceHash: hash,
               deadline: report.deadline,
+              refund: claimed.toString(),
               tx: r.tx
             }) + '\n'
-          : `fault report #${r.id} against ${operator} filed (evidence ${hash}, tx ${r.tx}); its withdrawal is frozen until governance decides — propose: pov gov propose uphold-fault ${r.id} --amount POV\n`
+          : `fault report #${r.id} against ${operator} filed (evidence ${hash}, refund claimed ${formatPov(claimed)}, tx ${r.tx}); its withdrawal is frozen until governance decides — propose: pov gov propose uphold-fault ${r.id} --amount POV\n`
       )
     })
   })
+}
+
+/**
+ * The refund a report claims by default: the charges the evidence records (router/evidence.ts
+ * `payment.charge`) for the answers of `operator`'s convicted signer — what the payer paid for
+ * the proven-wrong answers, repaid out of the slash when governance upholds the report.
+ */
+export function claimedRefund(e: FaultEvidence, operator: string): bigint {
+  return e.answers
+    .filter(
+      (a) =>
+        a.peerId != null &&
+        e.router.convicted.includes(a.peerId) &&
+        a.binding?.operator.toLowerCase() === operator.toLowerCase()
+    )
+    .reduce((sum, a) => sum + BigInt(a.payment?.charge ?? '0'), 0n)
 }
