@@ -126,7 +126,7 @@ export function renderReport(r: AuditReport): string {
   out.push('', `Inference requests (${r.inference.length})`)
   for (const q of r.inference) {
     out.push(
-      `  #${q.id} ${q.status.padEnd(9)} by ${q.requester}, fee ${pov(q.fee)}, bond ${pov(q.bond)}, ≤ ${q.maxTokens} tokens, ${q.prompt != null ? JSON.stringify(q.prompt) : q.promptUri}`
+      `  #${q.id} ${q.status.padEnd(9)} asked by ${q.requester}, fee ${pov(q.fee)}, bond ${pov(q.bond)}, ≤ ${q.maxTokens} tokens, ${q.prompt != null ? JSON.stringify(q.prompt) : q.promptUri}`
     )
     if (q.result != null)
       out.push(

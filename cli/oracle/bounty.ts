@@ -80,7 +80,7 @@ export function registerBounty(oracle: Command): void {
           print(
             o,
             { address, acceptToken: token, reward },
-            `bounty ${address}: "${question}", pays ${formatPov(reward)} when the model's first token is ${token} (${JSON.stringify(o.accept)})`
+            `bounty ${address} deployed — "${question}", pays ${formatPov(reward)} when the model's first token is ${token} (${JSON.stringify(o.accept)})`
           )
         })
       }

@@ -1,5 +1,5 @@
 // The guides as a user follows them: every `sh` block of docs/operator.md, governance.md,
-// client.md and auditor.md runs as written, in one bash, against a fresh local chain, with `pov`
+// client.md, auditor.md and oracle.md runs as written, in one bash, against a fresh local chain, with `pov`
 // on the PATH — so the guides cannot drift from the CLI. What the test changes: the chain is
 // its own (a `hardhat node` on a free port, POV_RPC / POV_DEPLOYMENT point at it) in place of the
 // `sh local-chain` block it checks; HOME is a temporary directory (so `~/.pov` is fresh);
@@ -25,6 +25,8 @@ const ORDER: Array<[string, number]> = [
   ['operator.md', 2],
   ['client.md', 1],
   ['auditor.md', 0],
+  ['oracle.md', 0], // a request answered and finalised (experts --local: no node needed)
+  ['oracle.md', 1], // the example bounty contract and its callback
   ['client.md', 2] // the trained model, local: convert, generate, eval
 ]
 const GUIDES = [...new Set(ORDER.map(([g]) => g))]
@@ -52,7 +54,7 @@ after(async () => {
   if (dir != null) await rm(dir, { recursive: true, force: true })
 })
 
-test('operator, governance, client and auditor guides run as written on a fresh local chain', async () => {
+test('operator, governance, client, auditor and oracle guides run as written on a fresh local chain', async () => {
   const docs = Object.fromEntries(
     await Promise.all(
       GUIDES.map(async (g) => [g, await readFile(join(REPO, 'docs', g), 'utf8')] as const)
@@ -161,6 +163,13 @@ test('operator, governance, client and auditor guides run as written on a fresh 
   else assert.ok(completion >= 1 && completion <= 16, `${completion} completion tokens`)
   assert.match(out, /data: \[DONE\]/)
   assert.match(out, /withdrew 1500 POV of stake/)
+  // the oracle guide: a person's request and the bounty's, each answered and finalised
+  assert.match(out, /request #0: fulfilled — \[\d+(,\d+)*\]/)
+  assert.match(out, /request #0: AGREE/)
+  assert.match(out, /request #0: finalised — callback none/)
+  assert.match(out, /request #1: finalised — callback ran/)
+  assert.match(out, /Inference requests \(2\)/)
+  assert.match(out, /bounty 0x[0-9a-fA-F]{40}: "Is Paris the capital of France\?" — (Paid|Open)/)
   const { contracts } = net
   const models = await contracts.models.approvedModels()
   assert.equal(models.length, 1)
