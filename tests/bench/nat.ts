@@ -77,7 +77,7 @@ try {
       figures.set(n.op.peerId, {
         node: n.name,
         nat: n.home == null ? 'public' : `${n.home.nat}${n.home.upnp ? '+upnp' : ''}`,
-        reachability: n.reach?.state ?? 'public',
+        reachability: n.reach?.state ?? 'public', // the relay listens on its public address
         announced: n.announced,
         path: 'unused',
         firstPaidCallMs: null,
