@@ -263,6 +263,14 @@ export async function deployAll(
     throw new Error(
       `fault-report decision period ${faults.decisionPeriod} s does not outlast the governance path of ${path} s: a report would expire, and the accused's withdrawal thaw, before the proposal upholding it could execute`
     )
+  const disputePeriod =
+    opts.inferenceRequests === false
+      ? null
+      : (opts.inferenceRequests?.disputePeriod ?? defaultDisputePeriod(path))
+  if (disputePeriod != null && disputePeriod <= path)
+    throw new Error(
+      `inference dispute period ${disputePeriod} s does not outlast the governance path of ${path} s: a dispute would expire, bonds and fee returned, before the proposal deciding it could execute`
+    )
   const initialSupply = opts.initialSupply ?? parseEther('1000000000')
   const distribution = (opts.distribution ?? []).map((d) => ({
     to: getAddress(d.to),
@@ -383,7 +391,7 @@ export async function deployAll(
       {
         ...ir,
         challengeWindow: ir.challengeWindow ?? (opts.preset === 'local' ? 60 : undefined),
-        disputePeriod: ir.disputePeriod ?? defaultDisputePeriod(path)
+        disputePeriod: disputePeriod!
       }
     )
     log(`${'InferenceRequests'.padEnd(15)} ${inferenceRequests}`)
@@ -555,6 +563,30 @@ export function parseDeployArgs(argv: string[]): {
       'share of an upheld slash paid to the reporter, in basis points (≤ 5000, default 2000)',
       int('--reporter-share')
     )
+    .option(
+      '--no-inference-requests',
+      'leave InferenceRequests out (deploy/inference-requests.ts adds it later)'
+    )
+    .option(
+      '--fulfil-bond <pov>',
+      'POV an inference fulfiller (and a challenger) posts (default 100)',
+      pov
+    )
+    .option(
+      '--challenge-window <s>',
+      'seconds a posted inference result can be challenged (default 3600; 60 with the local preset)',
+      int('--challenge-window')
+    )
+    .option(
+      '--dispute-period <s>',
+      'seconds governance has to decide an inference dispute (default: twice the governance path)',
+      int('--dispute-period')
+    )
+    .option(
+      '--tie-margin <micrologits>',
+      'top-1/top-2 logit margin below which a token is a near-tie (default 50000 = 0.05)',
+      int('--tie-margin')
+    )
     .option('--out <dir>', 'where deployments/<chainId>.json goes')
     .exitOverride()
   cmd.parse(argv, { from: 'user' })
@@ -595,6 +627,15 @@ export function parseDeployArgs(argv: string[]): {
               bondBps: o.bondBps,
               decisionPeriod: o.decisionPeriod,
               reporterShareBps: o.reporterShare
+            },
+      inferenceRequests:
+        o.inferenceRequests === false
+          ? false
+          : {
+              fulfilBond: o.fulfilBond,
+              challengeWindow: o.challengeWindow,
+              disputePeriod: o.disputePeriod,
+              tieMargin: o.tieMargin
             }
     }
   }

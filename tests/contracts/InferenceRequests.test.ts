@@ -23,6 +23,7 @@ import {
   type RequestView
 } from '../../chain/oracle.js'
 import { TIE_MARGIN_MICRO } from '../../chain/oracle.js'
+import { deployAll, parseDeployArgs } from '../../deploy/deploy.js'
 
 const { time } = networkHelpers
 const FEE = POV(5)
@@ -527,6 +528,40 @@ describe('InferenceRequests', () => {
     const next = await ask(s)
     assert.equal(next.params.bond, POV(7))
     assert.equal(next.params.challengeWindow, 120)
+  })
+})
+
+describe('InferenceRequests deployment', () => {
+  it('deployAll refuses a dispute period that does not outlast the governance path; the script maps its flags', async () => {
+    const [deployer] = await ethers.getSigners()
+    // local preset path: (1 + 20) × 1 s + 60 s = 81 s
+    await assert.rejects(
+      deployAll(deployer, { preset: 'local', inferenceRequests: { disputePeriod: 81 } }),
+      /inference dispute period 81 s does not outlast the governance path of 81 s/
+    )
+    const args = parseDeployArgs([
+      '--rpc',
+      'http://127.0.0.1:1',
+      '--fulfil-bond',
+      '5',
+      '--challenge-window',
+      '120',
+      '--dispute-period',
+      '7200',
+      '--tie-margin',
+      '1000'
+    ])
+    assert.deepEqual(args.opts.inferenceRequests, {
+      fulfilBond: POV(5),
+      challengeWindow: 120,
+      disputePeriod: 7200,
+      tieMargin: 1000
+    })
+    assert.equal(
+      parseDeployArgs(['--rpc', 'http://127.0.0.1:1', '--no-inference-requests']).opts
+        .inferenceRequests,
+      false
+    )
   })
 })
 
