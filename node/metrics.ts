@@ -13,6 +13,10 @@ export interface NodeMetrics {
   earned: Counter
   /** Payers whose latest voucher is held in the journal (redeemable by `pov node claim`). */
   vouchersUnredeemed: Gauge
+  /** Redemptions the node made by itself because a payer started unlocking (node/payments/auto-claim.ts). */
+  autoClaims: Counter
+  /** POV held in vouchers of payers who are unlocking, not yet redeemed (0 right after an automatic claim). */
+  unredeemedAtRisk: Gauge
   /** Connections, streams and requests refused or reset, by reason (node/refusals.ts). */
   refusals: Counter<'reason'>
   /** 1 for each reason the node is not (fully) in good standing (chain/standing.ts codes, plus
@@ -66,6 +70,16 @@ export function createNodeMetrics(opts: { defaults?: boolean } = {}): NodeMetric
     vouchersUnredeemed: new Gauge({
       name: 'pov_vouchers_unredeemed',
       help: 'Payers with a voucher held in the journal',
+      registers: [registry]
+    }),
+    autoClaims: new Counter({
+      name: 'pov_auto_claims_total',
+      help: 'Voucher redemptions made by the node itself because a payer started unlocking',
+      registers: [registry]
+    }),
+    unredeemedAtRisk: new Gauge({
+      name: 'pov_unredeemed_at_risk',
+      help: 'POV in held vouchers of payers who are unlocking, not yet redeemed',
       registers: [registry]
     }),
     refusals: new Counter({

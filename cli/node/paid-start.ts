@@ -5,10 +5,11 @@ import { formatUnits, getAddress, hexlify } from 'ethers'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
-import { connectChain, formatPov, openKeystore } from '../chain.js'
+import { connectChain, formatPov, openKeystore, withSigner } from '../chain.js'
 import { UserError } from '../errors.js'
 import type { CommonCliOptions } from '../options.js'
-import { voucherDir } from './paid.js'
+import { redeemedEvents, voucherDir } from './paid.js'
+import { AutoClaimer } from '../../node/payments/auto-claim.js'
 import { loadBundle } from '../../model/bundle/load.js'
 import { publicKeyFromPeerIdBytes } from '../../chain/peer-binding.js'
 import { readVoucherDomain } from '../../protocol/voucher.js'
@@ -28,6 +29,8 @@ export interface PaidStartArgs extends Omit<CommonCliOptions, 'json'> {
   priceGraceMs?: number
   /** How often the node re-reads its registry price (ms). @default 5000 */
   pricePollMs?: number
+  /** How often the node checks whether a payer it holds vouchers of started unlocking (ms). @default 30000 */
+  autoClaimPollMs?: number
 }
 
 export interface PaidSetup {
@@ -132,6 +135,18 @@ export async function preparePaidNode(
       BigInt((await ctx.provider.getBlock('latest'))?.timestamp ?? Math.floor(Date.now() / 1000))
     )
     await standing.start()
+    // a payer that starts unlocking could take back what its vouchers owe: redeem them at once
+    const autoClaim = new AutoClaimer({
+      escrow: withSigner(ctx.contracts.escrow, ks.wallet.connect(ctx.provider)),
+      operator,
+      vouchers: () => store.all(),
+      parseRedeemed: redeemedEvents,
+      log: logger,
+      onClaim: () => metrics?.autoClaims.inc(),
+      onAtRisk: (wei) => metrics?.unredeemedAtRisk.set(Number(formatUnits(wei, 18))),
+      pollMs: a.autoClaimPollMs
+    })
+    autoClaim.start()
     logger.info(
       { operator: getAddress(operator), price: formatPov(reg.price), shards, vouchers: store.path },
       'serving paid calls only'
@@ -172,6 +187,7 @@ export async function preparePaidNode(
       close: async () => {
         clearInterval(pricePoll)
         standing.stop()
+        await autoClaim.stop()
         await store.close()
         ctx.provider.destroy()
         keyLock.release()

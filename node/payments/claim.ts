@@ -47,14 +47,14 @@ export async function outstanding(
   escrow: Pick<ClaimEscrow, 'laneOf'>,
   operator: string,
   vouchers: SignedVoucher[]
-): Promise<Array<ClaimLine & { voucher: SignedVoucher; deposit: bigint }>> {
+): Promise<Array<ClaimLine & { voucher: SignedVoucher; deposit: bigint; unlockAt: bigint }>> {
   const me = getAddress(operator)
   // one voucher per payer: the chain reads for all of them go out together, not one after another
   return await Promise.all(
     vouchers
       .filter((v) => getAddress(v.payee) === me)
       .map(async (v) => {
-        const [lane, paidRaw] = await escrow.laneOf(v.payer, me)
+        const [lane, paidRaw, unlockAt] = await escrow.laneOf(v.payer, me)
         const deposit = BigInt(lane)
         const paid = BigInt(paidRaw)
         const owed = v.cumulativeAmount > paid ? v.cumulativeAmount - paid : 0n
@@ -64,7 +64,8 @@ export async function outstanding(
           owed,
           expected: owed < deposit ? owed : deposit,
           voucher: v,
-          deposit
+          deposit,
+          unlockAt: BigInt(unlockAt)
         }
       })
   )

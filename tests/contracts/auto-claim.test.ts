@@ -1,0 +1,68 @@
+/**
+ * node/payments/auto-claim.ts against the real escrow (in-process Hardhat network): the node
+ * redeems by itself the vouchers of a payer that starts unlocking — with a log line and the
+ * metric observers — and leaves the others alone (#22 item 12).
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { by, depositFor, load, POV, voucher, FEE_BPS } from './fixture.js'
+import { AutoClaimer } from '../../node/payments/auto-claim.js'
+import { redeemedEvents } from '../../cli/node/paid.js'
+
+describe('AutoClaimer', () => {
+  it('redeems an unlocking payer’s vouchers at once, and only theirs', async () => {
+    const env = await load()
+    const { escrow } = env.contracts
+    const op = env.op1
+    const opAddr = await op.getAddress()
+    await depositFor(env, env.alice, POV(10))
+    await depositFor(env, env.bob, POV(10))
+    const a = await voucher(env, env.alice, opAddr, POV(2))
+    const b = await voucher(env, env.bob, opAddr, POV(3))
+    const held = [
+      { ...a.v, signature: a.sig },
+      { ...b.v, signature: b.sig }
+    ]
+    const lines: string[] = []
+    const atRisk: bigint[] = []
+    let claims = 0
+    const claimer = new AutoClaimer({
+      escrow: by(escrow, op),
+      operator: opAddr,
+      vouchers: () => held,
+      parseRedeemed: redeemedEvents,
+      log: {
+        info: (_f, m) => lines.push(`info: ${m}`),
+        warn: (f, m) => lines.push(`warn: ${m} ${JSON.stringify(f)}`)
+      },
+      onClaim: () => claims++,
+      onAtRisk: (w) => atRisk.push(w)
+    })
+    // nobody unlocking: nothing to do, no transaction
+    assert.equal(await claimer.tick(), null)
+    assert.deepEqual(atRisk, [0n])
+    assert.equal(await escrow.pendingEarnings(opAddr), 0n)
+
+    // alice starts unlocking: her voucher is redeemed at the next check, bob's stays held
+    await (await by(escrow, env.alice).unlock()).wait()
+    const r = await claimer.tick()
+    assert.notEqual(r, null)
+    assert.deepEqual(
+      r!.redeemed.map((l) => [l.payer, l.owed]),
+      [[await env.alice.getAddress(), POV(2)]]
+    )
+    assert.equal(r!.withdrawReceipt, null, 'redeemed only: the earnings wait in the escrow')
+    assert.equal(await escrow.pendingEarnings(opAddr), POV(2) - (POV(2) * FEE_BPS) / 10_000n)
+    const [, bobPaid] = await escrow.laneOf(await env.bob.getAddress(), opAddr)
+    assert.equal(bobPaid, 0n, 'bob is not unlocking: his voucher is not redeemed')
+    assert.equal(claims, 1)
+    assert.deepEqual(atRisk.slice(1), [POV(2), 0n], 'at risk until redeemed')
+    assert.match(lines[0], /^warn: payer started unlocking its deposit: redeeming its vouchers now/)
+    assert.ok(lines[0].includes(await env.alice.getAddress()))
+    assert.match(lines[1], /^info: vouchers of unlocking payers redeemed/)
+
+    // nothing owed any more: the next check sends nothing
+    assert.equal(await claimer.tick(), null)
+    assert.equal(claims, 1)
+  })
+})
