@@ -122,6 +122,8 @@ export interface FaultRow {
   evidenceHash: string
   uri: string
   bond: string
+  /** The price of the convicted calls the reporter claims back out of the slash (wei). */
+  refund: string
   deadline: number
   slashed: string
   reward: string
@@ -418,6 +420,7 @@ async function collectFaults(
     evidenceHash: r.evidenceHash,
     uri: r.uri,
     bond: r.bond.toString(),
+    refund: r.refund.toString(),
     deadline: r.deadline,
     slashed: r.slashed.toString(),
     reward: r.reward.toString(),

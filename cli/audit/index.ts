@@ -120,7 +120,7 @@ export function renderReport(r: AuditReport): string {
   out.push('', `Fault reports (${r.faults.length})`)
   for (const f of r.faults)
     out.push(
-      `  #${f.id} ${f.status.padEnd(8)} operator ${f.operator} reported by ${f.reporter}, evidence ${f.evidenceHash} ${f.uri}; bond ${pov(f.bond)}${f.status === 'Upheld' ? `, slashed ${pov(f.slashed)}, reporter paid ${pov(f.reward)}` : f.status === 'Pending' ? `, decide by ${formatChainTime(BigInt(f.deadline))}` : ''}`,
+      `  #${f.id} ${f.status.padEnd(8)} operator ${f.operator} reported by ${f.reporter}, evidence ${f.evidenceHash} ${f.uri}; bond ${pov(f.bond)}, refund claimed ${pov(f.refund)}${f.status === 'Upheld' ? `, slashed ${pov(f.slashed)}, reporter paid ${pov(f.reward)}` : f.status === 'Pending' ? `, decide by ${formatChainTime(BigInt(f.deadline))}` : ''}`,
       `    timeline ${f.timeline.map((t) => `${t.event}@${t.block}`).join(' → ')}`
     )
   out.push('', `Inference requests (${r.inference.length})`)

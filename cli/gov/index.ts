@@ -468,7 +468,7 @@ function registerPropose(gov: Command): void {
     propose
       .command('reject-fault')
       .argument('<report>', 'fault report number')
-      .description("reject a fault report: the reporter's bond goes to the treasury")
+      .description("reject a fault report: the reporter's bond goes to the accused operator")
   )
     .option('--description <text>', 'proposal title')
     .action(async (report: string, o: ProposeOpts) => {
