@@ -21,6 +21,8 @@ import { SimNetwork, CallLog, timedGeneration, type GenerationRecord } from '../
 import type { Lateness } from '../sim/links.js'
 import { percentile } from '../../router/latency.js'
 import { seededRandom } from '../../model/sampling.js'
+import { loadTokenizer } from '../../model/tokenizer.js'
+import { openDraft } from '../../model/draft/index.js'
 import type { PaidRouter } from '../../router/paid.js'
 import type { DenseRuntime } from '../../model/dense/index.js'
 import { plotSvg } from './network-plot.js'
@@ -35,6 +37,10 @@ const { values: args } = parseArgs({
     gens: { type: 'string', default: '3' },
     tokens: { type: 'string', default: '12' },
     layers: { type: 'string', default: '4' },
+    /** 'random' (a seeded random tiny model, --layers) or a checkpoint directory such as
+     *  models/tiny-en (its trained draft is used by the speculative runs; prompts from its
+     *  heldout.txt). */
+    model: { type: 'string', default: 'random' },
     seed: { type: 'string', default: '1' },
     svg: { type: 'string', default: 'bench-out/network.svg' },
     'no-churn': { type: 'boolean', default: false },
@@ -138,7 +144,10 @@ try {
     dir,
     nodes: NODES,
     shardsPerNode: 2,
-    model: { seed: 7, layers: Number(args.layers), experts: 8 },
+    model:
+      args.model === 'random'
+        ? { seed: 7, layers: Number(args.layers), experts: 8 }
+        : { checkpoint: resolve(args.model) },
     seed: Number(args.seed),
     delayMs: [5, 60],
     jitterMs: 2,
@@ -153,8 +162,17 @@ try {
   dense = await s.dense()
   const d = dense
   say(`${MAX_C} clients: funding, deposits, routers that follow the registry`)
+  // a trained model gets prompts of real text (its held-out text, 8 tokens each)
+  const textPrompts =
+    args.model === 'random'
+      ? null
+      : await (async () => {
+          const tok = await loadTokenizer(s.bundle.dir)
+          const ids = tok.encode(readFileSync(join(resolve(args.model), 'heldout.txt'), 'utf8'))
+          return Array.from({ length: MAX_C }, (_, i) => ids.slice(i * 200, i * 200 + 8))
+        })()
   for (let i = 0; i < MAX_C; i++) {
-    const prompt = [1, 2, 3 + i]
+    const prompt = textPrompts?.[i] ?? [1, 2, 3 + i]
     const ref = await s.reference(d, prompt, TOKENS)
     if (ref.minMargin < MIN_MARGIN)
       say(
@@ -190,7 +208,7 @@ try {
   /** C clients × GENS generations, all at once. */
   const run = async (
     C: number,
-    speculative?: () => SpeculativeOptions
+    speculative?: (c: Client) => SpeculativeOptions
   ): Promise<RunFigures & { records: GenerationRecord[] }> => {
     await s.links.lateness() // from here on
     const cpu0 = cpuSample(s)
@@ -200,7 +218,7 @@ try {
       await Promise.all(
         clients.slice(0, C).map(async (c) => {
           const out: GenerationRecord[] = []
-          for (let g = 0; g < GENS; g++) out.push(await gen(c, speculative?.()))
+          for (let g = 0; g < GENS; g++) out.push(await gen(c, speculative?.(c)))
           return out
         })
       )
@@ -228,9 +246,17 @@ try {
   // a deliberately bad draft (random tokens) at 1 client, which adaptive k must make harmless
   const specRuns: Array<RunFigures & { records: GenerationRecord[]; draft: string }> = []
   if (!args['no-speculative']) {
+    // the bundle's draft (openDraft: a trained one when the bundle carries it, else n-gram), one
+    // per client (a model draft keeps a KV cache; a client's generations run one after another)
+    const drafts = new Map<Client, Draft>()
+    for (const c of clients) drafts.set(c, await openDraft(s.bundle.dir))
+    const draftName = drafts.get(clients[0])?.name ?? 'ngram'
     for (const C of [...new Set([1, MAX_C])]) {
-      say(`speculative run: ${C} client(s), n-gram draft, adaptive k`)
-      specRuns.push({ ...(await run(C, () => ({ draft: new NgramDraft() }))), draft: 'ngram' })
+      say(`speculative run: ${C} client(s), draft ${draftName}, adaptive k`)
+      specRuns.push({
+        ...(await run(C, (c) => ({ draft: drafts.get(c) ?? new NgramDraft() }))),
+        draft: draftName
+      })
     }
     say('speculative run: 1 client, a bad draft (random tokens), adaptive k')
     const rnd = seededRandom(99)
@@ -399,8 +425,8 @@ try {
   // speculative decoding against plain decoding on the same prompts and network
   const plainAt = (C: number): (typeof runs)[number] | undefined =>
     runs.find((r) => r.clients === C)
-  const specAt = (C: number, draft = 'ngram'): (typeof specRuns)[number] | undefined =>
-    specRuns.find((r) => r.clients === C && r.draft === draft)
+  const specAt = (C: number, bad = false): (typeof specRuns)[number] | undefined =>
+    specRuns.find((r) => r.clients === C && (r.draft === 'random') === bad)
   const decodeTokens = (r: RunFigures): number => r.rounds + r.acceptedTokens
   const speculative =
     specRuns.length === 0
@@ -408,16 +434,16 @@ try {
       : (() => {
           const s1 = specAt(1)
           const s8 = specAt(MAX_C)
-          const bad = specAt(1, 'random')
+          const bad = specAt(1, true)
           const p1 = plainAt(1)
           const p8 = plainAt(MAX_C)
-          const ngram = specRuns.filter((r) => r.draft === 'ngram')
+          const ngram = specRuns.filter((r) => r.draft !== 'random')
           const sum = (f: (r: RunFigures) => number, rs = ngram): number =>
             rs.reduce((a, r) => a + f(r), 0)
           const ratio = (a?: number, b?: number): number | null =>
             a != null && b != null && b > 0 ? a / b : null
           return {
-            draft: 'ngram',
+            draft: s1?.draft ?? s8?.draft ?? null,
             clientsMost: MAX_C,
             ratioClosestFloorP50OneClient: s1?.ratioBestP50 ?? null,
             ratioClosestFloorP50EightClients: s8?.ratioBestP50 ?? null,
@@ -469,7 +495,7 @@ try {
     const x = (v: number | null | undefined, d = 2): string =>
       v != null && Number.isFinite(v) ? v.toFixed(d) : '—'
     console.log(
-      `speculative (n-gram draft, adaptive k): per accepted token p50 / closest-replica floor ${x(speculative.ratioClosestFloorP50OneClient)} at 1 client (plain ${x(speculative.plainRatioClosestFloorP50OneClient)}; target ≤ 0.5), ${x(speculative.ratioClosestFloorP50EightClients)} at ${MAX_C} (plain ${x(speculative.plainRatioClosestFloorP50EightClients)}); exact ${speculative.exactT0Generations}`
+      `speculative (draft ${speculative.draft}, adaptive k): per accepted token p50 / closest-replica floor ${x(speculative.ratioClosestFloorP50OneClient)} at 1 client (plain ${x(speculative.plainRatioClosestFloorP50OneClient)}; target ≤ 0.5), ${x(speculative.ratioClosestFloorP50EightClients)} at ${MAX_C} (plain ${x(speculative.plainRatioClosestFloorP50EightClients)}); exact ${speculative.exactT0Generations}`
     )
     console.log(
       `  acceptance ${x(speculative.acceptanceRate)}, ${x(speculative.meanTokensPerRound)} tokens per round, drafted per round ${x(speculative.meanDraftedPerRoundOneClient)} at 1 client / ${x(speculative.meanDraftedPerRoundEightClients)} at ${MAX_C}, draft ${x(speculative.draftMsPerRound, 3)} ms per round; cost per token ${x(speculative.costPerTokenVsPlain)} × plain (target ≤ 1.5); ${MAX_C}-client tokens/s ${x(speculative.tokensPerS8VsPlain)} × plain (target ≥ 1)`

@@ -31,7 +31,9 @@ export interface SimOptions {
   nodes: number
   /** Shards per node (1 or 2): node i serves shards i·s … i·s + s − 1 (mod shard count). */
   shardsPerNode: number
-  model: TinyOptions
+  /** A random tiny model with these options, or a checkpoint directory (e.g. models/tiny-en,
+   *  its draft/ carried into the bundle). */
+  model: TinyOptions | { checkpoint: string }
   seed: number
   /** One-way delay range of the links, ms. @default [5, 60] */
   delayMs?: [number, number]
@@ -91,8 +93,9 @@ export class SimNetwork {
 
   private async init(): Promise<void> {
     await this.net.start({ hostname: this.o.chainHost })
-    const hf = join(this.o.dir, 'hf')
-    await writeTinyCheckpoint(hf, this.o.model)
+    let hf = join(this.o.dir, 'hf')
+    if ('checkpoint' in this.o.model) hf = this.o.model.checkpoint
+    else await writeTinyCheckpoint(hf, this.o.model)
     await convertCheckpoint(hf, join(this.o.dir, 'bundle'), { quant: 'none' })
     this.bundle = await loadBundle(join(this.o.dir, 'bundle'))
     const c = this.bundle.config
