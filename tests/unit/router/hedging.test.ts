@@ -269,3 +269,36 @@ test('every replica benched: the call waits for a bench to end (a restarting nod
     (err: Error) => err.name === 'ExpertUnavailableError'
   )
 })
+
+test('a multi-row call (a verify pass of speculative decoding) is hedged and failed over like a one-row one', async () => {
+  const ROWS = 4
+  const x4 = Float32Array.from({ length: ROWS * HIDDEN }, (_, i) => (i % 7) - 3)
+  // A is slow past its p95 for 4-row calls: the 4 rows are hedged to B, whose answer is used
+  const delays = new Map<string, number | 'fail'>([
+    ['A', 400],
+    ['B', 10]
+  ])
+  const log: string[] = []
+  const calls: Array<{ peer: string; hedged: boolean }> = []
+  const ex = executor(['A', 'B'], delays, log, {
+    latency: { minSamples: 1, minHedgeMs: 1 },
+    onCall: (c) => calls.push(c)
+  })
+  for (let i = 0; i < 4; i++) ex.latency.observe('A', ROWS, 5)
+  ex.latency.observe('B', ROWS, 60)
+  const y = await ex.runExpert(0, 0, x4, ROWS)
+  assert.deepEqual(log, ['A', 'B'])
+  assert.deepEqual(calls[0], { ...calls[0], peer: 'B', hedged: true })
+  assert.equal(y.length, ROWS * HIDDEN)
+  // A down: the 4 rows are retried on B
+  delays.set('A', 'fail')
+  log.length = 0
+  calls.length = 0
+  const ex2 = executor(['A', 'B'], delays, log, { onCall: (c) => calls.push(c) })
+  for (let i = 0; i < 4; i++) ex2.latency.observe('A', ROWS, 5)
+  ex2.latency.observe('B', ROWS, 60)
+  const y2 = await ex2.runExpert(0, 0, x4, ROWS)
+  assert.deepEqual(log, ['A', 'B'])
+  assert.equal(calls[0].peer, 'B')
+  assert.equal(y2.length, ROWS * HIDDEN)
+})
