@@ -73,6 +73,12 @@ export interface GenerateOptions {
   /** Stop after emitting this token; null: never. @default dense.config.eosTokenId */
   eosTokenId?: number | null
   returnLogits?: boolean
+  /**
+   * Rewrites a position's logits in place before its token is chosen or a draft's token judged
+   * (penalties, a grammar's mask: -Infinity forbids a token); `generated` holds the tokens
+   * chosen before that position.
+   */
+  processLogits?: (logits: Float32Array, generated: readonly number[]) => void
   signal?: AbortSignal
   onMoe?: (event: MoeEvent) => void
   /** Speculative decoding: a draft proposes tokens, one pass of the target over them keeps the
@@ -356,6 +362,7 @@ export async function* generate(
       'prefill',
       st
     )
+    o.processLogits?.(logits, tokens)
     const tok = step(sampleToken(logits, o, random), logits, 'prefill')
     prefillMs = performance.now() - t0
     yield tok
@@ -402,6 +409,7 @@ export async function* generate(
     let ended = false
     for (let i = 0; i < proposal.tokens.length && !ended; i++) {
       const r = row(i)
+      o.processLogits?.(r, tokens)
       const d = proposal.tokens[i]
       const instead = accept(tokenDistribution(r, o), proposal.q[i] ?? null, d, random)
       out.push(step(instead ?? d, r, 'decode'))
@@ -414,6 +422,7 @@ export async function* generate(
     }
     if (!ended) {
       const r = row(proposal.tokens.length)
+      o.processLogits?.(r, tokens)
       out.push(step(sampleToken(r, o, random), r, 'decode'))
       if (eos != null && out[out.length - 1].id === eos) stopReason = 'eos'
     }

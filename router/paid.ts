@@ -35,6 +35,11 @@ export interface PaidRouterOptions {
   replicas?: number
   /** Highest price per unit accepted. @default no cap */
   maxPrice?: bigint
+  /**
+   * Only nodes of these operators are selected, paid and sent hidden states (a swarm of trusted
+   * operators: docs/client.md, what a node learns of a prompt). @default every registered one
+   */
+  operators?: string[]
   /** Seed of the on-chain weighted selection. @default random per run, so load spreads */
   seed?: string
   wireDType?: WireDType
@@ -122,6 +127,7 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
   const seed = o.seed ?? hexlify(randomBytes(32))
   const maxPrice = o.maxPrice ?? MaxUint256
   const k = o.replicas ?? 2
+  const trusted = o.operators == null ? null : new Set(o.operators.map((a) => getAddress(a)))
   const nodes = new Map<string, PaidNode>()
   const byOperator = new Map<string, PaidNode>()
   const rejected = new Set<string>()
@@ -134,9 +140,14 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
     const drawn = stakeWeightedOrder(active, seed, maxPrice)
     let usable = 0
     let unverified = 0
+    let outside = 0
     for (const n of drawn) {
       if (usable === k) break
       const operator = getAddress(n.operator)
+      if (trusted != null && !trusted.has(operator)) {
+        outside++
+        continue
+      }
       if (rejected.has(operator)) {
         unverified++
         continue
@@ -183,11 +194,13 @@ export async function selectPaidNodes(o: PaidRouterOptions): Promise<Map<string,
     if (usable === 0) {
       const priced = drawn.length
       throw new PaymentSetupError(
-        active.length === 0
-          ? `no active node serves shard ${shard} of model ${o.modelId} — wait for operators to register it`
-          : priced === 0
-            ? `no node serves shard ${shard} of model ${o.modelId} under the max price of ${formatUnits(maxPrice, 18)} POV per unit (${active.length} active above it) — raise --max-price or wait`
-            : `no node with a valid PeerId binding serves shard ${shard} of model ${o.modelId}: ${priced} active, all with bindings that do not verify (${unverified} skipped) — wait for honest operators to register it`
+        outside > 0 && outside === priced
+          ? `no node of the allowed operators (--operators) serves shard ${shard} of model ${o.modelId}: ${outside} of other operators do`
+          : active.length === 0
+            ? `no active node serves shard ${shard} of model ${o.modelId} — wait for operators to register it`
+            : priced === 0
+              ? `no node serves shard ${shard} of model ${o.modelId} under the max price of ${formatUnits(maxPrice, 18)} POV per unit (${active.length} active above it) — raise --max-price or wait`
+              : `no node with a valid PeerId binding serves shard ${shard} of model ${o.modelId}: ${priced} active, all with bindings that do not verify (${unverified} skipped) — wait for honest operators to register it`
       )
     }
     if (usable < k) short.push({ shard, replicas: usable })
@@ -256,6 +269,10 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
   if (unlockAt !== 0n)
     throw new PaymentSetupError(
       `the escrow deposit of ${payerAddress} is unlocking, and nodes refuse new work from it — run \`pov cancel-unlock\` to keep using it`
+    )
+  if (o.operators != null && o.shardExperts != null)
+    throw new PaymentSetupError(
+      'an operator allow-list is not supported while following the registry'
     )
   const directory = o.shardExperts != null ? await openDirectory(o) : undefined
   const nodes = directory != null ? directory.byPeer() : await selectPaidNodes(o)

@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Option, type Command } from 'commander'
+import { isAddress } from 'ethers'
 import { addCommonOptions, busyPollOption, parseBusyPollUs, redacted } from '../options.js'
 import { connectChain, loadSigner, parsePov } from '../chain.js'
 import { UserError } from '../errors.js'
@@ -32,8 +33,10 @@ interface ServeOpts {
   maxTokensLimit: string
   maxConcurrent: string
   bodyLimit: string
+  corsOrigins?: string
   replicas: string
   maxPrice?: string
+  operators?: string
   wireDtype: string
   busyPollUs?: string
   device: string
@@ -81,8 +84,18 @@ export function register(program: Command): void {
     .option('--max-tokens-limit <n>', 'most tokens one request may generate', '1024')
     .option('--max-concurrent <n>', 'generations at once (more wait in a queue)', '8')
     .option('--body-limit <bytes>', 'largest request body', String(DEFAULT_BODY_LIMIT))
+    .addOption(
+      new Option(
+        '--cors-origins <list>',
+        'browser origins allowed to call the API, comma-separated (e.g. https://app.example), or * for any; default none'
+      ).env('POV_SERVE_CORS_ORIGINS')
+    )
     .option('--replicas <n>', 'nodes selected per shard (failover needs ≥ 2)', '2')
     .option('--max-price <pov>', 'highest price per unit of work accepted')
+    .option(
+      '--operators <addresses>',
+      'only nodes of these operators (comma-separated addresses) are used: they see the prompts'
+    )
     .addOption(
       new Option('--wire-dtype <dtype>', 'tensor encoding on the wire')
         .choices(['fp32', 'fp16'])
@@ -135,6 +148,7 @@ export function register(program: Command): void {
           router: {
             replicas: int(o.replicas, '--replicas', 1),
             maxPrice: o.maxPrice != null ? parsePov(o.maxPrice, '--max-price') : undefined,
+            operators: o.operators != null ? parseOperators(o.operators) : undefined,
             wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32',
             busyPollUs: o.busyPollUs != null ? parseBusyPollUs(o.busyPollUs) : undefined,
             ledgerPath: join(
@@ -159,6 +173,10 @@ export function register(program: Command): void {
             port,
             tokens,
             bodyLimit: int(o.bodyLimit, '--body-limit', 1024),
+            corsOrigins: (o.corsOrigins ?? '')
+              .split(',')
+              .map((x) => x.trim())
+              .filter((x) => x !== ''),
             metrics,
             logger
           })
@@ -190,6 +208,18 @@ export function register(program: Command): void {
       }
       if (o.json === true) process.stdout.write(JSON.stringify({ event: 'stopped' }) + '\n')
     })
+}
+
+function parseOperators(list: string): string[] {
+  const out = list
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '')
+  for (const a of out)
+    if (!isAddress(a))
+      throw new UserError(`invalid --operators entry "${a}": expected a 0x… operator address`)
+  if (out.length === 0) throw new UserError('--operators needs at least one operator address')
+  return out
 }
 
 async function readTokens(file: string | undefined): Promise<string[]> {

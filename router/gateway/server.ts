@@ -4,20 +4,24 @@
 import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
+import { Transform, type TransformCallback } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { formatUnits } from 'ethers'
 import type { Logger } from 'pino'
 import { ApiError, badRequest } from './errors.js'
 import type { GatewayMetrics } from './metrics.js'
 import { NetworkProbe } from './network.js'
+import { unsupportedKeyword, type Schema } from './json-grammar.js'
 import {
   chatBodySchema,
   completionBodySchema,
+  FIELD_FORMS,
+  UNSUPPORTED,
   type ChatBody,
   type CompletionBody,
   type SamplingBody
 } from './schemas.js'
-import type { GatewayService, GenerationResult, ServedModel } from './service.js'
+import type { GatewayService, GenerationResult, ServedModel, TokenLogprob } from './service.js'
 import { SseStream } from './sse.js'
 import { activeNodesPaged } from '../../chain/registry-pages.js'
 
@@ -31,6 +35,11 @@ export interface GatewayServerOptions {
   bodyLimit?: number
   /** Default max_tokens of a chat completion. @default 256 (capped by the service's limit) */
   chatMaxTokens?: number
+  /**
+   * Browser origins allowed to call the API (CORS), e.g. `https://app.example`; `*`: any.
+   * @default none: a page on another origin cannot read the answers
+   */
+  corsOrigins?: string[]
   metrics?: GatewayMetrics | null
   logger?: Logger
 }
@@ -41,13 +50,25 @@ export const DEFAULT_BODY_LIMIT = 1 << 20
 const PAGE_FILES: Record<string, string> = {
   '/': 'index.html',
   '/app.js': 'app.js',
-  '/style.css': 'style.css'
+  '/style.css': 'style.css',
+  '/favicon.svg': 'favicon.svg',
+  '/favicon.ico': 'favicon.svg'
 }
 const CONTENT_TYPES: Record<string, string> = {
   html: 'text/html; charset=utf-8',
   js: 'text/javascript; charset=utf-8',
-  css: 'text/css; charset=utf-8'
+  css: 'text/css; charset=utf-8',
+  svg: 'image/svg+xml'
 }
+/**
+ * A body over the limit is still read (and dropped) up to this many bytes before the 413 goes
+ * out, so the client, done sending, reads the answer; a larger one is answered at once and the
+ * connection closed under it.
+ */
+const DRAIN_LIMIT = 64 << 20
+/** Headers a browser may send cross-origin (the openai client's own included). */
+const CORS_HEADERS =
+  'authorization, content-type, x-request-id, openai-organization, openai-project, openai-beta, x-stainless-arch, x-stainless-lang, x-stainless-os, x-stainless-package-version, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout'
 
 /** 127.0.0.0/8, ::1 and localhost. */
 export function isLoopback(host: string): boolean {
@@ -92,8 +113,15 @@ export class GatewayServer {
 function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe): FastifyInstance {
   const { service, metrics } = o
   const log = o.logger?.child({ module: 'gateway' })
+  const bodyLimit = o.bodyLimit ?? DEFAULT_BODY_LIMIT
   const app = Fastify({
-    bodyLimit: o.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // the limit itself is enforced while draining (preParsing below)
+    bodyLimit: Math.max(DRAIN_LIMIT, bodyLimit),
+    // an x-request-id the client sent (when sane) names the request; else a fresh one
+    genReqId: (req) => {
+      const h = req.headers['x-request-id']
+      return typeof h === 'string' && /^[\w.:@-]{1,128}$/.test(h) ? h : randomUUID()
+    },
     // types as declared: no coercion of "5" into 5, no silent removal
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     // generations may stream for minutes; a connection is not cut under them
@@ -103,8 +131,18 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
   const digests = tokens.map((t) => createHash('sha256').update(t).digest())
   const pageDir = new URL('./page/', import.meta.url)
 
-  app.addHook('onRequest', async (req) => {
+  const cors = o.corsOrigins ?? []
+  app.addHook('onRequest', async (req, reply) => {
+    // set on the raw response: they ride on every answer, a hijacked event stream's included
+    reply.raw.setHeader('x-request-id', req.id)
+    const origin = req.headers.origin
+    if (origin != null && (cors.includes('*') || cors.includes(origin))) {
+      reply.raw.setHeader('access-control-allow-origin', cors.includes('*') ? '*' : origin)
+      reply.raw.setHeader('vary', 'origin')
+      reply.raw.setHeader('access-control-expose-headers', 'x-request-id')
+    }
     const path = req.url.split('?')[0]
+    if (req.method === 'OPTIONS') return // a CORS preflight carries no token
     if (digests.length === 0 || !(path.startsWith('/v1/') || path === '/metrics')) return
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')
     const d = m == null ? null : createHash('sha256').update(m[1]).digest()
@@ -132,18 +170,64 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
       req,
       reply
     ) => {
-      const e = toApiError(err, o.bodyLimit ?? DEFAULT_BODY_LIMIT)
-      if (e.status >= 500) log?.error({ err, url: req.url }, 'request failed')
-      // no `connection: close` on a 413: Node reads and drops the rest of the body, so the client
-      // finishes sending and reads this answer (closing early made it see EPIPE instead)
+      const e = toApiError(err, bodyLimit, req.url.split('?')[0])
+      if (e.status >= 500) log?.error({ err, url: req.url, id: req.id }, 'request failed')
       return await reply.code(e.status).send(e.toJSON())
     }
   )
+  // 413 only once the body is in: a client still sending when the connection closes sees EPIPE
+  // (and the openai client retries the upload) instead of the answer
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    const declared = Number(req.headers['content-length'] ?? 0)
+    if (declared <= bodyLimit && req.headers['transfer-encoding'] == null) return payload
+    let seen = 0
+    return payload.pipe(
+      new Transform({
+        transform(chunk: Buffer, _enc, done: TransformCallback) {
+          seen += chunk.length
+          done(null, seen > bodyLimit ? undefined : chunk)
+        },
+        flush(done: TransformCallback) {
+          done(seen > bodyLimit ? tooLarge(bodyLimit) : null)
+        }
+      })
+    )
+  })
+  // every route's path and methods, for 405 and CORS preflights
+  const routes: Array<{ re: RegExp; methods: Set<string> }> = []
+  app.addHook('onRoute', (r) => {
+    const re = new RegExp('^' + r.url.replace(/:[^/]+/g, '[^/]+') + '$')
+    let e = routes.find((x) => x.re.source === re.source)
+    if (e == null) routes.push((e = { re, methods: new Set() }))
+    for (const m of [r.method].flat()) if (m !== 'OPTIONS') e.methods.add(m)
+  })
+  const allowed = (path: string): Set<string> | null =>
+    routes.find((r) => r.re.test(path))?.methods ?? null
   app.setNotFoundHandler(async (req, reply) => {
+    const path = req.url.split('?')[0]
+    const methods = allowed(path)
+    if (methods != null) {
+      const allow = [...methods, 'OPTIONS'].join(', ')
+      if (req.method === 'OPTIONS')
+        return await reply
+          .code(204)
+          .header('allow', allow)
+          .header('access-control-allow-methods', allow)
+          .header('access-control-allow-headers', CORS_HEADERS)
+          .header('access-control-max-age', '600')
+          .send()
+      const e = new ApiError(
+        405,
+        'invalid_request_error',
+        `${req.method} is not allowed on ${path}; use ${[...methods].filter((m) => m !== 'HEAD').join(' or ')}`,
+        'method_not_allowed'
+      )
+      return await reply.code(405).header('allow', allow).send(e.toJSON())
+    }
     const e = new ApiError(
       404,
       'not_found_error',
-      `no endpoint ${req.method} ${req.url.split('?')[0]}`,
+      `no endpoint ${req.method} ${path}`,
       'unknown_url'
     )
     return await reply.code(404).send(e.toJSON())
@@ -177,7 +261,51 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
     const m = service.model(req.params.id)
     return modelJson(m, (await modelPrices(service)).get(m.modelId))
   })
-  app.get('/v1/pov/network', async () => await probe.view())
+  // tokens/s over the last 5 minutes, sampled every 5 s (tokens counted when a reply ends)
+  const throughput: Array<{ t: number; tokens: number }> = [
+    { t: Date.now(), tokens: service.generatedTokens }
+  ]
+  const sampler = setInterval(() => {
+    throughput.push({ t: Date.now(), tokens: service.generatedTokens })
+    if (throughput.length > 61) throughput.shift()
+  }, 5000)
+  sampler.unref()
+  app.addHook('onClose', async () => {
+    clearInterval(sampler)
+  })
+  app.get('/v1/pov/network', async () => {
+    const view = await probe.view()
+    const funds = await service.funds()
+    const load = await service.load()
+    return {
+      ...view,
+      models: view.models.map((m) => ({
+        ...m,
+        nodes: m.nodes.map((n) => ({ ...n, load: load.get(n.peerId) ?? null }))
+      })),
+      throughput: throughput.slice(1).map((x, i) => ({
+        t: x.t,
+        tokensPerS:
+          Math.round(((x.tokens - throughput[i].tokens) / ((x.t - throughput[i].t) / 1000)) * 100) /
+          100
+      })),
+      // live, not cached with the rest: what a request arriving now meets
+      queue: service.queue(),
+      lanes: Object.fromEntries(
+        [...funds].map(([model, f]) => [
+          model,
+          {
+            unallocated: formatUnits(f.free, 18),
+            available: formatUnits(f.available, 18),
+            lanes: f.lanes.map((l) => ({
+              operator: l.operator,
+              room: formatUnits(l.room, 18)
+            }))
+          }
+        ])
+      )
+    }
+  })
 
   app.post<{ Body: CompletionBody }>(
     '/v1/completions',
@@ -242,6 +370,19 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
     maxTokens: number
   ): Promise<unknown> {
     const b = req.body
+    // logprobs: chat asks with `logprobs: true` (+ `top_logprobs`), completions with a count
+    let top: number | null = null
+    if (kind === 'chat') {
+      const c = b as ChatBody
+      if (c.logprobs === true) top = c.top_logprobs ?? 0
+      else if (c.top_logprobs != null)
+        throw badRequest("'top_logprobs' needs 'logprobs': true", 'top_logprobs', 'invalid_value')
+    } else {
+      const n = (b as CompletionBody).logprobs
+      if (n != null) top = n
+    }
+    const json = jsonFormat(b)
+    if (b.user != null) log?.info({ id: req.id, user: b.user }, 'request user')
     const param =
       kind === 'chat' && (req.body as ChatBody).max_completion_tokens != null
         ? 'max_completion_tokens'
@@ -290,6 +431,7 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
       ...extra
     })
     let result: GenerationResult
+    let textOffset = 0
     try {
       result = await service.generate({
         model: m,
@@ -303,6 +445,10 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
         signal: ac.signal,
         receivedAt: performance.now(),
         promptParam: kind === 'chat' ? 'messages' : 'prompt',
+        presencePenalty: b.presence_penalty ?? 0,
+        frequencyPenalty: b.frequency_penalty ?? 0,
+        json,
+        logprobs: top,
         onStart: () => {
           if (!stream) return
           // from here on the answer is ours to write: status 200 and events
@@ -312,9 +458,15 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
             chunk(kind === 'chat' ? { delta: { role: 'assistant', content: '' } } : { text: '' })
           )
         },
-        onText: (delta) => {
-          if (stream)
-            sse.send(chunk(kind === 'chat' ? { delta: { content: delta } } : { text: delta }))
+        onText: (delta, lp) => {
+          if (!stream) return
+          const logprobs = top == null ? null : logprobsJson(kind, lp, textOffset)
+          textOffset += delta.length
+          sse.send(
+            chunk(
+              kind === 'chat' ? { delta: { content: delta }, logprobs } : { text: delta, logprobs }
+            )
+          )
         }
       })
     } catch (err) {
@@ -360,15 +512,17 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
     // nothing generated: the request failed, and says why (a reply cut short keeps its text)
     if (!stream && spent != null && result.completionTokens === 0) throw spent
     if (!stream) {
+      const logprobs =
+        top == null || result.logprobs == null ? null : logprobsJson(kind, result.logprobs, 0)
       const choice =
         kind === 'chat'
           ? {
               index: 0,
               message: { role: 'assistant', content: result.text, refusal: null },
-              logprobs: null,
+              logprobs,
               finish_reason: result.finishReason
             }
-          : { index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason }
+          : { index: 0, text: result.text, logprobs, finish_reason: result.finishReason }
       return { ...base, choices: [choice], usage, pov }
     }
     sse.send(
@@ -391,27 +545,80 @@ function endpointOf(req: FastifyRequest): string {
   return req.routeOptions.url ?? 'unknown'
 }
 
+/**
+ * `response_format` as the service takes it: null for text, a schema (null: any object) for
+ * JSON; a schema with a keyword the grammar cannot enforce is refused, naming the keyword.
+ */
+function jsonFormat(b: SamplingBody): { schema: Schema | null } | null {
+  const f = b.response_format
+  if (f == null || f.type === 'text') return null
+  if (f.type === 'json_object') return { schema: null }
+  const schema = f.json_schema.schema
+  if (schema == null) return { schema: null }
+  const bad = unsupportedKeyword(schema)
+  if (bad != null)
+    throw badRequest(
+      `response_format.json_schema.${bad} cannot be enforced by pov's constrained decoding (supported: type, properties, required, additionalProperties, items, minItems, maxItems, enum, const, and annotations)`,
+      `response_format.json_schema.${bad}`,
+      'unsupported_value'
+    )
+  return { schema: schema as Schema }
+}
+
+/** Log-probabilities as OpenAI shapes them: chat's `content` list, completions' parallel arrays. */
+function logprobsJson(
+  kind: 'chat' | 'completion',
+  lp: TokenLogprob[],
+  offset: number
+): Record<string, unknown> {
+  if (kind === 'chat')
+    return {
+      content: lp.map((t) => ({
+        token: t.token,
+        logprob: t.logprob,
+        bytes: t.bytes,
+        top_logprobs: t.top.map((a) => ({ token: a.token, logprob: a.logprob, bytes: a.bytes }))
+      })),
+      refusal: null
+    }
+  const offsets: number[] = []
+  for (const t of lp) {
+    offsets.push(offset)
+    offset += t.token.length
+  }
+  return {
+    tokens: lp.map((t) => t.token),
+    token_logprobs: lp.map((t) => t.logprob),
+    top_logprobs: lp.map((t) => Object.fromEntries(t.top.map((a) => [a.token, a.logprob]))),
+    text_offset: offsets
+  }
+}
+
+const tooLarge = (limit: number): ApiError =>
+  new ApiError(
+    413,
+    'invalid_request_error',
+    `request body larger than ${limit} bytes (this gateway's --body-limit)`,
+    'request_too_large'
+  )
+
+interface AjvError {
+  instancePath?: string
+  keyword?: string
+  message?: string
+  params?: Record<string, unknown>
+}
+
 function toApiError(
-  err: Error & {
-    statusCode?: number
-    code?: string
-    validation?: Array<{ instancePath?: string }>
-  },
-  bodyLimit: number
+  err: Error & { statusCode?: number; code?: string; validation?: AjvError[] },
+  bodyLimit: number,
+  path = ''
 ): ApiError {
   if (err instanceof ApiError) return err
-  if (err.validation != null) {
-    const path = (err.validation[0]?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.')
-    return badRequest(`invalid request: ${err.message}`, path === '' ? null : path)
-  }
+  if (err.validation != null) return validationError(err.validation, path)
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ApiError(
-        413,
-        'invalid_request_error',
-        `request body larger than ${bodyLimit} bytes`,
-        'request_too_large'
-      )
+      return tooLarge(bodyLimit)
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new ApiError(
         415,
@@ -428,6 +635,73 @@ function toApiError(
   if (status >= 400 && status < 500)
     return new ApiError(status, 'invalid_request_error', err.message, err.code ?? null)
   return new ApiError(500, 'server_error', `internal error: ${err.message}`, 'internal_error')
+}
+
+/** `/messages/0/content` → `messages[0].content`, as OpenAI names a field. */
+function fieldName(pointer: string): string {
+  return pointer
+    .split('/')
+    .filter((x) => x !== '')
+    .map((x, i) => (/^\d+$/.test(x) ? `[${x}]` : i === 0 ? x : `.${x}`))
+    .join('')
+}
+
+/** The schema's first complaint as a sentence that names the field (`param`) and what it takes. */
+function validationError(errors: AjvError[], path: string): ApiError {
+  // an anyOf's own error comes last; its branches' errors before it say less
+  const e = errors.find((x) => x.keyword === 'anyOf') ?? errors[0] ?? {}
+  let field = fieldName(e.instancePath ?? '')
+  const p = e.params ?? {}
+  if (e.keyword === 'required') {
+    const missing = `${field === '' ? '' : field + '.'}${String(p.missingProperty)}`
+    return badRequest(
+      `Missing required parameter: '${missing}'.`,
+      missing,
+      'missing_required_parameter'
+    )
+  }
+  if (e.keyword === 'additionalProperties') {
+    const name = `${field === '' ? '' : field + '.'}${String(p.additionalProperty)}`
+    const why = field === '' ? UNSUPPORTED[String(p.additionalProperty)] : undefined
+    return badRequest(
+      why != null
+        ? `'${name}' is not supported: ${why}. Remove it from the request.`
+        : `Unrecognized request argument supplied: '${name}' (${path} takes ${field === '' ? 'the fields of docs/client.md' : 'no such field here'}).`,
+      name,
+      'unsupported_parameter'
+    )
+  }
+  const top = field.split(/[.[]/)[0]
+  if (!field.includes('.') && !field.includes('[') && UNSUPPORTED[top] != null)
+    return badRequest(
+      `Unsupported value for '${field}': ${UNSUPPORTED[top]}.`,
+      field,
+      'unsupported_value'
+    )
+  const leaf =
+    field
+      .split('.')
+      .pop()
+      ?.replace(/\[\d+\]$/, '') ?? field
+  let what: string
+  switch (e.keyword) {
+    case 'anyOf':
+      what = `must be ${FIELD_FORMS[leaf] ?? 'one of the forms docs/client.md lists'}`
+      break
+    case 'type':
+      what = `must be ${String(p.type).replace(/,/g, ' or ')}`
+      break
+    case 'enum':
+      what = `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
+      break
+    case 'const':
+      what = `must be ${JSON.stringify(p.allowedValue)}`
+      break
+    default:
+      what = e.message ?? 'is invalid'
+  }
+  if (field === '') field = 'body'
+  return badRequest(`Invalid value for '${field}': ${what}.`, field === 'body' ? null : field)
 }
 
 function povJson(r: GenerationResult): Record<string, unknown> {

@@ -27,7 +27,9 @@ import { loadChatTemplate, type ChatTemplate } from './chat-template.js'
 import { ApiError, SpendRefusedError } from './errors.js'
 import { LaneKeeper, type Funds, type LaneKeeperOptions } from './lanes.js'
 import type { GatewayMetrics } from './metrics.js'
+import { JsonConstraint, type Schema } from './json-grammar.js'
 import { StopTextStream } from './text-stream.js'
+import { loadTokenBytes } from './token-bytes.js'
 
 export interface GatewayChain {
   provider: Provider
@@ -54,7 +56,13 @@ export interface GatewayServiceOptions {
   maxQueue?: number
   router?: Pick<
     PaidRouterOptions,
-    'replicas' | 'maxPrice' | 'wireDType' | 'busyPollUs' | 'callTimeoutMs' | 'ledgerPath'
+    | 'replicas'
+    | 'maxPrice'
+    | 'operators'
+    | 'wireDType'
+    | 'busyPollUs'
+    | 'callTimeoutMs'
+    | 'ledgerPath'
   >
   /** How the lanes are kept funded (router/gateway/lanes.ts). */
   lanes?: Pick<LaneKeeperOptions, 'tickMs' | 'horizonMs' | 'depositReadMs'>
@@ -75,6 +83,8 @@ export interface ServedModel {
   tokenizer: PovTokenizer
   template: ChatTemplate
   dense: DenseRuntime
+  /** Each token's bytes (null: a special token), for constrained decoding and logprobs. */
+  tokenBytes: Array<Uint8Array | null>
   /** Units of work (token-rows through one expert) one token costs: layers × top-k. */
   unitsPerToken: number
   /** When this gateway loaded it (unix seconds), for `created`. */
@@ -103,10 +113,27 @@ export interface GenerationRequest {
   signal: AbortSignal
   /** performance.now() when the request arrived (time to first token counts from there). */
   receivedAt: number
+  /** OpenAI's penalties: minus presence (once seen) and frequency × count, per generated token. */
+  presencePenalty?: number
+  frequencyPenalty?: number
+  /** Constrained decoding: the reply is a JSON document (of `schema` when given). */
+  json?: { schema: Schema | null } | null
+  /** Report each token's log-probability and this many alternatives (0: none); null: off. */
+  logprobs?: number | null
   /** The request field the prompt came in (`messages` or `prompt`), for errors about it. */
   promptParam?: string
   onStart?: (info: { nodes: number }) => void
-  onText?: (delta: string) => void
+  /** New text, with the log-probabilities of the tokens since the last call (when asked). */
+  onText?: (delta: string, logprobs: TokenLogprob[]) => void
+}
+
+/** One generated token's log-probability (natural log) under the distribution it was drawn from. */
+export interface TokenLogprob {
+  id: number
+  token: string
+  bytes: number[]
+  logprob: number
+  top: Array<{ id: number; token: string; bytes: number[]; logprob: number }>
 }
 
 export interface GenerationResult {
@@ -120,6 +147,8 @@ export interface GenerationResult {
   degraded: boolean
   /** Set when a cost cap (finish_reason 'length') or the deposit ('funds') ended the reply early. */
   capped: 'request' | 'gateway' | 'funds' | null
+  /** Per generated token, when `logprobs` was asked. */
+  logprobs: TokenLogprob[] | null
 }
 
 /** The wait queue as a client arriving now would meet it. */
@@ -156,6 +185,8 @@ export class GatewayService {
   private readonly slots: Slots
   /** Wei spent since start, all requests. */
   spent = 0n
+  /** Tokens generated since start, all requests (the page's tokens/s). */
+  generatedTokens = 0
   /** Wei paid per operator since start, all requests. */
   readonly paidTo = new Map<string, bigint>()
   readonly maxTokensLimit: number
@@ -237,6 +268,7 @@ export class GatewayService {
         bundle,
         tokenizer: await loadTokenizer(bundle.dir),
         template: await loadChatTemplate(bundle.dir),
+        tokenBytes: await loadTokenBytes(bundle.dir),
         dense,
         unitsPerToken: bundle.config.numLayers * bundle.config.topK,
         created: Math.floor(Date.now() / 1000)
@@ -316,6 +348,24 @@ export class GatewayService {
   /** The queue a request arriving now meets. */
   queue(): QueueView {
     return this.slots.view()
+  }
+
+  /** Per selected node of each open router: expert calls in flight now and paid calls so far. */
+  async load(): Promise<Map<string, { inFlight: number; calls: number; units: number }>> {
+    const out = new Map<string, { inFlight: number; calls: number; units: number }>()
+    for (const r of (await this.openRouters()).values()) {
+      const spent = r.payer.spent()
+      for (const n of r.nodes.values()) {
+        const s = spent.get(n.operator)
+        const prev = out.get(n.peerId) ?? { inFlight: 0, calls: 0, units: 0 }
+        out.set(n.peerId, {
+          inFlight: prev.inFlight + (r.router.routes.load.get(n.peerId) ?? 0),
+          calls: prev.calls + (s?.calls ?? 0),
+          units: prev.units + (s?.units ?? 0)
+        })
+      }
+    }
+    return out
   }
 
   private checkGatewayCap(next = 0n): void {
@@ -504,6 +554,17 @@ export class GatewayService {
 
   async generate(req: GenerationRequest): Promise<GenerationResult> {
     const m = req.model
+    if (req.json != null) {
+      const min = new JsonConstraint(m.tokenBytes, null, req.json.schema, req.maxTokens).minTokens()
+      if (min > req.maxTokens)
+        throw new ApiError(
+          400,
+          'invalid_request_error',
+          `a JSON reply of this response_format takes at least ${min} tokens; max_tokens is ${req.maxTokens}`,
+          'invalid_value',
+          'max_tokens'
+        )
+    }
     this.checkGatewayCap()
     const { paid, keeper } = await this.router(m)
     const perToken = BigInt(m.unitsPerToken) * GatewayService.maxPrice(paid)
@@ -564,6 +625,16 @@ export class GatewayService {
     const cap = this.o.spendingCap
     const spec = this.o.speculative
     const draft = spec?.enabled !== false ? await openDraft(m.bundle.dir) : null
+    const eos = req.ignoreEos === true ? null : m.bundle.config.eosTokenId
+    // the JSON closes within what the reply may spend: max_tokens, or fewer under a cost cap
+    let budget = req.maxTokens
+    if (reqCap != null && perToken > 0n) {
+      // a fifth kept for hedged calls, which are paid too
+      const affordable = Number((reqCap * 4n) / 5n / perToken) - req.promptIds.length - 1
+      if (affordable < budget) budget = Math.max(1, affordable)
+    }
+    const constraint =
+      req.json == null ? null : new JsonConstraint(m.tokenBytes, eos, req.json.schema, budget)
     const it = generate({
       ...(draft != null ? { speculative: { draft, draftTokens: spec?.draftTokens } } : {}),
       dense: m.dense,
@@ -574,8 +645,12 @@ export class GatewayService {
       topP: req.topP,
       seed: req.seed,
       eosTokenId: req.ignoreEos === true ? null : m.bundle.config.eosTokenId,
+      processLogits: GatewayService.logitsProcessor(req, constraint),
+      returnLogits: req.logprobs != null,
       signal
     })
+    const logprobs: TokenLogprob[] | null = req.logprobs != null ? [] : null
+    let sent = 0
     const ids: number[] = []
     const text = new StopTextStream((x) => m.tokenizer.decode(x), req.stop)
     let finishReason: GenerationResult['finishReason'] = 'length'
@@ -608,9 +683,19 @@ export class GatewayService {
           this.o.metrics?.ttft.observe({ model: m.id }, (performance.now() - req.receivedAt) / 1000)
         ids.push(r.value.id)
         degraded ||= r.value.degraded
+        if (logprobs != null && r.value.logits != null)
+          logprobs.push(tokenLogprob(m, r.value.id, r.value.logits, req.logprobs ?? 0))
         const delta = text.push(ids)
-        if (delta !== '') req.onText?.(delta)
+        if (delta !== '') {
+          req.onText?.(delta, logprobs?.slice(sent) ?? [])
+          sent = logprobs?.length ?? 0
+        }
         if (text.stopped) {
+          finishReason = 'stop'
+          break
+        }
+        // a complete JSON document is the whole reply
+        if (constraint != null && constraint.accept(ids) && constraint.done) {
           finishReason = 'stop'
           break
         }
@@ -634,10 +719,12 @@ export class GatewayService {
     }
     if (!text.stopped && ids.length > 0) {
       const tail = text.push(ids, true)
-      if (tail !== '') req.onText?.(tail)
+      if (tail !== '' || sent < (logprobs?.length ?? 0))
+        req.onText?.(tail, logprobs?.slice(sent) ?? [])
     }
     this.o.metrics?.tokens.inc({ model: m.id, kind: 'prompt' }, req.promptIds.length)
     this.o.metrics?.tokens.inc({ model: m.id, kind: 'completion' }, ids.length)
+    this.generatedTokens += ids.length
     return {
       text: text.text,
       promptTokens: req.promptIds.length,
@@ -646,7 +733,26 @@ export class GatewayService {
       cost: account.spent,
       nodes: [...account.nodes.values()],
       degraded,
-      capped
+      capped,
+      logprobs
+    }
+  }
+
+  /** Penalties and the JSON mask, applied to each position's logits before its token is chosen. */
+  private static logitsProcessor(
+    req: GenerationRequest,
+    constraint: JsonConstraint | null
+  ): ((logits: Float32Array, generated: readonly number[]) => void) | undefined {
+    const presence = req.presencePenalty ?? 0
+    const frequency = req.frequencyPenalty ?? 0
+    if (presence === 0 && frequency === 0 && constraint == null) return undefined
+    return (logits, generated) => {
+      if (presence !== 0 || frequency !== 0) {
+        const counts = new Map<number, number>()
+        for (const id of generated) counts.set(id, (counts.get(id) ?? 0) + 1)
+        for (const [id, n] of counts) logits[id] -= presence + frequency * n
+      }
+      constraint?.mask(logits, generated)
     }
   }
 
@@ -681,6 +787,34 @@ export class GatewayService {
       })
     )
   }
+}
+
+/** log-softmax of `logits` at `id`, with the `top` most likely alternatives. */
+function tokenLogprob(m: ServedModel, id: number, logits: Float32Array, top: number): TokenLogprob {
+  let max = -Infinity
+  for (const x of logits) if (x > max) max = x
+  let sum = 0
+  for (const x of logits) sum += Math.exp(x - max)
+  const lse = max + Math.log(sum)
+  const entry = (i: number): TokenLogprob['top'][number] => {
+    const bytes = m.tokenBytes[i]
+    return {
+      id: i,
+      token: m.tokenizer.decode([i], { skipSpecialTokens: false }),
+      bytes: bytes == null ? [] : [...bytes],
+      logprob: logits[i] - lse
+    }
+  }
+  const best: number[] = []
+  if (top > 0)
+    for (let i = 0; i < logits.length; i++) {
+      if (best.length < top || logits[i] > logits[best[best.length - 1]]) {
+        best.push(i)
+        best.sort((a, b) => logits[b] - logits[a] || a - b)
+        if (best.length > top) best.pop()
+      }
+    }
+  return { ...entry(id), top: best.map(entry) }
 }
 
 /**
