@@ -205,3 +205,42 @@ test('node start connection limits: flags become OperatorNodeOptions.limits; bad
   await assert.rejects(node(['--allow', 'example.com']), /--allow: invalid allow-list entry/)
   await assert.rejects(node(['--allow-only']), /--allow-only needs at least one --allow/)
 })
+
+test('node start NAT flags: --relay, --relay-via, --no-upnp become OperatorNodeOptions.reachability; a relay address without its PeerId is a clear error', async () => {
+  const { addNodeStartOptions, parseArgs, parseAnnounce } =
+    await import('../../../cli/node/options.js')
+  const node = async (argv: string[]): Promise<ReturnType<typeof parseArgs>> => {
+    let seen: ReturnType<typeof parseArgs> | undefined
+    const program = new Command('pov').exitOverride()
+    addNodeStartOptions(program.command('start')).action((o: Parameters<typeof parseArgs>[0]) => {
+      seen = parseArgs(o)
+    })
+    await program.parseAsync(['node', 'pov', 'start', '--model', '/b', '--shards', '0', ...argv])
+    return seen as ReturnType<typeof parseArgs>
+  }
+  assert.equal((await node([])).reachability, undefined, 'the defaults of node/nat.ts apply')
+  const relay =
+    '/ip4/198.51.100.4/tcp/4101/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+  assert.deepEqual((await node(['--relay-via', relay, '--no-upnp'])).reachability, {
+    relay: false,
+    relays: [relay],
+    upnp: false
+  })
+  assert.deepEqual((await node(['--relay'])).reachability, {
+    relay: {},
+    relays: undefined,
+    upnp: true
+  })
+  await assert.rejects(node(['--relay-via', '/ip4/198.51.100.4/tcp/4101']), (err: Error) => {
+    assert.match(err.message, /invalid --relay-via .*\/p2p\/<PeerId>/)
+    return true
+  })
+  // a relayed address keeps its relay's PeerId; only a trailing /p2p/<node> goes
+  assert.deepEqual(
+    parseAnnounce([
+      `${relay}/p2p-circuit`,
+      '/ip4/203.0.113.7/tcp/4101/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+    ]),
+    [`${relay}/p2p-circuit`, '/ip4/203.0.113.7/tcp/4101']
+  )
+})
