@@ -10,9 +10,13 @@
 //    0, 2 % and 10 %.
 // 3. Detection: P(a cheat is caught within n of its answers), measured with the real SpotChecker
 //    over many trials, beside 1 − (1 − p·q)^n.
+// 4. Per layout (3 operators; 2 operators + the router's own run as referee, the demo's; 1 +
+//    the router), the cheat's answers until its conviction, with the real SpotChecker.
+// 5. What the router's checks cost per call: the signature and echo check before use (Ed25519
+//    verify and two SHA-256, by tensor size), and loading one expert on demand as referee.
 // Last line: one JSON object with every figure.
 //
-//   npm run bench:verify [-- --calls 10000 --trials 2000]
+//   npm run bench:verify [-- --calls 10000 --trials 2000 --parts 1,2,3,4,5]
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -42,6 +46,14 @@ const CALLS = arg('calls', 10_000)
 const REF_CALLS = arg('ref-calls', 600)
 const TRIALS = arg('trials', 2000)
 const ROUNDS = arg('rounds', 5)
+const PARTS = new Set(
+  (process.argv.includes('--parts')
+    ? process.argv[process.argv.indexOf('--parts') + 1]
+    : '1,2,3,4,5'
+  )
+    .split(',')
+    .map(Number)
+)
 const TOL = DEFAULT_VERIFY_TOLERANCE
 const log = (s: string): void => {
   process.stderr.write(s + '\n')
@@ -227,7 +239,7 @@ async function cost(
       })) as unknown as Host
     )
   const prompt = Array.from({ length: 48 }, (_, i) => 1 + ((i * 37) % 400))
-  const RATES = [0, 0.02, 0.1]
+  const RATES = [0, 0.02, 0.1, 1]
   const runs: Record<string, { prefill: number[]; decode: number[]; checks: number }> = {}
   for (const r of RATES) runs[String(r)] = { prefill: [], decode: [], checks: 0 }
   for (let round = 0; round < ROUNDS; round++)
@@ -362,9 +374,181 @@ async function detection(): Promise<
   return out
 }
 
+/**
+ * Part 4: a cheat answering every call wrongly (q = 1) at rate p, per layout: how many of its
+ * answers until it is convicted (mean, and P(within n)), the real SpotChecker deciding.
+ */
+async function layouts(p: number): Promise<
+  Array<{
+    layout: string
+    p: number
+    mean: number
+    within: Record<string, number>
+    convicted: number
+  }>
+> {
+  const H = 4
+  const truth = new Float32Array([1, 2, 3, 4])
+  const wrong = truth.map((v) => v * 1.05)
+  const answer = (
+    peer: string,
+    y: Float32Array
+  ): import('../../router/spot-check.js').SignedAnswer => ({
+    peer,
+    requestId: 1n,
+    output: new Uint8Array(y.buffer.slice(0)),
+    signature: new Uint8Array(64),
+    y
+  })
+  const local = { runExpert: async () => truth.slice() }
+  const out = []
+  for (const [layout, others, referee] of [
+    ['3 operators, no referee', 2, false],
+    ['2 operators + router referee (demo)', 1, true],
+    ['1 operator + router referee', 0, true]
+  ] as const) {
+    const rnd = seededRandom(Math.round(p * 1000) + others)
+    const at: number[] = []
+    for (let t = 0; t < TRIALS; t++) {
+      const checker = new SpotChecker({
+        rate: p,
+        modelId: '0x' + '00'.repeat(32),
+        reputation: new Reputation(),
+        random: rnd,
+        ...(referee ? { local } : {})
+      })
+      let i = 0
+      for (; i < 5000 && !checker.reputation.isConvicted('cheat');) {
+        i++
+        if (!checker.sample()) continue
+        let asked = 0
+        await checker
+          .check({
+            layer: 0,
+            expert: 0,
+            rows: 1,
+            hidden: H,
+            dtype: DType.FP32,
+            input: new Uint8Array(16),
+            primary: answer('cheat', wrong),
+            ask: async () => (asked < others ? answer(`honest-${asked++}`, truth) : null)
+          })
+          .catch(() => {})
+      }
+      at.push(checker.reputation.isConvicted('cheat') ? i : Infinity)
+    }
+    const caught = at.filter((a) => a < Infinity)
+    out.push({
+      layout,
+      p,
+      mean: caught.reduce((a, b) => a + b, 0) / Math.max(1, caught.length),
+      within: Object.fromEntries(
+        [50, 100, 200].map((n) => [String(n), at.filter((a) => a <= n).length / TRIALS])
+      ),
+      convicted: caught.length / TRIALS
+    })
+  }
+  return out
+}
+
+/** Part 5: the signature check per call by tensor size (µs), and one expert loaded on demand. */
+async function checkCosts(dir: string): Promise<{
+  signature: Array<{ bytes: number; us: number }>
+  refereeLoadMs: number
+  refereeRunMs: number
+}> {
+  const { generateKeyPair } = await import('@libp2p/crypto/keys')
+  const { signResponse, verifyResponse } = await import('../../protocol/signature.js')
+  const key = await generateKeyPair('Ed25519')
+  const signature: Array<{ bytes: number; us: number }> = []
+  for (const rows of [1, 8, 64]) {
+    const hidden = 512
+    const t = encodeTensor(new Float32Array(rows * hidden).fill(0.5), DType.FP32)
+    const f = {
+      requestId: 1n,
+      modelId: new Uint8Array(32),
+      layer: 0,
+      expert: 0,
+      dtype: DType.FP32,
+      rows,
+      hidden,
+      input: t,
+      output: t
+    }
+    const sig = await signResponse(key, f)
+    const N = rows === 64 ? 500 : 2000
+    for (let i = 0; i < 100; i++) await verifyResponse(key.publicKey, f, sig)
+    const t0 = performance.now()
+    for (let i = 0; i < N; i++) await verifyResponse(key.publicKey, f, sig)
+    signature.push({ bytes: t.byteLength, us: ((performance.now() - t0) * 1000) / N })
+  }
+  const { OnDemandExperts } = await import('../../router/referee.js')
+  const b = await bundleOf(dir, 'referee', { seed: 7 })
+  const ref = new OnDemandExperts(b)
+  const x = new Float32Array(b.config.hiddenSize).fill(0.1)
+  let t0 = performance.now()
+  await ref.runExpert(0, 0, x, 1)
+  const refereeLoadMs = performance.now() - t0
+  t0 = performance.now()
+  for (let i = 0; i < 100; i++) await ref.runExpert(0, 0, x, 1)
+  const refereeRunMs = (performance.now() - t0) / 100
+  await ref.close()
+  return { signature, refereeLoadMs, refereeRunMs }
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pov-bench-verify-'))
   try {
+    const result: Record<string, unknown> = { tolerance: TOL }
+    if (PARTS.has(1)) await part1(dir, result)
+    if (PARTS.has(2)) {
+      log(
+        `\n2. cost of checking (3 in-process nodes, tiny model, 48-token prompt, 32 new tokens; median of ${ROUNDS})`
+      )
+      const c = await cost(dir)
+      const base = c['0']
+      for (const [r, v] of Object.entries(c))
+        log(
+          `  rate ${r.padEnd(5)} prefill ${v.prefill.toFixed(1).padStart(7)} tok/s (${((v.prefill / base.prefill) * 100).toFixed(0)} %)  decode ${v.decode.toFixed(1).padStart(6)} tok/s (${((v.decode / base.decode) * 100).toFixed(0)} %)  checks ${v.checks}`
+        )
+      result.cost = c
+    }
+    if (PARTS.has(3)) {
+      log(`\n3. detection: P(caught within n answers), ${TRIALS} trials each`)
+      const d = await detection()
+      for (const row of d)
+        log(
+          `  p ${String(row.p).padEnd(4)} q ${String(row.q).padEnd(3)} n ${String(row.n).padStart(3)}  measured ${row.measured.toFixed(3)}  formula ${row.formula.toFixed(3)}`
+        )
+      result.detection = d
+    }
+    if (PARTS.has(4)) {
+      log(`\n4. conviction per layout (cheat wrong on every call), ${TRIALS} trials each`)
+      const rows = [...(await layouts(0.02)), ...(await layouts(0.1))]
+      for (const r of rows)
+        log(
+          `  p ${String(r.p).padEnd(4)} ${r.layout.padEnd(36)} convicted ${(r.convicted * 100).toFixed(1)} %  mean ${r.mean.toFixed(1)} answers  ≤50 ${r.within['50'].toFixed(3)}  ≤100 ${r.within['100'].toFixed(3)}  ≤200 ${r.within['200'].toFixed(3)}  (1/p = ${1 / r.p})`
+        )
+      result.layouts = rows
+    }
+    if (PARTS.has(5)) {
+      log('\n5. cost of the checks per call')
+      const k = await checkCosts(dir)
+      for (const r of k.signature)
+        log(`  signature + echo check before use, ${r.bytes} B tensors: ${r.us.toFixed(1)} µs/call`)
+      log(
+        `  referee: one expert loaded from the bundle on demand in ${k.refereeLoadMs.toFixed(1)} ms, then ${k.refereeRunMs.toFixed(2)} ms per 1-row run`
+      )
+      result.checkCosts = k
+    }
+    process.stdout.write(JSON.stringify(result) + '\n')
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function part1(dir: string, result: Record<string, unknown>): Promise<void> {
+  {
     log(`1. tolerance ${TOL}: ${CALLS} honest calls per model size`)
     const tiny = await tolerance(dir, 'tiny', { hidden: 64, intermediate: 128 }, CALLS)
     const wide = await tolerance(
@@ -398,38 +582,14 @@ async function main(): Promise<void> {
       `honest max ${honestMax.toExponential(2)} < tolerance ${TOL} < tampered min ${tamperMin.toExponential(2)}; ${falseAccusations} false accusations, ${misses} misses`
     )
 
-    log(
-      `\n2. cost of checking (3 in-process nodes, tiny model, 48-token prompt, 32 new tokens; median of ${ROUNDS})`
-    )
-    const c = await cost(dir)
-    const base = c['0']
-    for (const [r, v] of Object.entries(c))
-      log(
-        `  rate ${r.padEnd(5)} prefill ${v.prefill.toFixed(1).padStart(7)} tok/s (${((v.prefill / base.prefill) * 100).toFixed(0)} %)  decode ${v.decode.toFixed(1).padStart(6)} tok/s (${((v.decode / base.decode) * 100).toFixed(0)} %)  checks ${v.checks}`
-      )
-
-    log(`\n3. detection: P(caught within n answers), ${TRIALS} trials each`)
-    const d = await detection()
-    for (const row of d)
-      log(
-        `  p ${String(row.p).padEnd(4)} q ${String(row.q).padEnd(3)} n ${String(row.n).padStart(3)}  measured ${row.measured.toFixed(3)}  formula ${row.formula.toFixed(3)}`
-      )
-
-    process.stdout.write(
-      JSON.stringify({
-        tolerance: TOL,
-        honestCalls,
-        falseAccusations,
-        misses,
-        honestMax,
-        tamperMin,
-        distances: { tiny, wide },
-        cost: c,
-        detection: d
-      }) + '\n'
-    )
-  } finally {
-    await rm(dir, { recursive: true, force: true })
+    Object.assign(result, {
+      honestCalls,
+      falseAccusations,
+      misses,
+      honestMax,
+      tamperMin,
+      distances: { tiny, wide }
+    })
   }
 }
 
