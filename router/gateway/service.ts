@@ -624,7 +624,12 @@ export class GatewayService {
     const reqCap = this.o.maxCostPerRequest
     const cap = this.o.spendingCap
     const spec = this.o.speculative
-    const draft = spec?.enabled !== false ? await openDraft(m.bundle.dir) : null
+    // A JSON reply closes within a token budget that a cost cap turns into rows paid; a
+    // speculative round pays for rejected rows too, so under a cap the budget would no longer
+    // hold (replies cut at the cap, finish_reason length): constrained replies decode plainly.
+    const constrainedUnderCap = req.json != null && reqCap != null
+    const draft =
+      spec?.enabled !== false && !constrainedUnderCap ? await openDraft(m.bundle.dir) : null
     const eos = req.ignoreEos === true ? null : m.bundle.config.eosTokenId
     // the JSON closes within what the reply may spend: max_tokens, or fewer under a cost cap
     let budget = req.maxTokens
