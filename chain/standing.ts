@@ -1,7 +1,10 @@
 // An operator's standing as the chain sees it, read in one round of view calls: whether routers
 // will pick the node, and if not, why and which command fixes it. Read by `pov node status`, by a
 // running node (its /ready answer and the warnings it logs when the standing changes) and by tests.
+import { ZeroAddress } from 'ethers'
 import type { PovContracts } from './contracts.js'
+
+type NodeView = Awaited<ReturnType<PovContracts['registry']['nodeOf']>>
 
 /** Why routers would not pick the node (or soon will not). */
 export type StandingCode =
@@ -31,6 +34,8 @@ export interface Standing {
   frozenUntil: bigint
   modelApproved: boolean
   issues: StandingIssue[]
+  /** The registry's record as read (all zero for an unknown operator). */
+  node: NodeView
 }
 
 /** One-line amount for the texts below (the caller formats its own in logs). */
@@ -50,7 +55,7 @@ export async function readStanding(
     registry.withdrawalFrozenUntil(operator)
   ])
   // nodeOf is all zero for an unknown operator; a stake slashed to 0 is still registered
-  const registered = n.operator !== '0x0000000000000000000000000000000000000000'
+  const registered = n.operator !== ZeroAddress
   const modelApproved = registered ? await models.isApproved(n.modelId) : true
   const t = now ?? BigInt(Math.floor(Date.now() / 1000))
   const issues: StandingIssue[] = []
@@ -104,7 +109,8 @@ export async function readStanding(
     modelId: n.modelId,
     frozenUntil,
     modelApproved,
-    issues
+    issues,
+    node: n
   }
 }
 

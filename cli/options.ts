@@ -88,6 +88,13 @@ export function collectList(v: string, prev: string[] = []): string[] {
   ]
 }
 
+/** A numbered on-chain record named on the command line (a request, a fault report). */
+export function parseRecordNumber(value: string, what: string): number {
+  if (!/^\d+$/.test(value.trim()))
+    throw new UserError(`invalid ${what} "${value}": expected its number, e.g. 0`)
+  return Number(value)
+}
+
 /** Parses `0,1,2` into integers, with a clear error. */
 export function parseIntList(value: string, what = 'list'): number[] {
   const out = value

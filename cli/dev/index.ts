@@ -52,7 +52,7 @@ export function register(program: Command): void {
     .option('--eth <amount>', 'ETH to add', '10')
     .option('--pov <amount>', 'POV to send from the treasury', '2000')
     .action(async (addressIn: string | undefined, o: Opts & { eth: string; pov: string }) => {
-      const address = addressIn != null ? checkedAddress(addressIn) : await keystoreAddress(o)
+      const address = addressIn != null ? parseAddress(addressIn) : await keystoreAddress(o)
       let eth: bigint
       try {
         eth = parseEther(o.eth)
@@ -132,10 +132,6 @@ export function register(program: Command): void {
     })
 }
 
-function checkedAddress(v: string): string {
-  return parseAddress(v)
-}
-
 /** The keystore's address, read from the keystore file's public `address` field. */
 async function keystoreAddress(o: { keystore?: string; dataDir?: string }): Promise<string> {
   const path = join(keystoreDir(o), ETH_KEY_FILE)
@@ -149,5 +145,5 @@ async function keystoreAddress(o: { keystore?: string; dataDir?: string }): Prom
   }
   const a = (JSON.parse(text) as { address?: string }).address
   if (a == null) throw new UserError(`${path} has no address field`)
-  return checkedAddress(a.startsWith('0x') ? a : `0x${a}`)
+  return parseAddress(a.startsWith('0x') ? a : `0x${a}`)
 }

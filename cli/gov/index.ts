@@ -6,7 +6,8 @@ import {
   addChainOptions,
   addCommonOptions,
   addJsonOption,
-  type CommonCliOptions
+  type CommonCliOptions,
+  parseRecordNumber
 } from '../options.js'
 import {
   formatChainTime,
@@ -458,7 +459,7 @@ function registerPropose(gov: Command): void {
           await upholdFaultProposal(
             ctx.contracts,
             faultReportsOrThrow(ctx),
-            reportNumber(report),
+            parseRecordNumber(report, 'fault report'),
             value
           )
       )
@@ -474,7 +475,11 @@ function registerPropose(gov: Command): void {
     .action(async (report: string, o: ProposeOpts) => {
       await submit(
         o,
-        async (ctx) => await rejectFaultProposal(faultReportsOrThrow(ctx), reportNumber(report))
+        async (ctx) =>
+          await rejectFaultProposal(
+            faultReportsOrThrow(ctx),
+            parseRecordNumber(report, 'fault report')
+          )
       )
     })
 
@@ -515,12 +520,6 @@ function registerPropose(gov: Command): void {
         }
       })
     })
-}
-
-function reportNumber(v: string): number {
-  if (!/^\d+$/.test(v.trim()))
-    throw new UserError(`invalid fault report "${v}": expected its number, e.g. 0`)
-  return Number(v)
 }
 
 function faultReportsOrThrow(ctx: ChainContext): FaultReportsContract {

@@ -2,7 +2,7 @@
 // (`pov node start` lives in index.ts; with a keystore, paid-start.ts prepares it to serve paid
 // calls only.)
 import { join } from 'node:path'
-import { hexlify, getAddress, ZeroAddress, type TransactionReceipt } from 'ethers'
+import { hexlify, getAddress, type TransactionReceipt } from 'ethers'
 import { Option, type Command } from 'commander'
 import {
   addCommonOptions,
@@ -191,15 +191,13 @@ export function registerPaidNodeCommands(node: Command): void {
     await withChain(opts, async (ctx) => {
       const ks = await openKeystore(opts)
       const operator = ks.wallet.address
-      const n = await ctx.contracts.registry.nodeOf(operator)
-      const registered = n.operator !== ZeroAddress // nodeOf is all zero for an unknown operator; a stake slashed to 0 is still registered
       const standing = await readStanding(
         ctx.contracts,
         operator,
         formatPov,
         BigInt((await ctx.provider.getBlock('latest'))?.timestamp ?? 0)
       )
-      const active = standing.active
+      const { node: n, registered, active } = standing
       const lines = await outstanding(
         ctx.contracts.escrow,
         operator,

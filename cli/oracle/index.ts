@@ -9,7 +9,8 @@ import {
   addChainOptions,
   addCommonOptions,
   addJsonOption,
-  type CommonCliOptions
+  type CommonCliOptions,
+  parseRecordNumber
 } from '../options.js'
 import {
   formatChainTime,
@@ -41,12 +42,6 @@ export const DISAGREE_EXIT = 3
 
 type ModelOpts = CommonCliOptions & ModelCliOptions
 
-function requestNumber(v: string): number {
-  if (!/^\d+$/.test(v.trim()))
-    throw new UserError(`invalid request "${v}": expected its number, e.g. 0`)
-  return Number(v)
-}
-
 function oracleOf(ctx: ChainContext): InferenceRequestsContract {
   try {
     return inferenceRequestsOf(ctx.deployment, ctx.provider)
@@ -57,7 +52,7 @@ function oracleOf(ctx: ChainContext): InferenceRequestsContract {
 
 async function view(ir: InferenceRequestsContract, ref: string): Promise<RequestView> {
   try {
-    return await readRequest(ir, requestNumber(ref))
+    return await readRequest(ir, parseRecordNumber(ref, 'request'))
   } catch (err) {
     if ((err as Error).name === 'OracleInputError') throw new UserError((err as Error).message)
     throw err

@@ -6,14 +6,8 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { writeTinyCheckpoint, type TinyOptions } from '../../../model/tiny.js'
-import { readMixtralConfig } from '../../../model/config.js'
-import { CheckpointReader } from '../../../model/safetensors.js'
-import {
-  buildDenseArtifacts,
-  loadDenseRuntime,
-  type DenseRuntime
-} from '../../../model/dense/index.js'
+import type { TinyOptions } from '../../../model/tiny.js'
+import type { DenseRuntime } from '../../../model/dense/index.js'
 import {
   ExpertUnavailableError,
   generate,
@@ -22,12 +16,13 @@ import {
   type MoeEvent
 } from '../../../model/generate.js'
 import {
-  loadReferenceModel,
   referenceExpertExecutor,
   referenceGreedy,
   type ReferenceModel,
   type ReferenceOptions
 } from '../../../model/reference.js'
+
+import { tinyDenseAndReference } from './tiny-dense.js'
 
 const TOL = 1e-4
 /** Margins must exceed the tolerance by this factor for token equality to be meaningful. */
@@ -51,19 +46,8 @@ interface Fixture {
 }
 let n = 0
 async function fixture(opts: TinyOptions): Promise<Fixture> {
-  const hf = join(root, `hf${n}`)
-  const bundle = join(root, `b${n++}`)
-  await writeTinyCheckpoint(hf, opts)
-  const config = await readMixtralConfig(hf)
-  const reader = await CheckpointReader.open(hf)
-  try {
-    await buildDenseArtifacts({ reader, config, bundleDir: bundle })
-  } finally {
-    await reader.close()
-  }
-  const dense = await loadDenseRuntime({ dir: bundle, config })
+  const { dense, ref } = await tinyDenseAndReference(join(root, `m${n++}`), opts)
   opened.push(dense)
-  const ref = await loadReferenceModel(hf)
   return { dense, ref, experts: referenceExpertExecutor(ref) }
 }
 

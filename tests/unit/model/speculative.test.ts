@@ -9,22 +9,16 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { writeTinyCheckpoint, type TinyOptions } from '../../../model/tiny.js'
-import { readMixtralConfig } from '../../../model/config.js'
-import { CheckpointReader } from '../../../model/safetensors.js'
-import {
-  buildDenseArtifacts,
-  loadDenseRuntime,
-  type DenseRuntime
-} from '../../../model/dense/index.js'
+import type { TinyOptions } from '../../../model/tiny.js'
+import type { DenseRuntime } from '../../../model/dense/index.js'
 import { generateAll, type MoeEvent, type RoundEvent } from '../../../model/generate.js'
 import {
-  loadReferenceModel,
   referenceExpertExecutor,
   referenceGreedy,
   type ReferenceModel,
   type ReferenceStep
 } from '../../../model/reference.js'
+import { tinyDenseAndReference } from './tiny-dense.js'
 import { NgramDraft } from '../../../model/draft/ngram.js'
 import type { Draft } from '../../../model/draft.js'
 import { DraftLength } from '../../../model/speculative.js'
@@ -47,19 +41,9 @@ after(async () => {
 
 let n = 0
 async function fixture(opts: TinyOptions): Promise<{ dense: DenseRuntime; ref: ReferenceModel }> {
-  const hf = join(root, `hf${n}`)
-  const bundle = join(root, `b${n++}`)
-  await writeTinyCheckpoint(hf, opts)
-  const config = await readMixtralConfig(hf)
-  const reader = await CheckpointReader.open(hf)
-  try {
-    await buildDenseArtifacts({ reader, config, bundleDir: bundle })
-  } finally {
-    await reader.close()
-  }
-  const dense = await loadDenseRuntime({ dir: bundle, config })
+  const { dense, ref } = await tinyDenseAndReference(join(root, `m${n++}`), opts)
   opened.push(dense)
-  return { dense, ref: await loadReferenceModel(hf) }
+  return { dense, ref }
 }
 
 /** A draft that knows the greedy continuation and gets the tokens at `wrongAt` (indices into
