@@ -34,7 +34,7 @@ import { decodeTensor, encodeTensor } from '../../protocol/codec.js'
 import { transportOptions } from '../../protocol/transport.js'
 import { expertService, type ExpertService } from '../../node/expert-service.js'
 import { Router } from '../../router/router.js'
-import { SpotChecker } from '../../router/spot-check.js'
+import { SpotChecker, type SignedAnswer } from '../../router/spot-check.js'
 import { Reputation } from '../../router/reputation.js'
 import { DEFAULT_VERIFY_TOLERANCE, outputDistance } from '../../router/tolerance.js'
 
@@ -302,6 +302,18 @@ async function cost(
   )
 }
 
+// Parts 3 and 4 simulate answers to one 4-wide expert call: the truth, and a 5 % wrong one.
+const SIM_HIDDEN = 4
+const truth = new Float32Array([1, 2, 3, 4])
+const wrong = truth.map((v) => v * 1.05)
+const answer = (peer: string, y: Float32Array): SignedAnswer => ({
+  peer,
+  requestId: 1n,
+  output: new Uint8Array(y.buffer.slice(0)),
+  signature: new Uint8Array(64),
+  y
+})
+
 /**
  * Part 3: trials of a cheat answering n calls (cheating on a fraction q), the real SpotChecker
  * deciding which to check (an honest replica as second and third opinion); the share of trials
@@ -310,19 +322,6 @@ async function cost(
 async function detection(): Promise<
   Array<{ p: number; q: number; n: number; measured: number; formula: number }>
 > {
-  const H = 4
-  const truth = new Float32Array([1, 2, 3, 4])
-  const wrong = truth.map((v) => v * 1.05)
-  const answer = (
-    peer: string,
-    y: Float32Array
-  ): import('../../router/spot-check.js').SignedAnswer => ({
-    peer,
-    requestId: 1n,
-    output: new Uint8Array(y.buffer.slice(0)),
-    signature: new Uint8Array(64),
-    y
-  })
   const NS = [10, 50, 100, 200, 500]
   const out: Array<{ p: number; q: number; n: number; measured: number; formula: number }> = []
   for (const [p, q] of [
@@ -349,7 +348,7 @@ async function detection(): Promise<
           layer: 0,
           expert: 0,
           rows: 1,
-          hidden: H,
+          hidden: SIM_HIDDEN,
           dtype: DType.FP32,
           input: new Uint8Array(16),
           primary: answer('cheat', y),
@@ -387,19 +386,6 @@ async function layouts(p: number): Promise<
     convicted: number
   }>
 > {
-  const H = 4
-  const truth = new Float32Array([1, 2, 3, 4])
-  const wrong = truth.map((v) => v * 1.05)
-  const answer = (
-    peer: string,
-    y: Float32Array
-  ): import('../../router/spot-check.js').SignedAnswer => ({
-    peer,
-    requestId: 1n,
-    output: new Uint8Array(y.buffer.slice(0)),
-    signature: new Uint8Array(64),
-    y
-  })
   const local = { runExpert: async () => truth.slice() }
   const out = []
   for (const [layout, others, referee] of [
@@ -427,7 +413,7 @@ async function layouts(p: number): Promise<
             layer: 0,
             expert: 0,
             rows: 1,
-            hidden: H,
+            hidden: SIM_HIDDEN,
             dtype: DType.FP32,
             input: new Uint8Array(16),
             primary: answer('cheat', wrong),

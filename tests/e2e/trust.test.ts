@@ -18,11 +18,6 @@ import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { LocalNet } from '../../deploy/localnet.js'
-import { writeTinyCheckpoint } from '../../model/tiny.js'
-import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
-import { loadDenseRuntime, type DenseRuntime } from '../../model/dense/index.js'
-import { loadExpertRuntime, type ExpertRuntime } from '../../model/runtime/index.js'
-import { generate, type ExpertExecutor } from '../../model/generate.js'
 import { seededRandom } from '../../model/sampling.js'
 import { transportOptions } from '../../protocol/transport.js'
 import { expertService, type ExpertService } from '../../node/expert-service.js'
@@ -42,6 +37,7 @@ import { Reputation } from '../../router/reputation.js'
 import { evidenceHash } from '../../router/evidence.js'
 import { readFile } from 'node:fs/promises'
 import { verifyFaultFile } from '../../cli/audit/faults.js'
+import { cheatFixture, type CheatFixture } from '../sim/cheat-fixture.js'
 
 const PROMPT = [1, 2, 3]
 const MAX_TOKENS = 12
@@ -63,12 +59,7 @@ interface Op {
 
 let dir: string
 let net: LocalNet
-let bundle: Bundle
-let other: Bundle
-let dense: DenseRuntime
-let honestRt: ExpertRuntime
-let otherRt: ExpertRuntime
-let local: number[]
+let f: CheatFixture
 let fr: FaultReportsContract
 const ops = new Map<string, Op>()
 const bindings = new Map<string, { operator: string; peerIdBytes: string; peerSignature: string }>()
@@ -84,9 +75,9 @@ function backend(
   ) => Promise<Float32Array>
 ): ExpertBackend {
   return {
-    has: (l, e) => honestRt.has(l, e),
+    has: (l, e) => f.honestRt.has(l, e),
     runExpert: async (l, e, x, rows) => {
-      const y = await honestRt.runExpert(l, e, x, rows)
+      const y = await f.honestRt.runExpert(l, e, x, rows)
       return tamper == null ? y : await tamper(y, l, e, x, rows)
     }
   }
@@ -97,7 +88,7 @@ async function addOperator(name: string, signerIndex: number, rt: ExpertBackend)
   const address = await signer.getAddress()
   await net.fund(address, STAKE)
   const key = await generateKeyPair('Ed25519')
-  const c = bundle.config
+  const c = f.bundle.config
   const host = (await createLibp2p({
     privateKey: key,
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
@@ -106,13 +97,13 @@ async function addOperator(name: string, signerIndex: number, rt: ExpertBackend)
       expert: expertService({
         models: [
           {
-            modelId: bundle.modelId,
-            manifestHash: bundle.modelId,
+            modelId: f.bundle.modelId,
+            manifestHash: f.bundle.modelId,
             hidden: c.hiddenSize,
             numLayers: c.numLayers,
             numExperts: c.numExperts,
-            shards: bundle.manifest.shards.map((s) => s.id),
-            experts: honestRt.experts(),
+            shards: f.bundle.manifest.shards.map((s) => s.id),
+            experts: f.honestRt.experts(),
             runtime: rt
           }
         ]
@@ -126,8 +117,8 @@ async function addOperator(name: string, signerIndex: number, rt: ExpertBackend)
     operator: address
   })
   const reg = {
-    modelId: bundle.modelId,
-    shards: bundle.manifest.shards.map((s) => s.id),
+    modelId: f.bundle.modelId,
+    shards: f.bundle.manifest.shards.map((s) => s.id),
     price: 1n,
     peerId: b.peerId,
     multiaddrs: [addr.replace(/\/p2p\/.*$/, '')],
@@ -150,49 +141,22 @@ async function addOperator(name: string, signerIndex: number, rt: ExpertBackend)
   return op
 }
 
-let minMargin = Infinity
-async function run(experts: ExpertExecutor): Promise<number[]> {
-  const ids: number[] = []
-  for await (const t of generate({
-    dense,
-    experts,
-    promptIds: PROMPT,
-    maxTokens: MAX_TOKENS,
-    eosTokenId: null
-  })) {
-    ids.push(t.id)
-    if (experts === honestRt) minMargin = Math.min(minMargin, t.margin)
-  }
-  return ids
-}
-
 before(
   async () => {
     dir = await mkdtemp(join(tmpdir(), 'pov-e2e-trust-'))
     net = new LocalNet(dir)
     await net.start()
-    await writeTinyCheckpoint(join(dir, 'hf'), { seed: 0 })
-    await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'))
-    await writeTinyCheckpoint(join(dir, 'hf-other'), { seed: 1 })
-    await convertCheckpoint(join(dir, 'hf-other'), join(dir, 'other'), { dense: false })
-    bundle = await loadBundle(join(dir, 'bundle'))
-    other = await loadBundle(join(dir, 'other'))
+    f = await cheatFixture(dir, { prompt: PROMPT, maxTokens: MAX_TOKENS })
     await net.approveModel({
-      modelId: bundle.modelId,
+      modelId: f.bundle.modelId,
       name: 'tiny',
-      layers: bundle.config.numLayers,
-      experts: bundle.config.numExperts,
-      shardCount: bundle.manifest.shards.length,
-      uri: 'file://' + bundle.dir
+      layers: f.bundle.config.numLayers,
+      experts: f.bundle.config.numExperts,
+      shardCount: f.bundle.manifest.shards.length,
+      uri: 'file://' + f.bundle.dir
     })
     // fault reports come with the deployment (deployAll wires them into the registry)
     fr = faultReportsOf(net.deployment, net.provider)
-
-    dense = await loadDenseRuntime(bundle, { device: 'cpu' })
-    const all = bundle.manifest.shards.map((s) => s.id)
-    honestRt = await loadExpertRuntime(bundle, all, { intraOpNumThreads: 1 })
-    otherRt = await loadExpertRuntime(other, all, { intraOpNumThreads: 1, verify: false })
-    local = await run(honestRt)
 
     const noise = seededRandom(11)
     const gauss = (): number =>
@@ -223,20 +187,14 @@ before(
       backend(async (y) => (coin() < 0.1 ? y.map((v) => v * 1.01) : y))
     )
     // (c) the other model's experts under the approved id
-    await addOperator(
-      'other-weights',
-      5,
-      backend(async (_y, l, e, x, rows) => await otherRt.runExpert(l, e, x, rows))
-    )
+    await addOperator('other-weights', 5, f.otherWeights())
   },
   { timeout: 180_000 }
 )
 
 after(async () => {
   await Promise.all([...ops.values()].map(async (o) => await o.host.stop()))
-  await honestRt?.close()
-  await otherRt?.close()
-  await dense?.close()
+  await f?.close()
   await net?.close()
   if (dir != null) await rm(dir, { recursive: true, force: true })
 })
@@ -264,7 +222,7 @@ async function catchCheat(cheat: string, p: number, q: number): Promise<Outcome>
   let answersAtFault = 0
   const checker = new SpotChecker({
     rate: p,
-    modelId: bundle.modelId,
+    modelId: f.bundle.modelId,
     random: seededRandom(cheat.length),
     reputation: new Reputation(join(dir, `${cheat}-reputation.json`)),
     evidenceDir: join(dir, `${cheat}-evidence`),
@@ -288,8 +246,8 @@ async function catchCheat(cheat: string, p: number, q: number): Promise<Outcome>
     await Router.init({
       opts: {
         peers: peers.map((o) => o.addr),
-        modelId: bundle.modelId,
-        hidden: bundle.config.hiddenSize,
+        modelId: f.bundle.modelId,
+        hidden: f.bundle.config.hiddenSize,
         spotCheck: checker,
         operatorOf: (peer) => bindings.get(peer)?.operator ?? peer,
         onAttempt: (a) => {
@@ -300,7 +258,7 @@ async function catchCheat(cheat: string, p: number, q: number): Promise<Outcome>
   const tokens: number[][] = []
   const r = await open()
   try {
-    while (fault == null && answers <= bound) tokens.push(await run(r.executor))
+    while (fault == null && answers <= bound) tokens.push(await f.run(r.executor))
   } finally {
     await r.close()
   }
@@ -317,7 +275,7 @@ async function catchCheat(cheat: string, p: number, q: number): Promise<Outcome>
   const r2 = await open()
   let afterTokens: number[]
   try {
-    afterTokens = await run(r2.executor)
+    afterTokens = await f.run(r2.executor)
   } finally {
     await r2.close()
   }
@@ -333,7 +291,7 @@ async function catchCheat(cheat: string, p: number, q: number): Promise<Outcome>
 
 async function checkEvidence(o: Outcome, cheat: string): Promise<string> {
   const file = o.fault.evidencePath!
-  const v = await verifyFaultFile(file, bundle.dir)
+  const v = await verifyFaultFile(file, f.bundle.dir)
   const c = ops.get(cheat)!
   assert.deepEqual(
     v.wrong.map((s) => s.operator),
@@ -351,10 +309,10 @@ async function checkEvidence(o: Outcome, cheat: string): Promise<string> {
 }
 
 test('the --local reference has no near-ties (token equality is a real check)', (t) => {
-  assert.equal(local.length, MAX_TOKENS)
-  t.diagnostic(`smallest top-1/top-2 logit margin ${minMargin}`)
+  assert.equal(f.local.length, MAX_TOKENS)
+  t.diagnostic(`smallest top-1/top-2 logit margin ${f.minMargin}`)
   // a 1 % perturbation of one expert's output moves these logits far less than this margin
-  assert.ok(minMargin > 2e-2, `margin ${minMargin} too small for token equality to mean much`)
+  assert.ok(f.minMargin > 2e-2, `margin ${f.minMargin} too small for token equality to mean much`)
 })
 
 test('(b) a 1 % rescale on 10 % of calls is caught within the predicted calls; tokens equal --local', async (t) => {
@@ -363,8 +321,8 @@ test('(b) a 1 % rescale on 10 % of calls is caught within the predicted calls; t
     `caught after ${o.answers} of its answers (99.9 % bound ${o.bound}), ${o.tokens.length} generation(s)`
   )
   for (const ids of o.tokens)
-    assert.deepEqual(ids, local, 'a 1 % rescale does not move these tokens')
-  assert.deepEqual(o.after, local)
+    assert.deepEqual(ids, f.local, 'a 1 % rescale does not move these tokens')
+  assert.deepEqual(o.after, f.local)
   assert.equal(o.answersAfter, 0, 'the convicted node is not used after a restart')
   await checkEvidence(o, 'scale')
 })
@@ -372,25 +330,25 @@ test('(b) a 1 % rescale on 10 % of calls is caught within the predicted calls; t
 test('(c) another model’s weights under the approved id are caught; evidence names the wrong signer', async (t) => {
   const o = await catchCheat('other-weights', 0.25, 1)
   t.diagnostic(
-    `caught after ${o.answers} of its answers (bound ${o.bound}); tokens of the run it was caught in ${o.tokens.map((x) => (x.join() === local.join() ? 'equal' : 'differ')).join(', ')} (its unchecked answers before the conviction were used)`
+    `caught after ${o.answers} of its answers (bound ${o.bound}); tokens of the run it was caught in ${o.tokens.map((x) => (x.join() === f.local.join() ? 'equal' : 'differ')).join(', ')} (its unchecked answers before the conviction were used)`
   )
-  assert.deepEqual(o.after, local, 'after the conviction: tokens equal --local')
+  assert.deepEqual(o.after, f.local, 'after the conviction: tokens equal --local')
   assert.equal(o.answersAfter, 0)
   const file = await checkEvidence(o, 'other-weights')
-  await assert.rejects(verifyFaultFile(file, other.dir), /the evidence is about model/)
+  await assert.rejects(verifyFaultFile(file, f.other.dir), /the evidence is about model/)
 })
 
 test('(a) noise on every call: caught, evidence verifies with `pov audit verify-fault`, reported, slashed by a governance round, out of selection', async (t) => {
   const o = await catchCheat('noise', 0.25, 1)
   t.diagnostic(`caught after ${o.answers} of its answers (bound ${o.bound})`)
-  for (const ids of o.tokens) assert.deepEqual(ids, local, '1 % noise does not move these tokens')
-  assert.deepEqual(o.after, local)
+  for (const ids of o.tokens) assert.deepEqual(ids, f.local, '1 % noise does not move these tokens')
+  assert.deepEqual(o.after, f.local)
   assert.equal(o.answersAfter, 0)
   const file = await checkEvidence(o, 'noise')
   const cheat = ops.get('noise')!
 
   // the auditor's check, as a separate process
-  const cli = await net.pov(['audit', 'verify-fault', file, '--model', bundle.dir, '--json'])
+  const cli = await net.pov(['audit', 'verify-fault', file, '--model', f.bundle.dir, '--json'])
   assert.equal(cli.code, 0, cli.stderr)
   const verdict = JSON.parse(cli.stdout) as {
     wrong: Array<{ operator: string }>
@@ -437,9 +395,9 @@ test('(a) noise on every call: caught, evidence verifies with `pov audit verify-
     before + report.bond + reward
   )
   assert.equal(await net.contracts.registry.isActive(cheat.address), false)
-  for (let shard = 0; shard < bundle.manifest.shards.length; shard++) {
+  for (let shard = 0; shard < f.bundle.manifest.shards.length; shard++) {
     const picked = await net.contracts.registry.selectNodes(
-      bundle.modelId,
+      f.bundle.modelId,
       shard,
       ZeroHash,
       parseEther('1'),

@@ -10,11 +10,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLibp2p } from 'libp2p'
 import type { Libp2p } from '@libp2p/interface'
-import { writeTinyCheckpoint } from '../../../model/tiny.js'
-import { convertCheckpoint, loadBundle, type Bundle } from '../../../model/bundle/index.js'
-import { loadDenseRuntime, type DenseRuntime } from '../../../model/dense/index.js'
-import { loadExpertRuntime, type ExpertRuntime } from '../../../model/runtime/index.js'
-import { generate, type ExpertExecutor } from '../../../model/generate.js'
 import { transportOptions } from '../../../protocol/transport.js'
 import { expertService, type ExpertService } from '../../../node/expert-service.js'
 import type { ExpertBackend } from '../../../node/runtime.js'
@@ -22,21 +17,17 @@ import { Router } from '../../../router/router.js'
 import { SpotChecker } from '../../../router/spot-check.js'
 import { Reputation } from '../../../router/reputation.js'
 import { OnDemandExperts } from '../../../router/referee.js'
+import { cheatFixture, type CheatFixture } from '../../sim/cheat-fixture.js'
 
 type Host = Libp2p<{ expert: ExpertService }>
 const PROMPT = [1, 2, 3]
 const MAX_TOKENS = 10
 let dir: string
-let bundle: Bundle
-let dense: DenseRuntime
-let honestRt: ExpertRuntime
-let otherRt: ExpertRuntime
-let local: number[]
-let minMargin = Infinity
+let f: CheatFixture
 const hosts: Host[] = []
 
 async function node(rt: ExpertBackend, sign = true): Promise<Host> {
-  const c = bundle.config
+  const c = f.bundle.config
   const h = (await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     ...transportOptions(),
@@ -44,13 +35,13 @@ async function node(rt: ExpertBackend, sign = true): Promise<Host> {
       expert: expertService({
         models: [
           {
-            modelId: bundle.modelId,
-            manifestHash: bundle.modelId,
+            modelId: f.bundle.modelId,
+            manifestHash: f.bundle.modelId,
             hidden: c.hiddenSize,
             numLayers: c.numLayers,
             numExperts: c.numExperts,
-            shards: bundle.manifest.shards.map((s) => s.id),
-            experts: honestRt.experts(),
+            shards: f.bundle.manifest.shards.map((s) => s.id),
+            experts: f.honestRt.experts(),
             runtime: rt
           }
         ],
@@ -62,74 +53,44 @@ async function node(rt: ExpertBackend, sign = true): Promise<Host> {
   return h
 }
 
-async function run(experts: ExpertExecutor): Promise<number[]> {
-  const ids: number[] = []
-  for await (const t of generate({
-    dense,
-    experts,
-    promptIds: PROMPT,
-    maxTokens: MAX_TOKENS,
-    eosTokenId: null
-  })) {
-    ids.push(t.id)
-    if (experts === honestRt) minMargin = Math.min(minMargin, t.margin)
-  }
-  return ids
-}
-
 before(
   async () => {
     dir = await mkdtemp(join(tmpdir(), 'pov-strict-'))
-    await writeTinyCheckpoint(join(dir, 'hf'), { seed: 0 })
-    await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'))
-    await writeTinyCheckpoint(join(dir, 'hf-other'), { seed: 1 })
-    await convertCheckpoint(join(dir, 'hf-other'), join(dir, 'other'), { dense: false })
-    bundle = await loadBundle(join(dir, 'bundle'))
-    const other = await loadBundle(join(dir, 'other'))
-    dense = await loadDenseRuntime(bundle, { device: 'cpu' })
-    const all = bundle.manifest.shards.map((s) => s.id)
-    honestRt = await loadExpertRuntime(bundle, all, { intraOpNumThreads: 1 })
-    otherRt = await loadExpertRuntime(other, all, { intraOpNumThreads: 1, verify: false })
-    local = await run(honestRt)
+    f = await cheatFixture(dir, { prompt: PROMPT, maxTokens: MAX_TOKENS })
   },
   { timeout: 120_000 }
 )
 
 after(async () => {
   await Promise.all(hosts.map(async (h) => await h.stop()))
-  await honestRt?.close()
-  await otherRt?.close()
-  await dense?.close()
+  await f?.close()
   if (dir != null) await rm(dir, { recursive: true, force: true })
 })
 
 /** Another model's experts under the approved id: a large, signed lie. */
-const otherWeights = (): ExpertBackend => ({
-  has: (l, e) => honestRt.has(l, e),
-  runExpert: async (l, e, x, rows) => await otherRt.runExpert(l, e, x, rows)
-})
+const otherWeights = (): ExpertBackend => f.otherWeights()
 
 async function through(
   peers: Host[],
   rate: number
 ): Promise<{ ids: number[]; checker: SpotChecker; referee: OnDemandExperts }> {
-  const referee = new OnDemandExperts(bundle)
+  const referee = new OnDemandExperts(f.bundle)
   const checker = new SpotChecker({
     rate,
-    modelId: bundle.modelId,
+    modelId: f.bundle.modelId,
     reputation: new Reputation(),
     local: referee
   })
   const router = await Router.init({
     opts: {
       peers: peers.map((h) => h.getMultiaddrs()[0].toString()),
-      modelId: bundle.modelId,
-      hidden: bundle.config.hiddenSize,
+      modelId: f.bundle.modelId,
+      hidden: f.bundle.config.hiddenSize,
       spotCheck: checker
     }
   })
   try {
-    return { ids: await run(router.executor), checker, referee }
+    return { ids: await f.run(router.executor), checker, referee }
   } finally {
     await router.close()
     await referee.close()
@@ -137,25 +98,25 @@ async function through(
 }
 
 test('the --local reference has no near-ties', () => {
-  assert.equal(local.length, MAX_TOKENS)
-  assert.ok(minMargin > 2e-2, `margin ${minMargin}`)
+  assert.equal(f.local.length, MAX_TOKENS)
+  assert.ok(f.minMargin > 2e-2, `margin ${f.minMargin}`)
 })
 
 test('unchecked, the cheat changes the tokens (control)', async () => {
   // the cheat alone, nothing checked: its answers are the generation's
   const { ids } = await through([await node(otherWeights())], 0)
-  assert.notDeepEqual(ids, local)
+  assert.notDeepEqual(ids, f.local)
 })
 
 test('--verify-rate 1, two replicas, a signed cheat: tokens equal --local; the cheat is convicted; few experts loaded', async (t) => {
-  const honest = await node(honestRt)
+  const honest = await node(f.honestRt)
   const cheat = await node(otherWeights())
   const { ids, checker, referee } = await through([honest, cheat], 1)
-  assert.deepEqual(ids, local)
+  assert.deepEqual(ids, f.local)
   assert.equal(checker.reputation.isConvicted(cheat.peerId.toString()), true)
   assert.equal(checker.reputation.isConvicted(honest.peerId.toString()), false)
   assert.equal(checker.counts.undecided + checker.counts.unchecked, 0)
-  const total = bundle.config.numLayers * bundle.config.numExperts
+  const total = f.bundle.config.numLayers * f.bundle.config.numExperts
   t.diagnostic(
     `referee loaded ${referee.loads} of ${total} experts; ${JSON.stringify(checker.counts)}`
   )
@@ -163,9 +124,9 @@ test('--verify-rate 1, two replicas, a signed cheat: tokens equal --local; the c
 })
 
 test('--verify-rate 1, two replicas, an unsigned cheat: tokens equal --local', async () => {
-  const honest = await node(honestRt)
+  const honest = await node(f.honestRt)
   const cheat = await node(otherWeights(), false)
   const { ids, checker } = await through([honest, cheat], 1)
-  assert.deepEqual(ids, local)
+  assert.deepEqual(ids, f.local)
   assert.equal(checker.counts.undecided + checker.counts.unchecked, 0)
 })
