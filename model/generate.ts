@@ -316,12 +316,14 @@ export async function* generate(
   const spec = o.speculative
   const accept = spec?.acceptRule ?? speculativeAccept
   const length =
-    spec != null
-      ? new DraftLength(spec.draftTokens, {
-          max: spec.maxDraftTokens,
-          maxCostRatio: spec.maxCostRatio
-        })
-      : null
+    spec == null
+      ? null
+      : spec.draftTokens == null && spec.length != null
+        ? spec.length
+        : new DraftLength(spec.draftTokens, {
+            max: spec.maxDraftTokens,
+            maxCostRatio: spec.maxCostRatio
+          })
   const st: PassState = { degraded: false, expertMs: 0, expertCalls: 0 }
   const tokens: number[] = []
   let prefillMs = 0

@@ -47,6 +47,11 @@ export interface SpeculativeOptions {
   /** Most rows adaptive k pays per generated token, relative to plain decoding's one.
    *  @default DEFAULT_MAX_COST_RATIO */
   maxCostRatio?: number
+  /** Adaptive k's measurements, kept across generations (one per client and draft, as a
+   *  gateway keeps one per model): a generation then starts from the acceptance and costs the
+   *  earlier ones measured rather than from the prior, which a short reply never outgrows.
+   *  Unset: a new DraftLength per generation. Ignored when `draftTokens` fixes k. */
+  length?: DraftLength
   /** Only replaced by tests that show a wrong rule is caught. @default speculativeAccept */
   acceptRule?: AcceptRule
 }

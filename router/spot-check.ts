@@ -96,7 +96,14 @@ export interface SpotCheckOptions {
   /** Where evidence files go; none: evidence is hashed and reported but not written. */
   evidenceDir?: string
   onFault?: (f: Fault) => void
-  onCheck?: (c: { layer: number; expert: number; peer: string; outcome: CheckOutcome }) => void
+  /** After each checked call; `rows`: the call's rows (k + 1 tokens' worth in a verify pass). */
+  onCheck?: (c: {
+    layer: number
+    expert: number
+    peer: string
+    rows: number
+    outcome: CheckOutcome
+  }) => void
 }
 
 interface Opinion {
@@ -167,7 +174,13 @@ export class SpotChecker {
     }
     const done = (outcome: CheckOutcome): void => {
       this.counts[outcome]++
-      this.opts.onCheck?.({ layer: call.layer, expert: call.expert, peer: primary.peer, outcome })
+      this.opts.onCheck?.({
+        layer: call.layer,
+        expert: call.expert,
+        peer: primary.peer,
+        rows: call.rows,
+        outcome
+      })
     }
     const where = `expert ${call.expert} of layer ${call.layer}`
     const second = await another()

@@ -15,6 +15,7 @@ import { loadBundle, type Bundle } from '../../model/bundle/index.js'
 import { loadDenseRuntime, type DenseRuntime } from '../../model/dense/index.js'
 import { generate, isExpertUnavailable, NoExpertAvailableError } from '../../model/generate.js'
 import { openDraft } from '../../model/draft/index.js'
+import { DraftLength } from '../../model/speculative.js'
 import { loadTokenizer, type PovTokenizer } from '../../model/tokenizer.js'
 import {
   openPaidRouter,
@@ -190,6 +191,9 @@ export class GatewayService {
   /** Wei paid per operator since start, all requests. */
   readonly paidTo = new Map<string, bigint>()
   readonly maxTokensLimit: number
+  /** Adaptive k's measurements per model and greedy-or-sampled, kept from request to request
+   *  (a short reply alone would end before they outgrow the prior). */
+  private readonly draftLengths = new Map<string, DraftLength>()
 
   private constructor(
     private readonly o: GatewayServiceOptions,
@@ -613,6 +617,12 @@ export class GatewayService {
     }
   }
 
+  private draftLength(key: string): DraftLength {
+    let l = this.draftLengths.get(key)
+    if (l == null) this.draftLengths.set(key, (l = new DraftLength()))
+    return l
+  }
+
   private async run(
     req: GenerationRequest,
     paid: PaidRouter,
@@ -641,7 +651,17 @@ export class GatewayService {
     const constraint =
       req.json == null ? null : new JsonConstraint(m.tokenBytes, eos, req.json.schema, budget)
     const it = generate({
-      ...(draft != null ? { speculative: { draft, draftTokens: spec?.draftTokens } } : {}),
+      ...(draft != null
+        ? {
+            speculative: {
+              draft,
+              draftTokens: spec?.draftTokens,
+              length: this.draftLength(
+                `${m.id}/${(req.temperature ?? 0) > 0 ? 'sampled' : 'greedy'}`
+              )
+            }
+          }
+        : {}),
       dense: m.dense,
       experts: paid.router.executor,
       promptIds: req.promptIds,

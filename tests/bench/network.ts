@@ -28,7 +28,7 @@ import type { DenseRuntime } from '../../model/dense/index.js'
 import { plotSvg } from './network-plot.js'
 import { NgramDraft } from '../../model/draft/ngram.js'
 import type { Draft } from '../../model/draft.js'
-import type { SpeculativeOptions } from '../../model/speculative.js'
+import { DraftLength, type SpeculativeOptions } from '../../model/speculative.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -251,10 +251,20 @@ try {
     const drafts = new Map<Client, Draft>()
     for (const c of clients) drafts.set(c, await openDraft(s.bundle.dir))
     const draftName = drafts.get(clients[0])?.name ?? 'ngram'
+    // each client keeps its adaptive k's measurements from one generation to the next, as a
+    // gateway does per model (SpeculativeOptions.length); a run starts from a fresh one
+    const lengthsOf = (): ((c: Client) => DraftLength) => {
+      const m = new Map<Client, DraftLength>()
+      return (c) => m.get(c) ?? m.set(c, new DraftLength()).get(c)!
+    }
     for (const C of [...new Set([1, MAX_C])]) {
       say(`speculative run: ${C} client(s), draft ${draftName}, adaptive k`)
+      const length = lengthsOf()
       specRuns.push({
-        ...(await run(C, (c) => ({ draft: drafts.get(c) ?? new NgramDraft() }))),
+        ...(await run(C, (c) => ({
+          draft: drafts.get(c) ?? new NgramDraft(),
+          length: length(c)
+        }))),
         draft: draftName
       })
     }
@@ -267,7 +277,11 @@ try {
         return { tokens, q: tokens.map(() => null) }
       }
     }
-    specRuns.push({ ...(await run(1, () => ({ draft: bad }))), draft: 'random' })
+    const badLength = lengthsOf()
+    specRuns.push({
+      ...(await run(1, (c) => ({ draft: bad, length: badLength(c) }))),
+      draft: 'random'
+    })
   }
 
   // what the first client's router believes of each node after the runs (before churn), beside

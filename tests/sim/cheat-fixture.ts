@@ -7,7 +7,7 @@ import { writeTinyCheckpoint } from '../../model/tiny.js'
 import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
 import { loadDenseRuntime, type DenseRuntime } from '../../model/dense/index.js'
 import { loadExpertRuntime, type ExpertRuntime } from '../../model/runtime/index.js'
-import { generate, type ExpertExecutor } from '../../model/generate.js'
+import { generate, type ExpertExecutor, type SpeculativeOptions } from '../../model/generate.js'
 import type { ExpertBackend } from '../../node/runtime.js'
 
 export interface CheatFixture {
@@ -21,8 +21,8 @@ export interface CheatFixture {
   local: number[]
   /** Smallest top-1/top-2 logit margin over `local`. */
   minMargin: number
-  /** Greedy generation of the fixture's prompt through `experts`. */
-  run: (experts: ExpertExecutor) => Promise<number[]>
+  /** Greedy generation of the fixture's prompt through `experts` (speculative, when given). */
+  run: (experts: ExpertExecutor, speculative?: SpeculativeOptions) => Promise<number[]>
   /** A node backend answering with the other model's experts under the honest shard list. */
   otherWeights: () => ExpertBackend
   close: () => Promise<void>
@@ -45,14 +45,18 @@ export async function cheatFixture(
   const otherRt = await loadExpertRuntime(other, all, { intraOpNumThreads: 1, verify: false })
 
   let minMargin = Infinity
-  const run = async (experts: ExpertExecutor): Promise<number[]> => {
+  const run = async (
+    experts: ExpertExecutor,
+    speculative?: SpeculativeOptions
+  ): Promise<number[]> => {
     const ids: number[] = []
     for await (const t of generate({
       dense,
       experts,
       promptIds: opts.prompt,
       maxTokens: opts.maxTokens,
-      eosTokenId: null
+      eosTokenId: null,
+      ...(speculative != null ? { speculative } : {})
     })) {
       ids.push(t.id)
       if (experts === honestRt) minMargin = Math.min(minMargin, t.margin)

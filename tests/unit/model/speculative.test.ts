@@ -181,6 +181,39 @@ describe('speculative decoding at temperature 0 = plain decoding', () => {
     }
   })
 
+  test('a DraftLength given as `length` carries adaptive k from one generation to the next', async () => {
+    const f = await fixture({ seed: 1 })
+    const V = f.dense.config.vocabSize
+    const want = referenceGreedy(f.ref, PROMPT, N)
+    guard(want)
+    const ids = want.map((w) => w.id)
+    const experts = referenceExpertExecutor(f.ref)
+    const once = async (length?: DraftLength): Promise<RoundEvent[]> => {
+      const rounds: RoundEvent[] = []
+      const res = await generateAll({
+        dense: f.dense,
+        experts,
+        promptIds: PROMPT,
+        maxTokens: N,
+        eosTokenId: null,
+        speculative: { draft: scripted(ids, () => false, V), length },
+        onRound: (r) => rounds.push(r)
+      })
+      assert.deepEqual(res.tokens, ids)
+      return rounds
+    }
+    const kept = new DraftLength()
+    const first = await once(kept)
+    const second = await once(kept)
+    const fresh = await once()
+    // a fresh generation starts at the prior (k = 1); the kept one where the last one ended
+    assert.equal(first[0].asked, 1)
+    assert.equal(fresh[0].asked, 1)
+    assert.ok(second[0].asked > 1, `second generation's first k ${second[0].asked}`)
+    assert.ok(second.length < fresh.length, `rounds ${second.length} vs ${fresh.length}`)
+    assert.ok(kept.acceptance > 0.9)
+  })
+
   test('a draft proposing out-of-vocabulary ids or too many tokens: a clear error', async () => {
     const f = await fixture({ seed: 1 })
     const experts = referenceExpertExecutor(f.ref)

@@ -14,7 +14,9 @@ import { transportOptions } from '../../../protocol/transport.js'
 import { expertService, type ExpertService } from '../../../node/expert-service.js'
 import type { ExpertBackend } from '../../../node/runtime.js'
 import { Router } from '../../../router/router.js'
-import { SpotChecker } from '../../../router/spot-check.js'
+import { SpotChecker, type CheckOutcome } from '../../../router/spot-check.js'
+import type { SpeculativeOptions } from '../../../model/generate.js'
+import type { Draft } from '../../../model/draft.js'
 import { Reputation } from '../../../router/reputation.js'
 import { OnDemandExperts } from '../../../router/referee.js'
 import { cheatFixture, type CheatFixture } from '../../sim/cheat-fixture.js'
@@ -70,16 +72,34 @@ after(async () => {
 /** Another model's experts under the approved id: a large, signed lie. */
 const otherWeights = (): ExpertBackend => f.otherWeights()
 
+/** A checked call: its rows, the outcome, and whether it came after the prefill (the draft had
+ *  proposed: from then on a call of several rows is a verify pass's). */
+interface Checked {
+  rows: number
+  outcome: CheckOutcome
+  decoding: boolean
+}
+let decoding = false
+
 async function through(
   peers: Host[],
-  rate: number
-): Promise<{ ids: number[]; checker: SpotChecker; referee: OnDemandExperts }> {
+  rate: number,
+  speculative?: SpeculativeOptions
+): Promise<{
+  ids: number[]
+  checker: SpotChecker
+  referee: OnDemandExperts
+  checked: Checked[]
+}> {
   const referee = new OnDemandExperts(f.bundle)
+  const checked: Checked[] = []
+  decoding = false
   const checker = new SpotChecker({
     rate,
     modelId: f.bundle.modelId,
     reputation: new Reputation(),
-    local: referee
+    local: referee,
+    onCheck: (c) => checked.push({ rows: c.rows, outcome: c.outcome, decoding })
   })
   const router = await Router.init({
     opts: {
@@ -90,7 +110,7 @@ async function through(
     }
   })
   try {
-    return { ids: await f.run(router.executor), checker, referee }
+    return { ids: await f.run(router.executor, speculative), checker, referee, checked }
   } finally {
     await router.close()
     await referee.close()
@@ -129,4 +149,59 @@ test('--verify-rate 1, two replicas, an unsigned cheat: tokens equal --local', a
   const { ids, checker } = await through([honest, cheat], 1)
   assert.deepEqual(ids, f.local)
   assert.equal(checker.counts.undecided + checker.counts.unchecked, 0)
+})
+
+/** Speculative decoding with a fixed k of 3 and a draft that knows the --local continuation but
+ *  gets every third token wrong: verify passes of 4 tokens, with rejections (roll-backs). Its
+ *  first proposal comes right after the prefill: it sets `decoding`. */
+const speculative = (): SpeculativeOptions => {
+  const draft: Draft = {
+    name: 'scripted',
+    async propose(context, k) {
+      decoding = true
+      const from = context.length - PROMPT.length
+      const tokens: number[] = []
+      for (let i = from; i < Math.min(f.local.length, from + k); i++)
+        tokens.push(i % 3 === 0 ? (f.local[i] + 1) % f.bundle.config.vocabSize : f.local[i])
+      return { tokens, q: tokens.map(() => null) }
+    }
+  }
+  return { draft, draftTokens: 3 }
+}
+
+test('--verify-rate 1 on a speculative generation: the calls of its verify passes (several rows) are checked; tokens equal --local', async () => {
+  const { ids, checker, checked } = await through(
+    [await node(f.honestRt), await node(f.honestRt)],
+    1,
+    speculative()
+  )
+  assert.deepEqual(ids, f.local)
+  assert.equal(checker.counts.undecided + checker.counts.unchecked + checker.counts.convicted, 0)
+  assert.equal(checker.counts.agreed, checked.length)
+  const verify = checked.filter((c) => c.decoding && c.rows > 1)
+  assert.ok(verify.length > 0, `checked calls: ${JSON.stringify(checked)}`)
+})
+
+test('--verify-rate 1, a signed cheat that lies only in verify passes: convicted on a multi-row call; tokens equal --local', async () => {
+  // honest through the prefill and on single rows; from the first proposal on, every call of
+  // several rows is answered with another model's weights
+  const cheatsInVerify: ExpertBackend = {
+    has: (l, e) => f.honestRt.has(l, e),
+    runExpert: async (l, e, x, rows) =>
+      await (decoding && rows > 1 ? f.otherRt : f.honestRt).runExpert(l, e, x, rows)
+  }
+  const cheat = await node(cheatsInVerify)
+  // control: unchecked, alone, it changes the tokens
+  assert.notDeepEqual((await through([cheat], 0, speculative())).ids, f.local)
+  const honest = await node(f.honestRt)
+  const { ids, checker, checked } = await through([honest, cheat], 1, speculative())
+  assert.deepEqual(ids, f.local)
+  assert.equal(checker.reputation.isConvicted(cheat.peerId.toString()), true)
+  assert.equal(checker.reputation.isConvicted(honest.peerId.toString()), false)
+  assert.equal(checker.counts.undecided + checker.counts.unchecked, 0)
+  const convicted = checked.filter((c) => c.outcome === 'convicted')
+  assert.ok(
+    convicted.length > 0 && convicted.every((c) => c.decoding && c.rows > 1),
+    `convicted on ${JSON.stringify(convicted)}`
+  )
 })
