@@ -1,8 +1,9 @@
 // `pov oracle serve`: one pass over the inference requests at a time. Fulfils the open requests
-// of its model it can afford (the bonds it has outstanding stay under a cap), checks the results
+// of its model it can afford — the POV it has out (bonds not yet returned, expert payments no fee
+// has paid back yet) and the ETH it spent on gas stay under caps — checks the results
 // others post while their window is open and challenges a wrong one (not a near-tie), and
 // finalises what is due to it. Runs are cached per request: a request is generated once.
-import type { Signer } from 'ethers'
+import { formatUnits, type Signer } from 'ethers'
 import type { InferenceRequestsContract, PovContracts } from '../chain/contracts.js'
 import {
   challengeRequest,
@@ -22,8 +23,16 @@ export interface OracleWorkerOptions {
   run: (v: RequestView) => Promise<OracleRun>
   /** Stores a run's evidence file; returns its URI (posted with the result). */
   saveEvidence: (v: RequestView, run: OracleRun) => Promise<string>
-  /** POV wei this worker may have bonded at once (fulfilments and challenges not yet settled). */
-  maxBonded: bigint
+  /**
+   * POV wei this worker may have out at once: bonds of fulfilments and challenges not settled,
+   * plus what its runs paid expert nodes that no fee paid to it has covered yet (checks that
+   * agreed never are), plus the estimated expert cost of the run it is about to make.
+   */
+  maxSpend: bigint
+  /** ETH wei this worker may spend on gas in all (its balance's fall since the first pass). */
+  maxGas?: bigint
+  /** An upper bound on what running `v` pays expert nodes (POV wei); 0 when experts are not paid. */
+  estimateCost?: (v: RequestView) => bigint
   /** Requests paying less than this are left to others. */
   minFee: bigint
   /** Check others' results and challenge wrong ones. */
@@ -33,6 +42,9 @@ export interface OracleWorkerOptions {
   fromBlock?: number
   log: (line: string) => void
 }
+
+/** Gas of one post (the bond's approval and the fulfil or challenge) at most: the gas cap's step. */
+export const GAS_PER_POST = 300_000n
 
 export interface OracleWorkerAction {
   id: number
@@ -44,6 +56,9 @@ export class OracleWorker {
   private readonly runs = new Map<number, OracleRun>()
   private readonly checked = new Set<number>()
   private me = ''
+  private ethAtStart: bigint | null = null
+  private ethNow = 0n
+  private gasPrice = 0n
 
   constructor(private readonly o: OracleWorkerOptions) {}
 
@@ -59,13 +74,50 @@ export class OracleWorker {
     return sum
   }
 
+  /** POV wei out at once: bonds not returned, and run costs no fee paid to this worker covered. */
+  atRisk(views: readonly RequestView[]): bigint {
+    let sum = this.bonded(views)
+    const byId = new Map(views.map((v) => [v.id, v]))
+    for (const [id, run] of this.runs)
+      if (byId.get(id)?.finalised?.paidTo !== this.me) sum += run.cost
+    return sum
+  }
+
+  /** ETH wei spent on gas since the first pass. */
+  gasSpent(): bigint {
+    const d = (this.ethAtStart ?? this.ethNow) - this.ethNow
+    return d > 0n ? d : 0n
+  }
+
+  /** Why posting for `v` (a run still to make or made) would break a cap; null when it fits. */
+  private overCap(v: RequestView, views: readonly RequestView[], gasPrice: bigint): string | null {
+    const o = this.o
+    const run = this.runs.get(v.id)
+    const cost = run == null ? (o.estimateCost?.(v) ?? 0n) : 0n
+    const risk = this.atRisk(views) + v.params.bond + cost
+    if (risk > o.maxSpend)
+      return `bonds and expert payments out would reach ${formatUnits(risk, 18)} POV, over --max-spend ${formatUnits(o.maxSpend, 18)}`
+    const gas = this.gasSpent() + GAS_PER_POST * gasPrice
+    if (o.maxGas != null && gas > o.maxGas)
+      return `gas spent would reach ${formatUnits(gas, 18)} ETH, over --max-gas ${formatUnits(o.maxGas, 18)}`
+    return null
+  }
+
   /** One pass; returns what it did. */
   async tick(): Promise<OracleWorkerAction[]> {
     const o = this.o
     this.me ||= await o.signer.getAddress()
     const views = await listRequests(o.ir, o.fromBlock ?? 0)
-    const block = await o.signer.provider!.getBlock('latest')
+    const provider = o.signer.provider!
+    const [block, eth, fees] = await Promise.all([
+      provider.getBlock('latest'),
+      provider.getBalance(this.me),
+      provider.getFeeData()
+    ])
     const now = block!.timestamp
+    this.ethAtStart ??= eth
+    this.ethNow = eth
+    this.gasPrice = fees.maxFeePerGas ?? fees.gasPrice ?? 0n
     const done: OracleWorkerAction[] = []
     const note = (a: OracleWorkerAction): void => {
       done.push(a)
@@ -93,8 +145,9 @@ export class OracleWorker {
       if (v.params.deadline < now + (o.deadlineMargin ?? 30)) return
       if (v.params.fee < o.minFee) return
       if (v.prompt == null) return // hash + URI prompts: fetching them is the requester's URI's business
-      if (this.bonded(views) + v.params.bond > o.maxBonded) {
-        note({ id: v.id, action: 'skipped', detail: 'the bond would exceed --max-bonded' })
+      const over = this.overCap(v, views, this.gasPrice)
+      if (over != null) {
+        note({ id: v.id, action: 'skipped', detail: over })
         return
       }
       const run = await this.runOf(v)
@@ -104,13 +157,23 @@ export class OracleWorker {
       }
       const uri = await o.saveEvidence(v, run)
       await fulfilRequest(o.contracts, o.ir, o.signer, v, run.result, uri)
-      note({ id: v.id, action: 'fulfilled', detail: `[${run.result.tokens.join(',')}]` })
+      note({
+        id: v.id,
+        action: 'fulfilled',
+        detail: `[${run.result.tokens.join(',')}], ${run.record.calls.length} expert calls, paid ${formatUnits(run.cost, 18)} POV`
+      })
       return
     }
     if (v.status === 'Fulfilled' && v.result != null) {
       const open = now <= v.result.challengeDeadline
       if (open && o.challenge && v.result.by !== this.me && !this.checked.has(v.id)) {
         if (v.prompt == null) return
+        const over = this.runs.has(v.id) ? null : this.overCap(v, views, this.gasPrice)
+        if (over != null) {
+          this.checked.add(v.id)
+          note({ id: v.id, action: 'skipped', detail: `not checked: ${over}` })
+          return
+        }
         const run = await this.runOf(v)
         this.checked.add(v.id)
         const tie = Number(await o.ir.tieMargin())
@@ -127,12 +190,9 @@ export class OracleWorker {
           })
           return
         }
-        if (this.bonded(views) + v.params.bond > o.maxBonded) {
-          note({
-            id: v.id,
-            action: 'skipped',
-            detail: 'wrong result, but a challenge bond would exceed --max-bonded'
-          })
+        const overBond = this.overCap(v, views, this.gasPrice)
+        if (overBond != null) {
+          note({ id: v.id, action: 'skipped', detail: `wrong result, not challenged: ${overBond}` })
           return
         }
         const uri = await o.saveEvidence(v, run)

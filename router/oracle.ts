@@ -1,37 +1,30 @@
 // Answering an on-chain inference request (chain/oracle.ts): the prompt's UTF-8 text tokenized
 // as `pov generate --prompt` does (BOS added), greedy decoding up to the request's max tokens,
 // stopping at EOS, and each token's top-1/top-2 logit margin in micro-logits — the result a
-// fulfiller posts and a checker compares. The run record (prompt ids, tokens, margins, where the
-// experts ran) is the evidence file whose keccak256 the result commits to.
-import { keccak256, toUtf8Bytes } from 'ethers'
+// fulfiller posts and a checker compares. The evidence file (the run and its expert calls, each
+// a node's signed answer: router/oracle-evidence.ts) is what the result's hash commits to.
+import { keccak256 } from 'ethers'
 import type { DenseRuntime } from '../model/dense/index.js'
 import type { ExpertExecutor } from '../model/experts.js'
 import { generate } from '../model/generate.js'
 import type { PovTokenizer } from '../model/tokenizer.js'
 import { firstDifference, marginToMicro, type OracleResult } from '../chain/oracle.js'
-
-export const ORACLE_RUN_FORMAT = 'pov-oracle-run/1'
-
-export interface OracleRunRecord {
-  format: typeof ORACLE_RUN_FORMAT
-  modelId: string
-  promptIds: number[]
-  tokens: number[]
-  /** Top-1 minus top-2 logit of each token, micro-logits. */
-  margins: number[]
-  stopReason: string
-  /** Where the experts ran (local, or the peers' descriptions). */
-  experts: string
-  /** Whether any expert was substituted (a degraded run must not be posted). */
-  degraded: boolean
-}
+import {
+  encodeOracleEvidence,
+  ORACLE_EVIDENCE_FORMAT,
+  type CallRecorder,
+  type OracleEvidence
+} from './oracle-evidence.js'
 
 export interface OracleRun {
   result: OracleResult
-  record: OracleRunRecord
+  /** The evidence (`degraded`: an expert was substituted; such a run must not be posted). */
+  record: OracleEvidence
   /** The evidence file's bytes (its keccak256 is `result.evidenceHash`). */
   evidence: Uint8Array
   text: string
+  /** POV wei this run paid expert nodes (0 for local or unpaid experts). */
+  cost: bigint
 }
 
 export interface OracleModel {
@@ -41,7 +34,12 @@ export interface OracleModel {
   tokenizer: PovTokenizer
   eosTokenId: number | null
   vocabSize: number
+  hidden: number
   describe: string
+  /** Records the run's expert calls (the experts above report to it); none: the evidence lists no calls. */
+  recorder?: CallRecorder
+  /** POV wei paid to expert nodes so far (a paid model), to price a run. */
+  spent?: () => bigint
 }
 
 export class OracleRunError extends Error {
@@ -60,6 +58,9 @@ export async function runOracleRequest(
   if (bad !== undefined) throw new OracleRunError(`prompt token ${bad} is outside the vocabulary`)
   const tokens: number[] = []
   const margins: number[] = []
+  const rec = m.recorder
+  rec?.reset()
+  const spentBefore = m.spent?.() ?? 0n
   const it = generate({
     dense: m.dense,
     experts: m.experts,
@@ -68,28 +69,33 @@ export async function runOracleRequest(
     eosTokenId: m.eosTokenId,
     signal
   })
+  // calls made while the iterator computes token i belong to step i
   let r = await it.next()
   while (r.done !== true) {
     tokens.push(r.value.id)
     margins.push(marginToMicro(r.value.margin))
+    if (rec != null) rec.step = tokens.length
     r = await it.next()
   }
-  const record: OracleRunRecord = {
-    format: ORACLE_RUN_FORMAT,
+  const record: OracleEvidence = {
+    format: ORACLE_EVIDENCE_FORMAT,
     modelId: m.modelId,
+    hidden: m.hidden,
     promptIds,
     tokens,
     margins,
     stopReason: r.value.stopReason,
     experts: m.describe,
-    degraded: r.value.degraded
+    degraded: r.value.degraded,
+    calls: rec?.take() ?? []
   }
-  const evidence = toUtf8Bytes(JSON.stringify(record) + '\n')
+  const evidence = encodeOracleEvidence(record)
   return {
     result: { tokens, margins, evidenceHash: keccak256(evidence) },
     record,
     evidence,
-    text: m.tokenizer.decode(tokens)
+    text: m.tokenizer.decode(tokens),
+    cost: (m.spent?.() ?? 0n) - spentBefore
   }
 }
 

@@ -75,7 +75,11 @@ export interface RemoteExecutorOptions {
    */
   unavailableWaitMs?: number
   latency?: LatencyOptions
-  /** Observes every completed call: the replica that answered, attempts, whether it was hedged. */
+  /**
+   * Observes every completed call: the replica that answered, attempts, whether it was hedged,
+   * and the answer used — the input sent, the node's signed output and the voucher it carried
+   * (the per-call evidence of an oracle run, router/oracle-evidence.ts).
+   */
   onCall?: (c: {
     peer: string
     layer: number
@@ -84,6 +88,9 @@ export interface RemoteExecutorOptions {
     ms: number
     attempts: number
     hedged: boolean
+    dtype: DType
+    input: Uint8Array
+    answer: Pick<SignedAnswer, 'requestId' | 'output' | 'signature' | 'payment'>
   }) => void
   /**
    * Called once the answer to a call that carried a payment has been checked — status, echo,
@@ -296,7 +303,10 @@ export class RemoteExpertExecutor implements ExpertExecutor {
               rows,
               ms: performance.now() - t0,
               attempts,
-              hedged
+              hedged,
+              dtype: this.dtype,
+              input: tensor,
+              answer: settled.a
             })
           return settled.a
         }

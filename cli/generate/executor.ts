@@ -5,6 +5,7 @@ import type { Device, ExpertExecutor } from '../../model/experts.js'
 import { loadExpertRuntime } from '../../model/runtime/expert.js'
 import type { MiniLogger } from '../../model/runtime/ort.js'
 import type { GenerateArgs } from './options.js'
+import type { RouterOptions } from '../../router/router.js'
 import { UserError } from '../errors.js'
 
 export interface OpenedExecutor {
@@ -21,7 +22,12 @@ export interface OpenedExecutor {
 export async function openExecutor(
   spec: GenerateArgs['executor'],
   bundle: Bundle,
-  opts: { device: Device; logger?: MiniLogger }
+  opts: {
+    device: Device
+    logger?: MiniLogger
+    /** Observers of remote expert calls (the oracle's evidence recorder). */
+    calls?: Pick<NonNullable<RouterOptions['calls']>, 'onCall'>
+  }
 ): Promise<OpenedExecutor> {
   switch (spec.kind) {
     case 'local': {
@@ -61,7 +67,8 @@ export async function openExecutor(
           modelId: bundle.modelId,
           hidden: bundle.config.hiddenSize,
           wireDType: spec.wireDType,
-          busyPollUs: spec.busyPollUs
+          busyPollUs: spec.busyPollUs,
+          calls: opts.calls
         }
       }).catch(async (err: unknown) => {
         await verify?.close()

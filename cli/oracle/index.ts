@@ -4,14 +4,8 @@
 // pays and runs the callback once the window is over. The logic lives in chain/oracle.ts,
 // router/oracle.ts and router/oracle-worker.ts.
 import type { Command } from 'commander'
-import { id as keccakId, isHexString } from 'ethers'
-import {
-  addChainOptions,
-  addCommonOptions,
-  addJsonOption,
-  type CommonCliOptions,
-  parseRecordNumber
-} from '../options.js'
+import { formatUnits, id as keccakId, isHexString } from 'ethers'
+import { addCommonOptions, type CommonCliOptions, parseRecordNumber } from '../options.js'
 import {
   formatChainTime,
   formatPov,
@@ -39,6 +33,8 @@ import { registerBounty } from './bounty.js'
 
 /** Exit code of `pov oracle check` when the posted result is wrong (like `pov audit`'s failed checks). */
 export const DISAGREE_EXIT = 3
+/** Exit code of `pov oracle check` when the tokens agree but the evidence does not hold up. */
+export const EVIDENCE_EXIT = 4
 
 type ModelOpts = CommonCliOptions & ModelCliOptions
 
@@ -68,11 +64,16 @@ async function tx<T>(what: string, send: () => Promise<T>): Promise<T> {
 }
 
 /** Re-runs request `v` with the opened model; the run and its comparison with the posted result. */
-async function rerun(o: ModelOpts, ir: InferenceRequestsContract, v: RequestView) {
+async function rerun(
+  o: ModelOpts,
+  ctx: ChainContext,
+  ir: InferenceRequestsContract,
+  v: RequestView
+) {
   if (v.prompt == null)
     throw new UserError(`request #${v.id} has only a prompt hash (${v.promptUri}): nothing to run`)
   const { runOracleRequest, compareResults } = await import('../../router/oracle.js')
-  const model = await openOracleModel(o)
+  const model = await openOracleModel(o, ctx)
   try {
     if (model.modelId.toLowerCase() !== v.params.modelId.toLowerCase())
       throw new UserError(
@@ -170,50 +171,71 @@ export function register(program: Command): void {
     )
 
   addModelOptions(
-    addJsonOption(
-      addChainOptions(
-        oracle
-          .command('check')
-          .argument('<request>', 'request number (`pov audit` lists them)')
-          .description(
-            're-run a posted result from its request and say agree / disagree, with the evidence'
-          )
-      )
+    addCommonOptions(
+      oracle
+        .command('check')
+        .argument('<request>', 'request number (`pov audit` lists them)')
+        .description(
+          're-run a posted result from its request and say agree / disagree, and check its evidence (commitment, node signatures against the registry)'
+        )
     )
-  ).action(async (ref: string, o: ModelOpts) => {
-    await withChain(o, async (ctx) => {
-      const ir = oracleOf(ctx)
-      const v = await view(ir, ref)
-      if (v.result == null)
-        throw new UserError(`request #${v.id} is ${v.status}: no result posted yet`)
-      const { run, verdict } = await rerun(o, ir, v)
-      const posted = v.result
-      const text = verdict!.agree
-        ? `request #${v.id}: AGREE — the posted result of ${posted.by} is [${posted.tokens.join(',')}], this run gives the same (${JSON.stringify(run.text)})`
-        : [
-            `request #${v.id}: DISAGREE at token ${verdict!.position}` +
+  )
+    .option('--evidence <file|uri>', 'the posted evidence file, when not at its posted URI')
+    .action(async (ref: string, o: ModelOpts & { evidence?: string }) => {
+      await withChain(o, async (ctx) => {
+        const ir = oracleOf(ctx)
+        const v = await view(ir, ref)
+        if (v.result == null)
+          throw new UserError(`request #${v.id} is ${v.status}: no result posted yet`)
+        const { run, verdict } = await rerun(o, ctx, ir, v)
+        const posted = v.result
+        const { judgeEvidence, describeEvidence, evidenceJson } = await import('./evidence.js')
+        const { firstDifferingCall } = await import('../../router/oracle-evidence.js')
+        const evidence = await judgeEvidence(ctx, v.params.modelId, posted, o.evidence)
+        const call =
+          !verdict!.agree && evidence.ok
+            ? firstDifferingCall(evidence.evidence.calls, run.record.calls)
+            : null
+        const evidenceBad = !evidence.ok || evidence.check.problems.length > 0
+        const text = [
+          verdict!.agree
+            ? `request #${v.id}: AGREE — the posted result of ${posted.by} is [${posted.tokens.join(',')}], this run gives the same (${JSON.stringify(run.text)})`
+            : `request #${v.id}: DISAGREE at token ${verdict!.position}` +
               (verdict!.nearTie
                 ? ' — a NEAR-TIE (both margins below the tolerance): both results are honest, a challenge is refused'
                 : ''),
-            `  posted by ${posted.by}: [${posted.tokens.join(',')}] margins [${posted.margins.join(',')}] µlogit`,
-            `  this run:  [${run.result.tokens.join(',')}] margins [${run.result.margins.join(',')}] µlogit (${JSON.stringify(run.text)})`,
-            `  evidence of this run: keccak256 ${run.result.evidenceHash} (${run.record.experts})`
-          ].join('\n')
-      print(
-        o,
-        {
-          requestId: v.id,
-          status: v.status,
-          verdict,
-          posted,
-          mine: run.result,
-          record: run.record
-        },
-        text
-      )
-      if (!verdict!.agree && !verdict!.nearTie) process.exitCode = DISAGREE_EXIT
+          ...(verdict!.agree
+            ? []
+            : [
+                `  posted by ${posted.by}: [${posted.tokens.join(',')}] margins [${posted.margins.join(',')}] µlogit`,
+                `  this run:  [${run.result.tokens.join(',')}] margins [${run.result.margins.join(',')}] µlogit (${JSON.stringify(run.text)})`
+              ]),
+          ...describeEvidence(evidence),
+          ...(call != null
+            ? [`  first differing expert call: ${call.text}`]
+            : !verdict!.agree && evidence.ok
+              ? ['  the expert calls agree: the difference is in the dense part']
+              : []),
+          `  this run: ${run.record.calls.length} expert calls (${run.record.experts}), evidence keccak256 ${run.result.evidenceHash}`
+        ].join('\n')
+        print(
+          o,
+          {
+            requestId: v.id,
+            status: v.status,
+            verdict,
+            posted,
+            mine: run.result,
+            evidence: evidenceJson(evidence),
+            firstDifferingCall: call,
+            record: { ...run.record, calls: run.record.calls.length }
+          },
+          text
+        )
+        if (!verdict!.agree && !verdict!.nearTie) process.exitCode = DISAGREE_EXIT
+        else if (evidenceBad) process.exitCode = EVIDENCE_EXIT
+      })
     })
-  })
 
   addModelOptions(
     addCommonOptions(
@@ -231,7 +253,7 @@ export function register(program: Command): void {
           `request #${v.id} is ${v.status}: only a posted result in its window can be challenged`
         )
       const signer = await loadSigner(o, ctx)
-      const { run, verdict } = await rerun(o, ir, v)
+      const { run, verdict } = await rerun(o, ctx, ir, v)
       if (verdict!.agree)
         throw new UserError(
           `request #${v.id}: this run agrees with the posted result — nothing to challenge`
@@ -290,7 +312,12 @@ export function register(program: Command): void {
         )
     )
   )
-    .option('--max-bonded <pov>', 'POV this key may have bonded at once', '1000')
+    .option(
+      '--max-spend <pov>',
+      'POV out at once: bonds not returned + expert payments no fee has paid back (+ the next run’s estimate)',
+      '1000'
+    )
+    .option('--max-gas <eth>', 'ETH this run of serve may spend on gas in all', '1')
     .option('--min-fee <pov>', 'leave requests paying less to others', '0')
     .option('--no-challenge', 'answer only: do not check others’ results')
     .option('--interval <s>', 'seconds between passes', '2')
@@ -299,7 +326,8 @@ export function register(program: Command): void {
     .action(
       async (
         o: ModelOpts & {
-          maxBonded: string
+          maxSpend: string
+          maxGas: string
           minFee: string
           challenge: boolean
           interval: string
@@ -307,7 +335,8 @@ export function register(program: Command): void {
           untilIdle?: string
         }
       ) => {
-        const maxBonded = parsePov(o.maxBonded, '--max-bonded')
+        const maxSpend = parsePov(o.maxSpend, '--max-spend')
+        const maxGas = parsePov(o.maxGas, '--max-gas') // ETH has 18 decimals too
         const minFee = parsePov(o.minFee, '--min-fee')
         const interval = Number(o.interval)
         if (!(interval > 0)) throw new UserError(`invalid --interval "${o.interval}"`)
@@ -319,7 +348,7 @@ export function register(program: Command): void {
             import('../../router/oracle-worker.js'),
             import('../../router/oracle.js')
           ])
-          const model = await openOracleModel(o)
+          const model = await openOracleModel(o, ctx)
           const log = (l: string): void => {
             process.stderr.write(`${l}\n`)
           }
@@ -329,7 +358,7 @@ export function register(program: Command): void {
           process.once('SIGTERM', stop)
           try {
             log(
-              `pov oracle serve: ${signer.address}, model ${model.modelId} (experts ${model.describe}), bonds ≤ ${formatPov(maxBonded)}`
+              `pov oracle serve: ${signer.address}, model ${model.modelId} (experts ${model.describe}), POV out ≤ ${formatPov(maxSpend)}, gas ≤ ${formatUnits(maxGas, 18)} ETH`
             )
             const worker = new OracleWorker({
               contracts: ctx.contracts,
@@ -343,7 +372,18 @@ export function register(program: Command): void {
                   ac.signal
                 ),
               saveEvidence: async (v, run) => await saveEvidence(o.dataDir, ctx.chainId, v, run),
-              maxBonded,
+              maxSpend,
+              maxGas,
+              // every token of the prompt and of the answer through every layer's top-k experts,
+              // at the dearest selected node's price
+              estimateCost: (v) =>
+                model.maxPrice == null || v.prompt == null
+                  ? 0n
+                  : BigInt(
+                      (model.tokenizer.encode(v.prompt).length + v.params.maxTokens) *
+                        model.numLayers *
+                        model.topK
+                    ) * model.maxPrice,
               minFee,
               challenge: o.challenge,
               fromBlock: ctx.deployment.startBlock,

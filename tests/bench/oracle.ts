@@ -59,6 +59,7 @@ try {
     tokenizer: await loadTokenizer(bundle.dir),
     eosTokenId: null, // every run generates max tokens: comparable timings
     vocabSize: bundle.config.vocabSize,
+    hidden: bundle.config.hiddenSize,
     describe: 'local'
   }
   let startBlock = await net.provider.getBlockNumber()
@@ -71,7 +72,7 @@ try {
       run: async (v) =>
         await runOracleRequest(model, { prompt: v.prompt!, maxTokens: v.params.maxTokens }),
       saveEvidence: async () => '',
-      maxBonded: parseEther('100000'),
+      maxSpend: parseEther('100000'),
       minFee: 0n,
       challenge: false,
       fromBlock: startBlock,

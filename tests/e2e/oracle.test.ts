@@ -5,15 +5,19 @@
 // disagrees and challenges; governance decides for it after `pov oracle check` shows the
 // difference; the honest result is finalised, both bonds move to the honest side, and the
 // callback pays the claimant — the answer a single-process run (`--local`) gives. `pov audit`
-// lists the request, both results, the dispute and the payouts.
+// lists the request, both results, the dispute and the payouts. Then a fulfiller that pays the
+// network: `pov oracle serve --paid` runs a request on a registered node, paying it from its own
+// escrow deposit; the node's earnings rise by exactly the rows the evidence's signed calls list,
+// the result equals `--local`, and `pov oracle check` verifies the signed evidence (and refuses a
+// file that is not the committed one). Its spending cap refuses a request it cannot afford.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ContractFactory, keccak256, parseEther, type Signer } from 'ethers'
-import { LocalNet, DEMO_SCRYPT_N } from '../../deploy/localnet.js'
+import { ContractFactory, formatUnits, keccak256, parseEther, type Signer } from 'ethers'
+import { LocalNet, DEMO_SCRYPT_N, freePort, type OperatorHandle } from '../../deploy/localnet.js'
 import { writeTinyCheckpoint } from '../../model/tiny.js'
 import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
 import { loadDenseRuntime } from '../../model/dense/index.js'
@@ -30,6 +34,7 @@ import {
   resolveDisputeProposal
 } from '../../chain/oracle.js'
 import { runOracleRequest, type OracleRun } from '../../router/oracle.js'
+import { CallRecorder, parseOracleEvidence } from '../../router/oracle-evidence.js'
 
 const QUESTION = 'What is the capital of France?'
 const FEE = parseEther('5')
@@ -40,6 +45,9 @@ let net: LocalNet
 let bundle: Bundle
 let ir: InferenceRequestsContract
 let reference: OracleRun
+let op: OperatorHandle
+let metricsPort: number
+const PRICE = '0.001' // POV per unit (row) of expert work
 
 async function keystore(name: string): Promise<{ keystore: string; address: string }> {
   const ks = join(dir, name)
@@ -73,6 +81,17 @@ before(async () => {
     shardCount: bundle.manifest.shards.length,
     uri: 'file://' + bundle.dir
   })
+  // one node serving every shard (one replica: no hedged call, so what it earns is exactly what
+  // the evidence lists)
+  op = await net.addOperator('op0', {
+    modelId: bundle.modelId,
+    shards: bundle.manifest.shards.map((s) => s.id),
+    stake: '1000',
+    price: PRICE,
+    fundPov: parseEther('1500')
+  })
+  metricsPort = await freePort()
+  await net.startNode(op, bundle.dir, { metricsPort })
 })
 
 after(async () => {
@@ -88,15 +107,18 @@ async function localAnswer(prompt: string, maxTokens: number): Promise<OracleRun
     bundle.manifest.shards.map((s) => s.id),
     { device: 'cpu' }
   )
+  const recorder = new CallRecorder()
   try {
     return await runOracleRequest(
       {
         modelId: bundle.modelId,
         dense,
-        experts,
+        experts: recorder.wrapLocal(experts),
+        recorder,
         tokenizer: await loadTokenizer(bundle.dir),
         eosTokenId: bundle.config.eosTokenId,
         vocabSize: bundle.config.vocabSize,
+        hidden: bundle.config.hiddenSize,
         describe: 'local reference'
       },
       { prompt, maxTokens }
@@ -239,5 +261,152 @@ test('a wrong result is challenged by an honest checker, governance sides with i
       [honest.address, (2n * bond).toString()],
       [honest.address, FEE.toString()]
     ]
+  )
+})
+
+/** What the node's dashboard says it earned (POV, pov_earned_total). */
+async function earned(): Promise<number> {
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+  return Number(/^pov_earned_total (\S+)$/m.exec(metrics)?.[1] ?? 0)
+}
+
+test('pov oracle serve --paid runs the request on the paid network: the node earns the rows its signed calls list, the result is the --local one, check verifies the evidence', async () => {
+  const asker = await keystore('asker')
+  const worker = await keystore('paid-worker')
+  const dataDir = join(dir, 'paid-data')
+  const flags = net.chainFlags(worker.keystore, dataDir)
+  await net.povJson(['deposit', '20', ...flags])
+  const prompt = 'Is the sky blue? Answer yes or no.'
+  const post = async (): Promise<number> =>
+    (
+      await net.povJson<{ requestId: number }>([
+        'oracle',
+        'request',
+        '--model',
+        bundle.modelId,
+        '--fee',
+        '2',
+        '--max-tokens',
+        '4',
+        ...net.chainFlags(asker.keystore, join(dir, 'asker-data')),
+        prompt
+      ])
+    ).requestId
+  const id = await post()
+  const local = await localAnswer(prompt, 4)
+  const bond = (await readRequest(ir, id)).params.bond
+
+  // the cap counts the bond: one below it leaves the request alone, having paid no node
+  const before0 = await earned()
+  const poor = await net.pov(
+    [
+      'oracle',
+      'serve',
+      '--once',
+      '--paid',
+      '--bundle',
+      bundle.dir,
+      '--max-spend',
+      formatUnits(bond - 1n, 18),
+      ...flags
+    ],
+    { timeoutMs: 300_000 }
+  )
+  assert.equal(poor.code, 0, poor.stderr)
+  assert.match(
+    poor.stderr,
+    new RegExp(
+      `request #${id}: skipped — bonds and expert payments out would reach [0-9.]+ POV, over --max-spend`
+    )
+  )
+  assert.equal((await readRequest(ir, id)).status, 'Open')
+  assert.equal(await earned(), before0)
+
+  const serve = await net.pov(
+    ['oracle', 'serve', '--once', '--paid', '--no-challenge', '--bundle', bundle.dir, ...flags],
+    { timeoutMs: 300_000 }
+  )
+  assert.equal(serve.code, 0, serve.stderr)
+  assert.match(
+    serve.stderr,
+    new RegExp(`request #${id}: fulfilled — \\[[0-9,]+\\], \\d+ expert calls, paid [0-9.]+ POV`)
+  )
+  const v = await readRequest(ir, id)
+  assert.equal(v.status, 'Fulfilled')
+  assert.equal(v.result?.by, worker.address)
+  assert.deepEqual(
+    v.result?.tokens,
+    local.result.tokens,
+    'the paid network gives the --local answer'
+  )
+  assert.deepEqual(v.result?.margins, local.result.margins)
+
+  // the evidence: every call a signed answer of the registered node, paid by the worker
+  const bytes = await readFile(fileURLToPath(v.result!.evidenceUri))
+  assert.equal(keccak256(bytes), v.result?.evidenceHash)
+  const e = parseOracleEvidence(bytes)
+  assert.ok(e.calls.length > 0)
+  // the same calls as the local run, on the same inputs
+  const key = (c: (typeof e.calls)[number]): string =>
+    `${c.step}/${c.layer}/${c.expert}/${c.rows}/${c.inputHash}`
+  assert.deepEqual(e.calls.map(key), local.record.calls.map(key))
+  let rows = 0
+  for (const c of e.calls) {
+    assert.equal(c.source, 'node')
+    assert.equal(c.peerId, op.peerId)
+    assert.equal(c.operator, op.address)
+    assert.match(c.signature ?? '', /^0x[0-9a-f]{128}$/)
+    assert.equal(c.payment?.payer, worker.address)
+    assert.equal(BigInt(c.payment!.charge!), BigInt(c.rows) * parseEther(PRICE))
+    rows += c.rows
+  }
+  // the node earned exactly the rows the fulfilment used, at its price
+  const delta = (await earned()) - before0
+  const expected = Number(formatUnits(BigInt(rows) * parseEther(PRICE), 18))
+  assert.ok(
+    Math.abs(delta - expected) < 1e-9,
+    `node earned ${delta} POV, the evidence lists ${rows} rows = ${expected}`
+  )
+
+  // anyone checks: the tokens agree, the evidence verifies against the registry
+  const model = ['--bundle', bundle.dir, '--local']
+  const chainOnly = ['--rpc', net.rpc, '--deployment', net.deploymentFile]
+  const check = await net.pov(['oracle', 'check', String(id), ...chainOnly, ...model])
+  assert.equal(check.code, 0, check.stdout + check.stderr)
+  assert.match(check.stdout, new RegExp(`request #${id}: AGREE`))
+  assert.match(
+    check.stdout,
+    new RegExp(
+      `commitment OK, ${e.calls.length} expert calls — ${e.calls.length} signed by registered nodes, 0 run by the poster itself, paid by ${worker.address}`
+    )
+  )
+  // a file other than the committed one (one signature byte changed) is refused, exit 4
+  const tampered = join(dir, 'tampered.json')
+  const forged = {
+    ...e,
+    calls: e.calls.map((c, i) =>
+      i === 0
+        ? {
+            ...c,
+            signature: c.signature!.slice(0, -2) + (c.signature!.endsWith('00') ? '01' : '00')
+          }
+        : c
+    )
+  }
+  await writeFile(tampered, JSON.stringify(forged) + '\n')
+  const bad = await net.pov([
+    'oracle',
+    'check',
+    String(id),
+    '--evidence',
+    tampered,
+    ...chainOnly,
+    ...model
+  ])
+  assert.equal(bad.code, 4, bad.stdout + bad.stderr)
+  assert.match(bad.stdout, /AGREE/)
+  assert.match(
+    bad.stdout,
+    /UNUSABLE — commitment mismatch: the evidence file hashes to 0x[0-9a-f]{64}, the posted result commits to/
   )
 })
