@@ -6,6 +6,7 @@ import ort from 'onnxruntime-node'
 import type { MixtralConfig } from '../config.js'
 import { denseEmbedPath, denseHeadPath, denseLayerPath } from './build.js'
 import { createDenseSession, type Device, type MiniLogger } from './session.js'
+import type { SessionOptions } from '../runtime/ort.js'
 
 export interface DenseRuntimeOptions {
   /** @default 'cpu' */
@@ -17,6 +18,10 @@ export interface DenseRuntimeOptions {
    * a step waiting for expert nodes; where nodes share its cores, spinning takes CPU from them.
    */
   allowSpinning?: boolean
+  /** Threads per operator. @default 0 (ORT's default: the physical cores) */
+  intraOpNumThreads?: number
+  /** Passed through to ORT (e.g. graphOptimizationLevel: bench:tie compares float orders). */
+  ortOptions?: SessionOptions['ortOptions']
 }
 
 /** What loadDenseRuntime needs from a loaded bundle (model/bundle's Bundle satisfies it). */
@@ -157,7 +162,10 @@ export async function loadDenseRuntime(
   const H = c.hiddenSize
   const want = opts.device ?? 'cpu'
   const open = async (path: string): Promise<{ session: ort.InferenceSession; device: Device }> =>
-    await createDenseSession(join(bundle.dir, path), want, opts.logger, opts.allowSpinning)
+    await createDenseSession(join(bundle.dir, path), want, opts.logger, opts.allowSpinning, {
+      intraOpNumThreads: opts.intraOpNumThreads,
+      ortOptions: opts.ortOptions
+    })
   await bundle.verify?.([
     denseEmbedPath,
     ...Array.from({ length: c.numLayers }, (_, i) => denseLayerPath(i)),

@@ -1,7 +1,7 @@
 // Session creation for the dense graphs: compute-core's createSession (device choice, CPU fallback
 // with a warning), with the dense graphs' options.
 import type ort from 'onnxruntime-node'
-import { createSession, type MiniLogger } from '../runtime/ort.js'
+import { createSession, type MiniLogger, type SessionOptions } from '../runtime/ort.js'
 import type { Device } from '../experts.js'
 
 export type { Device, MiniLogger }
@@ -10,10 +10,15 @@ export async function createDenseSession(
   path: string,
   device: Device,
   logger?: MiniLogger,
-  allowSpinning?: boolean
+  allowSpinning?: boolean,
+  extra: Pick<SessionOptions, 'intraOpNumThreads' | 'ortOptions'> = {}
 ): Promise<{ session: ort.InferenceSession; device: Device }> {
   // 0 = ORT's default thread count, given explicitly: onnxruntime-node rejects an undefined value.
-  const opts: Parameters<typeof createSession>[1] = { device, intraOpNumThreads: 0 }
+  const opts: Parameters<typeof createSession>[1] = {
+    device,
+    intraOpNumThreads: extra.intraOpNumThreads ?? 0
+  }
+  if (extra.ortOptions != null) opts.ortOptions = extra.ortOptions
   if (allowSpinning != null) opts.allowSpinning = allowSpinning
   if (logger != null) opts.logger = logger
   const { session, device: used } = await createSession(path, opts)

@@ -3,7 +3,7 @@
 import type { Bundle } from '../bundle/load.js'
 import { expertArtifactPath } from '../bundle/manifest.js'
 import type { Device, ExpertBackend } from '../experts.js'
-import { createSession, ort, type MiniLogger } from './ort.js'
+import { createSession, ort, type MiniLogger, type SessionOptions } from './ort.js'
 
 export class ExpertNotHostedError extends Error {
   override name = 'ExpertNotHostedError'
@@ -17,6 +17,8 @@ export interface ExpertRuntimeOptions {
   device?: Device
   logger?: MiniLogger
   intraOpNumThreads?: number
+  /** Passed through to ORT (e.g. graphOptimizationLevel: bench:tie compares float orders). */
+  ortOptions?: SessionOptions['ortOptions']
   /** See SessionOptions.allowSpinning. */
   allowSpinning?: boolean
   /** Verify the sha256 of the artifacts (and the weights they use) before loading. Default true. */
@@ -85,7 +87,8 @@ export async function loadExpertRuntime(
         device,
         logger: opts.logger,
         intraOpNumThreads: opts.intraOpNumThreads,
-        allowSpinning: opts.allowSpinning
+        allowSpinning: opts.allowSpinning,
+        ortOptions: opts.ortOptions
       })
       device = s.device
       sessions.set(key(l, e), s.session)
