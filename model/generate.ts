@@ -86,6 +86,11 @@ export interface GenerateOptions {
   speculative?: SpeculativeOptions
   /** Reported after every decode round (for benches and logs). */
   onRound?: (round: RoundEvent) => void
+  /**
+   * Most tokens the next speculative round may draft, given the tokens so far (a cost budget:
+   * a round pays for its rejected rows too). Unset: no limit beyond maxTokens.
+   */
+  draftLimit?: (generated: readonly number[]) => number
 }
 
 /** One decode round: a pass of the target over the last token and the drafted ones. */
@@ -380,7 +385,7 @@ export async function* generate(
     let asked = 0
     let roundDraftMs = 0
     if (spec != null && length != null && left > 1) {
-      asked = Math.min(length.next(), left - 1)
+      asked = Math.min(length.next(), left - 1, o.draftLimit?.(tokens) ?? Infinity)
       if (asked > 0) {
         proposal = await spec.draft.propose(context, asked, {
           temperature: o.temperature ?? 0,

@@ -8,6 +8,14 @@ import { checksummed, type SignedVoucher } from './voucher.js'
 /** Wire forms of vouchers still in use: a prepaid voucher travels on many calls unchanged. */
 const WIRE = new WeakMap<SignedVoucher, WireVoucher>()
 
+/**
+ * The longest a node may act on a lane read (PovEscrow.laneOf) before reading it again
+ * (docs/protocol.md, what a node checks): money allocated to a lane counts for a voucher only
+ * this long after the allocation is mined — before that, a node may still hold the older balance
+ * and refuse the voucher as `insufficient escrow`.
+ */
+export const LANE_CACHE_MS = 2000
+
 /** The wire form of `v` (the same object for the same voucher: do not modify it). */
 export function voucherToWire(v: SignedVoucher): WireVoucher {
   let w = WIRE.get(v)

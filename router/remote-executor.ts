@@ -347,6 +347,11 @@ export class RemoteExpertExecutor implements ExpertExecutor {
       },
       (err: Error): Settled => {
         const ms = performance.now() - t0
+        // the client declined to pay this replica now: no fault of the node, nothing was sent
+        if (err instanceof PaymentDeferredError) {
+          this.opts.onAttempt?.({ peer, layer, expert, ok: false, ms, error: err.message })
+          return { ok: false, peer, err }
+        }
         if (!abort.signal.aborted) {
           if (!(err instanceof BadAnswerError)) this.routes.onFailure(peer)
           // a status answer came over a working stream: only this call was refused. Dropping
@@ -489,6 +494,15 @@ export class RemoteExpertExecutor implements ExpertExecutor {
 }
 
 const BAD_SIGNATURE = 'response signature does not verify against the node key'
+
+/**
+ * Thrown by `attachPayment` when this client will not pay `peer` for the call now (its escrow
+ * lane is empty and another replica's is not): the call goes to another replica, and the peer is
+ * neither benched nor disconnected — it did nothing wrong, and its other calls go on.
+ */
+export class PaymentDeferredError extends Error {
+  override name = 'PaymentDeferredError'
+}
 
 /** The node answered, but its answer failed verification (benched by RouteManager.onBadAnswer). */
 class BadAnswerError extends Error {

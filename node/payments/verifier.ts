@@ -18,6 +18,7 @@
 // `laneCacheMs` (as before: no call is accepted on a lane read older than that).
 import { checksummed, isVoucherSignedByPayer, type VoucherDomain } from '../../protocol/voucher.js'
 import { PaymentError, Status, UNDERPAID } from '../../protocol/errors.js'
+import { LANE_CACHE_MS } from '../../protocol/payment.js'
 import type { SignedVoucher, VoucherStore } from './voucher-store.js'
 
 /** A payer's lane to this node as the escrow reports it (PovEscrow.laneOf). */
@@ -44,7 +45,8 @@ export interface PaymentTerms {
 }
 
 export interface VerifierOptions {
-  /** How long a payer's lane read from the chain is trusted before it is read again. @default 2000 */
+  /** How long a payer's lane read from the chain is trusted before it is read again (at most the
+   *  protocol's LANE_CACHE_MS: clients rely on it). @default LANE_CACHE_MS */
   laneCacheMs?: number
   /** After a price change, how long the old price is still honoured (ms). @default 600000 */
   priceGraceMs?: number
@@ -90,7 +92,7 @@ export class PaymentVerifier {
     opts: VerifierOptions = {}
   ) {
     this.payee = checksummed(terms.payee)
-    this.cacheMs = opts.laneCacheMs ?? 2000
+    this.cacheMs = opts.laneCacheMs ?? LANE_CACHE_MS
     this.graceMs = opts.priceGraceMs ?? 600_000
     this.now = opts.now ?? Date.now
     this.price = terms.pricePerUnit

@@ -2,8 +2,9 @@
 // recognizer of JSON (optionally shaped by a JSON schema subset) that says, for each vocabulary
 // token, whether its bytes keep the output a prefix of a valid document. Tokens that would break
 // it are masked (-Infinity) before sampling, so the reply always parses once it ends; and when
-// the token budget runs short, only tokens that spell the shortest way to close the document are
-// allowed, so it ends complete within max_tokens. Bytes, not characters: byte-level BPE tokens
+// the token budget runs short (max_tokens, or what a cost cap still pays, asked at every
+// position), only tokens that spell the shortest way to close the document are allowed, so it
+// ends complete within it. Bytes, not characters: byte-level BPE tokens
 // may split a UTF-8 character, which JSON allows only inside strings (bytes ≥ 0x80).
 //
 // Supported schema keywords: type (one or a list), properties, required, additionalProperties
@@ -513,6 +514,13 @@ function latin1Bytes(s: string): number[] {
 }
 
 /**
+ * Tokens a reply may still take from position `n` on (the position whose logits are being
+ * masked, counted), as the reply's budget stands now: a number is max_tokens; a function follows
+ * what is actually left (a cost cap: the rows the money left pays, router/gateway/budget.ts).
+ */
+export type TokenBudget = number | ((n: number) => number)
+
+/**
  * The mask a constraint applies to each step's logits, over a vocabulary given as each token's
  * bytes (null: a token the output may never contain, such as BOS). `eos` ends the reply once the
  * document is complete.
@@ -523,13 +531,16 @@ export class JsonConstraint {
   /** Every token's bytes as a latin1 string → its id (the first one, for duplicates). */
   private readonly byText = new Map<string, number>()
   private readonly longest: number
+  private readonly left: (n: number) => number
 
   constructor(
     private readonly tokenBytes: ReadonlyArray<Uint8Array | null>,
     private readonly eos: number | null,
     schema: Schema | null,
-    private readonly maxTokens: number
+    budget: TokenBudget
   ) {
+    // asked at every position: a budget that shrinks (rows paid dearer than planned) is followed
+    this.left = typeof budget === 'number' ? (n) => budget - n : budget
     this.state = JsonState.start(schema)
     let longest = 1
     tokenBytes.forEach((b, id) => {
@@ -561,6 +572,15 @@ export class JsonConstraint {
     return true
   }
 
+  /**
+   * The tokens that complete the document from where `generated` left it, spelled as the mask
+   * forces them (empty once it is complete): what a reply cut short by its budget ends with.
+   */
+  closing(generated: readonly number[]): number[] {
+    if (!this.accept(generated)) throw new Error('a generated token broke the JSON grammar')
+    return this.state.done ? [] : this.spell(this.state.closing())
+  }
+
   /** `text` (latin1 bytes) as tokens, longest match first: how the budget is counted. */
   private spell(text: string): number[] {
     const out: number[] = []
@@ -586,7 +606,7 @@ export class JsonConstraint {
       for (let id = 0; id < logits.length; id++) if (id !== this.eos) logits[id] = -Infinity
       return
     }
-    const left = this.maxTokens - generated.length
+    const left = this.left(generated.length)
     const closing = this.spell(this.state.closing())
     // at the end of the budget, only the way out: the closing, spelled in the fewest tokens
     if (closing.length + 1 >= left) {

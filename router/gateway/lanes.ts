@@ -8,10 +8,16 @@
 //   every few seconds anyway, so a fresh `pov deposit` is used without a restart;
 // - a call whose voucher its lane cannot cover waits for a top-up, or is refused at once when
 //   the deposit is spent (the gateway then ends the request with a clear reason: never a voucher
-//   the node would refuse, never a hang).
+//   the node would refuse, never a hang);
+// - money just allocated counts for vouchers only once every node can see it: a node may act on
+//   a lane read up to LANE_CACHE_MS old (docs/protocol.md), so a voucher signed above the old
+//   balance right after the top-up would be refused as `insufficient escrow` — and a refused
+//   call counts against the node (benched: with every replica refused at once, the request had
+//   no node left, a 503). A call that needs the new room waits for it instead (bounded).
 import { formatUnits, type Signer } from 'ethers'
 import type { Logger } from 'pino'
 import type { PovEscrowContract } from '../../chain/contracts.js'
+import { LANE_CACHE_MS } from '../../protocol/payment.js'
 import type { Payer } from '../payer.js'
 import type { GatewayMetrics } from './metrics.js'
 
@@ -27,13 +33,22 @@ export interface LaneKeeperOptions {
   horizonMs?: number
   /** The unallocated deposit is re-read at least this often while idle. @default 5000 */
   depositReadMs?: number
+  /**
+   * How long after an allocation is mined its money counts for vouchers: the nodes' lane cache
+   * plus a margin for clocks. @default LANE_CACHE_MS + 250
+   */
+  visibleAfterMs?: number
+  /** Clock and wait (tests). @default Date.now, setTimeout */
+  now?: () => number
+  sleep?: (ms: number) => Promise<void>
   logger?: Logger
   metrics?: GatewayMetrics | null
 }
 
 export interface LaneState {
   operator: string
-  /** balance + paid: the highest cumulative voucher the lane covers (wei). */
+  /** balance + paid: the highest cumulative voucher the lane covers (wei), allocations that
+   *  nodes may not see yet included. */
   ceiling: bigint
   /** What the next voucher may still add before the lane stops covering it (wei, ≥ 0). */
   room: bigint
@@ -52,6 +67,8 @@ export interface Funds {
 
 export class LaneKeeper {
   private readonly ceilings = new Map<string, bigint>()
+  /** Per operator: allocations mined less than `visibleAfterMs` ago (a node may not see them). */
+  private readonly pending = new Map<string, Array<{ amount: bigint; visibleAt: number }>>()
   /** Per operator: (time, owed) samples over the last horizon, to see how fast a lane drains. */
   private readonly samples = new Map<string, Array<{ t: number; owed: bigint }>>()
   private free = 0n
@@ -85,11 +102,28 @@ export class LaneKeeper {
     return this.o.payer.address
   }
 
-  /** What a voucher to `operator` covering `amount` more leaves in its lane (negative: refused). */
-  headroom(operator: string, amount = 0n): bigint {
+  private get now(): number {
+    return (this.o.now ?? Date.now)()
+  }
+
+  /**
+   * What a voucher to `operator` covering `amount` more leaves in its lane as every node sees it
+   * (negative: refused, or not yet visible). `pending`: count allocations nodes may not see yet.
+   */
+  headroom(operator: string, amount = 0n, pending = false): bigint {
     const ceiling = this.ceilings.get(operator)
     if (ceiling == null) return -1n
-    return ceiling - this.o.payer.exposure(operator, amount)
+    return (
+      ceiling - (pending ? 0n : this.unseen(operator)) - this.o.payer.exposure(operator, amount)
+    )
+  }
+
+  /** Wei allocated to `operator`'s lane that a node may not see yet. */
+  private unseen(operator: string, at = this.now): bigint {
+    const p = this.pending.get(operator)
+    if (p == null) return 0n
+    while (p.length > 0 && p[0].visibleAt <= at) p.shift()
+    return p.reduce((sum, x) => sum + x.amount, 0n)
   }
 
   funds(): Funds {
@@ -97,7 +131,7 @@ export class LaneKeeper {
     let available = this.free
     for (const op of this.o.operators()) {
       const ceiling = this.ceilings.get(op) ?? 0n
-      const h = this.headroom(op)
+      const h = this.headroom(op, 0n, true)
       const room = h > 0n ? h : 0n
       available += room
       lanes.push({ operator: op, ceiling, room })
@@ -106,13 +140,40 @@ export class LaneKeeper {
   }
 
   /**
-   * Makes the lane to `operator` cover a voucher for `amount` more: at once when it does, after
-   * a top-up from the unallocated deposit when it can; false when the deposit is spent.
+   * Makes the lane to `operator` cover a voucher for `amount` more, as the node sees it: at once
+   * when it does; after a top-up from the unallocated deposit when it can, once the node can see
+   * the top-up (a wait of at most `visibleAfterMs`); false when the deposit is spent.
    */
   async cover(operator: string, amount: bigint): Promise<boolean> {
     if (this.headroom(operator, amount) >= 0n) return true
-    await this.refill(true, new Map([[operator, amount]]))
+    if (this.headroom(operator, amount, true) < 0n) {
+      const extra = new Map([[operator, amount]])
+      try {
+        await this.refill(true, extra)
+      } catch (err) {
+        // a transaction of the same key sent meanwhile (a `pov deposit`) can take the nonce:
+        // once more, from a fresh read
+        this.o.logger?.warn({ err: (err as Error).message }, 'lane top-up failed; trying again')
+        await this.refill(true, extra)
+      }
+    }
+    const at = this.visibleAt(operator, amount)
+    if (at == null) return false
+    const wait = at - this.now
+    if (wait > 0) await (this.o.sleep ?? sleep)(wait)
     return this.headroom(operator, amount) >= 0n
+  }
+
+  /** When the lane to `operator` covers `amount` more as nodes see it; null: it never will. */
+  private visibleAt(operator: string, amount: bigint): number | null {
+    if (this.headroom(operator, amount, true) < 0n) return null
+    let short = -this.headroom(operator, amount)
+    if (short <= 0n) return this.now
+    for (const p of this.pending.get(operator) ?? []) {
+      short -= p.amount
+      if (short <= 0n) return p.visibleAt
+    }
+    return null
   }
 
   /** The funds after a fresh read of the unallocated deposit (a request deciding whether to start). */
@@ -125,7 +186,7 @@ export class LaneKeeper {
     const [free, unlockAt] = await this.o.escrow.depositOf(this.payer)
     this.free = BigInt(free)
     this.unlocking = BigInt(unlockAt) !== 0n
-    this.freeAt = Date.now()
+    this.freeAt = this.now
     this.o.metrics?.depositFree.set(Number(formatUnits(this.free, 18)))
   }
 
@@ -136,7 +197,7 @@ export class LaneKeeper {
 
   private async tick(): Promise<void> {
     if (this.closed || this.busy != null) return
-    const now = Date.now()
+    const now = this.now
     const stale = now - this.freeAt > (this.o.depositReadMs ?? 5000)
     const want = this.wanted(now)
     if (want.size === 0 && !stale) return
@@ -159,7 +220,7 @@ export class LaneKeeper {
       const margin = this.o.payer.exposure(op) - owed
       // hold twice the recent spend (so a top-up lands before the lane is dry) and a margin
       const low = 2n * recent + margin
-      const h = this.headroom(op, extra.get(op) ?? 0n)
+      const h = this.headroom(op, extra.get(op) ?? 0n, true)
       if (h < low) out.set(op, low - h + recent)
       this.o.metrics?.laneRoom.set({ operator: op }, Number(formatUnits(h > 0n ? h : 0n, 18)))
     }
@@ -177,7 +238,7 @@ export class LaneKeeper {
     const run = (async () => {
       if (read) await this.readDeposit()
       for (const op of this.o.operators()) if (!this.ceilings.has(op)) await this.readLane(op)
-      const want = this.wanted(Date.now(), extra)
+      const want = this.wanted(this.now, extra)
       if (want.size === 0 || this.free === 0n || this.unlocking) return
       const ops = this.o.operators()
       const share = this.free / BigInt(4 * Math.max(1, ops.length))
@@ -201,8 +262,12 @@ export class LaneKeeper {
       if (payees.length === 0) return
       const escrow = this.o.escrow.connect(this.o.signer) as PovEscrowContract
       await (await escrow.allocate(payees, amounts)).wait()
+      const visibleAt = this.now + (this.o.visibleAfterMs ?? LANE_CACHE_MS + 250)
       payees.forEach((op, i) => {
         this.ceilings.set(op, (this.ceilings.get(op) ?? 0n) + amounts[i])
+        const p = this.pending.get(op) ?? []
+        p.push({ amount: amounts[i], visibleAt })
+        this.pending.set(op, p)
       })
       const sum = amounts.reduce((a, b) => a + b, 0n)
       this.free -= sum
@@ -222,4 +287,8 @@ export class LaneKeeper {
       this.busy = null
     }
   }
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms))
 }

@@ -24,11 +24,13 @@ import {
   type PaidRouter,
   type PaidRouterOptions
 } from '../paid.js'
+import { PaymentDeferredError } from '../remote-executor.js'
 import { loadChatTemplate, type ChatTemplate } from './chat-template.js'
 import { ApiError, SpendRefusedError } from './errors.js'
 import { LaneKeeper, type Funds, type LaneKeeperOptions } from './lanes.js'
 import type { GatewayMetrics } from './metrics.js'
 import { JsonConstraint, type Schema } from './json-grammar.js'
+import { ReplyBudget } from './budget.js'
 import { StopTextStream } from './text-stream.js'
 import { loadTokenBytes } from './token-bytes.js'
 
@@ -449,10 +451,10 @@ export class GatewayService {
     if (a.keeper.headroom(c.operator, c.amount) < 0n)
       return (async () => {
         if (!(await a.keeper.cover(c.operator, c.amount).catch(() => false))) {
-          // money left in another lane of this shard: the router retries there (and benches
-          // this node until its lane is topped up)
+          // money left in another lane of this shard: the router retries there (this node is
+          // not at fault: neither benched nor disconnected)
           if (GatewayService.otherLaneCovers(a, c))
-            throw new Error(
+            throw new PaymentDeferredError(
               `the escrow lane to ${c.operator} cannot cover the next voucher and nothing is left to allocate; another replica is paid instead`
             )
           const f = a.keeper.funds()
@@ -634,22 +636,24 @@ export class GatewayService {
     const reqCap = this.o.maxCostPerRequest
     const cap = this.o.spendingCap
     const spec = this.o.speculative
-    // A JSON reply closes within a token budget that a cost cap turns into rows paid; a
-    // speculative round pays for rejected rows too, so under a cap the budget would no longer
-    // hold (replies cut at the cap, finish_reason length): constrained replies decode plainly.
-    const constrainedUnderCap = req.json != null && reqCap != null
-    const draft =
-      spec?.enabled !== false && !constrainedUnderCap ? await openDraft(m.bundle.dir) : null
+    const draft = spec?.enabled !== false ? await openDraft(m.bundle.dir) : null
     const eos = req.ignoreEos === true ? null : m.bundle.config.eosTokenId
-    // the JSON closes within what the reply may spend: max_tokens, or fewer under a cost cap
-    let budget = req.maxTokens
-    if (reqCap != null && perToken > 0n) {
-      // a fifth kept for hedged calls, which are paid too
-      const affordable = Number((reqCap * 4n) / 5n / perToken) - req.promptIds.length - 1
-      if (affordable < budget) budget = Math.max(1, affordable)
-    }
+    // what the reply may still spend, re-read at every position from what was actually paid
+    const budget = new ReplyBudget({
+      maxTokens: req.maxTokens,
+      rowCost: perToken,
+      moneyLeft: () => {
+        let left: bigint | null = reqCap != null ? reqCap - account.spent : null
+        if (cap != null && (left == null || cap - this.spent < left)) left = cap - this.spent
+        return left
+      }
+    })
     const constraint =
-      req.json == null ? null : new JsonConstraint(m.tokenBytes, eos, req.json.schema, budget)
+      req.json == null
+        ? null
+        : new JsonConstraint(m.tokenBytes, eos, req.json.schema, (n) => budget.tokensLeft(n))
+    // rows of the round the generator just ran (its tokens come out one by one after it)
+    let roundRows: number
     const it = generate({
       ...(draft != null
         ? {
@@ -669,9 +673,16 @@ export class GatewayService {
       temperature: req.temperature,
       topP: req.topP,
       seed: req.seed,
-      eosTokenId: req.ignoreEos === true ? null : m.bundle.config.eosTokenId,
+      eosTokenId: eos,
       processLogits: GatewayService.logitsProcessor(req, constraint),
       returnLogits: req.logprobs != null,
+      // a JSON reply's speculative rounds leave the rows its closing needs
+      ...(constraint != null
+        ? { draftLimit: (g: readonly number[]) => budget.draftLimit(constraint.closing(g).length) }
+        : {}),
+      onRound: (r) => {
+        roundRows = r.proposed + 1
+      },
       signal
     })
     const logprobs: TokenLogprob[] | null = req.logprobs != null ? [] : null
@@ -685,7 +696,15 @@ export class GatewayService {
     let next = perToken
     try {
       for (;;) {
-        if (ids.length > 0) {
+        if (ids.length > 0 && constraint != null) {
+          // a JSON reply plans in rows (its rounds draft no more than the money left pays): it
+          // stops when no row is left, and its closing is added below
+          if (!budget.paysNextRow()) {
+            const perRow = budget.costPerRow
+            capped = reqCap != null && account.spent + perRow > reqCap ? 'request' : 'gateway'
+            break
+          }
+        } else if (ids.length > 0) {
           // stop before a token whose price (the dearest seen so far) would cross a cap
           if (reqCap != null && account.spent + next > reqCap) {
             capped = 'request'
@@ -697,8 +716,10 @@ export class GatewayService {
           }
         }
         const before = account.spent
+        roundRows = 0
         const r = await it.next()
         if (ids.length > 0 && account.spent - before > next) next = account.spent - before
+        if (roundRows > 0) budget.observe(account.spent - before, roundRows)
         if (r.done === true) {
           finishReason = r.value.stopReason === 'eos' ? 'stop' : 'length'
           degraded ||= r.value.degraded
@@ -741,6 +762,24 @@ export class GatewayService {
     } finally {
       await it.return(undefined as never).catch(() => {})
       await draft?.close?.()
+    }
+    if (constraint != null && capped != null && !text.stopped) {
+      // Cut by a cap or the deposit (a call dearer than planned, a top-up that failed): the
+      // document ends with its shortest closing, the tokens the mask would force one by one
+      // anyway. The model's logits play no part in forced tokens, so no node is asked (nor
+      // paid) for them; the mask kept room for them under max_tokens at every step.
+      const closing = constraint.closing(ids)
+      if (closing.every((id) => id >= 0) && ids.length + closing.length <= req.maxTokens) {
+        for (const id of closing) {
+          ids.push(id)
+          if (logprobs != null) {
+            const only = new Float32Array(m.bundle.config.vocabSize).fill(-Infinity)
+            only[id] = 0
+            logprobs.push(tokenLogprob(m, id, only, req.logprobs ?? 0))
+          }
+        }
+        if (closing.length > 0 && finishReason === 'length') finishReason = 'stop'
+      }
     }
     if (!text.stopped && ids.length > 0) {
       const tail = text.push(ids, true)

@@ -4,7 +4,11 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { LatencyTracker, MIN_PER_CALL_MS, percentile } from '../../../router/latency.js'
 import { RouteManager, buildTable, expertKey, selectReplica } from '../../../router/routes.js'
-import { RemoteExpertExecutor, type ExpertCallClient } from '../../../router/remote-executor.js'
+import {
+  PaymentDeferredError,
+  RemoteExpertExecutor,
+  type ExpertCallClient
+} from '../../../router/remote-executor.js'
 import type { ExpertResponse } from '../../../protocol/expert.js'
 import { okResponse } from './fake-response.js'
 
@@ -250,6 +254,43 @@ test('bounded retries: failures move to the next replica and stop after maxAttem
   log.length = 0
   await ex.runExpert(0, 0, x, 1)
   assert.deepEqual(log, ['D'], 'benched replicas are skipped')
+})
+
+test('a replica this client declines to pay now (its lane is empty) is skipped, not benched nor dropped', async () => {
+  const delays = new Map<string, number | 'fail'>([
+    ['A', 1],
+    ['B', 1]
+  ])
+  const log: string[] = []
+  const dropped: string[] = []
+  const routes = new RouteManager([peer('A'), peer('B')])
+  const client = fakeClient(delays, log)
+  const ex = new RemoteExpertExecutor(
+    {
+      ...client,
+      drop: (p: string) => {
+        dropped.push(p)
+      }
+    },
+    routes,
+    {
+      modelId: MODEL_ID,
+      hidden: HIDDEN,
+      verifySignatures: 'off',
+      hedge: false,
+      attachPayment: async ({ peer: p }) => {
+        if (p === 'A') throw new PaymentDeferredError('the lane to A is empty; B is paid instead')
+        return undefined
+      }
+    }
+  )
+  for (let i = 0; i < 3; i++) {
+    const y = await ex.runExpert(0, 0, x, 1)
+    assert.deepEqual(Array.from(y), Array.from(x))
+  }
+  assert.deepEqual(log, ['B', 'B', 'B'], 'nothing was sent to A')
+  assert.equal(routes.benched.has('A'), false, 'A did nothing wrong: not benched')
+  assert.deepEqual(dropped, [], 'A keeps its connection (its other calls go on)')
 })
 
 test('every replica benched: the call waits for a bench to end (a restarting node) when allowed', async () => {
