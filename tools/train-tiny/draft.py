@@ -25,7 +25,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bpe  # noqa: E402
-import rdata  # noqa: E402
 import train as target_lib  # noqa: E402
 
 DRAFT_CONFIG = dict(
@@ -116,20 +115,11 @@ def hf_config(c):
 
 
 def export(model, out):
-    os.makedirs(out, exist_ok=True)
-    target_lib.write_safetensors(os.path.join(out, 'model.safetensors'), model.state_dict())
-    with open(os.path.join(out, 'config.json'), 'w') as f:
-        json.dump(hf_config(model.c), f, indent=2)
-        f.write('\n')
+    target_lib.write_checkpoint(out, model, hf_config(model.c))
 
 
 def load_exported(out, dtype=torch.float32):
-    with open(os.path.join(out, 'config.json')) as f:
-        j = json.load(f)
-    m = LlamaForCausalLM({k: j[k] for k in DRAFT_CONFIG})
-    m.load_state_dict({k: v.to(dtype) for k, v in target_lib.read_safetensors(
-        os.path.join(out, 'model.safetensors')).items()})
-    return m.to(dtype).eval()
+    return target_lib.read_checkpoint(out, LlamaForCausalLM, DRAFT_CONFIG, dtype)
 
 
 # ---------------------------------------------------------------- data
@@ -137,15 +127,7 @@ def load_exported(out, dtype=torch.float32):
 def data(args):
     """The same training text as train.py prepare (held-out tenth of Persuasion excluded), encoded
     with the committed tokenizer, so the draft never sees the held-out text either."""
-    d = rdata.load_lazy_data(os.path.join(args.rdata, 'Rdata.rdx'),
-                             os.path.join(args.rdata, 'Rdata.rdb'))
-    pars = []
-    for b in target_lib.BOOKS:
-        ps = target_lib.paragraphs(d[b].value)
-        if b == target_lib.HELDOUT_BOOK:
-            ps = ps[:int(len(ps) * (1 - target_lib.HELDOUT_FRACTION))]
-        pars += ps
-    text = '\n'.join(pars) + '\n'
+    text, _ = target_lib.corpus(args.rdata)
     enc = bpe.Encoder(bpe.load_merges(os.path.join(args.target, 'tokenizer.json')))
     ids = enc.encode(text, bos=False)
     with open(args.heldout) as f:

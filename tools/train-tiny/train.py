@@ -59,9 +59,11 @@ def paragraphs(lines):
     return out
 
 
-def prepare(args):
-    data = rdata.load_lazy_data(os.path.join(args.rdata, 'Rdata.rdx'),
-                                os.path.join(args.rdata, 'Rdata.rdb'))
+def corpus(rdata_dir):
+    """The training and held-out text (one paragraph a line): every book, less the last tenth of
+    the held-out book. The draft (draft.py) trains on the same text."""
+    data = rdata.load_lazy_data(os.path.join(rdata_dir, 'Rdata.rdx'),
+                                os.path.join(rdata_dir, 'Rdata.rdb'))
     train_pars, held = [], []
     for b in BOOKS:
         ps = paragraphs(data[b].value)
@@ -71,7 +73,11 @@ def prepare(args):
             held += ps[cut:]
         else:
             train_pars += ps
-    train_text, held_text = '\n'.join(train_pars) + '\n', '\n'.join(held) + '\n'
+    return '\n'.join(train_pars) + '\n', '\n'.join(held) + '\n'
+
+
+def prepare(args):
+    train_text, held_text = corpus(args.rdata)
     os.makedirs(args.work, exist_ok=True)
     with open(os.path.join(args.work, 'train.txt'), 'w') as f:
         f.write(train_text)
@@ -275,25 +281,35 @@ def hf_config(c):
     return j
 
 
-def export(model, out, work):
+def write_checkpoint(out, model, config):
+    """An HF checkpoint directory: model.safetensors (f16) and config.json."""
     os.makedirs(out, exist_ok=True)
     write_safetensors(os.path.join(out, 'model.safetensors'), model.state_dict())
     with open(os.path.join(out, 'config.json'), 'w') as f:
-        json.dump(hf_config(model.c), f, indent=2)
+        json.dump(config, f, indent=2)
         f.write('\n')
+
+
+def read_checkpoint(out, make, keys, dtype):
+    """The model `make(config)` builds from an HF checkpoint directory's config.json (`keys` of
+    it), with the weights of its model.safetensors in `dtype`, in eval mode."""
+    with open(os.path.join(out, 'config.json')) as f:
+        j = json.load(f)
+    m = make({k: j[k] for k in keys if k in j})
+    m.load_state_dict({k: v.to(dtype) for k, v in read_safetensors(
+        os.path.join(out, 'model.safetensors')).items()})
+    return m.to(dtype).eval()
+
+
+def export(model, out, work):
+    write_checkpoint(out, model, hf_config(model.c))
     for name in ('tokenizer.json', 'tokenizer_config.json'):
         with open(os.path.join(work, name)) as src, open(os.path.join(out, name), 'w') as dst:
             dst.write(src.read())
 
 
 def load_exported(out, dtype=torch.float32):
-    with open(os.path.join(out, 'config.json')) as f:
-        j = json.load(f)
-    c = {k: j[k] for k in CONFIG if k in j}
-    m = MixtralForCausalLM(c)
-    m.load_state_dict({k: v.to(dtype) for k, v in read_safetensors(
-        os.path.join(out, 'model.safetensors')).items()})
-    return m.to(dtype).eval()
+    return read_checkpoint(out, MixtralForCausalLM, CONFIG, dtype)
 
 
 # ---------------------------------------------------------------- training
