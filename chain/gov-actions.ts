@@ -4,17 +4,25 @@
 // contract means adding its row here, and `pov gov propose set` and `pov gov params` pick it up.
 import { formatUnits, getAddress, isHexString, parseUnits } from 'ethers'
 import type { ContractAddresses } from './deployment.js'
-import type { PovContracts } from './contracts.js'
+import type { FaultReportsContract, InferenceRequestsContract, PovContracts } from './contracts.js'
 import type { ProposalAction } from './governance.js'
 import { sweepAction } from './faults.js'
 
 /** How a parameter's value is written on the command line and shown back. */
-export type ParamKind = 'pov' | 'seconds' | 'blocks' | 'bps' | 'percent' | 'address' | 'bool'
+export type ParamKind =
+  'pov' | 'seconds' | 'blocks' | 'bps' | 'percent' | 'address' | 'bool' | 'micrologit'
+
+/**
+ * The contracts a parameter may live in: the core ones, and those a deployment may leave out
+ * (`--no-fault-reports`, `--no-inference-requests`).
+ */
+export type GovContracts = PovContracts &
+  Partial<{ faultReports: FaultReportsContract; inferenceRequests: InferenceRequestsContract }>
 
 export interface GovParam {
   /** The name on the command line: `pov gov propose set min-stake 2000`. */
   name: string
-  contract: keyof ContractAddresses & keyof PovContracts
+  contract: (keyof ContractAddresses & keyof PovContracts) | 'faultReports' | 'inferenceRequests'
   /** onlyOwner / onlyGovernance setter taking the one value. */
   setter: string
   /** View returning the current value. */
@@ -119,8 +127,98 @@ export const GOV_PARAMS: readonly GovParam[] = [
     getter: 'getMinDelay',
     kind: 'seconds',
     description: 'time between queueing a passed proposal and executing it'
+  },
+  {
+    name: 'report-bond',
+    contract: 'faultReports',
+    setter: 'setReportBond',
+    getter: 'reportBond',
+    kind: 'pov',
+    description: "a fault report's bond floor (the reporter loses it when the report is rejected)"
+  },
+  {
+    name: 'report-bond-bps',
+    contract: 'faultReports',
+    setter: 'setBondBps',
+    getter: 'bondBps',
+    kind: 'bps',
+    description: "a fault report's bond as a share of the accused's stake, when above the floor"
+  },
+  {
+    name: 'report-decision-period',
+    contract: 'faultReports',
+    setter: 'setDecisionPeriod',
+    getter: 'decisionPeriod',
+    kind: 'seconds',
+    description: 'time governance has to decide a fault report before it lapses'
+  },
+  {
+    name: 'reporter-share',
+    contract: 'faultReports',
+    setter: 'setReporterShare',
+    getter: 'reporterShareBps',
+    kind: 'bps',
+    description: "the reporter's share of an upheld report's slash"
+  },
+  {
+    name: 'fault-treasury',
+    contract: 'faultReports',
+    setter: 'setTreasury',
+    getter: 'treasury',
+    kind: 'address',
+    description: "receives an upheld slash's remainder and rejected reports' bonds"
+  },
+  {
+    name: 'fulfil-bond',
+    contract: 'inferenceRequests',
+    setter: 'setFulfilBond',
+    getter: 'fulfilBond',
+    kind: 'pov',
+    description: 'bond an inference result (and a challenge) posts; fixed per request'
+  },
+  {
+    name: 'challenge-window',
+    contract: 'inferenceRequests',
+    setter: 'setChallengeWindow',
+    getter: 'challengeWindow',
+    kind: 'seconds',
+    description: 'time a posted inference result can be challenged; fixed per request'
+  },
+  {
+    name: 'dispute-period',
+    contract: 'inferenceRequests',
+    setter: 'setDisputePeriod',
+    getter: 'disputePeriod',
+    kind: 'seconds',
+    description: 'time governance has to decide an inference dispute before it expires'
+  },
+  {
+    name: 'tie-margin',
+    contract: 'inferenceRequests',
+    setter: 'setTieMargin',
+    getter: 'tieMargin',
+    kind: 'micrologit',
+    description: 'top-1/top-2 logit margin below which a differing token is a near-tie'
+  },
+  {
+    name: 'inference-treasury',
+    contract: 'inferenceRequests',
+    setter: 'setTreasury',
+    getter: 'treasury',
+    kind: 'address',
+    description: 'receives both bonds of a dispute decided BothWrong'
   }
 ]
+
+/** The client of `p`'s contract; GovInputError when this deployment has none. */
+function contractOf(c: GovContracts, p: GovParam) {
+  const contract = c[p.contract]
+  if (contract == null)
+    throw new GovInputError(
+      `this deployment has no ${p.contract === 'faultReports' ? 'FaultReports' : 'InferenceRequests'} contract: ${p.name} cannot be set`
+    )
+  return contract
+}
 
 export class GovInputError extends Error {
   override name = 'GovInputError'
@@ -190,6 +288,8 @@ export function parseParamValue(p: GovParam, value: string): bigint | string | b
       return wholeNumber(value, what, 10_000)
     case 'percent':
       return wholeNumber(value, what, 100)
+    case 'micrologit':
+      return wholeNumber(value, `${what} (micro-logits: 50000 = 0.05 logit)`, 10_000_000)
     case 'address':
       try {
         return getAddress(value.trim())
@@ -218,19 +318,21 @@ export function formatParamValue(p: GovParam, v: unknown): string {
       return `${String(v)} bps (${Number(v) / 100} %)`
     case 'percent':
       return `${String(v)} %`
+    case 'micrologit':
+      return `${String(v)} µlogit (${Number(v) / 1e6} logit)`
     default:
       return String(v)
   }
 }
 
-/** The current value of every parameter, read from the contracts. */
+/** The current value of every parameter of the contracts this deployment has. */
 export async function readParams(
-  contracts: PovContracts
+  contracts: GovContracts
 ): Promise<Array<{ param: GovParam; value: unknown }>> {
   return await Promise.all(
-    GOV_PARAMS.map(async (param) => ({
+    GOV_PARAMS.filter((param) => contracts[param.contract] != null).map(async (param) => ({
       param,
-      value: (await contracts[param.contract].getFunction(param.getter).staticCall()) as unknown
+      value: (await contractOf(contracts, param).getFunction(param.getter).staticCall()) as unknown
     }))
   )
 }
@@ -293,10 +395,10 @@ export function revokeModelAction(c: PovContracts, modelIdIn: string): BuiltProp
   }
 }
 
-export function setParamAction(c: PovContracts, name: string, value: string): BuiltProposal {
+export function setParamAction(c: GovContracts, name: string, value: string): BuiltProposal {
   const p = findParam(name)
   const v = parseParamValue(p, value)
-  const contract = c[p.contract]
+  const contract = contractOf(c, p)
   return {
     actions: [
       {

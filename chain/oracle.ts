@@ -326,6 +326,15 @@ async function approve(c: PovContracts, signer: Signer, spender: string, amount:
   await (await token.approve(spender, amount)).wait()
 }
 
+/** Waits for a sent transaction to be mined; its hash (a revert throws, as tx.wait does). */
+async function mined(
+  sent: Promise<{ hash: string; wait: () => Promise<unknown> }>
+): Promise<string> {
+  const tx = await sent
+  await tx.wait()
+  return tx.hash
+}
+
 /** Posts a request as `signer` (approving the fee first); returns its id and parameters. */
 export async function postRequest(
   c: PovContracts,
@@ -368,9 +377,7 @@ export async function fulfilRequest(
 ): Promise<string> {
   await approve(c, signer, ir.target as string, v.params.bond)
   const me = ir.connect(signer) as InferenceRequestsContract
-  const tx = await me.fulfil(v.id, v.params, result, evidenceUri)
-  await tx.wait()
-  return tx.hash
+  return await mined(me.fulfil(v.id, v.params, result, evidenceUri))
 }
 
 /** Challenges the posted result of `v` with `mine` as `signer`, approving the bond first. */
@@ -390,9 +397,7 @@ export async function challengeRequest(
     margins: v.result.margins,
     evidenceHash: v.result.evidenceHash
   }
-  const tx = await me.challenge(v.id, v.params, posted, mine, evidenceUri)
-  await tx.wait()
-  return tx.hash
+  return await mined(me.challenge(v.id, v.params, posted, mine, evidenceUri))
 }
 
 /** Finalises `v` (pays, runs the callback); returns the tx hash and whether the callback ran. */
@@ -414,9 +419,7 @@ export async function cancelRequest(
   signer: Signer,
   v: Pick<RequestView, 'id' | 'params'>
 ): Promise<string> {
-  const tx = await (ir.connect(signer) as InferenceRequestsContract).cancel(v.id, v.params)
-  await tx.wait()
-  return tx.hash
+  return await mined((ir.connect(signer) as InferenceRequestsContract).cancel(v.id, v.params))
 }
 
 /** Closes a dispute governance left undecided past its deadline. */
@@ -425,9 +428,9 @@ export async function expireDispute(
   signer: Signer,
   v: Pick<RequestView, 'id' | 'params'>
 ): Promise<string> {
-  const tx = await (ir.connect(signer) as InferenceRequestsContract).expireDispute(v.id, v.params)
-  await tx.wait()
-  return tx.hash
+  return await mined(
+    (ir.connect(signer) as InferenceRequestsContract).expireDispute(v.id, v.params)
+  )
 }
 
 /** The proposal that decides a dispute (`pov gov propose resolve-dispute`). */

@@ -5,6 +5,9 @@ import { formatUnits, Transaction } from 'ethers'
 import { decodeRevert, type DecodedRevert } from '../chain/errors.js'
 import { PROPOSAL_STATES } from '../chain/proposal-states.js'
 import { UserError } from './errors.js'
+import { GovInputError } from '../chain/gov-actions.js'
+import { FaultInputError, FaultReportsMissingError } from '../chain/faults.js'
+import { InferenceRequestsMissingError, OracleInputError } from '../chain/oracle.js'
 
 /** A chain timestamp (seconds) as an ISO date without milliseconds. */
 export function isoTime(seconds: bigint | number): string {
@@ -162,9 +165,22 @@ export function describeFileError(err: unknown, what: string): string | undefine
   return undefined
 }
 
-/** Chain failures (ethers errors, reverts) as a UserError line; anything else unchanged. */
+/** The chain layer's refusals of what the user asked (bad input, a contract the deployment lacks). */
+const INPUT_ERRORS = [
+  GovInputError,
+  FaultInputError,
+  FaultReportsMissingError,
+  OracleInputError,
+  InferenceRequestsMissingError
+]
+
+/**
+ * Chain failures (ethers errors, reverts) and the chain layer's input errors as a UserError line;
+ * anything else unchanged.
+ */
 export function asUserError(err: unknown): unknown {
   if (err instanceof UserError) return err
+  if (INPUT_ERRORS.some((E) => err instanceof E)) return new UserError((err as Error).message)
   const e = err as { code?: unknown; shortMessage?: unknown } | null
   if (decodeRevert(err) != null || (typeof e?.code === 'string' && e.shortMessage != null))
     return new UserError(describeChainError(err))

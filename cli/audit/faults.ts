@@ -173,12 +173,8 @@ export function registerFaultCommands(audit: Command): void {
     const claimed = refund ?? claimedRefund(e, operator)
     const hash = evidenceHash(bytes)
     await withChain(o, async (ctx) => {
-      let fr
-      try {
-        fr = faultReportsOf(ctx.deployment, ctx.provider)
-      } catch (err) {
-        throw new UserError((err as Error).message)
-      }
+      // a deployment without FaultReports: one line, through withChain's asUserError
+      const fr = faultReportsOf(ctx.deployment, ctx.provider)
       const wallet = await loadSigner(o, ctx)
       let r
       try {

@@ -24,7 +24,7 @@ import { UserError } from '../errors.js'
 import { readBundleModel, isModelId, resolveModelId } from '../model-ref.js'
 import {
   GOV_PARAMS,
-  GovInputError,
+  type GovContracts,
   approveModelAction,
   formatParamValue,
   readParams,
@@ -43,13 +43,8 @@ import {
   type Support
 } from '../../chain/proposals.js'
 import { devClock, requireDevChain } from '../../chain/devchain.js'
-import {
-  FaultInputError,
-  faultReportsOf,
-  rejectFaultProposal,
-  upholdFaultProposal
-} from '../../chain/faults.js'
-import type { FaultReportsContract } from '../../chain/contracts.js'
+import { faultReportsOf, rejectFaultProposal, upholdFaultProposal } from '../../chain/faults.js'
+import { connectInferenceRequests, type FaultReportsContract } from '../../chain/contracts.js'
 
 type Opts = CommonCliOptions
 type ProposeOpts = Opts & { description?: string }
@@ -85,7 +80,7 @@ export function register(program: Command): void {
     )
   ).action(async (o: Opts) => {
     await withChain(o, async (ctx) => {
-      const rows = await readParams(ctx.contracts)
+      const rows = await readParams(govContracts(ctx))
       print(
         o,
         rows.map(({ param, value }) => ({
@@ -306,14 +301,8 @@ function registerPropose(gov: Command): void {
     build: (ctx: ChainContext) => BuiltProposal | Promise<BuiltProposal>
   ): Promise<void> => {
     await withChain(o, async (ctx) => {
-      let built: BuiltProposal
-      try {
-        built = await build(ctx)
-      } catch (err) {
-        if (err instanceof GovInputError || err instanceof FaultInputError)
-          throw new UserError(err.message)
-        throw err
-      }
+      // input errors (GovInputError, FaultInputError, …) become one line in withChain
+      const built = await build(ctx)
       const wallet = await loadSigner(o, ctx)
       const description = o.description ?? built.description
       const g = ctx.contracts.governor
@@ -409,7 +398,7 @@ function registerPropose(gov: Command): void {
   )
     .option('--description <text>', 'proposal title')
     .action(async (param: string, value: string, o: ProposeOpts) => {
-      await submit(o, (ctx) => setParamAction(ctx.contracts, param, value))
+      await submit(o, (ctx) => setParamAction(govContracts(ctx), param, value))
     })
 
   addCommonOptions(
@@ -503,32 +492,38 @@ function registerPropose(gov: Command): void {
         throw new UserError(`invalid outcome "${outcome}": one of ${OUTCOMES.slice(1).join(', ')}`)
       if (!/^\d+$/.test(request.trim()))
         throw new UserError(`invalid request "${request}": expected its number, e.g. 0`)
-      await submit(o, async (ctx) => {
-        try {
-          return await resolveDisputeProposal(
+      await submit(
+        o,
+        async (ctx) =>
+          await resolveDisputeProposal(
             inferenceRequestsOf(ctx.deployment, ctx.provider),
             Number(request),
             outcome as Exclude<(typeof OUTCOMES)[number], 'None'>
           )
-        } catch (err) {
-          if (
-            err instanceof Error &&
-            /^(OracleInputError|InferenceRequestsMissingError)$/.test(err.name)
-          )
-            throw new UserError(err.message)
-          throw err
-        }
-      })
+      )
     })
 }
 
-function faultReportsOrThrow(ctx: ChainContext): FaultReportsContract {
-  try {
-    return faultReportsOf(ctx.deployment, ctx.provider)
-  } catch (err) {
-    throw new UserError((err as Error).message)
+/** Every contract a parameter may live in, those the deployment has. */
+function govContracts(ctx: ChainContext): GovContracts {
+  return {
+    ...ctx.contracts,
+    ...(ctx.deployment.faultReports != null
+      ? { faultReports: faultReportsOf(ctx.deployment, ctx.provider) }
+      : {}),
+    ...(ctx.deployment.inferenceRequests != null
+      ? {
+          inferenceRequests: connectInferenceRequests(
+            ctx.deployment.inferenceRequests,
+            ctx.provider
+          )
+        }
+      : {})
   }
 }
+
+const faultReportsOrThrow = (ctx: ChainContext): FaultReportsContract =>
+  faultReportsOf(ctx.deployment, ctx.provider)
 
 async function findProposal(ctx: ChainContext, ref: string): Promise<ProposalStatus> {
   try {

@@ -38,21 +38,13 @@ export const EVIDENCE_EXIT = 4
 
 type ModelOpts = CommonCliOptions & ModelCliOptions
 
-function oracleOf(ctx: ChainContext): InferenceRequestsContract {
-  try {
-    return inferenceRequestsOf(ctx.deployment, ctx.provider)
-  } catch (err) {
-    throw new UserError((err as Error).message)
-  }
-}
+// the chain layer's input errors (no InferenceRequests, a bad request number) reach the user as
+// one line through withChain's asUserError
+const oracleOf = (ctx: ChainContext): InferenceRequestsContract =>
+  inferenceRequestsOf(ctx.deployment, ctx.provider)
 
 async function view(ir: InferenceRequestsContract, ref: string): Promise<RequestView> {
-  try {
-    return await readRequest(ir, parseRecordNumber(ref, 'request'))
-  } catch (err) {
-    if ((err as Error).name === 'OracleInputError') throw new UserError((err as Error).message)
-    throw err
-  }
+  return await readRequest(ir, parseRecordNumber(ref, 'request'))
 }
 
 async function tx<T>(what: string, send: () => Promise<T>): Promise<T> {

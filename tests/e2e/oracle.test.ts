@@ -296,28 +296,27 @@ test('pov oracle serve --paid runs the request on the paid network: the node ear
   const local = await localAnswer(prompt, 4)
   const bond = (await readRequest(ir, id)).params.bond
 
-  // the cap counts the bond: one below it leaves the request alone, having paid no node
+  // the cap counts the bond and the run's expert cost (bond + estimate > the bond alone), and gas:
+  // each refusal leaves the request alone, having paid no node
   const before0 = await earned()
-  const poor = await net.pov(
-    [
-      'oracle',
-      'serve',
-      '--once',
-      '--paid',
-      '--bundle',
-      bundle.dir,
-      '--max-spend',
-      formatUnits(bond - 1n, 18),
-      ...flags
-    ],
-    { timeoutMs: 300_000 }
-  )
-  assert.equal(poor.code, 0, poor.stderr)
-  assert.match(
-    poor.stderr,
-    new RegExp(
-      `request #${id}: skipped — bonds and expert payments out would reach [0-9.]+ POV, over --max-spend`
+  const capped = async (cap: string[]): Promise<string> => {
+    const r = await net.pov(
+      ['oracle', 'serve', '--once', '--paid', '--bundle', bundle.dir, ...cap, ...flags],
+      { timeoutMs: 300_000 }
     )
+    assert.equal(r.code, 0, r.stderr)
+    return r.stderr
+  }
+  const overSpend = new RegExp(
+    `request #${id}: skipped — bonds and expert payments out would reach ([0-9.]+) POV, over --max-spend`
+  )
+  assert.match(await capped(['--max-spend', formatUnits(bond - 1n, 18)]), overSpend)
+  const withCost = overSpend.exec(await capped(['--max-spend', formatUnits(bond, 18)]))
+  assert.ok(withCost != null, 'the bond fits, the bond + the expert estimate does not')
+  assert.ok(parseEther(withCost[1]) > bond)
+  assert.match(
+    await capped(['--max-gas', '0.000000001']),
+    new RegExp(`request #${id}: skipped — gas spent would reach [0-9.e-]+ ETH, over --max-gas`)
   )
   assert.equal((await readRequest(ir, id)).status, 'Open')
   assert.equal(await earned(), before0)

@@ -1,7 +1,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Interface, parseEther } from 'ethers'
-import { ABIS, connectContracts } from '../../../chain/contracts.js'
+import {
+  ABIS,
+  connectContracts,
+  connectFaultReports,
+  connectInferenceRequests
+} from '../../../chain/contracts.js'
 import {
   GOV_PARAMS,
   approveModelAction,
@@ -29,8 +34,17 @@ const ABI_OF = {
   registry: 'ExpertRegistry',
   escrow: 'PovEscrow',
   governor: 'PovGovernor',
-  timelock: 'PovTimelock'
+  timelock: 'PovTimelock',
+  faultReports: 'FaultReports',
+  inferenceRequests: 'InferenceRequests'
 } as const
+const FAULTS = '0x0000000000000000000000000000000000000007'
+const ORACLE = '0x0000000000000000000000000000000000000008'
+const all = {
+  ...c,
+  faultReports: connectFaultReports(FAULTS),
+  inferenceRequests: connectInferenceRequests(ORACLE)
+}
 
 test('every parameter row names a real one-argument setter and a view on its contract', () => {
   for (const p of GOV_PARAMS) {
@@ -58,6 +72,51 @@ test('set: POV amounts are given in POV, durations with units, and encode the se
     7200n
   )
   assert.equal(u.description, 'Set unlock-period to 7200 s (2h)')
+})
+
+test('set: the fault-report and inference-request settings target their contracts', () => {
+  const bond = setParamAction(all, 'report-bond', '250')
+  assert.equal(bond.actions[0].target, FAULTS)
+  assert.equal(
+    all.faultReports.interface.decodeFunctionData('setReportBond', bond.actions[0].data)[0],
+    parseEther('250')
+  )
+  assert.equal(bond.description, 'Set report-bond to 250 POV')
+  const share = setParamAction(all, 'reporter-share', '1500')
+  assert.equal(
+    all.faultReports.interface.decodeFunctionData('setReporterShare', share.actions[0].data)[0],
+    1500n
+  )
+  const bps = setParamAction(all, 'report-bond-bps', '200')
+  assert.equal(
+    all.faultReports.interface.decodeFunctionData('setBondBps', bps.actions[0].data)[0],
+    200n
+  )
+  const period = setParamAction(all, 'report-decision-period', '3d')
+  assert.equal(
+    all.faultReports.interface.decodeFunctionData('setDecisionPeriod', period.actions[0].data)[0],
+    259200n
+  )
+  const tie = setParamAction(all, 'tie-margin', '80000')
+  assert.equal(tie.actions[0].target, ORACLE)
+  assert.equal(
+    all.inferenceRequests.interface.decodeFunctionData('setTieMargin', tie.actions[0].data)[0],
+    80000n
+  )
+  assert.equal(tie.description, 'Set tie-margin to 80000 µlogit (0.08 logit)')
+  assert.throws(
+    () => setParamAction(all, 'tie-margin', '0.05'),
+    /invalid value for tie-margin \(micro-logits: 50000 = 0.05 logit\) "0.05": expected a whole number from 0 to 10000000/
+  )
+  // a deployment without the contract: one line, no call built
+  assert.throws(
+    () => setParamAction(c, 'report-bond', '250'),
+    /this deployment has no FaultReports contract: report-bond cannot be set/
+  )
+  assert.throws(
+    () => setParamAction(c, 'challenge-window', '2h'),
+    /this deployment has no InferenceRequests contract: challenge-window cannot be set/
+  )
 })
 
 test('bad parameter names and values get one line that says what is expected', () => {

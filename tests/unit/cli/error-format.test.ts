@@ -11,6 +11,9 @@ import {
   listenError
 } from '../../../cli/error-format.js'
 import { UserError } from '../../../cli/errors.js'
+import { GovInputError } from '../../../chain/gov-actions.js'
+import { FaultInputError, FaultReportsMissingError } from '../../../chain/faults.js'
+import { InferenceRequestsMissingError, OracleInputError } from '../../../chain/oracle.js'
 import { NoPeerAnsweredError } from '../../../router/router.js'
 
 /** A revert as ethers v6 reports a failed eth_call / estimateGas: the data under `data`. */
@@ -119,4 +122,22 @@ test('a busy port names the address and the flag to change, whatever layer repor
   const http = Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' })
   assert.match(listenError(http, ['127.0.0.1:9464'], '--metrics-port')!.message, /--metrics-port$/)
   assert.equal(listenError(new Error('other'), undefined), undefined)
+})
+
+test('the chain layer’s input errors become one line; a contract the deployment lacks says which', () => {
+  for (const err of [
+    new GovInputError('unknown parameter "x"'),
+    new FaultInputError('invalid fault report "x"'),
+    new OracleInputError('request #3 has no result'),
+    new InferenceRequestsMissingError(),
+    new FaultReportsMissingError()
+  ]) {
+    const u = asUserError(err)
+    assert.ok(u instanceof UserError, err.name)
+    assert.equal(u.message, err.message)
+  }
+  assert.match(
+    (asUserError(new InferenceRequestsMissingError()) as Error).message,
+    /no InferenceRequests contract/
+  )
 })
