@@ -121,7 +121,14 @@ export class ExpertService implements Startable {
       id: hexToBytes(model.modelId),
       hosted: new Set(model.experts.map(([l, e]) => expertKey(l, e))),
       batcher: new MicroBatcher(
-        async (l, e, x, rows) => await model.runtime.runExpert(l, e, x, rows),
+        async (l, e, x, rows) => {
+          const t = performance.now()
+          try {
+            return await model.runtime.runExpert(l, e, x, rows)
+          } finally {
+            init.metrics?.runDuration.observe((performance.now() - t) / 1000)
+          }
+        },
         {
           hidden: model.hidden,
           windowMs: init.batchWindowMs,

@@ -7,6 +7,8 @@ export interface NodeMetrics {
   requests: Counter<'layer' | 'expert' | 'status'>
   requestDuration: Histogram<'status'>
   batchSize: Histogram
+  /** Time in the expert runtime per run: requestDuration less decoding, signing and queueing. */
+  runDuration: Histogram
   peersConnected: Gauge
   expertLoaded: Gauge<'shard'>
   /** POV (not wei: Prometheus values are floats) promised by accepted vouchers since start. */
@@ -49,6 +51,14 @@ export function createNodeMetrics(opts: { defaults?: boolean } = {}): NodeMetric
       name: 'pov_batch_size',
       help: 'Rows per runtime run after micro-batching',
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
+      registers: [registry]
+    }),
+    runDuration: new Histogram({
+      name: 'pov_expert_run_seconds',
+      help: 'Time in the expert runtime (onnxruntime) per run after micro-batching',
+      buckets: [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
+      ],
       registers: [registry]
     }),
     peersConnected: new Gauge({

@@ -140,7 +140,7 @@ export function register(program: Command): void {
     .addOption(
       new Option(
         '--int4-block <n>',
-        `int4 block size along K (default ${INT4_BLOCK}; 128 fits a Mixtral 8x7B shard in 4 GB, docs/quality.md)`
+        `int4 block size along K (default ${INT4_BLOCK}, which fits a Mixtral 8x7B shard in 4 GB; 32 is the best quality, docs/quality.md)`
       ).choices(INT4_BLOCKS.map(String))
     )
     .option('--force', 'replace an existing bundle in <bundle-dir>')

@@ -1,4 +1,4 @@
-import { createServer } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import type { Command } from 'commander'
 import {
   OperatorNode,
@@ -143,7 +143,9 @@ async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void
     modelId: node.hosted.modelId,
     shards: node.hosted.shards,
     experts: node.hosted.experts.length,
-    device: node.device
+    device: node.device,
+    // where /metrics is (the port the OS chose for --metrics-port 0)
+    ...(server != null ? { metrics: metricsUrl(server.address()) } : {})
   }
   if (args.json === true) process.stdout.write(JSON.stringify(ready) + '\n')
   else
@@ -184,4 +186,9 @@ async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void
 /** The execution provider in words, as operators look for it. */
 function deviceName(d: string): string {
   return d === 'cuda' ? 'CUDA (GPU)' : d === 'webgpu' ? 'WebGPU (GPU)' : 'CPU'
+}
+
+function metricsUrl(a: ReturnType<Server['address']>): string | undefined {
+  if (a == null || typeof a === 'string') return undefined
+  return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
 }

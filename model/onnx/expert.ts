@@ -24,8 +24,12 @@ export type WeightSource =
 
 export const EXPERT_INPUT = 'x'
 export const EXPERT_OUTPUT = 'y'
-/** MatMulNBits block size; 32 is what llama.cpp's q4 and ORT's quantiser default to. */
-export const INT4_BLOCK = 32
+/**
+ * MatMulNBits block size. 128 (GPTQ's and AWQ's usual group size): the only one of INT4_BLOCKS
+ * that fits a Mixtral 8x7B shard in 4 GB, the fastest at every batch, +0.1 % perplexity over 32
+ * on tiny-en (docs/quality.md, the edge case). A bundle's block is part of its model id.
+ */
+export const INT4_BLOCK = 128
 /** The block sizes `pov model convert --int4-block` offers (larger: fewer scale bytes per weight). */
 export const INT4_BLOCKS = [32, 64, 128] as const
 export type Int4Block = (typeof INT4_BLOCKS)[number]

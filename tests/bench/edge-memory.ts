@@ -1,7 +1,7 @@
 // Edge-node memory: one expert of a real Mixtral 8x7B (hidden 4096, expert FFN 14336) as the int4
 // graph `pov model convert --quant int4 --int4-block B` writes (MatMulNBits, fp32 scales, 4-bit
 // zero points, weights as external data beside the graph), with seeded random weights — the byte
-// count does not depend on their values. Block size from INT4_BLOCK_ENV (default 32).
+// count does not depend on their values. Block size from INT4_BLOCK_ENV (default INT4_BLOCK, 128).
 // Measures the .onnx size (bytes per expert per layer) and, in a fresh child process, the RSS
 // before and after onnxruntime loads it and runs one token through it (does ORT keep a second,
 // prepacked copy?). From those: a node holding one or two Mixtral 8x7B expert shards (an expert

@@ -410,3 +410,27 @@ test('end of stream: calls in flight are answered, a truncated last frame is dro
   const m = await metrics.refusals.get()
   assert.equal(m.values.find((v) => v.labels.reason === 'frame')?.value, 1)
 })
+
+test('metrics: each runtime run is timed apart from the whole request (pov_expert_run_seconds within pov_request_duration_seconds)', async () => {
+  const metrics = createNodeMetrics()
+  const h = await harness({ model: fakeModel({ delayMs: 30 }), metrics })
+  const { client } = await h.connect()
+  for (let i = 0; i < 2; i++) {
+    const { header, tensor } = request(rowsOf(1, i))
+    assert.equal((await client.call(header, tensor)).status, Status.OK)
+  }
+  const sumCount = async (
+    hist: typeof metrics.runDuration | typeof metrics.requestDuration
+  ): Promise<[number, number]> => {
+    const v = (await hist.get()).values
+    const of = (name: string): number =>
+      v.filter((x) => x.metricName === name).reduce((a, x) => a + x.value, 0)
+    return [of(`${(await hist.get()).name}_sum`), of(`${(await hist.get()).name}_count`)]
+  }
+  const [runSum, runs] = await sumCount(metrics.runDuration)
+  const [reqSum, reqs] = await sumCount(metrics.requestDuration)
+  assert.equal(runs, 2)
+  assert.equal(reqs, 2)
+  assert.ok(runSum >= 0.055, `two runs of ≥ 30 ms: ${runSum} s`)
+  assert.ok(reqSum >= runSum, `requests ${reqSum} s include their runs ${runSum} s`)
+})
