@@ -12,19 +12,16 @@ import { createInterface } from 'node:readline'
 import { request } from 'node:http'
 import OpenAI from 'openai'
 import { Wallet, formatUnits, getAddress, parseEther } from 'ethers'
-import {
-  LocalNet,
-  REPO,
-  DEMO_SCRYPT_N,
-  freePort,
-  type OperatorHandle
-} from '../../deploy/localnet.js'
-import { writeTinyCheckpoint } from '../../model/tiny.js'
-import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
-import { buildDenseArtifacts } from '../../model/dense/index.js'
+import { REPO, type LocalNet, type OperatorHandle } from '../../deploy/localnet.js'
+import type { Bundle } from '../../model/bundle/index.js'
+import { loadDenseRuntime } from '../../model/dense/index.js'
+import { loadExpertRuntime } from '../../model/runtime/expert.js'
+import { generateAll } from '../../model/generate.js'
+import { loadTokenizer } from '../../model/tokenizer.js'
 import { GatewayService } from '../../router/gateway/service.js'
 import { GatewayServer } from '../../router/gateway/server.js'
 import { createGatewayMetrics } from '../../router/gateway/metrics.js'
+import { startPaidNetwork, type PaidNetwork } from './paid-network.js'
 
 const PRICE = '0.001' // POV per unit; a tiny-model token is 2 layers × top-2 = 4 units
 const MAX_COST = '0.2' // per request: 50 tokens at most
@@ -35,59 +32,24 @@ let net: LocalNet
 let bundle: Bundle
 let ops: OperatorHandle[] = []
 const nodeMetricsPorts: number[] = []
+let network: PaidNetwork | undefined
 let serve: ChildProcess
 let url: string
 let client: OpenAI
 let modelName: string
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'pov-e2e-gateway-'))
-  net = new LocalNet(dir)
-  await net.start()
-  await writeTinyCheckpoint(join(dir, 'hf'), { seed: 7 })
-  await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'), {
-    quant: 'none',
-    extraBuilders: [buildDenseArtifacts]
-  })
-  bundle = await loadBundle(join(dir, 'bundle'))
   modelName = 'tiny-gateway'
-  await net.approveModel({
-    modelId: bundle.modelId,
-    name: modelName,
-    layers: bundle.config.numLayers,
-    experts: 8,
-    shardCount: 8,
-    uri: 'file://' + bundle.dir
+  // both nodes with metrics: the cost checks read what they earned
+  network = await startPaidNetwork({
+    tmpPrefix: 'pov-e2e-gateway-',
+    modelName,
+    price: PRICE,
+    dense: true,
+    metrics: () => true
   })
-  ops = await Promise.all(
-    [0, 1].map(
-      async (i) =>
-        await net.addOperator(`op${i}`, {
-          modelId: bundle.modelId,
-          shards: [0, 1, 2, 3, 4, 5, 6, 7],
-          stake: '1000',
-          price: PRICE,
-          fundPov: parseEther('1500')
-        })
-    )
-  )
-  for (let i = 0; i < ops.length; i++) nodeMetricsPorts.push(await freePort())
-  await Promise.all(
-    ops.map(async (op, i) => {
-      await net.startNode(op, bundle.dir, { metricsPort: nodeMetricsPorts[i] })
-    })
-  )
-  const key = await net.povJson<{ address: string }>([
-    'key',
-    'new',
-    '--keystore',
-    join(dir, 'client', 'keystore'),
-    '--password-file',
-    net.passwordFile,
-    '--scrypt-n',
-    String(DEMO_SCRYPT_N)
-  ])
-  await net.fund(key.address, parseEther('100'))
+  ;({ dir, net, bundle, ops } = network)
+  for (const p of network.metricsPorts) nodeMetricsPorts.push(p as number)
   // the gateway, as a user starts it (no deposit yet: the first case checks the 402)
   serve = spawn(
     process.execPath,
@@ -102,7 +64,7 @@ before(async () => {
       MAX_COST,
       '--max-tokens-limit',
       '256',
-      ...net.chainFlags(join(dir, 'client', 'keystore'), join(dir, 'client')),
+      ...net.chainFlags(network.clientKeystore, join(dir, 'client')),
       '--json',
       '--log-level',
       'error',
@@ -143,8 +105,7 @@ after(async () => {
       serve.once('exit', resolve)
       serve.kill('SIGTERM')
     })
-  await net?.close()
-  if (dir != null) await rm(dir, { recursive: true, force: true })
+  await network?.close()
 })
 
 /** A gauge or counter of the gateway's /metrics (summed over label sets). */
@@ -631,24 +592,70 @@ test('response_format json_object and json_schema: constrained decoding, the rep
   )
 })
 
-test('presence and frequency penalties change a greedy reply', async () => {
-  const ask = async (penalty: number): Promise<string[]> => {
-    const r = await client.chat.completions.create({
+test('presence and frequency penalties: the greedy reply equals a single-process run with the same penalties', async () => {
+  const PROMPT = [1, 2, 3]
+  const N = 24
+  // the reference: every expert in this process, the OpenAI penalty formula written out here
+  // (logit −= presence once a token was generated + frequency × its count so far)
+  const dense = await loadDenseRuntime(bundle, { device: 'cpu', allowSpinning: false })
+  const experts = await loadExpertRuntime(
+    bundle,
+    bundle.manifest.shards.map((x) => x.id),
+    { device: 'cpu', intraOpNumThreads: 0, allowSpinning: false }
+  )
+  const tokenizer = await loadTokenizer(bundle.dir)
+  const reference = async (presence: number, frequency: number): Promise<number[]> => {
+    const margins: number[] = []
+    const r = await generateAll({
+      dense,
+      experts,
+      promptIds: PROMPT,
+      maxTokens: N,
+      temperature: 0,
+      eosTokenId: null,
+      processLogits: (logits, generated) => {
+        const seen = new Map<number, number>()
+        for (const id of generated) seen.set(id, (seen.get(id) ?? 0) + 1)
+        for (const [id, n] of seen) logits[id] -= presence + frequency * n
+        const top = [...logits].sort((a, b) => b - a)
+        margins.push(top[0] - top[1])
+      }
+    })
+    // a near-tie could go either way between two runs of the same maths: not an oracle there
+    margins.forEach((m, i) => {
+      assert.ok(
+        m > 1e-3,
+        `step ${i}: penalised top1-top2 margin ${m} is a near-tie; pick another prompt`
+      )
+    })
+    return r.tokens
+  }
+  let plainRef: number[]
+  let penalisedRef: number[]
+  try {
+    plainRef = await reference(0, 0)
+    penalisedRef = await reference(0.8, 1.5)
+  } finally {
+    await experts.close()
+    await dense.close()
+  }
+  const ask = async (presence: number, frequency: number): Promise<string> => {
+    const r = await client.completions.create({
       model: modelName,
-      messages: [{ role: 'user', content: 'Say it again and again.' }],
-      max_tokens: 24,
+      prompt: PROMPT,
+      max_tokens: N,
       temperature: 0,
       ignore_eos: true,
-      logprobs: true,
-      presence_penalty: penalty,
-      frequency_penalty: penalty
-    } as OpenAI.ChatCompletionCreateParamsNonStreaming)
-    return (r.choices[0].logprobs?.content ?? []).map((t) => t.token)
+      presence_penalty: presence,
+      frequency_penalty: frequency
+    } as OpenAI.CompletionCreateParamsNonStreaming)
+    assert.equal(r.usage?.completion_tokens, N)
+    return r.choices[0].text
   }
-  const plain = await ask(0)
-  const penalised = await ask(2)
-  // the reply changes (how it changes depends on the model: a distinct-token count is no oracle)
-  assert.notDeepEqual(penalised, plain)
+  assert.equal(await ask(0, 0), tokenizer.decode(plainRef))
+  assert.equal(await ask(0.8, 1.5), tokenizer.decode(penalisedRef))
+  // the penalties mattered on this prompt (else the check above would prove nothing about them)
+  assert.notDeepEqual(penalisedRef, plainRef)
 })
 
 test('HTTP manners: 413 the openai client reads, CORS when asked, x-request-id, 405, /health', async () => {

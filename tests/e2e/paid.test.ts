@@ -3,15 +3,12 @@
 // 127.0.0.1 (deploy/localnet.ts), vouchers checked by the nodes over the wire.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Wallet, parseEther, formatUnits } from 'ethers'
 import { createLibp2p } from 'libp2p'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { LocalNet, DEMO_SCRYPT_N, freePort, type OperatorHandle } from '../../deploy/localnet.js'
-import { writeTinyCheckpoint } from '../../model/tiny.js'
-import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
+import type { LocalNet, OperatorHandle } from '../../deploy/localnet.js'
+import type { Bundle } from '../../model/bundle/index.js'
 import { transportOptions } from '../../protocol/transport.js'
 import { DType, Status } from '../../protocol/expert.js'
 import { encodeTensor, hexToBytes } from '../../protocol/codec.js'
@@ -19,6 +16,7 @@ import { voucherToWire } from '../../protocol/payment.js'
 import { readVoucherDomain, signVoucher, type VoucherDomain } from '../../protocol/voucher.js'
 import { WireClient } from '../../router/client.js'
 import { combinedInterface } from '../../chain/contracts.js'
+import { startPaidNetwork, type PaidNetwork } from './paid-network.js'
 
 const PRICE = '0.001' // POV per unit
 const PRICE_WEI = parseEther(PRICE)
@@ -31,63 +29,25 @@ let proposalId: bigint
 let domain: VoucherDomain
 let feeBps: bigint
 let metricsPort: number
+let network: PaidNetwork | undefined
 const clientKs = (): string => join(dir, 'client', 'keystore')
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'pov-e2e-paid-'))
-  net = new LocalNet(dir)
-  await net.start()
-  await writeTinyCheckpoint(join(dir, 'hf'), { seed: 7 })
-  await convertCheckpoint(join(dir, 'hf'), join(dir, 'bundle'), {
-    quant: 'none'
+  // two operators, each serving every shard: each is the other's replica; node 0 has metrics
+  network = await startPaidNetwork({
+    tmpPrefix: 'pov-e2e-paid-',
+    modelName: 'tiny',
+    price: PRICE,
+    metrics: (i) => i === 0
   })
-  bundle = await loadBundle(join(dir, 'bundle'))
-  const round = await net.approveModel({
-    modelId: bundle.modelId,
-    name: 'tiny',
-    layers: bundle.config.numLayers,
-    experts: 8,
-    shardCount: 8,
-    uri: 'file://' + bundle.dir
-  })
-  proposalId = round.proposalId
-  // Two operators, each serving every shard: each is the other's replica.
-  ops = await Promise.all(
-    [0, 1].map(
-      async (i) =>
-        await net.addOperator(`op${i}`, {
-          modelId: bundle.modelId,
-          shards: [0, 1, 2, 3, 4, 5, 6, 7],
-          stake: '1000',
-          price: PRICE,
-          fundPov: parseEther('1500')
-        })
-    )
-  )
-  metricsPort = await freePort()
-  await Promise.all(
-    ops.map(async (op, i) => {
-      await net.startNode(op, bundle.dir, i === 0 ? { metricsPort } : {})
-    })
-  )
+  ;({ dir, net, bundle, ops, proposalId } = network)
+  metricsPort = network.metricsPorts[0] as number
   domain = await readVoucherDomain(net.contracts.escrow)
   feeBps = BigInt(await net.contracts.escrow.feeBps())
-  const client = await net.povJson<{ address: string }>([
-    'key',
-    'new',
-    '--keystore',
-    clientKs(),
-    '--password-file',
-    net.passwordFile,
-    '--scrypt-n',
-    String(DEMO_SCRYPT_N)
-  ])
-  await net.fund(client.address, parseEther('100'))
 })
 
 after(async () => {
-  await net?.close()
-  if (dir != null) await rm(dir, { recursive: true, force: true })
+  await network?.close()
 })
 
 /** One raw expert call to `op` carrying `voucher` (or none), as a router would send it. */

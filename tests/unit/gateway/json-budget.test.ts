@@ -15,6 +15,7 @@ import { seededRandom, sampleToken } from '../../../model/sampling.js'
 import { generate } from '../../../model/generate.js'
 import { referenceExpertExecutor } from '../../../model/reference.js'
 import type { Draft } from '../../../model/draft.js'
+import type { ExpertExecutor } from '../../../model/experts.js'
 import type { DenseRuntime } from '../../../model/dense/index.js'
 import { REPO } from '../../../deploy/localnet.js'
 import { tinyDenseAndReference } from '../model/tiny-dense.js'
@@ -163,14 +164,8 @@ async function speculativeReply(
   }
   let refused = false
   const ac = new AbortController()
-  const paying = {
-    async runExpert(
-      layer: number,
-      expert: number,
-      x: Float32Array,
-      rows: number,
-      o?: { signal?: AbortSignal }
-    ): Promise<Float32Array> {
+  const paying: ExpertExecutor = {
+    async runExpert(layer, expert, x, rows, o) {
       const cost = BigInt(rows) * (random() < hedge ? 2n : 1n)
       // the gateway's charge hook: a call past the cap is refused and the request ends
       if (spent + cost > cap) {
