@@ -286,10 +286,16 @@ export class GraphBuilder {
 
   /** Serialised ModelProto. */
   toModel(
-    opts: { producer?: string; docString?: string; metadata?: Record<string, string> } = {}
+    opts: {
+      producer?: string
+      docString?: string
+      metadata?: Record<string, string>
+      /** IR 10 for opset 21's 4-bit types (default IR_VERSION). */
+      irVersion?: number
+    } = {}
   ): Uint8Array {
     const model = onnx.ModelProto.create({
-      irVersion: IR_VERSION,
+      irVersion: opts.irVersion ?? IR_VERSION,
       producerName: opts.producer ?? 'pov',
       producerVersion: '1',
       docString: opts.docString,

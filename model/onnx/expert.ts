@@ -105,7 +105,8 @@ function linearInt4(
   k: number,
   block: number,
   data: Int4ExpertData,
-  location: string
+  location: string,
+  accuracyLevel: number
 ): string {
   const kBlocks = Math.ceil(k / block)
   const want = { b: n * kBlocks * (block / 2), scales: n * kBlocks, zp: n * Math.ceil(kBlocks / 2) }
@@ -134,7 +135,7 @@ function linearInt4(
   return g.op(
     'MatMulNBits',
     [x, qb, sc, zp],
-    { K: k, N: n, bits: 4, block_size: block, accuracy_level: INT4_ACCURACY_LEVEL },
+    { K: k, N: n, bits: 4, block_size: block, accuracy_level: accuracyLevel },
     { name, domain: MS_DOMAIN }
   )
 }
@@ -147,7 +148,13 @@ function linearInt4(
 export function buildInt4ExpertModel(
   d: ExpertDims,
   w: { w1: Int4Linear; w2: Int4Linear; w3: Int4Linear },
-  opts: { block: number; location: string; meta?: Record<string, string> }
+  opts: {
+    block: number
+    location: string
+    meta?: Record<string, string>
+    /** MatMulNBits accuracy_level (default INT4_ACCURACY_LEVEL; others for bench:compute). */
+    accuracyLevel?: number
+  }
 ): { model: Uint8Array; data: Int4ExpertData } {
   if (!(INT4_BLOCKS as readonly number[]).includes(opts.block))
     throw new Error(`int4 block size ${opts.block} is not one of ${INT4_BLOCKS.join(', ')}`)
@@ -156,7 +163,18 @@ export function buildInt4ExpertModel(
   g.useDomain(MS_DOMAIN, 1)
   const x = g.input(EXPERT_INPUT, DT.FLOAT, ['rows', d.hidden])
   const lin = (name: string, input: string, lw: Int4Linear, n: number, k: number): string =>
-    linearInt4(g, name, input, lw, n, k, opts.block, data, opts.location)
+    linearInt4(
+      g,
+      name,
+      input,
+      lw,
+      n,
+      k,
+      opts.block,
+      data,
+      opts.location,
+      opts.accuracyLevel ?? INT4_ACCURACY_LEVEL
+    )
   const a = lin('w1', x, w.w1, d.inter, d.hidden)
   const b = lin('w3', x, w.w3, d.inter, d.hidden)
   const h = g.mul(g.silu(a), b, 'gated')
