@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { Option, type Command } from 'commander'
+import { multiaddr } from '@multiformats/multiaddr'
 import { UserError } from './errors.js'
 import { defaultLocalRpc } from '../chain/local-chain.js'
 import { DEFAULT_ROUTER_BUSY_POLL_US } from '../router/defaults.js'
@@ -157,6 +158,41 @@ export function parseBusyPollUs(v: string): number {
 }
 
 /** The router side of --busy-poll-us (pov generate --peers, pov infer). */
+/** `--listen` of the clients (`pov infer`, `pov serve`): where their router accepts connections. */
+export function routerListenOption(): Option {
+  return new Option(
+    '--listen <multiaddr...>',
+    'also accept connections here (e.g. /ip4/0.0.0.0/tcp/4102, a public address or a forwarded port): a node behind NAT reached through a relay then dials back and the calls leave the relay (repeat or comma-separate; default: dial only)'
+  )
+    .env('POV_LISTEN')
+    .argParser(collectList)
+}
+
+/**
+ * Listen addresses as the router takes them, checked before any network call: a TCP multiaddr
+ * (the router's only transport) of an IP address, without a /p2p/ part (that is the router's own
+ * identity, not the operator's to give).
+ */
+export function parseListen(addrs: string[] | undefined, flag = '--listen'): string[] | undefined {
+  if (addrs == null || addrs.length === 0) return undefined
+  return addrs.map((a) => {
+    const example = 'e.g. /ip4/0.0.0.0/tcp/4102'
+    let names: string[]
+    try {
+      names = multiaddr(a)
+        .getComponents()
+        .map((c) => c.name)
+    } catch (err) {
+      throw new UserError(`invalid ${flag} "${a}": ${(err as Error).message} (${example})`)
+    }
+    if (!/^ip[46]$/.test(names[0] ?? '') || names[1] !== 'tcp' || names.length !== 2)
+      throw new UserError(
+        `invalid ${flag} "${a}": expected an IP address and a TCP port, nothing more (${example})`
+      )
+    return a
+  })
+}
+
 export function busyPollOption(): Option {
   return new Option(
     '--busy-poll-us <us>',

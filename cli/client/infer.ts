@@ -4,7 +4,12 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
-import { addCommonOptions, type CommonCliOptions } from '../options.js'
+import {
+  addCommonOptions,
+  parseListen,
+  routerListenOption,
+  type CommonCliOptions
+} from '../options.js'
 import { connectChain, formatPov, loadSigner, parsePov } from '../chain.js'
 import { UserError } from '../errors.js'
 import { isModelId, resolveModelId } from '../model-ref.js'
@@ -22,6 +27,7 @@ interface InferOpts extends CommonCliOptions, SamplingCliOptions, VerifyCliOptio
   bundle?: string
   maxPrice?: string
   replicas: string
+  listen?: string[]
 }
 
 export function registerInfer(program: Command): void {
@@ -51,6 +57,7 @@ export function registerInfer(program: Command): void {
       'replicas per shard expected (failover needs ≥ 2); fewer: a warning',
       '2'
     )
+    .addOption(routerListenOption())
     .action(async (prompt: string | undefined, o: InferOpts, cmd: Command) => {
       if (!isModelId(o.model)) {
         o.bundle ??= o.model
@@ -61,6 +68,7 @@ export function registerInfer(program: Command): void {
         throw new UserError(`invalid --replicas "${o.replicas}"`)
       const maxPrice = o.maxPrice != null ? parsePov(o.maxPrice, '--max-price') : undefined
       const wire = parseWireArgs(o)
+      const listen = parseListen(o.listen)
       // loaded here, not at start-up: the other commands of this module do not need them
       const [{ createLogger }, { runGenerateInTerminal }, { openPaidRouter, PaymentSetupError }] =
         await Promise.all([
@@ -104,6 +112,7 @@ export function registerInfer(program: Command): void {
               shardExperts: bundle.manifest.shards.map((s) => s.experts),
               replicas,
               maxPrice,
+              listen,
               ...wire,
               ledgerPath: join(
                 o.dataDir,

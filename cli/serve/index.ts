@@ -5,7 +5,14 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Option, type Command } from 'commander'
 import { isAddress } from 'ethers'
-import { addCommonOptions, busyPollOption, parseBusyPollUs, redacted } from '../options.js'
+import {
+  addCommonOptions,
+  busyPollOption,
+  parseBusyPollUs,
+  parseListen,
+  redacted,
+  routerListenOption
+} from '../options.js'
 import { connectChain, loadSigner, parsePov } from '../chain.js'
 import { UserError } from '../errors.js'
 import { createLogger } from '../logger.js'
@@ -48,6 +55,7 @@ interface ServeOpts {
   json?: boolean
   speculative?: boolean
   draftTokens?: string
+  listen?: string[]
 }
 
 export function register(program: Command): void {
@@ -102,6 +110,7 @@ export function register(program: Command): void {
         .default('fp32')
     )
     .addOption(busyPollOption())
+    .addOption(routerListenOption())
     .addOption(
       new Option('--device <device>', 'where the dense part runs')
         .choices([...DEVICES])
@@ -119,6 +128,7 @@ export function register(program: Command): void {
       }
       const port = int(o.port, '--port', 0)
       if (port > 65535) throw new UserError(`invalid --port "${o.port}"`)
+      const listen = parseListen(o.listen)
       const tokens = await readTokens(o.tokensFile)
       if (tokens.length === 0 && !isLoopback(o.host))
         throw new UserError(
@@ -151,6 +161,7 @@ export function register(program: Command): void {
             operators: o.operators != null ? parseOperators(o.operators) : undefined,
             wireDType: o.wireDtype === 'fp16' ? 'fp16' : 'fp32',
             busyPollUs: o.busyPollUs != null ? parseBusyPollUs(o.busyPollUs) : undefined,
+            listen,
             ledgerPath: join(
               o.dataDir,
               'payer',

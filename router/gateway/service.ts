@@ -64,6 +64,7 @@ export interface GatewayServiceOptions {
     | 'operators'
     | 'wireDType'
     | 'busyPollUs'
+    | 'listen'
     | 'callTimeoutMs'
     | 'ledgerPath'
   >
