@@ -35,7 +35,9 @@ const { values: args } = parseArgs({
     nodes: { type: 'string', default: '12' },
     clients: { type: 'string', default: '1,2,4,8' },
     gens: { type: 'string', default: '3' },
-    tokens: { type: 'string', default: '12' },
+    /** Generated tokens per generation. @default 12 on the random model, 48 on a checkpoint (the
+     *  length bench:draft measures drafts at: a shorter reply gives a draft less to go on). */
+    tokens: { type: 'string' },
     layers: { type: 'string', default: '4' },
     /** 'random' (a seeded random tiny model, --layers) or a checkpoint directory such as
      *  models/tiny-en (its trained draft is used by the speculative runs; prompts from its
@@ -53,7 +55,7 @@ const { values: args } = parseArgs({
 const NODES = Number(args.nodes)
 const CLIENTS = args.clients.split(',').map(Number)
 const GENS = Number(args.gens)
-const TOKENS = Number(args.tokens)
+const TOKENS = Number(args.tokens ?? (args.model === 'random' ? 12 : 48))
 const MAX_C = Math.max(...CLIENTS)
 /** Greedy tokens are comparable only when no step is a near-tie (see the generate oracle test). */
 const MIN_MARGIN = 1e-3
