@@ -16,7 +16,10 @@
 // The bundle (~3.1 GB at blocks of 128) is written to a temp dir and deleted at the end.
 // Last line: one JSON object.
 //
-//   npm run bench:edge [-- --block 128 --rounds 4 --threads N --dir /tmp --layers 32]
+// --spin: the node as it runs by default (ORT threads spin between runs, the network loop
+// busy-polls): for a machine whose cores the node has to itself; the default here is --no-spin.
+//
+//   npm run bench:edge [-- --block 128 --rounds 4 --threads N --spin --dir /tmp --layers 32]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
@@ -42,6 +45,7 @@ function arg(name: string): string | undefined {
 const BLOCK = Number(arg('block') ?? 128)
 const ROUNDS = Number(arg('rounds') ?? 4)
 const THREADS = arg('threads')
+const SPIN = process.argv.includes('--spin')
 if (!(INT4_BLOCKS as readonly number[]).includes(BLOCK))
   throw new Error(`--block ${BLOCK}: one of ${INT4_BLOCKS.join(', ')}`)
 
@@ -111,7 +115,7 @@ function startNode(bundle: string, cg: MemoryCgroup | null): Promise<Started> {
     '--log-level',
     'warn',
     // the bench shares its cores with the router (and, here, other jobs): ORT threads sleep
-    '--no-spin',
+    ...(SPIN ? [] : ['--no-spin']),
     // the node's own timings (request and onnxruntime run) for the breakdown of a call
     '--metrics',
     '--metrics-port',
@@ -168,7 +172,7 @@ async function main(): Promise<void> {
   const c = { ...MIXTRAL_8X7B, numLayers: Number(arg('layers') ?? MIXTRAL_8X7B.numLayers) }
   const D = c.hiddenSize
   console.log(
-    `bench:edge — one int4 shard (expert ${SHARD} of ${c.numLayers} layers) of Mixtral 8x7B dims, blocks of ${BLOCK}, cap ${CAP / GIB} GiB; load ${load()}`
+    `bench:edge — one int4 shard (expert ${SHARD} of ${c.numLayers} layers) of Mixtral 8x7B dims, blocks of ${BLOCK}, cap ${CAP / GIB} GiB; node threads ${THREADS ?? 'ORT default'}, ${SPIN ? 'spinning' : '--no-spin'}; load ${load()}`
   )
   const bw1 = await readBandwidth(1)
   const bw2 = await readBandwidth(2)
@@ -274,6 +278,8 @@ async function main(): Promise<void> {
     const summary = {
       block: BLOCK,
       layers: c.numLayers,
+      threads: THREADS != null ? Number(THREADS) : null,
+      spin: SPIN,
       capped: cg != null,
       cgroupVersion: cg?.version ?? null,
       capBytes: CAP,
