@@ -78,6 +78,8 @@ export interface ExpertServiceInit {
   logger?: Logger
   /** Where refusals are counted and logged. @default one built from `metrics` and `logger` */
   refusals?: RefusalLog
+  /** Every request read, with its sender (node/selection.ts counts them). */
+  onRequest?: (peer: string, requestId: bigint) => void
 }
 
 /** Only what the service uses (js-libp2p style). */
@@ -265,6 +267,7 @@ export class ExpertService implements Startable {
           )
           return
         }
+        this.init.onRequest?.(peer, req.requestId)
         if (inFlight >= MAX_IN_FLIGHT_PER_STREAM) {
           this.refusals.note(
             'overloaded',

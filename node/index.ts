@@ -25,3 +25,9 @@ export {
   type ReachabilityOptions,
   type RelayLimits
 } from './nat.js'
+export {
+  SelectionWatch,
+  SELECTION_REMEDY,
+  type SelectionOptions,
+  type SelectionView
+} from './selection.js'

@@ -24,6 +24,10 @@ export interface NodeMetrics {
   /** 1 for each reason the node is not (fully) in good standing (chain/standing.ts codes, plus
    *  chain-unreachable); all 0 when routers pick it. */
   standingIssue: Gauge<'code'>
+  /** This node's part of its clients' calls for its experts, 0..1 (node/selection.ts). */
+  selectionShare: Gauge
+  /** Clients of the last window that chose this node / other replicas (node/selection.ts). */
+  selectionClients: Gauge<'choice'>
 }
 
 export function createNodeMetrics(opts: { defaults?: boolean } = {}): NodeMetrics {
@@ -102,6 +106,17 @@ export function createNodeMetrics(opts: { defaults?: boolean } = {}): NodeMetric
       name: 'pov_standing_issue',
       help: '1 while this reason keeps the node from good standing (not-registered, unbonding, below-min-stake, frozen, model-revoked, chain-unreachable)',
       labelNames: ['code'],
+      registers: [registry]
+    }),
+    selectionShare: new Gauge({
+      name: 'pov_selection_share',
+      help: "This node's part of its clients' calls for its experts over the last minute, 0..1 (from their request ids)",
+      registers: [registry]
+    }),
+    selectionClients: new Gauge({
+      name: 'pov_selection_clients',
+      help: 'Clients of the last minute that sent this node its experts’ calls (chose) or sent them to other replicas (passed-over)',
+      labelNames: ['choice'],
       registers: [registry]
     })
   }

@@ -29,6 +29,7 @@ import {
   type Reachability,
   type ReachabilityOptions
 } from './nat.js'
+import { SelectionWatch, type SelectionOptions } from './selection.js'
 
 export interface OperatorNodeOptions {
   /** Model bundle directory. */
@@ -74,6 +75,8 @@ export interface OperatorNodeOptions {
    * whether this node relays for others. @default UPnP on, no relays, not a relay
    */
   reachability?: ReachabilityOptions
+  /** Whether routers choose this node over other replicas (node/selection.ts). @default its defaults */
+  selection?: Omit<SelectionOptions, 'hostedFraction' | 'logger' | 'metrics'>
 }
 
 export const defaultOptions = {
@@ -98,6 +101,8 @@ export class OperatorNode {
     readonly hosted: HostedModel,
     private readonly logger: Logger,
     readonly limits: ConnectionLimits,
+    /** Whether routers choose this node over the other replicas of its experts. */
+    readonly selection: SelectionWatch,
     private readonly stopKeeper: () => void = () => {}
   ) {}
 
@@ -160,6 +165,12 @@ export class OperatorNode {
         privateKey = await generateKeyPair('Ed25519')
       }
       const refusals = new RefusalLog({ logger: log, metrics })
+      const selection = new SelectionWatch({
+        ...opts.selection,
+        hostedFraction: hosted.experts.length / (c.numLayers * c.numExperts),
+        logger: log.child({ module: 'selection' }),
+        metrics
+      })
       const limits = new ConnectionLimits(opts.limits, refusals)
       const transport = relayedTransportOptions()
       const nat = reachabilityServices(opts.reachability ?? {})
@@ -184,6 +195,9 @@ export class OperatorNode {
             verifyPayment: opts.verifyPayment,
             metrics,
             refusals,
+            onRequest: (peer, id) => {
+              selection.observe(peer, id)
+            },
             logger: log.child({ module: 'expert-service' })
           })
         }
@@ -199,7 +213,8 @@ export class OperatorNode {
       }
       const relays = (opts.reachability?.relays ?? []).map((r) => r.replace(/\/p2p-circuit$/, ''))
       const stopKeeper = keepReservations(libp2p, relays, log.child({ module: 'nat' }))
-      return new OperatorNode(libp2p, runtime, hosted, log, limits, stopKeeper)
+      selection.start()
+      return new OperatorNode(libp2p, runtime, hosted, log, limits, selection, stopKeeper)
     } catch (err) {
       await runtime.close()
       throw err
@@ -243,6 +258,7 @@ export class OperatorNode {
   async close(): Promise<void> {
     this.logger.info('shutting down')
     this.limits.stop()
+    this.selection.stop()
     this.stopKeeper()
     await this.libp2p.stop() // unregisters the handlers, closes connections
     await this.runtime.close()

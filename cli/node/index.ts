@@ -116,11 +116,12 @@ async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void
             res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')
           } else if (req.url === '/ready') {
             // ready: experts loaded (the server starts after that) and, for a paid node, the chain
-            // reachable and the node in good standing; the body says why not
+            // reachable and the node in good standing; the body says why not. `selection` is for
+            // information only: a node that clients pass over still serves (node/selection.ts)
             const r = paid?.readiness() ?? { ok: true, reasons: [] }
             res
               .writeHead(r.ok ? 200 : 503, { 'content-type': 'application/json' })
-              .end(JSON.stringify(r))
+              .end(JSON.stringify({ ...r, selection: node.selection.view() }))
           } else res.writeHead(404).end()
         })
   if (server != null)
