@@ -4,7 +4,7 @@
 import { ZeroAddress } from 'ethers'
 import type { PovContracts } from './contracts.js'
 
-type NodeView = Awaited<ReturnType<PovContracts['registry']['nodeOf']>>
+export type NodeView = Awaited<ReturnType<PovContracts['registry']['nodeOf']>>
 
 /** Why routers would not pick the node (or soon will not). */
 export type StandingCode =
@@ -41,15 +41,20 @@ export interface Standing {
 /** One-line amount for the texts below (the caller formats its own in logs). */
 type FormatPov = (wei: bigint) => string
 
+/**
+ * `node`: the registry's record of `operator` when the caller has just read it (a running node's
+ * price poll), so it is not read twice.
+ */
 export async function readStanding(
   contracts: Pick<PovContracts, 'registry' | 'models'>,
   operator: string,
   fmt: FormatPov,
-  now?: bigint
+  now?: bigint,
+  node?: NodeView
 ): Promise<Standing> {
   const { registry, models } = contracts
   const [n, active, minStake, frozenUntil] = await Promise.all([
-    registry.nodeOf(operator),
+    node ?? registry.nodeOf(operator),
     registry.isActive(operator),
     registry.minStake(),
     registry.withdrawalFrozenUntil(operator)

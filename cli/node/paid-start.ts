@@ -22,6 +22,9 @@ import { PaymentVerifier, escrowView } from '../../node/payments/verifier.js'
 import type { NodeMetrics } from '../../node/metrics.js'
 import { StandingWatch, type Readiness } from './standing-watch.js'
 
+/** How often a running node re-reads its standing (chain/standing.ts). */
+const STANDING_POLL_MS = 10_000
+
 export interface PaidStartArgs extends Omit<CommonCliOptions, 'json'> {
   model: string
   shards?: number[]
@@ -110,9 +113,18 @@ export async function preparePaidNode(
         readPrice: async () => BigInt((await ctx.contracts.registry.nodeOf(operator)).price)
       }
     )
+    const standing = new StandingWatch(ctx.contracts, operator, logger, metrics, async () =>
+      BigInt((await ctx.provider.getBlock('latest'))?.timestamp ?? Math.floor(Date.now() / 1000))
+    )
+    await standing.poll() // so /ready is right from the start
     // `pov node update --price` on a running node: it charges the new price (and honours the
-    // old one for the grace period) without a restart; one registry read every few seconds
+    // old one for the grace period) without a restart; one registry read every few seconds. The
+    // same read feeds the standing check (every STANDING_POLL_MS), which reads the rest itself.
+    const pricePollMs = a.pricePollMs ?? 5000
+    const standingEvery = Math.max(1, Math.round(STANDING_POLL_MS / pricePollMs))
+    let tick = 0
     const pricePoll = setInterval(() => {
+      const standingDue = ++tick % standingEvery === 0
       ctx.contracts.registry.nodeOf(operator).then(
         (n) => {
           const price = BigInt(n.price)
@@ -124,17 +136,15 @@ export async function preparePaidNode(
                 : 'registry price lowered; applied from the previous price read'
             )
           verifier.setPrice(price) // every read: a lowered price applies from the previous one
+          if (standingDue) void standing.poll(n)
         },
         (err: unknown) => {
           logger.debug({ err: (err as Error).message }, 'price poll failed')
+          if (standingDue) void standing.poll() // reads again, and reports the chain unreachable
         }
       )
-    }, a.pricePollMs ?? 5000)
+    }, pricePollMs)
     pricePoll.unref()
-    const standing = new StandingWatch(ctx.contracts, operator, logger, metrics, async () =>
-      BigInt((await ctx.provider.getBlock('latest'))?.timestamp ?? Math.floor(Date.now() / 1000))
-    )
-    await standing.start()
     // a payer that starts unlocking could take back what its vouchers owe: redeem them at once
     const autoClaim = new AutoClaimer({
       escrow: withSigner(ctx.contracts.escrow, ks.wallet.connect(ctx.provider)),
@@ -186,7 +196,6 @@ export async function preparePaidNode(
       readiness: () => standing.readiness(),
       close: async () => {
         clearInterval(pricePoll)
-        standing.stop()
         await autoClaim.stop()
         await store.close()
         ctx.provider.destroy()

@@ -3,7 +3,12 @@
 // on /ready. A node whose chain is unreachable, or that routers no longer pick, is not ready.
 import type { Logger } from 'pino'
 import type { PovContracts } from '../../chain/contracts.js'
-import { readStanding, standingKey, type StandingIssue } from '../../chain/standing.js'
+import {
+  readStanding,
+  standingKey,
+  type NodeView,
+  type StandingIssue
+} from '../../chain/standing.js'
 import type { NodeMetrics } from '../../node/metrics.js'
 import { formatPov } from '../chain.js'
 
@@ -36,7 +41,8 @@ export class StandingWatch {
     private readonly now: () => Promise<bigint>
   ) {}
 
-  /** Reads once (so /ready is right from the start), then every `intervalMs`. */
+  /** Reads once (so /ready is right from the start), then every `intervalMs` (a node that reads
+   *  the registry anyway drives poll() itself instead: cli/node/paid-start.ts). */
   async start(intervalMs = 10_000): Promise<void> {
     await this.poll()
     this.timer = setInterval(() => void this.poll(), intervalMs)
@@ -58,10 +64,12 @@ export class StandingWatch {
     return { ok: reasons.length === 0, reasons }
   }
 
-  async poll(): Promise<void> {
+  /** `node`: the registry record just read by the caller (the price poll), not read again. */
+  async poll(node?: NodeView): Promise<void> {
     let next: StandingIssue[]
     try {
-      next = (await readStanding(this.contracts, this.operator, formatPov, await this.now())).issues
+      next = (await readStanding(this.contracts, this.operator, formatPov, await this.now(), node))
+        .issues
       if (this.unreachable != null) this.logger.info('chain reachable again')
       this.unreachable = null
     } catch (err) {

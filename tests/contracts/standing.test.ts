@@ -156,4 +156,40 @@ describe('operator standing', () => {
     assert.ok(lines.some((l) => l.msg === 'standing restored: routers pick this node again'))
     assert.ok(lines.some((l) => l.msg === 'chain reachable again'))
   })
+
+  it('a paid node reads nodeOf once for its price and its standing', async () => {
+    const env = await load()
+    const { registry } = env.contracts
+    const op = env.op2.address
+    await registerNode(env, env.op2, MIN_STAKE)
+    const calls: string[] = []
+    const counted = new Proxy(registry, {
+      get(t, p, r) {
+        const v = Reflect.get(t, p, r) as unknown
+        if (typeof v !== 'function') return v
+        return (...a: unknown[]) => {
+          calls.push(String(p))
+          return (v as (...a: unknown[]) => unknown).apply(t, a)
+        }
+      }
+    })
+    const { logger, lines } = recordingLogger()
+    const watch = new StandingWatch(
+      { registry: counted, models: env.contracts.models },
+      op,
+      logger,
+      null,
+      now
+    )
+    await by(registry, env.timelock).slash(op, POV(1), 'late answers')
+    // the price poll's read (cli/node/paid-start.ts) is handed to the standing check
+    const n = await counted.nodeOf(op)
+    await watch.poll(n)
+    assert.equal(calls.filter((c) => c === 'nodeOf').length, 1, calls.join(','))
+    assert.match(watch.readiness().reasons[0], /below the registry minimum/)
+    assert.equal(lines.filter((l) => l.level === 'warn').length, 1)
+    // without it, the check reads the record itself
+    await watch.poll()
+    assert.equal(calls.filter((c) => c === 'nodeOf').length, 2, calls.join(','))
+  })
 })
