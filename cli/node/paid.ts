@@ -204,13 +204,7 @@ export function registerPaidNodeCommands(node: Command): void {
         await VoucherStore.readOnly(voucherDir(opts.dataDir))
       )
       const unredeemed = lines.reduce((a, l) => a + l.owed, 0n)
-      // payers who started unlocking take back what is not redeemed when their unlock ends
-      const risky = lines.filter((l) => l.owed > 0n && l.unlockAt !== 0n)
-      const atRisk = risky.reduce((a, l) => a + l.owed, 0n)
-      const firstUnlock = risky.reduce<bigint | null>(
-        (m, l) => (m == null || l.unlockAt < m ? l.unlockAt : m),
-        null
-      )
+      const risk = atRiskOf(lines)
       const earned = await earnings(ctx, operator)
       const [credited, withdrawn] = await ctx.contracts.escrow.earningsOf(operator)
       const pending = credited - withdrawn
@@ -231,8 +225,8 @@ export function registerPaidNodeCommands(node: Command): void {
         issues: standing.issues,
         unredeemed,
         unredeemedVouchers: lines.filter((l) => l.owed > 0n).length,
-        unredeemedAtRisk: atRisk,
-        atRiskUnlockEnds: firstUnlock,
+        unredeemedAtRisk: risk.amount,
+        atRiskUnlockEnds: risk.firstUnlock,
         earned: earned.net,
         fees: earned.fee,
         redemptions: earned.count,
@@ -249,7 +243,7 @@ export function registerPaidNodeCommands(node: Command): void {
           `model        ${n.modelId}  shards ${n.shards.join(',')}  price ${formatPov(n.price)}/unit`,
           `stake        ${formatPov(n.stake)}`,
           `unredeemed   ${formatPov(unredeemed)} in ${out.unredeemedVouchers} voucher(s) — \`pov node claim\` redeems them`,
-          `at risk      ${formatPov(atRisk)}${risky.length > 0 ? ` from ${risky.length} payer(s) unlocking (the first unlock ends ${formatChainTime(firstUnlock!)}) — a running node redeems them by itself; \`pov node claim\` does it now` : ' (no payer of a held voucher is unlocking)'}`,
+          atRiskLine(risk),
           `earned       ${formatPov(earned.net)} net of ${formatPov(earned.fee)} protocol fee, over ${earned.count} redemption(s)`,
           `pending      ${formatPov(pending)} redeemed, not yet withdrawn from escrow${pending > 0n ? ' — `pov node claim` withdraws it' : ''} (withdrawn so far ${formatPov(withdrawn)})`,
           `balance      ${formatPov(balance)}`,
@@ -357,4 +351,27 @@ async function earnings(
     fee += a.fee
   }
   return { net, fee, count: logs.length }
+}
+
+/** What held vouchers payers who started unlocking take back when their unlock ends, unless redeemed first. */
+export function atRiskOf(lines: ReadonlyArray<{ owed: bigint; unlockAt: bigint }>): {
+  amount: bigint
+  payers: number
+  /** When the first of those unlocks ends (chain time, s); null: nobody is unlocking. */
+  firstUnlock: bigint | null
+} {
+  const risky = lines.filter((l) => l.owed > 0n && l.unlockAt !== 0n)
+  return {
+    amount: risky.reduce((a, l) => a + l.owed, 0n),
+    payers: risky.length,
+    firstUnlock: risky.reduce<bigint | null>(
+      (m, l) => (m == null || l.unlockAt < m ? l.unlockAt : m),
+      null
+    )
+  }
+}
+
+/** `pov node status`'s "at risk" line. */
+export function atRiskLine(r: ReturnType<typeof atRiskOf>): string {
+  return `at risk      ${formatPov(r.amount)}${r.firstUnlock != null ? ` from ${r.payers} payer(s) unlocking (the first unlock ends ${formatChainTime(r.firstUnlock)}) — a running node redeems them by itself; \`pov node claim\` does it now` : ' (no payer of a held voucher is unlocking)'}`
 }

@@ -7,7 +7,10 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { by, depositFor, load, POV, voucher, FEE_BPS } from './fixture.js'
 import { AutoClaimer } from '../../node/payments/auto-claim.js'
-import { redeemedEvents } from '../../cli/node/paid.js'
+import { atRiskLine, atRiskOf, redeemedEvents } from '../../cli/node/paid.js'
+import { outstanding } from '../../node/payments/claim.js'
+import { toRedeemable } from '../../chain/vouchers.js'
+import { formatChainTime } from '../../cli/chain.js'
 
 describe('AutoClaimer', () => {
   it('redeems an unlocking payer’s vouchers at once, and only theirs', async () => {
@@ -64,5 +67,41 @@ describe('AutoClaimer', () => {
     // nothing owed any more: the next check sends nothing
     assert.equal(await claimer.tick(), null)
     assert.equal(claims, 1)
+  })
+
+  it('pov node status: the "at risk" line sums the held vouchers of unlocking payers, with the first unlock’s end', async () => {
+    const env = await load()
+    const { escrow } = env.contracts
+    const opAddr = await env.op2.getAddress()
+    const carol = env.attacker // a third payer
+    for (const p of [env.alice, env.bob, carol]) await depositFor(env, p, POV(10), opAddr)
+    const held = await Promise.all(
+      [
+        [env.alice, POV(2)],
+        [env.bob, POV(3)],
+        [carol, POV(4)]
+      ].map(async ([payer, amount]) => {
+        const x = await voucher(env, payer as typeof env.alice, opAddr, amount as bigint)
+        return { ...x.v, signature: x.sig }
+      })
+    )
+    const line = async (): Promise<string> =>
+      atRiskLine(atRiskOf(await outstanding(escrow, opAddr, held)))
+    assert.equal(await line(), 'at risk      0 POV (no payer of a held voucher is unlocking)')
+
+    // bob, then carol, start unlocking: both vouchers at risk, bob's unlock ends first
+    await (await by(escrow, env.bob).unlock()).wait()
+    const [, , bobEnds] = await escrow.laneOf(await env.bob.getAddress(), opAddr)
+    await (await by(escrow, carol).unlock()).wait()
+    const risk = atRiskOf(await outstanding(escrow, opAddr, held))
+    assert.deepEqual(risk, { amount: POV(7), payers: 2, firstUnlock: BigInt(bobEnds) })
+    assert.equal(
+      atRiskLine(risk),
+      `at risk      7 POV from 2 payer(s) unlocking (the first unlock ends ${formatChainTime(bobEnds)}) — a running node redeems them by itself; \`pov node claim\` does it now`
+    )
+
+    // carol's voucher redeemed (as the node's automatic claim does): only bob's stays at risk
+    await (await by(escrow, env.op2).redeemBatch([toRedeemable(held[2])])).wait()
+    assert.match(await line(), /^at risk {6}3 POV from 1 payer\(s\) unlocking /)
   })
 })
