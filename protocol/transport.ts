@@ -52,8 +52,23 @@ export function transportOptions(): Pick<
  */
 export function relayedTransportOptions(): ReturnType<typeof transportOptions> {
   const t = transportOptions()
-  return { ...t, transports: [...(t.transports ?? []), circuitRelayTransport()] }
+  return {
+    ...t,
+    transports: [
+      ...(t.transports ?? []),
+      circuitRelayTransport({ reservationCompletionTimeout: RELAY_RESERVATION_TIMEOUT_MS })
+    ]
+  }
 }
+
+/**
+ * How long a node's dial to its relay plus the reservation exchange may take (libp2p's default:
+ * 5 s). On a loaded machine they take longer; an attempt cut at 5 s is dropped and started again
+ * from the dial, so under sustained load the node stayed unreachable (the NAT e2e's home node
+ * once did). The relay itself gives the exchange 30 s (circuit-relay-v2's hop timeout): so do we.
+ * Attempts never overlap (node/nat.ts keepReservations waits for the last one to settle).
+ */
+export const RELAY_RESERVATION_TIMEOUT_MS = 30_000
 
 /** A connection that does not go through a relay (and carries no relay limits). */
 export function isDirect(c: Pick<Connection, 'remoteAddr' | 'limits'>): boolean {

@@ -13,6 +13,7 @@ import type { OperatorHandle } from '../../deploy/localnet.js'
 import type { Reachability } from '../../node/nat.js'
 import type { PaidRouter } from '../../router/paid.js'
 import type { RouterOptions } from '../../router/router.js'
+import { RELAY_RESERVATION_TIMEOUT_MS } from '../../protocol/transport.js'
 
 export type Path = 'direct' | 'hole-punched' | 'relayed'
 
@@ -121,11 +122,13 @@ export class NatNetwork {
         if (node.reach.direct.length > 0) direct?.()
       }
     })
-    // the node is up once it holds its relay reservation (or a mapping)
+    // the node is up once it holds its relay reservation (or a mapping): as soon as it says so,
+    // within one reservation attempt and a retry (node/nat.ts keepReservations) at most
+    const deadlineMs = 2 * RELAY_RESERVATION_TIMEOUT_MS + 5000
     for (const t0 = Date.now(); node.reach == null || node.reach.state === 'unreachable';) {
-      if (Date.now() - t0 > 30_000)
+      if (Date.now() - t0 > deadlineMs)
         throw new Error(
-          `${node.name} not reachable after 30 s: ${JSON.stringify(node.reach)}\n${op.log ?? ''}`
+          `${node.name} not reachable after ${deadlineMs / 1000} s: ${JSON.stringify(node.reach)}\n${op.log ?? ''}`
         )
       await new Promise((r) => setTimeout(r, 100))
     }
