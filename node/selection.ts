@@ -45,13 +45,17 @@ const MAX_CALLS_PER_SECOND = 100_000
 /** Clients remembered at most (the oldest is dropped). */
 const MAX_CLIENTS = 1024
 
-interface Seen {
-  at: number[]
-  ids: bigint[]
+/** A client's requests in one second: how many, and the lowest and highest id among them. */
+interface Second {
+  sec: number
+  calls: number
+  lo: bigint
+  hi: bigint
 }
 
 export class SelectionWatch {
-  private readonly clients = new Map<string, Seen>()
+  /** Per client, its seconds in the window, oldest first (bounded memory at any call rate). */
+  private readonly clients = new Map<string, Second[]>()
   private readonly windowMs: number
   private readonly lowShare: number
   private readonly minSpan: number
@@ -73,11 +77,20 @@ export class SelectionWatch {
     let s = this.clients.get(peer)
     if (s == null) {
       if (this.clients.size >= MAX_CLIENTS) this.clients.delete(this.clients.keys().next().value!)
-      s = { at: [], ids: [] }
+      s = []
       this.clients.set(peer, s)
     }
-    s.at.push(this.now())
-    s.ids.push(requestId)
+    const sec = Math.floor(this.now() / 1000)
+    const last = s.at(-1)
+    if (last?.sec === sec) {
+      last.calls++
+      if (requestId < last.lo) last.lo = requestId
+      if (requestId > last.hi) last.hi = requestId
+    } else {
+      s.push({ sec, calls: 1, lo: requestId, hi: requestId })
+      const since = sec - Math.ceil(this.windowMs / 1000)
+      while (s.length > 0 && s[0].sec < since) s.shift()
+    }
   }
 
   view(): SelectionView {
@@ -89,28 +102,25 @@ export class SelectionWatch {
     let calls = 0
     let span = 0
     for (const [peer, s] of this.clients) {
-      let k = 0
-      while (k < s.at.length && s.at[k] < since) k++
-      if (k > 0) {
-        s.at.splice(0, k)
-        s.ids.splice(0, k)
-      }
-      if (s.at.length === 0) {
+      while (s.length > 0 && s[0].sec * 1000 < since) s.shift()
+      if (s.length === 0) {
         this.clients.delete(peer)
         continue
       }
-      let lo = s.ids[0]
-      let hi = s.ids[0]
-      for (const id of s.ids) {
-        if (id < lo) lo = id
-        if (id > hi) hi = id
+      let lo = s[0].lo
+      let hi = s[0].hi
+      let got = 0
+      for (const x of s) {
+        if (x.lo < lo) lo = x.lo
+        if (x.hi > hi) hi = x.hi
+        got += x.calls
       }
       const n = hi - lo + 1n
       if (n < BigInt(this.minSpan) || n > maxSpan) continue
-      const share = s.ids.length / Number(n) / h
+      const share = got / Number(n) / h
       if (share < this.lowShare) passedOver++
       else chose++
-      calls += s.ids.length
+      calls += got
       span += Number(n)
     }
     const judged = chose + passedOver
