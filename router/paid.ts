@@ -17,7 +17,7 @@ import { NoPeerAnsweredError, Router, type RouterOptions } from './router.js'
 import type { RemoteExecutorOptions } from './remote-executor.js'
 import { ChainDirectory, type DirectoryChange, type DirectoryNode } from './directory.js'
 import { activeNodesPaged, stakeWeightedOrder } from '../chain/registry-pages.js'
-import { Payer } from './payer.js'
+import { Payer, type Payment } from './payer.js'
 import { SpotChecker, type SpotCheckOptions } from './spot-check.js'
 
 /** A registered node as the paid router uses it: the directory's view of it. */
@@ -538,7 +538,7 @@ export function paymentHooks(
   onCharge?: PaidRouterOptions['onCharge'],
   onRefund?: PaidRouterOptions['onRefund']
 ): Required<Pick<RemoteExecutorOptions, 'attachPayment' | 'settlePayment'>> {
-  const refunds = new Map<bigint, { refund: () => void; charge: CallCharge }>()
+  const payments = new Map<bigint, { payment: Payment; charge: CallCharge }>()
   return {
     attachPayment: async ({ peer, rows, requestId }) => {
       const n = nodes.get(peer)
@@ -553,23 +553,26 @@ export function paymentHooks(
       // awaited only when it asks to wait: a synchronous check keeps calls in order
       const waiting = onCharge?.(charge)
       if (waiting != null) await waiting
-      let p: Awaited<ReturnType<Payer['pay']>>
+      let p: Payment
       try {
         p = await payer.pay(n.operator, charge.amount, rows)
       } catch (err) {
         onRefund?.(charge) // no voucher went out: nothing is owed
         throw err
       }
-      refunds.set(requestId, { refund: p.refund, charge })
+      payments.set(requestId, { payment: p, charge })
       return voucherToWire(p.voucher)
     },
     settlePayment: ({ peer, requestId, ok, status, message, layer, expert }) => {
-      const r = refunds.get(requestId)
-      refunds.delete(requestId)
-      if (ok) return
+      const r = payments.get(requestId)
+      payments.delete(requestId)
+      if (ok) {
+        r?.payment.delivered()
+        return
+      }
       // the node did not do the work: it is not paid for, and the user sees why
       if (r != null) {
-        r.refund()
+        r.payment.refund()
         onRefund?.(r.charge)
       }
       // a restarted node counts our last voucher as spent whole: concede it once, sign above it

@@ -53,6 +53,13 @@ interface Stream {
   signed: bigint
   /** What was owed right after the last `resync` conceded a voucher (null: none this run). */
   resyncedAt: bigint | null
+  /** The highest voucher a call carried that the payee answered (it holds that voucher). */
+  delivered: bigint
+  /**
+   * Vouchers on calls not answered yet, with how many such calls carry each: a call that is never
+   * answered (a hedge that lost, a timeout) is owed, and so is its voucher given.
+   */
+  carried: Map<bigint, number>
 }
 
 /** A payment attached to one call: the voucher, and how to take the charge back if refused. */
@@ -60,6 +67,8 @@ export interface Payment {
   voucher: SignedVoucher
   /** The call was refused or failed: it is not owed. */
   refund: () => void
+  /** The payee answered the call: it holds the voucher (see `prepaid`). */
+  delivered: () => void
 }
 
 /**
@@ -145,12 +154,29 @@ export class Payer {
           calls: sp.calls + 1,
           units: sp.units + units
         })
+        const amt = voucher.cumulativeAmount
+        s.carried.set(amt, (s.carried.get(amt) ?? 0) + 1)
+        let settled = false
+        const answered = (): void => {
+          const n = (s.carried.get(amt) ?? 1) - 1
+          if (n > 0) s.carried.set(amt, n)
+          else s.carried.delete(amt)
+        }
         let refunded = false
         return {
           voucher,
+          delivered: () => {
+            if (settled || refunded) return
+            settled = true
+            answered()
+            if (amt > s.delivered) s.delivered = amt
+            for (const k of s.carried.keys()) if (k <= s.delivered) s.carried.delete(k)
+          },
           refund: () => {
             if (refunded) return
             refunded = true
+            if (!settled) answered()
+            settled = true
             this.counters.refunds++
             s.owed -= amount
             const now = this.spentNow.get(to)
@@ -213,11 +239,19 @@ export class Payer {
     return true
   }
 
-  /** What the last voucher to `payee` signs beyond what this client owes it (0 when none). */
+  /**
+   * What the highest voucher given to `payee` signs beyond what this client owes it (0 when none):
+   * what the payee may redeem beyond the calls. A voucher counts as given once a call carried it
+   * and was not refused: the payee answered it, or never did (it may have read it, as it may have
+   * done the work, which stays owed). A voucher signed ahead that no call carried yet — the one
+   * signed after a run's last call — is not given: the payee never saw it.
+   */
   prepaid(payee: string): bigint {
     const s = this.streams.get(checksummed(payee))
-    if (s?.last == null) return 0n
-    const m = s.last.cumulativeAmount - s.owed
+    if (s == null) return 0n
+    let given = s.delivered
+    for (const k of s.carried.keys()) if (k > given) given = k
+    const m = given - s.owed
     return m > 0n ? m : 0n
   }
 
@@ -273,7 +307,9 @@ export class Payer {
         margin: 0n,
         ahead: null,
         signed: floor,
-        resyncedAt: null
+        resyncedAt: null,
+        delivered: 0n,
+        carried: new Map()
       }
       this.streams.set(to, s)
     }

@@ -197,6 +197,7 @@ export async function preparePaidNode(
       close: async () => {
         clearInterval(pricePoll)
         await autoClaim.stop()
+        await verifier.drain() // vouchers being journaled beside their calls
         await store.close()
         ctx.provider.destroy()
         keyLock.release()

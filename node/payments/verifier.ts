@@ -21,6 +21,9 @@ import { PaymentError, Status, UNDERPAID } from '../../protocol/errors.js'
 import { LANE_CACHE_MS } from '../../protocol/payment.js'
 import type { SignedVoucher, VoucherStore } from './voucher-store.js'
 
+/** How many times a voucher signed ahead of need is checked in the background before it is dropped. */
+const ADOPT_TRIES = 3
+
 /** A payer's lane to this node as the escrow reports it (PovEscrow.laneOf). */
 export interface Lane {
   /** What is left allocated to this node. */
@@ -67,7 +70,7 @@ interface PayerState {
   reading: Promise<void> | null
   /** A higher voucher being checked and journaled beside the calls it is not needed for yet. */
   adopting: { amount: bigint; done: Promise<void> } | null
-  /** The signature of the last voucher whose background check failed (not checked again). */
+  /** The signature of the last voucher whose background check failed for good (not checked again). */
   rejected: string | null
   /** Units accepted from this payer since the node last read its registry price. */
   unitsSinceRead: bigint
@@ -240,6 +243,11 @@ export class PaymentVerifier {
   private vet(v: SignedVoucher, s: PayerState): void {
     if (!isVoucherSignedByPayer(this.terms.domain, v, v.signature))
       throw invalid(`forged voucher: the signature is not ${v.payer}'s`)
+    this.vetLane(v, s)
+  }
+
+  /** Throws PaymentError unless the payer's lane to this node (as last read) covers `v`. */
+  private vetLane(v: SignedVoucher, s: PayerState): void {
     const unredeemed = v.cumulativeAmount - s.lane.paid
     if (unredeemed > s.lane.balance)
       throw new PaymentError(
@@ -251,29 +259,59 @@ export class PaymentVerifier {
   /**
    * Adopts `v` after the current work (on the next turn of the event loop), once at a time per
    * payer. A failure is not reported here: the call that needs the voucher checks it again and
-   * is refused with the reason; a voucher that failed is not checked again in the background.
+   * is refused with the reason. Only a forged voucher is final: any other failure (a cached lane
+   * read that predates the payer's allocation, a chain or disk error) is tried again on a fresh
+   * lane read — at once, then `laneCacheMs` later, ADOPT_TRIES in all — since an honest client's
+   * last voucher (signed ahead, then carried by the run's last calls) is never presented again.
    */
-  private adoptLater(v: SignedVoucher, s: PayerState): void {
+  private adoptLater(v: SignedVoucher, s: PayerState, attempt = 0): void {
     if (s.adopting != null && s.adopting.amount >= v.cumulativeAmount) return
     if (s.rejected === v.signature) return
     const prev = s.adopting?.done ?? Promise.resolve()
+    let failed = false
     const job = {
       amount: v.cumulativeAmount,
       done: prev
         .then(async () => {
           await new Promise((resolve) => setImmediate(resolve))
           if (v.cumulativeAmount <= this.covered(v.payer, s)) return
-          this.vet(v, s)
+          if (!isVoucherSignedByPayer(this.terms.domain, v, v.signature)) {
+            s.rejected = v.signature
+            return
+          }
+          if (attempt > 0) await this.readLane(v.payer, s, this.now())
+          this.vetLane(v, s)
           await this.store.put(v)
         })
         .catch(() => {
-          s.rejected = v.signature
+          failed = true
         })
         .finally(() => {
           if (s.adopting === job) s.adopting = null
+          if (!failed) return
+          if (attempt + 1 >= ADOPT_TRIES) s.rejected = v.signature
+          else if (attempt === 0) this.adoptLater(v, s, 1)
+          else {
+            const timer = setTimeout(() => this.adoptLater(v, s, attempt + 1), this.cacheMs)
+            timer.unref()
+          }
         })
     }
     s.adopting = job
+  }
+
+  /**
+   * Waits for the vouchers being checked and journaled in the background (not for retries still
+   * waiting their turn): call it before closing the store.
+   */
+  async drain(): Promise<void> {
+    for (;;) {
+      const pending = [...this.payers.values()].flatMap((s) =>
+        s.adopting != null ? [s.adopting.done] : []
+      )
+      if (pending.length === 0) return
+      await Promise.all(pending)
+    }
   }
 
   /**

@@ -6,6 +6,11 @@ import assert from 'node:assert/strict'
 import { Wallet, type TypedDataDomain, type TypedDataField } from 'ethers'
 import { voucherDomain } from '../../../protocol/voucher.js'
 import { Payer } from '../../../router/payer.js'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { VoucherStore } from '../../../node/payments/voucher-store.js'
+import { PaymentVerifier } from '../../../node/payments/verifier.js'
 
 const domain = voucherDomain('0x00000000000000000000000000000000000000e5', 31337)
 const payee = Wallet.createRandom().address
@@ -122,4 +127,50 @@ test('a call whose voucher could not be signed is not owed', async () => {
   assert.ok(voucher.cumulativeAmount < CAP * 4n, 'the failed call is not in what is owed')
   assert.equal(p.spent().get(payee)?.amount, PRICE * 2n)
   await p.flush()
+})
+
+test('a voucher given on a call that was never answered counts as given; one on a refused call does not', async () => {
+  const p = await payer(new GatedWallet(Wallet.createRandom().privateKey))
+  const first = await p.pay(payee, PRICE * 10n, 10)
+  first.delivered()
+  const held = first.voucher.cumulativeAmount
+  // a call owing more than the prepaid margin carries a new voucher; the node refuses it
+  const refused = await p.pay(payee, held, 1)
+  assert.ok(refused.voucher.cumulativeAmount > held)
+  refused.refund()
+  await p.flush()
+  assert.equal(p.owed(payee) + p.prepaid(payee), held, 'the refused call left the held voucher')
+  // a call that is never answered (a hedge that lost): owed, and its voucher may be held
+  const lost = await p.pay(payee, held, 1)
+  await p.flush()
+  assert.equal(p.owed(payee) + p.prepaid(payee), lost.voucher.cumulativeAmount)
+})
+
+test('after a run the node holds exactly what the client reports: owed + prepaid', async () => {
+  // client (Payer) and node (the real PaymentVerifier and journal) in one process, for every run
+  // length from 1 to 24 calls: some runs end right after a voucher was signed ahead
+  for (let calls = 1; calls <= 24; calls++) {
+    const dir = await mkdtemp(join(tmpdir(), 'pov-payer-node-'))
+    const store = await VoucherStore.open(dir)
+    const node = new PaymentVerifier({ payee, pricePerUnit: PRICE, domain }, store, {
+      laneOf: async () => ({ balance: 10n ** 18n, paid: 0n, unlockAt: 0n })
+    })
+    const signer = Wallet.createRandom()
+    const p = await Payer.create({ signer, domain, paidOnChain: async () => 0n, prepay: () => CAP })
+    for (let i = 0; i < calls; i++) {
+      const pay = await p.pay(payee, PRICE * 3n, 3)
+      await node.verify(pay.voucher, 3)
+      pay.delivered()
+      await new Promise((resolve) => setImmediate(resolve)) // the node's answer
+    }
+    await p.flush()
+    await node.drain()
+    assert.equal(
+      p.owed(payee) + p.prepaid(payee),
+      store.get(signer.address)?.cumulativeAmount,
+      `${calls} calls`
+    )
+    await store.close()
+    await rm(dir, { recursive: true, force: true })
+  }
 })

@@ -1,4 +1,4 @@
-import { test, after } from 'node:test'
+import { test, after, mock } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, appendFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -350,4 +350,117 @@ test('the lane is re-read in the background once half stale, and a call waits on
   assert.equal(served, false, 'no call is accepted on a lane read older than laneCacheMs')
   for (const w of waiting.splice(0)) w()
   await p
+})
+
+/** A verifier on a fake clock (`clock.t`) over `escrow`, with its store. */
+async function clocked(escrow: EscrowView, clock: { t: number }) {
+  const dir = await mkdtemp(join(tmpdir(), 'pov-vouchers-'))
+  const store = await VoucherStore.open(dir)
+  opened.push(store)
+  const verifier = new PaymentVerifier(
+    { payee: operator.address, pricePerUnit: price, domain },
+    store,
+    escrow,
+    { laneCacheMs: 2000, now: () => clock.t }
+  )
+  return { store, verifier }
+}
+
+test("a voucher signed ahead of need is kept although the cached lane read predates its allocation: the run's last voucher is never presented again", async () => {
+  const clock = { t: 0 }
+  let balance = 60n
+  let reads = 0
+  const { store, verifier } = await clocked(
+    {
+      async laneOf() {
+        reads++
+        return { balance, paid: 0n, unlockAt: 0n }
+      }
+    },
+    clock
+  )
+  await verifier.verify(await voucher(50n), 3) // the lane is read: 60
+  balance = 1000n // the client allocates more; the node's read is still within laneCacheMs
+  clock.t = 100
+  // the run's last call: covered by the 50 held, it carries the next voucher signed ahead
+  await verifier.verify(await voucher(100n), 1)
+  await verifier.drain()
+  assert.equal(store.get(payer.address)?.cumulativeAmount, 100n, 'the node holds what it was given')
+  assert.equal(reads, 2, 'the lane was read again once, fresh')
+})
+
+test('a voucher ahead of need whose check met a chain error is tried again laneCacheMs later; a forged one never', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] })
+  try {
+    const clock = { t: 0 }
+    let balance = 60n
+    let failing = false
+    let reads = 0
+    const { store, verifier } = await clocked(
+      {
+        async laneOf() {
+          reads++
+          if (failing) throw new Error('RPC timeout')
+          return { balance, paid: 0n, unlockAt: 0n }
+        }
+      },
+      clock
+    )
+    await verifier.verify(await voucher(50n), 3)
+    balance = 1000n
+    failing = true // the fresh read fails too
+    await verifier.verify(await voucher(100n), 1)
+    await verifier.drain()
+    assert.equal(store.get(payer.address)?.cumulativeAmount, 50n, 'not money before it is checked')
+    assert.equal(reads, 2)
+    failing = false
+    clock.t = 2000
+    mock.timers.tick(2000)
+    await verifier.drain()
+    assert.equal(store.get(payer.address)?.cumulativeAmount, 100n, 'kept on the retry')
+    assert.equal(reads, 3)
+    // a forgery is dropped at once: no lane read, no retry
+    const forged = await voucher(500n, { signer: new Wallet('0x' + '33'.repeat(32)) })
+    await verifier.verify(forged, 1)
+    await verifier.drain()
+    mock.timers.tick(10_000)
+    await verifier.drain()
+    assert.equal(reads, 3)
+    assert.equal(store.get(payer.address)?.cumulativeAmount, 100n)
+  } finally {
+    mock.timers.reset()
+  }
+})
+
+test('a voucher ahead of need its lane does not cover is read for at most ADOPT_TRIES times, then dropped', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] })
+  try {
+    const clock = { t: 0 }
+    let reads = 0
+    const { store, verifier } = await clocked(
+      {
+        async laneOf() {
+          reads++
+          return { balance: 60n, paid: 0n, unlockAt: 0n }
+        }
+      },
+      clock
+    )
+    await verifier.verify(await voucher(50n), 3)
+    const v = await voucher(100n)
+    await verifier.verify(v, 1)
+    await verifier.drain()
+    for (let i = 0; i < 5; i++) {
+      clock.t += 2000
+      mock.timers.tick(2000)
+      await verifier.drain()
+    }
+    assert.equal(reads, 1 + 2, 'the first read, then two fresh reads (cached, at once, later)')
+    assert.equal(store.get(payer.address)?.cumulativeAmount, 50n)
+    await verifier.verify(v, 1) // presented again on a covered call: not checked again
+    await verifier.drain()
+    assert.equal(reads, 4, 'only the call itself read the lane (its read was past laneCacheMs)')
+  } finally {
+    mock.timers.reset()
+  }
 })
