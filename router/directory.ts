@@ -64,8 +64,9 @@ export class ChainDirectory {
   private readonly pageSize: number
   private readonly maxPrice: bigint
   private readonly now: () => number
-  /** Counters for tests and the bench: calls made to the chain by kind. */
-  readonly stats = { pages: 0, logQueries: 0, nodeReads: 0, fullScans: 0 }
+  /** Calls made to the chain by kind, for tests and the bench; `requests` counts every JSON-RPC
+   *  request (the paid router leaves them out of its count of the payment path's chain calls). */
+  readonly stats = { pages: 0, logQueries: 0, nodeReads: 0, fullScans: 0, requests: 0 }
 
   constructor(private readonly o: DirectoryOptions) {
     this.pageSize = o.pageSize ?? 100
@@ -84,10 +85,12 @@ export class ChainDirectory {
 
   /** Reads every page of every shard, then remembers the block to follow events from. */
   async fullScan(): Promise<DirectoryChange> {
+    this.stats.requests++ // counted when sent, so a refresh in flight is never the payment path's
     const head = await this.o.provider.getBlockNumber()
     const seen = new Map<string, NodeViewLike>()
     for (let shard = 0; shard < this.o.shardCount; shard++) {
       for (let offset = 0; ; offset += this.pageSize) {
+        this.stats.requests++
         const [page, total] = await this.o.registry.activeNodesPage(
           this.o.modelId,
           shard,
@@ -118,11 +121,13 @@ export class ChainDirectory {
   async refresh(): Promise<DirectoryChange> {
     if (this.lastBlock < 0 || this.now() - this.lastFullScan >= (this.o.fullScanMs ?? 300_000))
       return await this.fullScan()
+    this.stats.requests++
     const head = await this.o.provider.getBlockNumber()
     if (head <= this.lastBlock) return { joined: [], left: [], changed: [] }
     const touched = new Set<string>()
     const range = this.o.logRange ?? 5000
     for (let from = this.lastBlock + 1; from <= head; from += range) {
+      this.stats.requests++
       const logs = await this.o.provider.getLogs({
         address: this.o.registryAddress,
         fromBlock: from,
@@ -145,6 +150,7 @@ export class ChainDirectory {
     }
     const next = new Map(this.nodes)
     for (const op of touched) {
+      this.stats.requests += 2
       const [v, active] = await Promise.all([
         this.o.registry.nodeOf(op, { blockTag: head }),
         this.o.registry.isActive(op, { blockTag: head })

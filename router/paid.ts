@@ -102,8 +102,13 @@ export interface PaidRouter {
   spotCheck?: SpotChecker
   payer: Payer
   nodes: Map<string, PaidNode>
-  /** Chain JSON-RPC requests since setup ended, voucher signatures, payments refunded. */
-  stats(): { rpcCalls: number; signatures: number; refunds: number }
+  /**
+   * Chain JSON-RPC requests since setup ended on the payment path (`rpcCalls`: steady generation
+   * makes none) and by the registry directory's background refresh (`directoryRpcCalls`: one
+   * block-number read every refresh interval, plus the events and nodes it follows), voucher
+   * signatures, payments refunded.
+   */
+  stats(): { rpcCalls: number; directoryRpcCalls: number; signatures: number; refunds: number }
   /** Per node: what this run paid it for served calls, and the margin its last voucher prepays. */
   costs(): Array<PaidNode & { amount: bigint; calls: number; units: number; prepaid: bigint }>
   close(): Promise<void>
@@ -302,6 +307,7 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
       }
     | undefined
   let rpcCalls = 0
+  const directoryAtStart = directory?.stats.requests ?? 0
   const onDebug = (e: unknown): void => {
     const d = e as { action?: string; payload?: unknown }
     if (d.action === 'sendRpcPayload') rpcCalls += Array.isArray(d.payload) ? d.payload.length : 1
@@ -419,7 +425,13 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
     },
     stats: () => {
       const st = payer.stats()
-      return { rpcCalls, signatures: st.signatures, refunds: st.refunds }
+      const directoryRpcCalls = (directory?.stats.requests ?? 0) - directoryAtStart
+      return {
+        rpcCalls: rpcCalls - directoryRpcCalls,
+        directoryRpcCalls,
+        signatures: st.signatures,
+        refunds: st.refunds
+      }
     },
     close: async () => {
       void provider?.off?.('debug', onDebug)

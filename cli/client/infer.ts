@@ -147,6 +147,7 @@ export function registerInfer(program: Command): void {
                   prepaid,
                   signatures: st.signatures,
                   rpcCallsDuringGeneration: st.rpcCalls,
+                  directoryRpcCallsDuringGeneration: st.directoryRpcCalls,
                   refusedCalls: st.refunds,
                   nodes: costs.map((c) => ({
                     operator: c.operator,
@@ -165,7 +166,7 @@ export function registerInfer(program: Command): void {
                     (c) =>
                       `  ${c.operator} (${c.peerId.slice(-8)}) shards ${c.shards.join(',')}: ${c.calls} calls, ${c.units} units × ${formatPov(c.price)} = ${formatPov(c.amount)}`
                   ),
-                  `  ${st.signatures} voucher signatures, ${st.rpcCalls} chain calls while generating, ${st.refunds} refused calls (not charged)`,
+                  `  ${st.signatures} voucher signatures, ${st.rpcCalls} chain calls while generating (+${st.directoryRpcCalls} by the registry directory's refresh), ${st.refunds} refused calls (not charged)`,
                   `  total ${formatPov(total)}` +
                     (prepaid > 0n
                       ? ` (+ ${formatPov(prepaid)} prepaid in the last vouchers, which the nodes may redeem)`

@@ -144,9 +144,24 @@ describe('discovery at 1,000 nodes', () => {
       )
     }
 
+    // every request the directory sends, counted at the runner and the provider: its own count
+    // (stats.requests) must match, since the paid router subtracts it from the payment path's
+    const dm = metered(registry)
+    let providerCalls = 0
+    const counting = new Proxy(ethers.provider, {
+      get(target, key, receiver) {
+        const v = Reflect.get(target, key, receiver)
+        if (key !== 'getBlockNumber' && key !== 'getLogs') return v
+        return (...args: unknown[]) => {
+          providerCalls++
+          return (v as (...a: unknown[]) => unknown).apply(target, args)
+        }
+      }
+    })
+    const sent = (): number => dm.gas.length + providerCalls
     const dir = new ChainDirectory({
-      registry,
-      provider: ethers.provider,
+      registry: dm.registry,
+      provider: counting,
       chainId: env.deployment.chainId,
       registryAddress: env.deployment.contracts.registry,
       modelId: MODEL_ID,
@@ -158,6 +173,7 @@ describe('discovery at 1,000 nodes', () => {
     expect(dir.nodes.size).to.equal(NODES - NODES / 5)
     expect(first.joined.length).to.equal(dir.nodes.size)
     expect(dir.stats.pages).to.equal(10 + (MODEL.shardCount - 1) * 2) // shard 0: 10 pages; others ~143 nodes: 2 each
+    expect(dir.stats.requests).to.equal(sent())
     const shardMap = defaultShards(MODEL.layers, MODEL.experts).map((s) => s.experts)
     const table = buildTable([...dir.nodes.values()].map((n) => routeOf(n, shardMap)))
     expect(table.byExpert.get(expertKey(3, 0))?.length).to.equal(dir.nodes.size)
@@ -173,6 +189,7 @@ describe('discovery at 1,000 nodes', () => {
     const c = await dir.refresh()
     expect(dir.stats.pages).to.equal(pagesBefore) // no rescan: events only
     expect(dir.stats.nodeReads).to.equal(4)
+    expect(dir.stats.requests).to.equal(sent())
     expect(c.joined.map((n) => n.peerId).sort()).to.deep.equal(
       [newPeer, dir.nodes.get(await ops[4].getAddress())!.peerId].sort()
     )
@@ -183,6 +200,7 @@ describe('discovery at 1,000 nodes', () => {
     // nothing new: one block-number read
     const quiet = await dir.refresh()
     expect(quiet.joined.length + quiet.left.length + quiet.changed.length).to.equal(0)
+    expect(dir.stats.requests).to.equal(sent())
   })
 })
 
