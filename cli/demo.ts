@@ -91,25 +91,7 @@ async function main(): Promise<void> {
   say(`proposal ${round.proposalId.toString().slice(0, 16)}… ${round.state}`)
 
   say('four operators: node init, funding, stake + register (every shard on 2 nodes)')
-  const layout = [
-    [0, 1, 2, 3],
-    [4, 5, 6, 7],
-    [0, 1, 2, 3],
-    [4, 5, 6, 7]
-  ]
-  const prices = ['0.0001', '0.0001', '0.00015', '0.00012']
-  const ops: OperatorHandle[] = await Promise.all(
-    layout.map(
-      async (shards, i) =>
-        await net.addOperator(`node${i + 1}`, {
-          modelId,
-          shards,
-          stake: '1000',
-          price: prices[i],
-          fundPov: parseEther('2000')
-        })
-    )
-  )
+  const ops: OperatorHandle[] = await net.addDemoOperators(modelId)
   for (const op of ops)
     say(`  ${op.name} ${op.address} peer …${op.peerId.slice(-8)} shards ${op.shards.join(',')}`)
 

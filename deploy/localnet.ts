@@ -23,6 +23,14 @@ const POV_CLI = join(REPO, 'cli', 'bin.ts')
 /** Throw-away keys of a local network: a cheap KDF keeps start-up fast (real keys use 2^17). */
 export const DEMO_SCRYPT_N = 1 << 12
 
+/** The demo network's operators: every shard of an 8-shard model on two nodes. */
+export const DEMO_OPERATORS = [
+  { shards: [0, 1, 2, 3], price: '0.0001' },
+  { shards: [4, 5, 6, 7], price: '0.0001' },
+  { shards: [0, 1, 2, 3], price: '0.00015' },
+  { shards: [4, 5, 6, 7], price: '0.00012' }
+] as const
+
 export interface CliResult {
   code: number | null
   stdout: string
@@ -212,6 +220,25 @@ export class LocalNet {
     if (r.code !== 0)
       throw new Error(`pov ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`)
     return JSON.parse(r.stdout) as T
+  }
+
+  /**
+   * The demo's four operators (npm run demo, bench:gateway): shards 0–3 and 4–7 each on two nodes,
+   * at prices that differ so that the router has a choice to make; 1000 POV staked each.
+   */
+  async addDemoOperators(modelId: string): Promise<OperatorHandle[]> {
+    return await Promise.all(
+      DEMO_OPERATORS.map(
+        async ({ shards, price }, i) =>
+          await this.addOperator(`node${i + 1}`, {
+            modelId,
+            shards: [...shards],
+            stake: '1000',
+            price,
+            fundPov: parseEther('2000')
+          })
+      )
+    )
   }
 
   /** `pov node init` + funding + `pov node register`. */

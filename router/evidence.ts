@@ -97,6 +97,18 @@ export function evidenceHash(fileBytes: Uint8Array): string {
   return keccak256(fileBytes)
 }
 
+/** Whether `p` has the shape of an EvidencePayment (addresses, decimal amounts, a 65-byte
+ *  voucher signature); the signature itself is checked where the evidence is verified. */
+export function isPaymentEvidence(p: Partial<Record<keyof EvidencePayment, unknown>>): boolean {
+  return (
+    /^0x[0-9a-f]{40}$/i.test(String(p.payer)) &&
+    /^0x[0-9a-f]{40}$/i.test(String(p.payee)) &&
+    /^[0-9]+$/.test(String(p.cumulativeAmount)) &&
+    /^0x[0-9a-f]{130}$/i.test(String(p.voucherSignature)) &&
+    (p.charge == null || /^[0-9]+$/.test(String(p.charge)))
+  )
+}
+
 /** The evidence form of the voucher a call carried, and its charge when known. */
 export function paymentEvidence(v: WireVoucher, charge?: bigint): EvidencePayment {
   const s = voucherFromWire(v)!
@@ -183,15 +195,7 @@ export function parseEvidence(text: string): FaultEvidence {
       fail(`answer ${i}: output or outputHash missing`)
     if (a.source === 'node' && (a.peerId == null || a.signature == null || a.requestId == null))
       fail(`answer ${i}: a node answer needs peerId, requestId and signature`)
-    const p = a.payment
-    if (
-      p != null &&
-      (!/^0x[0-9a-f]{40}$/i.test(String(p.payer)) ||
-        !/^0x[0-9a-f]{40}$/i.test(String(p.payee)) ||
-        !/^[0-9]+$/.test(String(p.cumulativeAmount)) ||
-        !/^0x[0-9a-f]{130}$/i.test(String(p.voucherSignature)) ||
-        (p.charge != null && !/^[0-9]+$/.test(String(p.charge))))
-    )
+    if (a.payment != null && !isPaymentEvidence(a.payment))
       fail(
         `answer ${i}: payment needs payer, payee, a decimal cumulativeAmount and a 65-byte voucherSignature`
       )

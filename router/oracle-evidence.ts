@@ -15,7 +15,7 @@ import { sha256, verifyDigest } from '../protocol/signature.js'
 import { isVoucherSignedByPayer, type VoucherDomain } from '../protocol/voucher.js'
 import { publicKeyFromPeerIdBytes, verifyPeerBinding } from '../chain/peer-binding.js'
 import type { OracleResult } from '../chain/oracle.js'
-import { paymentEvidence, type EvidencePayment } from './evidence.js'
+import { isPaymentEvidence, paymentEvidence, type EvidencePayment } from './evidence.js'
 
 export const ORACLE_EVIDENCE_FORMAT = 'pov-oracle-evidence/2'
 
@@ -195,15 +195,7 @@ export function parseOracleEvidence(bytes: Uint8Array): OracleEvidence {
       fail(`${at}: requestId is not a decimal integer`)
     if (c.signature != null && !/^0x[0-9a-f]*$/i.test(String(c.signature)))
       fail(`${at}: signature is not hex`)
-    const p = c.payment
-    if (
-      p != null &&
-      (!/^0x[0-9a-f]{40}$/i.test(String(p.payer)) ||
-        !/^0x[0-9a-f]{40}$/i.test(String(p.payee)) ||
-        !/^[0-9]+$/.test(String(p.cumulativeAmount)) ||
-        !/^0x[0-9a-f]{130}$/i.test(String(p.voucherSignature)) ||
-        (p.charge != null && !/^[0-9]+$/.test(String(p.charge))))
-    )
+    if (c.payment != null && !isPaymentEvidence(c.payment))
       fail(`${at}: payment needs payer, payee, cumulativeAmount and a 65-byte voucherSignature`)
   }
   return e

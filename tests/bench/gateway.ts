@@ -208,25 +208,7 @@ try {
     uri: 'file://' + join(dir, 'bundle')
   })
   say("four operators (the demo's layout and prices: every shard on 2 nodes), nodes started")
-  const layout = [
-    [0, 1, 2, 3],
-    [4, 5, 6, 7],
-    [0, 1, 2, 3],
-    [4, 5, 6, 7]
-  ]
-  const prices = ['0.0001', '0.0001', '0.00015', '0.00012']
-  const ops: OperatorHandle[] = await Promise.all(
-    layout.map(
-      async (shards, i) =>
-        await net.addOperator(`node${i + 1}`, {
-          modelId: conv.modelId,
-          shards,
-          stake: '1000',
-          price: prices[i],
-          fundPov: parseEther('2000')
-        })
-    )
-  )
+  const ops: OperatorHandle[] = await net.addDemoOperators(conv.modelId)
   await Promise.all(
     ops.map(async (op) => {
       await net.startNode(op, join(dir, 'bundle'))
