@@ -279,15 +279,35 @@ test(`fp16 on the wire: same tokens, logits within ${FP16_LOGIT_TOL}`, async (t)
   }
 })
 
-test('killing a node mid-generation: retried on the replicas, same tokens, nothing degraded', async () => {
-  const r = await router('fp32')
-  const victim = nodes[0]
+test('killing a node mid-generation: retried on the replicas, same tokens, nothing degraded', async (t) => {
+  // the victim is the node that answered most calls so far (the router prefers it for some
+  // experts, so its next calls fail and go to the replicas); a node the router had stopped
+  // choosing would see no call after its death and give this test nothing to check
+  const answered = new Map<string, number>()
+  let killed: NodeProc | null = null
+  let failedAfterKill = 0
+  const r = await Router.init({
+    opts: {
+      peers: nodes.map((n) => n.addr),
+      modelId: bundle.modelId,
+      hidden: bundle.config.hiddenSize,
+      wireDType: 'fp32',
+      callTimeoutMs: 10_000,
+      onAttempt: (a) => {
+        if (a.ok) answered.set(a.peer, (answered.get(a.peer) ?? 0) + 1)
+        else if (killed != null && a.peer === killed.peerId) failedAfterKill++
+      }
+    }
+  })
   try {
     const steps = await collect(r.executor, async (n) => {
       if (n !== 5) return
+      const top = [...answered].sort((a, b) => b[1] - a[1])[0][0]
+      const victim = nodes.find((x) => x.peerId === top)!
       const exited = new Promise((resolve) => victim.proc.once('exit', resolve))
       victim.proc.kill('SIGKILL')
       await exited
+      killed = victim
     })
     assert.deepEqual(
       steps.map((s) => s.id),
@@ -297,6 +317,10 @@ test('killing a node mid-generation: retried on the replicas, same tokens, nothi
       assert.equal(s.degraded, false, `step ${i} degraded`)
       assert.ok(maxDiff(s.logits, reference[i].logits) <= FP32_LOGIT_TOL)
     })
+    const victim = killed as NodeProc | null
+    assert.ok(victim != null)
+    t.diagnostic(`calls to the killed node that failed: ${failedAfterKill}`)
+    assert.ok(failedAfterKill > 0, 'the killed node was asked again (and the replicas answered)')
     assert.ok(
       r.routes.benched.has(victim.peerId),
       'the killed node was benched after its calls failed'
