@@ -7,15 +7,8 @@ import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { formatUnits, parseEther } from 'ethers'
-import {
-  LocalNet,
-  REPO,
-  DEMO_SCRYPT_N,
-  freePort,
-  pathToFileURL,
-  type OperatorHandle
-} from '../deploy/localnet.js'
+import { formatUnits } from 'ethers'
+import { LocalNet, REPO, freePort, pathToFileURL, type OperatorHandle } from '../deploy/localnet.js'
 
 const t0 = Date.now()
 // The model continues Austen-like prose; a prompt in that register reads best.
@@ -103,23 +96,7 @@ async function main(): Promise<void> {
   )
 
   say('client: key, funding, deposit into escrow')
-  const client = join(dir, 'client')
-  const key = await net.povJson<{ address: string }>([
-    'key',
-    'new',
-    '--keystore',
-    join(client, 'keystore'),
-    '--password-file',
-    net.passwordFile,
-    '--scrypt-n',
-    String(DEMO_SCRYPT_N)
-  ])
-  await net.fund(key.address, parseEther('100'))
-  const dep = await net.povJson<{ gasUsed: string }>([
-    'deposit',
-    '10',
-    ...net.chainFlags(join(client, 'keystore'), client)
-  ])
+  const client = await net.addClient('client', { deposit: '10' })
 
   say(`pov infer: ${DEMO_TOKENS} tokens, paid per expert call`)
   const inf = await net.povJson<{
@@ -155,7 +132,7 @@ async function main(): Promise<void> {
     '--seed',
     '1',
     '--ignore-eos',
-    ...net.chainFlags(join(client, 'keystore'), client),
+    ...net.chainFlags(client.keystore, client.dir),
     DEMO_PROMPT
   ])
   say(`tokens ${JSON.stringify(inf.tokens)}${inf.degraded ? ' (DEGRADED)' : ''}`)
@@ -191,7 +168,7 @@ async function main(): Promise<void> {
   say('gas spent')
   const regGas = await registrationGas()
   say(
-    `  governance round ${round.gasUsed}, registrations ${regGas}, deposit ${dep.gasUsed}, claims ${claimGas}`
+    `  governance round ${round.gasUsed}, registrations ${regGas}, deposit ${client.depositGasUsed}, claims ${claimGas}`
   )
 
   say('audit (pov audit --dial)')
@@ -210,7 +187,7 @@ async function main(): Promise<void> {
   say(
     `done in ${((Date.now() - t0) / 1000).toFixed(1)} s — earned: ${earned.map(([n, e]) => `${n} ${pov(e)}`).join(', ')}`
   )
-  const serve = `npx pov serve ${net.chainFlags(join(client, 'keystore'), client).join(' ')} --bundle ${bundle}`
+  const serve = `npx pov serve ${net.chainFlags(client.keystore, client.dir).join(' ')} --bundle ${bundle}`
   if (process.env.POV_DEMO_KEEP == null) {
     say(
       `the OpenAI-compatible gateway and web page on this network: rerun with POV_DEMO_KEEP=1, then\n  ${serve}`

@@ -64,6 +64,16 @@ export interface OperatorHandle {
   log?: string
 }
 
+export interface ClientHandle {
+  name: string
+  /** Its data directory (`--data-dir`: lanes, vouchers). */
+  dir: string
+  keystore: string
+  address: string
+  /** Gas of its deposit, when addClient made one. */
+  depositGasUsed?: bigint
+}
+
 export class LocalNet {
   readonly procs = new Set<ChildProcess>()
   provider!: JsonRpcProvider
@@ -239,6 +249,44 @@ export class LocalNet {
           })
       )
     )
+  }
+
+  /**
+   * A paying client: `pov key new`, funding (POV and ETH for gas) and, when `deposit` is given,
+   * `pov deposit` of that many POV into escrow. Its keystore and data live under `<dir>/<name>`.
+   */
+  async addClient(
+    name: string,
+    o: {
+      /** POV sent from the treasury. @default 100 POV */
+      fundPov?: bigint
+      /** POV to deposit into escrow (a decimal string). @default no deposit */
+      deposit?: string
+    } = {}
+  ): Promise<ClientHandle> {
+    const dir = join(this.dir, name)
+    const keystore = join(dir, 'keystore')
+    const { address } = await this.povJson<{ address: string }>([
+      'key',
+      'new',
+      '--keystore',
+      keystore,
+      '--password-file',
+      this.passwordFile,
+      '--scrypt-n',
+      String(DEMO_SCRYPT_N)
+    ])
+    await this.fund(address, o.fundPov ?? parseEther('100'))
+    const client: ClientHandle = { name, dir, keystore, address }
+    if (o.deposit != null) {
+      const dep = await this.povJson<{ gasUsed: string }>([
+        'deposit',
+        o.deposit,
+        ...this.chainFlags(keystore, dir)
+      ])
+      client.depositGasUsed = BigInt(dep.gasUsed)
+    }
+    return client
   }
 
   /** `pov node init` + funding + `pov node register`. */

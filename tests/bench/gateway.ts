@@ -19,8 +19,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import OpenAI from 'openai'
-import { parseEther } from 'ethers'
-import { LocalNet, REPO, DEMO_SCRYPT_N, type OperatorHandle } from '../../deploy/localnet.js'
+import { LocalNet, REPO, type OperatorHandle } from '../../deploy/localnet.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -79,27 +78,10 @@ const shutdown = async (): Promise<void> => {
   await rm(dir, { recursive: true, force: true })
 }
 
-/** A paying client of its own (key, funds, a deposit): its directory. */
-async function payingClient(name: string): Promise<string> {
-  const client = join(dir, name)
-  const key = await net.povJson<{ address: string }>([
-    'key',
-    'new',
-    '--keystore',
-    join(client, 'keystore'),
-    '--password-file',
-    net.passwordFile,
-    '--scrypt-n',
-    String(DEMO_SCRYPT_N)
-  ])
-  await net.fund(key.address, parseEther('100'))
-  await net.povJson(['deposit', '20', ...net.chainFlags(join(client, 'keystore'), client)])
-  return client
-}
-
 /** `pov serve` with its own paying client; resolves its base URL once it is ready. */
 async function gateway(name: string, extra: string[]): Promise<string> {
-  const client = await payingClient(name)
+  // a paying client of its own: its own deposit and lanes
+  const client = await net.addClient(name, { deposit: '20' })
   const g = spawn(
     process.execPath,
     [
@@ -111,7 +93,7 @@ async function gateway(name: string, extra: string[]): Promise<string> {
       '0',
       '--max-tokens-limit',
       String(Math.max(256, TOKENS)),
-      ...net.chainFlags(join(client, 'keystore'), client),
+      ...net.chainFlags(client.keystore, client.dir),
       '--bundle',
       join(dir, 'bundle'),
       ...extra,
@@ -290,7 +272,7 @@ try {
   // and not) reports its decode rounds, so ms per round and tokens per round are measured there
   say('pov infer --json, speculative and --no-speculative: ms per round, tokens per round')
   // its own payer: a gateway's lanes are the gateway's
-  const inferClient = await payingClient('infer')
+  const inferClient = await net.addClient('infer', { deposit: '20' })
   const perRound = {
     spec: { ms: 0, rounds: 0, tokens: 0, drafted: 0, accepted: 0 },
     plain: { ms: 0, rounds: 0, tokens: 0, drafted: 0, accepted: 0 }
@@ -310,7 +292,7 @@ try {
         String(TOKENS),
         '--ignore-eos',
         ...(w === 'plain' ? ['--no-speculative'] : []),
-        ...net.chainFlags(join(inferClient, 'keystore'), inferClient),
+        ...net.chainFlags(inferClient.keystore, inferClient.dir),
         prompt
       ])
       const f = perRound[w]

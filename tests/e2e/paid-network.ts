@@ -1,12 +1,12 @@
 // The paid network the money e2e tests (paid.test.ts, gateway.test.ts) run against, built one
 // way: a local chain with the contracts (deploy/localnet.ts), the tiny model converted to a
 // bundle and approved by governance, two operators staked and priced, each serving every shard
-// (each is the other's replica), their nodes started, and a client key funded with ETH.
+// (each is the other's replica), their nodes started, and a client key funded.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseEther } from 'ethers'
-import { LocalNet, DEMO_SCRYPT_N, freePort, type OperatorHandle } from '../../deploy/localnet.js'
+import { LocalNet, freePort, type OperatorHandle } from '../../deploy/localnet.js'
 import { writeTinyCheckpoint } from '../../model/tiny.js'
 import { convertCheckpoint, loadBundle, type Bundle } from '../../model/bundle/index.js'
 import { buildDenseArtifacts } from '../../model/dense/index.js'
@@ -33,7 +33,7 @@ export interface PaidNetwork {
   proposalId: bigint
   /** Per operator index: its node's metrics port, or undefined. */
   metricsPorts: Array<number | undefined>
-  /** The client's keystore (funded with 100 ETH, no POV yet) and its address. */
+  /** The client's keystore (funded with 100 POV and 10 ETH, nothing deposited yet) and its address. */
   clientKeystore: string
   clientAddress: string
   close: () => Promise<void>
@@ -83,18 +83,7 @@ export async function startPaidNetwork(o: PaidNetworkOptions): Promise<PaidNetwo
         await net.startNode(op, bundle.dir, port != null ? { metricsPort: port } : {})
       })
     )
-    const clientKeystore = join(dir, 'client', 'keystore')
-    const key = await net.povJson<{ address: string }>([
-      'key',
-      'new',
-      '--keystore',
-      clientKeystore,
-      '--password-file',
-      net.passwordFile,
-      '--scrypt-n',
-      String(DEMO_SCRYPT_N)
-    ])
-    await net.fund(key.address, parseEther('100'))
+    const client = await net.addClient('client')
     return {
       dir,
       net,
@@ -102,8 +91,8 @@ export async function startPaidNetwork(o: PaidNetworkOptions): Promise<PaidNetwo
       ops,
       proposalId: round.proposalId,
       metricsPorts,
-      clientKeystore,
-      clientAddress: key.address,
+      clientKeystore: client.keystore,
+      clientAddress: client.address,
       close
     }
   } catch (err) {
