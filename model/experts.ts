@@ -6,6 +6,10 @@
 export type Device = 'cpu' | 'cuda' | 'webgpu'
 export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu']
 
+/** What runs int4 experts on CPU: pov's own kernel (model/runtime/int4) or ORT's MatMulNBits. */
+export type Int4KernelChoice = 'pov' | 'ort'
+export const INT4_KERNELS: readonly Int4KernelChoice[] = ['pov', 'ort']
+
 /** Upper bound (exclusive) of an expert index inside a key; Mixtral-style models have 8. */
 const EXPERT_SPAN = 65536
 

@@ -20,7 +20,7 @@ import type { NodeMetrics } from './metrics.js'
 import { ConnectionLimits, type ConnectionLimitsInit } from './limits.js'
 import { RefusalLog } from './refusals.js'
 import type { HostedModel } from './runtime.js'
-import type { Device } from '../model/experts.js'
+import type { Device, Int4KernelChoice } from '../model/experts.js'
 import {
   holdsReservation,
   keepReservations,
@@ -45,8 +45,10 @@ export interface OperatorNodeOptions {
   keyFile?: string
   /** Identity key already loaded (an operator keystore); wins over keyFile. */
   privateKey?: PrivateKey
-  /** ORT intra-op threads per expert session. @default ORT's (physical cores) */
+  /** ORT intra-op threads per expert session, or the int4 kernel's pool. @default physical cores */
   threads?: number
+  /** int4 bundles on CPU: pov's own kernel or ORT's MatMulNBits. @default 'pov' */
+  int4Kernel?: Int4KernelChoice
   /**
    * Let ORT's idle worker threads spin. @default ORT's (true): lowest latency on a machine the
    * node owns; turn off when the node shares cores (it then stops burning CPU between calls).
@@ -134,6 +136,7 @@ export class OperatorNode {
       logger: log,
       intraOpNumThreads: opts.threads,
       allowSpinning: opts.spin,
+      int4Kernel: opts.int4Kernel,
       onProgress
     }
     const workers = opts.workers ?? defaultOptions.workers
@@ -219,6 +222,11 @@ export class OperatorNode {
       await runtime.close()
       throw err
     }
+  }
+
+  /** What runs the experts: "onnxruntime" or pov's int4 kernel with its code path. */
+  get engine(): string {
+    return this.runtime.engine
   }
 
   /** The execution provider the experts run on (after any fallback to CPU). */

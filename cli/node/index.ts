@@ -145,13 +145,14 @@ async function start(args: NodeStartArgs & PaidArgs, cmd: Command): Promise<void
     shards: node.hosted.shards,
     experts: node.hosted.experts.length,
     device: node.device,
+    engine: node.engine,
     // where /metrics is (the port the OS chose for --metrics-port 0)
     ...(server != null ? { metrics: metricsUrl(server.address()) } : {})
   }
   if (args.json === true) process.stdout.write(JSON.stringify(ready) + '\n')
   else
     process.stdout.write(
-      `ready: ${node.peerId} serving shards ${ready.shards.join(',')} of ${ready.modelId} (${ready.experts} experts on ${deviceName(ready.device)})\n${node.addrs.map((a) => `  ${a}`).join('\n')}\n`
+      `ready: ${node.peerId} serving shards ${ready.shards.join(',')} of ${ready.modelId} (${ready.experts} experts on ${deviceName(ready.device)}, ${ready.engine})\n${node.addrs.map((a) => `  ${a}`).join('\n')}\n`
     )
   // how the node can be reached (AutoNAT, port mapping, relay), each time it changes
   node.onReachability((r) => {

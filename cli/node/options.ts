@@ -11,7 +11,7 @@ import {
 } from '../../node/index.js'
 import { collectList, parseBusyPollUs, parseIntList } from '../options.js'
 import { UserError } from '../errors.js'
-import { DEVICES } from '../../model/experts.js'
+import { DEVICES, INT4_KERNELS } from '../../model/experts.js'
 
 export interface NodeStartArgs {
   model: string
@@ -22,6 +22,7 @@ export interface NodeStartArgs {
   key?: string
   batchWindowMs?: string
   threads?: string
+  int4Kernel?: string
   workers?: string
   spin?: boolean
   busyPollUs?: string
@@ -87,9 +88,18 @@ export function addNodeStartOptions(cmd: Command): Command {
       )
     )
     .addOption(
-      new Option('--threads <n>', 'ORT threads per expert session (default: physical cores)').env(
-        'POV_THREADS'
+      new Option(
+        '--threads <n>',
+        'threads per expert run: ORT sessions, or the int4 kernel (default: physical cores)'
+      ).env('POV_THREADS')
+    )
+    .addOption(
+      new Option(
+        '--int4-kernel <kernel>',
+        "int4 bundles on CPU: pov's own kernel (default; weights resident once, read at memory speed) or onnxruntime's MatMulNBits"
       )
+        .choices([...INT4_KERNELS])
+        .env('POV_INT4_KERNEL')
     )
     .addOption(
       new Option(
@@ -176,6 +186,7 @@ export function parseArgs(a: NodeStartArgs): OperatorNodeOptions {
   if (a.listen != null) opts.listen = a.listen
   if (a.announce != null) opts.announce = a.announce
   if (a.device != null) opts.device = a.device as OperatorNodeOptions['device']
+  if (a.int4Kernel != null) opts.int4Kernel = a.int4Kernel as OperatorNodeOptions['int4Kernel']
   if (a.key != null) opts.keyFile = a.key
   if (a.threads != null) {
     const n = Number(a.threads)

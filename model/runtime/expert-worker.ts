@@ -24,6 +24,7 @@ try {
     intraOpNumThreads: init.intraOpNumThreads,
     allowSpinning: init.allowSpinning,
     verify: init.verify,
+    int4Kernel: init.int4Kernel,
     only: (l, e) => mine.has(expertKey(l, e)),
     onProgress: () => {
       post({ type: 'progress' })
@@ -37,7 +38,12 @@ try {
       }
     }
   })
-  post({ type: 'ready', device: runtime.device, experts: runtime.experts() })
+  post({
+    type: 'ready',
+    device: runtime.device,
+    engine: runtime.engine,
+    experts: runtime.experts()
+  })
 } catch (err) {
   post({ type: 'failed', message: (err as Error).message })
   process.exit(1)

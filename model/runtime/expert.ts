@@ -2,7 +2,8 @@
 // model/experts.ts's ExpertBackend (runExpert, has) and is what a node's expert service calls.
 import type { Bundle } from '../bundle/load.js'
 import { expertArtifactPath } from '../bundle/manifest.js'
-import type { Device, ExpertBackend } from '../experts.js'
+import type { Device, ExpertBackend, Int4KernelChoice } from '../experts.js'
+import { int4Kernel, type Int4Expert } from './int4/index.js'
 import { createSession, ort, type MiniLogger, type SessionOptions } from './ort.js'
 
 export class ExpertNotHostedError extends Error {
@@ -27,6 +28,12 @@ export interface ExpertRuntimeOptions {
   only?: (layer: number, expert: number) => boolean
   /** Called after each expert's session is created (minutes for a real Mixtral: show progress). */
   onProgress?: (loaded: number, total: number) => void
+  /**
+   * int4 bundles on CPU: 'pov' (default) runs pov's own kernel, which reads the weights at the
+   * memory's speed and keeps them resident once; where it is not built (no g++ at install) the
+   * runtime warns and uses 'ort' (onnxruntime's MatMulNBits). GPU devices always use ORT.
+   */
+  int4Kernel?: Int4KernelChoice
 }
 
 export interface ExpertRuntime extends ExpertBackend {
@@ -34,6 +41,8 @@ export interface ExpertRuntime extends ExpertBackend {
   readonly device: Device
   readonly hidden: number
   readonly modelId: string
+  /** What runs the experts: "onnxruntime", or "pov int4 kernel (avx512vnni, 2 threads)". */
+  readonly engine: string
   close: () => Promise<void>
 }
 
@@ -78,9 +87,33 @@ export async function loadExpertRuntime(
   )
   if (opts.verify !== false) await bundle.verify(paths)
   const sessions = new Map<string, ort.InferenceSession>()
+  const natives = new Map<string, Int4Expert>()
   let device: Device = opts.device ?? 'cpu'
+  let engine = 'onnxruntime'
+  const native = manifest.quant === 'int4' && device === 'cpu' && opts.int4Kernel !== 'ort'
+  const kernel = native ? int4Kernel() : undefined
+  if (kernel != null && 'unavailable' in kernel) {
+    const msg = `pov's int4 kernel is unavailable (${kernel.unavailable}); int4 experts run with onnxruntime's MatMulNBits, slower and with a second copy of the weights in memory`
+    if (opts.logger != null) opts.logger.warn({ reason: kernel.unavailable }, msg)
+    else process.emitWarning(msg)
+  }
   try {
-    for (let i = 0; i < pairs.length; i++) {
+    if (kernel != null && 'kernel' in kernel) {
+      const k = kernel.kernel
+      if (opts.intraOpNumThreads != null) k.setThreads(opts.intraOpNumThreads)
+      engine = `pov int4 kernel (${k.isa}, ${k.threads} threads)`
+      for (let i = 0; i < pairs.length; i++) {
+        const [l, e] = pairs[i]
+        const ex = await k.loadExpert(bundle.resolve(paths[i]), bundle.dir)
+        if (ex.hidden !== config.hiddenSize)
+          throw new ExpertInputError(
+            `${paths[i]}: hidden size ${ex.hidden}, the bundle's config says ${config.hiddenSize}`
+          )
+        natives.set(key(l, e), ex)
+        opts.onProgress?.(i + 1, pairs.length)
+      }
+    }
+    for (let i = 0; i < pairs.length && natives.size === 0; i++) {
       const [l, e] = pairs[i]
       // After one fallback, don't retry the GPU provider (and warn) for every expert.
       const s = await createSession(bundle.resolve(paths[i]), {
@@ -95,6 +128,7 @@ export async function loadExpertRuntime(
       opts.onProgress?.(i + 1, pairs.length)
     }
   } catch (err) {
+    for (const n of natives.values()) n.free()
     await Promise.all(
       [...sessions.values()].map(async (s) => {
         await s.release()
@@ -111,10 +145,19 @@ export async function loadExpertRuntime(
     device,
     hidden: D,
     modelId: bundle.modelId,
-    has: (l, e) => sessions.has(key(l, e)),
+    engine,
+    has: (l, e) => sessions.has(key(l, e)) || natives.has(key(l, e)),
     experts: () => pairs.map(([l, e]) => [l, e]),
     async runExpert(layer, expert, x, rows, o) {
       if (closed) throw new Error('expert runtime is closed')
+      const n = natives.get(key(layer, expert))
+      if (n != null) {
+        checkExpertInput(x, rows, D)
+        o?.signal?.throwIfAborted()
+        const y = await n.run(x, rows)
+        o?.signal?.throwIfAborted()
+        return y
+      }
       const s = sessions.get(key(layer, expert))
       if (s == null)
         throw new ExpertNotHostedError(
@@ -132,6 +175,8 @@ export async function loadExpertRuntime(
     async close() {
       if (closed) return
       closed = true
+      for (const n of natives.values()) n.free()
+      natives.clear()
       await Promise.all(
         [...sessions.values()].map(async (s) => {
           await s.release()

@@ -31,6 +31,7 @@ export interface WorkerInit {
   intraOpNumThreads?: number
   allowSpinning?: boolean
   verify?: boolean
+  int4Kernel?: ExpertRuntimeOptions['int4Kernel']
 }
 
 export type ToWorker =
@@ -38,7 +39,7 @@ export type ToWorker =
   | { type: 'close' }
 
 export type FromWorker =
-  | { type: 'ready'; device: Device; experts: Array<[number, number]> }
+  | { type: 'ready'; device: Device; engine: string; experts: Array<[number, number]> }
   /** One more expert session created. */
   | { type: 'progress' }
   | { type: 'result'; id: number; y: Float32Array }
@@ -114,6 +115,7 @@ export async function loadThreadedExpertRuntime(
   const handles: WorkerHandle[] = []
   const owner = new Map<number, WorkerHandle>()
   let device: Device = opts.device ?? 'cpu'
+  let engine = 'onnxruntime'
   let closed = false
 
   const start = (index: number): Promise<WorkerHandle> =>
@@ -125,7 +127,8 @@ export async function loadThreadedExpertRuntime(
         device: opts.device,
         intraOpNumThreads: opts.intraOpNumThreads,
         allowSpinning: opts.allowSpinning,
-        verify: opts.verify
+        verify: opts.verify,
+        int4Kernel: opts.int4Kernel
       }
       const worker = new Worker(new URL('./expert-worker.js', import.meta.url), {
         workerData: init
@@ -137,6 +140,7 @@ export async function loadThreadedExpertRuntime(
           case 'ready':
             ready = true
             device = m.device
+            engine = m.engine
             for (const [l, e] of m.experts) owner.set(expertKey(l, e), h)
             resolve(h)
             break
@@ -196,6 +200,9 @@ export async function loadThreadedExpertRuntime(
   return {
     get device() {
       return device
+    },
+    get engine() {
+      return engine
     },
     hidden: D,
     modelId: bundle.modelId,
