@@ -14,19 +14,10 @@
  * refuses an unbonding period that does not outlast the governance path (voting delay + voting
  * period + timelock delay), and warns loudly when one address holds a quorum on its own.
  */
-import {
-  ContractFactory,
-  NonceManager,
-  Wallet,
-  formatEther,
-  getAddress,
-  parseEther,
-  id
-} from 'ethers'
+import { NonceManager, Wallet, formatEther, getAddress, parseEther, id } from 'ethers'
 import type { Signer } from 'ethers'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { pathToFileURL } from 'node:url'
-import { loadArtifact } from '../chain/artifacts.js'
 import type { ContractName } from '../chain/artifacts.js'
 import { connectContracts } from '../chain/contracts.js'
 import type { PovContracts } from '../chain/contracts.js'
@@ -41,6 +32,7 @@ import {
   type FaultReportsParams
 } from './fault-reports.js'
 import type { ContractAddresses, Deployment, DeploymentParams } from '../chain/deployment.js'
+import { deployContract } from './contract.js'
 import {
   defaultDisputePeriod,
   deployInferenceRequestsContract,
@@ -200,10 +192,7 @@ async function deploy(
   args: unknown[],
   log: (l: string) => void
 ): Promise<string> {
-  const { abi, bytecode } = loadArtifact(name)
-  const contract = await new ContractFactory(abi, bytecode, signer).deploy(...args)
-  await contract.waitForDeployment()
-  const address = await contract.getAddress()
+  const address = await deployContract(signer, name, args)
   log(`${name.padEnd(15)} ${address}`)
   return address
 }

@@ -3,10 +3,10 @@
  * goes to the timelock); `deployFaultReports` adds it to a deployment made without it, after which
  * one governance proposal (`wireFaultReportsActions`) wires it into the registry. docs/trust.md.
  */
-import { ContractFactory, getAddress, parseEther } from 'ethers'
+import { getAddress, parseEther } from 'ethers'
 import type { Signer } from 'ethers'
-import { loadArtifact } from '../chain/artifacts.js'
 import type { Deployment } from '../chain/deployment.js'
+import { addToDeployment, deployContract, outlastGovernanceRound } from './contract.js'
 
 export interface FaultReportsParams {
   /** The least POV a reporter posts, lost to the accused unless upheld. @default 100 POV (≥ 1) */
@@ -28,18 +28,20 @@ export const FAULT_REPORT_DEFAULTS = {
   reporterShareBps: 2000
 } as const
 
-/**
- * The decision period a deployment should use: a report must outlive one whole governance round
- * (its uphold proposal is made, voted, queued and executed before the deadline), so twice the
- * governance path, within the contract's bounds (1 hour to 30 days).
- */
-export function defaultDecisionPeriod(governancePathSeconds: number): number {
-  return Math.min(MAX_DECISION_PERIOD, Math.max(MIN_DECISION_PERIOD, 2 * governancePathSeconds))
-}
-
-/** FaultReports.MIN_DECISION_PERIOD and MAX_DECISION_PERIOD. */
+/** FaultReports.MIN_DECISION_PERIOD and MAX_DECISION_PERIOD (checked against the contract by its test). */
 export const MIN_DECISION_PERIOD = 3_600
 export const MAX_DECISION_PERIOD = 30 * 24 * 3_600
+
+/**
+ * The decision period a deployment should use: a report's uphold proposal must pass before its
+ * deadline, so twice the governance path, within the contract's bounds (1 hour to 30 days).
+ */
+export function defaultDecisionPeriod(governancePathSeconds: number): number {
+  return outlastGovernanceRound(governancePathSeconds, {
+    min: MIN_DECISION_PERIOD,
+    max: MAX_DECISION_PERIOD
+  })
+}
 
 /** Deploys FaultReports owned by `owner` next to `token` and `registry`; returns its address. */
 export async function deployFaultReportsContract(
@@ -47,8 +49,7 @@ export async function deployFaultReportsContract(
   a: { token: string; registry: string; owner: string; treasury: string },
   p: FaultReportsParams = {}
 ): Promise<string> {
-  const { abi, bytecode } = loadArtifact('FaultReports')
-  const contract = await new ContractFactory(abi, bytecode, signer).deploy(
+  return await deployContract(signer, 'FaultReports', [
     a.token,
     a.registry,
     getAddress(p.treasury ?? a.treasury),
@@ -57,9 +58,7 @@ export async function deployFaultReportsContract(
     p.decisionPeriod ?? FAULT_REPORT_DEFAULTS.decisionPeriod,
     p.reporterShareBps ?? FAULT_REPORT_DEFAULTS.reporterShareBps,
     a.owner
-  )
-  await contract.waitForDeployment()
-  return await contract.getAddress()
+  ])
 }
 
 /**
@@ -71,16 +70,11 @@ export async function deployFaultReports(
   deployment: Deployment,
   p: FaultReportsParams = {}
 ): Promise<Deployment> {
-  const c = deployment.contracts
-  const address = await deployFaultReportsContract(
-    signer,
-    {
-      token: c.token,
-      registry: c.registry,
-      owner: c.timelock,
-      treasury: deployment.params.treasury
-    },
-    p
+  return await addToDeployment(deployment, 'faultReports', ({ contracts, owner, treasury }) =>
+    deployFaultReportsContract(
+      signer,
+      { token: contracts.token, registry: contracts.registry, owner, treasury },
+      p
+    )
   )
-  return { ...deployment, faultReports: address }
 }

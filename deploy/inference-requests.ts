@@ -3,11 +3,11 @@
  * "Inference requests"). `deployAll` deploys it owned by the timelock; `deployInferenceRequests`
  * adds it to a deployment made without it (it needs no wiring: it only reads ModelApprovals).
  */
-import { ContractFactory, getAddress, parseEther } from 'ethers'
+import { getAddress, parseEther } from 'ethers'
 import type { Signer } from 'ethers'
-import { loadArtifact } from '../chain/artifacts.js'
 import type { Deployment } from '../chain/deployment.js'
 import { TIE_MARGIN_MICRO } from '../chain/oracle.js'
+import { addToDeployment, deployContract, outlastGovernanceRound } from './contract.js'
 
 export interface InferenceRequestsParams {
   /** POV a fulfiller (and a challenger) posts per result. @default 100 POV */
@@ -28,13 +28,16 @@ export const INFERENCE_DEFAULTS = {
   tieMargin: TIE_MARGIN_MICRO
 } as const
 
-/** InferenceRequests.MIN/MAX_DISPUTE_PERIOD. */
+/** InferenceRequests.MIN/MAX_DISPUTE_PERIOD (checked against the contract by its test). */
 export const MIN_DISPUTE_PERIOD = 3_600
 export const MAX_DISPUTE_PERIOD = 30 * 24 * 3_600
 
-/** A dispute must outlive one governance round (proposed, voted, queued, executed): twice the path. */
+/** A dispute's deciding proposal must pass before it expires: twice the governance path, within bounds. */
 export function defaultDisputePeriod(governancePathSeconds: number): number {
-  return Math.min(MAX_DISPUTE_PERIOD, Math.max(MIN_DISPUTE_PERIOD, 2 * governancePathSeconds))
+  return outlastGovernanceRound(governancePathSeconds, {
+    min: MIN_DISPUTE_PERIOD,
+    max: MAX_DISPUTE_PERIOD
+  })
 }
 
 /** Deploys InferenceRequests owned by `owner`; returns its address. */
@@ -43,8 +46,7 @@ export async function deployInferenceRequestsContract(
   a: { token: string; models: string; owner: string; treasury: string },
   p: InferenceRequestsParams & { disputePeriod: number }
 ): Promise<string> {
-  const { abi, bytecode } = loadArtifact('InferenceRequests')
-  const contract = await new ContractFactory(abi, bytecode, signer).deploy(
+  return await deployContract(signer, 'InferenceRequests', [
     a.token,
     a.models,
     getAddress(p.treasury ?? a.treasury),
@@ -53,9 +55,7 @@ export async function deployInferenceRequestsContract(
     p.disputePeriod,
     p.tieMargin ?? INFERENCE_DEFAULTS.tieMargin,
     a.owner
-  )
-  await contract.waitForDeployment()
-  return await contract.getAddress()
+  ])
 }
 
 /** Adds InferenceRequests, owned by the timelock, to a deployment made without it. */
@@ -64,11 +64,11 @@ export async function deployInferenceRequests(
   deployment: Deployment,
   p: InferenceRequestsParams & { disputePeriod: number }
 ): Promise<Deployment> {
-  const c = deployment.contracts
-  const address = await deployInferenceRequestsContract(
-    signer,
-    { token: c.token, models: c.models, owner: c.timelock, treasury: deployment.params.treasury },
-    p
+  return await addToDeployment(deployment, 'inferenceRequests', ({ contracts, owner, treasury }) =>
+    deployInferenceRequestsContract(
+      signer,
+      { token: contracts.token, models: contracts.models, owner, treasury },
+      p
+    )
   )
-  return { ...deployment, inferenceRequests: address }
 }

@@ -2,19 +2,18 @@
 pragma solidity ^0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IFaultReports, IWithdrawalFreeze} from "../interfaces/IFaultReports.sol";
 import {IGovernancePath} from "../interfaces/IGovernancePath.sol";
+import {BondCustody} from "../utils/BondCustody.sol";
 import {Bounds} from "../utils/Bounds.sol";
 
 /// @title FaultReports — committed, stake-bonded fault reports, frozen stake, governance verdicts.
 /// @notice Wiring (one governance proposal): `ExpertRegistry.setFreezer(this)` so reports can
 /// freeze withdrawals, and `ExpertRegistry.setTreasury(this)` so slashed stake arrives here to be
-/// split with the reporter. See docs/trust.md ("Fault reports: cost of griefing").
-contract FaultReports is Ownable, IFaultReports {
-    using SafeERC20 for IERC20;
-
+/// split with the reporter. See docs/trust.md ("Fault reports: cost of griefing"). Token, treasury
+/// and transfers: {BondCustody}.
+contract FaultReports is BondCustody, IFaultReports {
     /// @dev A report must stay open long enough for one governance round, and no longer than the
     /// registry lets a freeze last (ExpertRegistry.MAX_FREEZE).
     uint64 public constant MIN_DECISION_PERIOD = 1 hours;
@@ -30,9 +29,7 @@ contract FaultReports is Ownable, IFaultReports {
     uint16 public constant PATH_MARGIN_BPS = 5000;
     bytes32 private constant COMMIT_TAG = keccak256("pov.fault-report.v2");
 
-    IERC20 private immutable _token;
     IWithdrawalFreeze private immutable _registry;
-    address private _treasury;
     uint256 private _reportBond;
     uint16 private _bondBps;
     uint64 private _decisionPeriod;
@@ -60,10 +57,8 @@ contract FaultReports is Ownable, IFaultReports {
         uint64 decisionPeriod_,
         uint16 reporterShareBps_,
         address owner_
-    ) Ownable(owner_) {
-        _token = token_;
+    ) Ownable(owner_) BondCustody(token_, treasury_) {
         _registry = registry_;
-        _setTreasury(treasury_);
         _setReportBond(reportBond_);
         _setBondBps(bondBps_);
         _setDecisionPeriod(decisionPeriod_);
@@ -124,7 +119,7 @@ contract FaultReports is Ownable, IFaultReports {
         _pending[operator] += 1;
         _bondsHeld += bond;
         emit FaultReported(reportId, operator, msg.sender, evidenceHash, uri, bond, deadline);
-        _token.safeTransferFrom(msg.sender, address(this), bond);
+        _pull(msg.sender, bond);
         if (deadline > _frozenUntil[operator]) {
             _frozenUntil[operator] = deadline;
             _registry.freezeWithdrawal(operator, deadline);
@@ -140,14 +135,14 @@ contract FaultReports is Ownable, IFaultReports {
         r.status = Status.Expired;
         _close(r);
         emit FaultExpired(reportId, r.operator, r.reporter, r.bond);
-        _token.safeTransfer(r.operator, r.bond);
+        _pay(r.operator, r.bond);
     }
 
     /// @inheritdoc IFaultReports
     function sweep() external {
         uint256 amount = _unallocated();
-        emit Swept(_treasury, amount);
-        if (amount != 0) _token.safeTransfer(_treasury, amount);
+        emit Swept(treasury(), amount);
+        _payTreasury(amount);
     }
 
     // ─────────────────────────── governance ──────────────────────────
@@ -177,9 +172,8 @@ contract FaultReports is Ownable, IFaultReports {
         if (pending) _close(r);
         emit FaultUpheld(reportId, r.operator, r.reporter, slashed, reward);
         emit FaultRefunded(reportId, r.reporter, refund);
-        uint256 toReporter = bondBack + refund + reward;
-        if (toReporter != 0) _token.safeTransfer(r.reporter, toReporter);
-        if (left > reward) _token.safeTransfer(_treasury, left - reward);
+        _pay(r.reporter, bondBack + refund + reward);
+        _payTreasury(left - reward);
     }
 
     /// @inheritdoc IFaultReports
@@ -193,7 +187,7 @@ contract FaultReports is Ownable, IFaultReports {
         }
         _close(r);
         emit FaultRejected(reportId, r.operator, r.reporter, r.bond);
-        _token.safeTransfer(r.operator, r.bond);
+        _pay(r.operator, r.bond);
     }
 
     /// @inheritdoc IFaultReports
@@ -214,11 +208,6 @@ contract FaultReports is Ownable, IFaultReports {
     /// @inheritdoc IFaultReports
     function setReporterShare(uint16 bps) external onlyOwner {
         _setReporterShare(bps);
-    }
-
-    /// @inheritdoc IFaultReports
-    function setTreasury(address treasury_) external onlyOwner {
-        _setTreasury(treasury_);
     }
 
     // ───────────────────────────── views ─────────────────────────────
@@ -307,16 +296,6 @@ contract FaultReports is Ownable, IFaultReports {
     }
 
     /// @inheritdoc IFaultReports
-    function treasury() external view returns (address) {
-        return _treasury;
-    }
-
-    /// @inheritdoc IFaultReports
-    function token() external view returns (address) {
-        return address(_token);
-    }
-
-    /// @inheritdoc IFaultReports
     function registry() external view returns (address) {
         return address(_registry);
     }
@@ -348,7 +327,7 @@ contract FaultReports is Ownable, IFaultReports {
     }
 
     function _unallocated() private view returns (uint256) {
-        return _token.balanceOf(address(this)) - _bondsHeld;
+        return _balance() - _bondsHeld;
     }
 
     function _min(uint256 a, uint256 b) private pure returns (uint256) {
@@ -379,10 +358,7 @@ contract FaultReports is Ownable, IFaultReports {
         _reporterShareBps = bps;
     }
 
-    function _setTreasury(address treasury_) private {
-        if (treasury_ == address(0) || treasury_ == address(this))
-            revert FaultsInvalidTreasury(treasury_);
-        emit TreasurySet(_treasury, treasury_);
-        _treasury = treasury_;
+    function _revertInvalidTreasury(address treasury_) internal pure override {
+        revert FaultsInvalidTreasury(treasury_);
     }
 }

@@ -2,19 +2,18 @@
 pragma solidity ^0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IInferenceRequests} from "../interfaces/IInferenceRequests.sol";
 import {IModelApprovals} from "../interfaces/IModelApprovals.sol";
+import {BondCustody} from "../utils/BondCustody.sol";
 
 /// @title InferenceRequests — on-chain requests answered by the network, challengeable, with a callback.
 /// @notice See IInferenceRequests and docs/contracts.md ("Inference requests").
 /// @dev Storage keeps hashes (request parameters, results); the data travels in calldata and
-/// events, which keeps a request to ~2 new slots and a result to ~2.
-contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
-    using SafeERC20 for IERC20;
-
+/// events, which keeps a request to ~2 new slots and a result to ~2. Token, treasury and
+/// transfers (fees and bonds): {BondCustody}.
+contract InferenceRequests is BondCustody, ReentrancyGuard, IInferenceRequests {
     /// @dev Bounds a challenge's scan and the event sizes.
     uint32 public constant MAX_TOKENS = 1024;
     uint64 public constant MAX_DEADLINE = 30 days;
@@ -30,9 +29,7 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
     /// @dev Gas kept for the {CallbackRun} event after the callback returns.
     uint256 private constant CALLBACK_RESERVE = 10_000;
 
-    IERC20 private immutable _token;
     IModelApprovals private immutable _models;
-    address private _treasury;
     uint96 private _fulfilBond;
     uint32 private _challengeWindow;
     uint32 private _disputePeriod;
@@ -51,10 +48,8 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
         uint32 disputePeriod_,
         uint32 tieMargin_,
         address owner_
-    ) Ownable(owner_) {
-        _token = token_;
+    ) Ownable(owner_) BondCustody(token_, treasury_) {
         _models = models_;
-        _setTreasury(treasury_);
         _setFulfilBond(fulfilBond_);
         _setChallengeWindow(challengeWindow_);
         _setDisputePeriod(disputePeriod_);
@@ -83,7 +78,7 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
         if (
             r.callbackGasLimit > MAX_CALLBACK_GAS ||
             (r.callback == address(0) && r.callbackGasLimit != 0) ||
-            r.callback == address(_token) ||
+            r.callback == token() ||
             r.callback == address(this)
         ) revert OracleBadCallback(r.callback, r.callbackGasLimit, MAX_CALLBACK_GAS);
         Request memory req = Request({
@@ -105,7 +100,7 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
         rec.paramsHash = keccak256(abi.encode(req));
         rec.status = Status.Open;
         emit RequestPosted(requestId, msg.sender, req, r.prompt, r.promptUri);
-        if (r.fee != 0) _token.safeTransferFrom(msg.sender, address(this), r.fee);
+        _pull(msg.sender, r.fee);
     }
 
     /// @inheritdoc IInferenceRequests
@@ -115,7 +110,7 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
             revert OracleDeadlineNotReached(requestId, req.deadline, block.timestamp);
         rec.status = Status.Cancelled;
         emit RequestCancelled(requestId, req.requester, req.fee);
-        if (req.fee != 0) _token.safeTransfer(req.requester, req.fee);
+        _pay(req.requester, req.fee);
     }
 
     // ──────────────────────────── fulfillers ─────────────────────────
@@ -142,7 +137,7 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
             evidenceUri,
             uint64(block.timestamp) + req.challengeWindow
         );
-        if (req.bond != 0) _token.safeTransferFrom(msg.sender, address(this), req.bond);
+        _pull(msg.sender, req.bond);
     }
 
     /// @inheritdoc IInferenceRequests
@@ -172,7 +167,7 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
             resultHash: keccak256(abi.encode(mine))
         });
         emit Challenged(requestId, msg.sender, position, mine, evidenceUri, deadline);
-        if (req.bond != 0) _token.safeTransferFrom(msg.sender, address(this), req.bond);
+        _pull(msg.sender, req.bond);
     }
 
     /// @inheritdoc IInferenceRequests
@@ -186,11 +181,9 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
         address challenger = d.challenger;
         emit DisputeExpired(requestId, fulfiller, challenger);
         emit RequestCancelled(requestId, req.requester, req.fee);
-        if (req.bond != 0) {
-            _token.safeTransfer(fulfiller, req.bond);
-            _token.safeTransfer(challenger, req.bond);
-        }
-        if (req.fee != 0) _token.safeTransfer(req.requester, req.fee);
+        _pay(fulfiller, req.bond);
+        _pay(challenger, req.bond);
+        _pay(req.requester, req.fee);
     }
 
     /// @inheritdoc IInferenceRequests
@@ -215,7 +208,7 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
         rec.status = Status.Finalised;
         address paidTo = rec.resultBy;
         emit Finalised(requestId, paidTo, req.fee, bondBack);
-        if (req.fee + bondBack != 0) _token.safeTransfer(paidTo, req.fee + bondBack);
+        _pay(paidTo, req.fee + bondBack);
         if (req.callback != address(0)) _runCallback(requestId, req, result.tokens);
     }
 
@@ -253,12 +246,12 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
             revert OracleBadOutcome(outcome);
         }
         emit DisputeResolved(requestId, outcome, fulfiller, challenger, toFulfiller, toChallenger);
-        if (toFulfiller != 0) _token.safeTransfer(fulfiller, toFulfiller);
-        if (toChallenger != 0) _token.safeTransfer(challenger, toChallenger);
+        _pay(fulfiller, toFulfiller);
+        _pay(challenger, toChallenger);
         if (outcome == Outcome.BothWrong) {
             emit RequestCancelled(requestId, req.requester, req.fee);
-            if (bond != 0) _token.safeTransfer(_treasury, 2 * bond);
-            if (req.fee != 0) _token.safeTransfer(req.requester, req.fee);
+            _payTreasury(2 * bond);
+            _pay(req.requester, req.fee);
         }
     }
 
@@ -280,11 +273,6 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
     /// @inheritdoc IInferenceRequests
     function setTieMargin(uint32 microLogits) external onlyOwner {
         _setTieMargin(microLogits);
-    }
-
-    /// @inheritdoc IInferenceRequests
-    function setTreasury(address treasury_) external onlyOwner {
-        _setTreasury(treasury_);
     }
 
     // ───────────────────────────── views ─────────────────────────────
@@ -324,16 +312,6 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
     /// @inheritdoc IInferenceRequests
     function tieMargin() external view returns (uint32) {
         return _tieMargin;
-    }
-
-    /// @inheritdoc IInferenceRequests
-    function treasury() external view returns (address) {
-        return _treasury;
-    }
-
-    /// @inheritdoc IInferenceRequests
-    function token() external view returns (address) {
-        return address(_token);
     }
 
     /// @inheritdoc IInferenceRequests
@@ -450,10 +428,7 @@ contract InferenceRequests is Ownable, ReentrancyGuard, IInferenceRequests {
         _tieMargin = microLogits;
     }
 
-    function _setTreasury(address treasury_) private {
-        if (treasury_ == address(0) || treasury_ == address(this))
-            revert OracleInvalidTreasury(treasury_);
-        emit TreasurySet(_treasury, treasury_);
-        _treasury = treasury_;
+    function _revertInvalidTreasury(address treasury_) internal pure override {
+        revert OracleInvalidTreasury(treasury_);
     }
 }

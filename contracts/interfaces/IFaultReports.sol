@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+import {IBondCustody} from "./IBondCustody.sol";
+
 /// @title IWithdrawalFreeze — the registry hooks a fault report uses: holding an accused
 /// operator's stake (ExpertRegistry.freezeWithdrawal; this contract must be its freezer), sizing
 /// the bond to that stake, and reading the governance path the freeze must outlast.
@@ -23,7 +25,7 @@ interface IWithdrawalFreeze {
 /// reporter gets its bond back, the refund it claimed (the price of the convicted calls) out of
 /// the slash, then `reporterShareBps` of the rest; the treasury the remainder. A verdict reaching
 /// an expired report does not revert (a queued proposal keeps its slash). See docs/trust.md.
-interface IFaultReports {
+interface IFaultReports is IBondCustody {
     enum Status {
         None,
         Pending,
@@ -84,7 +86,6 @@ interface IFaultReports {
     event BondBpsSet(uint16 oldBps, uint16 newBps);
     event DecisionPeriodSet(uint64 oldValue, uint64 newValue);
     event ReporterShareSet(uint16 oldBps, uint16 newBps);
-    event TreasurySet(address oldValue, address newValue);
 
     error FaultsZeroEvidence();
     error FaultsEvidenceUpheld(bytes32 evidenceHash);
@@ -163,9 +164,6 @@ interface IFaultReports {
     /// @notice Requirements: owner; bps ≤ MAX_REPORTER_SHARE_BPS. Emits {ReporterShareSet}.
     function setReporterShare(uint16 bps) external;
 
-    /// @notice Requirements: owner; non-zero and not this contract. Emits {TreasurySet}.
-    function setTreasury(address treasury) external;
-
     function reportOf(uint256 reportId) external view returns (Report memory);
     function reportCount() external view returns (uint256);
     /// @notice Reports on `operator` still pending.
@@ -183,7 +181,5 @@ interface IFaultReports {
     function bondBps() external view returns (uint16);
     function decisionPeriod() external view returns (uint64);
     function reporterShareBps() external view returns (uint16);
-    function treasury() external view returns (address);
-    function token() external view returns (address);
     function registry() external view returns (address);
 }

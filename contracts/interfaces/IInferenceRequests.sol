@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+import {IBondCustody} from "./IBondCustody.sol";
+
 /// @title IInferenceRequests — contracts ask an approved model a question, the network answers.
 /// @dev A requester posts a prompt and a POV fee; anyone fulfils it with a bond (the greedy
 /// tokens, the top-1/top-2 logit margin of each, and the hash of the per-call evidence file);
@@ -13,7 +15,7 @@ pragma solidity ^0.8.28;
 /// always greedy (temperature 0): the only decoding a dispute can check. Request parameters are
 /// kept as a hash: every later call passes the {Request} emitted by {RequestPosted}.
 /// See docs/contracts.md ("Inference requests").
-interface IInferenceRequests {
+interface IInferenceRequests is IBondCustody {
     enum Status {
         None,
         Open, // waiting for a result until the deadline
@@ -130,7 +132,6 @@ interface IInferenceRequests {
     event ChallengeWindowSet(uint32 oldValue, uint32 newValue);
     event DisputePeriodSet(uint32 oldValue, uint32 newValue);
     event TieMarginSet(uint32 oldValue, uint32 newValue);
-    event TreasurySet(address oldValue, address newValue);
 
     error OracleModelNotApproved(bytes32 modelId);
     error OracleBadPrompt(uint256 promptBytes, bytes32 promptHash);
@@ -225,9 +226,6 @@ interface IInferenceRequests {
     /// @notice Requirements: owner; ≤ MAX_TIE_MARGIN. Emits {TieMarginSet}.
     function setTieMargin(uint32 microLogits) external;
 
-    /// @notice Requirements: owner; non-zero, not this contract. Emits {TreasurySet}.
-    function setTreasury(address treasury) external;
-
     function recordOf(uint256 requestId) external view returns (Record memory);
     function disputeOf(uint256 requestId) external view returns (Dispute memory);
     function requestCount() external view returns (uint256);
@@ -236,8 +234,6 @@ interface IInferenceRequests {
     function disputePeriod() external view returns (uint32);
     /// @notice Margins below this (micro-logits) are near-ties.
     function tieMargin() external view returns (uint32);
-    function treasury() external view returns (address);
-    function token() external view returns (address);
     function models() external view returns (address);
     /// @notice keccak256(abi.encode(req)), the hash a request's record keeps.
     function hashRequest(Request calldata req) external pure returns (bytes32);

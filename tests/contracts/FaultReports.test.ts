@@ -12,7 +12,12 @@ import {
   UNBONDING_PERIOD,
   type Env
 } from './fixture.js'
-import { defaultDecisionPeriod, deployFaultReports } from '../../deploy/fault-reports.js'
+import {
+  defaultDecisionPeriod,
+  deployFaultReports,
+  MAX_DECISION_PERIOD,
+  MIN_DECISION_PERIOD
+} from '../../deploy/fault-reports.js'
 import { deployAll, governancePathSeconds, PRESETS } from '../../deploy/deploy.js'
 import { slashAction } from '../../chain/gov-actions.js'
 import { connectContracts } from '../../chain/contracts.js'
@@ -450,11 +455,27 @@ describe('FaultReports', () => {
       'SettingOutOfRange'
     )
     await expect(fr.setDecisionPeriod(7200)).to.emit(fr, 'DecisionPeriodSet').withArgs(PERIOD, 7200)
-    await expect(fr.setTreasury(ethers.ZeroAddress)).to.be.revertedWithCustomError(
-      fr,
-      'FaultsInvalidTreasury'
-    )
-    await expect(fr.setTreasury(env.bob.address)).to.emit(fr, 'TreasurySet')
+    // the treasury (BondCustody): owner only, never 0 nor the contract itself, with its own error
+    await expect(by(env.fr, env.bob).setTreasury(env.bob.address))
+      .to.be.revertedWithCustomError(fr, 'OwnableUnauthorizedAccount')
+      .withArgs(env.bob.address)
+    for (const bad of [ethers.ZeroAddress, fr.target as string])
+      await expect(fr.setTreasury(bad))
+        .to.be.revertedWithCustomError(fr, 'FaultsInvalidTreasury')
+        .withArgs(bad)
+    await expect(fr.setTreasury(env.bob.address))
+      .to.emit(fr, 'TreasurySet')
+      .withArgs(env.deployment.params.treasury, env.bob.address)
+    expect(await fr.treasury()).to.equal(env.bob.address)
+    // the TypeScript bounds are the contract's (deploy/fault-reports.ts defaults inside them)
+    expect(await fr.MIN_DECISION_PERIOD()).to.equal(BigInt(MIN_DECISION_PERIOD))
+    expect(await fr.MAX_DECISION_PERIOD()).to.equal(BigInt(MAX_DECISION_PERIOD))
+    assert.equal(defaultDecisionPeriod(100), MIN_DECISION_PERIOD)
+    assert.equal(defaultDecisionPeriod(20 * 86_400), MAX_DECISION_PERIOD)
+    // a zero treasury is refused at construction too, with the same error
+    await expect(deployFaultReports(env.deployer, env.deployment, { treasury: ethers.ZeroAddress }))
+      .to.be.revertedWithCustomError(fr, 'FaultsInvalidTreasury')
+      .withArgs(ethers.ZeroAddress)
   })
 
   it('the registry takes as freezer only a contract that freezes this registry (or 0)', async () => {

@@ -24,6 +24,12 @@ import {
 } from '../../chain/oracle.js'
 import { TIE_MARGIN_MICRO } from '../../chain/oracle.js'
 import { deployAll, parseDeployArgs } from '../../deploy/deploy.js'
+import {
+  defaultDisputePeriod,
+  deployInferenceRequests,
+  MAX_DISPUTE_PERIOD,
+  MIN_DISPUTE_PERIOD
+} from '../../deploy/inference-requests.js'
 
 const { time } = networkHelpers
 const FEE = POV(5)
@@ -517,10 +523,18 @@ describe('InferenceRequests', () => {
       'OracleParamOutOfRange'
     )
     await expect(ir.setChallengeWindow(120)).to.emit(ir, 'ChallengeWindowSet').withArgs(60, 120)
-    await expect(ir.setTreasury(ethers.ZeroAddress)).to.be.revertedWithCustomError(
-      ir,
-      'OracleInvalidTreasury'
-    )
+    // the treasury (BondCustody): owner only, never 0 nor the contract itself, with its own error
+    await expect(by(s.ir, s.alice).setTreasury(s.bob.address))
+      .to.be.revertedWithCustomError(s.ir, 'OwnableUnauthorizedAccount')
+      .withArgs(s.alice.address)
+    for (const bad of [ethers.ZeroAddress, s.ir.target as string])
+      await expect(ir.setTreasury(bad))
+        .to.be.revertedWithCustomError(ir, 'OracleInvalidTreasury')
+        .withArgs(bad)
+    await expect(ir.setTreasury(s.bob.address))
+      .to.emit(ir, 'TreasurySet')
+      .withArgs(s.deployment.params.treasury, s.bob.address)
+    expect(await ir.treasury()).to.equal(s.bob.address)
     // the request posted before still uses bond 100 and window 60
     const [op1Before] = await balances(s, [s.op1])
     await fulfilRequest(s.contracts, s.ir, s.op1, v, HONEST)
@@ -532,6 +546,41 @@ describe('InferenceRequests', () => {
 })
 
 describe('InferenceRequests deployment', () => {
+  it('deployInferenceRequests adds it to a deployment: owned by the timelock, the deployment’s token, approvals and treasury', async () => {
+    const env = await load()
+    const before = { ...env.deployment, inferenceRequests: undefined }
+    const added = await deployInferenceRequests(env.deployer, before, {
+      fulfilBond: POV(3),
+      disputePeriod: 7200
+    })
+    assert.notEqual(added.inferenceRequests, undefined)
+    assert.notEqual(added.inferenceRequests, env.deployment.inferenceRequests)
+    assert.deepEqual({ ...added, inferenceRequests: undefined }, before)
+    const ir = inferenceRequestsOf(added, env.deployer)
+    const c = env.deployment.contracts
+    expect(await ir.owner()).to.equal(c.timelock)
+    expect(await ir.token()).to.equal(c.token)
+    expect(await ir.models()).to.equal(c.models)
+    expect(await ir.treasury()).to.equal(env.deployment.params.treasury)
+    expect(await ir.fulfilBond()).to.equal(POV(3))
+    expect(await ir.disputePeriod()).to.equal(7200n)
+    // the TypeScript bounds are the contract's, and the default stays inside them
+    expect(await ir.MIN_DISPUTE_PERIOD()).to.equal(BigInt(MIN_DISPUTE_PERIOD))
+    expect(await ir.MAX_DISPUTE_PERIOD()).to.equal(BigInt(MAX_DISPUTE_PERIOD))
+    assert.equal(defaultDisputePeriod(100), MIN_DISPUTE_PERIOD)
+    assert.equal(defaultDisputePeriod(8 * 86_400), 16 * 86_400)
+    assert.equal(defaultDisputePeriod(20 * 86_400), MAX_DISPUTE_PERIOD)
+    // a zero treasury is refused at construction with the contract's own error
+    await expect(
+      deployInferenceRequests(env.deployer, before, {
+        disputePeriod: 7200,
+        treasury: ethers.ZeroAddress
+      })
+    )
+      .to.be.revertedWithCustomError(ir, 'OracleInvalidTreasury')
+      .withArgs(ethers.ZeroAddress)
+  })
+
   it('deployAll refuses a dispute period that does not outlast the governance path; the script maps its flags', async () => {
     const [deployer] = await ethers.getSigners()
     // local preset path: (1 + 20) × 1 s + 60 s = 81 s
