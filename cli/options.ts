@@ -58,7 +58,10 @@ export function addKeyOptions(cmd: Command): Command {
 
 export function addDataDirOption(cmd: Command): Command {
   return cmd.addOption(
-    new Option('--data-dir <dir>', 'state directory (vouchers, payer ledger)')
+    new Option(
+      '--data-dir <dir>',
+      'state directory (vouchers, payer ledger, adaptive speculation length)'
+    )
       .env('POV_DATA_DIR')
       .default(DEFAULT_DATA_DIR)
   )

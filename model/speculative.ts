@@ -82,6 +82,38 @@ const PROBE_EVERY = 8
 /** Every so many rounds at k > 0, a round at k ± 1, so that the cost of a row stays measurable. */
 const EXPLORE_EVERY = 16
 
+/** Adaptive k's measurements as plain numbers (DraftLength.state, DraftLength.restore): what a
+ *  one-shot command (`pov generate`, `pov infer`) keeps between its runs. */
+export interface DraftLengthState {
+  acc: number
+  rej: number
+  sw: number
+  sx: number
+  sy: number
+  sxx: number
+  sxy: number
+  dMs: number
+  dTok: number
+  rounds: number
+  sinceProbe: number
+  current: number
+}
+
+const STATE_KEYS = [
+  'acc',
+  'rej',
+  'sw',
+  'sx',
+  'sy',
+  'sxx',
+  'sxy',
+  'dMs',
+  'dTok',
+  'rounds',
+  'sinceProbe',
+  'current'
+] as const satisfies ReadonlyArray<keyof DraftLengthState>
+
 /**
  * Adaptive k. Tokens per round with k drafted at per-token acceptance α are
  * E(k) = (1 − α^(k+1)) / (1 − α); a round costs t(k) = a + (b + d)·k ms (a: the pass over one
@@ -116,6 +148,51 @@ export class DraftLength {
       throw new RangeError(`draft tokens must be a non-negative integer, got ${fixed}`)
     this.max = opts.max ?? DEFAULT_MAX_DRAFT_TOKENS
     this.maxCostRatio = opts.maxCostRatio ?? DEFAULT_MAX_COST_RATIO
+  }
+
+  /** The measurements so far (adaptive k only: a fixed k measures nothing). */
+  state(): DraftLengthState {
+    const { acc, rej, sw, sx, sy, sxx, sxy, dMs, dTok, rounds, sinceProbe, current } = this
+    return { acc, rej, sw, sx, sy, sxx, sxy, dMs, dTok, rounds, sinceProbe, current }
+  }
+
+  /**
+   * An adaptive DraftLength that goes on from `state` (what `state()` returned, read back from
+   * JSON). Throws a RangeError naming the field when `state` is not one: a count that is not a
+   * finite non-negative number, or a k, round or probe count that is not a whole number. A k above
+   * `opts.max` is lowered to it.
+   */
+  static restore(state: unknown, opts: { max?: number; maxCostRatio?: number } = {}): DraftLength {
+    if (typeof state !== 'object' || state == null)
+      throw new RangeError('draft length state: not an object')
+    const s = state as Record<string, unknown>
+    for (const key of STATE_KEYS) {
+      const v = s[key]
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+        throw new RangeError(`draft length state: ${key} is ${String(v)}, not a count`)
+      if (
+        (key === 'rounds' || key === 'sinceProbe' || key === 'current') &&
+        !Number.isSafeInteger(v)
+      )
+        throw new RangeError(`draft length state: ${key} is ${v}, not a whole number`)
+    }
+    const st = s as unknown as DraftLengthState
+    if (!(st.acc + st.rej > 0))
+      throw new RangeError('draft length state: no acceptance measured (acc + rej is 0)')
+    const l = new DraftLength(undefined, opts)
+    l.acc = st.acc
+    l.rej = st.rej
+    l.sw = st.sw
+    l.sx = st.sx
+    l.sy = st.sy
+    l.sxx = st.sxx
+    l.sxy = st.sxy
+    l.dMs = st.dMs
+    l.dTok = st.dTok
+    l.rounds = st.rounds
+    l.sinceProbe = st.sinceProbe
+    l.current = Math.min(st.current, l.max)
+    return l
   }
 
   /** Measured per-token acceptance. */

@@ -92,7 +92,10 @@ export function registerInfer(program: Command): void {
           local: true,
           prompt
         })
-        await runGenerateInTerminal(args, async (bundle) => {
+        const debug = (line: string): void => {
+          logger.debug({ module: 'speculative' }, line)
+        }
+        await runGenerateInTerminal(args, debug, async (bundle) => {
           if (bundle.modelId.toLowerCase() !== o.model.toLowerCase())
             throw new UserError(`bundle ${bundle.dir} is model ${bundle.modelId}, not ${o.model}`)
           const verify = await verifyParts(parseVerifyArgs(o, o.dataDir), bundle, (l) =>

@@ -6,6 +6,8 @@ import { openDraft, type Draft } from '../../model/draft/index.js'
 import { loadTokenizer, type PovTokenizer } from '../../model/tokenizer.js'
 import { UserError } from '../errors.js'
 import { openExecutor, type OpenedExecutor } from './executor.js'
+import { loadDraftLength, saveDraftLength, type DraftLengthKey } from './draft-length.js'
+import type { DraftLength } from '../../model/speculative.js'
 import type { Bundle } from '../../model/bundle/load.js'
 import type { GenerateArgs } from './options.js'
 
@@ -14,6 +16,8 @@ export interface GenerateIo {
   stderr: { write: (s: string) => unknown }
   /** Progress lines on stderr (TTY, not --json). */
   progress: boolean
+  /** Debug log lines (what happened to the kept adaptive-k measurements). */
+  debug?: (line: string) => void
 }
 
 /** Incremental detokenisation: decode everything so far and print the new suffix, holding back a
@@ -39,6 +43,7 @@ class TextStream {
  */
 export async function runGenerateInTerminal(
   args: GenerateArgs,
+  debug?: (line: string) => void,
   open?: (bundle: Bundle) => Promise<OpenedExecutor>
 ): Promise<GenerationSummary & { text: string }> {
   const ac = new AbortController()
@@ -52,7 +57,8 @@ export async function runGenerateInTerminal(
       {
         stdout: process.stdout,
         stderr: process.stderr,
-        progress: process.stderr.isTTY === true && !args.json
+        progress: process.stderr.isTTY === true && !args.json,
+        debug
       },
       ac.signal,
       open
@@ -97,6 +103,15 @@ export async function runGenerate(
         ? await open(bundle)
         : await openExecutor(args.executor, bundle, { device: args.device })
     const draft: Draft | null = args.speculative.enabled ? await openDraft(bundle.dir) : null
+    // adaptive k goes on from the last run's measurements (a fixed k measures nothing)
+    const keep = args.speculative.dataDir
+    const lengthKey: DraftLengthKey = {
+      modelId: bundle.modelId,
+      sampled: (args.temperature ?? 0) > 0
+    }
+    let length: DraftLength | undefined
+    if (draft != null && args.speculative.draftTokens == null && keep != null)
+      length = await loadDraftLength(keep, lengthKey, io.debug)
     try {
       say(
         `dense on ${dense.device}, experts ${ex.describe}${draft != null ? `, speculative decoding (draft ${draft.name}, k ${args.speculative.draftTokens ?? 'adaptive'})` : ''}`
@@ -116,7 +131,7 @@ export async function runGenerate(
         returnLogits: args.logits,
         signal,
         ...(draft != null
-          ? { speculative: { draft, draftTokens: args.speculative.draftTokens } }
+          ? { speculative: { draft, draftTokens: args.speculative.draftTokens, length } }
           : {})
       })
       let r
@@ -185,6 +200,8 @@ export async function runGenerate(
       }
       return { ...summary, text }
     } finally {
+      // what was measured before a failure is measured all the same
+      if (length != null && keep != null) await saveDraftLength(keep, lengthKey, length, io.debug)
       await draft?.close?.()
       await ex.close()
     }

@@ -31,6 +31,8 @@ export interface GenerateCliOptions extends VerifyCliOptions {
   /** --speculative / --no-speculative; undefined: neither given. */
   speculative?: boolean
   draftTokens?: string
+  /** --data-dir (`pov generate`; `pov infer`'s common option). */
+  dataDir?: string
 }
 
 /** Speculative decoding (model/speculative.ts) as the flags asked for it. */
@@ -38,6 +40,9 @@ export interface SpeculativeArgs {
   enabled: boolean
   /** Fixed tokens drafted per round; undefined: adaptive. */
   draftTokens?: number
+  /** Adaptive k's measurements are read from and written to this state directory's
+   *  speculative/ (cli/generate/draft-length.ts); undefined: every run starts from the prior. */
+  dataDir?: string
 }
 
 export interface GenerateArgs {
@@ -233,6 +238,7 @@ export function parseGenerateArgs(o: GenerateCliOptions): GenerateArgs {
     // --local is the single-process reference: plain unless asked
     speculative: parseSpeculativeArgs(o, remote)
   }
+  if (o.dataDir != null) args.speculative.dataDir = o.dataDir
   const t = num(o.temperature, '--temperature', (n) => n >= 0, 'a number >= 0')
   if (t !== undefined) args.temperature = t
   const p = num(o.topP, '--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]')
