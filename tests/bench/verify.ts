@@ -34,7 +34,7 @@ import { decodeTensor, encodeTensor } from '../../protocol/codec.js'
 import { transportOptions } from '../../protocol/transport.js'
 import { expertService, type ExpertService } from '../../node/expert-service.js'
 import { Router } from '../../router/router.js'
-import { SpotChecker, type SignedAnswer } from '../../router/spot-check.js'
+import { SpotChecker, type SignedAnswer, type SpotCheckCall } from '../../router/spot-check.js'
 import { Reputation } from '../../router/reputation.js'
 import { DEFAULT_VERIFY_TOLERANCE, outputDistance } from '../../router/tolerance.js'
 
@@ -313,6 +313,17 @@ const answer = (peer: string, y: Float32Array): SignedAnswer => ({
   signature: new Uint8Array(64),
   y
 })
+/** The simulated call (layer 0, expert 0, one row) that 'cheat' answered with `y`. */
+const cheatCall = (y: Float32Array, ask: SpotCheckCall['ask']): SpotCheckCall => ({
+  layer: 0,
+  expert: 0,
+  rows: 1,
+  hidden: SIM_HIDDEN,
+  dtype: DType.FP32,
+  input: new Uint8Array(16),
+  primary: answer('cheat', y),
+  ask
+})
 
 /**
  * Part 3: trials of a cheat answering n calls (cheating on a fraction q), the real SpotChecker
@@ -344,16 +355,7 @@ async function detection(): Promise<
         const y = rnd() < q ? wrong : truth
         if (!checker.sample()) continue
         let asked = 0
-        await checker.check({
-          layer: 0,
-          expert: 0,
-          rows: 1,
-          hidden: SIM_HIDDEN,
-          dtype: DType.FP32,
-          input: new Uint8Array(16),
-          primary: answer('cheat', y),
-          ask: async () => answer(`honest-${asked++}`, truth)
-        })
+        await checker.check(cheatCall(y, async () => answer(`honest-${asked++}`, truth)))
         if (checker.reputation.isConvicted('cheat')) {
           at = i
           break
@@ -409,16 +411,11 @@ async function layouts(p: number): Promise<
         if (!checker.sample()) continue
         let asked = 0
         await checker
-          .check({
-            layer: 0,
-            expert: 0,
-            rows: 1,
-            hidden: SIM_HIDDEN,
-            dtype: DType.FP32,
-            input: new Uint8Array(16),
-            primary: answer('cheat', wrong),
-            ask: async () => (asked < others ? answer(`honest-${asked++}`, truth) : null)
-          })
+          .check(
+            cheatCall(wrong, async () =>
+              asked < others ? answer(`honest-${asked++}`, truth) : null
+            )
+          )
           .catch(() => {})
       }
       at.push(checker.reputation.isConvicted('cheat') ? i : Infinity)

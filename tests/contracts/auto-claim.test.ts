@@ -5,7 +5,15 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { by, depositFor, load, POV, voucher, FEE_BPS } from './fixture.js'
+import {
+  by,
+  depositFor,
+  heldVoucher,
+  load,
+  op1HoldingTwoVouchers,
+  POV,
+  FEE_BPS
+} from './fixture.js'
 import { AutoClaimer } from '../../node/payments/auto-claim.js'
 import { atRiskLine, atRiskOf, redeemedEvents } from '../../cli/node/paid.js'
 import { outstanding } from '../../node/payments/claim.js'
@@ -16,16 +24,7 @@ describe('AutoClaimer', () => {
   it('redeems an unlocking payer’s vouchers at once, and only theirs', async () => {
     const env = await load()
     const { escrow } = env.contracts
-    const op = env.op1
-    const opAddr = await op.getAddress()
-    await depositFor(env, env.alice, POV(10))
-    await depositFor(env, env.bob, POV(10))
-    const a = await voucher(env, env.alice, opAddr, POV(2))
-    const b = await voucher(env, env.bob, opAddr, POV(3))
-    const held = [
-      { ...a.v, signature: a.sig },
-      { ...b.v, signature: b.sig }
-    ]
+    const { op, opAddr, held } = await op1HoldingTwoVouchers(env)
     const lines: string[] = []
     const atRisk: bigint[] = []
     let claims = 0
@@ -80,10 +79,10 @@ describe('AutoClaimer', () => {
         [env.alice, POV(2)],
         [env.bob, POV(3)],
         [carol, POV(4)]
-      ].map(async ([payer, amount]) => {
-        const x = await voucher(env, payer as typeof env.alice, opAddr, amount as bigint)
-        return { ...x.v, signature: x.sig }
-      })
+      ].map(
+        async ([payer, amount]) =>
+          await heldVoucher(env, payer as typeof env.alice, opAddr, amount as bigint)
+      )
     )
     const line = async (): Promise<string> =>
       atRiskLine(atRiskOf(await outstanding(escrow, opAddr, held)))

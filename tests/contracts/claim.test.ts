@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { by, depositFor, load, POV, voucher, FEE_BPS } from './fixture.js'
+import { by, heldVoucher, load, op1HoldingTwoVouchers, POV, FEE_BPS } from './fixture.js'
 import { claimAll } from '../../node/payments/claim.js'
 import { redeemedEvents } from '../../cli/node/paid.js'
 
@@ -13,16 +13,7 @@ describe('claimAll', () => {
   it('redeems without withdrawing, then a later claim withdraws everything pending', async () => {
     const env = await load()
     const { escrow, token } = env.contracts
-    const op = env.op1
-    const opAddr = await op.getAddress()
-    await depositFor(env, env.alice, POV(10))
-    await depositFor(env, env.bob, POV(10))
-    const a = await voucher(env, env.alice, opAddr, POV(2))
-    const b = await voucher(env, env.bob, opAddr, POV(3))
-    const held = [
-      { ...a.v, signature: a.sig },
-      { ...b.v, signature: b.sig }
-    ]
+    const { op, opAddr, held } = await op1HoldingTwoVouchers(env)
     const before = await token.balanceOf(opAddr)
 
     const first = await claimAll(by(escrow, op), opAddr, held, redeemedEvents, { withdraw: false })
@@ -35,13 +26,8 @@ describe('claimAll', () => {
     assert.equal(await escrow.pendingEarnings(opAddr), first.amount - first.fee)
 
     // a higher voucher from alice, then a full claim: redeems it and withdraws both claims' earnings
-    const a2 = await voucher(env, env.alice, opAddr, POV(4))
-    const second = await claimAll(
-      by(escrow, op),
-      opAddr,
-      [{ ...a2.v, signature: a2.sig }, held[1]],
-      redeemedEvents
-    )
+    const a2 = await heldVoucher(env, env.alice, opAddr, POV(4))
+    const second = await claimAll(by(escrow, op), opAddr, [a2, held[1]], redeemedEvents)
     assert.deepEqual(
       second.redeemed.map((l) => l.owed),
       [POV(2)]
@@ -57,12 +43,7 @@ describe('claimAll', () => {
     assert.equal(await escrow.pendingEarnings(opAddr), 0n)
 
     // nothing left: no transaction at all
-    const third = await claimAll(
-      by(escrow, op),
-      opAddr,
-      [{ ...a2.v, signature: a2.sig }, held[1]],
-      redeemedEvents
-    )
+    const third = await claimAll(by(escrow, op), opAddr, [a2, held[1]], redeemedEvents)
     assert.equal(third.receipt, null)
     assert.equal(third.withdrawReceipt, null)
   })

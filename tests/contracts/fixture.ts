@@ -131,6 +131,33 @@ export async function voucher(env: Env, payer: Signer, payee: string, cumulative
   return { v, sig, rv: toRedeemable({ ...v, signature: sig }) }
 }
 
+/** A voucher as a node holds it: the voucher and its signature in one object. */
+export async function heldVoucher(
+  env: Env,
+  payer: Signer,
+  payee: string,
+  cumulativeAmount: bigint
+) {
+  const { v, sig } = await voucher(env, payer, payee, cumulativeAmount)
+  return { ...v, signature: sig }
+}
+
+/**
+ * The claim tests' starting point: alice and bob have each deposited 10 POV for op1 and signed it a
+ * voucher (2 and 3 POV), which op1 holds.
+ */
+export async function op1HoldingTwoVouchers(env: Env) {
+  const op = env.op1
+  const opAddr = await op.getAddress()
+  await depositFor(env, env.alice, POV(10))
+  await depositFor(env, env.bob, POV(10))
+  const held = [
+    await heldVoucher(env, env.alice, opAddr, POV(2)),
+    await heldVoucher(env, env.bob, opAddr, POV(3))
+  ]
+  return { op, opAddr, held }
+}
+
 /** ERC-2612 permit signature for `owner` → `spender`. */
 export async function permit(env: Env, owner: Signer, spender: string, value: bigint) {
   const { token } = env.contracts

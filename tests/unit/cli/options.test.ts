@@ -11,6 +11,21 @@ import {
   redacted,
   DEFAULT_RPC
 } from '../../../cli/options.js'
+import type { parseArgs as parseNodeStartArgs } from '../../../cli/node/options.js'
+
+type NodeStartArgs = ReturnType<typeof parseNodeStartArgs>
+
+/** `pov node start --model /b --shards 0 ARGV`, parsed as the command parses it. */
+async function nodeStart(argv: string[]): Promise<NodeStartArgs> {
+  const { addNodeStartOptions, parseArgs } = await import('../../../cli/node/options.js')
+  let seen: NodeStartArgs | undefined
+  const program = new Command('pov').exitOverride()
+  addNodeStartOptions(program.command('start')).action((o: Parameters<typeof parseArgs>[0]) => {
+    seen = parseArgs(o)
+  })
+  await program.parseAsync(['node', 'pov', 'start', '--model', '/b', '--shards', '0', ...argv])
+  return seen as NodeStartArgs
+}
 
 async function parse(
   argv: string[],
@@ -75,25 +90,15 @@ test('lists and redaction', () => {
 })
 
 test("--busy-poll-us: node start and generate --peers pass it on; --no-spin turns the node's off unless set", async () => {
-  const { addNodeStartOptions, parseArgs } = await import('../../../cli/node/options.js')
   const { addGenerateOptions, parseGenerateArgs } = await import('../../../cli/generate/options.js')
-  const node = async (argv: string[]): Promise<ReturnType<typeof parseArgs>> => {
-    let seen: any
-    const program = new Command('pov').exitOverride()
-    addNodeStartOptions(program.command('start')).action((o: any) => {
-      seen = parseArgs(o)
-    })
-    await program.parseAsync(['node', 'pov', 'start', '--model', '/b', '--shards', '0,1', ...argv])
-    return seen
-  }
-  assert.equal((await node([])).busyPollUs, undefined, 'the library default applies')
-  assert.equal((await node(['--busy-poll-us', '250'])).busyPollUs, 250)
-  const noSpin = await node(['--no-spin'])
+  assert.equal((await nodeStart([])).busyPollUs, undefined, 'the library default applies')
+  assert.equal((await nodeStart(['--busy-poll-us', '250'])).busyPollUs, 250)
+  const noSpin = await nodeStart(['--no-spin'])
   assert.equal(noSpin.spin, false)
   assert.equal(noSpin.busyPollUs, undefined, '--no-spin alone: OperatorNode turns polling off')
-  assert.equal((await node(['--no-spin', '--busy-poll-us', '500'])).busyPollUs, 500)
+  assert.equal((await nodeStart(['--no-spin', '--busy-poll-us', '500'])).busyPollUs, 500)
   for (const bad of ['-1', '1.5', 'x', '2000000', ''])
-    await assert.rejects(node(['--busy-poll-us', bad]), /invalid --busy-poll-us/)
+    await assert.rejects(nodeStart(['--busy-poll-us', bad]), /invalid --busy-poll-us/)
 
   const gen = async (argv: string[]): Promise<ReturnType<typeof parseGenerateArgs>> => {
     let seen: any
@@ -158,21 +163,11 @@ test("OperatorNode's busy-poll window: default, off with --no-spin, an explicit 
 })
 
 test('node start connection limits: flags become OperatorNodeOptions.limits; bad values are clear errors', async () => {
-  const { addNodeStartOptions, parseArgs } = await import('../../../cli/node/options.js')
-  const node = async (argv: string[]): Promise<ReturnType<typeof parseArgs>> => {
-    let seen: ReturnType<typeof parseArgs> | undefined
-    const program = new Command('pov').exitOverride()
-    addNodeStartOptions(program.command('start')).action((o: Parameters<typeof parseArgs>[0]) => {
-      seen = parseArgs(o)
-    })
-    await program.parseAsync(['node', 'pov', 'start', '--model', '/b', '--shards', '0', ...argv])
-    return seen as ReturnType<typeof parseArgs>
-  }
-  assert.equal((await node([])).limits, undefined, 'the defaults of node/limits.ts apply')
+  assert.equal((await nodeStart([])).limits, undefined, 'the defaults of node/limits.ts apply')
   const peer = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
   assert.deepEqual(
     (
-      await node([
+      await nodeStart([
         '--max-conns-per-ip',
         '8',
         '--max-conns-per-peer',
@@ -200,38 +195,28 @@ test('node start connection limits: flags become OperatorNodeOptions.limits; bad
       allowOnly: true
     }
   )
-  await assert.rejects(node(['--max-conns-per-ip', '0']), /invalid --max-conns-per-ip "0"/)
-  await assert.rejects(node(['--allow', '10.0.0.0/33']), /--allow: invalid allow-list range/)
-  await assert.rejects(node(['--allow', 'example.com']), /--allow: invalid allow-list entry/)
-  await assert.rejects(node(['--allow-only']), /--allow-only needs at least one --allow/)
+  await assert.rejects(nodeStart(['--max-conns-per-ip', '0']), /invalid --max-conns-per-ip "0"/)
+  await assert.rejects(nodeStart(['--allow', '10.0.0.0/33']), /--allow: invalid allow-list range/)
+  await assert.rejects(nodeStart(['--allow', 'example.com']), /--allow: invalid allow-list entry/)
+  await assert.rejects(nodeStart(['--allow-only']), /--allow-only needs at least one --allow/)
 })
 
 test('node start NAT flags: --relay, --relay-via, --no-upnp become OperatorNodeOptions.reachability; a relay address without its PeerId is a clear error', async () => {
-  const { addNodeStartOptions, parseArgs, parseAnnounce } =
-    await import('../../../cli/node/options.js')
-  const node = async (argv: string[]): Promise<ReturnType<typeof parseArgs>> => {
-    let seen: ReturnType<typeof parseArgs> | undefined
-    const program = new Command('pov').exitOverride()
-    addNodeStartOptions(program.command('start')).action((o: Parameters<typeof parseArgs>[0]) => {
-      seen = parseArgs(o)
-    })
-    await program.parseAsync(['node', 'pov', 'start', '--model', '/b', '--shards', '0', ...argv])
-    return seen as ReturnType<typeof parseArgs>
-  }
-  assert.equal((await node([])).reachability, undefined, 'the defaults of node/nat.ts apply')
+  const { parseAnnounce } = await import('../../../cli/node/options.js')
+  assert.equal((await nodeStart([])).reachability, undefined, 'the defaults of node/nat.ts apply')
   const relay =
     '/ip4/198.51.100.4/tcp/4101/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
-  assert.deepEqual((await node(['--relay-via', relay, '--no-upnp'])).reachability, {
+  assert.deepEqual((await nodeStart(['--relay-via', relay, '--no-upnp'])).reachability, {
     relay: false,
     relays: [relay],
     upnp: false
   })
-  assert.deepEqual((await node(['--relay'])).reachability, {
+  assert.deepEqual((await nodeStart(['--relay'])).reachability, {
     relay: {},
     relays: undefined,
     upnp: true
   })
-  await assert.rejects(node(['--relay-via', '/ip4/198.51.100.4/tcp/4101']), (err: Error) => {
+  await assert.rejects(nodeStart(['--relay-via', '/ip4/198.51.100.4/tcp/4101']), (err: Error) => {
     assert.match(err.message, /invalid --relay-via .*\/p2p\/<PeerId>/)
     return true
   })

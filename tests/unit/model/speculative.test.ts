@@ -14,6 +14,7 @@ import type { DenseRuntime } from '../../../model/dense/index.js'
 import {
   generateAll,
   type ExpertExecutor,
+  type GenerateOptions,
   type MoeEvent,
   type RoundEvent
 } from '../../../model/generate.js'
@@ -73,6 +74,24 @@ function guard(want: ReferenceStep[]): void {
   })
 }
 
+/** A fixture and its greedy continuation by the reference (checked for near-ties): `ids`. */
+async function greedyCase(opts: TinyOptions): Promise<{
+  f: { dense: DenseRuntime; ref: ReferenceModel }
+  V: number
+  want: ReferenceStep[]
+  ids: number[]
+}> {
+  const f = await fixture(opts)
+  const want = referenceGreedy(f.ref, PROMPT, N)
+  guard(want)
+  return { f, V: f.dense.config.vocabSize, want, ids: want.map((w) => w.id) }
+}
+
+/** generateAll's options for N tokens after PROMPT, greedy, not stopping at EOS. */
+function greedyRun(dense: DenseRuntime, experts: ExpertExecutor): GenerateOptions {
+  return { dense, experts, promptIds: PROMPT, maxTokens: N, eosTokenId: null }
+}
+
 describe('speculative decoding at temperature 0 = plain decoding', () => {
   for (const opts of [
     { seed: 1 },
@@ -80,11 +99,7 @@ describe('speculative decoding at temperature 0 = plain decoding', () => {
     { seed: 5, heads: 4, kvHeads: 1, experts: 6, topK: 3, dtype: 'bf16' }
   ] as TinyOptions[]) {
     test(`tiny ${JSON.stringify(opts)}: every draft, every k`, async () => {
-      const f = await fixture(opts)
-      const V = f.dense.config.vocabSize
-      const want = referenceGreedy(f.ref, PROMPT, N)
-      guard(want)
-      const ids = want.map((w) => w.id)
+      const { f, V, want, ids } = await greedyCase(opts)
       const experts = referenceExpertExecutor(f.ref)
       const drafts: Array<[string, () => Draft]> = [
         ['ngram', () => new NgramDraft()],
@@ -99,11 +114,7 @@ describe('speculative decoding at temperature 0 = plain decoding', () => {
           const events: MoeEvent[] = []
           const rounds: RoundEvent[] = []
           const res = await generateAll({
-            dense: f.dense,
-            experts,
-            promptIds: PROMPT,
-            maxTokens: N,
-            eosTokenId: null,
+            ...greedyRun(f.dense, experts),
             returnLogits: true,
             speculative: { draft: make(), draftTokens: k },
             onMoe: (e) => events.push(e),
@@ -153,11 +164,7 @@ describe('speculative decoding at temperature 0 = plain decoding', () => {
   }
 
   test('eos inside the accepted drafts stops there; maxTokens is never exceeded', async () => {
-    const f = await fixture({ seed: 1 })
-    const V = f.dense.config.vocabSize
-    const want = referenceGreedy(f.ref, PROMPT, N)
-    guard(want)
-    const ids = want.map((w) => w.id)
+    const { f, V, ids } = await greedyCase({ seed: 1 })
     const experts = referenceExpertExecutor(f.ref)
     const eos = ids[9]
     const stop = ids.indexOf(eos)
@@ -187,11 +194,7 @@ describe('speculative decoding at temperature 0 = plain decoding', () => {
   })
 
   test('a DraftLength given as `length` carries adaptive k from one generation to the next', async () => {
-    const f = await fixture({ seed: 1 })
-    const V = f.dense.config.vocabSize
-    const want = referenceGreedy(f.ref, PROMPT, N)
-    guard(want)
-    const ids = want.map((w) => w.id)
+    const { f, V, ids } = await greedyCase({ seed: 1 })
     const local = referenceExpertExecutor(f.ref)
     // calls that wait 15 ms, as over a network: a pass costs about the same whatever its rows, so
     // what adaptive k chooses does not hang on how fast this machine computes a row right now
@@ -204,11 +207,7 @@ describe('speculative decoding at temperature 0 = plain decoding', () => {
     const once = async (length?: DraftLength): Promise<RoundEvent[]> => {
       const rounds: RoundEvent[] = []
       const res = await generateAll({
-        dense: f.dense,
-        experts,
-        promptIds: PROMPT,
-        maxTokens: N,
-        eosTokenId: null,
+        ...greedyRun(f.dense, experts),
         speculative: { draft: scripted(ids, () => false, V), length },
         onRound: (r) => rounds.push(r)
       })

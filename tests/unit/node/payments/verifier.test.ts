@@ -302,8 +302,22 @@ test('a voucher ahead of need that its lane does not cover is refused when neede
   await assert.rejects(verifier.verify(await voucher(100n), 2), /insufficient escrow/)
 })
 
+/** A verifier over `escrow` on a fake clock (`clock.t`), lanes cached `laneCacheMs`; its store. */
+async function clocked(escrow: EscrowView, clock: { t: number }, laneCacheMs = 2000) {
+  const dir = await mkdtemp(join(tmpdir(), 'pov-vouchers-'))
+  const store = await VoucherStore.open(dir)
+  opened.push(store)
+  const verifier = new PaymentVerifier(
+    { payee: operator.address, pricePerUnit: price, domain },
+    store,
+    escrow,
+    { laneCacheMs, now: () => clock.t }
+  )
+  return { store, verifier }
+}
+
 test('the lane is re-read in the background once half stale, and a call waits only past laneCacheMs', async () => {
-  let t = 0
+  const clock = { t: 0 }
   let unlockAt = 0n
   let reads = 0
   let gateOpen = true
@@ -315,19 +329,11 @@ test('the lane is re-read in the background once half stale, and a call waits on
       return { balance: 1000n, paid: 0n, unlockAt }
     }
   }
-  const dir = await mkdtemp(join(tmpdir(), 'pov-vouchers-'))
-  const store = await VoucherStore.open(dir)
-  opened.push(store)
-  const verifier = new PaymentVerifier(
-    { payee: operator.address, pricePerUnit: price, domain },
-    store,
-    escrow,
-    { laneCacheMs: 1000, now: () => t }
-  )
+  const { verifier } = await clocked(escrow, clock, 1000)
   const v = await voucher(1000n)
   await verifier.verify(v, 1)
   assert.equal(reads, 1)
-  t = 600 // half stale: this call is served on the cached read, a new read starts beside it
+  clock.t = 600 // half stale: this call is served on the cached read, a new read starts beside it
   gateOpen = false
   unlockAt = 99n // the payer starts unlocking
   await verifier.verify(v, 1)
@@ -340,7 +346,7 @@ test('the lane is re-read in the background once half stale, and a call waits on
   await assert.rejects(verifier.verify(v, 1), /withdrawing its deposit/, 'the new read is used')
   // past laneCacheMs a call waits for a fresh read
   unlockAt = 0n
-  t = 2000
+  clock.t = 2000
   gateOpen = false
   let served = false
   const p = verifier.verify(v, 1).then(() => {
@@ -351,20 +357,6 @@ test('the lane is re-read in the background once half stale, and a call waits on
   for (const w of waiting.splice(0)) w()
   await p
 })
-
-/** A verifier on a fake clock (`clock.t`) over `escrow`, with its store. */
-async function clocked(escrow: EscrowView, clock: { t: number }) {
-  const dir = await mkdtemp(join(tmpdir(), 'pov-vouchers-'))
-  const store = await VoucherStore.open(dir)
-  opened.push(store)
-  const verifier = new PaymentVerifier(
-    { payee: operator.address, pricePerUnit: price, domain },
-    store,
-    escrow,
-    { laneCacheMs: 2000, now: () => clock.t }
-  )
-  return { store, verifier }
-}
 
 test("a voucher signed ahead of need is kept although the cached lane read predates its allocation: the run's last voucher is never presented again", async () => {
   const clock = { t: 0 }
