@@ -16,7 +16,6 @@ import { PROPOSAL_STATES } from '../proposal-states.js'
 import { faultReportsOf, listFaultReports, type FaultStatus } from '../faults.js'
 import { collectInference, type InferenceRow } from './inference.js'
 
-export { PROPOSAL_STATES }
 const SUPPORT = ['against', 'for', 'abstain'] as const
 
 export interface EventRef {

@@ -16,10 +16,14 @@ import {
 import { connectChain, loadSigner, parsePov } from '../chain.js'
 import { UserError } from '../errors.js'
 import { createLogger } from '../logger.js'
-import { DEVICES } from '../../model/runtime/ort.js'
-import { GatewayService } from '../../router/gateway/service.js'
-import { GatewayServer, DEFAULT_BODY_LIMIT, isLoopback } from '../../router/gateway/server.js'
-import { createGatewayMetrics } from '../../router/gateway/metrics.js'
+import { DEVICES } from '../../model/experts.js'
+import {
+  GatewayService,
+  GatewayServer,
+  DEFAULT_BODY_LIMIT,
+  createGatewayMetrics,
+  isLoopback
+} from '../../router/gateway/index.js'
 import {
   draftTokensOption,
   noSpeculativeOption,
