@@ -24,6 +24,14 @@ import { convertCheckpoint, loadBundle } from '../../../model/bundle/index.js'
 import { loadExpertRuntime } from '../../../model/runtime/expert.js'
 
 const hasCompiler = spawnSync(process.env.CXX ?? 'g++', ['--version']).status === 0
+// npm ci builds the addon; a checkout whose kernel.cc changed since (or a worktree that never ran
+// npm ci) builds it here, before int4Kernel() first looks
+if (hasCompiler)
+  spawnSync(
+    process.execPath,
+    [join(import.meta.dirname, '../../../model/runtime/int4/build.mjs'), '--if-stale'],
+    { stdio: 'inherit' }
+  )
 
 /** The kernel; a machine with g++ must have built it (npm ci runs the build). */
 function kernelOrSkip(t: { skip: (why: string) => void }): Int4Kernel | null {
