@@ -1,6 +1,7 @@
 // Compute benchmark: one Mixtral-shaped expert (d_model 1024, d_ff 3584 — the reference point of
 // docs/toolchain.md) through the real pipeline (tiny HF checkpoint -> convertCheckpoint ->
-// loadExpertRuntime), fp32 / int8 / int4 (blocks of 128, the default, and of 32), batch 1 to 64,
+// loadExpertRuntime), fp32 / int8 / int4 (pov's kernel, blocks of 128, the default, and of 32;
+// and onnxruntime's MatMulNBits as int4-ort), batch 1 to 64,
 // as GFLOP/s and as a ratio of this machine's fp32 peak measured with one large ORT MatMul; int4
 // against int8 at each batch (issue 26's target: int4 at least as fast, it reads half the bytes).
 // Then the onnxruntime options for int4 against the same int8 (blocks of 128, weights of the same
@@ -27,12 +28,13 @@ import { quantizeInt4Blocks } from '../../model/onnx/quant.js'
 const D = 1024
 const F = 3584
 const BATCHES = [1, 2, 4, 8, 16, 32, 64]
-/** [label, quant, int4 block] */
+/** [label, quant, int4 block, int4 kernel] — int4 runs pov's kernel; int4-ort ORT's MatMulNBits */
 const QUANTS = [
-  ['fp32', 'none', undefined],
-  ['int8', 'int8', undefined],
-  ['int4', 'int4', undefined],
-  ['int4-b32', 'int4', 32]
+  ['fp32', 'none', undefined, undefined],
+  ['int8', 'int8', undefined, undefined],
+  ['int4', 'int4', undefined, 'pov'],
+  ['int4-b32', 'int4', 32, 'pov'],
+  ['int4-ort', 'int4', undefined, 'ort']
 ] as const
 const PEAK_N = 2048
 /** onnx TensorProto.DataType UINT4 (ONNX 1.16; the generated proto types predate it). */
@@ -293,14 +295,22 @@ async function main(): Promise<void> {
     const flopsPerRow = 2 * 3 * D * F
     const results: Record<
       string,
-      { sessionMs: number; batches: Record<string, { ms: number; gflops: number; ofPeak: number }> }
+      {
+        engine: string
+        sessionMs: number
+        batches: Record<string, { ms: number; gflops: number; ofPeak: number }>
+      }
     > = {}
-    for (const [name, quant, int4Block] of QUANTS) {
+    for (const [name, quant, int4Block, int4Kernel] of QUANTS) {
       const bdir = join(dir, `b-${name}`)
       await convertCheckpoint(hf, bdir, { quant, int4Block })
       const bundle = await loadBundle(bdir, { verify: 'none' })
       const t0 = performance.now()
-      const rt = await loadExpertRuntime(bundle, [0], { verify: false, intraOpNumThreads: THREADS })
+      const rt = await loadExpertRuntime(bundle, [0], {
+        verify: false,
+        intraOpNumThreads: THREADS,
+        int4Kernel
+      })
       const sessionMs = performance.now() - t0
       const batches: Record<string, { ms: number; gflops: number; ofPeak: number }> = {}
       for (const rows of BATCHES) {
@@ -311,7 +321,7 @@ async function main(): Promise<void> {
         process.stderr.write(`  ${name} batch ${rows}: ${ms.toFixed(2)} ms\n`)
       }
       await rt.close()
-      results[name] = { sessionMs, batches }
+      results[name] = { engine: rt.engine, sessionMs, batches }
     }
     const { ms: options, relDiff } = await measureInt4Options(dir)
     const rss = await childRss(join(dir, 'b-fp32'))
@@ -332,6 +342,8 @@ async function main(): Promise<void> {
         : []),
       `expert d_model ${D}, d_ff ${F} (SwiGLU, ${(flopsPerRow / 1e6).toFixed(1)} MFLOP per row) — ${availableParallelism()} cores, ORT ${ort.env.versions.common}`,
       `fp32 peak: ${peak.gflops.toFixed(1)} GFLOP/s (MatMul ${PEAK_N}x${PEAK_N}x${PEAK_N}, ${peak.ms.toFixed(1)} ms)`,
+      '',
+      ...Object.entries(results).map(([q, r]) => `${label(q)} runs on ${r.engine}`),
       '',
       'quant     | batch |     ms | GFLOP/s | of fp32 peak',
       '----------+-------+--------+---------+-------------'
@@ -359,7 +371,11 @@ async function main(): Promise<void> {
       Object.fromEntries(
         BATCHES.map((rows) => [rows, results.int8.batches[rows].ms / results[q].batches[rows].ms])
       )
-    const vs = { int4: int4VsInt8('int4'), 'int4-b32': int4VsInt8('int4-b32') }
+    const vs = {
+      int4: int4VsInt8('int4'),
+      'int4-b32': int4VsInt8('int4-b32'),
+      'int4-ort': int4VsInt8('int4-ort')
+    }
     for (const [q, r] of Object.entries(vs))
       lines.push(
         `${q} speed / int8 speed: ${BATCHES.map((b) => `${b}: ${r[b].toFixed(2)}`).join(', ')} — ≥ 1 at every batch: ${Object.values(r).every((x) => x >= 1) ? 'yes' : 'NO'}`
@@ -395,6 +411,7 @@ async function main(): Promise<void> {
         Object.entries(results).map(([q, r]) => [
           q,
           {
+            engine: r.engine,
             sessionCreateMs: r.sessionMs,
             batches: Object.fromEntries(BATCHES.map((rows) => [rows, r.batches[rows]]))
           }
@@ -405,6 +422,7 @@ async function main(): Promise<void> {
       int4OptionsMs: options,
       int4OptionsVsInt8: optionVsInt8,
       int4OptionsRelDiff: relDiff,
+      int4AtLeastInt8EveryBatch: Object.values(vs.int4).every((x) => x >= 1),
       fp32Batch64OfPeak: results.fp32.batches[64].ofPeak,
       targetMet: target
     }

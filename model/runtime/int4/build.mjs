@@ -1,11 +1,13 @@
 // Compiles the int4 expert kernel (kernel.cc, a Node-API addon) with the machine's g++ into
 // build/native/pov_int4.node. npm's `prepare` runs it on `npm ci`; `node build.mjs --if-stale`
-// rebuilds only when kernel.cc is newer than the addon. Node-API is ABI-stable, so the headers of
+// rebuilds only when kernel.cc is not the source the addon was built from (by sha256, written
+// beside the addon: git checkouts and rebases touch mtimes without changing a byte). Node-API is ABI-stable, so the headers of
 // whichever Node runs this (the project's pinned Node ships them) build an addon every later Node
 // loads. No compiler, or a failed build, is not fatal here: nodes then run int4 experts with
 // onnxruntime's MatMulNBits and say so at start (docs/operator.md).
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, statSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -13,6 +15,12 @@ const HERE = dirname(fileURLToPath(import.meta.url))
 export const ROOT = join(HERE, '../../..')
 export const SOURCE = join(HERE, 'kernel.cc')
 export const ADDON = join(ROOT, 'build/native/pov_int4.node')
+/** sha256 (hex) of the kernel.cc the addon was built from. */
+export const ADDON_SOURCE_HASH = `${ADDON}.source-sha256`
+
+export function sourceHash() {
+  return createHash('sha256').update(readFileSync(SOURCE)).digest('hex')
+}
 
 function headers() {
   const candidates = [
@@ -44,14 +52,17 @@ export function buildKernel() {
     '-o',
     ADDON
   ]
+  const hash = sourceHash()
   const r = spawnSync(cxx, args, { encoding: 'utf8' })
   if (r.error != null) return `${cxx}: ${r.error.message}`
   if (r.status !== 0) return `${cxx} exited ${r.status}: ${(r.stderr ?? '').trim().slice(-2000)}`
+  writeFileSync(ADDON_SOURCE_HASH, hash + '\n')
   return null
 }
 
 export function isStale() {
-  return !existsSync(ADDON) || statSync(ADDON).mtimeMs < statSync(SOURCE).mtimeMs
+  if (!existsSync(ADDON) || !existsSync(ADDON_SOURCE_HASH)) return true
+  return readFileSync(ADDON_SOURCE_HASH, 'utf8').trim() !== sourceHash()
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -4,7 +4,8 @@
 // initializers' external data give where the packed bytes lie in the data file. The kernel maps
 // that file, repacks it once and drops it; runs are asynchronous (a libuv thread plus the
 // kernel's own pool), so the calling thread's event loop keeps serving while an expert runs.
-import { existsSync, statSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve, sep } from 'node:path'
@@ -91,8 +92,15 @@ export function int4Kernel(): { kernel: Int4Kernel } | { unavailable: string } {
 function open(): { kernel: Int4Kernel } | { unavailable: string } {
   if (!existsSync(INT4_ADDON))
     return { unavailable: `${INT4_ADDON} is not built (npm run build:int4; it needs g++)` }
-  if (existsSync(SOURCE) && statSync(SOURCE).mtimeMs > statSync(INT4_ADDON).mtimeMs)
-    return { unavailable: `${INT4_ADDON} is older than its source (npm run build:int4)` }
+  // built from this kernel.cc? (build.mjs writes its sha256 beside the addon; a checkout without
+  // the source, such as an installed package, takes the addon as it is)
+  if (existsSync(SOURCE)) {
+    const want = createHash('sha256').update(readFileSync(SOURCE)).digest('hex')
+    const hashFile = `${INT4_ADDON}.source-sha256`
+    const built = existsSync(hashFile) ? readFileSync(hashFile, 'utf8').trim() : ''
+    if (built !== want)
+      return { unavailable: `${INT4_ADDON} was built from another kernel.cc (npm run build:int4)` }
+  }
   let addon: Addon
   try {
     addon = createRequire(import.meta.url)(INT4_ADDON) as Addon
