@@ -2,7 +2,7 @@
 // model/experts.ts's ExpertBackend (runExpert, has) and is what a node's expert service calls.
 import type { Bundle } from '../bundle/load.js'
 import { expertArtifactPath } from '../bundle/manifest.js'
-import type { Device, ExpertBackend, Int4KernelChoice } from '../experts.js'
+import { INT4_KERNELS, type Device, type ExpertBackend, type Int4KernelChoice } from '../experts.js'
 import { int4Kernel, type Int4Expert } from './int4/index.js'
 import { createSession, ort, type MiniLogger, type SessionOptions } from './ort.js'
 
@@ -32,8 +32,20 @@ export interface ExpertRuntimeOptions {
    * int4 bundles on CPU: 'pov' (default) runs pov's own kernel, which reads the weights at the
    * memory's speed and keeps them resident once; where it is not built (no g++ at install) the
    * runtime warns and uses 'ort' (onnxruntime's MatMulNBits). GPU devices always use ORT.
+   * Unset: the POV_INT4_KERNEL environment variable, then 'pov' (every command that runs experts
+   * locally — pov eval, generate --local, the referee — follows it).
    */
   int4Kernel?: Int4KernelChoice
+}
+
+/** The int4 kernel asked for: the option, else POV_INT4_KERNEL, else 'pov'. */
+export function int4KernelChoice(opt?: Int4KernelChoice): Int4KernelChoice {
+  if (opt != null) return opt
+  const env = process.env.POV_INT4_KERNEL
+  if (env == null || env === '') return 'pov'
+  if (!(INT4_KERNELS as readonly string[]).includes(env))
+    throw new Error(`POV_INT4_KERNEL=${env}: expected one of ${INT4_KERNELS.join(', ')}`)
+  return env as Int4KernelChoice
 }
 
 export interface ExpertRuntime extends ExpertBackend {
@@ -90,7 +102,8 @@ export async function loadExpertRuntime(
   const natives = new Map<string, Int4Expert>()
   let device: Device = opts.device ?? 'cpu'
   let engine = 'onnxruntime'
-  const native = manifest.quant === 'int4' && device === 'cpu' && opts.int4Kernel !== 'ort'
+  const native =
+    manifest.quant === 'int4' && device === 'cpu' && int4KernelChoice(opts.int4Kernel) === 'pov'
   const kernel = native ? int4Kernel() : undefined
   if (kernel != null && 'unavailable' in kernel) {
     const msg = `pov's int4 kernel is unavailable (${kernel.unavailable}); int4 experts run with onnxruntime's MatMulNBits, slower and with a second copy of the weights in memory`

@@ -21,7 +21,7 @@ import {
 import { createSession, ort } from '../../../model/runtime/ort.js'
 import { writeTinyCheckpoint } from '../../../model/tiny.js'
 import { convertCheckpoint, loadBundle } from '../../../model/bundle/index.js'
-import { loadExpertRuntime } from '../../../model/runtime/expert.js'
+import { int4KernelChoice, loadExpertRuntime } from '../../../model/runtime/expert.js'
 
 const hasCompiler = spawnSync(process.env.CXX ?? 'g++', ['--version']).status === 0
 // npm ci builds the addon; a checkout whose kernel.cc changed since (or a worktree that never ran
@@ -224,4 +224,19 @@ test('int4 kernel: loadExpertRuntime uses it for int4 bundles and agrees with on
   await assert.rejects(pov.runExpert(0, 0, new Float32Array(D), 2), /expected rows × hidden/)
   await pov.close()
   await assert.rejects(pov.runExpert(0, 0, new Float32Array(D), 1), /closed/)
+})
+
+test('int4 kernel choice: the option, else POV_INT4_KERNEL, else pov; a bad value is named', (t) => {
+  const saved = process.env.POV_INT4_KERNEL
+  t.after(() => {
+    if (saved == null) delete process.env.POV_INT4_KERNEL
+    else process.env.POV_INT4_KERNEL = saved
+  })
+  delete process.env.POV_INT4_KERNEL
+  assert.equal(int4KernelChoice(), 'pov')
+  process.env.POV_INT4_KERNEL = 'ort'
+  assert.equal(int4KernelChoice(), 'ort')
+  assert.equal(int4KernelChoice('pov'), 'pov')
+  process.env.POV_INT4_KERNEL = 'fast'
+  assert.throws(() => int4KernelChoice(), /POV_INT4_KERNEL=fast: expected one of pov, ort/)
 })
