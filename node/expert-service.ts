@@ -110,6 +110,8 @@ export class ExpertService implements Startable {
   private readonly poll: BusyPoll
   private readonly refusals: RefusalLog
   private started = false
+  /** stop() was called: the calls still answered on open streams no longer restart the poll. */
+  private stopped = false
 
   constructor(
     private readonly components: ExpertServiceComponents,
@@ -146,6 +148,7 @@ export class ExpertService implements Startable {
   readonly [Symbol.toStringTag] = 'pov/expert-service'
 
   async start(): Promise<void> {
+    this.stopped = false
     const n = this.init.maxInboundStreams ?? MAX_EXPERT_STREAMS
     await this.components.registrar.handle(
       EXPERT_PROTOCOL,
@@ -169,6 +172,7 @@ export class ExpertService implements Startable {
 
   /** Stops accepting streams; in-flight calls on open streams still get their answers. */
   async stop(): Promise<void> {
+    this.stopped = true
     this.poll.stop()
     if (!this.started) return
     this.started = false
@@ -241,7 +245,7 @@ export class ExpertService implements Startable {
     const channel: FrameChannel = new FrameChannel(stream, {
       maxFrameBytes: this.maxFrameBytes,
       onFrame: (frame) => {
-        this.poll.kick()
+        if (!this.stopped) this.poll.kick()
         let req: ExpertRequest
         try {
           req = decodeRequest(frame)
@@ -398,7 +402,7 @@ export class ExpertService implements Startable {
             out
           )
         )
-      this.poll.kick()
+      if (!this.stopped) this.poll.kick()
     } catch (err) {
       const e = err as Error
       status = err instanceof ProtocolError ? err.code : Status.INTERNAL

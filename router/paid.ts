@@ -48,6 +48,8 @@ export interface PaidRouterOptions {
   busyPollUs?: number
   /** Listen addresses, so nodes behind NAT can upgrade relayed connections (RouterOptions.listen). @default none */
   listen?: string[]
+  /** A host to run on, lent by its owner (RouterOptions.libp2p; `listen` is then the host's). @default one of its own */
+  libp2p?: RouterOptions['libp2p']
   /**
    * The bundle's shard map (`manifest.shards[i].experts`). Given, the router follows the
    * registry (router/directory.ts): every active node under `maxPrice` is a candidate, chosen per
@@ -355,6 +357,7 @@ export async function openPaidRouter(o: PaidRouterOptions): Promise<PaidRouter> 
         callTimeoutMs: o.callTimeoutMs,
         busyPollUs: o.busyPollUs,
         listen: o.listen,
+        libp2p: o.libp2p,
         directory:
           directory != null && o.shardExperts != null
             ? {

@@ -85,6 +85,8 @@ export class Payer {
   private tail = new Map<string, Promise<unknown>>()
   private saving: Promise<void> | null = null
   private dirty = false
+  /** The ledger's directory exists (made once, not on every voucher signed). */
+  private dirMade = false
   private readonly counters = { signatures: 0, chainReads: 0, refunds: 0 }
 
   private constructor(
@@ -338,7 +340,10 @@ export class Payer {
           payer: this.address,
           cumulative: Object.fromEntries([...all].map(([k, v]) => [k, v.toString()]))
         }
-        await mkdir(dirname(path), { recursive: true })
+        if (!this.dirMade) {
+          await mkdir(dirname(path), { recursive: true })
+          this.dirMade = true
+        }
         await writeFile(path + '.tmp', JSON.stringify(body, null, 2) + '\n')
         await rename(path + '.tmp', path)
       }

@@ -35,6 +35,12 @@ export interface RouterOptions {
   /** Observes every attempt (metrics, tests). */
   onAttempt?: RemoteExecutorOptions['onAttempt']
   routes?: RouteManagerOptions
+  /**
+   * A host to run on instead of one of its own (createRouterHost): a gateway lends one host to
+   * the routers of all its models and to its network view, so a node sees one connection from it.
+   * The router neither starts nor stops it. @default a host of its own, stopped by close()
+   */
+  libp2p?: Libp2p
   privateKey?: PrivateKey
   /**
    * Listen addresses. A router that can be dialed (a public address, or a port forwarded to it)
@@ -69,12 +75,31 @@ export interface RouterOptions {
 
 export { DEFAULT_ROUTER_BUSY_POLL_US }
 
+/** The libp2p host a router runs on: client only unless given listen addresses. */
+export async function createRouterHost(
+  opts: Pick<RouterOptions, 'privateKey' | 'listen'> = {}
+): Promise<Libp2p> {
+  return await createLibp2p({
+    privateKey: opts.privateKey ?? (await generateKeyPair('Ed25519')),
+    // a router has no AutoNAT: the addresses it was told to listen on are taken as reachable
+    // (identify then tells nodes where DCUtR can dial back); a port 0 is not announceable
+    addresses: {
+      listen: opts.listen ?? [],
+      announce: (opts.listen ?? []).filter((a) => !/\/tcp\/0$/.test(a))
+    },
+    ...relayedTransportOptions(),
+    // identify tells a node our addresses; dcutr upgrades a relayed connection to a direct one
+    services: { identify: identify(), dcutr: dcutr() }
+  })
+}
+
 export class Router {
   private constructor(
     readonly libp2p: Libp2p,
     readonly client: WireClient,
     readonly routes: RouteManager,
     readonly executor: RemoteExpertExecutor,
+    private readonly ownsHost: boolean,
     private readonly directory?: ChainDirectory,
     /** Rebuilds the table from the directory (after `admit` changed its mind). */
     readonly refreshRoutes: () => void = () => {}
@@ -82,18 +107,8 @@ export class Router {
 
   static async init({ opts, logger }: { opts: RouterOptions; logger?: Logger }): Promise<Router> {
     const log = logger?.child({ module: 'router' })
-    const libp2p = await createLibp2p({
-      privateKey: opts.privateKey ?? (await generateKeyPair('Ed25519')),
-      // a router has no AutoNAT: the addresses it was told to listen on are taken as reachable
-      // (identify then tells nodes where DCUtR can dial back); a port 0 is not announceable
-      addresses: {
-        listen: opts.listen ?? [],
-        announce: (opts.listen ?? []).filter((a) => !/\/tcp\/0$/.test(a))
-      },
-      ...relayedTransportOptions(),
-      // identify tells a node our addresses; dcutr upgrades a relayed connection to a direct one
-      services: { identify: identify(), dcutr: dcutr() }
-    })
+    const ownsHost = opts.libp2p == null
+    const libp2p = opts.libp2p ?? (await createRouterHost(opts))
     try {
       const client = new WireClient(libp2p, {
         poll: new BusyPoll({
@@ -146,11 +161,11 @@ export class Router {
         }
       })
       dir?.source.start()
-      return new Router(libp2p, client, routes, executor, dir?.source, () => {
+      return new Router(libp2p, client, routes, executor, ownsHost, dir?.source, () => {
         routes.setPeers(fromDirectory())
       })
     } catch (err) {
-      await libp2p.stop()
+      if (ownsHost) await libp2p.stop()
       throw err
     }
   }
@@ -167,7 +182,7 @@ export class Router {
   async close(): Promise<void> {
     await this.directory?.stop()
     await this.client.close()
-    await this.libp2p.stop()
+    if (this.ownsHost) await this.libp2p.stop()
   }
 }
 

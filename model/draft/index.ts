@@ -27,6 +27,55 @@ export async function openDraft(dir: string, opts: FindDraftOptions = {}): Promi
   return model != null ? new CombinedDraft(model) : new NgramDraft()
 }
 
+/**
+ * The drafts of one bundle for a process that runs many generations (the gateway): the directory
+ * is found, read and checked once (openDraft's rules), and each generation borrows a draft of its
+ * own — a model draft's KV cache belongs to one generation at a time — and gives it back when it
+ * ends. A draft given back is lent again as it was: its cache keeps the last context, and the next
+ * generation recomputes only past the prefix they share (a chat template's opening, a repeated
+ * prompt), the roll-back every proposal already does.
+ */
+export class DraftPool {
+  private readonly idle: Draft[] = []
+  private closed = false
+
+  private constructor(
+    /** The drafts' name (e.g. 'tiny-en-draft+ngram', 'ngram'). */
+    readonly name: string,
+    private readonly make: () => Draft
+  ) {}
+
+  /** The pool of the bundle (or model directory) at `dir`; throws DraftError as openDraft. */
+  static async open(dir: string, opts: FindDraftOptions = {}): Promise<DraftPool> {
+    const vocabSize = opts.vocabSize ?? (await targetVocabSize(dir))
+    const model = await findDraft(dir, { ...opts, vocabSize })
+    if (model == null) return new DraftPool('ngram', () => new NgramDraft())
+    const first = new CombinedDraft(model)
+    const pool = new DraftPool(first.name, () => new CombinedDraft(model.fork()))
+    pool.idle.push(first)
+    return pool
+  }
+
+  /** A draft for one generation, until `release`. */
+  acquire(): Draft {
+    if (this.closed) throw new Error('the draft pool is closed')
+    return this.idle.pop() ?? this.make()
+  }
+
+  /** Gives back a draft `acquire` lent, once its generation is over. */
+  release(draft: Draft): void {
+    if (this.closed) void draft.close?.()
+    else this.idle.push(draft)
+  }
+
+  /** Frees the idle drafts; drafts still lent are freed when given back. */
+  async close(): Promise<void> {
+    this.closed = true
+    const idle = this.idle.splice(0)
+    await Promise.all(idle.map(async (d) => await d.close?.()))
+  }
+}
+
 /** vocab_size of the bundle's (or model directory's) own config.json, when it has one: a model
  *  draft must share it. */
 async function targetVocabSize(dir: string): Promise<number | undefined> {

@@ -277,6 +277,12 @@ export class ModelDraft implements Draft {
     }
   }
 
+  /** A draft of its own (own KV cache and scratch) on the same read-only weights: one per
+   *  generation running at the same time. */
+  fork(): ModelDraft {
+    return new ModelDraft(this.w)
+  }
+
   /** Tokens whose keys and values the draft's cache holds (for tests and logs). */
   get cachedTokens(): readonly number[] {
     return this.cache.tokens

@@ -19,7 +19,7 @@ import type { Logger } from 'pino'
 import type { PovEscrowContract } from '../../chain/contracts.js'
 import { LANE_CACHE_MS } from '../../protocol/payment.js'
 import type { Payer } from '../payer.js'
-import type { GatewayMetrics } from './metrics.js'
+import { povFloat, type GatewayMetrics } from './metrics.js'
 
 export interface LaneKeeperOptions {
   escrow: PovEscrowContract
@@ -187,7 +187,7 @@ export class LaneKeeper {
     this.free = BigInt(free)
     this.unlocking = BigInt(unlockAt) !== 0n
     this.freeAt = this.now
-    this.o.metrics?.depositFree.set(Number(formatUnits(this.free, 18)))
+    this.o.metrics?.depositFree.set(povFloat(this.free))
   }
 
   private async readLane(op: string): Promise<void> {
@@ -222,7 +222,7 @@ export class LaneKeeper {
       const low = 2n * recent + margin
       const h = this.headroom(op, extra.get(op) ?? 0n, true)
       if (h < low) out.set(op, low - h + recent)
-      this.o.metrics?.laneRoom.set({ operator: op }, Number(formatUnits(h > 0n ? h : 0n, 18)))
+      this.o.metrics?.laneRoom.set({ operator: op }, povFloat(h > 0n ? h : 0n))
     }
     return out
   }
@@ -273,8 +273,8 @@ export class LaneKeeper {
       this.free -= sum
       this.stats.allocations++
       this.stats.allocated += sum
-      this.o.metrics?.allocated.inc(Number(formatUnits(sum, 18)))
-      this.o.metrics?.depositFree.set(Number(formatUnits(this.free, 18)))
+      this.o.metrics?.allocated.inc(povFloat(sum))
+      this.o.metrics?.depositFree.set(povFloat(this.free))
       this.o.logger?.info(
         { lanes: payees.length, amount: formatUnits(sum, 18), free: formatUnits(this.free, 18) },
         'topped up escrow lanes from the unallocated deposit'

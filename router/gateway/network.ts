@@ -1,17 +1,12 @@
 // The network view behind the web page's "Network" tab and GET /v1/pov/network: for each served
 // model the active nodes per shard (stake, price, announce addresses) from the registry, a
-// round trip measured to each (a /pov/info request over libp2p from a probe host of the
-// gateway's own), each operator's earnings from the escrow, what this gateway paid it, and the
-// recent governance events.
-import { createLibp2p } from 'libp2p'
-import { identify } from '@libp2p/identify'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { Libp2p } from '@libp2p/interface'
+// round trip measured to each (a /pov/info request over the gateway's libp2p host, the one its
+// routers call experts on: the connection measured is the one calls use), each operator's
+// earnings from the escrow, what this gateway paid it, and the recent governance events.
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { formatUnits, getAddress, type LogDescription } from 'ethers'
 import { combinedInterface } from '../../chain/contracts.js'
 import { publicKeyFromPeerIdBytes } from '../../chain/peer-binding.js'
-import { relayedTransportOptions } from '../../protocol/transport.js'
 import { WireClient } from '../client.js'
 import type { GatewayService } from './service.js'
 import { activeNodesPaged } from '../../chain/registry-pages.js'
@@ -52,7 +47,7 @@ export interface NetworkView {
 const pov = (wei: bigint): string => formatUnits(wei, 18)
 
 export class NetworkProbe {
-  private host: Promise<{ libp2p: Libp2p; client: WireClient }> | null = null
+  private client: WireClient | null = null
   private cached: { at: number; view: Promise<NetworkView> } | null = null
 
   constructor(
@@ -73,21 +68,14 @@ export class NetworkProbe {
     return await this.cached.view
   }
 
-  private async probeClient(): Promise<WireClient> {
-    this.host ??= (async () => {
-      const libp2p = await createLibp2p({
-        privateKey: await generateKeyPair('Ed25519'),
-        addresses: { listen: [] },
-        ...relayedTransportOptions(),
-        services: { identify: identify() } // the relay transport needs it
-      })
-      return { libp2p, client: new WireClient(libp2p) }
-    })()
-    return (await this.host).client
+  /** Info requests over the gateway's host (no expert streams: those are the routers'). */
+  private probeClient(): WireClient {
+    this.client ??= new WireClient(this.service.host)
+    return this.client
   }
 
   private async rtt(addr: string): Promise<number | null> {
-    const client = await this.probeClient()
+    const client = this.probeClient()
     const timeout = this.opts.probeTimeoutMs ?? 3000
     try {
       // the first request pays for the dial and handshake; the second is the round trip
@@ -176,12 +164,9 @@ export class NetworkProbe {
   }
 
   async close(): Promise<void> {
-    const h = this.host
-    this.host = null
-    if (h == null) return
-    const { libp2p, client } = await h
-    await client.close()
-    await libp2p.stop()
+    const c = this.client
+    this.client = null
+    await c?.close() // the host is the gateway's: it stops it
   }
 }
 

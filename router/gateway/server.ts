@@ -21,7 +21,13 @@ import {
   type CompletionBody,
   type SamplingBody
 } from './schemas.js'
-import type { GatewayService, GenerationResult, ServedModel, TokenLogprob } from './service.js'
+import type {
+  GatewayService,
+  GenerationResult,
+  GenerationUsage,
+  ServedModel,
+  TokenLogprob
+} from './service.js'
 import { SseStream } from './sse.js'
 import { activeNodesPaged } from '../../chain/registry-pages.js'
 
@@ -432,6 +438,8 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
     })
     let result: GenerationResult
     let textOffset = 0
+    /** What the generation has cost so far (set once it started). */
+    let usageSoFar: (() => GenerationUsage) | null = null
     try {
       result = await service.generate({
         model: m,
@@ -449,7 +457,8 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
         frequencyPenalty: b.frequency_penalty ?? 0,
         json,
         logprobs: top,
-        onStart: () => {
+        onStart: (info) => {
+          usageSoFar = info.usage
           if (!stream) return
           // from here on the answer is ours to write: status 200 and events
           reply.hijack()
@@ -470,25 +479,44 @@ function buildApp(o: GatewayServerOptions, tokens: string[], probe: NetworkProbe
         }
       })
     } catch (err) {
+      const partial = (usageSoFar as (() => GenerationUsage) | null)?.() ?? null
       if (ac.signal.aborted) {
         metrics?.requests.inc({ endpoint: endpointOf(req), status: '499' })
-        log?.info({ id }, 'client went away; generation cancelled')
+        // nobody is left to tell: the log keeps what the cut reply cost
+        log?.info(
+          partial != null
+            ? { id, cost: partial.cost.toString(), completionTokens: partial.completionTokens }
+            : { id },
+          'client went away; generation cancelled'
+        )
         if (!reply.sent) reply.hijack()
         return
       }
       if (!reply.sent) throw err
       // headers are out: the choice ends saying so, and the error travels as an event, as
-      // OpenAI streams do
+      // OpenAI streams do; both carry what the reply cost until then, as a final chunk does
       const e = toApiError(err as Error, 0)
       if (e.status >= 500) log?.error({ err, id }, 'generation failed mid-stream')
+      const spentSoFar =
+        partial != null
+          ? {
+              pov: povJson({ ...partial, degraded: false, capped: null }),
+              usage: {
+                prompt_tokens: promptIds.length,
+                completion_tokens: partial.completionTokens,
+                total_tokens: promptIds.length + partial.completionTokens
+              }
+            }
+          : {}
       sse.send(
         chunk(
           kind === 'chat'
             ? { delta: {}, finish_reason: 'error' }
-            : { text: '', finish_reason: 'error' }
+            : { text: '', finish_reason: 'error' },
+          'pov' in spentSoFar ? { pov: spentSoFar.pov } : {}
         )
       )
-      sse.send(e.toJSON())
+      sse.send({ ...e.toJSON(), ...spentSoFar })
       sse.done()
       return
     } finally {
@@ -704,7 +732,9 @@ function validationError(errors: AjvError[], path: string): ApiError {
   return badRequest(`Invalid value for '${field}': ${what}.`, field === 'body' ? null : field)
 }
 
-function povJson(r: GenerationResult): Record<string, unknown> {
+function povJson(
+  r: Pick<GenerationResult, 'cost' | 'nodes' | 'degraded' | 'capped'>
+): Record<string, unknown> {
   return {
     cost: r.cost.toString(),
     cost_pov: formatUnits(r.cost, 18),

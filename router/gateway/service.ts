@@ -9,12 +9,13 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { formatUnits, getAddress, type Provider, type Signer } from 'ethers'
 import type { Logger } from 'pino'
+import type { Libp2p } from '@libp2p/interface'
 import type { PovContracts } from '../../chain/contracts.js'
 import type { Deployment } from '../../chain/deployment.js'
 import { loadBundle, type Bundle } from '../../model/bundle/index.js'
 import { loadDenseRuntime, type DenseRuntime } from '../../model/dense/index.js'
 import { generate, isExpertUnavailable, NoExpertAvailableError } from '../../model/generate.js'
-import { openDraft } from '../../model/draft/index.js'
+import { DraftPool } from '../../model/draft/index.js'
 import { DraftLength } from '../../model/speculative.js'
 import { loadTokenizer, type PovTokenizer } from '../../model/tokenizer.js'
 import {
@@ -25,10 +26,11 @@ import {
   type PaidRouterOptions
 } from '../paid.js'
 import { PaymentDeferredError } from '../remote-executor.js'
+import { createRouterHost } from '../router.js'
 import { loadChatTemplate, type ChatTemplate } from './chat-template.js'
 import { ApiError, SpendRefusedError } from './errors.js'
 import { LaneKeeper, type Funds, type LaneKeeperOptions } from './lanes.js'
-import type { GatewayMetrics } from './metrics.js'
+import { povFloat, type GatewayMetrics } from './metrics.js'
 import { JsonConstraint, type Schema } from './json-grammar.js'
 import { ReplyBudget } from './budget.js'
 import { StopTextStream } from './text-stream.js'
@@ -91,6 +93,8 @@ export interface ServedModel {
   tokenBytes: Array<Uint8Array | null>
   /** Units of work (token-rows through one expert) one token costs: layers × top-k. */
   unitsPerToken: number
+  /** The bundle's drafts, read once when the model is loaded; null with speculation off. */
+  drafts: DraftPool | null
   /** When this gateway loaded it (unix seconds), for `created`. */
   created: number
 }
@@ -126,9 +130,21 @@ export interface GenerationRequest {
   logprobs?: number | null
   /** The request field the prompt came in (`messages` or `prompt`), for errors about it. */
   promptParam?: string
-  onStart?: (info: { nodes: number }) => void
+  /**
+   * The generation got its slot and is about to start: `nodes` selected, and `usage()` reads what
+   * it has cost and generated so far — at any time, also after a failure (a reply cut short
+   * reports what it spent).
+   */
+  onStart?: (info: { nodes: number; usage: () => GenerationUsage }) => void
   /** New text, with the log-probabilities of the tokens since the last call (when asked). */
   onText?: (delta: string, logprobs: TokenLogprob[]) => void
+}
+
+/** What a generation has cost and generated so far (GenerationResult's figures, mid-way). */
+export interface GenerationUsage {
+  cost: bigint
+  nodes: NodeCharge[]
+  completionTokens: number
 }
 
 /** One generated token's log-probability (natural log) under the distribution it was drawn from. */
@@ -177,6 +193,8 @@ interface Account {
   model: string
   keeper: LaneKeeper
   paid: PaidRouter
+  /** Tokens generated so far. */
+  tokens: number
 }
 
 export class GatewayService {
@@ -197,6 +215,8 @@ export class GatewayService {
   /** Adaptive k's measurements per model and greedy-or-sampled, kept from request to request
    *  (a short reply alone would end before they outgrow the prior). */
   private readonly draftLengths = new Map<string, DraftLength>()
+  private hostP: Promise<Libp2p> | null = null
+  private hostNow: Libp2p | null = null
 
   private constructor(
     private readonly o: GatewayServiceOptions,
@@ -210,12 +230,23 @@ export class GatewayService {
   static async init(o: GatewayServiceOptions): Promise<GatewayService> {
     const s = new GatewayService(o, getAddress(await o.signer.getAddress()))
     try {
+      s.hostP = createRouterHost({ listen: o.router?.listen })
+      s.hostNow = await s.hostP
       await s.loadModels()
     } catch (err) {
       await s.close()
       throw err
     }
     return s
+  }
+
+  /**
+   * The gateway's libp2p host: the routers of all its models run on it, and the network view
+   * measures its round trips over it (router/gateway/network.ts), so a node sees one connection.
+   */
+  get host(): Libp2p {
+    if (this.hostNow == null) throw new Error('the gateway has no libp2p host (closed)')
+    return this.hostNow
   }
 
   get chain(): GatewayChain {
@@ -278,6 +309,7 @@ export class GatewayService {
         tokenBytes: await loadTokenBytes(bundle.dir),
         dense,
         unitsPerToken: bundle.config.numLayers * bundle.config.topK,
+        drafts: this.o.speculative?.enabled !== false ? await DraftPool.open(bundle.dir) : null,
         created: Math.floor(Date.now() / 1000)
       }
       this.models.set(model.id, model)
@@ -397,6 +429,7 @@ export class GatewayService {
       p = (async () => {
         const paid = await openPaidRouter({
           ...this.o.router,
+          libp2p: this.host,
           contracts: c.contracts,
           chainId: c.chainId,
           registryAddress: c.deployment.contracts.registry,
@@ -521,9 +554,8 @@ export class GatewayService {
     n.units += c.units
     n.amount += c.amount
     a.nodes.set(c.peerId, n)
-    const pov = Number(formatUnits(c.amount, 18))
-    this.o.metrics?.cost.inc({ model: a.model }, pov)
-    this.o.metrics?.spent.set(Number(formatUnits(this.spent, 18)))
+    this.o.metrics?.cost.inc({ model: a.model }, povFloat(c.amount))
+    this.o.metrics?.spent.set(povFloat(this.spent))
   }
 
   /**
@@ -548,8 +580,8 @@ export class GatewayService {
       n.amount -= c.amount
       if (n.calls === 0) a.nodes.delete(c.peerId)
     }
-    this.o.metrics?.refunded.inc({ model: a.model }, Number(formatUnits(c.amount, 18)))
-    this.o.metrics?.spent.set(Number(formatUnits(this.spent, 18)))
+    this.o.metrics?.refunded.inc({ model: a.model }, povFloat(c.amount))
+    this.o.metrics?.spent.set(povFloat(this.spent))
   }
 
   /** Highest price per unit among the nodes a router selected (the cost bound used by the caps). */
@@ -594,7 +626,6 @@ export class GatewayService {
       req.signal.throwIfAborted()
       this.checkGatewayCap(prefill)
       await this.checkFunds(keeper, prefill)
-      req.onStart?.({ nodes: paid.nodes.size })
       const account: Account = {
         spent: 0n,
         nodes: new Map(),
@@ -603,8 +634,17 @@ export class GatewayService {
         refused: null,
         model: m.id,
         keeper,
-        paid
+        paid,
+        tokens: 0
       }
+      req.onStart?.({
+        nodes: paid.nodes.size,
+        usage: () => ({
+          cost: account.spent,
+          nodes: [...account.nodes.values()].map((n) => ({ ...n })),
+          completionTokens: account.tokens
+        })
+      })
       const signal = AbortSignal.any([req.signal, account.ac.signal])
       try {
         return await this.accounts.run(
@@ -637,7 +677,7 @@ export class GatewayService {
     const reqCap = this.o.maxCostPerRequest
     const cap = this.o.spendingCap
     const spec = this.o.speculative
-    const draft = spec?.enabled !== false ? await openDraft(m.bundle.dir) : null
+    const draft = m.drafts?.acquire() ?? null
     const eos = req.ignoreEos === true ? null : m.bundle.config.eosTokenId
     // what the reply may still spend, re-read at every position from what was actually paid
     const budget = new ReplyBudget({
@@ -729,6 +769,7 @@ export class GatewayService {
         if (ids.length === 0)
           this.o.metrics?.ttft.observe({ model: m.id }, (performance.now() - req.receivedAt) / 1000)
         ids.push(r.value.id)
+        account.tokens = ids.length
         degraded ||= r.value.degraded
         if (logprobs != null && r.value.logits != null)
           logprobs.push(tokenLogprob(m, r.value.id, r.value.logits, req.logprobs ?? 0))
@@ -762,7 +803,7 @@ export class GatewayService {
       else throw err
     } finally {
       await it.return(undefined as never).catch(() => {})
-      await draft?.close?.()
+      if (draft != null) m.drafts?.release(draft)
     }
     if (constraint != null && capped != null && !text.stopped) {
       // Cut by a cap or the deposit (a call dearer than planned, a top-up that failed): the
@@ -849,8 +890,13 @@ export class GatewayService {
     await Promise.allSettled(
       [...this.models.values()].map(async (m) => {
         await m.dense.close()
+        await m.drafts?.close()
       })
     )
+    const host = await this.hostP?.catch(() => null)
+    this.hostP = null
+    this.hostNow = null
+    await host?.stop()
   }
 }
 

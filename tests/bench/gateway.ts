@@ -8,17 +8,21 @@
 // alternates), temperature 0, so every pair must give the same text. Per request: tokens/s end to
 // end (completion tokens / request time) and decode tokens/s (after the first token), TTFT, and
 // the POV cost the gateway reports.
-//   npm run bench:gateway [-- --tokens N] [--prompts N] [--reps N]
+//   npm run bench:gateway [-- --tokens N] [--prompts N] [--reps N] [--cpu-prof DIR]
+//                         [--node-args=--no-spin] [--serve-args='--busy-poll-us 0']
+// --cpu-prof DIR: the nodes and both gateways run under `node --cpu-prof` (profiles in DIR/<name>),
+// and where their CPU went during the greedy requests is printed per process (tests/bench/cpu-profile.ts).
 // Target (#21): single-stream tokens/s with speculation ≥ 1.5 × without.
 // The last line of output is one JSON object with every figure.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import OpenAI from 'openai'
+import { formatSummary, readProfile, summarize } from './cpu-profile.js'
 import { LocalNet, REPO, type OperatorHandle } from '../../deploy/localnet.js'
 
 const { values: args } = parseArgs({
@@ -29,9 +33,16 @@ const { values: args } = parseArgs({
     /** Temperatures measured, each over every prompt: 0 (greedy: both gateways must give the same
      *  text) and the demo's 0.7 with top-p 0.9 (speculative sampling). */
     temperatures: { type: 'string', default: '0,0.7' },
-    'top-p': { type: 'string', default: '0.9' }
+    'top-p': { type: 'string', default: '0.9' },
+    'cpu-prof': { type: 'string' },
+    /** Extra flags, space-separated, for every `pov node start` / both `pov serve` (e.g.
+     *  `--no-spin`, `--busy-poll-us 0`: the machine's cores are shared by every process). */
+    'node-args': { type: 'string', default: '' },
+    'serve-args': { type: 'string', default: '' }
   }
 })
+const words = (s: string): string[] => s.split(/\s+/).filter((w) => w !== '')
+const PROF = args['cpu-prof'] != null ? resolve(args['cpu-prof']) : null
 const TOKENS = Number(args.tokens)
 const PROMPTS = Number(args.prompts)
 const REPS = Number(args.reps)
@@ -51,6 +62,8 @@ interface Sample {
   /** First to last streamed text. */
   decodeMs: number
   cost: bigint
+  /** Expert calls paid for the reply (hedges and spot checks included). */
+  calls: number
 }
 
 const median = (v: number[]): number => {
@@ -61,7 +74,7 @@ const median = (v: number[]): number => {
 const dir = await mkdtemp(join(tmpdir(), 'pov-bench-gateway-'))
 const net = new LocalNet(dir)
 const gateways: ChildProcess[] = []
-const shutdown = async (): Promise<void> => {
+const stopGateways = async (): Promise<void> => {
   await Promise.all(
     gateways.map(
       async (g) =>
@@ -74,6 +87,9 @@ const shutdown = async (): Promise<void> => {
         })
     )
   )
+}
+const shutdown = async (): Promise<void> => {
+  await stopGateways()
   await net.close()
   await rm(dir, { recursive: true, force: true })
 }
@@ -85,6 +101,7 @@ async function gateway(name: string, extra: string[]): Promise<string> {
   const g = spawn(
     process.execPath,
     [
+      ...(PROF != null ? ['--cpu-prof', `--cpu-prof-dir=${join(PROF, name)}`] : []),
       '--import',
       'tsx',
       join(REPO, 'cli', 'bin.ts'),
@@ -97,6 +114,7 @@ async function gateway(name: string, extra: string[]): Promise<string> {
       '--bundle',
       join(dir, 'bundle'),
       ...extra,
+      ...words(args['serve-args']),
       '--json',
       '--log-level',
       'error',
@@ -143,6 +161,7 @@ async function complete(
   let text = ''
   let tokens = 0
   let cost = 0n
+  let calls = 0
   const stream = await client.completions.create({
     model,
     prompt,
@@ -162,12 +181,23 @@ async function complete(
     }
     if (chunk.usage != null) {
       tokens = chunk.usage.completion_tokens
-      const pov = (chunk as unknown as { pov?: { cost?: string } }).pov
+      const pov = (
+        chunk as unknown as { pov?: { cost?: string; nodes?: Array<{ calls: number }> } }
+      ).pov
       if (pov?.cost != null) cost = BigInt(pov.cost)
+      calls = (pov?.nodes ?? []).reduce((a, n) => a + n.calls, 0)
     }
   }
   const end = performance.now()
-  return { tokens, text, ms: end - start, ttftMs: first - start, decodeMs: last - first, cost }
+  return {
+    tokens,
+    text,
+    ms: end - start,
+    ttftMs: first - start,
+    decodeMs: last - first,
+    cost,
+    calls
+  }
 }
 
 try {
@@ -193,7 +223,12 @@ try {
   const ops: OperatorHandle[] = await net.addDemoOperators(conv.modelId)
   await Promise.all(
     ops.map(async (op) => {
-      await net.startNode(op, join(dir, 'bundle'))
+      const prof = PROF != null ? join(PROF, op.name) : null
+      if (prof != null) mkdirSync(prof, { recursive: true })
+      await net.startNode(op, join(dir, 'bundle'), {
+        args: words(args['node-args']),
+        ...(prof != null ? { wrap: ['env', `NODE_OPTIONS=--cpu-prof --cpu-prof-dir=${prof}`] } : {})
+      })
     })
   )
   say('two gateways: speculative (default) and --no-speculative, each with its own deposit')
@@ -224,11 +259,16 @@ try {
       decodeTokensPerS:
         (s.reduce((a, x) => a + x.tokens - 1, 0) / s.reduce((a, x) => a + x.decodeMs, 0)) * 1000,
       ttftMsP50: median(s.map((x) => x.ttftMs)),
-      costPerToken: Number(s.reduce((a, x) => a + x.cost, 0n)) / 1e18 / tokens
+      costPerToken: Number(s.reduce((a, x) => a + x.cost, 0n)) / 1e18 / tokens,
+      callsPerToken: s.reduce((a, x) => a + x.calls, 0) / tokens
     }
   }
   const byTemperature: Array<Record<string, unknown>> = []
+  /** The greedy requests' window on the profiles' clock (µs), and the calls made in it. */
+  const greedyWindow = { from: NaN, to: NaN, calls: { spec: 0, plain: 0 } }
+  const nowUs = (): number => Number(process.hrtime.bigint() / 1000n)
   for (const temperature of TEMPERATURES) {
+    if (temperature === 0) greedyWindow.from = nowUs()
     say(`temperature ${temperature}${temperature > 0 ? `, top-p ${TOP_P}, seed 1` : ''}`)
     const samples = { spec: [] as Sample[], plain: [] as Sample[] }
     let same = 0
@@ -249,6 +289,11 @@ try {
           `  ${JSON.stringify(prompt.slice(0, 30))}: plain ${((got.plain!.tokens / got.plain!.ms) * 1000).toFixed(1)} tok/s, speculative ${((got.spec!.tokens / got.spec!.ms) * 1000).toFixed(1)} tok/s${temperature > 0 || got.spec!.text === got.plain!.text ? '' : ' — TEXT DIFFERS'}`
         )
       }
+    if (temperature === 0) {
+      greedyWindow.to = nowUs()
+      for (const w of ['spec', 'plain'] as const)
+        greedyWindow.calls[w] = samples[w].reduce((a, x) => a + x.calls, 0)
+    }
     const plain = fig(samples.plain)
     const spec = fig(samples.spec)
     const pairRatios = samples.spec.map(
@@ -313,6 +358,34 @@ try {
   }
   const load1 = loadavg()
 
+  // the profiles are written when the processes exit
+  const profiles: Record<string, Record<string, number>> = {}
+  if (PROF != null) {
+    await stopGateways()
+    for (const op of ops) await net.stopNode(op)
+    const calls = greedyWindow.calls.spec + greedyWindow.calls.plain
+    for (const name of ['spec', 'plain', ...ops.map((o) => o.name)]) {
+      const d = join(PROF, name)
+      const files = readdirSync(d).filter((f) => f.endsWith('.cpuprofile'))
+      if (files.length !== 1) throw new Error(`${d}: expected one profile, found ${files.length}`)
+      // a gateway's own calls; a node serves both gateways' calls, a share of them each
+      const n = name === 'spec' || name === 'plain' ? greedyWindow.calls[name] : undefined
+      const s = summarize(readProfile(join(d, files[0])), greedyWindow.from, greedyWindow.to)
+      console.log(
+        formatSummary(
+          `${name} (greedy requests; ${n ?? calls} calls ${n != null ? 'made' : 'made to all nodes'})`,
+          s,
+          n
+        )
+      )
+      console.log('')
+      profiles[name] = Object.fromEntries([
+        ['busyMs', s.busyMs],
+        ...s.concerns.map((c) => [c.name, c.ms])
+      ])
+    }
+  }
+
   const greedy = byTemperature.find((t) => t.temperature === 0) ?? byTemperature[0]
   const json = {
     network: "local chain; 4 paid nodes on loopback, every shard on 2 (the demo's)",
@@ -326,6 +399,7 @@ try {
     target: 1.5,
     loadavgStart: load0,
     loadavgEnd: load1,
+    ...(PROF != null ? { profileMs: profiles, profileCalls: greedyWindow.calls } : {}),
     wallS: (Date.now() - t0) / 1000
   }
   const x = (v: number, d = 2): string => v.toFixed(d)

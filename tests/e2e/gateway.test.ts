@@ -1315,6 +1315,79 @@ test('--operators keeps prompts among allowed operators: only their nodes are se
   }
 })
 
+test('a stream cut by an error reports what the reply cost until then (error event and last chunk)', async () => {
+  await settled()
+  const spent0 = await metric('pov_gateway_spent_pov')
+  const r = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: modelName,
+      prompt: 'a long story',
+      max_tokens: 200,
+      ignore_eos: true,
+      stream: true
+    })
+  })
+  assert.equal(r.status, 200)
+  const reader = r.body!.getReader()
+  const events: string[] = []
+  let buf = ''
+  let killed = false
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done === true) break
+    buf += new TextDecoder().decode(value, { stream: true })
+    const parts = buf.split('\n\n')
+    buf = parts.pop() ?? ''
+    for (const p of parts) events.push(p.replace(/^data: /, ''))
+    // a few tokens in, every node dies at once: the reply cannot go on
+    if (!killed && events.length >= 4) {
+      killed = true
+      await Promise.all(
+        ops.map(async (op) => {
+          await net.stopNode(op, 'SIGKILL')
+        })
+      )
+    }
+  }
+  assert.ok(killed, `the stream ended after ${events.length} events, before the nodes died`)
+  assert.equal(events.at(-1), '[DONE]')
+  const json = events.slice(0, -1).map((e) => JSON.parse(e) as Record<string, any>)
+  const last = json.find((e) => e.choices?.[0]?.finish_reason === 'error')
+  const error = json.at(-1)!
+  assert.ok(last != null, 'the choice ends with finish_reason "error"')
+  assert.equal(error.error?.code, 'no_node_available')
+  // both carry what the reply cost until the error, as a finished reply's last chunk does
+  assert.deepEqual(last.pov, error.pov)
+  const cost = BigInt(error.pov.cost)
+  assert.ok(cost > 0n, 'the tokens generated before the cut were paid for')
+  assert.equal(error.pov.cost_pov, formatUnits(cost, 18))
+  const calls = (error.pov.nodes as Array<{ calls: number; amount: string }>).reduce(
+    (a, n) => a + n.calls,
+    0
+  )
+  assert.ok(calls > 0, 'the nodes that served it, with their calls')
+  assert.equal(
+    (error.pov.nodes as Array<{ amount: string }>).reduce((a, n) => a + BigInt(n.amount), 0n),
+    cost
+  )
+  const texts = json.filter(
+    (e) => typeof e.choices?.[0]?.text === 'string' && e.choices[0].text !== ''
+  )
+  assert.ok(
+    error.usage.completion_tokens >= texts.length && error.usage.completion_tokens < 200,
+    `completion tokens ${error.usage.completion_tokens} for ${texts.length} text events`
+  )
+  assert.equal(error.usage.total_tokens, error.usage.prompt_tokens + error.usage.completion_tokens)
+  await settled()
+  // the reported cost is what the gateway counts as spent for it
+  assert.ok(
+    close((await metric('pov_gateway_spent_pov')) - spent0, Number(formatUnits(cost, 18))),
+    `gateway spent ${(await metric('pov_gateway_spent_pov')) - spent0} POV, the reply reported ${formatUnits(cost, 18)}`
+  )
+})
+
 test('no node available is a 503', async () => {
   await Promise.all(
     ops.map(async (op) => {

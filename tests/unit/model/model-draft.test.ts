@@ -17,7 +17,7 @@ import {
   loadModelDraft,
   parseDraftConfig
 } from '../../../model/draft/model-draft.js'
-import { CombinedDraft, NgramDraft, openDraft } from '../../../model/draft/index.js'
+import { CombinedDraft, DraftPool, NgramDraft, openDraft } from '../../../model/draft/index.js'
 import { convertCheckpoint, ConvertError } from '../../../model/bundle/convert.js'
 import { sampleToken, seededRandom, tokenDistribution } from '../../../model/sampling.js'
 import { writeSafetensors } from '../../../model/safetensors.js'
@@ -295,6 +295,43 @@ describe('broken drafts', () => {
     await b.propose(q, 3, greedy)
     assert.deepEqual(a.cachedTokens, [...p, ...first.tokens.slice(0, 2)])
     assert.deepEqual(await a.propose(p, 3, greedy), first)
+  })
+
+  test('a draft pool reads the bundle once and lends each generation a draft of its own', async () => {
+    // a copy of the model directory, removed once the pool is open: nothing is read again
+    const dir = join(root, 'pooled')
+    await cp(DRAFT, join(dir, 'draft'), { recursive: true })
+    await cp(join(MODEL, 'config.json'), join(dir, 'config.json'))
+    const pool = await DraftPool.open(dir)
+    await rm(dir, { recursive: true })
+    assert.equal(pool.name, 'tiny-en-draft+ngram')
+    const a = pool.acquire()
+    const b = pool.acquire()
+    assert.notEqual(a, b, 'generations at the same time get drafts of their own')
+    const [p, q] = [fixture.prompts[0].promptIds, fixture.prompts[1].promptIds]
+    const fresh = await loadModelDraft(DRAFT)
+    const expectP = await fresh.propose(p, 3, greedy)
+    const expectQ = await (await loadModelDraft(DRAFT)).propose(q, 3, greedy)
+    assert.deepEqual(await a.propose(p, 3, greedy), expectP)
+    assert.deepEqual(await b.propose(q, 3, greedy), expectQ)
+    pool.release(a)
+    // the draft given back is lent again, its cache rolled back to what the new context shares
+    const c = pool.acquire()
+    assert.equal(c, a)
+    assert.deepEqual(await c.propose(q, 3, greedy), expectQ)
+    pool.release(b)
+    pool.release(c)
+    await pool.close()
+    assert.throws(() => pool.acquire(), /closed/)
+    // a bundle without a draft: n-gram drafts
+    const none = await DraftPool.open(join(root, 'nothing-here'))
+    assert.equal(none.name, 'ngram')
+    assert.ok(none.acquire() instanceof NgramDraft)
+    // a broken draft is refused when the pool opens, as openDraft refuses it
+    const other = join(root, 'pool-other-vocab')
+    await cp(DRAFT, join(other, 'draft'), { recursive: true })
+    await writeFile(join(other, 'config.json'), JSON.stringify({ vocab_size: 32000 }))
+    await assert.rejects(DraftPool.open(other), /4096 tokens, the target has 32000/)
   })
 })
 
