@@ -64,6 +64,21 @@ interface Sample {
   cost: bigint
   /** Expert calls paid for the reply (hedges and spot checks included). */
   calls: number
+  /** CPU the request took in every process that served it (its gateway and the 4 nodes), ms. */
+  cpuMs: number
+}
+
+/** CPU time (user + system) a process has used so far, ms (Linux /proc; NaN elsewhere). */
+const TICK_MS = 10 // USER_HZ is 100 on Linux
+function cpuMs(pid: number | undefined): number {
+  try {
+    // the fields after the command name (which may hold spaces): utime and stime are 14 and 15
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) * TICK_MS
+  } catch {
+    return NaN
+  }
 }
 
 const median = (v: number[]): number => {
@@ -94,8 +109,8 @@ const shutdown = async (): Promise<void> => {
   await rm(dir, { recursive: true, force: true })
 }
 
-/** `pov serve` with its own paying client; resolves its base URL once it is ready. */
-async function gateway(name: string, extra: string[]): Promise<string> {
+/** `pov serve` with its own paying client; resolves its base URL and pid once it is ready. */
+async function gateway(name: string, extra: string[]): Promise<{ url: string; pid?: number }> {
   // a paying client of its own: its own deposit and lanes
   const client = await net.addClient(name, { deposit: '20' })
   const g = spawn(
@@ -128,7 +143,7 @@ async function gateway(name: string, extra: string[]): Promise<string> {
   g.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString()
   })
-  return await new Promise<string>((resolve, reject) => {
+  return await new Promise<{ url: string; pid?: number }>((resolve, reject) => {
     const timer = setTimeout(() => {
       reject(new Error(`pov serve (${name}) not ready in 180 s: ${stderr}`))
     }, 180_000)
@@ -137,7 +152,7 @@ async function gateway(name: string, extra: string[]): Promise<string> {
         const e = JSON.parse(line) as { event?: string; url?: string }
         if (e.event === 'ready' && e.url != null) {
           clearTimeout(timer)
-          resolve(e.url)
+          resolve({ url: e.url, pid: g.pid })
         }
       } catch {}
     })
@@ -196,7 +211,8 @@ async function complete(
     ttftMs: first - start,
     decodeMs: last - first,
     cost,
-    calls
+    calls,
+    cpuMs: NaN
   }
 }
 
@@ -232,10 +248,12 @@ try {
     })
   )
   say('two gateways: speculative (default) and --no-speculative, each with its own deposit')
-  const [specUrl, plainUrl] = await Promise.all([
+  const [spec, plain] = await Promise.all([
     gateway('spec', []),
     gateway('plain', ['--no-speculative'])
   ])
+  const [specUrl, plainUrl] = [spec.url, plain.url]
+  const gatewayPids = { spec: spec.pid, plain: plain.pid }
   const clients = {
     spec: new OpenAI({ baseURL: `${specUrl}/v1`, apiKey: 'unused-on-loopback', maxRetries: 0 }),
     plain: new OpenAI({ baseURL: `${plainUrl}/v1`, apiKey: 'unused-on-loopback', maxRetries: 0 })
@@ -260,7 +278,9 @@ try {
         (s.reduce((a, x) => a + x.tokens - 1, 0) / s.reduce((a, x) => a + x.decodeMs, 0)) * 1000,
       ttftMsP50: median(s.map((x) => x.ttftMs)),
       costPerToken: Number(s.reduce((a, x) => a + x.cost, 0n)) / 1e18 / tokens,
-      callsPerToken: s.reduce((a, x) => a + x.calls, 0) / tokens
+      callsPerToken: s.reduce((a, x) => a + x.calls, 0) / tokens,
+      // all the CPU a token took on this machine: on loopback the cores are the bottleneck
+      cpuMsPerToken: s.reduce((a, x) => a + x.cpuMs, 0) / tokens
     }
   }
   const byTemperature: Array<Record<string, unknown>> = []
@@ -279,7 +299,11 @@ try {
           (r + i) % 2 === 0 ? ['plain', 'spec'] : ['spec', 'plain']
         const got: Partial<Record<'spec' | 'plain', Sample>> = {}
         for (const w of order) {
+          const pids = [gatewayPids[w], ...ops.map((o) => o.proc?.pid)]
+          const cpu = (): number => pids.reduce((a: number, p) => a + cpuMs(p), 0)
+          const cpu0 = cpu()
           const s = await complete(clients[w], modelName, prompt, temperature)
+          s.cpuMs = cpu() - cpu0
           got[w] = s
           samples[w].push(s)
         }
@@ -420,6 +444,12 @@ try {
         `| ${String(t.temperature)} | ${name} | ${x(f.tokensPerS, 1)} | ${x(f.tokensPerSP50, 1)} | ${x(f.decodeTokensPerS, 1)} | ${x(f.ttftMsP50, 0)} ms | ${f.costPerToken.toExponential(3)} |`
       )
   console.log('')
+  for (const t of byTemperature) {
+    const [p, sp] = [t.plain, t.speculative] as Array<Record<string, number>>
+    console.log(
+      `temperature ${String(t.temperature)}: expert calls per token ${x(p.callsPerToken)} plain, ${x(sp.callsPerToken)} speculative; CPU per token (gateway + nodes) ${x(p.cpuMsPerToken, 1)} ms plain, ${x(sp.cpuMsPerToken, 1)} ms speculative`
+    )
+  }
   for (const t of byTemperature)
     console.log(
       `temperature ${String(t.temperature)}: speculative / plain tokens/s ${x(t.tokensPerSVsPlain as number)} × (median pair ${x(t.tokensPerSVsPlainMedianPair as number)}; target ≥ 1.5), decode ${x(t.decodeTokensPerSVsPlain as number)} ×, cost per token ${x(t.costPerTokenVsPlain as number)} ×${t.sameText != null ? `; same text ${String(t.sameText)}` : ''}`
