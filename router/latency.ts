@@ -177,7 +177,7 @@ function minSample(s: Stats): number {
 export function percentile(xs: ArrayLike<number>, q: number): number {
   // a typed array sorts numerically in native code: no comparator call per comparison (asked on
   // every expert call, for its hedge delay)
-  const a = Float64Array.from(xs).sort()
+  const a = new Float64Array(xs).sort()
   if (a.length === 0) return NaN
   return a[Math.min(a.length - 1, Math.max(0, Math.ceil(q * a.length) - 1))]
 }
