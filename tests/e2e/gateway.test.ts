@@ -749,11 +749,9 @@ test('100 concurrent streams all finish, and their costs add up to what the gate
   assert.ok(close((await metric('pov_gateway_spent_pov')) - spent0, Number(formatUnits(total, 18))))
 })
 
-test('a client that disconnects mid-stream cancels its generation and stops paying', async () => {
-  await settled()
-  const spent0 = await metric('pov_gateway_spent_pov')
-  const ac = new AbortController()
-  const r = await fetch(`${url}/v1/completions`, {
+/** A streamed completion long enough (200 tokens, no stop) to be cut or left in the middle. */
+async function streamLongStory(signal?: AbortSignal): Promise<Response> {
+  return await fetch(`${url}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
@@ -763,8 +761,15 @@ test('a client that disconnects mid-stream cancels its generation and stops payi
       ignore_eos: true,
       stream: true
     }),
-    signal: ac.signal
+    signal
   })
+}
+
+test('a client that disconnects mid-stream cancels its generation and stops paying', async () => {
+  await settled()
+  const spent0 = await metric('pov_gateway_spent_pov')
+  const ac = new AbortController()
+  const r = await streamLongStory(ac.signal)
   assert.equal(r.status, 200)
   const reader = r.body!.getReader()
   let events = 0
@@ -1318,17 +1323,7 @@ test('--operators keeps prompts among allowed operators: only their nodes are se
 test('a stream cut by an error reports what the reply cost until then (error event and last chunk)', async () => {
   await settled()
   const spent0 = await metric('pov_gateway_spent_pov')
-  const r = await fetch(`${url}/v1/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      model: modelName,
-      prompt: 'a long story',
-      max_tokens: 200,
-      ignore_eos: true,
-      stream: true
-    })
-  })
+  const r = await streamLongStory()
   assert.equal(r.status, 200)
   const reader = r.body!.getReader()
   const events: string[] = []

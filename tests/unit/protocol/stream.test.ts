@@ -3,37 +3,14 @@
 // before close() are still delivered; a write on a stream closed for writing throws at once.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Socket } from 'node:net'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Stream } from '@libp2p/interface'
 import { transportOptions } from '../../../protocol/transport.js'
 import { FrameChannel } from '../../../protocol/stream.js'
 import { encodeFrame } from '../../../protocol/framing.js'
+import { countSocketWrites } from './socket-writes.js'
 
 const PROTO = '/pov-test/frames/1.0.0'
-
-/** Counts write syscalls issued through net.Socket (as tests/unit/protocol/transport.test.ts). */
-function countSocketWrites(): { count: () => number; restore: () => void } {
-  const proto = Socket.prototype as any
-  const write = proto._write
-  const writev = proto._writev
-  let n = 0
-  proto._write = function (...a: unknown[]) {
-    n++
-    return write.apply(this, a)
-  }
-  proto._writev = function (...a: unknown[]) {
-    n++
-    return writev.apply(this, a)
-  }
-  return {
-    count: () => n,
-    restore: () => {
-      proto._write = write
-      proto._writev = writev
-    }
-  }
-}
 
 /** Two hosts; the server collects the frames of the stream the client opens. */
 async function pair(): Promise<{

@@ -3,36 +3,13 @@
 // per data frame, and no Error built per noise message received (protocol/transport.ts).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Socket } from 'node:net'
 import { createLibp2p } from 'libp2p'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { quietEmptyLengthReads, transportOptions } from '../../../protocol/transport.js'
+import { countSocketWrites } from './socket-writes.js'
 
 const ECHO = '/pov-test/echo/1.0.0'
-
-/** Counts write syscalls issued through net.Socket (write() when uncorked, _writev when corked). */
-function countSocketWrites(): { count: () => number; restore: () => void } {
-  const proto = Socket.prototype as any
-  const write = proto._write
-  const writev = proto._writev
-  let n = 0
-  proto._write = function (...a: unknown[]) {
-    n++
-    return write.apply(this, a)
-  }
-  proto._writev = function (...a: unknown[]) {
-    n++
-    return writev.apply(this, a)
-  }
-  return {
-    count: () => n,
-    restore: () => {
-      proto._write = write
-      proto._writev = writev
-    }
-  }
-}
 
 /** Two libp2p hosts on loopback with the project's transport, an echo handler, and a round trip of `size` bytes. */
 async function echoPair(
