@@ -7,7 +7,7 @@
 // onnxruntime's MatMulNBits and say so at start (docs/operator.md).
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -37,6 +37,7 @@ export function buildKernel() {
   const inc = headers()
   if (inc == null) return 'no Node-API headers (node_api.h) found'
   mkdirSync(dirname(ADDON), { recursive: true })
+  const tmp = `${ADDON}.${process.pid}.tmp`
   const cxx = process.env.CXX ?? 'g++'
   const args = [
     '-O3',
@@ -50,12 +51,19 @@ export function buildKernel() {
     `-I${inc}`,
     SOURCE,
     '-o',
-    ADDON
+    tmp
   ]
   const hash = sourceHash()
   const r = spawnSync(cxx, args, { encoding: 'utf8' })
-  if (r.error != null) return `${cxx}: ${r.error.message}`
-  if (r.status !== 0) return `${cxx} exited ${r.status}: ${(r.stderr ?? '').trim().slice(-2000)}`
+  const fail = (why) => {
+    rmSync(tmp, { force: true })
+    return why
+  }
+  if (r.error != null) return fail(`${cxx}: ${r.error.message}`)
+  if (r.status !== 0)
+    return fail(`${cxx} exited ${r.status}: ${(r.stderr ?? '').trim().slice(-2000)}`)
+  // built aside, then renamed: a process loading the addon (or building it too) never sees half
+  renameSync(tmp, ADDON)
   writeFileSync(ADDON_SOURCE_HASH, hash + '\n')
   return null
 }

@@ -4,6 +4,7 @@
 // initializers' external data give where the packed bytes lie in the data file. The kernel maps
 // that file, repacks it once and drops it; runs are asynchronous (a libuv thread plus the
 // kernel's own pool), so the calling thread's event loop keeps serving while an expert runs.
+import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
@@ -80,6 +81,7 @@ const ROOT = projectRoot(import.meta.dirname)
 /** The addon build.mjs writes. */
 export const INT4_ADDON = join(ROOT, 'build/native/pov_int4.node')
 const SOURCE = join(ROOT, 'model/runtime/int4/kernel.cc')
+const BUILD = join(ROOT, 'model/runtime/int4/build.mjs')
 
 let loaded: { kernel: Int4Kernel } | { unavailable: string } | undefined
 
@@ -89,18 +91,27 @@ export function int4Kernel(): { kernel: Int4Kernel } | { unavailable: string } {
   return loaded
 }
 
+/** Whether the addon was built from this kernel.cc (build.mjs writes its sha256 beside it). */
+function current(): boolean {
+  if (!existsSync(INT4_ADDON)) return false
+  // a copy without the source (an installed package) takes the addon as it is
+  if (!existsSync(SOURCE)) return true
+  const want = createHash('sha256').update(readFileSync(SOURCE)).digest('hex')
+  const hashFile = `${INT4_ADDON}.source-sha256`
+  return existsSync(hashFile) && readFileSync(hashFile, 'utf8').trim() === want
+}
+
 function open(): { kernel: Int4Kernel } | { unavailable: string } {
+  // `npm ci` builds it; an install without scripts, or a kernel.cc changed since, builds it here,
+  // once (g++, a few seconds)
+  if (!current() && existsSync(BUILD)) {
+    process.stderr.write("pov: compiling pov's int4 kernel (once; a few seconds)…\n")
+    spawnSync(process.execPath, [BUILD], { stdio: ['ignore', 'ignore', 'inherit'] })
+  }
   if (!existsSync(INT4_ADDON))
     return { unavailable: `${INT4_ADDON} is not built (npm run build:int4; it needs g++)` }
-  // built from this kernel.cc? (build.mjs writes its sha256 beside the addon; a checkout without
-  // the source, such as an installed package, takes the addon as it is)
-  if (existsSync(SOURCE)) {
-    const want = createHash('sha256').update(readFileSync(SOURCE)).digest('hex')
-    const hashFile = `${INT4_ADDON}.source-sha256`
-    const built = existsSync(hashFile) ? readFileSync(hashFile, 'utf8').trim() : ''
-    if (built !== want)
-      return { unavailable: `${INT4_ADDON} was built from another kernel.cc (npm run build:int4)` }
-  }
+  if (!current())
+    return { unavailable: `${INT4_ADDON} was built from another kernel.cc (npm run build:int4)` }
   let addon: Addon
   try {
     addon = createRequire(import.meta.url)(INT4_ADDON) as Addon
