@@ -111,9 +111,9 @@ export function holdsReservation(
 }
 
 /**
- * Reserves again on each configured relay that no longer holds our reservation (the relay
- * restarted, the connection to it broke): libp2p reserves on a configured relay once, at start.
- * Checked every `intervalMs`; returns the function that stops it.
+ * Reserves a slot on each configured relay right after the node starts, without holding the start
+ * up, and again wherever the reservation is lost (the relay restarted, the connection to it broke)
+ * or the last attempt failed. Checked every `intervalMs`; returns the function that stops it.
  */
 export function keepReservations(
   libp2p: Libp2p,
@@ -125,13 +125,16 @@ export function keepReservations(
   const tm = (libp2p as unknown as { components: { transportManager: TransportManager } })
     .components.transportManager
   let busy = false
-  const timer = setInterval(() => {
+  let first = true
+  const tick = (): void => {
     if (busy) return
     const held = reachability(libp2p).relayed
     const lost = relays.filter((r) => !held.some((a) => a.startsWith(r + '/p2p-circuit')))
     if (lost.length === 0) return
     busy = true
-    log.warn({ relays: lost }, 'no reservation on this relay (any more): reserving again')
+    if (first) log.info({ relays: lost }, 'reserving a slot on the relays')
+    else log.warn({ relays: lost }, 'no reservation on this relay (any more): reserving again')
+    first = false
     void Promise.allSettled(lost.map(async (r) => await tm.listen([multiaddr(`${r}/p2p-circuit`)])))
       .then((rs) => {
         rs.forEach((x, i) => {
@@ -146,7 +149,9 @@ export function keepReservations(
       .finally(() => {
         busy = false
       })
-  }, intervalMs)
+  }
+  tick() // the first reservation, right after the start (the node does not wait for it)
+  const timer = setInterval(tick, intervalMs)
   timer.unref()
   return () => {
     clearInterval(timer)

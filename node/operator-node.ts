@@ -181,7 +181,11 @@ export class OperatorNode {
       const libp2p: Host = (await createLibp2p({
         privateKey,
         addresses: {
-          listen: [...(opts.listen ?? defaultOptions.listen), ...nat.listen],
+          // the relays' /p2p-circuit addresses are not listened on here: libp2p fails its whole
+          // start when one transport binds nothing, so a relay that did not answer in time
+          // stopped the node (reported as a taken port); keepReservations reserves right after
+          // the start and again every few seconds until it holds
+          listen: [...(opts.listen ?? defaultOptions.listen)],
           announce: opts.announce ?? []
         },
         ...transport,
