@@ -126,6 +126,7 @@ export async function loadExpertRuntime(
         opts.onProgress?.(i + 1, pairs.length)
       }
     }
+    // onnxruntime: every other case (int4 without the kernel, other quants, GPU devices)
     for (let i = 0; i < pairs.length && natives.size === 0; i++) {
       const [l, e] = pairs[i]
       // After one fallback, don't retry the GPU provider (and warn) for every expert.
@@ -152,6 +153,17 @@ export async function loadExpertRuntime(
   const D = config.hiddenSize
   const input = manifest.expertIo.input
   const output = manifest.expertIo.output
+  const runSession = async (
+    s: ort.InferenceSession,
+    x: Float32Array,
+    rows: number
+  ): Promise<Float32Array> => {
+    const out = await s.run({ [input]: new ort.Tensor('float32', x, [rows, D]) })
+    const y = out[output]
+    const data = y.data as Float32Array
+    y.dispose?.()
+    return data
+  }
   let closed = false
 
   return {
@@ -164,26 +176,16 @@ export async function loadExpertRuntime(
     async runExpert(layer, expert, x, rows, o) {
       if (closed) throw new Error('expert runtime is closed')
       const n = natives.get(key(layer, expert))
-      if (n != null) {
-        checkExpertInput(x, rows, D)
-        o?.signal?.throwIfAborted()
-        const y = await n.run(x, rows)
-        o?.signal?.throwIfAborted()
-        return y
-      }
-      const s = sessions.get(key(layer, expert))
-      if (s == null)
+      const s = n == null ? sessions.get(key(layer, expert)) : undefined
+      if (n == null && s == null)
         throw new ExpertNotHostedError(
           `expert ${expert} of layer ${layer} is not hosted here (hosted: shards ${shardIds.join(', ')})`
         )
       checkExpertInput(x, rows, D)
       o?.signal?.throwIfAborted()
-      const out = await s.run({ [input]: new ort.Tensor('float32', x, [rows, D]) })
+      const y = n != null ? await n.run(x, rows) : await runSession(s!, x, rows)
       o?.signal?.throwIfAborted()
-      const y = out[output]
-      const data = y.data as Float32Array
-      y.dispose?.()
-      return data
+      return y
     },
     async close() {
       if (closed) return

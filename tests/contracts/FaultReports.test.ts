@@ -4,6 +4,7 @@ import { expect } from 'chai'
 import type { Signer } from 'ethers'
 import {
   by,
+  expectTreasurySetter,
   ethers,
   load,
   networkHelpers,
@@ -456,17 +457,13 @@ describe('FaultReports', () => {
     )
     await expect(fr.setDecisionPeriod(7200)).to.emit(fr, 'DecisionPeriodSet').withArgs(PERIOD, 7200)
     // the treasury (BondCustody): owner only, never 0 nor the contract itself, with its own error
-    await expect(by(env.fr, env.bob).setTreasury(env.bob.address))
-      .to.be.revertedWithCustomError(fr, 'OwnableUnauthorizedAccount')
-      .withArgs(env.bob.address)
-    for (const bad of [ethers.ZeroAddress, fr.target as string])
-      await expect(fr.setTreasury(bad))
-        .to.be.revertedWithCustomError(fr, 'FaultsInvalidTreasury')
-        .withArgs(bad)
-    await expect(fr.setTreasury(env.bob.address))
-      .to.emit(fr, 'TreasurySet')
-      .withArgs(env.deployment.params.treasury, env.bob.address)
-    expect(await fr.treasury()).to.equal(env.bob.address)
+    await expectTreasurySetter(
+      fr,
+      env.bob,
+      'FaultsInvalidTreasury',
+      env.deployment.params.treasury,
+      env.bob.address
+    )
     // the TypeScript bounds are the contract's (deploy/fault-reports.ts defaults inside them)
     expect(await fr.MIN_DECISION_PERIOD()).to.equal(BigInt(MIN_DECISION_PERIOD))
     expect(await fr.MAX_DECISION_PERIOD()).to.equal(BigInt(MAX_DECISION_PERIOD))

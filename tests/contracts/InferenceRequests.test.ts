@@ -6,7 +6,16 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { expect } from 'chai'
 import type { Signer } from 'ethers'
-import { by, ethers, load, networkHelpers, MODEL_ID, OTHER_MODEL_ID, POV } from './fixture.js'
+import {
+  by,
+  ethers,
+  expectTreasurySetter,
+  load,
+  networkHelpers,
+  MODEL_ID,
+  OTHER_MODEL_ID,
+  POV
+} from './fixture.js'
 import { connectInferenceBounty } from '../../chain/contracts.js'
 import {
   challengeRequest,
@@ -524,17 +533,13 @@ describe('InferenceRequests', () => {
     )
     await expect(ir.setChallengeWindow(120)).to.emit(ir, 'ChallengeWindowSet').withArgs(60, 120)
     // the treasury (BondCustody): owner only, never 0 nor the contract itself, with its own error
-    await expect(by(s.ir, s.alice).setTreasury(s.bob.address))
-      .to.be.revertedWithCustomError(s.ir, 'OwnableUnauthorizedAccount')
-      .withArgs(s.alice.address)
-    for (const bad of [ethers.ZeroAddress, s.ir.target as string])
-      await expect(ir.setTreasury(bad))
-        .to.be.revertedWithCustomError(ir, 'OracleInvalidTreasury')
-        .withArgs(bad)
-    await expect(ir.setTreasury(s.bob.address))
-      .to.emit(ir, 'TreasurySet')
-      .withArgs(s.deployment.params.treasury, s.bob.address)
-    expect(await ir.treasury()).to.equal(s.bob.address)
+    await expectTreasurySetter(
+      ir,
+      s.alice,
+      'OracleInvalidTreasury',
+      s.deployment.params.treasury,
+      s.bob.address
+    )
     // the request posted before still uses bond 100 and window 60
     const [op1Before] = await balances(s, [s.op1])
     await fulfilRequest(s.contracts, s.ir, s.op1, v, HONEST)

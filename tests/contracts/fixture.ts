@@ -3,6 +3,7 @@
  * everything deployed with deploy/deploy.ts `deployAll` (so the tests exercise the real wiring),
  * snapshots via loadFixture.
  */
+import { expect } from 'chai'
 import { network } from 'hardhat'
 import type { BaseContract, Signer } from 'ethers'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -37,6 +38,34 @@ export const TIMELOCK_DELAY = 60
 /** `c.connect(s)` keeping c's type. */
 export function by<T extends BaseContract>(c: T, s: Signer): T {
   return c.connect(s) as T
+}
+
+/**
+ * A BondCustody treasury setter (FaultReports, InferenceRequests): owner only, never 0 nor the
+ * contract itself (refused with the contract's own `invalidError`), TreasurySet with the old and new
+ * address. `owned` is the contract as its owner.
+ */
+export async function expectTreasurySetter<
+  T extends BaseContract & {
+    setTreasury: (a: string) => Promise<unknown>
+    treasury: () => Promise<string>
+  }
+>(
+  owned: T,
+  stranger: Signer & { address: string },
+  invalidError: string,
+  before: string,
+  next: string
+): Promise<void> {
+  await expect(by(owned, stranger).setTreasury(next))
+    .to.be.revertedWithCustomError(owned, 'OwnableUnauthorizedAccount')
+    .withArgs(stranger.address)
+  for (const bad of [ethers.ZeroAddress, owned.target as string])
+    await expect(owned.setTreasury(bad))
+      .to.be.revertedWithCustomError(owned, invalidError)
+      .withArgs(bad)
+  await expect(owned.setTreasury(next)).to.emit(owned, 'TreasurySet').withArgs(before, next)
+  expect(await owned.treasury()).to.equal(next)
 }
 
 async function deployFixture() {
